@@ -1,0 +1,242 @@
+"""Taking one backup set: dump, globals, media, checks, manifest, then retention."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import datetime
+from typing import Any, Dict, List, Optional
+
+from . import db, manifest as manifest_mod
+from .config import DatabaseConfig
+from .errors import PgdrillError
+from .fsio import AtomicWriter, write_atomic
+from .media import check_media_root, tar_producer
+from .naming import dump_extension, file_name, format_stamp, media_extension
+from .pgtools import PgTools
+from .pipeline import child_env, stream
+from .restore import list_archive
+from .series import Series, utcnow
+
+log = logging.getLogger("pgdrill")
+
+GLOBALS_PERMISSION_FIX = (
+    "reading role passwords needs a superuser: set role_passwords = no to back up roles without "
+    "passwords, set globals = no to skip them, or connect as a superuser"
+)
+
+
+def _unique_stamp(series: Series) -> "tuple[datetime, str]":
+    """A start time whose stamp no existing file of the series uses (two runs in one second)."""
+    while True:
+        started = utcnow()
+        stamp = format_stamp(started)
+        taken = any(entry.stamp == stamp for entry in series.sets())
+        if not taken:
+            return started, stamp
+        time.sleep(1.05 - started.microsecond / 1e6)
+
+
+class _Counter(threading.Thread):
+    """Counts rows in the exported snapshot while pg_dump runs, on the snapshot's own connection."""
+
+    def __init__(self, conn) -> None:
+        super().__init__(name="pgdrill-row-counts", daemon=True)
+        self.conn = conn
+        self.counts: Optional[Dict[str, int]] = None
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        try:
+            self.counts = db.count_rows(self.conn)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+            self.error = exc
+
+
+def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> Dict[str, Any]:
+    """What a run would do, without connecting or writing (for --dry-run and check mode)."""
+    stamp = format_stamp(utcnow())
+    tools = PgTools(config.pg_bin_dir)
+    files = []
+    notes = []
+    if include_db:
+        plan = tools.compression_plan(config.compression, config.effective_level()) if tools.find("pg_dump") else None
+        if plan is None:
+            notes.append("pg_dump is not installed; the backup would fail")
+            ext = dump_extension(config.compression, True)
+        else:
+            ext = dump_extension(plan.method, plan.piped)
+            if plan.note:
+                notes.append(plan.note)
+        files.append(file_name(config.prefix, "db", stamp, ext))
+        if config.globals:
+            files.append(file_name(config.prefix, "globals", stamp, "sql"))
+    if include_media:
+        files.append(file_name(config.prefix, "media", stamp, media_extension(config.compression)))
+    files.append(manifest_mod.manifest_name(config.prefix, stamp))
+    return {
+        "database": config.dbname,
+        "backup_dir": config.backup_dir,
+        "files": files,
+        "notes": notes,
+        "prune": Series(config).plan_prune() if config.prune_after_backup else None,
+    }
+
+
+class BackupRun:
+    """One run for one database. ``execute`` returns the result or raises PgdrillError; on failure
+    every file this run wrote is removed and nothing is pruned."""
+
+    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None) -> None:
+        if not include_db and not include_media:
+            raise PgdrillError("nothing to back up", "pass --db, --media or both")
+        self.config = config
+        self.include_db = include_db
+        self.include_media = include_media
+        self.series = Series(config)
+        self.tools = PgTools(config.pg_bin_dir)
+        self.env = child_env(config.connection.libpq_env())
+        self.writers: List[AtomicWriter] = []
+        self.entries: List[Dict[str, Any]] = []
+
+    def execute(self, wait: Optional[float] = None) -> Dict[str, Any]:
+        with self.series.lock(wait):
+            removed_temps = self.series.remove_stale_temporaries()
+            for name in removed_temps:
+                log.info("removed leftover partial file %s", name)
+            try:
+                result = self._take()
+            except BaseException:
+                for writer in self.writers:
+                    writer.discard()
+                raise
+            result["removed_temporaries"] = removed_temps
+            if self.config.prune_after_backup:
+                result["prune"] = self.series.prune()
+            return result
+
+    def _take(self) -> Dict[str, Any]:
+        config = self.config
+        started, stamp = _unique_stamp(self.series)
+        facts: Dict[str, Any] = {}
+        client: Dict[str, Any] = {}
+        compression: Dict[str, Any] = {"method": "none", "level": 0, "piped": False}
+        row_counts = None
+        if self.include_db:
+            facts, client, compression, row_counts = self._dump(stamp)
+        if self.include_media:
+            self._media(stamp)
+        finished = utcnow()
+        for writer in self.writers:
+            writer.commit()
+        document = manifest_mod.build(
+            prefix=config.prefix,
+            stamp=stamp,
+            started=started,
+            finished=finished,
+            files=self.entries,
+            database=facts,
+            client=client,
+            compression=compression,
+            row_counts=row_counts,
+            options={
+                "globals": bool(self.include_db and config.globals),
+                "role_passwords": config.role_passwords,
+                "media_root": os.path.abspath(config.media_root) if self.include_media and config.media_root else None,
+                "row_counts": config.row_counts,
+            },
+            host=socket.gethostname(),
+        )
+        write_atomic(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp), manifest_mod.encode(document))
+        log.info("backup set %s_%s_utc complete: %s", config.prefix, stamp, ", ".join(e["name"] for e in self.entries))
+        return {"set": document["set"], "manifest": document, "directory": config.backup_dir}
+
+    def _writer(self, kind: str, stamp: str, ext: str) -> AtomicWriter:
+        writer = AtomicWriter(self.config.backup_dir, file_name(self.config.prefix, kind, stamp, ext))
+        self.writers.append(writer)
+        return writer
+
+    def _record(self, writer: AtomicWriter, kind: str) -> None:
+        writer.close_temp()
+        self.entries.append({"name": writer.final_name, "kind": kind, "size": writer.size, "sha256": writer.sha256})
+
+    def _dump(self, stamp: str):
+        config = self.config
+        pg_dump = self.tools.path("pg_dump")
+        target = config.connection.describe(config.dbname)
+        conn = db.connect(config.connection, config.dbname)
+        try:
+            facts = db.server_facts(conn)
+            client_major, client_version = self.tools.require_client_for("pg_dump", facts["server_version_num"], facts["server_version"])
+            plan = self.tools.compression_plan(config.compression, config.effective_level())
+            if plan.note:
+                log.warning("%s", plan.note)
+            snapshot = db.export_snapshot(conn)
+            counter = _Counter(conn) if config.row_counts else None
+            if counter:
+                counter.start()
+            argv = [pg_dump, "--format=custom", *plan.pg_dump_args(), f"--snapshot={snapshot}"]
+            commands = [argv]
+            compressor = plan.compressor(self.tools.find("zstd") or "zstd")
+            if compressor:
+                commands.append(compressor)
+            writer = self._writer("db", stamp, dump_extension(plan.method, plan.piped))
+            log.info("dumping %s to %s", target, writer.final_name)
+            try:
+                stream(commands, writer.write, self.env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")
+            except BaseException:
+                if counter:
+                    conn.cancel()
+                raise
+            finally:
+                if counter:
+                    counter.join()
+            self._record(writer, "db")
+            if counter and counter.error:
+                raise PgdrillError(f"counting rows of {target} failed: {counter.error}", "set row_counts = no to skip counting")
+            conn.rollback()
+        finally:
+            conn.close()
+        entries = list_archive(self.tools, self.env, writer.temp_path, writer.final_name)
+        log.info("archive check: pg_restore --list read %d entries", len(entries))
+        if config.globals:
+            self._globals(stamp, target)
+        client = {"pg_dump_version": client_version, "pg_dump_major": client_major, "toc_entries": len(entries)}
+        compression = {"method": plan.method, "level": plan.level, "piped": plan.piped}
+        return facts, client, compression, (counter.counts if counter else None)
+
+    def _globals(self, stamp: str, target: str) -> None:
+        pg_dumpall = self.tools.path("pg_dumpall")
+        argv = [pg_dumpall, "--globals-only", f"--database={self.config.dbname}"]
+        if not self.config.role_passwords:
+            argv.append("--no-role-passwords")
+        writer = self._writer("globals", stamp, "sql")
+        try:
+            stream([argv], writer.write, self.env, f"pg_dumpall --globals-only for {target}")
+        except PgdrillError as exc:
+            if "permission denied" in str(exc.details.get("stderr", "")):
+                raise PgdrillError(exc.problem, GLOBALS_PERMISSION_FIX, **exc.details) from None
+            raise
+        self._record(writer, "globals")
+
+    def _media(self, stamp: str) -> None:
+        config = self.config
+        root = check_media_root(config.media_root)
+        method = config.compression
+        zstd = self.tools.find("zstd")
+        if method == "zstd" and not zstd:
+            log.warning("zstd is not installed; the media archive uses gzip")
+            method = "gzip"
+        level = config.effective_level(method)
+        commands: List[List[str]] = []
+        if method == "zstd":
+            commands.append([zstd, "-q", "-T0", f"-{min(level, 19)}", "-c"])  # type: ignore[list-item]
+        elif method == "gzip":
+            commands.append(["gzip", "-c", f"-{min(max(level, 1), 9)}"])
+        writer = self._writer("media", stamp, media_extension(method))
+        log.info("archiving media root %s to %s", root, writer.final_name)
+        stream(commands, writer.write, self.env, f"archiving media root {root}", producer=tar_producer(root, exclude=config.backup_dir))
+        self._record(writer, "media")

@@ -1,0 +1,155 @@
+"""What is in a backup directory: the sets of one series, and leftover temporaries."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional
+
+from . import manifest as manifest_mod
+from .errors import PgdrillError
+from .naming import group_by_set, parse_stamp, parse_temp_name, set_id
+
+
+@dataclass
+class FileEntry:
+    name: str
+    kind: str
+    ext: str
+    size: int
+    mtime: float
+
+
+@dataclass
+class BackupSet:
+    prefix: str
+    stamp: str
+    directory: str
+    files: List[FileEntry] = field(default_factory=list)
+    manifest: Optional[Dict[str, Any]] = None
+    manifest_error: Optional[str] = None
+    verification: Optional[Dict[str, Any]] = None
+
+    @property
+    def id(self) -> str:
+        return set_id(self.prefix, self.stamp)
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest is not None and self.manifest_error is None
+
+    @property
+    def damaged(self) -> bool:
+        return self.manifest_error is not None
+
+    @property
+    def time(self) -> datetime:
+        """When the set was taken: the manifest's start time; for a set without a trustworthy
+        manifest, the newest modification time of its files (never older than the truth)."""
+        if self.complete:
+            return manifest_mod.parse_utc(self.manifest["started_at"])  # type: ignore[index]
+        newest = max((entry.mtime for entry in self.files), default=0.0)
+        return datetime.fromtimestamp(newest, tz=timezone.utc) if newest else parse_stamp(self.stamp)
+
+    @property
+    def size(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def file_of_kind(self, kind: str) -> Optional[Dict[str, Any]]:
+        """The manifest's entry of a kind (db, globals, media)."""
+        for entry in (self.manifest or {}).get("files", []):
+            if entry.get("kind") == kind:
+                return entry
+        return None
+
+    @property
+    def verified(self) -> str:
+        """never, ok, ok+restore, or failed."""
+        record = self.verification
+        if not record:
+            return "never"
+        if not record.get("ok"):
+            return "failed"
+        return "ok+restore" if record.get("restored") else "ok"
+
+    @property
+    def known_bad(self) -> bool:
+        return self.verified == "failed"
+
+
+def _listdir(directory: str) -> List[str]:
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    except PermissionError:
+        raise PgdrillError(f"cannot read backup directory {directory}: permission denied", "run as the backup user that owns it") from None
+
+
+def _read_json(path: str) -> Any:
+    with open(path, "rb") as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def scan(directory: str, prefix: str) -> List[BackupSet]:
+    """Every set of ``prefix`` in ``directory``, newest first. Foreign files are never included."""
+    names = _listdir(directory)
+    sets = []
+    for stamp, parsed in group_by_set(names, prefix).items():
+        backup = BackupSet(prefix, stamp, directory)
+        for item in parsed:
+            try:
+                info = os.lstat(os.path.join(directory, item.name))
+            except FileNotFoundError:
+                continue
+            if not os.path.stat.S_ISREG(info.st_mode):
+                continue  # a directory or link with a backup-like name is not ours
+            backup.files.append(FileEntry(item.name, item.kind, item.ext, info.st_size, info.st_mtime))
+        kinds = {entry.kind: entry for entry in backup.files}
+        if not backup.files:
+            continue
+        if "manifest" in kinds:
+            try:
+                document = _read_json(backup.path(kinds["manifest"].name))
+                found = manifest_mod.problems(document, prefix, stamp)
+                backup.manifest = document
+                backup.manifest_error = "; ".join(found) or None
+            except (OSError, ValueError) as exc:
+                backup.manifest_error = f"unreadable manifest: {exc}"
+        if "verify" in kinds:
+            try:
+                backup.verification = _read_json(backup.path(kinds["verify"].name))
+            except (OSError, ValueError):
+                backup.verification = None
+        sets.append(backup)
+    sets.sort(key=lambda item: (item.time, item.stamp), reverse=True)
+    return sets
+
+
+def stale_temporaries(directory: str, prefix: str) -> List[str]:
+    """Hidden partial files of this series. Only call while holding the series lock."""
+    found = []
+    for name in _listdir(directory):
+        parsed = parse_temp_name(name)
+        if parsed is not None and parsed.prefix == prefix:
+            found.append(name)
+    return sorted(found)
+
+
+def find_set(sets: List[BackupSet], wanted: Optional[str]) -> BackupSet:
+    """A set by id, stamp or file name; the newest complete one when ``wanted`` is None."""
+    if wanted is None:
+        for backup in sets:
+            if backup.complete:
+                return backup
+        raise PgdrillError("there is no complete backup set", "take a backup first: pgdrill-backup")
+    wanted_name = os.path.basename(wanted)
+    for backup in sets:
+        if wanted_name in (backup.id, backup.stamp) or any(entry.name == wanted_name for entry in backup.files):
+            return backup
+    raise PgdrillError(f"no backup set named {wanted!r}", "run 'pgdrill-backup list' to see the sets")

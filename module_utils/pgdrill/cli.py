@@ -1,0 +1,245 @@
+"""``pgdrill-backup``: the host command that cron or a systemd timer runs.
+
+Exit codes: 0 everything asked for succeeded; 1 a backup, check or prune failed; 2 bad usage or
+configuration; 75 another run holds the series lock (try again later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from datetime import datetime
+from typing import Any, Dict, List, Optional
+
+from . import __version__
+from .backup import BackupRun, plan_backup
+from .catalog import find_set
+from .config import DatabaseConfig, load_configs
+from .errors import LockBusy, PgdrillError
+from .series import Series, utcnow
+from .verify import verify_set
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
+log = logging.getLogger("pgdrill")
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    flag_default = argparse.SUPPRESS if suppress else False
+    parser.add_argument("--config", metavar="FILE", default=default, help="config file (default: $PGDRILL_CONFIG, else /etc/pgdrill/pgdrill.conf if present)")
+    parser.add_argument("--database", metavar="NAME", action="append", default=default, help="only this [database NAME] of the config (repeatable)")
+    parser.add_argument("--out-dir", metavar="DIR", default=default, help="backup directory, overriding the config and PGDRILL_BACKUP_DIR")
+    parser.add_argument("--dry-run", action="store_true", default=flag_default, help="say what would be done, change nothing")
+    parser.add_argument("--json", action="store_true", default=flag_default, help="print a machine-readable result on stdout")
+    parser.add_argument("--verbose", "-v", action="store_true", default=flag_default, help="log each step")
+    parser.add_argument("--wait", metavar="SECONDS", type=float, default=default, help="wait this long for another run of the same series to finish")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgdrill-backup",
+        description="Back up PostgreSQL databases into checksummed, verifiable backup sets.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage or config, 75 another run holds the lock.",
+    )
+    _common(parser, suppress=False)
+    parser.add_argument("--db", action="store_true", help="back up the database (the default when neither --db nor --media is given)")
+    parser.add_argument("--media", action="store_true", help="back up the media root into the same set")
+    parser.add_argument("--no-prune", action="store_true", help="do not apply retention after the backup")
+    parser.add_argument("--version", action="version", version=f"pgdrill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list}")
+    verify = sub.add_parser("verify", help="check a set's checksums and archive; --restore restores it into a scratch database")
+    _common(verify, suppress=True)
+    verify.add_argument("set", nargs="?", metavar="SET", help="set name, stamp or file name (default: the newest complete set)")
+    verify.add_argument("--restore", action="store_true", help="also restore into a fresh scratch database and compare row counts")
+    verify.add_argument("--jobs", type=int, metavar="N", help="parallel pg_restore jobs (default: restore_jobs)")
+    verify.add_argument("--all", action="store_true", help="verify every complete set, not just one")
+    prune = sub.add_parser("prune", help="apply retention: delete sets past max age beyond the newest keep-last")
+    _common(prune, suppress=True)
+    listing = sub.add_parser("list", help="show the backup sets")
+    _common(listing, suppress=True)
+    return parser
+
+
+def _human_size(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size} B"
+
+
+def _human_age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    explicit = args.db or args.media
+    results = []
+    for config in configs:
+        # As in the seed: no flag means the database; --db and --media choose exactly.
+        include_db = args.db or not explicit
+        include_media = args.media if explicit else config.media
+        if args.dry_run:
+            plan = plan_backup(config, include_db, include_media)
+            results.append({"database": config.label, "ok": True, "dry_run": True, "plan": plan})
+            if not args.json:
+                print(f"{config.label}: would write into {plan['backup_dir']}:")
+                for name in plan["files"]:
+                    print(f"  {name}")
+                for note in plan["notes"]:
+                    print(f"  note: {note}")
+                if plan["prune"] is not None:
+                    _print_prune(plan["prune"], dry_run=True, indent="  ")
+            continue
+        try:
+            result = BackupRun(config, include_db, include_media).execute(wait=args.wait)
+        except PgdrillError as exc:
+            log.error("%s: backup failed: %s", config.label, exc.message)
+            results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
+            continue
+        document = result["manifest"]
+        results.append({"database": config.label, "ok": True, **result})
+        if not args.json:
+            sizes = ", ".join(f"{entry['kind']} {_human_size(entry['size'])}" for entry in document["files"])
+            print(f"{config.label}: backup set {document['set']} written to {result['directory']} ({sizes}) in {document['duration_seconds']:.1f} s")
+            if "prune" in result:
+                removed = result["prune"]["removed"]
+                print(f"{config.label}: retention kept {len(result['prune']['kept'])} set(s), removed {len(removed)}" + (": " + ", ".join(e["set"] for e in removed) if removed else ""))
+    return results
+
+
+def _print_prune(plan: List[Dict[str, Any]], dry_run: bool, indent: str = "") -> None:
+    for entry in plan:
+        verb = entry["action"]
+        if verb == "remove":
+            verb = "would remove" if dry_run else "removed"
+        print(f"{indent}{verb:<12} {entry['set']}: {entry['reason']}")
+
+
+def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    results = []
+    for config in configs:
+        series = Series(config)
+        try:
+            with series.lock(args.wait):
+                outcome = series.prune(dry_run=args.dry_run)
+        except PgdrillError as exc:
+            log.error("%s: prune failed: %s", config.label, exc.message)
+            results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
+            continue
+        results.append({"database": config.label, "ok": True, **outcome})
+        if not args.json:
+            print(f"{config.label}: {config.backup_dir} (keep_last {config.keep_last}, retention_days {config.retention_days})")
+            _print_prune(outcome["removed"] + outcome["kept"], args.dry_run, "  ")
+    return results
+
+
+def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    results = []
+    targets = configs
+    if args.set and len(configs) > 1:
+        targets = [c for c in configs if args.set.startswith(c.prefix + "_")] or configs
+    for config in targets:
+        series = Series(config)
+        try:
+            with series.lock(args.wait):
+                sets = series.sets()
+                chosen = [s for s in sets if s.complete] if args.all else [find_set(sets, args.set)]
+                if not chosen:
+                    raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first: pgdrill-backup")
+                for backup in chosen:
+                    outcome = verify_set(config, backup, restore=args.restore, jobs=args.jobs, record=not args.dry_run)
+                    results.append({"database": config.label, **outcome})
+                    if not args.json:
+                        print(f"{config.label}: {backup.id}")
+                        for check in outcome["checks"]:
+                            print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
+        except PgdrillError as exc:
+            log.error("%s: verify failed: %s", config.label, exc.message)
+            results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
+    return results
+
+
+def describe_sets(config: DatabaseConfig, now: Optional[datetime] = None) -> List[Dict[str, Any]]:
+    now = now or utcnow()
+    rows = []
+    for backup in Series(config).sets():
+        rows.append({
+            "set": backup.id,
+            "time": backup.time.isoformat(),
+            "age_seconds": round((now - backup.time).total_seconds(), 1),
+            "size": backup.size,
+            "state": "complete" if backup.complete else ("damaged" if backup.damaged else "incomplete"),
+            "verified": backup.verified,
+            "files": [entry.name for entry in backup.files],
+        })
+    return rows
+
+
+def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    results = []
+    for config in configs:
+        rows = describe_sets(config)
+        results.append({"database": config.label, "ok": True, "backup_dir": config.backup_dir, "sets": rows})
+        if not args.json:
+            print(f"{config.label}: {config.backup_dir}")
+            if not rows:
+                print("  (no backup sets)")
+                continue
+            print(f"  {'SET':<40} {'TIME (UTC)':<19}  {'AGE':>8}  {'SIZE':>9}  {'STATE':<10} VERIFIED")
+            for row in rows:
+                when = row["time"][:19].replace("T", " ")
+                print(f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']}")
+    return results
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    # Unwind like Ctrl-C so that partial files are removed on the way out.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="pgdrill: %(message)s")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    overrides: Dict[str, Any] = {}
+    if args.out_dir:
+        overrides["backup_dir"] = args.out_dir
+    command = args.command or "backup"
+    try:
+        configs = load_configs(args.config, overrides=overrides, only=args.database)
+    except PgdrillError as exc:
+        print(f"pgdrill: {exc.message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "error": exc.message}))
+        return EXIT_USAGE
+    handler = {"backup": cmd_backup, "prune": cmd_prune, "verify": cmd_verify, "list": cmd_list}[command]
+    if command == "backup" and args.no_prune:
+        configs = [_without_prune(config) for config in configs]
+    results = handler(args, configs)
+    ok = all(result.get("ok") for result in results)
+    if args.json:
+        print(json.dumps({"ok": ok, "command": command, "results": results}, indent=2, default=str))
+    if ok:
+        return EXIT_OK
+    if all(result.get("locked") for result in results if not result.get("ok")):
+        return EXIT_LOCKED
+    return EXIT_FAILED
+
+
+def _without_prune(config: DatabaseConfig) -> DatabaseConfig:
+    from dataclasses import replace
+
+    return replace(config, prune_after_backup=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""Configuration: one INI file, environment overrides, command-line overrides.
+
+Precedence, lowest first: built-in defaults, the file's ``[pgdrill]`` section, its
+``[database NAME]`` section, the environment (``PGDRILL_*``, with the seed's ``EZ360_BACKUP_*``
+names as aliases), then command-line flags. Values are checked here, once, and a bad one is
+reported with the key, the value, where it came from and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from .errors import PgdrillError
+from .naming import validate_prefix
+
+DEFAULT_CONFIG_PATH = "/etc/pgdrill/pgdrill.conf"
+MAIN_SECTION = "pgdrill"
+DATABASE_SECTION = "database "
+
+# Environment overrides: the first name that is set wins.
+ENV_OVERRIDES: Dict[str, Tuple[str, ...]] = {
+    "backup_dir": ("PGDRILL_BACKUP_DIR", "EZ360_BACKUP_DIR"),
+    "retention_days": ("PGDRILL_RETENTION_DAYS", "EZ360_BACKUP_RETENTION_DAYS"),
+    "keep_last": ("PGDRILL_KEEP_LAST", "EZ360_BACKUP_KEEP_LAST"),
+    "media_root": ("PGDRILL_MEDIA_ROOT", "MEDIA_ROOT"),
+}
+COMPRESSION_METHODS = ("zstd", "gzip", "none")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach PostgreSQL, in libpq terms. Unset fields fall back to libpq's own defaults
+    (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSERVICE, PGPASSFILE, ~/.pgpass).
+
+    ``password`` is only ever set programmatically (the Ansible modules take it with no_log); it is
+    handed to child processes as PGPASSWORD in their environment, never on a command line, and it
+    is left out of repr() so it cannot leak into a log line.
+    """
+
+    host: Optional[str] = None
+    port: Optional[int] = None
+    user: Optional[str] = None
+    dbname: Optional[str] = None
+    service: Optional[str] = None
+    passfile: Optional[str] = None
+    sslmode: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
+
+    def libpq_env(self, dbname: Optional[str] = None) -> Dict[str, str]:
+        """Environment variables that make libpq clients connect here."""
+        pairs = {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port) if self.port else None,
+            "PGUSER": self.user,
+            "PGDATABASE": dbname or self.dbname,
+            "PGSERVICE": self.service,
+            "PGPASSFILE": self.passfile,
+            "PGSSLMODE": self.sslmode,
+            "PGPASSWORD": self.password,
+        }
+        return {key: value for key, value in pairs.items() if value}
+
+    def psycopg_kwargs(self, dbname: Optional[str] = None) -> Dict[str, object]:
+        pairs = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "dbname": dbname or self.dbname,
+            "service": self.service,
+            "passfile": self.passfile,
+            "sslmode": self.sslmode,
+            "password": self.password,
+        }
+        return {key: value for key, value in pairs.items() if value}
+
+    def describe(self, dbname: Optional[str] = None) -> str:
+        """A secret-free description for messages: ``database 'shop' on /run/postgresql:5432``."""
+        where = self.host or os.environ.get("PGHOST") or "the default socket"
+        port = self.port or os.environ.get("PGPORT")
+        target = dbname or self.dbname or os.environ.get("PGDATABASE") or "(libpq default)"
+        return f"database '{target}' on {where}{':' + str(port) if port else ''}"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Everything one backup series needs. One per database on a host."""
+
+    label: str
+    connection: Connection
+    backup_dir: str
+    prefix: str
+    retention_days: int = 14
+    keep_last: int = 14
+    debris_grace_hours: float = 24.0
+    compression: str = "zstd"
+    compression_level: Optional[int] = None
+    globals: bool = True
+    role_passwords: bool = True
+    row_counts: bool = True
+    media: bool = False
+    media_root: Optional[str] = None
+    pg_bin_dir: Optional[str] = None
+    prune_after_backup: bool = True
+    restore_jobs: int = 2
+    lock_wait: float = 0.0
+    work_dir: Optional[str] = None
+    source: str = "defaults"
+
+    @property
+    def dbname(self) -> str:
+        return self.connection.dbname or os.environ.get("PGDATABASE") or self.connection.user or os.environ.get("PGUSER") or "postgres"
+
+    def effective_level(self, method: Optional[str] = None) -> int:
+        method = method or self.compression
+        if self.compression_level is not None:
+            return self.compression_level
+        return {"zstd": 3, "gzip": 6, "none": 0}[method]
+
+
+# key -> (parser, description of what is accepted)
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        value = int(text.strip())
+        if value < minimum:
+            raise ValueError
+        return value
+
+    parse.accepts = f"a whole number >= {minimum}"  # type: ignore[attr-defined]
+    return parse
+
+
+def _float_at_least(minimum: float):
+    def parse(text: str) -> float:
+        value = float(text.strip())
+        if value < minimum or value != value:
+            raise ValueError
+        return value
+
+    parse.accepts = f"a number >= {minimum:g}"  # type: ignore[attr-defined]
+    return parse
+
+
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError
+
+
+_bool.accepts = "yes or no (also true/false, on/off, 1/0)"  # type: ignore[attr-defined]
+
+
+def _choice(*options: str):
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in options:
+            raise ValueError
+        return value
+
+    parse.accepts = "one of " + ", ".join(options)  # type: ignore[attr-defined]
+    return parse
+
+
+def _text(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ValueError
+    return value
+
+
+_text.accepts = "a non-empty value"  # type: ignore[attr-defined]
+
+
+def _compression_level(text: str) -> int:
+    value = int(text.strip())
+    if not 0 <= value <= 22:
+        raise ValueError
+    return value
+
+
+_compression_level.accepts = "a whole number from 0 to 22 (gzip uses 0-9)"  # type: ignore[attr-defined]
+
+SETTINGS = {
+    "backup_dir": _text,
+    "prefix": _text,
+    "retention_days": _int_at_least(0),
+    "keep_last": _int_at_least(0),
+    "debris_grace_hours": _float_at_least(0),
+    "compression": _choice(*COMPRESSION_METHODS),
+    "compression_level": _compression_level,
+    "globals": _bool,
+    "role_passwords": _bool,
+    "row_counts": _bool,
+    "media": _bool,
+    "media_root": _text,
+    "pg_bin_dir": _text,
+    "prune_after_backup": _bool,
+    "restore_jobs": _int_at_least(1),
+    "lock_wait": _float_at_least(0),
+    "work_dir": _text,
+}
+CONNECTION_SETTINGS = {
+    "host": _text,
+    "port": _int_at_least(1),
+    "user": _text,
+    "dbname": _text,
+    "service": _text,
+    "passfile": _text,
+    "sslmode": _choice("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+}
+FORBIDDEN_KEYS = ("password", "pgpassword")
+
+
+def parse_value(key: str, raw: str, origin: str):
+    parser = SETTINGS.get(key) or CONNECTION_SETTINGS.get(key)
+    if parser is None:
+        known = ", ".join(sorted(list(SETTINGS) + list(CONNECTION_SETTINGS)))
+        if key in FORBIDDEN_KEYS:
+            raise PgdrillError(
+                f"bad config: {origin} sets a password",
+                "put the password in a .pgpass file (mode 0600) and set 'passfile' to its path; "
+                "pgdrill never keeps passwords in its config",
+            )
+        raise PgdrillError(f"bad config: unknown key '{key}' in {origin}", f"use one of: {known}")
+    try:
+        return parser(raw)
+    except ValueError:
+        raise PgdrillError(
+            f"bad config value: {key} = {raw!r} in {origin}",
+            f"{key} must be {parser.accepts}",  # type: ignore[attr-defined]
+        ) from None
+
+
+def _read_file(path: str) -> configparser.ConfigParser:
+    # No implicit DEFAULT section: [pgdrill] is merged explicitly, so a typo'd section name is caught.
+    parser = configparser.ConfigParser(default_section="pgdrill:unused", interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise PgdrillError(f"config file {path} does not exist", "pass an existing file with --config") from None
+    except PermissionError:
+        raise PgdrillError(
+            f"config file {path} is not readable by this user",
+            "run pgdrill-backup as the backup user, or fix the file's owner (it should be mode 0600)",
+        ) from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        first_line = str(exc).splitlines()[0]
+        raise PgdrillError(f"bad config file {path}: {first_line}", "see README.md, 'Configuration', for the format") from None
+    for section in parser.sections():
+        is_database = section.startswith(DATABASE_SECTION) and section[len(DATABASE_SECTION):].strip()
+        if section != MAIN_SECTION and not is_database:
+            raise PgdrillError(
+                f"bad config file {path}: unknown section [{section}]",
+                "use [pgdrill] for settings shared by all databases and [database NAME] for each database",
+            )
+    return parser
+
+
+def _resolve(values: Mapping[str, str], origin: str) -> Dict[str, object]:
+    return {key: parse_value(key, raw, origin) for key, raw in values.items()}
+
+
+def _environment_values(environ: Mapping[str, str]) -> Dict[str, object]:
+    out: Dict[str, object] = {}
+    for key, names in ENV_OVERRIDES.items():
+        for name in names:
+            if environ.get(name, "").strip():
+                out[key] = parse_value(key, environ[name], f"environment variable {name}")
+                break
+    return out
+
+
+def build_database_config(label: str, values: Mapping[str, object], base_dir: str, source: str) -> DatabaseConfig:
+    connection = Connection(**{key: values[key] for key in CONNECTION_SETTINGS if key in values})  # type: ignore[arg-type]
+    settings = {key: values[key] for key in SETTINGS if key in values and key != "prefix"}
+    if "dbname" not in values and label != "default":
+        connection = replace(connection, dbname=label)
+    config = DatabaseConfig(
+        label=label,
+        connection=connection,
+        backup_dir=str(settings.pop("backup_dir", os.path.join(base_dir, "backups"))),
+        prefix="",
+        source=source,
+        **settings,  # type: ignore[arg-type]
+    )
+    prefix = str(values.get("prefix") or config.dbname)
+    problem = validate_prefix(prefix)
+    if problem:
+        raise PgdrillError(f"bad config value in {source}: {problem}", "set 'prefix' to a plain name such as the database name")
+    config = replace(config, prefix=prefix, backup_dir=os.path.abspath(os.path.expanduser(config.backup_dir)))
+    if config.compression_level is not None and config.compression == "gzip" and config.compression_level > 9:
+        raise PgdrillError(f"bad config value in {source}: compression_level {config.compression_level} with gzip", "gzip levels run from 0 to 9")
+    return config
+
+
+def load_configs(
+    path: Optional[str] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    overrides: Optional[Mapping[str, object]] = None,
+    only: Optional[List[str]] = None,
+) -> List[DatabaseConfig]:
+    """Load the configuration of every database, or of those named in ``only``.
+
+    ``path`` None means $PGDRILL_CONFIG, else /etc/pgdrill/pgdrill.conf when it exists, else none.
+    """
+    environ = os.environ if environ is None else environ
+    explicit = path or environ.get("PGDRILL_CONFIG")
+    if explicit is None and os.path.exists(DEFAULT_CONFIG_PATH):
+        explicit = DEFAULT_CONFIG_PATH
+    sections: Dict[str, Dict[str, object]] = {}
+    base_dir = environ.get("PGDRILL_BASE_DIR") or os.getcwd()
+    if explicit:
+        parser = _read_file(explicit)
+        base_dir = environ.get("PGDRILL_BASE_DIR") or os.path.dirname(os.path.abspath(explicit))
+        shared = _resolve(dict(parser.items(MAIN_SECTION)) if parser.has_section(MAIN_SECTION) else {}, f"{explicit} [pgdrill]")
+        for section in parser.sections():
+            if section == MAIN_SECTION:
+                continue
+            name = section[len(DATABASE_SECTION):].strip()
+            sections[name] = {**shared, **_resolve(dict(parser.items(section)), f"{explicit} [{section}]")}
+        if not sections:
+            sections["default"] = shared
+    else:
+        sections["default"] = {}
+    env_values = _environment_values(environ)
+    extra = dict(overrides or {})
+    origin = explicit or "defaults and environment"
+    configs = [
+        build_database_config(name, {**values, **env_values, **extra}, base_dir, origin)
+        for name, values in sections.items()
+    ]
+    if only:
+        unknown = [name for name in only if name not in sections]
+        if unknown:
+            raise PgdrillError(
+                f"database {unknown[0]!r} is not in the configuration",
+                "name one of: " + ", ".join(sorted(sections)),
+            )
+        configs = [config for config in configs if config.label in only]
+    _check_distinct_series(configs)
+    return configs
+
+
+def _check_distinct_series(configs: List[DatabaseConfig]) -> None:
+    seen: Dict[Tuple[str, str], str] = {}
+    for config in configs:
+        key = (config.backup_dir, config.prefix)
+        if key in seen:
+            raise PgdrillError(
+                f"bad config: databases '{seen[key]}' and '{config.label}' would share the backup series "
+                f"'{config.prefix}' in {config.backup_dir}",
+                "give each database its own 'prefix' or 'backup_dir'",
+            )
+        seen[key] = config.label

@@ -1,0 +1,185 @@
+"""Files that appear whole or not at all, and the directory rules backups live by."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+import stat
+from typing import Optional
+
+from .errors import PgdrillError
+from .naming import temp_prefix
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def ensure_private_dir(path: str) -> None:
+    """Create ``path`` (and parents) as 0700 if missing; refuse a directory others can read.
+
+    An existing directory with wider permissions is tightened, because backups inside it would
+    otherwise be listable by other users.
+    """
+    try:
+        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    except PermissionError:
+        raise PgdrillError(
+            f"cannot create backup directory {path}: permission denied",
+            "create it as root with owner the backup user and mode 0700, or choose another backup_dir",
+        ) from None
+    except OSError as exc:
+        raise PgdrillError(f"cannot create backup directory {path}: {exc.strerror}", "choose a backup_dir on a writable filesystem") from None
+    if not os.path.isdir(path):
+        raise PgdrillError(f"backup directory {path} exists but is not a directory", "choose another backup_dir")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        try:
+            os.chmod(path, DIR_MODE)
+        except PermissionError:
+            raise PgdrillError(
+                f"backup directory {path} has mode {mode:04o} and this user cannot tighten it",
+                "chmod 0700 it as its owner",
+            ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PgdrillError(
+            f"backup directory {path} is not writable by this user (uid {os.geteuid()})",
+            "chown it to the backup user, or run pgdrill-backup as its owner",
+        )
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def disk_full_error(directory: str, what: str) -> PgdrillError:
+    return PgdrillError(
+        f"disk full while writing {what} in {directory}; the partial file was removed and older backups are untouched",
+        "free space on that filesystem, lower retention, or point backup_dir at a larger volume",
+    )
+
+
+class AtomicWriter:
+    """Write a file under a hidden temporary name in its final directory, checksum it on the way,
+    and give it its final name only on :meth:`commit` (after fsync). Never replaces a file.
+    """
+
+    def __init__(self, directory: str, final_name: str) -> None:
+        self.directory = directory
+        self.final_name = final_name
+        self.temp_path = os.path.join(directory, temp_prefix(final_name) + secrets.token_hex(4))
+        self.final_path = os.path.join(directory, final_name)
+        self.size = 0
+        self._sha = hashlib.sha256()
+        self._fd: Optional[int] = os.open(
+            self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE
+        )
+        self.committed = False
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def write(self, data) -> None:
+        view = memoryview(data)
+        self._sha.update(view)
+        try:
+            while view:
+                written = os.write(self._fd, view)  # type: ignore[arg-type]
+                view = view[written:]
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise disk_full_error(self.directory, self.final_name) from None
+            raise
+        self.size += len(data)
+
+    def close_temp(self) -> None:
+        """Flush to disk and close; the file keeps its temporary name."""
+        if self._fd is None:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise disk_full_error(self.directory, self.final_name) from None
+            raise
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def commit(self, replace: bool = False) -> str:
+        """Give the file its final name. Backup files never replace anything; ``replace`` is for
+        records that are meant to be rewritten (a set's verification record)."""
+        self.close_temp()
+        if replace:
+            os.replace(self.temp_path, self.final_path)
+            fsync_dir(self.directory)
+            self.committed = True
+            return self.final_path
+        try:
+            os.link(self.temp_path, self.final_path)
+        except FileExistsError:
+            raise PgdrillError(f"{self.final_path} already exists; pgdrill never overwrites a backup file") from None
+        except OSError:
+            # Filesystems without hard links: the set's stamp is unique under the series lock.
+            if os.path.exists(self.final_path):
+                raise PgdrillError(f"{self.final_path} already exists; pgdrill never overwrites a backup file") from None
+            os.rename(self.temp_path, self.final_path)
+        else:
+            os.unlink(self.temp_path)
+        fsync_dir(self.directory)
+        self.committed = True
+        return self.final_path
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        try:
+            os.unlink(self.temp_path)
+        except FileNotFoundError:
+            pass
+
+    def discard(self) -> None:
+        """Undo this writer: remove its temporary file, or its final file if already committed."""
+        if self.committed:
+            try:
+                os.unlink(self.final_path)
+            except FileNotFoundError:
+                pass
+            self.committed = False
+        self.abort()
+
+    def __enter__(self) -> "AtomicWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self.committed:
+            self.abort()
+
+
+def write_atomic(directory: str, final_name: str, data: bytes) -> AtomicWriter:
+    with AtomicWriter(directory, final_name) as writer:
+        writer.write(data)
+        writer.commit()
+    return writer
+
+
+def sha256_of(path: str, chunk: int = 1 << 20) -> "tuple[str, int]":
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as handle:
+        buffer = bytearray(chunk)
+        view = memoryview(buffer)
+        while True:
+            read = handle.readinto(buffer)
+            if not read:
+                break
+            digest.update(view[:read])
+            size += read
+    return digest.hexdigest(), size

@@ -1,0 +1,108 @@
+"""File names of backup sets: building, parsing, grouping. Pure functions only.
+
+A set is every file named ``<prefix>_<kind>_<YYYYMMDD_HHMMSS>_utc.<ext>`` for one prefix and stamp,
+for example ``ez360pm_db_20261126_021500_utc.dump.zst``. The manifest (kind ``manifest``) is written
+last; a set without one is incomplete. Temporary files are hidden (leading dot) and end in
+``.part-<token>``, so no partial file ever carries a final name.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Dict, Iterable, List, NamedTuple, Optional
+
+STAMP_FORMAT = "%Y%m%d_%H%M%S"
+KINDS = ("db", "globals", "media", "manifest", "verify")
+EXTENSIONS = ("dump", "dump.zst", "sql", "tar", "tar.gz", "tar.zst", "json")
+PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_EXT_ALT = "|".join(re.escape(e) for e in sorted(EXTENSIONS, key=len, reverse=True))
+_FINAL = r"(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)_(?P<kind>%s)_(?P<stamp>\d{8}_\d{6})_utc\.(?P<ext>%s)" % (
+    "|".join(KINDS),
+    _EXT_ALT,
+)
+FINAL_RE = re.compile(r"^%s$" % _FINAL)
+TEMP_RE = re.compile(r"^\.(?P<final>%s)\.part-[A-Za-z0-9_]+$" % _FINAL)
+
+
+class BackupFileName(NamedTuple):
+    prefix: str
+    kind: str
+    stamp: str
+    ext: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}_{self.kind}_{self.stamp}_utc.{self.ext}"
+
+    @property
+    def set_id(self) -> str:
+        return set_id(self.prefix, self.stamp)
+
+
+def validate_prefix(prefix: str) -> Optional[str]:
+    """Return why ``prefix`` is unusable, or None when it is fine."""
+    if not PREFIX_RE.match(prefix or ""):
+        return (
+            f"prefix {prefix!r} must start with a letter or digit and hold only letters, digits, "
+            "'.', '_' or '-' (at most 63 characters)"
+        )
+    return None
+
+
+def format_stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+
+
+def parse_stamp(stamp: str) -> datetime:
+    return datetime.strptime(stamp, STAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def set_id(prefix: str, stamp: str) -> str:
+    """The name users see for a set: ``<prefix>_<stamp>_utc``."""
+    return f"{prefix}_{stamp}_utc"
+
+
+def file_name(prefix: str, kind: str, stamp: str, ext: str) -> str:
+    if kind not in KINDS or ext not in EXTENSIONS:
+        raise ValueError(f"unknown kind {kind!r} or extension {ext!r}")
+    return BackupFileName(prefix, kind, stamp, ext).name
+
+
+def parse_file_name(name: str) -> Optional[BackupFileName]:
+    """Parse a final file name; None for anything that is not one of the engine's files."""
+    match = FINAL_RE.match(name)
+    if not match:
+        return None
+    return BackupFileName(match["prefix"], match["kind"], match["stamp"], match["ext"])
+
+
+def parse_temp_name(name: str) -> Optional[BackupFileName]:
+    """Parse a temporary file name and return the final name it was meant for, or None."""
+    match = TEMP_RE.match(name)
+    return parse_file_name(match["final"]) if match else None
+
+
+def temp_prefix(final_name: str) -> str:
+    return f".{final_name}.part-"
+
+
+def group_by_set(names: Iterable[str], prefix: str) -> Dict[str, List[BackupFileName]]:
+    """Group the final file names of one prefix by stamp; foreign names are ignored."""
+    groups: Dict[str, List[BackupFileName]] = {}
+    for name in names:
+        parsed = parse_file_name(name)
+        if parsed is not None and parsed.prefix == prefix:
+            groups.setdefault(parsed.stamp, []).append(parsed)
+    return groups
+
+
+def dump_extension(compression_method: str, piped: bool) -> str:
+    """Extension of a database archive: a zstd pipe adds ``.zst``; native compression does not."""
+    if piped and compression_method == "zstd":
+        return "dump.zst"
+    return "dump"
+
+
+def media_extension(compression_method: str) -> str:
+    return {"none": "tar", "gzip": "tar.gz", "zstd": "tar.zst"}[compression_method]

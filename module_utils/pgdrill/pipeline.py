@@ -1,0 +1,226 @@
+"""Running external programs: single commands and streaming pipelines.
+
+Every program is started from an argument list (never a shell string), with connection secrets
+only in its environment. In a pipeline every exit code is checked: a pipeline succeeds only when
+every program in it exits 0. The one exception is a *head read* (``pg_restore --list`` reads only
+an archive's table of contents and then closes its input): there an upstream program killed by
+SIGPIPE is accepted, but only when the program that closed the pipe itself succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+from typing import BinaryIO, Callable, Dict, List, NamedTuple, Optional, Sequence
+
+from .errors import PgdrillError
+
+CHUNK = 1 << 20
+STDERR_TAIL = 4000
+
+
+class Completed(NamedTuple):
+    argv: List[str]
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def _tail(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= STDERR_TAIL else "..." + text[-STDERR_TAIL:]
+
+
+def describe_rc(rc: int) -> str:
+    if rc < 0:
+        try:
+            return f"was killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"was killed by signal {-rc}"
+    return f"exited with {rc}"
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no error output)"
+
+
+def _default_runner(argv: Sequence[str], env: Dict[str, str], stdin_data: Optional[bytes]) -> Completed:
+    proc = subprocess.run(
+        list(argv),
+        input=stdin_data,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=None if stdin_data is not None else subprocess.DEVNULL,
+        env=env,
+        check=False,
+    )
+    return Completed(list(argv), proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+
+
+# The Ansible modules swap in a runner built on AnsibleModule.run_command, so that single commands
+# go through Ansible's own process handling. Streaming pipelines cannot (run_command has no pipes
+# without a shell) and always use stream() below.
+_runner: Callable[[Sequence[str], Dict[str, str], Optional[bytes]], Completed] = _default_runner
+
+
+def use_runner(runner: Callable[[Sequence[str], Dict[str, str], Optional[bytes]], Completed]) -> None:
+    global _runner
+    _runner = runner
+
+
+def child_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra or {})
+    env.setdefault("LC_MESSAGES", "C")
+    return env
+
+
+def run(argv: Sequence[str], env: Dict[str, str], what: str, fix: str = "", stdin_data: Optional[bytes] = None, check: bool = True) -> Completed:
+    try:
+        done = _runner(argv, env, stdin_data)
+    except FileNotFoundError:
+        raise PgdrillError(f"{what} failed: {argv[0]} is not installed", fix or "install it or fix PATH") from None
+    if check and done.rc != 0:
+        raise PgdrillError(
+            f"{what} failed: {os.path.basename(argv[0])} {describe_rc(done.rc)}: {last_line(done.stderr)}",
+            fix,
+            rc=done.rc,
+            stderr=_tail(done.stderr),
+            stdout=_tail(done.stdout),
+            cmd=list(argv),
+        )
+    return done
+
+
+def _grow_pipe(handle: BinaryIO) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux) so big dumps cross in fewer, larger reads."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(handle.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), CHUNK)
+    except (ImportError, OSError):
+        pass
+
+
+class _SinkFile:
+    """A write-only file object over a sink, for a producer with no program after it."""
+
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
+        self.write = lambda data: sink(bytes(data))
+
+    def flush(self) -> None:
+        pass
+
+
+def judge(rcs: Sequence[int], head_read: bool) -> List[int]:
+    """Indexes of the programs whose exit counts as a failure. Pure: the pipeline rule in one place."""
+    failed = [index for index, rc in enumerate(rcs) if rc != 0]
+    if head_read and rcs and rcs[-1] == 0:
+        failed = [index for index in failed if rcs[index] != -signal.SIGPIPE]
+    return failed
+
+
+def stream(
+    commands: Sequence[Sequence[str]],
+    sink: Callable[[bytes], None],
+    env: Dict[str, str],
+    what: str,
+    fix: str = "",
+    producer: Optional[Callable[[BinaryIO], None]] = None,
+    head_read: bool = False,
+) -> None:
+    """Run ``commands`` as a pipeline and hand the last one's output to ``sink`` chunk by chunk.
+
+    ``producer``, when given, writes the first program's input from a thread. Memory stays flat:
+    nothing is held beyond one chunk. Any failure (a program, the producer, or the sink, such as a
+    full disk) stops every program and raises.
+    """
+    if not commands:
+        if producer is None:
+            raise ValueError("stream() needs a command or a producer")
+        producer(_SinkFile(sink))  # type: ignore[arg-type]
+        return
+    procs: List[subprocess.Popen] = []
+    stderr_files: List[BinaryIO] = []
+    producer_error: List[BaseException] = []
+    thread: Optional[threading.Thread] = None
+    try:
+        for index, argv in enumerate(commands):
+            err = tempfile.TemporaryFile()
+            stderr_files.append(err)
+            if index == 0:
+                stdin = subprocess.PIPE if producer else subprocess.DEVNULL
+            else:
+                stdin = procs[-1].stdout
+            try:
+                proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
+            except FileNotFoundError:
+                raise PgdrillError(f"{what} failed: {argv[0]} is not installed", fix or "install it or fix PATH") from None
+            if index > 0:
+                procs[-1].stdout.close()  # the child holds it now; our copy would hide SIGPIPE
+            procs.append(proc)
+        _grow_pipe(procs[-1].stdout)
+        if producer is not None:
+            target = procs[0].stdin
+
+            def feed() -> None:
+                try:
+                    producer(target)
+                except BrokenPipeError:
+                    pass  # the consumer died; its exit code tells why
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    producer_error.append(exc)
+                finally:
+                    try:
+                        target.close()
+                    except BrokenPipeError:
+                        pass
+
+            thread = threading.Thread(target=feed, name="pgdrill-producer", daemon=True)
+            thread.start()
+        fd = procs[-1].stdout.fileno()
+        while True:
+            data = os.read(fd, CHUNK)
+            if not data:
+                break
+            sink(data)
+    except BaseException:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        raise
+    finally:
+        for proc in procs:
+            if proc.stdout and not proc.stdout.closed:
+                proc.stdout.close()
+            proc.wait()
+        if thread is not None:
+            thread.join()
+    rcs = [proc.returncode for proc in procs]
+    stderrs = []
+    for err in stderr_files:
+        err.seek(0)
+        stderrs.append(err.read().decode("utf-8", "replace"))
+        err.close()
+    failed = judge(rcs, head_read)
+    if producer_error:
+        exc = producer_error[0]
+        if isinstance(exc, PgdrillError):
+            raise exc
+        raise PgdrillError(f"{what} failed: {exc}", fix)
+    if failed:
+        # A program killed by SIGPIPE is usually the victim of a later one's failure: blame the cause.
+        causes = [index for index in failed if rcs[index] != -signal.SIGPIPE] or failed
+        first = causes[0]
+        name = os.path.basename(commands[first][0])
+        raise PgdrillError(
+            f"{what} failed: {name} {describe_rc(rcs[first])}: {last_line(stderrs[first])}",
+            fix,
+            rc=rcs[first],
+            stderr=_tail(stderrs[first]),
+            cmd=[list(argv) for argv in commands],
+        )

@@ -1,0 +1,151 @@
+"""Reading and restoring the archives the engine writes: plain custom-format dumps (compressed by
+pg_dump itself) and custom-format dumps piped through zstd (``.dump.zst``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+from .errors import PgdrillError
+from .media import count_members
+from .pgtools import PgTools
+from .pipeline import describe_rc, last_line, run, stream
+
+ZSTD_HINT = "install zstd ('apt install zstd' or 'dnf install zstd'): this archive is zstd-compressed"
+
+
+def zstd_path() -> str:
+    found = shutil.which("zstd")
+    if not found:
+        raise PgdrillError("zstd is not installed", ZSTD_HINT)
+    return found
+
+
+def is_piped_zstd(path: str) -> bool:
+    return path.endswith(".zst")
+
+
+def list_archive(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None) -> List[str]:
+    """The archive's table of contents as pg_restore --list prints it (comment lines dropped).
+    ``final_name`` gives the format when ``path`` is still a temporary file."""
+    name = final_name or os.path.basename(path)
+    what = f"reading the archive {name} with pg_restore --list"
+    if is_piped_zstd(name):
+        chunks: List[bytes] = []
+        stream([[zstd_path(), "-dcq", path], [tools.path("pg_restore"), "--list"]], chunks.append, env, what, head_read=True)
+        text = b"".join(chunks).decode("utf-8", "replace")
+    else:
+        text = run([tools.path("pg_restore"), "--list", path], env, what).stdout
+    return [line for line in text.splitlines() if line.strip() and not line.startswith(";")]
+
+
+def read_media(path: str) -> int:
+    """Read a media archive end to end; returns its member count."""
+    if path.endswith(".tar.zst"):
+        proc = subprocess.Popen([zstd_path(), "-dcq", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            members = count_members(proc.stdout)  # type: ignore[arg-type]
+            proc.stdout.read()  # type: ignore[union-attr]
+        finally:
+            proc.stdout.close()  # type: ignore[union-attr]
+            stderr = proc.stderr.read().decode("utf-8", "replace")  # type: ignore[union-attr]
+            proc.wait()
+        if proc.returncode != 0:
+            raise PgdrillError(f"zstd {describe_rc(proc.returncode)} reading {os.path.basename(path)}: {last_line(stderr)}")
+        return members
+    mode = "rb"
+    with open(path, mode) as raw:
+        if path.endswith(".gz"):
+            import gzip
+
+            with gzip.GzipFile(fileobj=raw) as unzipped:
+                return count_members(unzipped)  # type: ignore[arg-type]
+        return count_members(raw)
+
+
+def pg_restore_argv(
+    tools: PgTools,
+    archive: str,
+    dbname: str,
+    jobs: int = 1,
+    clean: bool = False,
+    no_owner: bool = False,
+    no_privileges: bool = False,
+) -> List[str]:
+    if "=" in dbname or dbname.startswith(("postgres://", "postgresql://")):
+        raise PgdrillError(f"refusing target database name {dbname!r}", "a database name must not look like a connection string")
+    argv = [tools.path("pg_restore"), "--exit-on-error", f"--dbname={dbname}"]
+    if jobs > 1:
+        argv.append(f"--jobs={jobs}")
+    if clean:
+        argv += ["--clean", "--if-exists"]
+    if no_owner:
+        argv.append("--no-owner")
+    if no_privileges:
+        argv.append("--no-privileges")
+    if archive != "-":
+        argv.append(archive)
+    return argv
+
+
+def restore_archive(
+    tools: PgTools,
+    env: Dict[str, str],
+    archive: str,
+    dbname: str,
+    jobs: int = 1,
+    work_dir: Optional[str] = None,
+    clean: bool = False,
+    no_owner: bool = False,
+    no_privileges: bool = False,
+) -> Dict[str, object]:
+    """Restore ``archive`` into the existing database ``dbname``.
+
+    A ``.dump.zst`` restored with several jobs is first decompressed into ``work_dir`` (pg_restore
+    needs a seekable file for parallel jobs); with one job it streams through a pipe instead.
+    Returns the commands run and the time each step took.
+    """
+    what = f"restoring {os.path.basename(archive)} into database '{dbname}'"
+    fix = "read pg_restore's message above; --exit-on-error stopped at the first error"
+    timings: Dict[str, float] = {}
+    commands: List[List[str]] = []
+    if not is_piped_zstd(archive):
+        argv = pg_restore_argv(tools, archive, dbname, jobs, clean, no_owner, no_privileges)
+        commands.append(argv)
+        started = time.monotonic()
+        run(argv, env, what, fix)
+        timings["pg_restore"] = time.monotonic() - started
+        return {"commands": commands, "timings": timings}
+    if jobs <= 1:
+        decompress = [zstd_path(), "-dcq", archive]
+        argv = pg_restore_argv(tools, "-", dbname, 1, clean, no_owner, no_privileges)
+        commands.append(decompress + ["|"] + argv)
+        started = time.monotonic()
+        stream([decompress, argv], lambda chunk: None, env, what, fix)
+        timings["pg_restore"] = time.monotonic() - started
+        return {"commands": commands, "timings": timings}
+    scratch = tempfile.mkdtemp(prefix=".pgdrill-work-", dir=work_dir or os.path.dirname(os.path.abspath(archive)))
+    try:
+        plain = os.path.join(scratch, os.path.basename(archive)[: -len(".zst")])
+        decompress = [zstd_path(), "-dq", "-o", plain, archive]
+        commands.append(decompress)
+        started = time.monotonic()
+        try:
+            run(decompress, env, f"decompressing {os.path.basename(archive)}", "free space in the work directory (work_dir) or restore with jobs 1, which streams")
+        except PgdrillError as exc:
+            if "No space left" in str(exc.details.get("stderr", "")):
+                raise PgdrillError(f"disk full decompressing {os.path.basename(archive)} into {scratch}", "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
+            raise
+        timings["decompress"] = time.monotonic() - started
+        argv = pg_restore_argv(tools, plain, dbname, jobs, clean, no_owner, no_privileges)
+        commands.append(argv)
+        started = time.monotonic()
+        run(argv, env, what, fix)
+        timings["pg_restore"] = time.monotonic() - started
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"commands": commands, "timings": timings}
