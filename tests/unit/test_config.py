@@ -1,0 +1,79 @@
+import os
+
+import pytest
+
+from pgdrill.config import load_configs
+from pgdrill.errors import PgdrillError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "pgdrill.conf"
+    path.write_text(text)
+    return str(path)
+
+
+def test_seed_defaults_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (config,) = load_configs(environ={"PGDATABASE": "ez360pm"})
+    assert config.backup_dir == str(tmp_path / "backups")  # <base>/backups
+    assert (config.retention_days, config.keep_last) == (14, 14)
+    assert config.prefix == "ez360pm" and config.compression == "zstd"
+
+
+def test_seed_env_names_are_aliases_and_pgdrill_names_win(tmp_path):
+    env = {"EZ360_BACKUP_DIR": "/srv/b", "EZ360_BACKUP_RETENTION_DAYS": "30", "EZ360_BACKUP_KEEP_LAST": "5", "PGDATABASE": "d"}
+    (config,) = load_configs(environ=env)
+    assert (config.backup_dir, config.retention_days, config.keep_last) == ("/srv/b", 30, 5)
+    (config,) = load_configs(environ={**env, "PGDRILL_KEEP_LAST": "7", "PGDRILL_BACKUP_DIR": "/srv/p"})
+    assert (config.backup_dir, config.keep_last) == ("/srv/p", 7)
+
+
+def test_file_sections_inherit_and_env_overrides_file(tmp_path):
+    path = write(tmp_path, "[pgdrill]\nbackup_dir = /b\nkeep_last = 3\nhost = db1\n\n[database shop]\nkeep_last = 9\n\n[database crm]\nprefix = crm-main\n")
+    configs = {c.label: c for c in load_configs(path, environ={})}
+    assert configs["shop"].keep_last == 9 and configs["shop"].connection.dbname == "shop" and configs["shop"].prefix == "shop"
+    assert configs["crm"].keep_last == 3 and configs["crm"].prefix == "crm-main" and configs["crm"].connection.host == "db1"
+    configs = load_configs(path, environ={"PGDRILL_KEEP_LAST": "1"})
+    assert {c.keep_last for c in configs} == {1}
+
+
+def test_relative_default_backup_dir_is_next_to_the_config(tmp_path):
+    path = write(tmp_path, "[pgdrill]\ndbname = x\n")
+    (config,) = load_configs(path, environ={})
+    assert config.backup_dir == os.path.join(str(tmp_path), "backups")
+
+
+@pytest.mark.parametrize("text,words", [
+    ("[pgdrill]\nkeep_last = many\n", ["keep_last", "'many'", "whole number"]),
+    ("[pgdrill]\nretention_days = -1\n", ["retention_days", ">= 0"]),
+    ("[pgdrill]\ncompression = lz4\n", ["compression", "zstd, gzip, none"]),
+    ("[pgdrill]\nkeep_lats = 3\n", ["unknown key 'keep_lats'"]),
+    ("[pgdrill]\npassword = hunter2\n", ["password", ".pgpass"]),
+    ("[pgdril]\nkeep_last = 3\n", ["unknown section [pgdril]"]),
+    ("[pgdrill]\nprefix = a/b\n", ["prefix"]),
+    ("keep_last = 3\n", ["bad config file"]),
+])
+def test_bad_config_is_named(tmp_path, text, words):
+    with pytest.raises(PgdrillError) as caught:
+        load_configs(write(tmp_path, text), environ={})
+    message = caught.value.message
+    assert all(word in message for word in words), message
+    assert "hunter2" not in message
+
+
+def test_bad_env_value_names_the_variable():
+    with pytest.raises(PgdrillError) as caught:
+        load_configs(environ={"EZ360_BACKUP_KEEP_LAST": "x"})
+    assert "EZ360_BACKUP_KEEP_LAST" in caught.value.message
+
+
+def test_two_databases_cannot_share_a_series(tmp_path):
+    path = write(tmp_path, "[pgdrill]\nbackup_dir = /b\nprefix = same\n[database a]\n[database b]\n")
+    with pytest.raises(PgdrillError, match="share the backup series"):
+        load_configs(path, environ={})
+
+
+def test_unknown_database_selection(tmp_path):
+    path = write(tmp_path, "[database a]\n")
+    with pytest.raises(PgdrillError, match="'zzz' is not in the configuration"):
+        load_configs(path, environ={}, only=["zzz"])

@@ -1,0 +1,73 @@
+"""Small pure decisions: compression choice, pipeline exit rules, version checks, error texts."""
+
+import signal
+
+import pytest
+
+from pgdrill.config import Connection
+from pgdrill.db import classify_connect_error, compare_counts
+from pgdrill.pgtools import choose_compression, client_too_old, parse_client_version
+from pgdrill.pipeline import judge
+
+
+def test_zstd_native_when_pg_dump_has_it():
+    plan = choose_compression("zstd", 3, native_zstd=True, zstd_binary=True)
+    assert (plan.method, plan.piped, plan.pg_dump_args()) == ("zstd", False, ["--compress=zstd:3"])
+
+
+def test_zstd_pipe_when_only_the_program_exists():
+    plan = choose_compression("zstd", 3, native_zstd=False, zstd_binary=True)
+    assert plan.piped and plan.pg_dump_args() == ["--compress=0"]
+    assert plan.compressor("/usr/bin/zstd") == ["/usr/bin/zstd", "-q", "-T0", "-3", "-c"]
+
+
+def test_gzip_fallback_says_why():
+    plan = choose_compression("zstd", 3, native_zstd=False, zstd_binary=False)
+    assert plan.method == "gzip" and not plan.piped and "install zstd" in plan.note.lower()
+
+
+def test_explicit_methods():
+    assert choose_compression("gzip", 9, True, True).pg_dump_args() == ["--compress=9"]
+    assert choose_compression("none", 0, True, True).pg_dump_args() == ["--compress=0"]
+
+
+def test_pipeline_rule_every_exit_code_counts():
+    assert judge([0, 0], head_read=False) == []
+    assert judge([1, 0], head_read=False) == [0]  # a failed pg_dump is not hidden by a happy zstd
+    assert judge([0, 1], head_read=False) == [1]
+
+
+def test_head_read_forgives_sigpipe_only_when_the_reader_succeeded():
+    assert judge([-signal.SIGPIPE, 0], head_read=True) == []
+    assert judge([-signal.SIGPIPE, 1], head_read=True) == [0, 1]
+    assert judge([1, 0], head_read=True) == [0]
+    assert judge([-signal.SIGPIPE, 0], head_read=False) == [0]
+
+
+def test_version_parsing_and_refusal():
+    assert parse_client_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)") == (15, "15.18")
+    assert parse_client_version("pg_dump (PostgreSQL) 9.6.24") == (9, "9.6")
+    assert client_too_old(15, 180006) and not client_too_old(18, 150018) and not client_too_old(15, 150018)
+    assert client_too_old(9, 100005)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('FATAL:  password authentication failed for user "app"', "authentication failed"),
+    ("fe_sendauth: no password supplied", "no password"),
+    ('FATAL:  database "nope" does not exist', "database 'nope' does not exist"),
+    ('connection to server at "127.0.0.1", port 1 failed: Connection refused', "cannot reach"),
+])
+def test_connection_errors_name_problem_and_fix(text, expected):
+    error = classify_connect_error(text, "database 'x' on h")
+    assert expected in error.problem and error.fix
+
+
+def test_connection_repr_never_shows_the_password():
+    conn = Connection(host="h", password="s3cret-value")
+    assert "s3cret-value" not in repr(conn) and "s3cret-value" not in conn.describe()
+    assert conn.libpq_env()["PGPASSWORD"] == "s3cret-value"
+
+
+def test_count_comparison():
+    assert compare_counts({"a": 1, "b": 2}, {"a": 1, "b": 2}) == []
+    assert compare_counts({"a": 1}, {"a": 2, "c": 0}) == [("a", 1, 2), ("c", None, 0)]

@@ -1,0 +1,74 @@
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, strategies as st
+
+from pgdrill.naming import (
+    dump_extension, file_name, format_stamp, group_by_set, parse_file_name, parse_temp_name, temp_prefix, validate_prefix,
+)
+
+
+def test_seed_file_name_is_reproduced():
+    stamp = format_stamp(datetime(2026, 11, 26, 2, 15, 0, tzinfo=timezone.utc))
+    assert file_name("ez360pm", "db", stamp, "dump") == "ez360pm_db_20261126_021500_utc.dump"
+
+
+def test_compression_suffix_only_for_the_zstd_pipe():
+    assert dump_extension("zstd", piped=True) == "dump.zst"
+    assert dump_extension("zstd", piped=False) == "dump"
+    assert dump_extension("gzip", piped=False) == "dump"
+
+
+@pytest.mark.parametrize("name", [
+    "ez360pm_db_20261126_021500_utc.dump",
+    "my_app_db_20261126_021500_utc.dump.zst",
+    "shop.v2_media_20261126_021500_utc.tar.zst",
+    "x_globals_20261126_021500_utc.sql",
+    "x_manifest_20261126_021500_utc.json",
+])
+def test_parse_round_trips(name):
+    parsed = parse_file_name(name)
+    assert parsed is not None and parsed.name == name
+
+
+@pytest.mark.parametrize("name", [
+    "ez360pm_db_20261126_021500_utc.dump.bak",  # extension not ours
+    "ez360pm_db_20261126_021500.dump",  # no _utc
+    "ez360pm_db_2026112_021500_utc.dump",  # short date
+    ".ez360pm_db_20261126_021500_utc.dump",  # hidden
+    "ez360pm_other_20261126_021500_utc.dump",  # unknown kind
+    "notes.txt",
+])
+def test_foreign_names_are_not_ours(name):
+    assert parse_file_name(name) is None
+
+
+def test_prefix_with_underscores_and_kind_words_is_unambiguous():
+    parsed = parse_file_name("a_db_db_20261126_021500_utc.dump")
+    assert (parsed.prefix, parsed.kind) == ("a_db", "db")
+
+
+def test_temp_names_map_to_their_final_name_and_never_parse_as_final():
+    final = "ez360pm_db_20261126_021500_utc.dump.zst"
+    temp = temp_prefix(final) + "abc123"
+    assert parse_file_name(temp) is None
+    assert parse_temp_name(temp).name == final
+
+
+def test_grouping_keeps_only_the_prefix_asked_for():
+    names = ["a_db_20260101_000000_utc.dump", "a_manifest_20260101_000000_utc.json", "ab_db_20260101_000000_utc.dump", "README"]
+    groups = group_by_set(names, "a")
+    assert list(groups) == ["20260101_000000"] and len(groups["20260101_000000"]) == 2
+
+
+@pytest.mark.parametrize("prefix,ok", [("ez360pm", True), ("my-app.v2", True), ("", False), ("-x", False), ("a/b", False), ("a b", False)])
+def test_prefix_validation(prefix, ok):
+    assert (validate_prefix(prefix) is None) == ok
+
+
+@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True), st.sampled_from(["db", "globals", "media", "manifest"]),
+       st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(timezone.utc)))
+def test_any_valid_prefix_round_trips(prefix, kind, moment):
+    name = file_name(prefix, kind, format_stamp(moment), "json" if kind == "manifest" else "dump")
+    parsed = parse_file_name(name)
+    assert parsed.prefix == prefix and parsed.kind == kind

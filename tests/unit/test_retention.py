@@ -1,0 +1,100 @@
+"""Retention rules, including property tests over generated sets of backups."""
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings, strategies as st
+
+from pgdrill.retention import KEEP, REMOVE, SetFacts, plan
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def facts(name, days_old, complete=True, **kw):
+    return SetFacts(name, NOW - timedelta(days=days_old), complete, **kw)
+
+
+def actions(decisions):
+    return {d.set_id: d.action for d in decisions}
+
+
+def test_seed_defaults_keep_14_and_drop_older_than_14_days():
+    sets = [facts(f"s{day:02d}", day) for day in range(30)]
+    result = actions(plan(sets, NOW, keep_last=14, retention_days=14, debris_grace_hours=24))
+    assert [s for s, a in result.items() if a == KEEP] == [f"s{day:02d}" for day in range(15)]  # 14 newest, plus s14 (exactly 14 days old)
+    assert all(result[f"s{day:02d}"] == REMOVE for day in range(15, 30))
+
+
+def test_keep_last_wins_over_age():
+    sets = [facts(f"s{i}", 100 + i) for i in range(5)]
+    result = actions(plan(sets, NOW, keep_last=3, retention_days=1, debris_grace_hours=24))
+    assert result == {"s0": KEEP, "s1": KEEP, "s2": KEEP, "s3": REMOVE, "s4": REMOVE}
+
+
+def test_newest_set_survives_keep_last_zero():
+    sets = [facts("old", 50), facts("older", 60)]
+    result = actions(plan(sets, NOW, keep_last=0, retention_days=1, debris_grace_hours=24))
+    assert result == {"old": KEEP, "older": REMOVE}
+
+
+def test_newest_set_not_known_bad_is_kept_too():
+    sets = [facts("bad", 40, known_bad=True), facts("good", 50), facts("older", 60)]
+    result = actions(plan(sets, NOW, keep_last=0, retention_days=1, debris_grace_hours=24))
+    assert result == {"bad": KEEP, "good": KEEP, "older": REMOVE}
+
+
+def test_order_comes_from_manifest_time_not_name():
+    # "zzz" sorts last by name but is the newest by time.
+    sets = [facts("zzz", 1), facts("aaa", 20), facts("mmm", 30)]
+    result = actions(plan(sets, NOW, keep_last=1, retention_days=7, debris_grace_hours=24))
+    assert result == {"zzz": KEEP, "aaa": REMOVE, "mmm": REMOVE}
+
+
+def test_incomplete_sets_are_debris_after_grace_and_never_count():
+    sets = [facts("fresh-debris", 0.01, complete=False), facts("old-debris", 3, complete=False), facts("good", 5)]
+    decisions = plan(sets, NOW, keep_last=1, retention_days=1, debris_grace_hours=24)
+    assert actions(decisions) == {"fresh-debris": KEEP, "old-debris": REMOVE, "good": KEEP}
+
+
+def test_damaged_manifest_is_left_for_a_person():
+    sets = [facts("damaged", 400, complete=False, damaged=True), facts("good", 1)]
+    assert actions(plan(sets, NOW, keep_last=0, retention_days=1, debris_grace_hours=1)) == {"damaged": KEEP, "good": KEEP}
+
+
+def test_every_decision_has_a_reason():
+    decisions = plan([facts("a", 1), facts("b", 99), facts("c", 99, complete=False)], NOW, 1, 7, 24)
+    assert all(d.reason for d in decisions)
+
+
+set_strategy = st.lists(
+    st.tuples(st.floats(min_value=-1, max_value=400), st.booleans(), st.booleans(), st.booleans()),
+    max_size=40,
+)
+
+
+@settings(max_examples=300)
+@given(set_strategy, st.integers(0, 20), st.integers(0, 60), st.floats(0, 100))
+def test_properties_of_any_plan(raw, keep_last, retention_days, grace):
+    sets = [
+        SetFacts(f"s{i}", NOW - timedelta(days=age), complete, damaged=damaged and not complete, known_bad=bad and complete)
+        for i, (age, complete, damaged, bad) in enumerate(raw)
+    ]
+    decisions = plan(sets, NOW, keep_last, retention_days, grace)
+    result = actions(decisions)
+    assert len(decisions) == len(sets) and set(result) == {s.set_id for s in sets}
+    complete = sorted((s for s in sets if s.complete), key=lambda s: (s.time, s.set_id), reverse=True)
+    if complete:
+        # The newest complete set is never deleted, and neither is the newest one not known bad.
+        assert result[complete[0].set_id] == KEEP
+        not_bad = [s for s in complete if not s.known_bad]
+        if not_bad:
+            assert result[not_bad[0].set_id] == KEEP
+    # keep_last is honoured.
+    for s in complete[:keep_last]:
+        assert result[s.set_id] == KEEP
+    # Nothing younger than the limit is removed, debris aside; damaged sets are never removed.
+    for s in sets:
+        if result[s.set_id] == REMOVE:
+            if s.complete:
+                assert NOW - s.time > timedelta(days=retention_days)
+            else:
+                assert not s.damaged and NOW - s.time > timedelta(hours=grace)
