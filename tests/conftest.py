@@ -36,6 +36,13 @@ def pg18():
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def big_db(pg) -> str:
+    """A database big enough (about 150 MB) that a dump takes a few seconds."""
+    create_sample(pg, "big_sample", scale=150000)
+    return "big_sample"
+
+
 @pytest.fixture
 def sample_db(pg) -> str:
     """A fresh copy of the sample database, dropped afterwards."""
@@ -71,6 +78,7 @@ def backup_env(tmp_path, pg, sample_db):
         config = write_config(tmp_path / "pgdrill.conf", pg, sample_db, tmp_path / "backups")
 
         def rewrite(self, **settings) -> str:
+            self.backup_dir = str(settings.pop("backup_dir", self.backup_dir))
             self.config = write_config(tmp_path / "pgdrill.conf", pg, sample_db, self.backup_dir, **settings)
             return self.config
 

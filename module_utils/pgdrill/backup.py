@@ -16,7 +16,7 @@ from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
 from .media import check_media_root, tar_producer
 from .naming import dump_extension, file_name, format_stamp, media_extension
-from .pgtools import PgTools
+from .pgtools import PgTools, cross_version_note, server_major
 from .pipeline import child_env, stream
 from .restore import list_archive
 from .series import Series, utcnow
@@ -165,12 +165,16 @@ class BackupRun:
 
     def _dump(self, stamp: str):
         config = self.config
-        pg_dump = self.tools.path("pg_dump")
         target = config.connection.describe(config.dbname)
         conn = db.connect(config.connection, config.dbname)
         try:
             facts = db.server_facts(conn)
+            self.tools = self.tools.for_server(server_major(facts["server_version_num"]))
+            pg_dump = self.tools.path("pg_dump")
             client_major, client_version = self.tools.require_client_for("pg_dump", facts["server_version_num"], facts["server_version"])
+            version_note = cross_version_note(client_major, server_major(facts["server_version_num"]))
+            if version_note:
+                log.warning("%s", version_note)
             plan = self.tools.compression_plan(config.compression, config.effective_level())
             if plan.note:
                 log.warning("%s", plan.note)
@@ -204,7 +208,7 @@ class BackupRun:
         log.info("archive check: pg_restore --list read %d entries", len(entries))
         if config.globals:
             self._globals(stamp, target)
-        client = {"pg_dump_version": client_version, "pg_dump_major": client_major, "toc_entries": len(entries)}
+        client = {"pg_dump_version": client_version, "pg_dump_major": client_major, "pg_dump_path": pg_dump, "toc_entries": len(entries), "note": version_note}
         compression = {"method": plan.method, "level": plan.level, "piped": plan.piped}
         return facts, client, compression, (counter.counts if counter else None)
 

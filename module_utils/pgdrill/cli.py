@@ -128,8 +128,11 @@ def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     for config in configs:
         series = Series(config)
         try:
-            with series.lock(args.wait):
-                outcome = series.prune(dry_run=args.dry_run)
+            if args.dry_run:
+                outcome = series.prune(dry_run=True)  # reads only: no lock file, no directory
+            else:
+                with series.lock(args.wait):
+                    outcome = series.prune()
         except PgdrillError as exc:
             log.error("%s: prune failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from .errors import PgdrillError
 from .pipeline import child_env, run
@@ -16,6 +17,10 @@ CLIENT_INSTALL_HINT = (
     "'dnf install postgresql'; or set pg_bin_dir to the directory that holds pg_dump"
 )
 VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+# Where distributions install each major version side by side (Debian/Ubuntu, PGDG on RHEL).
+VERSIONED_BIN_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")
+# pg_dump/pg_restore 17+ send "SET transaction_timeout", which servers before 17 reject.
+TRANSACTION_TIMEOUT_MAJOR = 17
 
 
 def parse_client_version(text: str) -> Tuple[int, str]:
@@ -26,6 +31,38 @@ def parse_client_version(text: str) -> Tuple[int, str]:
     major = int(match.group(1))
     full = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
     return major, full
+
+
+def versioned_bindirs() -> Dict[int, str]:
+    """Installed client directories by major version."""
+    found: Dict[int, str] = {}
+    for pattern in VERSIONED_BIN_GLOBS:
+        for path in glob.glob(pattern):
+            match = re.search(r"(\d+)", os.path.basename(os.path.dirname(path)))
+            if match and os.access(os.path.join(path, "pg_dump"), os.X_OK):
+                found[int(match.group(1))] = path
+    return found
+
+
+def pick_bindir(minimum_major: int, candidates: Dict[int, str]) -> Optional[str]:
+    """The installed client of the lowest major that is at least ``minimum_major``. Pure.
+
+    The closest version is the most compatible one: a pg_dump newer than its server can write
+    archives that only a newer server can restore (see TRANSACTION_TIMEOUT_MAJOR).
+    """
+    usable = sorted(major for major in candidates if major >= minimum_major)
+    return candidates[usable[0]] if usable else None
+
+
+def cross_version_note(client_major: int, server_major_version: int) -> str:
+    """A warning when a newer client writes archives an equally old server cannot restore. Pure."""
+    if client_major >= TRANSACTION_TIMEOUT_MAJOR > server_major_version:
+        return (
+            f"pg_dump {client_major} writes archives that only pg_restore {client_major}+ reads, and those cannot restore "
+            f"into PostgreSQL {server_major_version} (they set transaction_timeout, new in 17); install the version "
+            f"{server_major_version} client and pgdrill will use it"
+        )
+    return ""
 
 
 def server_major(version_num: int) -> int:
@@ -76,6 +113,14 @@ class PgTools:
         self.pg_bin_dir = pg_bin_dir
         self._versions: Dict[str, Tuple[int, str]] = {}
         self._native_zstd: Optional[bool] = None
+
+    def for_server(self, minimum_major: int) -> "PgTools":
+        """These tools, or, when no pg_bin_dir was configured, the installed versioned client
+        closest above ``minimum_major``. Falls back to PATH when none is installed that way."""
+        if self.pg_bin_dir:
+            return self
+        chosen = pick_bindir(minimum_major, versioned_bindirs())
+        return PgTools(chosen) if chosen else self
 
     def find(self, name: str) -> Optional[str]:
         if self.pg_bin_dir:

@@ -15,6 +15,11 @@ from .media import count_members
 from .pgtools import PgTools
 from .pipeline import describe_rc, last_line, run, stream
 
+TRANSACTION_TIMEOUT_FIX = (
+    "this archive was written by pg_dump 17 or newer, whose pg_restore sets transaction_timeout, which servers "
+    "before PostgreSQL 17 do not have: restore it into PostgreSQL 17 or newer, and take future backups with the "
+    "client of the server's own major version (install it; pgdrill picks it automatically, or set pg_bin_dir)"
+)
 ZSTD_HINT = "install zstd ('apt install zstd' or 'dnf install zstd'): this archive is zstd-compressed"
 
 
@@ -92,6 +97,19 @@ def pg_restore_argv(
     return argv
 
 
+def _restore(argvs: List[List[str]], env: Dict[str, str], what: str) -> None:
+    fix = "read pg_restore's message; --exit-on-error stopped at the first error"
+    try:
+        if len(argvs) == 1:
+            run(argvs[0], env, what, fix)
+        else:
+            stream(argvs, lambda chunk: None, env, what, fix)
+    except PgdrillError as exc:
+        if 'unrecognized configuration parameter "transaction_timeout"' in str(exc.details.get("stderr", "")):
+            raise PgdrillError(f"{what} failed: the server does not know transaction_timeout", TRANSACTION_TIMEOUT_FIX, **exc.details) from None
+        raise
+
+
 def restore_archive(
     tools: PgTools,
     env: Dict[str, str],
@@ -110,14 +128,13 @@ def restore_archive(
     Returns the commands run and the time each step took.
     """
     what = f"restoring {os.path.basename(archive)} into database '{dbname}'"
-    fix = "read pg_restore's message above; --exit-on-error stopped at the first error"
     timings: Dict[str, float] = {}
     commands: List[List[str]] = []
     if not is_piped_zstd(archive):
         argv = pg_restore_argv(tools, archive, dbname, jobs, clean, no_owner, no_privileges)
         commands.append(argv)
         started = time.monotonic()
-        run(argv, env, what, fix)
+        _restore([argv], env, what)
         timings["pg_restore"] = time.monotonic() - started
         return {"commands": commands, "timings": timings}
     if jobs <= 1:
@@ -125,7 +142,7 @@ def restore_archive(
         argv = pg_restore_argv(tools, "-", dbname, 1, clean, no_owner, no_privileges)
         commands.append(decompress + ["|"] + argv)
         started = time.monotonic()
-        stream([decompress, argv], lambda chunk: None, env, what, fix)
+        _restore([decompress, argv], env, what)
         timings["pg_restore"] = time.monotonic() - started
         return {"commands": commands, "timings": timings}
     scratch = tempfile.mkdtemp(prefix=".pgdrill-work-", dir=work_dir or os.path.dirname(os.path.abspath(archive)))
@@ -144,7 +161,7 @@ def restore_archive(
         argv = pg_restore_argv(tools, plain, dbname, jobs, clean, no_owner, no_privileges)
         commands.append(argv)
         started = time.monotonic()
-        run(argv, env, what, fix)
+        _restore([argv], env, what)
         timings["pg_restore"] = time.monotonic() - started
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

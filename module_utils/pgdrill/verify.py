@@ -59,7 +59,8 @@ def restore_and_count(config: DatabaseConfig, backup: BackupSet, tools: PgTools,
     checks = []
     try:
         server = db.server_facts(admin)
-        tools.require_client_for("pg_restore", server["server_version_num"], server["server_version"])
+        archive_major = (document.get("client") or {}).get("pg_dump_major") or 0
+        tools = tools.for_server(archive_major)
         db.create_database(admin, name, facts)
         try:
             started = time.monotonic()
@@ -82,7 +83,7 @@ def restore_and_count(config: DatabaseConfig, backup: BackupSet, tools: PgTools,
                 else:
                     checks.append(_check("row counts", True, f"{len(expected)} tables, {sum(expected.values())} rows match the manifest"))
         except PgdrillError as exc:
-            checks.append(_check("restore", False, exc.problem))
+            checks.append(_check("restore", False, exc.message))
         finally:
             db.drop_database(admin, name)
     finally:
@@ -108,7 +109,7 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                 entries = list_archive(tools, env, backup.path(dump["name"]))
                 checks.append(_check(f"archive {dump['name']}", True, f"pg_restore --list read {len(entries)} entries"))
             except PgdrillError as exc:
-                checks.append(_check(f"archive {dump['name']}", False, exc.problem))
+                checks.append(_check(f"archive {dump['name']}", False, exc.message))
         media = backup.file_of_kind("media")
         if media and os.path.exists(backup.path(media["name"])):
             try:

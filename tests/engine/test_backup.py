@@ -181,13 +181,9 @@ def test_media_only_and_missing_media_root(backup_env, tmp_path):
     assert not [f for f in backup_env.files() if f.startswith(".") and ".part-" in f]
 
 
-def test_kill_9_mid_dump_leaves_no_final_file_and_the_next_run_cleans_up(tmp_path, pg):
-    dbname = "big_for_kill"
-    if pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{dbname}'") == "0":
-        from pgdrill_lab.sample import create_sample
-        create_sample(pg, dbname, scale=150000)
+def test_kill_9_mid_dump_leaves_no_final_file_and_the_next_run_cleans_up(tmp_path, pg, big_db):
     from conftest import write_config
-    config = write_config(tmp_path / "c.conf", pg, dbname, tmp_path / "b", compression="gzip", compression_level=9)
+    config = write_config(tmp_path / "c.conf", pg, big_db, tmp_path / "b", compression="gzip", compression_level=9)
     proc = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     partial = []

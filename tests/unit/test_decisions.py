@@ -71,3 +71,14 @@ def test_connection_repr_never_shows_the_password():
 def test_count_comparison():
     assert compare_counts({"a": 1, "b": 2}, {"a": 1, "b": 2}) == []
     assert compare_counts({"a": 1}, {"a": 2, "c": 0}) == [("a", 1, 2), ("c", None, 0)]
+
+
+def test_closest_client_at_or_above_the_server_is_picked():
+    from pgdrill.pgtools import cross_version_note, pick_bindir
+
+    installed = {13: "/c13", 15: "/c15", 18: "/c18"}
+    assert pick_bindir(15, installed) == "/c15"
+    assert pick_bindir(14, installed) == "/c15"
+    assert pick_bindir(16, installed) == "/c18"
+    assert pick_bindir(19, installed) is None
+    assert cross_version_note(18, 15) and not cross_version_note(18, 17) and not cross_version_note(16, 15)
