@@ -16,7 +16,7 @@ from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
 from .media import check_media_root, tar_producer
 from .naming import dump_extension, file_name, format_stamp, media_extension
-from .pgtools import PgTools, cross_version_note, server_major
+from .pgtools import PgTools, cross_version_note, find_zstd, server_major
 from .pipeline import child_env, stream
 from .restore import list_archive
 from .series import Series, utcnow
@@ -184,7 +184,7 @@ class BackupRun:
                 counter.start()
             argv = [pg_dump, "--format=custom", *plan.pg_dump_args(), f"--snapshot={snapshot}"]
             commands = [argv]
-            compressor = plan.compressor(self.tools.find("zstd") or "zstd")
+            compressor = plan.compressor(find_zstd() or "zstd")
             if compressor:
                 commands.append(compressor)
             writer = self._writer("db", stamp, dump_extension(plan.method, plan.piped))
@@ -230,7 +230,7 @@ class BackupRun:
         config = self.config
         root = check_media_root(config.media_root)
         method = config.compression
-        zstd = self.tools.find("zstd")
+        zstd = find_zstd()
         if method == "zstd" and not zstd:
             log.warning("zstd is not installed; the media archive uses gzip")
             method = "gzip"

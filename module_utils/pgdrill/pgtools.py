@@ -33,6 +33,11 @@ def parse_client_version(text: str) -> Tuple[int, str]:
     return major, full
 
 
+def find_zstd() -> Optional[str]:
+    """zstd is not a PostgreSQL program: always looked up on PATH, never in pg_bin_dir."""
+    return shutil.which("zstd")
+
+
 def versioned_bindirs() -> Dict[int, str]:
     """Installed client directories by major version."""
     found: Dict[int, str] = {}
@@ -172,6 +177,6 @@ class PgTools:
         return self._native_zstd
 
     def compression_plan(self, requested: str, level: int) -> CompressionPlan:
-        zstd_binary = shutil.which("zstd") is not None
+        zstd_binary = find_zstd() is not None
         native = self.native_zstd() if requested == "zstd" else False
         return choose_compression(requested, level, native, zstd_binary)

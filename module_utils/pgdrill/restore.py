@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 from .errors import PgdrillError
 from .media import count_members
-from .pgtools import PgTools
+from .pgtools import PgTools, find_zstd
 from .pipeline import describe_rc, last_line, run, stream
 
 TRANSACTION_TIMEOUT_FIX = (
@@ -24,7 +24,7 @@ ZSTD_HINT = "install zstd ('apt install zstd' or 'dnf install zstd'): this archi
 
 
 def zstd_path() -> str:
-    found = shutil.which("zstd")
+    found = find_zstd()
     if not found:
         raise PgdrillError("zstd is not installed", ZSTD_HINT)
     return found
