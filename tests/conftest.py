@@ -12,10 +12,20 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from pgdrill_lab.cluster import Cluster, embedded_bindir, system_bindirs
+import ansible.module_utils
+import ansible_runner
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from helpers import Exit, Fail, Run, load, run_cli, write_config
+from pgdrill_lab.cluster import Cluster, embedded_bindir
 from pgdrill_lab.sample import create_sample
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLAYBOOKS = os.path.join(REPO, "tests", "ansible", "playbooks")
+# The modules import the engine as Ansible ships it: ansible.module_utils.pgdrill.
+if os.path.join(REPO, "module_utils") not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
 _names = itertools.count(1)
 
 
@@ -52,21 +62,6 @@ def sample_db(pg) -> str:
     pg.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def write_config(path, cluster: Cluster, dbname: str, backup_dir, **settings) -> str:
-    values = {
-        "backup_dir": backup_dir,
-        "host": cluster.host,
-        "port": cluster.port,
-        "user": "postgres",
-        "passfile": cluster.passfile,
-        "dbname": dbname,
-        **settings,
-    }
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("[pgdrill]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()))
-    return str(path)
-
-
 @pytest.fixture
 def backup_env(tmp_path, pg, sample_db):
     """A config for the sample database, its backup directory, and a runner for the command."""
@@ -99,21 +94,76 @@ def backup_env(tmp_path, pg, sample_db):
     return Env()
 
 
-def cli_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "PGDRILL_", "EZ360_"))}
-    env.update(extra or {})
-    return env
+@pytest.fixture
+def run_module(monkeypatch):
+    """Run a module's main() with args; returns (result, failed, commands run through run_command)."""
+
+    def runner(name, args, check_mode=False, responses=None):
+        commands = []
+
+        def exit_json(self, **kwargs):
+            raise Exit(kwargs)
+
+        def fail_json(self, **kwargs):
+            raise Fail(kwargs)
+
+        def run_command(self, argv, environ_update=None, data=None, binary_data=False, check_rc=False, **kw):
+            commands.append({"argv": argv, "env": dict(environ_update or {})})
+            for prefix, answer in (responses or {}).items():
+                if os.path.basename(argv[0]) == prefix or " ".join(argv).endswith(prefix):
+                    return answer
+            return 0, "", ""
+
+        monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+        monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+        monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+        module = load(name)
+        full = dict(args, _ansible_check_mode=check_mode)
+        with patch_module_args(full):
+            try:
+                module.main()
+            except Fail as done:
+                return done.result, True, commands
+            except Exit as done:
+                return done.result, False, commands
+        raise AssertionError("the module neither exited nor failed")
+
+    return runner
 
 
-def run_cli(*args: str, env: Optional[Dict[str, str]] = None, check: Optional[int] = 0, cwd: Optional[str] = None) -> subprocess.CompletedProcess:
-    """Run pgdrill-backup in its own process; ``check`` is the exit code expected (None: any)."""
-    done = subprocess.run([sys.executable, "-m", "pgdrill.cli", *args], env=cli_env(env), capture_output=True, text=True, cwd=cwd)
-    if check is not None:
-        assert done.returncode == check, f"exit {done.returncode}, wanted {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    return done
+@pytest.fixture
+def playbook(tmp_path, monkeypatch):
+    # ansible-runner finds ansible-playbook on PATH: make it this interpreter's.
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+
+    def run(name, extravars=None, check=False, diff=False):
+        private = tmp_path / f"runner-{name}-{len(os.listdir(tmp_path))}"
+        private.mkdir()
+        cmdline = " ".join(flag for flag, on in (("--check", check), ("--diff", diff)) if on)
+        runner = ansible_runner.run(
+            private_data_dir=str(private),
+            playbook=os.path.join(PLAYBOOKS, name),
+            inventory=f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
+            extravars=extravars or {},
+            cmdline=cmdline or None,
+            envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+            quiet=True,
+        )
+        return Run(runner, str(private))
+
+    return run
 
 
-def system_pg_bindir() -> str:
-    dirs = system_bindirs()
-    assert dirs, ".ci/run installs the distribution's PostgreSQL"
-    return dirs[0]
+@pytest.fixture
+def conn(pg, sample_db, tmp_path):
+    """Extra vars that point the test playbooks at a real database and a fresh backup directory."""
+    return {
+        "backup_dir": str(tmp_path / "backups"),
+        "pg_host": pg.host,
+        "pg_port": pg.port,
+        "pg_user": "postgres",
+        "pg_passfile": pg.passfile,
+        "pg_db": sample_db,
+    }
+
+

@@ -1,7 +1,8 @@
 """``pgdrill-lab``: the README's main command.
 
 ``pgdrill-lab demo`` starts a throwaway PostgreSQL with a sample database, takes a backup with
-pgdrill-backup, verifies it by restoring it into a scratch database, lists the sets, and removes
+``playbooks/run_backup.yml`` against localhost, verifies it by restoring it into a scratch database
+with ``playbooks/verify_backups.yml``, lists the sets with ``pgdrill-backup list``, and removes
 everything again (``--keep`` leaves the cluster running and prints how to reach it).
 """
 
@@ -14,6 +15,8 @@ import sys
 import tempfile
 
 from .cluster import Cluster
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from .sample import create_sample
 
 
@@ -39,14 +42,19 @@ def demo(keep: bool, scale: int) -> int:
                 "[database ez360pm]\nprefix = ez360pm\n"
             )
         os.chmod(config, 0o600)
-        command = [os.path.join(os.path.dirname(sys.executable), "pgdrill-backup"), "--config", config]
-        for title, extra in (
-            ("pgdrill-backup  (one backup set: dump, globals, manifest)", []),
-            ("pgdrill-backup verify --restore  (checksums, archive, restore into a scratch database, row counts)", ["verify", "--restore"]),
-            ("pgdrill-backup list", ["list"]),
+        bindir = os.path.dirname(sys.executable)
+        playbook = [os.path.join(bindir, "ansible-playbook"), "-i", os.path.join(REPO, "inventories", "local", "hosts.yml"), "-e", f"pgdrill_config_path={config}"]
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+        for title, command in (
+            ("ansible-playbook playbooks/run_backup.yml  (pgdrill_dump on localhost: dump, globals, manifest)",
+             playbook + [os.path.join(REPO, "playbooks", "run_backup.yml")]),
+            ("ansible-playbook playbooks/verify_backups.yml -e pgdrill_verify_restore=true  (checksums, archive, restore into a scratch database, row counts)",
+             playbook + ["-e", "pgdrill_verify_restore=true", os.path.join(REPO, "playbooks", "verify_backups.yml")]),
+            ("pgdrill-backup list  (the host command, on the same backups)",
+             [os.path.join(bindir, "pgdrill-backup"), "--config", config, "list"]),
         ):
             _step(title)
-            done = subprocess.run(command + extra)
+            done = subprocess.run(command, env=env, cwd=REPO)
             if done.returncode != 0:
                 print(f"\ndemo failed at: {title} (exit {done.returncode})", file=sys.stderr)
                 return done.returncode

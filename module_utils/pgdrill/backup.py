@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -182,7 +183,7 @@ class BackupRun:
             counter = _Counter(conn) if config.row_counts else None
             if counter:
                 counter.start()
-            argv = [pg_dump, "--format=custom", *plan.pg_dump_args(), f"--snapshot={snapshot}"]
+            argv = [*plan.pg_dump_prefix(shutil.which("stdbuf")), pg_dump, "--format=custom", *plan.pg_dump_args(), f"--snapshot={snapshot}"]
             commands = [argv]
             compressor = plan.compressor(find_zstd() or "zstd")
             if compressor:

@@ -11,7 +11,6 @@ import json
 import logging
 import signal
 import sys
-from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from . import __version__
@@ -19,7 +18,7 @@ from .backup import BackupRun, plan_backup
 from .catalog import find_set
 from .config import DatabaseConfig, load_configs
 from .errors import LockBusy, PgdrillError
-from .series import Series, utcnow
+from .series import Series
 from .verify import verify_set
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
@@ -170,26 +169,10 @@ def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     return results
 
 
-def describe_sets(config: DatabaseConfig, now: Optional[datetime] = None) -> List[Dict[str, Any]]:
-    now = now or utcnow()
-    rows = []
-    for backup in Series(config).sets():
-        rows.append({
-            "set": backup.id,
-            "time": backup.time.isoformat(),
-            "age_seconds": round((now - backup.time).total_seconds(), 1),
-            "size": backup.size,
-            "state": "complete" if backup.complete else ("damaged" if backup.damaged else "incomplete"),
-            "verified": backup.verified,
-            "files": [entry.name for entry in backup.files],
-        })
-    return rows
-
-
 def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     results = []
     for config in configs:
-        rows = describe_sets(config)
+        rows = Series(config).describe()
         results.append({"database": config.label, "ok": True, "backup_dir": config.backup_dir, "sets": rows})
         if not args.json:
             print(f"{config.label}: {config.backup_dir}")

@@ -34,6 +34,14 @@ def _tail(text: str) -> str:
     return text if len(text) <= STDERR_TAIL else "..." + text[-STDERR_TAIL:]
 
 
+def program_name(argv: Sequence[str]) -> str:
+    """The program a command runs, looking through a leading ``stdbuf -oN``."""
+    words = list(argv)
+    if words and os.path.basename(words[0]) == "stdbuf":
+        words = [word for word in words[1:] if not word.startswith("-")]
+    return os.path.basename(words[0]) if words else "?"
+
+
 def describe_rc(rc: int) -> str:
     if rc < 0:
         try:
@@ -86,7 +94,7 @@ def run(argv: Sequence[str], env: Dict[str, str], what: str, fix: str = "", stdi
         raise PgdrillError(f"{what} failed: {argv[0]} is not installed", fix or "install it or fix PATH") from None
     if check and done.rc != 0:
         raise PgdrillError(
-            f"{what} failed: {os.path.basename(argv[0])} {describe_rc(done.rc)}: {last_line(done.stderr)}",
+            f"{what} failed: {program_name(argv)} {describe_rc(done.rc)}: {last_line(done.stderr)}",
             fix,
             rc=done.rc,
             stderr=_tail(done.stderr),
@@ -162,8 +170,8 @@ def stream(
                 raise PgdrillError(f"{what} failed: {argv[0]} is not installed", fix or "install it or fix PATH") from None
             if index > 0:
                 procs[-1].stdout.close()  # the child holds it now; our copy would hide SIGPIPE
+            _grow_pipe(proc.stdout)
             procs.append(proc)
-        _grow_pipe(procs[-1].stdout)
         if producer is not None:
             target = procs[0].stdin
 
@@ -216,7 +224,7 @@ def stream(
         # A program killed by SIGPIPE is usually the victim of a later one's failure: blame the cause.
         causes = [index for index in failed if rcs[index] != -signal.SIGPIPE] or failed
         first = causes[0]
-        name = os.path.basename(commands[first][0])
+        name = program_name(commands[first])
         raise PgdrillError(
             f"{what} failed: {name} {describe_rc(rcs[first])}: {last_line(stderrs[first])}",
             fix,

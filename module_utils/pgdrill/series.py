@@ -28,6 +28,22 @@ class Series:
     def sets(self) -> List[catalog.BackupSet]:
         return catalog.scan(self.directory, self.prefix)
 
+    def describe(self, now: Optional[datetime] = None) -> List[Dict[str, Any]]:
+        """The sets, newest first, as plain data for list, info and reports."""
+        now = now or utcnow()
+        return [
+            {
+                "set": backup.id,
+                "time": backup.time.isoformat(),
+                "age_seconds": round((now - backup.time).total_seconds(), 1),
+                "size": backup.size,
+                "state": "complete" if backup.complete else ("damaged" if backup.damaged else "incomplete"),
+                "verified": backup.verified,
+                "files": [entry.name for entry in backup.files],
+            }
+            for backup in self.sets()
+        ]
+
     def remove_stale_temporaries(self) -> List[str]:
         """Delete partial files left by killed runs of this series.
         Call only under the series lock: then no run of this series can be writing them."""
@@ -75,3 +91,13 @@ class Series:
                 fsync_dir(self.directory)
         return {"removed": removed, "kept": kept, "dry_run": dry_run}
 
+
+
+def recent_set(series: Series, younger_than_seconds: int, now: Optional[datetime] = None) -> Optional[Dict[str, Any]]:
+    """The newest complete set if it is younger than the limit (a limit of 0 never matches)."""
+    if younger_than_seconds <= 0:
+        return None
+    for entry in series.describe(now):
+        if entry["state"] == "complete":
+            return entry if entry["age_seconds"] < younger_than_seconds else None
+    return None

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import cli_env, run_cli
+from helpers import cli_env, run_cli
 
 SEED_NAME = re.compile(r"^(?P<prefix>.+)_db_\d{8}_\d{6}_utc\.dump(\.zst)?$")
 
@@ -182,7 +182,7 @@ def test_media_only_and_missing_media_root(backup_env, tmp_path):
 
 
 def test_kill_9_mid_dump_leaves_no_final_file_and_the_next_run_cleans_up(tmp_path, pg, big_db):
-    from conftest import write_config
+    from helpers import write_config
     config = write_config(tmp_path / "c.conf", pg, big_db, tmp_path / "b", compression="gzip", compression_level=9)
     proc = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60

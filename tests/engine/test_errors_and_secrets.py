@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import cli_env, run_cli, system_pg_bindir, write_config
+from helpers import cli_env, run_cli, system_pg_bindir, write_config
 from pgdrill.locking import SeriesLock
 from test_verify_prune_list import _fake_set
 

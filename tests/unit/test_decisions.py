@@ -82,3 +82,14 @@ def test_closest_client_at_or_above_the_server_is_picked():
     assert pick_bindir(16, installed) == "/c18"
     assert pick_bindir(19, installed) is None
     assert cross_version_note(18, 15) and not cross_version_note(18, 17) and not cross_version_note(16, 15)
+
+
+def test_stdbuf_only_for_the_zstd_pipe_and_errors_name_the_real_program():
+    from pgdrill.pipeline import program_name
+
+    piped = choose_compression("zstd", 3, native_zstd=False, zstd_binary=True)
+    native = choose_compression("gzip", 6, native_zstd=False, zstd_binary=True)
+    assert piped.pg_dump_prefix("/usr/bin/stdbuf") == ["/usr/bin/stdbuf", "-o1M"]
+    assert piped.pg_dump_prefix(None) == [] and native.pg_dump_prefix("/usr/bin/stdbuf") == []
+    assert program_name(["/usr/bin/stdbuf", "-o1M", "/usr/bin/pg_dump", "-Fc"]) == "pg_dump"
+    assert program_name(["/usr/bin/zstd", "-q"]) == "zstd"

@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# pgdrill: facts about the backup sets of one series.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pgdrill_info
+short_description: List pgdrill backup sets with their age, size and verified state
+description:
+  - Lists the backup sets of one series, newest first, with age, size, completeness and the result
+    of their last verification, plus the newest complete set's age in seconds.
+  - These are the facts for fleet reports and monitoring. Nothing is changed.
+version_added: "0.1.0"
+author: pgdrill maintainers
+extends_documentation_fragment: [pgdrill]
+options: {}
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is nothing to diff.
+"""
+
+EXAMPLES = r"""
+- name: Read the backup sets configured on the host
+  pgdrill_info:
+    config: /etc/pgdrill/pgdrill.conf
+    database: ez360pm
+  register: backups
+
+- name: Fail when the newest backup is older than a day
+  ansible.builtin.assert:
+    that: backups.newest_age_seconds is not none and backups.newest_age_seconds < 86400
+"""
+
+RETURN = r"""
+backup_dir:
+  description: Directory of the series.
+  returned: always
+  type: str
+  sample: /var/backups/pgdrill
+prefix:
+  description: File name prefix of the series.
+  returned: always
+  type: str
+  sample: ez360pm
+sets:
+  description: Every set of the series, newest first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - set: ez360pm_20261126_021500_utc
+      time: "2026-11-26T02:15:00.120000+00:00"
+      age_seconds: 3600.0
+      size: 233012345
+      state: complete
+      verified: ok+restore
+      files: [ez360pm_db_20261126_021500_utc.dump.zst, ez360pm_manifest_20261126_021500_utc.json]
+newest:
+  description: The newest complete set, or null when there is none.
+  returned: always
+  type: dict
+  sample: {set: ez360pm_20261126_021500_utc, age_seconds: 3600.0, size: 233012345, verified: ok}
+newest_age_seconds:
+  description: Age of the newest complete set in seconds, or null when there is none.
+  returned: always
+  type: float
+  sample: 3600.0
+complete_count:
+  description: Number of complete sets.
+  returned: always
+  type: int
+  sample: 14
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail
+from ansible.module_utils.pgdrill.errors import PgdrillError
+from ansible.module_utils.pgdrill.series import Series
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        config = database_config(module.params)
+        sets = Series(config).describe()
+    except PgdrillError as exc:
+        fail(module, exc)
+    complete = [entry for entry in sets if entry["state"] == "complete"]
+    newest = complete[0] if complete else None
+    module.exit_json(
+        changed=False,
+        backup_dir=config.backup_dir,
+        prefix=config.prefix,
+        sets=sets,
+        newest=newest,
+        newest_age_seconds=newest["age_seconds"] if newest else None,
+        complete_count=len(complete),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# pgdrill: verify a backup set.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pgdrill_verify
+short_description: Verify a pgdrill backup set by checksum, archive listing and optionally a real restore
+description:
+  - Checks a backup set against its manifest (sha256 and size of every file), reads the dump's table
+    of contents with C(pg_restore --list), reads any media archive end to end, and with O(restore)
+    restores the dump into a fresh scratch database, compares per-table row counts with the
+    manifest, and drops the scratch database.
+  - Fails naming the check that failed, and returns every check with its result.
+  - Records the outcome next to the set (shown by M(pgdrill_info) and C(pgdrill-backup list)); the
+    backup itself is never changed, so the module always reports RV(ignore:changed=false).
+version_added: "0.1.0"
+author: pgdrill maintainers
+extends_documentation_fragment: [pgdrill]
+options:
+  set:
+    description: Set name, stamp or file name. Defaults to the newest complete set.
+    type: str
+  all:
+    description: Verify every complete set of the series.
+    type: bool
+    default: false
+  restore:
+    description: Also restore into a scratch database on the configured server and compare row counts.
+    type: bool
+    default: false
+  jobs:
+    description: Parallel pg_restore jobs for O(restore). Defaults to the config's, else 2.
+    type: int
+attributes:
+  check_mode:
+    support: full
+    description: Runs every check but does not record the outcome.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+"""
+
+EXAMPLES = r"""
+- name: Verify the newest backup by restoring it
+  pgdrill_verify:
+    config: /etc/pgdrill/pgdrill.conf
+    database: ez360pm
+    restore: true
+"""
+
+RETURN = r"""
+ok:
+  description: Whether every check passed.
+  returned: always
+  type: bool
+  sample: true
+set:
+  description: The set verified (the last one with O(all)).
+  returned: always
+  type: str
+  sample: ez360pm_20261126_021500_utc
+checks:
+  description: Every check with its result and a one-line detail.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: "checksum ez360pm_db_20261126_021500_utc.dump.zst", ok: true, detail: "sha256 and size (233012345 bytes) match"}
+    - {name: "row counts", ok: true, detail: "7 tables, 4438070 rows match the manifest"}
+results:
+  description: One entry per set with O(all).
+  returned: when O(all) is true
+  type: list
+  elements: dict
+  sample: [{set: ez360pm_20261126_021500_utc, ok: true, checks: []}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
+from ansible.module_utils.pgdrill.catalog import find_set
+from ansible.module_utils.pgdrill.errors import PgdrillError
+from ansible.module_utils.pgdrill.series import Series
+from ansible.module_utils.pgdrill.verify import verify_set
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            set=dict(type="str"),
+            all=dict(type="bool", default=False),
+            restore=dict(type="bool", default=False),
+            jobs=dict(type="int"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    install_runner(module)
+    try:
+        config = database_config(params)
+        series = Series(config)
+        with series.lock(config.lock_wait):
+            sets = series.sets()
+            chosen = [s for s in sets if s.complete] if params["all"] else [find_set(sets, params["set"])]
+            if not chosen:
+                raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first")
+            results = [verify_set(config, backup, restore=params["restore"], jobs=params["jobs"], record=not module.check_mode) for backup in chosen]
+    except PgdrillError as exc:
+        fail(module, exc, changed=False)
+    output = dict(changed=False, ok=all(r["ok"] for r in results), set=results[-1]["set"], checks=results[-1]["checks"])
+    if params["all"]:
+        output["results"] = results
+    failed = [(r["set"], check) for r in results for check in r["checks"] if not check["ok"]]
+    if failed:
+        name, check = failed[0]
+        module.fail_json(msg=f"backup set {name} failed verification: {check['name']}: {check['detail']}", **output)
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Glue between pgdrill's engine and Ansible modules. Imported only by the modules in library/.
+
+The option names here are documented once, in plugins/doc_fragments/pgdrill.py.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any, Dict, Optional, Sequence
+
+from .config import DatabaseConfig, build_database_config, load_configs
+from .errors import PgdrillError
+from .pipeline import Completed, use_runner
+
+COMMON_ARGS: Dict[str, Dict[str, Any]] = dict(
+    config=dict(type="path"),
+    database=dict(type="str"),
+    backup_dir=dict(type="path"),
+    prefix=dict(type="str"),
+    db=dict(type="str", aliases=["dbname"]),
+    login_host=dict(type="str", aliases=["host"]),
+    login_port=dict(type="int", aliases=["port"]),
+    login_user=dict(type="str", aliases=["user"]),
+    login_password=dict(type="str", no_log=True),
+    passfile=dict(type="path"),
+    ssl_mode=dict(type="str", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+    pg_bin_dir=dict(type="path"),
+    lock_wait=dict(type="float", default=0),
+)
+
+# module option -> engine config key
+_CONNECTION_KEYS = {"db": "dbname", "login_host": "host", "login_port": "port", "login_user": "user", "passfile": "passfile", "ssl_mode": "sslmode"}
+_SETTING_KEYS = ("backup_dir", "prefix", "pg_bin_dir", "lock_wait")
+
+
+def argument_spec(**extra: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    spec = {key: dict(value) for key, value in COMMON_ARGS.items()}
+    spec.update(extra)
+    return spec
+
+
+def install_runner(module) -> None:
+    """Route the engine's single commands through AnsibleModule.run_command."""
+
+    def runner(argv: Sequence[str], env: Dict[str, str], stdin_data: Optional[bytes]) -> Completed:
+        extra = {key: value for key, value in env.items() if os.environ.get(key) != value}
+        rc, out, err = module.run_command(list(argv), environ_update=extra, data=stdin_data, binary_data=True, check_rc=False)
+        return Completed(list(argv), rc, out, err)
+
+    use_runner(runner)
+
+
+def database_config(params: Dict[str, Any], **settings: Any) -> DatabaseConfig:
+    """The engine configuration a module works with: the host's config file (if named), overridden
+    by every module option that was given. Raises PgdrillError with a message for the user."""
+    values: Dict[str, Any] = {}
+    for option, key in _CONNECTION_KEYS.items():
+        if params.get(option) is not None:
+            values[key] = params[option]
+    for key in _SETTING_KEYS:
+        if params.get(key) is not None:
+            values[key] = params[key]
+    values.update({key: value for key, value in settings.items() if value is not None})
+    if params.get("config"):
+        only = [params["database"]] if params.get("database") else None
+        configs = load_configs(params["config"], environ={}, overrides=values, only=only)
+        if len(configs) != 1:
+            raise PgdrillError(
+                f"{params['config']} configures {len(configs)} databases",
+                "choose one with the 'database' option: " + ", ".join(c.label for c in configs),
+            )
+        config = configs[0]
+    else:
+        if "backup_dir" not in values:
+            raise PgdrillError("no backup directory given", "set 'backup_dir', or 'config' to a pgdrill config file that has one")
+        label = params.get("database") or "default"
+        config = build_database_config(label, values, base_dir=os.getcwd(), source="module options", environ=os.environ)
+    if params.get("login_password"):
+        config = replace(config, connection=replace(config.connection, password=params["login_password"]))
+    return config
+
+
+def fail(module, exc: PgdrillError, **result: Any) -> None:
+    details = {key: value for key, value in exc.details.items() if key in ("rc", "stderr", "stdout", "cmd")}
+    module.fail_json(msg=exc.message, **details, **result)

@@ -1,0 +1,76 @@
+# Documentation shared by pgdrill's modules: where a backup series lives and how to reach PostgreSQL.
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  config:
+    description:
+      - Path of a pgdrill config file on the managed host (as written by the pgdrill backup role).
+      - Settings from the file's C([pgdrill]) section and the chosen O(database) section are used
+        first; every option given to the module overrides them.
+    type: path
+  database:
+    description:
+      - The C([database NAME]) section of O(config) to use. Needed when the file has several.
+    type: str
+  backup_dir:
+    description:
+      - Directory of the backup series. Required unless O(config) provides it.
+    type: path
+  prefix:
+    description:
+      - File name prefix of the backup series. Defaults to the database name.
+    type: str
+  db:
+    description:
+      - Name of the database. Defaults to libpq's choice (E(PGDATABASE), else the user name).
+    type: str
+    aliases: [dbname]
+  login_host:
+    description:
+      - Host name or Unix socket directory of the PostgreSQL server. Defaults to libpq's (E(PGHOST)).
+    type: str
+    aliases: [host]
+  login_port:
+    description:
+      - Port of the PostgreSQL server. Defaults to libpq's (E(PGPORT), else 5432).
+    type: int
+    aliases: [port]
+  login_user:
+    description:
+      - Role to connect as. Defaults to libpq's (E(PGUSER), else the OS user).
+    type: str
+    aliases: [user]
+  login_password:
+    description:
+      - Password of O(login_user). Handed to PostgreSQL programs in their environment, never on a
+        command line, and hidden from Ansible's output. Prefer O(passfile).
+    type: str
+  passfile:
+    description:
+      - Path of a C(.pgpass) file on the managed host (mode 0600).
+    type: path
+  ssl_mode:
+    description:
+      - libpq's C(sslmode). Defaults to libpq's (C(prefer)).
+    type: str
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  pg_bin_dir:
+    description:
+      - Directory holding pg_dump, pg_dumpall and pg_restore. Defaults to the installed client of the
+        closest major version at least the server's, else the programs on E(PATH).
+    type: path
+  lock_wait:
+    description:
+      - Seconds to wait for another run on the same backup series before failing.
+    type: float
+    default: 0
+requirements:
+  - Python 3.9 or newer on the managed host.
+  - psycopg 3 on the managed host, for the operations that connect to PostgreSQL.
+  - The PostgreSQL client programs on the managed host.
+notes:
+  - The modules run pgdrill's engine, the same code as the C(pgdrill-backup) host command, so
+    naming, manifests, retention and verification follow the same rules everywhere.
+"""

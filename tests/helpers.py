@@ -1,0 +1,117 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from typing import Dict, Optional
+
+from pgdrill_lab.cluster import Cluster, system_bindirs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_config(path, cluster: Cluster, dbname: str, backup_dir, **settings) -> str:
+    values = {
+        "backup_dir": backup_dir,
+        "host": cluster.host,
+        "port": cluster.port,
+        "user": "postgres",
+        "passfile": cluster.passfile,
+        "dbname": dbname,
+        **settings,
+    }
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("[pgdrill]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()))
+    return str(path)
+
+
+def cli_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "PGDRILL_", "EZ360_"))}
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str, env: Optional[Dict[str, str]] = None, check: Optional[int] = 0, cwd: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Run pgdrill-backup in its own process; ``check`` is the exit code expected (None: any)."""
+    done = subprocess.run([sys.executable, "-m", "pgdrill.cli", *args], env=cli_env(env), capture_output=True, text=True, cwd=cwd)
+    if check is not None:
+        assert done.returncode == check, f"exit {done.returncode}, wanted {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    return done
+
+
+def system_pg_bindir() -> str:
+    dirs = system_bindirs()
+    assert dirs, ".ci/run installs the distribution's PostgreSQL"
+    return dirs[0]
+
+
+class Exit(Exception):
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+class Fail(Exit):
+    pass
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "library", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_set(directory, prefix, stamp, payload=b"PGDMP", started="2026-11-20T02:15:00.000Z", **manifest_extra):
+    """A complete set on disk, written as the engine writes them."""
+    import hashlib
+
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    dump = f"{prefix}_db_{stamp}_utc.dump"
+    with open(os.path.join(directory, dump), "wb") as handle:
+        handle.write(payload)
+    document = {
+        "format": "pgdrill-manifest", "format_version": 1, "set": f"{prefix}_{stamp}_utc", "prefix": prefix, "stamp": stamp,
+        "started_at": started, "finished_at": started, "duration_seconds": 0,
+        "files": [{"name": dump, "kind": "db", "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}],
+        "database": {"name": prefix}, "client": {}, "compression": {}, "row_counts": None, "options": {},
+        **manifest_extra,
+    }
+    with open(os.path.join(directory, f"{prefix}_manifest_{stamp}_utc.json"), "w") as handle:
+        json.dump(document, handle)
+    return dump
+
+
+class Run:
+    def __init__(self, runner, private_dir):
+        self.runner = runner
+        self.status = runner.status
+        self.rc = runner.rc
+        self.events = list(runner.events)
+        self.stdout = runner.stdout.read()
+        self.private_dir = private_dir
+
+    def task(self, name):
+        """The result event of the task named ``name`` (ok, changed, failed or skipped)."""
+        for event in self.events:
+            data = event.get("event_data", {})
+            if data.get("task") == name and event["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
+                return {"event": event["event"], "changed": data.get("res", {}).get("changed"), "res": data.get("res", {})}
+        raise AssertionError(f"no result for task {name!r}; tasks seen: {sorted({e.get('event_data', {}).get('task') for e in self.events if e.get('event_data', {}).get('task')})}")
+
+    def everything(self):
+        """All the run produced: output, events, and artifact files (not runner's input in env/)."""
+        parts = [self.stdout, json.dumps(self.events)]
+        for root, _, files in os.walk(os.path.join(self.private_dir, "artifacts")):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as handle:
+                    parts.append(handle.read().decode("utf-8", "replace"))
+        return "\n".join(parts)
+
+
+def listing(path):
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []

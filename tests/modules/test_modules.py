@@ -1,0 +1,149 @@
+import os
+import stat
+
+import pytest
+
+from helpers import fake_set
+
+
+def fake_bin(tmp_path, *names):
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    for name in names:
+        path = bindir / name
+        path.write_text("#!/bin/sh\nexit 0\n")
+        path.chmod(0o755)
+    return str(bindir)
+
+
+def test_info_lists_newest_first_and_is_read_only(run_module, tmp_path):
+    fake_set(tmp_path / "b", "shop", "20261120_021500", started="2026-11-20T02:15:00.000Z")
+    fake_set(tmp_path / "b", "shop", "20261121_021500", started="2026-11-21T02:15:00.000Z")
+    fake_set(tmp_path / "b", "other", "20261122_021500")
+    result, failed, commands = run_module("pgdrill_info", {"backup_dir": str(tmp_path / "b"), "prefix": "shop"})
+    assert not failed and result["changed"] is False and commands == []
+    assert [s["set"] for s in result["sets"]] == ["shop_20261121_021500_utc", "shop_20261120_021500_utc"]
+    assert result["newest"]["set"] == "shop_20261121_021500_utc" and result["newest_age_seconds"] > 0
+    assert result["complete_count"] == 2
+
+
+def test_info_on_an_empty_series(run_module, tmp_path):
+    result, failed, _ = run_module("pgdrill_info", {"backup_dir": str(tmp_path / "none"), "prefix": "shop"})
+    assert not failed and result["newest"] is None and result["newest_age_seconds"] is None
+
+
+def test_missing_backup_dir_is_a_clear_failure(run_module):
+    result, failed, _ = run_module("pgdrill_info", {"prefix": "shop"})
+    assert failed and "no backup directory given" in result["msg"] and "backup_dir" in result["msg"]
+
+
+def test_prune_check_mode_plans_and_deletes_nothing_with_diff(run_module, tmp_path):
+    directory = tmp_path / "b"
+    fake_set(directory, "shop", "20200101_000000", started="2020-01-01T00:00:00.000Z")
+    fake_set(directory, "shop", "20261121_021500", started="2026-11-21T02:15:00.000Z")
+    before = sorted(os.listdir(directory))
+    result, failed, _ = run_module("pgdrill_prune", {"backup_dir": str(directory), "prefix": "shop", "keep_last": 1, "retention_days": 30, "_ansible_diff": True}, check_mode=True)
+    assert not failed and result["changed"] is True
+    assert [r["set"] for r in result["removed"]] == ["shop_20200101_000000_utc"]
+    assert sorted(os.listdir(directory)) == before
+    assert "shop_20200101_000000_utc" in result["diff"]["before"] and "shop_20200101_000000_utc" not in result["diff"]["after"]
+
+
+def test_prune_argument_types_are_enforced(run_module, tmp_path):
+    result, failed, _ = run_module("pgdrill_prune", {"backup_dir": str(tmp_path), "keep_last": "many"})
+    assert failed and "keep_last" in result["msg"]
+
+
+@pytest.mark.parametrize("compression,probes,suffix", [("gzip", 0, ".dump"), ("zstd", 1, ".dump.zst")])
+def test_dump_check_mode_runs_no_pg_dump_and_names_the_files(run_module, tmp_path, compression, probes, suffix):
+    bindir = fake_bin(tmp_path, "pg_dump", "pg_dumpall", "pg_restore")
+    result, failed, commands = run_module(
+        "pgdrill_dump",
+        {"backup_dir": str(tmp_path / "b"), "db": "shop", "pg_bin_dir": bindir, "compression": compression},
+        check_mode=True,
+        responses={"pg_dump --version": (0, "pg_dump (PostgreSQL) 15.18\n", "")},
+    )
+    assert not failed and result["changed"] is True
+    # At most a version probe (does this pg_dump compress with zstd itself?), never a dump.
+    assert [c["argv"] for c in commands] == [[os.path.join(bindir, "pg_dump"), "--version"]] * probes
+    names = [f["name"] for f in result["files"]]
+    assert names[0].startswith("shop_db_") and names[0].endswith("_utc" + suffix) and names[-1].startswith("shop_manifest_")
+    assert not os.path.exists(tmp_path / "b")
+
+
+def test_dump_rejects_a_bad_choice(run_module, tmp_path):
+    result, failed, _ = run_module("pgdrill_dump", {"backup_dir": str(tmp_path), "compression": "lz4"})
+    assert failed and "compression" in result["msg"] and "lz4" in result["msg"]
+
+
+def test_dump_skips_when_a_recent_set_exists(run_module, tmp_path):
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    stamp = now.strftime("%Y%m%d_%H%M%S")
+    fake_set(tmp_path / "b", "shop", stamp, started=now.isoformat().replace("+00:00", "Z"))
+    result, failed, commands = run_module("pgdrill_dump", {"backup_dir": str(tmp_path / "b"), "db": "shop", "skip_if_newer_than": 3600})
+    assert not failed and result["changed"] is False and "limit 3600 s" in result["skipped_because"] and commands == []
+
+
+def test_verify_runs_the_listing_through_run_command_with_the_password_in_env_only(run_module, tmp_path):
+    bindir = fake_bin(tmp_path, "pg_restore")
+    dump = fake_set(tmp_path / "b", "shop", "20261121_021500")
+    result, failed, commands = run_module(
+        "pgdrill_verify",
+        {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "pg_bin_dir": bindir, "login_password": "pw-in-env-only"},
+        responses={"pg_restore": (0, "; comment\n1; 0 0 TABLE public t owner\n", "")},
+    )
+    assert not failed and result["changed"] is False and result["ok"]
+    assert commands[0]["argv"] == [os.path.join(bindir, "pg_restore"), "--list", str(tmp_path / "b" / dump)]
+    assert commands[0]["env"]["PGPASSWORD"] == "pw-in-env-only"
+    assert all("pw-in-env-only" not in " ".join(c["argv"]) for c in commands)
+    assert [c["name"] for c in result["checks"]] == ["manifest", f"checksum {dump}", f"archive {dump}"]
+    assert stat.S_IMODE(os.stat(tmp_path / "b" / "shop_verify_20261121_021500_utc.json").st_mode) == 0o600
+
+
+def test_verify_fails_naming_the_check(run_module, tmp_path):
+    bindir = fake_bin(tmp_path, "pg_restore")
+    dump = fake_set(tmp_path / "b", "shop", "20261121_021500")
+    with open(tmp_path / "b" / dump, "ab") as handle:
+        handle.write(b"x")
+    result, failed, _ = run_module("pgdrill_verify", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "pg_bin_dir": bindir},
+                                   responses={"pg_restore": (0, "", "")})
+    assert failed and result["changed"] is False and result["ok"] is False
+    assert f"failed verification: checksum {dump}" in result["msg"]
+
+
+def test_verify_check_mode_records_nothing(run_module, tmp_path):
+    bindir = fake_bin(tmp_path, "pg_restore")
+    fake_set(tmp_path / "b", "shop", "20261121_021500")
+    result, failed, _ = run_module("pgdrill_verify", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "pg_bin_dir": bindir}, check_mode=True)
+    assert not failed and not [n for n in os.listdir(tmp_path / "b") if "_verify_" in n]
+
+
+def test_restore_command_building(tmp_path):
+    from pgdrill import restore
+    from pgdrill.pgtools import PgTools
+
+    bindir = fake_bin(tmp_path, "pg_restore")
+    tools = PgTools(bindir)
+    seen = []
+    from pgdrill import pipeline
+
+    pipeline.use_runner(lambda argv, env, data: seen.append((list(argv), env)) or pipeline.Completed(list(argv), 0, "", ""))
+    try:
+        result = restore.restore_archive(tools, {"PGPASSWORD": "x"}, "/b/shop_db_20261121_021500_utc.dump", "shop_check", jobs=4, clean=True, no_owner=True)
+    finally:
+        pipeline.use_runner(pipeline._default_runner)
+    assert seen[0][0] == [os.path.join(bindir, "pg_restore"), "--exit-on-error", "--dbname=shop_check", "--jobs=4", "--clean", "--if-exists", "--no-owner", "/b/shop_db_20261121_021500_utc.dump"]
+    assert result["commands"] == [seen[0][0]] and "pg_restore" in result["timings"]
+
+
+def test_restore_refuses_a_connection_string_as_target(tmp_path):
+    import pytest
+
+    from pgdrill.errors import PgdrillError
+    from pgdrill.pgtools import PgTools
+    from pgdrill.restore import pg_restore_argv
+
+    with pytest.raises(PgdrillError, match="must not look like a connection string"):
+        pg_restore_argv(PgTools(fake_bin(tmp_path, "pg_restore")), "/a.dump", "host=evil dbname=x")
