@@ -6,7 +6,7 @@ import glob
 import os
 import re
 import shutil
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 from .errors import PgdrillError
 from .pipeline import child_env, run

@@ -6,7 +6,6 @@ The guard is a pure function, so every refusal rule lives in one place and is te
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
@@ -153,12 +152,7 @@ def restore_set(
     expected = document.get("row_counts")
     if check_row_counts and expected is not None:
         started = time.monotonic()
-        conn = db.connect(config.connection, target)
-        try:
-            actual = db.count_rows(conn)
-        finally:
-            conn.close()
-        diffs = db.compare_counts(expected, actual)
+        diffs = db.count_mismatches(config.connection, target, expected)
         timings["row_counts"] = round(time.monotonic() - started, 3)
         counts = {"checked": True, "tables": len(expected), "rows": sum(expected.values()), "mismatches": diffs}
         if diffs:
