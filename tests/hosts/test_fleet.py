@@ -1,0 +1,154 @@
+"""The fleet on real hosts: three database servers and a staging server, provisioned by
+playbooks/provision_backups.yml (Molecule scenario 'fleet'), then the operator's story with the
+real playbooks: backups, a retention change previewed with --check --diff and then applied, and
+the status report, which fails on a host made stale on purpose."""
+
+import json
+import os
+import time
+
+import ansible_runner
+import pytest
+
+from conftest_hosts import REPO, build_images, host_env, inventory_of, molecule
+
+DBS = ["pgdrill-fleet-db1", "pgdrill-fleet-db2", "pgdrill-fleet-db3"]
+TIMINGS = {}
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    build_images()
+    started = time.monotonic()
+    molecule("destroy", "-s", "fleet", check=False)
+    try:
+        for step in ("create", "prepare", "converge"):
+            TIMINGS[step] = round(molecule(step, "-s", "fleet").seconds, 1)
+        yield inventory_of("fleet")
+    finally:
+        molecule("destroy", "-s", "fleet", check=False)
+        TIMINGS["total"] = round(time.monotonic() - started, 1)
+        print(f"\nfleet scenario timings (s): {json.dumps(TIMINGS)}")
+
+
+def run(inventory, tmp_path, playbook=None, module=None, args=None, pattern="pgdrill_databases", extravars=None, cmdline=None):
+    private = tmp_path / f"runner-{len(os.listdir(tmp_path))}"
+    private.mkdir()
+    env = host_env()
+    kwargs = dict(
+        private_data_dir=str(private), inventory=inventory, extravars=extravars or {}, cmdline=cmdline, quiet=True,
+        envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_FORKS": "4", "CONTAINERS_CONF": env["CONTAINERS_CONF"]},
+    )
+    os.environ["PATH"] = env["PATH"]
+    os.environ["CONTAINERS_CONF"] = env["CONTAINERS_CONF"]
+    if playbook:
+        result = ansible_runner.run(playbook=os.path.join(REPO, "playbooks", playbook), **kwargs)
+    else:
+        result = ansible_runner.run(module=module, module_args=args, host_pattern=pattern, **kwargs)
+    events = list(result.events)
+    return result, events, result.stdout.read()
+
+
+def per_host(events, event_name="runner_on_ok", task=None):
+    out = {}
+    for event in events:
+        data = event.get("event_data", {})
+        if event["event"] == event_name and (task is None or data.get("task") == task):
+            out.setdefault(data["host"], []).append(data.get("res", {}))
+    return out
+
+
+def backup_files(inventory, tmp_path):
+    _, events, _ = run(inventory, tmp_path, module="ansible.builtin.shell",
+                       args="find /var/backups/pgdrill /var/backups/crm -name '*_utc.*' -printf '%f\\n' | sort")
+    return {host: res[0]["stdout_lines"] for host, res in per_host(events).items()}
+
+
+def age_manifests(inventory, tmp_path, pattern, days_by_rank):
+    """Move the manifest times of each database's sets back: rank 0 is the newest set."""
+    script = (
+        "import glob, json, datetime\n"
+        f"days = {days_by_rank!r}\n"
+        "for prefix in ('ez360pm', 'crm-main'):\n"
+        "    names = sorted(glob.glob(f'/var/backups/*/{prefix}_manifest_*.json'), reverse=True)\n"
+        "    for rank, name in enumerate(names):\n"
+        "        if rank in days:\n"
+        "            doc = json.load(open(name))\n"
+        "            when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days[rank])\n"
+        "            doc['started_at'] = when.isoformat().replace('+00:00', 'Z')\n"
+        "            json.dump(doc, open(name, 'w'))\n"
+    )
+    result, _, out = run(inventory, tmp_path, module="ansible.builtin.shell", args=f"python3 -c \"{script}\"", pattern=pattern)
+    assert result.status == "successful", out
+
+
+def test_provisioning_is_idempotent(fleet):
+    done = molecule("idempotence", "-s", "fleet")
+    TIMINGS["idempotence"] = round(done.seconds, 1)
+
+
+def test_backups_retention_change_and_status_report(fleet, tmp_path):
+    inventory = fleet
+    # Three backups per database on every host, through the systemd unit the role installed.
+    for _ in range(3):
+        result, _, out = run(inventory, tmp_path, module="ansible.builtin.command", args="systemctl start pgdrill-backup.service")
+        assert result.status == "successful", out
+    files = backup_files(inventory, tmp_path)
+    assert sorted(files) == DBS
+    for host, names in files.items():
+        assert len([n for n in names if n.startswith("ez360pm_manifest_")]) == 3, (host, names)
+        assert len([n for n in names if n.startswith("crm-main_manifest_")]) == 3, (host, names)
+    # The two older sets of each database become 20 and 40 days old.
+    age_manifests(inventory, tmp_path, "pgdrill_databases", {1: 20, 2: 40})
+    expected_removed = {}
+    for host, names in files.items():
+        for prefix in ("ez360pm", "crm-main"):
+            stamps = sorted((n.split("_manifest_")[1][:-len("_utc.json")] for n in names if n.startswith(prefix + "_manifest_")), reverse=True)
+            expected_removed[(host, prefix)] = sorted(f"{prefix}_{stamp}_utc" for stamp in stamps[1:])
+
+    # Preview: --check --diff names exactly the sets that would go, and deletes nothing.
+    retention = {"pgdrill_backup_keep_last": 1, "pgdrill_backup_retention_days": 7}
+    started = time.monotonic()
+    result, events, out = run(inventory, tmp_path, playbook="change_retention.yml", extravars=retention, cmdline="--check --diff")
+    TIMINGS["change_retention_check"] = round(time.monotonic() - started, 1)
+    assert result.status == "successful", out[-4000:]
+    prunes = per_host(events, "runner_item_on_ok", "Prune each database's backup sets with the new retention")
+    assert sorted(prunes) == DBS
+    for host, items in prunes.items():
+        for res in items:
+            prefix = "crm-main" if res["item"]["name"] == "crm" else "ez360pm"
+            assert res["changed"] is True
+            assert sorted(entry["set"] for entry in res["removed"]) == expected_removed[(host, prefix)], (host, res["removed"])
+            assert all(name not in res["diff"]["after"] and name in res["diff"]["before"] for name in expected_removed[(host, prefix)])
+    assert "+keep_last = 1" in out and "-keep_last = 14" in out  # the config diff is shown
+    assert backup_files(inventory, tmp_path) == files  # nothing deleted
+
+    # For real.
+    started = time.monotonic()
+    result, events, out = run(inventory, tmp_path, playbook="change_retention.yml", extravars=retention)
+    TIMINGS["change_retention_apply"] = round(time.monotonic() - started, 1)
+    assert result.status == "successful", out[-4000:]
+    after = backup_files(inventory, tmp_path)
+    for host, names in after.items():
+        for prefix in ("ez360pm", "crm-main"):
+            manifests = [n for n in names if n.startswith(prefix + "_manifest_")]
+            assert len(manifests) == 1, (host, names)
+            kept = prefix + "_" + manifests[0].split("_manifest_")[1][: -len(".json")]
+            assert kept not in expected_removed[(host, prefix)]
+    # Applying again changes nothing.
+    result, events, out = run(inventory, tmp_path, playbook="change_retention.yml", extravars=retention)
+    assert result.status == "successful" and all(not r["changed"] for rs in per_host(events, "runner_item_on_ok").values() for r in rs)
+
+    # The status report passes while every backup is fresh ...
+    result, events, out = run(inventory, tmp_path, playbook="report_status.yml")
+    assert result.status == "successful", out[-4000:]
+    # ... and fails db3 alone, first in the summary, once its newest backups are three days old.
+    age_manifests(inventory, tmp_path, "pgdrill-fleet-db3", {0: 3})
+    result, events, out = run(inventory, tmp_path, playbook="report_status.yml")
+    assert result.status == "failed"
+    failed = per_host(events, "runner_item_on_failed")
+    assert sorted(failed) == ["pgdrill-fleet-db3"]
+    assert all("h old (limit 26 h)" in res["msg"] for res in failed["pgdrill-fleet-db3"])
+    summary = per_host(events, "runner_on_ok", "Show the fleet, failing hosts first")
+    rows = next(iter(summary.values()))[0]["msg"]
+    assert rows[0]["host"] == "pgdrill-fleet-db3" and rows[0]["ok"] is False and all(row["ok"] for row in rows[2:])
