@@ -16,7 +16,7 @@ description:
     only once its manifest does. A failed run leaves no files behind and prunes nothing.
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill]
+extends_documentation_fragment: [pgdrill, pgdrill.connection]
 options:
   include_database:
     description: Dump the database (C(--db)).

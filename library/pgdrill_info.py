@@ -13,7 +13,7 @@ description:
   - These are the facts for fleet reports and monitoring. Nothing is changed.
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill]
+extends_documentation_fragment: [pgdrill, pgdrill.connection]
 options: {}
 attributes:
   check_mode:

@@ -16,7 +16,7 @@ description:
   - Run it with C(--check --diff) first to see, per host, exactly which sets would go.
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill]
+extends_documentation_fragment: [pgdrill, pgdrill.connection]
 options:
   keep_last:
     description:

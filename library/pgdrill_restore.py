@@ -20,7 +20,7 @@ description:
     compares per-table row counts with the manifest afterwards.
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill]
+extends_documentation_fragment: [pgdrill, pgdrill.connection]
 options:
   set:
     description: Set name, stamp or file name. Defaults to the newest complete set.

@@ -17,7 +17,7 @@ description:
     backup itself is never changed, so the module always reports RV(ignore:changed=false).
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill]
+extends_documentation_fragment: [pgdrill, pgdrill.connection]
 options:
   set:
     description: Set name, stamp or file name. Defaults to the newest complete set.

@@ -13,11 +13,15 @@ from .config import DatabaseConfig, build_database_config, load_configs
 from .errors import PgdrillError
 from .pipeline import Completed, use_runner
 
-COMMON_ARGS: Dict[str, Dict[str, Any]] = dict(
+# Options of a backup series (doc fragment "pgdrill") and of a connection ("pgdrill.connection").
+SERIES_ARGS: Dict[str, Dict[str, Any]] = dict(
     config=dict(type="path"),
     database=dict(type="str"),
     backup_dir=dict(type="path"),
     prefix=dict(type="str"),
+    lock_wait=dict(type="float", default=0),
+)
+CONNECTION_ARGS: Dict[str, Dict[str, Any]] = dict(
     db=dict(type="str", aliases=["dbname"]),
     login_host=dict(type="str", aliases=["host"]),
     login_port=dict(type="int", aliases=["port"]),
@@ -26,7 +30,6 @@ COMMON_ARGS: Dict[str, Dict[str, Any]] = dict(
     passfile=dict(type="path"),
     ssl_mode=dict(type="str", choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
     pg_bin_dir=dict(type="path"),
-    lock_wait=dict(type="float", default=0),
 )
 
 # module option -> engine config key
@@ -35,9 +38,23 @@ _SETTING_KEYS = ("backup_dir", "prefix", "pg_bin_dir", "lock_wait")
 
 
 def argument_spec(**extra: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    spec = {key: dict(value) for key, value in COMMON_ARGS.items()}
-    spec.update(extra)
-    return spec
+    """Series and connection options, plus the module's own."""
+    return {**connection_argument_spec(), **{key: dict(value) for key, value in SERIES_ARGS.items()}, **extra}
+
+
+def connection_argument_spec(**extra: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """Connection options only, plus the module's own."""
+    return {**{key: dict(value) for key, value in CONNECTION_ARGS.items()}, **extra}
+
+
+def connection_of(params: Dict[str, Any], base=None):
+    """A Connection from the connection options, over ``base`` (say, a config file's) when given."""
+    from .config import Connection
+
+    values = {key: params[option] for option, key in _CONNECTION_KEYS.items() if params.get(option) is not None}
+    if params.get("login_password"):
+        values["password"] = params["login_password"]
+    return replace(base, **values) if base is not None else Connection(**values)
 
 
 def install_runner(module) -> None:

@@ -22,6 +22,23 @@ options:
     description:
       - File name prefix of the backup series. Defaults to the database name.
     type: str
+  lock_wait:
+    description:
+      - Seconds to wait for another run on the same backup series before failing.
+    type: float
+    default: 0
+requirements:
+  - Python 3.9 or newer on the managed host.
+  - psycopg 3 on the managed host, for the operations that connect to PostgreSQL.
+  - The PostgreSQL client programs on the managed host.
+notes:
+  - The modules run pgdrill's engine, the same code as the C(pgdrill-backup) host command, so
+    naming, manifests, retention and verification follow the same rules everywhere.
+"""
+
+    # The connection options alone (pgdrill_smoke uses only these).
+    CONNECTION = r"""
+options:
   db:
     description:
       - Name of the database. Defaults to libpq's choice (E(PGDATABASE), else the user name).
@@ -61,16 +78,4 @@ options:
       - Directory holding pg_dump, pg_dumpall and pg_restore. Defaults to the installed client of the
         closest major version at least the server's, else the programs on E(PATH).
     type: path
-  lock_wait:
-    description:
-      - Seconds to wait for another run on the same backup series before failing.
-    type: float
-    default: 0
-requirements:
-  - Python 3.9 or newer on the managed host.
-  - psycopg 3 on the managed host, for the operations that connect to PostgreSQL.
-  - The PostgreSQL client programs on the managed host.
-notes:
-  - The modules run pgdrill's engine, the same code as the C(pgdrill-backup) host command, so
-    naming, manifests, retention and verification follow the same rules everywhere.
 """

@@ -93,3 +93,19 @@ def test_stdbuf_only_for_the_zstd_pipe_and_errors_name_the_real_program():
     assert piped.pg_dump_prefix(None) == [] and native.pg_dump_prefix("/usr/bin/stdbuf") == []
     assert program_name(["/usr/bin/stdbuf", "-o1M", "/usr/bin/pg_dump", "-Fc"]) == "pg_dump"
     assert program_name(["/usr/bin/zstd", "-q"]) == "zstd"
+
+
+def test_smoke_check_specs_and_judgement():
+    from pgdrill.drill import check_spec_problem, judge_rows, log_line
+
+    assert check_spec_problem({"name": "login", "sql": "SELECT 1", "expect": "rows"}) is None
+    assert check_spec_problem({"name": "migrate", "command": ["python3", "manage.py", "migrate"]}) is None
+    assert "exactly one" in check_spec_problem({"name": "x", "sql": "SELECT 1", "command": ["true"]})
+    assert "argument list" in check_spec_problem({"name": "x", "command": "python manage.py check"})
+    assert "needs 'value'" in check_spec_problem({"name": "x", "sql": "SELECT 1", "expect": "value"})
+    assert judge_rows({"expect": "rows"}, [(1,)])[0] and not judge_rows({"expect": "rows"}, [])[0]
+    assert judge_rows({"expect": "none"}, [])[0] and not judge_rows({"expect": "none"}, [(1,)])[0]
+    assert judge_rows({"expect": "value", "value": 3}, [(3,)])[0] and not judge_rows({"expect": "value", "value": 3}, [(4,)])[0]
+    line = log_line({"finished_at": "2026-11-26T07:30:00Z", "database": "ez360pm", "source_host": "db1", "set": "ez360pm_20261126_021500_utc",
+                     "timings": {"restore": 9.74}, "checks": [{"ok": True}, {"ok": False}], "outcome": "failed", "failed_step": "smoke checks"})
+    assert line == "- 2026-11-26 07:30 UTC · ez360pm from db1 · set ez360pm_20261126_021500_utc · restore 9.7 s · 1/2 checks ok · FAILED at smoke checks"

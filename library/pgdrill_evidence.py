@@ -1,0 +1,89 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# pgdrill: write a restore drill's evidence record.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pgdrill_evidence
+short_description: Write a restore drill's evidence record and return its drill-log line
+description:
+  - Writes a drill's evidence record as JSON (mode 0600, atomically) into a directory on the managed
+    host, and returns the record with the dated Markdown line for the drill log (the seed's
+    C(docs/MEMORY.md) step).
+  - The record holds the source host and database, the set's name and sha256, the tool, pg_dump and
+    server versions, the timing of every step, each check's result and the outcome.
+version_added: "0.1.0"
+author: pgdrill maintainers
+options:
+  record:
+    description: The evidence record.
+    type: dict
+    required: true
+  directory:
+    description: Directory for the record; created 0700 if missing.
+    type: path
+    required: true
+attributes:
+  check_mode:
+    support: full
+    description: Returns the record and the log line, writes nothing.
+  diff_mode:
+    support: none
+    description: A new record is always a new file.
+"""
+
+EXAMPLES = r"""
+- name: Keep the drill's evidence on staging
+  pgdrill_evidence:
+    directory: /var/lib/pgdrill/drills/evidence
+    record: "{{ drill_record }}"
+  register: evidence
+"""
+
+RETURN = r"""
+path:
+  description: Path of the record written.
+  returned: always
+  type: str
+  sample: /var/lib/pgdrill/drills/evidence/drill_ez360pm_20261126T073000Z.json
+log_line:
+  description: The dated Markdown line for the drill log.
+  returned: always
+  type: str
+  sample: "- 2026-11-26 07:30 UTC · ez360pm from db1 · set ez360pm_20261126_021500_utc · restore 9.7 s · 7/7 checks ok · PASSED"
+record:
+  description: The record as written.
+  returned: always
+  type: dict
+  sample: {outcome: passed}
+"""
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pgdrill.drill import log_line
+from ansible.module_utils.pgdrill.fsio import AtomicWriter, ensure_private_dir
+from ansible.module_utils.pgdrill.manifest import encode
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(record=dict(type="dict", required=True), directory=dict(type="path", required=True)),
+        supports_check_mode=True,
+    )
+    record = module.params["record"]
+    stamp = re.sub(r"[^0-9TZ]", "", str(record.get("started_at") or "")) or "unknown"
+    name = f"drill_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(record.get('database') or 'db'))}_{stamp}.json"
+    path = os.path.join(module.params["directory"], name)
+    if not module.check_mode:
+        ensure_private_dir(module.params["directory"])
+        with AtomicWriter(module.params["directory"], name) as writer:
+            writer.write(encode(record))
+            writer.commit(replace=True)  # the same drill's record written again replaces it whole
+    module.exit_json(changed=not module.check_mode, path=path, log_line=log_line(record), record=record)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Restore drills: smoke checks on a restored database, and the evidence a drill leaves behind.
+
+A smoke check is one of:
+  {"name": ..., "sql": "...", "expect": "rows"}            the query must return at least one row
+  {"name": ..., "sql": "...", "expect": "none"}            the query must return no row
+  {"name": ..., "sql": "...", "expect": "value", "value": X} the first column of the first row equals X
+  {"name": ..., "command": [argv...], "chdir": DIR}        the program must exit 0
+SQL checks always run inside a transaction that is rolled back, so checks that write (create a
+client, an invoice) leave the restored database as it was. Commands get the restored database's
+connection in their environment, both as libpq's PG* variables and as the POSTGRES_* names the seed's
+Django settings read.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from datetime import datetime
+from typing import Any, Dict, List, Optional
+
+from .errors import PgdrillError
+
+EXPECTATIONS = ("rows", "none", "value")
+
+
+def check_spec_problem(check: Any) -> Optional[str]:
+    """Why a check definition is unusable, or None. Pure."""
+    if not isinstance(check, dict) or not check.get("name"):
+        return f"every check needs a name: {check!r}"
+    has_sql, has_command = "sql" in check, "command" in check
+    if has_sql == has_command:
+        return f"check {check['name']!r} needs exactly one of 'sql' or 'command'"
+    if has_sql and check.get("expect", "rows") not in EXPECTATIONS:
+        return f"check {check['name']!r}: expect must be one of {', '.join(EXPECTATIONS)}"
+    if has_sql and check.get("expect") == "value" and "value" not in check:
+        return f"check {check['name']!r}: expect value needs 'value'"
+    if has_command and not (isinstance(check["command"], list) and check["command"] and all(isinstance(a, str) for a in check["command"])):
+        return f"check {check['name']!r}: command must be a non-empty list of strings (an argument list, no shell)"
+    return None
+
+
+def judge_rows(check: Dict[str, Any], rows: List[tuple]) -> "tuple[bool, str]":
+    """Whether query results meet the check's expectation. Pure."""
+    expect = check.get("expect", "rows")
+    if expect == "rows":
+        return (bool(rows), f"{len(rows)} row(s)" if rows else "returned no rows, expected at least one")
+    if expect == "none":
+        return (not rows, "no rows" if not rows else f"returned {len(rows)} row(s), expected none: first {rows[0]!r}")
+    got = rows[0][0] if rows and rows[0] else None
+    wanted = check["value"]
+    ok = str(got) == str(wanted)
+    return ok, f"value {got!r}" if ok else f"value {got!r}, expected {wanted!r}"
+
+
+def command_env(connection_env: Dict[str, str]) -> Dict[str, str]:
+    """The restored database's connection for an application command, in libpq and seed names."""
+    env = dict(os.environ)
+    env.update(connection_env)
+    aliases = {"PGHOST": "POSTGRES_HOST", "PGPORT": "POSTGRES_PORT", "PGDATABASE": "POSTGRES_DB", "PGUSER": "POSTGRES_USER", "PGPASSWORD": "POSTGRES_PASSWORD"}
+    for libpq_name, seed_name in aliases.items():
+        if libpq_name in connection_env:
+            env[seed_name] = connection_env[libpq_name]
+    return env
+
+
+def run_checks(conn, checks: List[Dict[str, Any]], connection_env: Dict[str, str], timeout: float = 600) -> List[Dict[str, Any]]:
+    """Run every check; a failure is a result, never an exception."""
+    results = []
+    for check in checks:
+        started = time.monotonic()
+        if "sql" in check:
+            try:
+                with conn.transaction(force_rollback=True):
+                    cursor = conn.execute(check["sql"])
+                    rows = cursor.fetchall() if cursor.description else []
+                ok, detail = judge_rows(check, rows)
+            except Exception as exc:  # noqa: BLE001 - a failing query is a failed check
+                ok, detail = False, f"query failed: {str(exc).strip().splitlines()[0]}"
+        else:
+            try:
+                done = subprocess.run(check["command"], cwd=check.get("chdir"), env=command_env(connection_env), capture_output=True, text=True, timeout=timeout)
+                ok = done.returncode == 0
+                tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or [""]
+                detail = "exit 0" if ok else f"exit {done.returncode}: {tail[0]}"
+            except FileNotFoundError:
+                ok, detail = False, f"{check['command'][0]} not found"
+            except subprocess.TimeoutExpired:
+                ok, detail = False, f"did not finish within {timeout:g} s"
+        results.append({"name": check["name"], "kind": "sql" if "sql" in check else "command", "ok": ok, "detail": detail,
+                        "seconds": round(time.monotonic() - started, 3)})
+    return results
+
+
+def validate_checks(checks: List[Any]) -> None:
+    for check in checks:
+        problem = check_spec_problem(check)
+        if problem:
+            raise PgdrillError(f"bad smoke check: {problem}", "see the pgdrill_smoke module's documentation for the check format")
+
+
+def log_line(record: Dict[str, Any]) -> str:
+    """The dated Markdown line a drill appends to the drill log (the seed's docs/MEMORY.md step). Pure."""
+    when = record.get("finished_at") or record.get("started_at") or ""
+    try:
+        when = datetime.fromisoformat(str(when).replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        pass
+    checks = record.get("checks") or []
+    passed = sum(1 for check in checks if check.get("ok"))
+    restore = (record.get("timings") or {}).get("restore")
+    outcome = "PASSED" if record.get("outcome") == "passed" else f"FAILED at {record.get('failed_step') or 'unknown step'}"
+    parts = [
+        when,
+        f"{record.get('database')} from {record.get('source_host')}",
+        f"set {record.get('set') or 'none'}",
+        f"restore {restore:.1f} s" if isinstance(restore, (int, float)) else "no restore",
+        f"{passed}/{len(checks)} checks ok",
+        outcome,
+    ]
+    return "- " + " · ".join(parts)
