@@ -1,15 +1,20 @@
 """``pgdrill-lab``: the README's main command.
 
-``pgdrill-lab demo`` starts a throwaway PostgreSQL with a sample database, takes a backup with
-``playbooks/run_backup.yml`` against localhost, verifies it by restoring it into a scratch database
-with ``playbooks/verify_backups.yml``, lists the sets with ``pgdrill-backup list``, and removes
-everything again (``--keep`` leaves the cluster running and prints how to reach it).
+``pgdrill-lab demo`` starts a throwaway PostgreSQL with an EZ360PM-shaped sample database, provisions
+pgdrill on localhost (into a temporary directory, as the current user, with no schedule), takes a
+backup with ``playbooks/run_backup.yml``, runs a restore drill with ``playbooks/run_restore_drill.yml``
+(the seed's smoke tests on a scratch copy), prints the drill's evidence, and removes the cluster
+again (``--keep`` leaves it running and prints how to reach it).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import grp
+import json
 import os
+import pwd
 import subprocess
 import sys
 import tempfile
@@ -24,6 +29,14 @@ def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
+def _ez360pm_checks() -> list:
+    """The seed's smoke tests as the ez360pm inventory writes them."""
+    import yaml
+
+    with open(os.path.join(REPO, "inventories", "ez360pm", "group_vars", "pgdrill_staging.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["pgdrill_drill_checks"]
+
+
 def demo(keep: bool, scale: int) -> int:
     _step("starting a throwaway PostgreSQL cluster")
     cluster = Cluster(name="demo").start()
@@ -32,33 +45,75 @@ def demo(keep: bool, scale: int) -> int:
         _step(f"creating the sample database 'ez360pm' ({scale} invoices)")
         create_sample(cluster, "ez360pm", scale)
         work = tempfile.mkdtemp(prefix="pgdrill-demo-")
-        config = os.path.join(work, "pgdrill.conf")
-        with open(config, "w", encoding="utf-8") as handle:
-            handle.write(
-                "[pgdrill]\n"
-                f"backup_dir = {os.path.join(work, 'backups')}\n"
-                f"host = {cluster.host}\nport = {cluster.port}\nuser = postgres\npassfile = {cluster.passfile}\n"
-                "retention_days = 14\nkeep_last = 14\n\n"
-                "[database ez360pm]\nprefix = ez360pm\n"
-            )
-        os.chmod(config, 0o600)
+        os.chmod(work, 0o755)
+        account = pwd.getpwuid(os.getuid())
+        demo_vars = {
+            # Provision into the demo's own directory, as the current user, with no schedule and no
+            # packages: ./run has installed the tools, and the demo must not take over the machine.
+            "pgdrill_provision_client": False,
+            "pgdrill_provision_become": False,
+            "pgdrill_backup_manage_user": False,
+            "pgdrill_backup_user": account.pw_name,
+            "pgdrill_backup_group": grp.getgrgid(account.pw_gid).gr_name,
+            "pgdrill_backup_install_owner": account.pw_name,
+            "pgdrill_backup_install_group": grp.getgrgid(account.pw_gid).gr_name,
+            "pgdrill_backup_scheduler": "none",
+            "pgdrill_backup_install_dir": os.path.join(work, "opt"),
+            "pgdrill_backup_config_dir": os.path.join(work, "etc"),
+            "pgdrill_backup_command": os.path.join(work, "bin", "pgdrill-backup"),
+            "pgdrill_backup_python": sys.executable,
+            "pgdrill_backup_dir": os.path.join(work, "backups"),
+            "pgdrill_backup_host": cluster.host,
+            "pgdrill_backup_port": cluster.port,
+            "pgdrill_backup_login_user": "postgres",
+            "pgdrill_backup_password": cluster.password,
+            "pgdrill_backup_databases": [{"name": "ez360pm", "prefix": "ez360pm"}],
+            "pgdrill_config_path": os.path.join(work, "etc", "pgdrill.conf"),
+            # The restore drill: from this machine to this machine's server, into a scratch database.
+            "pgdrill_drill_source_host": "localhost",
+            "pgdrill_drill_database": "ez360pm",
+            "pgdrill_drill_source_config": os.path.join(work, "etc", "pgdrill.conf"),
+            "pgdrill_drill_work_dir": os.path.join(work, "staging"),
+            "pgdrill_drill_host": cluster.host,
+            "pgdrill_drill_port": cluster.port,
+            "pgdrill_drill_login_user": "postgres",
+            "pgdrill_drill_passfile": os.path.join(work, "etc", "pgpass"),
+            "pgdrill_drill_controller_dir": os.path.join(work, "controller"),
+            "pgdrill_drill_log": os.path.join(work, "controller", "drill-log.md"),
+            "pgdrill_drill_checks": _ez360pm_checks(),
+        }
+        os.makedirs(os.path.join(work, "bin"))
+        vars_file = os.path.join(work, "demo-vars.json")
+        with open(vars_file, "w", encoding="utf-8") as handle:
+            json.dump(demo_vars, handle)
+        os.chmod(vars_file, 0o600)
         bindir = os.path.dirname(sys.executable)
-        playbook = [os.path.join(bindir, "ansible-playbook"), "-i", os.path.join(REPO, "inventories", "local", "hosts.yml"), "-e", f"pgdrill_config_path={config}"]
+        playbook = [os.path.join(bindir, "ansible-playbook"), "-i", os.path.join(REPO, "inventories", "local", "hosts.yml"), "-e", f"@{vars_file}"]
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
         for title, command in (
-            ("ansible-playbook playbooks/run_backup.yml  (pgdrill_dump on localhost: dump, globals, manifest)",
+            ("ansible-playbook playbooks/provision_backups.yml  (the engine, pgdrill-backup, its config and .pgpass, on localhost)",
+             playbook + [os.path.join(REPO, "playbooks", "provision_backups.yml")]),
+            ("ansible-playbook playbooks/run_backup.yml  (pgdrill_dump: dump, globals, manifest)",
              playbook + [os.path.join(REPO, "playbooks", "run_backup.yml")]),
-            ("ansible-playbook playbooks/verify_backups.yml -e pgdrill_verify_restore=true  (checksums, archive, restore into a scratch database, row counts)",
-             playbook + ["-e", "pgdrill_verify_restore=true", os.path.join(REPO, "playbooks", "verify_backups.yml")]),
-            ("pgdrill-backup list  (the host command, on the same backups)",
-             [os.path.join(bindir, "pgdrill-backup"), "--config", config, "list"]),
+            ("ansible-playbook playbooks/run_restore_drill.yml  (verify, transfer, restore into a scratch database, smoke checks, evidence)",
+             playbook + [os.path.join(REPO, "playbooks", "run_restore_drill.yml")]),
+            ("pgdrill-backup list  (the provisioned host command, on the same backups)",
+             [demo_vars["pgdrill_backup_command"], "--config", demo_vars["pgdrill_config_path"], "list"]),
         ):
             _step(title)
             done = subprocess.run(command, env=env, cwd=REPO)
             if done.returncode != 0:
                 print(f"\ndemo failed at: {title} (exit {done.returncode})", file=sys.stderr)
                 return done.returncode
-        print(f"\nThe backup set is in {os.path.join(work, 'backups')}; the config is {config}.")
+        _step("the drill's evidence")
+        evidence = sorted(glob.glob(os.path.join(work, "controller", "evidence", "*", "*.json")))
+        with open(evidence[-1], encoding="utf-8") as handle:
+            record = json.load(handle)
+        print(json.dumps({key: record[key] for key in ("outcome", "set", "sha256", "pg_dump_version", "timings", "checks")}, indent=2))
+        print(f"\nevidence: {evidence[-1]}")
+        with open(demo_vars["pgdrill_drill_log"], encoding="utf-8") as handle:
+            print("drill log: " + handle.read().strip().splitlines()[-1])
+        print(f"\nEverything is under {work}: backups/, etc/pgdrill.conf, controller/ (evidence and drill log).")
         if keep:
             print(f"The cluster keeps running: PGHOST={cluster.host} PGPORT={cluster.port} PGUSER=postgres PGPASSFILE={cluster.passfile}")
         return 0
