@@ -17,6 +17,9 @@ def test_backup_role_scenario():
     done = molecule("test", "-s", "backup", check=False)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-8000:]
-    assert re.search(r"backup ➜ idempotence: Executed: Successful", output), output[-4000:]
-    assert re.search(r"backup ➜ verify: Executed: Successful", output), output[-4000:]
+    # The recap counts the test sequence's actions: destroy, create, prepare, converge,
+    # idempotence, verify, destroy. All seven must have succeeded.
+    recap = re.search(r"^backup\s*:\s*actions=(\d+)\s+successful=(\d+).*failed=(\d+)", output, re.M)
+    assert recap and recap.groups() == ("7", "7", "0"), output[-4000:]
+    assert "idempotence" in output and "verify" in output
     print(f"molecule test -s backup: {done.seconds:.0f} s")
