@@ -98,6 +98,9 @@ def test_backups_retention_change_and_status_report(fleet, tmp_path):
     for host, names in files.items():
         assert len([n for n in names if n.startswith("ez360pm_manifest_")]) == 3, (host, names)
         assert len([n for n in names if n.startswith("crm-main_manifest_")]) == 3, (host, names)
+    # A restore drill from the staging host against db1, through the controller; db1 untouched.
+    drill_from_staging(inventory, tmp_path)
+
     # The two older sets of each database become 20 and 40 days old.
     age_manifests(inventory, tmp_path, "pgdrill_databases", {1: 20, 2: 40})
     expected_removed = {}
@@ -152,3 +155,51 @@ def test_backups_retention_change_and_status_report(fleet, tmp_path):
     summary = per_host(events, "runner_on_ok", "Show the fleet, failing hosts first")
     rows = next(iter(summary.values()))[0]["msg"]
     assert rows[0]["host"] == "pgdrill-fleet-db3" and rows[0]["ok"] is False and all(row["ok"] for row in rows[2:])
+
+
+def source_fingerprint(inventory, tmp_path):
+    script = (
+        "set -o pipefail; runuser -u postgres -- pg_dump --schema-only ez360pm | grep -v -e '^.restrict' -e '^.unrestrict' | sha256sum;"
+        " runuser -u postgres -- psql -XAt -d ez360pm -c \"SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM invoices t\""
+    )
+    _, events, _ = run(inventory, tmp_path, module="ansible.builtin.shell", args=f"executable=/bin/bash {script}", pattern="pgdrill-fleet-db1")
+    return per_host(events)["pgdrill-fleet-db1"][0]["stdout"]
+
+
+def drill_from_staging(inventory, tmp_path):
+    before = source_fingerprint(inventory, tmp_path)
+    controller = tmp_path / "controller"
+    base = {
+        "pgdrill_drill_source_host": "pgdrill-fleet-db1",
+        "pgdrill_drill_database": "ez360pm",
+        "pgdrill_drill_host": "127.0.0.1",
+        "pgdrill_drill_login_user": "pgdrill",
+        "pgdrill_drill_password": "fleet-secret-77b1",
+        "pgdrill_drill_controller_dir": str(controller),
+        "pgdrill_drill_log": str(controller / "drill-log.md"),
+        "pgdrill_drill_post_restore_commands": [{"name": "psql reaches the restored copy", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT 1"]}],
+        "pgdrill_drill_checks": [
+            {"name": "invoices are all there", "sql": "SELECT count(*) FROM invoices", "expect": "value", "value": 200000},
+            {"name": "create invoice", "sql": "INSERT INTO invoices (number) VALUES ('INV-DRILL') RETURNING id", "expect": "rows"},
+        ],
+    }
+    started = time.monotonic()
+    result, events, out = run(inventory, tmp_path, playbook="run_restore_drill.yml", extravars=base)
+    TIMINGS["drill"] = round(time.monotonic() - started, 1)
+    assert result.status == "successful", out[-6000:]
+    records = sorted((controller / "evidence" / "pgdrill-fleet-staging").glob("*.json"), key=os.path.getmtime)
+    record = json.loads(records[-1].read_text())
+    assert record["outcome"] == "passed" and record["source_host"] == "pgdrill-fleet-db1" and record["staging_host"] == "pgdrill-fleet-staging"
+    assert [c["name"] for c in record["checks"]] == ["row counts against the manifest", "psql reaches the restored copy", "invoices are all there", "create invoice"]
+    assert all(c["ok"] for c in record["checks"]) and record["timings"]["restore"] > 0
+    TIMINGS["drill_steps"] = record["timings"]
+    assert (controller / "drill-log.md").read_text().strip().splitlines()[-1].endswith("PASSED")
+    failing = dict(base, pgdrill_drill_checks=[{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}])
+    result, events, out = run(inventory, tmp_path, playbook="run_restore_drill.yml", extravars=failing)
+    assert result.status == "failed"
+    assert "failed at step 'smoke checks'" in out and "'impossible' failed" in out
+    assert (controller / "drill-log.md").read_text().strip().splitlines()[-1].endswith("FAILED at smoke checks")
+    _, events, _ = run(inventory, tmp_path, module="ansible.builtin.command",
+                       args="runuser -u postgres -- psql -XAt -c \"SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'\"", pattern="pgdrill_staging")
+    assert per_host(events)["pgdrill-fleet-staging"][0]["stdout"] == "0"  # scratch databases dropped, pass or fail
+    assert source_fingerprint(inventory, tmp_path) == before
