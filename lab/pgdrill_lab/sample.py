@@ -4,6 +4,8 @@ compresses 40:1). ``scale`` is the number of invoices; about 1,000,000 gives a d
 
 from __future__ import annotations
 
+import os
+
 from .cluster import Cluster
 
 WORDS = (
@@ -16,40 +18,12 @@ WORDS = (
     "support tax training transfer travel utilities vendor warranty website workshop"
 ).split()
 
-SCHEMA = """
-CREATE TABLE companies (
-    id bigserial PRIMARY KEY, name text NOT NULL, slug text NOT NULL UNIQUE,
-    created_at timestamptz NOT NULL, settings jsonb NOT NULL
-);
-CREATE TABLE users (
-    id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, password_hash text NOT NULL,
-    full_name text NOT NULL, is_active boolean NOT NULL, last_login timestamptz, created_at timestamptz NOT NULL
-);
-CREATE TABLE memberships (
-    user_id bigint NOT NULL REFERENCES users, company_id bigint NOT NULL REFERENCES companies,
-    role text NOT NULL, PRIMARY KEY (user_id, company_id)
-);
-CREATE TABLE clients (
-    id bigserial PRIMARY KEY, company_id bigint NOT NULL REFERENCES companies, name text NOT NULL,
-    email text, phone text, address jsonb, created_at timestamptz NOT NULL
-);
-CREATE TABLE projects (
-    id bigserial PRIMARY KEY, company_id bigint NOT NULL REFERENCES companies, client_id bigint NOT NULL REFERENCES clients,
-    name text NOT NULL, status text NOT NULL CHECK (status IN ('active', 'on_hold', 'done')),
-    budget numeric(12,2), starts_on date, metadata jsonb
-);
-CREATE TABLE invoices (
-    id bigserial PRIMARY KEY, company_id bigint NOT NULL REFERENCES companies, client_id bigint NOT NULL REFERENCES clients,
-    project_id bigint REFERENCES projects, number text NOT NULL, issued_on date NOT NULL, due_on date NOT NULL,
-    status text NOT NULL, total numeric(12,2) NOT NULL, currency char(3) NOT NULL, lines jsonb NOT NULL,
-    notes text, created_at timestamptz NOT NULL
-);
-CREATE TABLE ledger_entries (
-    id bigserial PRIMARY KEY, company_id bigint NOT NULL REFERENCES companies, invoice_id bigint REFERENCES invoices,
-    account text NOT NULL, entry_date date NOT NULL, debit numeric(14,2) NOT NULL, credit numeric(14,2) NOT NULL,
-    memo text, created_at timestamptz NOT NULL
-);
-"""
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "inventories", "ez360pm", "schema.sql")
+
+
+def schema_sql() -> str:
+    with open(SCHEMA_FILE, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _sentence(words: str) -> str:
@@ -111,4 +85,4 @@ ANALYZE;
 
 def create_sample(cluster: Cluster, dbname: str = "ez360pm", scale: int = 2000) -> None:
     cluster.psql(f'CREATE DATABASE "{dbname}"')
-    cluster.psql(SCHEMA + fill_sql(scale), dbname)
+    cluster.psql(schema_sql() + fill_sql(scale), dbname)

@@ -171,3 +171,27 @@ def test_backup_prunes_after_success(backup_env):
     result = json.loads(backup_env.run("--json").stdout)["results"][0]
     assert [entry["set"] for entry in result["prune"]["removed"]] == [old[0].replace("_db_", "_").replace(".dump", "")]
     assert not any(n in backup_env.files() for n in old)
+
+
+def test_smoke_checks_that_write_leave_no_trace(pg, sample_db):
+    """A drill's writing checks (create a client, an invoice) run in transactions that roll back."""
+    from pgdrill import db
+    from pgdrill.config import Connection
+    from pgdrill.drill import run_checks
+
+    connection = Connection(host=pg.host, port=pg.port, user="postgres", passfile=pg.passfile)
+    before = pg.psql("SELECT count(*) FROM invoices", sample_db)
+    conn = db.connect(connection, sample_db, autocommit=True)
+    try:
+        results = run_checks(conn, [
+            {"name": "create invoice", "sql": "INSERT INTO invoices (company_id, client_id, number, issued_on, due_on, status, total, currency, lines, created_at)"
+                                              " SELECT 1, 1, 'INV-X', now(), now(), 'draft', 1, 'USD', '[]', now() RETURNING id", "expect": "rows"},
+            {"name": "count unchanged", "sql": "SELECT count(*) FROM invoices", "expect": "value", "value": int(before)},
+            {"name": "broken", "sql": "SELECT no_such_column FROM invoices", "expect": "rows"},
+            {"name": "still usable after a failed query", "sql": "SELECT 1", "expect": "rows"},
+        ], connection.libpq_env())
+    finally:
+        conn.close()
+    assert [r["ok"] for r in results] == [True, True, False, True], results
+    assert "query failed" in results[2]["detail"]
+    assert pg.psql("SELECT count(*) FROM invoices", sample_db) == before
