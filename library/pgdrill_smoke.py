@@ -62,8 +62,8 @@ options:
     default: postgres
 attributes:
   check_mode:
-    support: none
-    description: Running the checks is the point; in check mode the module reports that it would run them.
+    support: full
+    description: Runs nothing and drops nothing; reports how many commands and checks it would run.
   diff_mode:
     support: none
     description: Nothing to diff.
@@ -131,7 +131,7 @@ def main():
         connection = connection_of(params, base=database_config(params).connection if params["config"] else None)
         validate_checks(steps)
         if module.check_mode:
-            module.exit_json(changed=False, ok=True, results=[], dropped=False, msg=f"would run {len(steps)} commands and checks")
+            module.exit_json(changed=params["drop"] != "never", ok=True, results=[], dropped=False, msg=f"would run {len(steps)} commands and checks")
         conn = pgdb.connect(connection, params["db"], autocommit=True)
         try:
             results = run_checks(conn, steps, connection.libpq_env())
