@@ -51,6 +51,10 @@ options:
     description: Do not restore object ownership (C(--no-owner)); for targets without the source's roles.
     type: bool
     default: false
+  no_privileges:
+    description: Do not restore access privileges (C(--no-privileges)); for targets without the roles the source grants to.
+    type: bool
+    default: false
   check_row_counts:
     description: Compare per-table row counts with the manifest after the restore; a mismatch fails.
     type: bool
@@ -140,6 +144,7 @@ def main():
             jobs=dict(type="int", default=2),
             restore_globals=dict(type="bool", default=False),
             no_owner=dict(type="bool", default=False),
+            no_privileges=dict(type="bool", default=False),
             check_row_counts=dict(type="bool", default=True),
             maintenance_db=dict(type="str", default="postgres"),
         ),
@@ -160,6 +165,7 @@ def main():
             jobs=params["jobs"],
             with_globals=params["restore_globals"],
             no_owner=params["no_owner"],
+            no_privileges=params["no_privileges"],
             check_row_counts=params["check_row_counts"],
             maintenance_db=params["maintenance_db"],
             dry_run=module.check_mode,

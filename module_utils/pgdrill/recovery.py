@@ -82,6 +82,7 @@ def restore_set(
     jobs: int = 2,
     with_globals: bool = False,
     no_owner: bool = False,
+    no_privileges: bool = False,
     check_row_counts: bool = True,
     maintenance_db: str = "postgres",
     dry_run: bool = False,
@@ -145,25 +146,31 @@ def restore_set(
         if done.rc != 0 or problems:
             raise PgdrillError(f"replaying the globals of {backup.id} failed: {(problems or [done.stderr.strip()])[0]}", "read psql's errors; roles that already exist are not an error", rc=done.rc, stderr=done.stderr, cmd=argv)
         timings["globals"] = round(time.monotonic() - started, 3)
-    restored = restore_archive(tools, env, backup.path(dump["name"]), target, jobs=jobs, work_dir=config.work_dir, clean=replace and exists, no_owner=no_owner)
+    restored = restore_archive(tools, env, backup.path(dump["name"]), target, jobs=jobs, work_dir=config.work_dir, clean=replace and exists,
+                               no_owner=no_owner, no_privileges=no_privileges)
     commands.extend(restored["commands"])  # type: ignore[arg-type]
     timings.update({key: round(value, 3) for key, value in restored["timings"].items()})  # type: ignore[union-attr]
     counts: Dict[str, Any] = {"checked": False}
     expected = document.get("row_counts")
     if check_row_counts and expected is not None:
         started = time.monotonic()
-        diffs = db.count_mismatches(config.connection, target, expected)
+        counts = compare_row_counts(config, target, expected)
         timings["row_counts"] = round(time.monotonic() - started, 3)
-        counts = {"checked": True, "tables": len(expected), "rows": sum(expected.values()), "mismatches": diffs}
-        if diffs:
-            table, want, got = diffs[0]
+        if counts["mismatches"]:
+            table, want, got = counts["mismatches"][0]
             raise PgdrillError(
-                f"restored database '{target}' does not match the manifest: {len(diffs)} table(s) differ, first {table}: expected {want}, found {got}",
+                f"restored database '{target}' does not match the manifest: {len(counts['mismatches'])} table(s) differ, first {table}: expected {want}, found {got}",
                 "the restore is incomplete or the target held other data; inspect it before use",
             )
     timings["total"] = round(time.monotonic() - started_all, 3)
     log.info("restored %s into %s in %.1f s", backup.id, target, timings["total"])
     return {**plan, "commands": commands, "timings": timings, "row_counts": counts}
+
+
+def compare_row_counts(config: DatabaseConfig, target: str, expected: Dict[str, int]) -> Dict[str, Any]:
+    """Count the rows of every table the manifest lists in the restored ``target``."""
+    diffs = db.count_mismatches(config.connection, target, expected)
+    return {"checked": True, "tables": len(expected), "rows": sum(expected.values()), "mismatches": diffs}
 
 
 def describe_commands(commands: List[List[str]]) -> List[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import time
 from typing import Any, Dict, List, Optional
 
 from . import db, manifest as manifest_mod
@@ -15,7 +14,8 @@ from .errors import PgdrillError
 from .fsio import AtomicWriter, sha256_of
 from .pgtools import PgTools
 from .pipeline import child_env
-from .restore import list_archive, read_media, restore_archive
+from .recovery import compare_row_counts, restore_set
+from .restore import list_archive, read_media
 from .series import utcnow
 
 log = logging.getLogger("pgdrill")
@@ -47,41 +47,34 @@ def scratch_name(prefix: str) -> str:
     return f"pgdrill_verify_{prefix.replace('-', '_').replace('.', '_')[:30]}_{secrets.token_hex(3)}"
 
 
-def restore_and_count(config: DatabaseConfig, backup: BackupSet, tools: PgTools, jobs: int) -> List[Dict[str, Any]]:
-    """Restore the set's dump into a fresh scratch database on the configured server, compare row
-    counts with the manifest, and drop the scratch database whatever happens."""
-    document = backup.manifest or {}
-    dump = backup.file_of_kind("db")
-    facts = document.get("database") or {}
+def restore_and_count(config: DatabaseConfig, backup: BackupSet, jobs: int) -> List[Dict[str, Any]]:
+    """Restore the set into a fresh scratch database on the configured server (the drill's own
+    restore), compare row counts with the manifest, and drop the scratch database whatever happens."""
     name = scratch_name(backup.prefix)
-    env = child_env(config.connection.libpq_env())
-    admin = db.connect(config.connection, config.dbname, autocommit=True)
     checks = []
     try:
-        archive_major = (document.get("client") or {}).get("pg_dump_major") or 0
-        tools = tools.for_server(archive_major)
-        db.create_database(admin, name, facts)
-        try:
-            started = time.monotonic()
-            restore_archive(tools, env, backup.path(dump["name"]), name, jobs=jobs, work_dir=config.work_dir, no_owner=True, no_privileges=True)  # type: ignore[index]
-            seconds = time.monotonic() - started
-            checks.append(_check("restore", True, f"restored into scratch database {name} in {seconds:.1f} s", seconds=round(seconds, 3)))
-            expected = document.get("row_counts")
-            if expected is None:
-                checks.append(_check("row counts", True, "skipped: the manifest has no row counts (row_counts = no)"))
+        outcome = restore_set(config, backup, target=name, jobs=jobs, no_owner=True, no_privileges=True,
+                              check_row_counts=False, maintenance_db=config.dbname)
+        seconds = outcome["timings"]["total"]
+        checks.append(_check("restore", True, f"restored into scratch database {name} in {seconds:.1f} s", seconds=seconds))
+        expected = (backup.manifest or {}).get("row_counts")
+        if expected is None:
+            checks.append(_check("row counts", True, "skipped: the manifest has no row counts (row_counts = no)"))
+        else:
+            diffs = compare_row_counts(config, name, expected)["mismatches"]
+            if diffs:
+                shown = "; ".join(f"{table}: expected {want}, found {got}" for table, want, got in diffs[:5])
+                checks.append(_check("row counts", False, f"{len(diffs)} table(s) differ: {shown}"))
             else:
-                diffs = db.count_mismatches(config.connection, name, expected)
-                if diffs:
-                    shown = "; ".join(f"{table}: expected {want}, found {got}" for table, want, got in diffs[:5])
-                    checks.append(_check("row counts", False, f"{len(diffs)} table(s) differ: {shown}"))
-                else:
-                    checks.append(_check("row counts", True, f"{len(expected)} tables, {sum(expected.values())} rows match the manifest"))
-        except PgdrillError as exc:
-            checks.append(_check("restore", False, exc.message))
-        finally:
-            db.drop_database(admin, name)
+                checks.append(_check("row counts", True, f"{len(expected)} tables, {sum(expected.values())} rows match the manifest"))
+    except PgdrillError as exc:
+        checks.append(_check("restore", False, exc.message))
     finally:
-        admin.close()
+        admin = db.connect(config.connection, config.dbname, autocommit=True)
+        try:
+            db.drop_database(admin, name)
+        finally:
+            admin.close()
     return checks
 
 
@@ -118,7 +111,7 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                 checks.append(_check("restore", False, "skipped: earlier checks failed"))
             else:
                 try:
-                    checks.extend(restore_and_count(config, backup, tools, jobs or config.restore_jobs))
+                    checks.extend(restore_and_count(config, backup, jobs or config.restore_jobs))
                 except PgdrillError as exc:
                     checks.append(_check("restore", False, exc.message))
     ok = all(check["ok"] for check in checks)

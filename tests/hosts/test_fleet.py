@@ -6,6 +6,7 @@ the status report, which fails on a host made stale on purpose."""
 import json
 import os
 import time
+from pathlib import Path
 
 import ansible_runner
 import pytest
@@ -166,9 +167,23 @@ def source_fingerprint(inventory, tmp_path):
     return per_host(events)["pgdrill-fleet-db1"][0]["stdout"]
 
 
+def shell_on(inventory, tmp_path, host, script):
+    result, events, out = run(inventory, tmp_path, module="ansible.builtin.shell", args=f"executable=/bin/bash {script}", pattern=host)
+    assert result.status == "successful", out[-3000:]
+    return per_host(events)[host][0]["stdout"]
+
+
+def drill(inventory, tmp_path, extravars):
+    """One run of playbooks/run_restore_drill.yml; its status, output and newest evidence record."""
+    result, _, out = run(inventory, tmp_path, playbook="run_restore_drill.yml", extravars=extravars)
+    records = sorted((Path(extravars["pgdrill_drill_controller_dir"]) / "evidence" / "pgdrill-fleet-staging").glob("*.json"), key=os.path.getmtime)
+    return result.status, out, json.loads(records[-1].read_text()) if records else None
+
+
 def drill_from_staging(inventory, tmp_path):
     before = source_fingerprint(inventory, tmp_path)
     controller = tmp_path / "controller"
+    log = controller / "drill-log.md"
     base = {
         "pgdrill_drill_source_host": "pgdrill-fleet-db1",
         "pgdrill_drill_database": "ez360pm",
@@ -176,7 +191,7 @@ def drill_from_staging(inventory, tmp_path):
         "pgdrill_drill_login_user": "pgdrill",
         "pgdrill_drill_password": "fleet-secret-77b1",
         "pgdrill_drill_controller_dir": str(controller),
-        "pgdrill_drill_log": str(controller / "drill-log.md"),
+        "pgdrill_drill_log": str(log),
         "pgdrill_drill_post_restore_commands": [{"name": "psql reaches the restored copy", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT 1"]}],
         "pgdrill_drill_checks": [
             {"name": "invoices are all there", "sql": "SELECT count(*) FROM invoices", "expect": "value", "value": 200000},
@@ -184,22 +199,59 @@ def drill_from_staging(inventory, tmp_path):
         ],
     }
     started = time.monotonic()
-    result, events, out = run(inventory, tmp_path, playbook="run_restore_drill.yml", extravars=base)
+    status, out, record = drill(inventory, tmp_path, base)
     TIMINGS["drill"] = round(time.monotonic() - started, 1)
-    assert result.status == "successful", out[-6000:]
-    records = sorted((controller / "evidence" / "pgdrill-fleet-staging").glob("*.json"), key=os.path.getmtime)
-    record = json.loads(records[-1].read_text())
+    assert status == "successful", out[-6000:]
     assert record["outcome"] == "passed" and record["source_host"] == "pgdrill-fleet-db1" and record["staging_host"] == "pgdrill-fleet-staging"
     assert [c["name"] for c in record["checks"]] == ["row counts against the manifest", "psql reaches the restored copy", "invoices are all there", "create invoice"]
     assert all(c["ok"] for c in record["checks"]) and record["timings"]["restore"] > 0
+    newest = record["set"]
     TIMINGS["drill_steps"] = record["timings"]
-    assert (controller / "drill-log.md").read_text().strip().splitlines()[-1].endswith("PASSED")
-    failing = dict(base, pgdrill_drill_checks=[{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}])
-    result, events, out = run(inventory, tmp_path, playbook="run_restore_drill.yml", extravars=failing)
-    assert result.status == "failed"
-    assert "failed at step 'smoke checks'" in out and "'impossible' failed" in out
-    assert (controller / "drill-log.md").read_text().strip().splitlines()[-1].endswith("FAILED at smoke checks")
-    _, events, _ = run(inventory, tmp_path, module="ansible.builtin.command",
-                       args="runuser -u postgres -- psql -XAt -c \"SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'\"", pattern="pgdrill_staging")
-    assert per_host(events)["pgdrill-fleet-staging"][0]["stdout"] == "0"  # scratch databases dropped, pass or fail
+    assert log.read_text().strip().splitlines()[-1].endswith("PASSED")
+    # After a passed drill no copy of the backup is left on staging or on the controller.
+    assert shell_on(inventory, tmp_path, "pgdrill-fleet-staging", "ls -A /var/lib/pgdrill/drills | grep -v '^evidence$' || true") == ""
+    assert not any(p.is_file() for p in (controller / "transfer").rglob("*"))
+
+    # Direct transfer: staging pulls the set from db1 with scp, as root with a key of its own.
+    public = shell_on(inventory, tmp_path, "pgdrill-fleet-staging",
+                      "test -f /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519; cat /root/.ssh/id_ed25519.pub")
+    address = shell_on(inventory, tmp_path, "pgdrill-fleet-db1",
+                       f"install -d -m 0700 /root/.ssh && echo '{public}' >> /root/.ssh/authorized_keys && hostname -I | cut -d' ' -f1")
+    direct = dict(base, pgdrill_drill_transfer="direct", pgdrill_drill_direct_address=address, pgdrill_drill_direct_user="root",
+                  pgdrill_drill_direct_ssh_options=["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"])
+    started = time.monotonic()
+    status, out, record = drill(inventory, tmp_path, direct)
+    TIMINGS["drill_direct"] = round(time.monotonic() - started, 1)
+    assert status == "successful", out[-6000:]
+    assert record["outcome"] == "passed" and record["set"] == newest
+    assert not (controller / "transfer" / "pgdrill-fleet-staging" / newest).exists()  # never through the controller
+
+    # Each way a drill can fail names its step, in the play's failure, the evidence and the drill log.
+    dump = shell_on(inventory, tmp_path, "pgdrill-fleet-db2", "ls /var/backups/pgdrill/ez360pm_db_*.dump* | sort | tail -1")
+    shell_on(inventory, tmp_path, "pgdrill-fleet-db2", f"cp -p {dump} /root/saved.dump && printf 'XXXXXXXX' | dd of={dump} bs=1 seek=4096 conv=notrunc status=none")
+    failures = [
+        ("corrupted set", dict(base, pgdrill_drill_source_host="pgdrill-fleet-db2"), "verify at the source", "sha256 does not match the manifest"),
+        ("missing set", dict(base, pgdrill_drill_set="ez360pm_20200101_000000_utc"), "pick the set", "there is no complete backup set ez360pm_20200101_000000_utc"),
+        ("stale newest set", dict(base, pgdrill_drill_max_age_hours=0.0001), "pick the set", "h old (limit 0.0001 h)"),
+        ("unreachable source for a direct transfer", dict(direct, pgdrill_drill_direct_ssh_options=["-P", "1", "-o", "BatchMode=yes"]), "transfer", "Connection refused"),
+        ("failing SQL check", dict(base, pgdrill_drill_checks=[{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}]),
+         "smoke checks", "check 'impossible' failed"),
+        ("failing post-restore command", dict(base, pgdrill_drill_keep_on_failure=True, pgdrill_drill_post_restore_commands=[
+            {"name": "migrate", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT * FROM no_such_table"]}]),
+         "smoke checks", "command 'migrate' failed"),
+    ]
+    for case, extravars, step, message in failures:
+        status, out, record = drill(inventory, tmp_path, extravars)
+        assert status == "failed", case
+        assert f"failed at step '{step}'" in out and message in out, (case, out[-4000:])
+        assert record["outcome"] == "failed" and record["failed_step"] == step and message in record["error"], (case, record)
+        assert log.read_text().strip().splitlines()[-1].endswith(f"FAILED at {step}"), case
+    shell_on(inventory, tmp_path, "pgdrill-fleet-db2", f"mv /root/saved.dump {dump}")
+
+    # Only the drill kept on failure left its scratch database (and its copy); every other was dropped.
+    kept = shell_on(inventory, tmp_path, "pgdrill-fleet-staging",
+                    "runuser -u postgres -- psql -XAt -c \"SELECT datname FROM pg_database WHERE datname LIKE 'drill_%'\"")
+    assert kept == record["scratch_database"] and record["scratch_database_kept"] is True
+    assert shell_on(inventory, tmp_path, "pgdrill-fleet-staging", "ls /var/lib/pgdrill/drills") == f"evidence\n{newest}"
+    shell_on(inventory, tmp_path, "pgdrill-fleet-staging", f"runuser -u postgres -- dropdb {kept}; rm -r /var/lib/pgdrill/drills/{newest}")
     assert source_fingerprint(inventory, tmp_path) == before
