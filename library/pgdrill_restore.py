@@ -44,7 +44,10 @@ options:
     type: int
     default: 2
   restore_globals:
-    description: Replay the set's roles and tablespaces first. Roles that already exist are not an error.
+    description:
+      - Replay the set's roles, role memberships and tablespaces first (psql, on O(maintenance_db)).
+      - Roles the target server already has are left as they are there; their statements are left out,
+        so the source's passwords and attributes never overwrite them (the superuser's among them).
     type: bool
     default: false
   no_owner:
@@ -118,6 +121,12 @@ commands:
   type: list
   elements: str
   sample: ["pg_restore --exit-on-error --dbname=ez360pm_check --jobs=2 /var/backups/pgdrill/ez360pm_db_20261126_021500_utc.dump"]
+globals_roles_left_alone:
+  description: Roles in the set's globals that the target server already had, whose statements were left out.
+  returned: when O(restore_globals) and the set has globals
+  type: list
+  elements: str
+  sample: [postgres]
 row_counts:
   description: The row count comparison.
   returned: when the restore ran

@@ -7,7 +7,7 @@ need no connection (naming, retention, listing, pruning) run without it.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .config import Connection
 from .errors import PgdrillError
@@ -137,6 +137,10 @@ def export_snapshot(conn) -> str:
 
 def database_exists(conn, name: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def role_names(conn) -> Set[str]:
+    return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
 
 
 def other_sessions(conn, name: str) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from . import db
 from .catalog import BackupSet
@@ -59,6 +59,30 @@ def same_server(manifest_facts: Dict[str, Any], target_facts: Dict[str, Any]) ->
     if source_id and target_id:
         return str(source_id) == str(target_id)
     return True
+
+
+_ROLE_STATEMENT = re.compile(r'^(?:CREATE ROLE|ALTER ROLE|COMMENT ON ROLE)\s+("(?:[^"]|"")+"|[^\s;"]+)')
+
+
+def _role_name(token: str) -> str:
+    return token[1:-1].replace('""', '"') if token.startswith('"') else token
+
+
+def globals_for_target(script: str, existing_roles: Set[str]) -> Tuple[str, List[str]]:
+    """The globals script (pg_dumpall --globals-only) without the statements that would create,
+    alter or comment on roles the target server already has: replaying them would overwrite those
+    roles' passwords and attributes (the superuser's among them) with the source's. Role
+    memberships, new roles and tablespaces stay. Returns the script and the roles left alone. Pure."""
+    kept, skipped = [], []
+    for line in script.splitlines(keepends=True):
+        match = _ROLE_STATEMENT.match(line)
+        if match and _role_name(match.group(1)) in existing_roles:
+            name = _role_name(match.group(1))
+            if name not in skipped:
+                skipped.append(name)
+            continue
+        kept.append(line)
+    return "".join(kept), skipped
 
 
 def globals_problems(stderr: str) -> List[str]:
@@ -125,6 +149,7 @@ def restore_set(
             "server_version": server["server_version"],
             "globals": bool(with_globals and backup.file_of_kind("globals")),
         }
+        existing_roles = db.role_names(admin) if plan["globals"] else set()
         if dry_run:
             return {**plan, "dry_run": True, "commands": [], "timings": {}}
         if exists and situation.other_sessions and terminate:
@@ -139,12 +164,14 @@ def restore_set(
     if plan["globals"]:
         started = time.monotonic()
         globals_file = backup.path(backup.file_of_kind("globals")["name"])  # type: ignore[index]
-        argv = [tools.path("psql"), "-X", "-q", "-d", maintenance_db, "-f", globals_file]
-        commands.append(argv)
-        done = run(argv, env, "replaying the globals", check=False)
+        with open(globals_file, encoding="utf-8") as handle:
+            script, plan["globals_roles_left_alone"] = globals_for_target(handle.read(), existing_roles)
+        argv = [tools.path("psql"), "-X", "-q", "-d", maintenance_db, "-f", "-"]
+        commands.append(argv + ["<", globals_file])
+        done = run(argv, env, "replaying the globals", stdin_data=script.encode("utf-8"), check=False)
         problems = globals_problems(done.stderr)
         if done.rc != 0 or problems:
-            raise PgdrillError(f"replaying the globals of {backup.id} failed: {(problems or [done.stderr.strip()])[0]}", "read psql's errors; roles that already exist are not an error", rc=done.rc, stderr=done.stderr, cmd=argv)
+            raise PgdrillError(f"replaying the globals of {backup.id} failed: {(problems or [done.stderr.strip()])[0]}", "read psql's errors (roles the server already has are left alone; a tablespace needs its directory on this server)", rc=done.rc, stderr=done.stderr, cmd=argv)
         timings["globals"] = round(time.monotonic() - started, 3)
     restored = restore_archive(tools, env, backup.path(dump["name"]), target, jobs=jobs, work_dir=config.work_dir, clean=replace and exists,
                                no_owner=no_owner, no_privileges=no_privileges)
@@ -181,4 +208,4 @@ def describe_commands(commands: List[List[str]]) -> List[str]:
 def _quote(word: str) -> str:
     import shlex
 
-    return word if word == "|" else shlex.quote(word)
+    return word if word in ("|", "<") else shlex.quote(word)

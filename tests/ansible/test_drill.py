@@ -191,3 +191,53 @@ def test_guarded_production_restore(tmp_path, pg, sample_db, monkeypatch):
                                                             "pgdrill_restore_target": sample_db + "_copy"})
     assert fresh.status == "successful" and pg.psql("SELECT count(*) FROM invoices", sample_db + "_copy") == expected
     pg.psql(f'DROP DATABASE "{sample_db}_copy" WITH (FORCE)')
+
+
+def test_drill_replays_globals_for_owners_and_grants(tmp_path, pg, staging, monkeypatch):
+    """A source whose tables belong to its own roles: restored with ownership and GRANTs, the copy
+    fails while staging lacks those roles, and passes once the set's globals are replayed first."""
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    tag = os.urandom(3).hex()
+    owner, reader, dbname = f"pgdrill_owner_{tag}", f"pgdrill_reader_{tag}", f"roles_{tag}"
+    pg.psql(f"CREATE ROLE {owner} NOLOGIN")
+    pg.psql(f"CREATE ROLE {reader} LOGIN PASSWORD 'reader-{tag}'")
+    pg.psql(f"CREATE DATABASE {dbname} OWNER {owner}")
+    pg.psql(f"CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 50) g; ALTER TABLE ledger OWNER TO {owner};"
+            f" GRANT SELECT ON ledger TO {reader}", dbname)
+    config = tmp_path / "roles.conf"
+    config.write_text(f"[pgdrill]\nbackup_dir = {tmp_path / 'b'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n"
+                      f"[database {dbname}]\n")
+    run_cli("--config", str(config))
+    drill = {
+        "pgdrill_drill_source_host": "source", "pgdrill_drill_database": dbname, "pgdrill_drill_source_config": str(config),
+        "pgdrill_drill_work_dir": str(tmp_path / "work"), "pgdrill_drill_host": staging.host, "pgdrill_drill_port": staging.port,
+        "pgdrill_drill_login_user": "postgres", "pgdrill_drill_passfile": staging.passfile,
+        "pgdrill_drill_controller_dir": str(tmp_path / "controller"), "pgdrill_drill_log": str(tmp_path / "controller" / "log.md"),
+        "pgdrill_drill_no_owner": False, "pgdrill_drill_no_privileges": False,
+        "pgdrill_drill_checks": [
+            {"name": "owner kept", "sql": f"SELECT 1 FROM pg_tables WHERE tablename = 'ledger' AND tableowner = '{owner}'", "expect": "rows"},
+            {"name": "grant kept", "sql": f"SELECT 1 WHERE has_table_privilege('{reader}', 'public.ledger', 'SELECT')", "expect": "rows"},
+        ],
+    }
+    try:
+        without = playbook_run(tmp_path, "run_restore_drill.yml", drill)
+        assert without.status == "failed"
+        message = without.task("Fail the play when the drill failed")["res"]["msg"]
+        assert "failed at step 'restore'" in message and f'role "{owner}" does not exist' in message, message
+        done = playbook_run(tmp_path, "run_restore_drill.yml", dict(drill, pgdrill_drill_restore_globals=True))
+        assert done.status == "successful", done.stdout[-5000:]
+        record = json.load(open(sorted(glob.glob(str(tmp_path / "controller" / "evidence" / "staging" / "*.json")), key=os.path.getmtime)[-1]))
+        assert record["outcome"] == "passed" and [c["ok"] for c in record["checks"]] == [True, True, True]
+        assert record["restore_timings"]["globals"] > 0 and any(" -f - < " in line and line.endswith(".sql") for line in record["restore_commands"])
+        # Staging's own superuser was left alone: the drill's connection still works with staging's password.
+        assert record["globals_roles_left_alone"] == ["postgres"] and staging.psql("SELECT 1") == "1"
+        # The roles now exist on staging, the login role with the source's password hash.
+        assert staging.psql(f"SELECT rolname, rolpassword IS NOT NULL FROM pg_authid WHERE rolname IN ('{owner}', '{reader}') ORDER BY 1").split() == \
+            [f"{owner}|f", f"{reader}|t"]
+        # Replaying them again over existing roles is not an error.
+        again = playbook_run(tmp_path, "run_restore_drill.yml", dict(drill, pgdrill_drill_restore_globals=True))
+        assert again.status == "successful", again.stdout[-5000:]
+    finally:
+        pg.psql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        for cluster in (pg, staging):
+            cluster.psql(f"DROP ROLE IF EXISTS {reader}; DROP ROLE IF EXISTS {owner}")

@@ -1,7 +1,9 @@
 """The fleet on real hosts: three database servers and a staging server, provisioned by
 playbooks/provision_backups.yml (Molecule scenario 'fleet'), then the operator's story with the
-real playbooks: backups, a retention change previewed with --check --diff and then applied, and
-the status report, which fails on a host made stale on purpose."""
+real playbooks: backups; restore drills from the staging host (through the controller and by direct
+pull, then each way a drill can fail, naming its step, with the source database unchanged); a
+retention change previewed with --check --diff and then applied; and the status report, which fails
+on a host made stale on purpose."""
 
 import json
 import os
