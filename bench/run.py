@@ -18,7 +18,6 @@ engine process's peak RSS <= 64 MB.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,9 +26,9 @@ import tempfile
 import time
 from datetime import datetime, timezone
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import write_results  # noqa: E402
 from pgdrill_lab.cluster import Cluster  # noqa: E402
 from pgdrill_lab.sample import create_sample  # noqa: E402
 
@@ -133,11 +132,7 @@ def main() -> int:
         print(f"engine vs seed pg_dump -Fc: {summary['speedup_vs_seed']}x faster (target >= {TARGETS['speedup_vs_seed']}), size ratio {summary['size_vs_seed']} (target <= 1)")
         print(f"engine vs wrapped pipeline: {summary['overhead_vs_wrapped']}x (target <= {TARGETS['overhead_vs_wrapped']}); vs plain raw pipeline {summary['engine_vs_plain_raw']}x")
         print(f"engine peak RSS:            {summary['engine_peak_rss_mb']} MB (target <= {TARGETS['engine_peak_rss_mb']})")
-        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-        path = os.path.join(HERE, "results", f"backup-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json")
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
-        print(f"written: {path}")
+        write_results("backup", report)
         return 0
     finally:
         subprocess.run(["rm", "-rf", work])
