@@ -163,6 +163,10 @@ def test_failed_drill_can_keep_its_database(drill_env, staging):
     assert run.status == "failed"
     kept = drill_env.scratch_databases()
     assert len(kept) == 1 and drill_env.evidence()["scratch_database_kept"] is True
+    # The next drill of the same set gets a scratch database of its own, beside the kept one.
+    again = drill_env.drill()
+    assert again.status == "successful", again.stdout[-4000:]
+    assert drill_env.evidence()["scratch_database"] != kept[0] and drill_env.scratch_databases() == kept
     staging.psql(f'DROP DATABASE "{kept[0]}" WITH (FORCE)')
 
 
