@@ -27,7 +27,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Returns the record and the log line, writes nothing.
+    description: Returns the record and the log line, and reports the write it would make, without making it.
   diff_mode:
     support: none
     description: A new record is always a new file.
@@ -82,7 +82,7 @@ def main():
         with AtomicWriter(module.params["directory"], name) as writer:
             writer.write(encode(record))
             writer.commit(replace=True)  # the same drill's record written again replaces it whole
-    module.exit_json(changed=not module.check_mode, path=path, log_line=log_line(record), record=record)
+    module.exit_json(changed=True, path=path, log_line=log_line(record), record=record)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ def log_line(record: Dict[str, Any]) -> str:
     checks = record.get("checks") or []
     passed = sum(1 for check in checks if check.get("ok"))
     restore = (record.get("timings") or {}).get("restore")
-    outcome = "PASSED" if record.get("outcome") == "passed" else f"FAILED at {record.get('failed_step') or 'unknown step'}"
+    outcomes = {"passed": "PASSED", "checked": "CHECK MODE: chosen and verified at the source, nothing restored"}
+    outcome = outcomes.get(str(record.get("outcome")), f"FAILED at {record.get('failed_step') or 'unknown step'}")
     parts = [
         when,
         f"{record.get('database')} from {record.get('source_host')}",

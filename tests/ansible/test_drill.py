@@ -59,7 +59,7 @@ def drill_env(tmp_path, pg, staging, sample_db, monkeypatch):
         log = tmp_path / "controller" / "drill-log.md"
         backups = tmp_path / "backups"
 
-        def drill(self, **overrides):
+        def drill(self, check=False, **overrides):
             extravars = {
                 "pgdrill_drill_source_host": "source",
                 "pgdrill_drill_database": sample_db,
@@ -78,7 +78,7 @@ def drill_env(tmp_path, pg, staging, sample_db, monkeypatch):
                 ],
                 **overrides,
             }
-            return playbook_run(tmp_path, "run_restore_drill.yml", extravars)
+            return playbook_run(tmp_path, "run_restore_drill.yml", extravars, check=check)
 
         def evidence(self):
             files = sorted(glob.glob(str(self.controller / "evidence" / "staging" / "*.json")), key=os.path.getmtime)
@@ -90,7 +90,7 @@ def drill_env(tmp_path, pg, staging, sample_db, monkeypatch):
     return Env()
 
 
-def playbook_run(tmp_path, playbook, extravars):
+def playbook_run(tmp_path, playbook, extravars, check=False):
     private = tmp_path / f"runner-{len(os.listdir(tmp_path))}"
     private.mkdir()
     python = sys.executable
@@ -98,7 +98,7 @@ def playbook_run(tmp_path, playbook, extravars):
     runner = ansible_runner.run(
         private_data_dir=str(private), playbook=os.path.join(REPO, "playbooks", playbook), inventory=inventory, extravars=extravars, quiet=True,
         envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_BECOME_METHOD": "su"},
-        cmdline="-e ansible_become=false",
+        cmdline="-e ansible_become=false" + (" --check" if check else ""),
     )
     return Run(runner, str(private))
 
@@ -124,6 +124,19 @@ def test_drill_passes_and_leaves_evidence(drill_env):
     assert line.startswith("- 20") and record["set"] in line and line.endswith("PASSED") and f"{len(names)}/{len(names)} checks ok" in line
     assert drill_env.scratch_databases() == []  # dropped on success
     assert fingerprint(drill_env.source, drill_env.db) == before  # the source is never touched
+
+
+def test_drill_in_check_mode_picks_and_verifies_only(drill_env):
+    """--check tells what a drill would restore, having verified it at the source, and changes nothing."""
+    run = drill_env.drill(check=True)
+    assert run.status == "successful", run.stdout[-5000:]
+    record = run.task("Show the evidence")["res"]["__pgdrill_drill_evidence.record"]
+    assert record["outcome"] == "checked" and record["set"].startswith("ez360pm_") and record["scratch_database"] is None
+    assert set(record["timings"]) == {"pick the set", "verify at the source"}
+    assert run.task("Verify the set's checksums and archive at the source, recording nothing there")["res"]["checks"]
+    assert run.task("Append the drill to the drill log")["res"]["changed"] is True  # reported, not written
+    assert not drill_env.log.exists() and not drill_env.controller.exists()
+    assert drill_env.scratch_databases() == []
 
 
 @pytest.mark.parametrize("case,overrides,step,words", [

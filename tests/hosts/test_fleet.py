@@ -225,7 +225,7 @@ def drill_from_staging(inventory, tmp_path):
     status, out, record = drill(inventory, tmp_path, direct)
     TIMINGS["drill_direct"] = round(time.monotonic() - started, 1)
     assert status == "successful", out[-6000:]
-    assert record["outcome"] == "passed" and record["set"] == newest
+    assert record["outcome"] == "passed" and record["set"] == newest and record["transfer"] == "direct"
     assert not (controller / "transfer" / "pgdrill-fleet-staging" / newest).exists()  # never through the controller
 
     # Each way a drill can fail names its step, in the play's failure, the evidence and the drill log.
