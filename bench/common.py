@@ -3,6 +3,7 @@ of it, and the results file."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -66,6 +67,15 @@ def bench_database(name: str, dbname: str, scale: int) -> Iterator[Bench]:
     finally:
         subprocess.run(["rm", "-rf", work])
         cluster.destroy()
+
+
+def restore_arguments(doc: str) -> argparse.Namespace:
+    """The options of the restore benchmarks: database scale, rounds, parallel jobs."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=1_400_000, help="invoices in the sample database (1.4M: about 1.2 GB)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="pg_restore --jobs, for raw and pgdrill alike")
+    return parser.parse_args()
 
 
 def write_results(kind: str, report: dict) -> str:

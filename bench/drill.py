@@ -14,7 +14,6 @@ Target (read here, never asserted in tests): the drill's restore step <= 1.1x ra
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -27,7 +26,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import REPO, bench_database, write_results  # noqa: E402
+from common import REPO, bench_database, restore_arguments, write_results  # noqa: E402
 
 
 def ez360pm_checks() -> list:
@@ -36,11 +35,7 @@ def ez360pm_checks() -> list:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=int, default=1_400_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
+    args = restore_arguments(__doc__)
     with bench_database("bench-drill", "ez360pm", args.scale) as bench:
         cluster = bench.cluster
         _, _, archive = bench.backup()

@@ -12,7 +12,6 @@ Target (read here, never asserted in tests): engine <= 1.1x raw.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -20,16 +19,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import bench_database, write_results  # noqa: E402
+from common import bench_database, restore_arguments, write_results  # noqa: E402
 from pgdrill.recovery import restore_set  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=int, default=1_400_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
+    args = restore_arguments(__doc__)
     with bench_database("bench-restore", "bench", args.scale) as bench:
         config, backup, archive = bench.backup()
         results = {"raw": [], "engine": []}

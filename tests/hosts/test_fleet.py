@@ -237,7 +237,7 @@ def drill_from_staging(inventory, tmp_path):
         ("stale newest set", dict(base, pgdrill_drill_max_age_hours=0.0001), "pick the set", "h old (limit 0.0001 h)"),
         ("unreachable source for a direct transfer", dict(direct, pgdrill_drill_direct_ssh_options=["-P", "1", "-o", "BatchMode=yes"]), "transfer", "Connection refused"),
         ("failing SQL check", dict(base, pgdrill_drill_checks=[{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}]),
-         "smoke checks", "check 'impossible' failed"),
+         "smoke checks", "sql 'impossible' failed"),
         ("failing post-restore command", dict(base, pgdrill_drill_keep_on_failure=True, pgdrill_drill_post_restore_commands=[
             {"name": "migrate", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT * FROM no_such_table"]}]),
          "smoke checks", "command 'migrate' failed"),
