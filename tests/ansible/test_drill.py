@@ -205,8 +205,11 @@ def test_guarded_production_restore(tmp_path, pg, sample_db, monkeypatch):
     shown = done.task("Show what was run, to follow or repeat by hand")["res"]["msg"]
     assert any("pg_restore --exit-on-error" in " ".join(map(str, entry)) for entry in shown if isinstance(entry, list))
     fresh = playbook_run(tmp_path, "restore_database.yml", {"pgdrill_config_path": str(config), "pgdrill_restore_database": sample_db,
-                                                            "pgdrill_restore_target": sample_db + "_copy"})
+                                                            "pgdrill_restore_target": sample_db + "_copy", "pgdrill_restore_globals": True})
     assert fresh.status == "successful" and pg.psql("SELECT count(*) FROM invoices", sample_db + "_copy") == expected
+    shown = fresh.task("Show what was run, to follow or repeat by hand")["res"]["msg"]
+    assert any(" -f - < " in line for line in shown[2])  # the globals went to psql first
+    assert shown[3].startswith("globals: replayed without the statements for roles this server already has: ") and "postgres" in shown[3]
     pg.psql(f'DROP DATABASE "{sample_db}_copy" WITH (FORCE)')
 
 
