@@ -32,6 +32,8 @@ if ! podman image exists "$base"; then
   echo "deb $mirror bookworm main" > "$root/etc/apt/sources.list"
   tar -C "$root" -c . | podman import --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' \
     --change "LABEL pgdrill.recipe=$recipe" - "$base" >/dev/null
+  rm -rf "$root"  # now, not at exit: the next step's trap replaces this one
+  trap - EXIT
 fi
 
 if ! podman image exists "$db"; then
