@@ -22,16 +22,10 @@ import subprocess
 import sys
 import time
 
-import yaml
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import REPO, bench_database, restore_arguments, write_results  # noqa: E402
-
-
-def ez360pm_checks() -> list:
-    with open(os.path.join(REPO, "inventories", "ez360pm", "group_vars", "pgdrill_staging.yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["pgdrill_drill_checks"]
+from pgdrill_lab.sample import smoke_checks  # noqa: E402
 
 
 def main() -> int:
@@ -52,7 +46,7 @@ def main() -> int:
             "pgdrill_drill_jobs": args.jobs,
             "pgdrill_drill_controller_dir": os.path.join(bench.work, "controller"),
             "pgdrill_drill_log": os.path.join(bench.work, "controller", "drill-log.md"),
-            "pgdrill_drill_checks": ez360pm_checks(),
+            "pgdrill_drill_checks": smoke_checks(),
         }
         vars_file = os.path.join(bench.work, "drill-vars.json")
         with open(vars_file, "w", encoding="utf-8") as handle:

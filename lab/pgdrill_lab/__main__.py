@@ -20,21 +20,13 @@ import sys
 import tempfile
 
 from .cluster import Cluster
+from .sample import create_sample, smoke_checks
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from .sample import create_sample
 
 
 def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
-
-
-def _ez360pm_checks() -> list:
-    """The seed's smoke tests as the ez360pm inventory writes them."""
-    import yaml
-
-    with open(os.path.join(REPO, "inventories", "ez360pm", "group_vars", "pgdrill_staging.yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["pgdrill_drill_checks"]
 
 
 def demo(keep: bool, scale: int) -> int:
@@ -80,7 +72,7 @@ def demo(keep: bool, scale: int) -> int:
             "pgdrill_drill_passfile": os.path.join(work, "etc", "pgpass"),
             "pgdrill_drill_controller_dir": os.path.join(work, "controller"),
             "pgdrill_drill_log": os.path.join(work, "controller", "drill-log.md"),
-            "pgdrill_drill_checks": _ez360pm_checks(),
+            "pgdrill_drill_checks": smoke_checks(),
         }
         os.makedirs(os.path.join(work, "bin"))
         vars_file = os.path.join(work, "demo-vars.json")

@@ -18,12 +18,21 @@ WORDS = (
     "support tax training transfer travel utilities vendor warranty website workshop"
 ).split()
 
-SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "inventories", "ez360pm", "schema.sql")
+INVENTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "inventories", "ez360pm")
+SCHEMA_FILE = os.path.join(INVENTORY, "schema.sql")
 
 
 def schema_sql() -> str:
     with open(SCHEMA_FILE, encoding="utf-8") as handle:
         return handle.read()
+
+
+def smoke_checks() -> list:
+    """The seed's smoke tests, as the ez360pm inventory writes them for drills on this schema."""
+    import yaml
+
+    with open(os.path.join(INVENTORY, "group_vars", "pgdrill_staging.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["pgdrill_drill_checks"]
 
 
 def _sentence(words: str) -> str:

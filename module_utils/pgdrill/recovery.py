@@ -76,12 +76,11 @@ def globals_for_target(script: str, existing_roles: Set[str]) -> Tuple[str, List
     kept, skipped = [], []
     for line in script.splitlines(keepends=True):
         match = _ROLE_STATEMENT.match(line)
-        if match and _role_name(match.group(1)) in existing_roles:
-            name = _role_name(match.group(1))
-            if name not in skipped:
-                skipped.append(name)
-            continue
-        kept.append(line)
+        name = _role_name(match.group(1)) if match else None
+        if name in existing_roles:
+            skipped += [name] if name not in skipped else []
+        else:
+            kept.append(line)
     return "".join(kept), skipped
 
 
