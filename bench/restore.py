@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import bench_database, restore_arguments, write_results  # noqa: E402
-from pgdrill.recovery import restore_set  # noqa: E402
+from pgdrill.recovery import RestoreOptions, restore_set  # noqa: E402
 
 
 def main() -> int:
@@ -33,7 +33,7 @@ def main() -> int:
             bench.raw_restore(archive, f"raw_{round_no}", args.jobs)
             results["raw"].append(round(time.monotonic() - started, 3))
             started = time.monotonic()
-            outcome = restore_set(config, backup, target=f"engine_{round_no}", jobs=args.jobs, no_owner=False, check_row_counts=True)
+            outcome = restore_set(config, backup, RestoreOptions(target=f"engine_{round_no}", jobs=args.jobs))
             results["engine"].append(round(time.monotonic() - started, 3))
             print(f"round {round_no}: raw {results['raw'][-1]:.2f} s, engine {results['engine'][-1]:.2f} s {outcome['timings']}", flush=True)
             for name in (f"raw_{round_no}", f"engine_{round_no}"):

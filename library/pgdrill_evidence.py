@@ -12,14 +12,29 @@ description:
     host, and returns the record with the dated Markdown line for the drill log (the seed's
     C(docs/MEMORY.md) step).
   - The record holds the source host and database, the set's name and sha256, the tool, pg_dump and
-    server versions, the timing of every step, each check's result and the outcome.
+    server versions (with a note when the majors differ), the timing of every step, the exact
+    commands the restore ran (argument lists, no secrets), the comparison with the set's
+    fingerprint, what was not restored by choice, the roles created and dropped, each check's result
+    and the outcome. Times are UTC with a C(Z).
 version_added: "0.1.0"
 author: pgdrill maintainers
 options:
   record:
-    description: The evidence record.
+    description: The drill's own facts (source, set, times, step timings, outcome).
     type: dict
     required: true
+  restore:
+    description: The registered result of the drill's M(pgdrill_restore) task, passed or failed.
+    type: dict
+    default: {}
+  smoke:
+    description: The registered result of its M(pgdrill_smoke) checks.
+    type: dict
+    default: {}
+  cleanup:
+    description: The registered result of its cleanup (M(pgdrill_smoke) with O(pgdrill_smoke#module:drop)).
+    type: dict
+    default: {}
   directory:
     description: Directory for the record; created 0700 if missing.
     type: path
@@ -38,6 +53,8 @@ EXAMPLES = r"""
   pgdrill_evidence:
     directory: /var/lib/pgdrill/drills/evidence
     record: "{{ drill_record }}"
+    restore: "{{ restored }}"
+    smoke: "{{ smoke }}"
   register: evidence
 """
 
@@ -51,7 +68,7 @@ log_line:
   description: The dated Markdown line for the drill log.
   returned: always
   type: str
-  sample: "- 2026-11-26 07:30 UTC · ez360pm from db1 · set ez360pm_20261126_021500_utc · restore 9.7 s · 7/7 checks ok · PASSED"
+  sample: "- 2026-11-26 07:30 UTC · ez360pm from db1 · set ez360pm_20261126_021500_utc · restore 9.7 s · 10/10 checks ok · PASSED"
 record:
   description: The record as written.
   returned: always
@@ -63,17 +80,24 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill.drill import log_line
+from ansible.module_utils.pgdrill.drill import compose_record, log_line
 from ansible.module_utils.pgdrill.fsio import AtomicWriter, ensure_private_dir
 from ansible.module_utils.pgdrill.manifest import encode
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(record=dict(type="dict", required=True), directory=dict(type="path", required=True)),
+        argument_spec=dict(
+            record=dict(type="dict", required=True),
+            restore=dict(type="dict", default={}),
+            smoke=dict(type="dict", default={}),
+            cleanup=dict(type="dict", default={}),
+            directory=dict(type="path", required=True),
+        ),
         supports_check_mode=True,
     )
-    record = module.params["record"]
+    params = module.params
+    record = compose_record(params["record"], params["restore"], params["smoke"], params["cleanup"])
     stamp = re.sub(r"[^0-9TZ]", "", str(record.get("started_at") or "")) or "unknown"
     name = f"drill_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(record.get('database') or 'db'))}_{stamp}.json"
     path = os.path.join(module.params["directory"], name)

@@ -17,7 +17,14 @@ description:
   - Refuses when the target is the set's own source database on the same server, unless O(confirm)
     equals that database's name.
   - Runs C(pg_restore --exit-on-error) with parallel jobs, optionally replays the globals first, and
-    compares per-table row counts with the manifest afterwards.
+    then proves the restore against the set's fingerprint (every schema, table, view, sequence,
+    function, type, extension, trigger, policy and publication with its owner and privileges, the
+    default privileges and the large objects, taken in the dump's own snapshot) and per-table row
+    counts. Any difference fails the task, naming the objects; what the options chose not to restore
+    (O(no_owner), O(no_privileges), a partial restore) is left out of the comparison and named in
+    RV(not_restored).
+  - Uses a C(pg_restore) at least as new as the C(pg_dump) that wrote the set (from its manifest):
+    the installed client closest above it, or O(pg_bin_dir).
 version_added: "0.1.0"
 author: pgdrill maintainers
 extends_documentation_fragment: [pgdrill, pgdrill.connection]
@@ -46,8 +53,37 @@ options:
   restore_globals:
     description:
       - Replay the set's roles, role memberships and tablespaces first (psql, on O(maintenance_db)).
-      - Roles the target server already has are left as they are there; their statements are left out,
-        so the source's passwords and attributes never overwrite them (the superuser's among them).
+      - Roles the target server already has are left as they are there; their statements, and
+        memberships granted to them, are left out, so the source's passwords and attributes never
+        overwrite them (the superuser's among them).
+    type: bool
+    default: false
+  role_passwords:
+    description:
+      - With O(restore_globals), give the roles it creates the source's password hashes and LOGIN.
+      - V(false) creates them without passwords and NOLOGIN (what drills on staging do).
+    type: bool
+    default: true
+  schemas:
+    description:
+      - Restore only these schemas (with the extensions, types and functions their objects need) into
+        the fresh target. The comparison is limited to them.
+    type: list
+    elements: str
+    default: []
+  tables:
+    description:
+      - Restore only these tables, as C(schema.table) (C(public) when no schema is given; quote a
+        dotted name C("a.b".c)), with their partitions, indexes, constraints, triggers, policies,
+        identity sequences and privileges. Foreign keys to tables not chosen are left out. The
+        comparison is limited to them.
+    type: list
+    elements: str
+    default: []
+  scratch:
+    description:
+      - Mark the target as a scratch database (a drill's), and the roles O(restore_globals) creates as
+        made for it, so that M(pgdrill_smoke) with O(pgdrill_smoke#module:drop) can remove both.
     type: bool
     default: false
   no_owner:
@@ -58,10 +94,11 @@ options:
     description: Do not restore access privileges (C(--no-privileges)); for targets without the roles the source grants to.
     type: bool
     default: false
-  check_row_counts:
-    description: Compare per-table row counts with the manifest after the restore; a mismatch fails.
+  compare:
+    description: Prove the restore against the set's fingerprint and row counts; a difference fails.
     type: bool
     default: true
+    aliases: [check_row_counts]
   maintenance_db:
     description: Database to connect to for creating the target.
     type: str
@@ -116,11 +153,46 @@ timings:
   type: dict
   sample: {create_database: 0.4, pg_restore: 9.7, row_counts: 1.1, total: 11.3}
 commands:
-  description: The commands run, as an operator would type them (connection settings come from the environment).
+  description:
+    - The commands run, each as an argument list (C(argv)), a pipeline of them, or an SQL statement,
+      with what went to standard input. No secrets: connection settings come from the environment.
+  returned: when the restore ran
+  type: list
+  elements: dict
+  sample: [{argv: [/usr/lib/postgresql/15/bin/pg_restore, --exit-on-error, --dbname=ez360pm_check, --jobs=2, /var/backups/pgdrill/ez360pm_db_20261126_021500_utc.dump]}]
+command_lines:
+  description: The same commands as an operator would type them.
   returned: when the restore ran
   type: list
   elements: str
   sample: ["pg_restore --exit-on-error --dbname=ez360pm_check --jobs=2 /var/backups/pgdrill/ez360pm_db_20261126_021500_utc.dump"]
+fidelity:
+  description: The comparison with the set's fingerprint, with every difference (object, what, expected, found).
+  returned: when the restore ran and O(compare) is true
+  type: dict
+  sample: {checked: true, ok: true, objects: 412, large_objects: 2, differences: [], notes: []}
+not_restored:
+  description: What the options left out of this restore (ownership, privileges, everything outside a partial restore).
+  returned: always
+  type: list
+  elements: str
+  sample: [ownership]
+server_majors:
+  description: Major versions of the source and target servers, with a note when they differ.
+  returned: always
+  type: dict
+  sample: {source: 15, target: 18, note: upgrade rehearsal 15 -> 18}
+roles_created:
+  description: Roles the globals replay created on the target server.
+  returned: always
+  type: list
+  elements: str
+  sample: [app_owner]
+pg_restore:
+  description: The pg_restore used.
+  returned: always
+  type: str
+  sample: /usr/lib/postgresql/18/bin/pg_restore
 globals_roles_left_alone:
   description: Roles in the set's globals that the target server already had, whose statements were left out.
   returned: when O(restore_globals) and the set has globals
@@ -138,7 +210,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
 from ansible.module_utils.pgdrill.catalog import find_set
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.recovery import describe_commands, restore_set
+from ansible.module_utils.pgdrill.recovery import RestoreOptions, restore_set
 from ansible.module_utils.pgdrill.series import Series
 
 
@@ -154,7 +226,11 @@ def main():
             restore_globals=dict(type="bool", default=False),
             no_owner=dict(type="bool", default=False),
             no_privileges=dict(type="bool", default=False),
-            check_row_counts=dict(type="bool", default=True),
+            role_passwords=dict(type="bool", default=True),
+            schemas=dict(type="list", elements="str", default=[]),
+            tables=dict(type="list", elements="str", default=[]),
+            scratch=dict(type="bool", default=False),
+            compare=dict(type="bool", default=True, aliases=["check_row_counts"]),
             maintenance_db=dict(type="str", default="postgres"),
         ),
         supports_check_mode=True,
@@ -164,24 +240,26 @@ def main():
     try:
         config = database_config(params)
         backup = find_set(Series(config).sets(), params["set"])
-        result = restore_set(
-            config,
-            backup,
+        options = RestoreOptions(
             target=params["target_db"],
             replace=params["replace"],
             terminate=params["terminate_connections"],
             confirm=params["confirm"],
             jobs=params["jobs"],
-            with_globals=params["restore_globals"],
-            no_owner=params["no_owner"],
-            no_privileges=params["no_privileges"],
-            check_row_counts=params["check_row_counts"],
+            globals=params["restore_globals"],
+            role_passwords=params["role_passwords"],
+            owners=not params["no_owner"],
+            privileges=not params["no_privileges"],
+            schemas=tuple(params["schemas"]),
+            tables=tuple(params["tables"]),
+            compare=params["compare"],
+            scratch="restore drill" if params["scratch"] else None,
             maintenance_db=params["maintenance_db"],
             dry_run=module.check_mode,
         )
+        result = restore_set(config, backup, options)
     except PgdrillError as exc:
         fail(module, exc)
-    result["commands"] = describe_commands(result["commands"])
     result.pop("dry_run", None)
     module.exit_json(changed=True, **result)
 

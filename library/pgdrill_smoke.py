@@ -17,7 +17,9 @@ description:
     E(PGPORT), E(PGDATABASE), E(PGUSER) (and E(PGPASSWORD) when O(login_password) is given) and the
     same values as E(POSTGRES_HOST), E(POSTGRES_PORT), E(POSTGRES_DB), E(POSTGRES_USER),
     E(POSTGRES_PASSWORD).
-  - Optionally drops the database afterwards.
+  - Optionally drops the database afterwards, with the roles a drill's globals replay made for it;
+    only a scratch database that pgdrill created (M(pgdrill_restore) with O(pgdrill_restore#module:scratch))
+    is ever dropped, any other database is refused.
 version_added: "0.1.0"
 author: pgdrill maintainers
 extends_documentation_fragment: [pgdrill.connection]
@@ -51,8 +53,9 @@ options:
     default: true
   drop:
     description:
-      - Drop the database afterwards. C(on_success) drops it only when everything passed, keeping a
-        failed drill's database for debugging.
+      - Drop the database afterwards, and the roles made for it. C(on_success) drops it only when
+        everything passed, keeping a failed drill's database for debugging.
+      - Only scratch databases made by pgdrill are dropped; any other database fails the task.
     type: str
     choices: [never, on_success, always]
     default: never
@@ -102,10 +105,22 @@ dropped:
   returned: always
   type: bool
   sample: true
+roles_dropped:
+  description: Roles made for the scratch database that were dropped with it.
+  returned: always
+  type: list
+  elements: str
+  sample: [app_owner]
+roles_kept:
+  description: Roles made for it that could not be dropped (still used elsewhere), with why.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill import db as pgdb
+from ansible.module_utils.pgdrill import db as pgdb, scratch
 from ansible.module_utils.pgdrill.ansible_support import connection_argument_spec, connection_of, database_config, fail
 from ansible.module_utils.pgdrill.drill import run_checks, validate_checks
 from ansible.module_utils.pgdrill.errors import PgdrillError
@@ -131,24 +146,27 @@ def main():
         connection = connection_of(params, base=database_config(params).connection if params["config"] else None)
         validate_checks(steps)
         if module.check_mode:
-            module.exit_json(changed=params["drop"] != "never", ok=True, results=[], dropped=False, msg=f"would run {len(steps)} commands and checks")
-        conn = pgdb.connect(connection, params["db"], autocommit=True)
-        try:
-            results = run_checks(conn, steps, connection.libpq_env())
-        finally:
-            conn.close()
+            module.exit_json(changed=params["drop"] != "never", ok=True, results=[], dropped=False, roles_dropped=[], roles_kept=[],
+                             msg=f"would run {len(steps)} commands and checks")
+        results = []
+        if steps:
+            conn = pgdb.connect(connection, params["db"], autocommit=True)
+            try:
+                results = run_checks(conn, steps, connection.libpq_env())
+            finally:
+                conn.close()
         ok = all(result["ok"] for result in results)
-        dropped = False
+        dropped = {"dropped": False, "roles_dropped": [], "roles_kept": []}
         if params["drop"] == "always" or (params["drop"] == "on_success" and ok):
             admin = pgdb.connect(connection, params["maintenance_db"], autocommit=True)
             try:
-                pgdb.drop_database(admin, params["db"])
+                dropped = scratch.drop(admin, params["db"])
             finally:
                 admin.close()
-            dropped = True
     except PgdrillError as exc:
         fail(module, exc)
-    output = dict(changed=dropped, ok=ok, results=results, dropped=dropped)
+    output = dict(changed=bool(dropped["dropped"] or dropped["roles_dropped"]), ok=ok, results=results, dropped=dropped["dropped"],
+                  roles_dropped=dropped["roles_dropped"], roles_kept=dropped["roles_kept"])
     failed = [result for result in results if not result["ok"]]
     if failed and params["fail_on_error"]:
         module.fail_json(msg=f"smoke check '{failed[0]['name']}' failed: {failed[0]['detail']}", **output)

@@ -98,6 +98,11 @@ def database_config(params: Dict[str, Any], **settings: Any) -> DatabaseConfig:
     return config
 
 
+# Details of a failure that a playbook may act on: a command's output, and what a restore did and
+# found before it failed (so a drill's evidence can name the differences and drop what it created).
+FAILURE_DETAILS = ("rc", "stderr", "stdout", "cmd", "fidelity", "row_counts", "restore")
+
+
 def fail(module, exc: PgdrillError, **result: Any) -> None:
-    details = {key: value for key, value in exc.details.items() if key in ("rc", "stderr", "stdout", "cmd")}
+    details = {key: value for key, value in exc.details.items() if key in FAILURE_DETAILS}
     module.fail_json(msg=exc.message, **details, **result)

@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
-from . import db, manifest as manifest_mod
+from . import db, fingerprint as fingerprint_mod, manifest as manifest_mod
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
@@ -55,6 +55,18 @@ class _Counter(threading.Thread):
             self.counts = db.count_rows(self.conn)
         except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
             self.error = exc
+
+
+def _take_fingerprint(conn, target: str) -> Optional[Dict[str, Any]]:
+    """The database's fingerprint in the dump's snapshot, taken before pg_dump starts (see
+    fingerprint.py). A backup is never lost for it: without one, restores compare row counts only
+    and say so."""
+    try:
+        with conn.transaction():
+            return fingerprint_mod.take(conn)
+    except Exception as exc:  # noqa: BLE001 - reported, and the restore says what it could not compare
+        log.warning("could not take the fingerprint of %s: %s; restores of this set will compare row counts only", target, exc)
+        return None
 
 
 def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> Dict[str, Any]:
@@ -126,8 +138,9 @@ class BackupRun:
         client: Dict[str, Any] = {}
         compression: Dict[str, Any] = {"method": "none", "level": 0, "piped": False}
         row_counts = None
+        fingerprint = None
         if self.include_db:
-            facts, client, compression, row_counts = self._dump(stamp)
+            facts, client, compression, row_counts, fingerprint = self._dump(stamp)
         if self.include_media:
             self._media(stamp)
         finished = utcnow()
@@ -150,6 +163,7 @@ class BackupRun:
                 "row_counts": config.row_counts,
             },
             host=socket.gethostname(),
+            fingerprint=fingerprint,
         )
         write_atomic(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp), manifest_mod.encode(document))
         log.info("backup set %s_%s_utc complete: %s", config.prefix, stamp, ", ".join(e["name"] for e in self.entries))
@@ -180,6 +194,7 @@ class BackupRun:
             if plan.note:
                 log.warning("%s", plan.note)
             snapshot = db.export_snapshot(conn)
+            fingerprint = _take_fingerprint(conn, target)
             counter = _Counter(conn) if config.row_counts else None
             if counter:
                 counter.start()
@@ -211,7 +226,7 @@ class BackupRun:
             self._globals(stamp, target)
         client = {"pg_dump_version": client_version, "pg_dump_major": client_major, "pg_dump_path": pg_dump, "toc_entries": len(entries), "note": version_note}
         compression = {"method": plan.method, "level": plan.level, "piped": plan.piped}
-        return facts, client, compression, (counter.counts if counter else None)
+        return facts, client, compression, (counter.counts if counter else None), fingerprint
 
     def _globals(self, stamp: str, target: str) -> None:
         pg_dumpall = self.tools.path("pg_dumpall")

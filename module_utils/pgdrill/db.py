@@ -98,7 +98,7 @@ def server_facts(conn) -> Dict[str, Any]:
 
 
 TABLES_SQL = """
-SELECT n.nspname, c.relname
+SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -109,18 +109,21 @@ ORDER BY 1, 2
 """
 
 
-def table_key(schema: str, table: str) -> str:
+def legacy_table_key(schema: str, table: str) -> str:
+    """The unquoted key of manifests written before the fingerprint existed."""
     return f"{schema}.{table}"
 
 
-def count_rows(conn) -> Dict[str, int]:
-    """Exact row counts of every user table, in the connection's current snapshot."""
+def count_rows(conn, legacy_keys: bool = False) -> Dict[str, int]:
+    """Exact row counts of every user table, in the connection's current snapshot, keyed
+    ``schema.table`` quoted as PostgreSQL quotes identifiers (so ``"a.b".c`` and ``a."b.c"`` stay
+    two tables, and the keys match the fingerprint's), or unquoted for manifests of pgdrill 0.1."""
     from psycopg import sql
 
     counts = {}
-    for schema, table in conn.execute(TABLES_SQL).fetchall():
+    for schema, table, quoted in conn.execute(TABLES_SQL).fetchall():
         query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        counts[table_key(schema, table)] = conn.execute(query).fetchone()[0]
+        counts[legacy_table_key(schema, table) if legacy_keys else quoted] = conn.execute(query).fetchone()[0]
     return counts
 
 
@@ -137,6 +140,10 @@ def export_snapshot(conn) -> str:
 
 def database_exists(conn, name: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def is_superuser(conn) -> bool:
+    return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
 
 
 def role_names(conn) -> Set[str]:
@@ -191,11 +198,11 @@ def compare_counts(expected: Dict[str, int], actual: Dict[str, int]) -> List[Tup
     return [(key, expected.get(key), actual.get(key)) for key in keys if expected.get(key) != actual.get(key)]
 
 
-def count_mismatches(connection: Connection, dbname: str, expected: Dict[str, int]) -> List[Tuple[str, Optional[int], Optional[int]]]:
+def count_mismatches(connection: Connection, dbname: str, expected: Dict[str, int], legacy_keys: bool = False) -> List[Tuple[str, Optional[int], Optional[int]]]:
     """Count the rows of a restored database and compare them with a manifest's counts."""
     conn = connect(connection, dbname)
     try:
-        actual = count_rows(conn)
+        actual = count_rows(conn, legacy_keys)
     finally:
         conn.close()
     return compare_counts(expected, actual)

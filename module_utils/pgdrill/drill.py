@@ -99,6 +99,83 @@ def validate_checks(checks: List[Any]) -> None:
             raise PgdrillError(f"bad smoke check: {problem}", "see the pgdrill_smoke module's documentation for the check format")
 
 
+def _restore_view(restore: Dict[str, Any]) -> Dict[str, Any]:
+    """A pgdrill_restore result, whether the task passed or failed (a failure carries the result so
+    far under ``restore``, and the comparison's findings beside it). Pure."""
+    if "restore" in restore and isinstance(restore["restore"], dict):
+        return {**restore["restore"], **{key: restore[key] for key in ("fidelity", "row_counts") if key in restore}}
+    return restore
+
+
+def restore_checks(restore: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The restore's own checks, for the evidence: the fingerprint comparison and the row counts. Pure."""
+    view = _restore_view(restore)
+    checks = []
+    fidelity = view.get("fidelity") or {}
+    if fidelity.get("checked"):
+        differences = fidelity.get("differences") or []
+        left_out = view.get("not_restored") or []
+        if differences:
+            shown = "; ".join(f"{d['object']}: {d['what']} (expected {d['expected']}, found {d['found']})" for d in differences[:5])
+            detail = f"{len(differences)} object(s) differ: {shown}"
+        else:
+            detail = f"{fidelity.get('objects')} objects match" + (f" ({' and '.join(left_out)} not compared)" if left_out else "")
+        checks.append({"name": "fingerprint against the backup", "kind": "fingerprint", "ok": not differences, "detail": detail})
+    elif "fidelity" in view:
+        checks.append({"name": "fingerprint against the backup", "kind": "fingerprint", "ok": True, "detail": f"skipped: {fidelity.get('reason')}"})
+    counts = view.get("row_counts") or {}
+    if counts.get("checked"):
+        mismatches = counts.get("mismatches") or []
+        detail = f"{counts.get('tables')} tables, {counts.get('rows')} rows" if not mismatches else \
+            f"{len(mismatches)} table(s) differ, first {mismatches[0][0]}: expected {mismatches[0][1]}, found {mismatches[0][2]}"
+        checks.append({"name": "row counts against the manifest", "kind": "row_counts", "ok": not mismatches, "detail": detail})
+    return checks
+
+
+def compose_record(record: Dict[str, Any], restore: Optional[Dict[str, Any]], smoke: Optional[Dict[str, Any]],
+                   cleanup: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """A drill's evidence record: the drill's own facts, plus what the restore, the smoke checks and
+    the cleanup reported. Pure."""
+    view = _restore_view(restore or {})
+    out = dict(record)
+    out.update({
+        "staging_server_version": view.get("server_version"),
+        "server_majors": view.get("server_majors"),
+        "pg_restore": view.get("pg_restore"),
+        "restore_timings": view.get("timings") or {},
+        "restore_commands": view.get("commands") or [],
+        "restore_command_lines": view.get("command_lines") or [],
+        "not_restored": view.get("not_restored") or [],
+        "fidelity": view.get("fidelity"),
+        "row_counts": view.get("row_counts"),
+        "globals_roles_left_alone": view.get("globals_roles_left_alone") or [],
+        "globals_changes": view.get("globals_changes") or [],
+        "roles_created": view.get("roles_created") or [],
+        "roles_dropped": (cleanup or {}).get("roles_dropped") or [],
+        "roles_kept": (cleanup or {}).get("roles_kept") or [],
+        "checks": restore_checks(restore or {}) + list((smoke or {}).get("results") or []),
+    })
+    return out
+
+
+def outcome_notes(record: Dict[str, Any]) -> List[str]:
+    """What a PASSED must say alongside: what was not restored by choice, what was not compared,
+    and a change of major version. Pure."""
+    notes = []
+    left_out = record.get("not_restored") or []
+    if left_out:
+        notes.append(f"{' and '.join(left_out)} not restored")
+    fidelity = record.get("fidelity") or {}
+    if record.get("fidelity") is not None and not fidelity.get("checked"):
+        notes.append("no fingerprint in the set: row counts only")
+    for note in fidelity.get("notes") or []:
+        notes.append(f"{note['object']}: {note['what']} {note['expected']} -> {note['found']}")
+    majors = record.get("server_majors") or {}
+    if majors.get("note"):
+        notes.append(majors["note"])
+    return notes
+
+
 def log_line(record: Dict[str, Any]) -> str:
     """The dated Markdown line a drill appends to the drill log (the seed's docs/MEMORY.md step). Pure."""
     when = record.get("finished_at") or record.get("started_at") or ""
@@ -109,7 +186,9 @@ def log_line(record: Dict[str, Any]) -> str:
     checks = record.get("checks") or []
     passed = sum(1 for check in checks if check.get("ok"))
     restore = (record.get("timings") or {}).get("restore")
-    outcomes = {"passed": "PASSED", "checked": "CHECK MODE: chosen and verified at the source, nothing restored"}
+    notes = outcome_notes(record)
+    outcomes = {"passed": "PASSED" + (f" ({'; '.join(notes)})" if notes else ""),
+                "checked": "CHECK MODE: chosen and verified at the source, nothing restored"}
     outcome = outcomes.get(str(record.get("outcome")), f"FAILED at {record.get('failed_step') or 'unknown step'}")
     parts = [
         when,

@@ -43,6 +43,7 @@ def build(
     row_counts: Optional[Dict[str, int]],
     options: Dict[str, Any],
     host: str,
+    fingerprint: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     return {
         "format": FORMAT,
@@ -60,6 +61,9 @@ def build(
         "compression": compression,
         "files": files,
         "row_counts": row_counts,
+        # Keys are schema.table quoted as PostgreSQL quotes identifiers (pgdrill 0.1 left them unquoted).
+        "row_count_keys": "quoted",
+        "fingerprint": fingerprint,
         "options": options,
     }
 

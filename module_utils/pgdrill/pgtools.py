@@ -70,6 +70,18 @@ def cross_version_note(client_major: int, server_major_version: int) -> str:
     return ""
 
 
+def archive_too_new(pg_dump_major: Optional[int], reader: str) -> PgdrillError:
+    """The problem and the fix when a pg_restore is older than the pg_dump that wrote an archive."""
+    wanted = pg_dump_major or "its"
+    return PgdrillError(
+        f"this set's archive was written by pg_dump {wanted}, and {reader} cannot read it (pg_restore reads only "
+        "archives of its own or an older version: 'unsupported version in file header')",
+        f"install the PostgreSQL {wanted} client tools here (Debian/Ubuntu: 'apt install postgresql-client-{wanted}' from "
+        f"the PGDG repository, or the pgdrill_client role with pgdrill_client_server_major: {wanted}), or set pg_bin_dir "
+        f"(pgdrill_drill_pg_bin_dir for drills) to the bin directory of a client of version {wanted} or newer",
+    )
+
+
 def server_major(version_num: int) -> int:
     return version_num // 10000 if version_num >= 100000 else version_num // 100
 
@@ -165,6 +177,17 @@ class PgTools:
                 f"from the PGDG repository) or set pg_bin_dir to its bin directory",
             )
         return major, full
+
+    def for_archive(self, pg_dump_major: Optional[int]) -> "PgTools":
+        """Tools whose pg_restore reads archives of pg_dump ``pg_dump_major`` (the set's manifest
+        records it): the installed client closest above it, or pg_bin_dir. Refuses an older one,
+        whose pg_restore would stop at "unsupported version in file header"."""
+        tools = self.for_server(pg_dump_major or 0)
+        if pg_dump_major:
+            major, full = tools.version("pg_restore")
+            if major < pg_dump_major:
+                raise archive_too_new(pg_dump_major, f"pg_restore {full} ({tools.path('pg_restore')})")
+        return tools
 
     def native_zstd(self) -> bool:
         """Does this pg_dump compress with zstd itself? (PostgreSQL 16+, when built with zstd)."""

@@ -1,22 +1,30 @@
-"""Restoring a backup set into a database, guarded against overwriting data by accident.
+"""Restoring a backup set into a database, guarded against overwriting data by accident, and
+proven against the set's fingerprint.
 
-The guard is a pure function, so every refusal rule lives in one place and is tested directly.
+The steps are separate functions: the guard (pure: every refusal rule in one place), the plan, the
+replay of the globals (filtered, pure), the restore itself, and the comparison with the fingerprint
+and the row counts taken at backup time. ``restore_set`` runs them in order.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shlex
+import tempfile
 import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
-from . import db
+from . import db, fingerprint as fp, scratch, toc
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError
-from .pgtools import PgTools
+from .pgtools import PgTools, server_major
 from .pipeline import child_env, run
-from .restore import restore_archive
+from .restore import check_target_name, read_toc, restore_archive
 
 log = logging.getLogger("pgdrill")
 
@@ -62,26 +70,59 @@ def same_server(manifest_facts: Dict[str, Any], target_facts: Dict[str, Any]) ->
 
 
 _ROLE_STATEMENT = re.compile(r'^(?:CREATE ROLE|ALTER ROLE|COMMENT ON ROLE)\s+("(?:[^"]|"")+"|[^\s;"]+)')
+_IDENT = r'("(?:[^"]|"")+"|[^\s;"]+)'
+_MEMBERSHIP = re.compile(r"^GRANT\s+%s\s+TO\s+%s" % (_IDENT, _IDENT))
+_PASSWORD = re.compile(r"\s+PASSWORD\s+'(?:[^']|'')*'")
+_LOGIN = re.compile(r"(?<=\s)LOGIN(?=[\s;])")
 
 
 def _role_name(token: str) -> str:
     return token[1:-1].replace('""', '"') if token.startswith('"') else token
 
 
-def globals_for_target(script: str, existing_roles: Set[str]) -> Tuple[str, List[str]]:
-    """The globals script (pg_dumpall --globals-only) without the statements that would create,
-    alter or comment on roles the target server already has: replaying them would overwrite those
-    roles' passwords and attributes (the superuser's among them) with the source's. Role
-    memberships, new roles and tablespaces stay. Returns the script and the roles left alone. Pure."""
-    kept, skipped = [], []
+class GlobalsPlan(NamedTuple):
+    script: str
+    left_alone: List[str]   # roles the target already has: none of their statements ran
+    created: List[str]      # roles the script creates
+    changes: List[str]      # what was changed in the script, for the evidence
+
+
+def globals_for_target(script: str, existing_roles: Set[str], role_passwords: bool = True) -> GlobalsPlan:
+    """The globals script (pg_dumpall --globals-only) made safe for the target server. Pure.
+
+    - Roles the target already has are left exactly as they are: their CREATE, ALTER and COMMENT
+      statements, and memberships granted to them, are left out (replaying them would overwrite
+      their passwords and attributes, the superuser's among them, with the source's).
+    - Without ``role_passwords`` the roles it creates get no password and NOLOGIN: a drill must not
+      make production credentials work on staging.
+    - New roles, memberships among them, and tablespaces stay.
+    """
+    kept: List[str] = []
+    skipped: List[str] = []
+    created: List[str] = []
+    stripped = 0
     for line in script.splitlines(keepends=True):
-        match = _ROLE_STATEMENT.match(line)
-        name = _role_name(match.group(1)) if match else None
+        role_match = _ROLE_STATEMENT.match(line)
+        member_match = _MEMBERSHIP.match(line)
+        name = _role_name(role_match.group(1)) if role_match else None
         if name in existing_roles:
             skipped += [name] if name not in skipped else []
-        else:
-            kept.append(line)
-    return "".join(kept), skipped
+            continue
+        if member_match and _role_name(member_match.group(2)) in existing_roles:
+            continue  # a membership for a role the target already has would change that role
+        if name and line.startswith("CREATE ROLE"):
+            created.append(name)
+        if name and line.startswith("ALTER ROLE") and not role_passwords:
+            new_line = _LOGIN.sub("NOLOGIN", _PASSWORD.sub("", line))
+            stripped += new_line != line
+            line = new_line
+        kept.append(line)
+    changes = []
+    if skipped:
+        changes.append("left out the statements for roles the target already has: " + ", ".join(skipped))
+    if created and not role_passwords:
+        changes.append(f"created {len(created)} role(s) without passwords and NOLOGIN")
+    return GlobalsPlan("".join(kept), skipped, created, changes)
 
 
 def globals_problems(stderr: str) -> List[str]:
@@ -95,116 +136,325 @@ def default_target(backup: BackupSet) -> str:
     return f"{source}_restore_{backup.stamp}"[:63]
 
 
-def restore_set(
-    config: DatabaseConfig,
-    backup: BackupSet,
-    target: Optional[str] = None,
-    replace: bool = False,
-    terminate: bool = False,
-    confirm: Optional[str] = None,
-    jobs: int = 2,
-    with_globals: bool = False,
-    no_owner: bool = False,
-    no_privileges: bool = False,
-    check_row_counts: bool = True,
-    maintenance_db: str = "postgres",
-    dry_run: bool = False,
-) -> Dict[str, Any]:
-    """Restore ``backup`` into ``target`` on the server ``config.connection`` points at."""
-    if not backup.complete:
-        raise PgdrillError(f"backup set {backup.id} is not complete ({backup.manifest_error or 'no manifest'})", "choose a complete set: pgdrill-backup list")
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What to restore where, and how. The defaults restore everything into a new database and
+    prove it against the set's fingerprint."""
+
+    target: Optional[str] = None
+    replace: bool = False
+    terminate: bool = False
+    confirm: Optional[str] = None
+    jobs: int = 2
+    globals: bool = False
+    role_passwords: bool = True
+    owners: bool = True
+    privileges: bool = True
+    schemas: Tuple[str, ...] = ()
+    tables: Tuple[str, ...] = ()
+    compare: bool = True
+    scratch: Optional[str] = None  # the purpose, when the target is a scratch database (drill, verify)
+    maintenance_db: str = "postgres"
+    dry_run: bool = False
+
+    def not_restored(self) -> List[str]:
+        """What this restore leaves out by the operator's choice, in words. Pure."""
+        out = []
+        if not self.owners:
+            out.append("ownership")
+        if not self.privileges:
+            out.append("privileges")
+        if self.schemas or self.tables:
+            out.append("everything outside " + ", ".join([f"schema {s}" for s in self.schemas] + [f"table {t}" for t in self.tables]))
+        return out
+
+    def scope(self) -> fp.Scope:
+        return fp.Scope(frozenset(_quoted_schema(s) for s in self.schemas), frozenset(_quoted_table(t) for t in self.tables))
+
+
+def _quote(name: str) -> str:
+    return name if re.match(r"^[a-z_][a-z0-9_$]*$", name) else '"' + name.replace('"', '""') + '"'
+
+
+def _quoted_schema(schema: str) -> str:
+    return _quote(schema)
+
+
+def _quoted_table(table: str) -> str:
+    schema, name = toc.split_table(table)
+    return f"{_quote(schema)}.{_quote(name)}"
+
+
+@dataclass
+class Record:
+    """What a restore did: every command as an argument list (no secrets: those are in the
+    environment), and how long each step took."""
+
+    commands: List[Dict[str, Any]] = field(default_factory=list)
+    timings: Dict[str, float] = field(default_factory=dict)
+
+    def step(self, name: str, started: float) -> None:
+        self.timings[name] = round(time.monotonic() - started, 3)
+
+    def lines(self) -> List[str]:
+        return describe_commands(self.commands)
+
+
+def tools_for(config: DatabaseConfig, backup: BackupSet) -> PgTools:
+    """Client tools that can read this set's archive: at least as new as the pg_dump that wrote it."""
+    major = ((backup.manifest or {}).get("client") or {}).get("pg_dump_major")
+    return PgTools(config.pg_bin_dir).for_archive(major)
+
+
+def majors_note(source_facts: Dict[str, Any], target_version_num: int) -> Dict[str, Any]:
+    """Source and target server majors, with a note when they differ. Pure."""
+    source = server_major(int(source_facts.get("server_version_num") or 0)) or None
+    target = server_major(target_version_num)
+    note = ""
+    if source and source < target:
+        note = f"upgrade rehearsal {source} -> {target}"
+    elif source and source > target:
+        note = f"restore into an older server {source} -> {target}"
+    return {"source": source, "target": target, "note": note}
+
+
+def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptions = RestoreOptions()) -> Dict[str, Any]:
+    """Restore ``backup`` into ``options.target`` on the server ``config.connection`` points at,
+    then prove it against the set's fingerprint and row counts. Raises PgdrillError for a refusal,
+    a failed step or any difference; the error's details carry the result so far."""
+    dump = _restorable(backup)
     document = backup.manifest or {}
-    dump = backup.file_of_kind("db")
-    if not dump:
-        raise PgdrillError(f"backup set {backup.id} has no database dump", "choose a set taken with --db")
     source_facts = document.get("database") or {}
-    target = target or default_target(backup)
+    target = options.target or default_target(backup)
+    check_target_name(target)  # before anything is created
+    record = Record()
     started_all = time.monotonic()
-    timings: Dict[str, float] = {}
-    commands: List[List[str]] = []
-    admin = db.connect(config.connection, maintenance_db, autocommit=True)
+    tools = tools_for(config, backup)
+    env = child_env(config.connection.libpq_env())
+    admin = db.connect(config.connection, options.maintenance_db, autocommit=True)
     try:
         server = db.server_facts(admin)
         exists = db.database_exists(admin, target)
         situation = Situation(
-            target=target,
-            target_exists=exists,
-            replace=replace,
-            other_sessions=db.other_sessions(admin, target) if exists else 0,
-            terminate=terminate,
-            is_source_on_same_server=target == source_facts.get("name") and same_server(source_facts, server),
-            confirm=confirm,
+            target=target, target_exists=exists, replace=options.replace,
+            other_sessions=db.other_sessions(admin, target) if exists else 0, terminate=options.terminate,
+            is_source_on_same_server=target == source_facts.get("name") and same_server(source_facts, server), confirm=options.confirm,
         )
         problem = refusal(situation)
         if problem:
             raise problem
-        tools = PgTools(config.pg_bin_dir).for_server((document.get("client") or {}).get("pg_dump_major") or 0)
-        env = child_env(config.connection.libpq_env())
-        plan = {
-            "set": backup.id,
-            "target": target,
-            "target_existed": exists,
-            "replace": replace,
-            "server_version": server["server_version"],
-            "globals": bool(with_globals and backup.file_of_kind("globals")),
+        with_globals = bool(options.globals and backup.file_of_kind("globals"))
+        result: Dict[str, Any] = {
+            "set": backup.id, "target": target, "target_existed": exists, "replace": options.replace,
+            "server_version": server["server_version"], "server_majors": majors_note(source_facts, server["server_version_num"]),
+            "pg_restore": tools.path("pg_restore"), "globals": with_globals, "not_restored": options.not_restored(),
+            "roles_created": [], "globals_roles_left_alone": [],
         }
-        existing_roles = db.role_names(admin) if plan["globals"] else set()
-        if dry_run:
-            return {**plan, "dry_run": True, "commands": [], "timings": {}}
-        if exists and situation.other_sessions and terminate:
+        if options.dry_run:
+            return {**result, "dry_run": True, "commands": [], "command_lines": [], "timings": {}}
+        if with_globals:
+            result.update(_replay_globals(tools, env, backup, admin, options, target, record))
+        if exists and situation.other_sessions and options.terminate:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (target,))
         if not exists:
-            started = time.monotonic()
-            db.create_database(admin, target, source_facts)
-            commands.append(["CREATE DATABASE", target, "TEMPLATE template0", f"ENCODING {source_facts.get('encoding')}", f"LC_COLLATE {source_facts.get('collate')}", f"LC_CTYPE {source_facts.get('ctype')}"])
-            timings["create_database"] = round(time.monotonic() - started, 3)
+            _create_target(admin, target, source_facts, document, options, record)
     finally:
         admin.close()
-    if plan["globals"]:
+    try:
+        _restore_archive(tools, env, config, backup, dump, target, exists, options, record)
+        if options.compare:
+            result.update(_prove(config, backup, target, options, record, result["server_majors"]))
+    except PgdrillError as exc:
+        raise PgdrillError(exc.problem, exc.fix, **{**exc.details, "restore": _outcome(result, record, started_all)}) from None
+    outcome = _outcome(result, record, started_all)
+    log.info("restored %s into %s in %.1f s", backup.id, target, outcome["timings"]["total"])
+    return outcome
+
+
+def _outcome(result: Dict[str, Any], record: Record, started_all: float) -> Dict[str, Any]:
+    record.timings["total"] = round(time.monotonic() - started_all, 3)
+    return {**result, "commands": record.commands, "command_lines": record.lines(), "timings": dict(record.timings)}
+
+
+def _restorable(backup: BackupSet) -> Dict[str, Any]:
+    if not backup.complete:
+        raise PgdrillError(f"backup set {backup.id} is not complete ({backup.manifest_error or 'no manifest'})", "choose a complete set: pgdrill-backup list")
+    dump = backup.file_of_kind("db")
+    if not dump:
+        raise PgdrillError(f"backup set {backup.id} has no database dump", "choose a set taken with --db")
+    return dump
+
+
+def _replay_globals(tools: PgTools, env: Dict[str, str], backup: BackupSet, admin, options: RestoreOptions, target: str,
+                    record: Record) -> Dict[str, Any]:
+    started = time.monotonic()
+    globals_file = backup.path(backup.file_of_kind("globals")["name"])  # type: ignore[index]
+    with open(globals_file, encoding="utf-8") as handle:
+        plan = globals_for_target(handle.read(), db.role_names(admin), options.role_passwords)
+    argv = [tools.path("psql"), "-X", "-q", "-d", options.maintenance_db, "-f", "-"]
+    stdin = f"{os.path.basename(globals_file)}" + (f", {'; '.join(plan.changes)}" if plan.changes else "")
+    record.commands.append({"argv": argv, "stdin": stdin})
+    done = run(argv, env, "replaying the globals", stdin_data=plan.script.encode("utf-8"), check=False)
+    created = [role for role in plan.created if role in db.role_names(admin)]
+    if options.scratch:
+        scratch.mark_roles(admin, created, target)  # dropped with the scratch database, even if the replay failed
+    problems = globals_problems(done.stderr)
+    if done.rc != 0 or problems:
+        raise PgdrillError(f"replaying the globals of {backup.id} failed: {(problems or [done.stderr.strip()])[0]}",
+                           "read psql's errors (roles the server already has are left alone; a tablespace needs its directory on this server)",
+                           rc=done.rc, stderr=done.stderr, cmd=argv)
+    record.step("globals", started)
+    return {"globals_roles_left_alone": plan.left_alone, "roles_created": created, "globals_changes": plan.changes}
+
+
+def _create_target(admin, target: str, source_facts: Dict[str, Any], document: Dict[str, Any], options: RestoreOptions, record: Record) -> None:
+    from psycopg import sql
+
+    started = time.monotonic()
+    db.create_database(admin, target, source_facts)
+    record.commands.append({"sql": f"CREATE DATABASE {_quote(target)} TEMPLATE template0 ENCODING {source_facts.get('encoding')} "
+                                   f"LC_COLLATE {source_facts.get('collate')} LC_CTYPE {source_facts.get('ctype')}"})
+    if options.scratch:
+        scratch.mark_database(admin, target, options.scratch, document.get("set") or "")
+    owner = ((document.get("fingerprint") or {}).get("database") or {}).get("owner")
+    if options.owners and owner and owner in db.role_names(admin):
+        # pg_dump archives carry the database's owner only for --create; it is part of the fingerprint.
+        admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(target), sql.Identifier(owner)))
+        record.commands.append({"sql": f"ALTER DATABASE {_quote(target)} OWNER TO {_quote(owner)}"})
+    record.step("create_database", started)
+
+
+def _restore_archive(tools: PgTools, env: Dict[str, str], config: DatabaseConfig, backup: BackupSet, dump: Dict[str, Any],
+                     target: str, exists: bool, options: RestoreOptions, record: Record) -> None:
+    archive = backup.path(dump["name"])
+    list_dir = None
+    use_list = None
+    try:
+        if options.schemas or options.tables:
+            list_dir = tempfile.mkdtemp(prefix=".pgdrill-list-", dir=config.work_dir or backup.directory)
+            use_list = os.path.join(list_dir, "restore.list")
+            with open(use_list, "w", encoding="utf-8") as handle:
+                handle.write(partial_list(read_toc(tools, env, archive, verbose=True), options.schemas, options.tables))
+        restored = restore_archive(tools, env, archive, target, jobs=options.jobs, work_dir=config.work_dir,
+                                   clean=options.replace and exists, no_owner=not options.owners,
+                                   no_privileges=not options.privileges, use_list=use_list)
+    finally:
+        if list_dir:
+            import shutil
+
+            shutil.rmtree(list_dir, ignore_errors=True)
+    record.commands.extend({"argv": argv} if "|" not in argv else {"pipeline": _split_pipe(argv)} for argv in restored["commands"])  # type: ignore[union-attr]
+    record.timings.update({key: round(value, 3) for key, value in restored["timings"].items()})  # type: ignore[union-attr]
+
+
+def _split_pipe(argv: List[str]) -> List[List[str]]:
+    parts: List[List[str]] = [[]]
+    for word in argv:
+        if word == "|":
+            parts.append([])
+        else:
+            parts[-1].append(word)
+    return parts
+
+
+def partial_list(listing: str, schemas: Tuple[str, ...], tables: Tuple[str, ...]) -> str:
+    """The --use-list for a restore of some schemas and tables; refuses names the archive lacks."""
+    entries = toc.parse(listing)
+    roots: Set[int] = set()
+    for schema in schemas:
+        found = toc.find_schema(entries, schema)
+        if not found:
+            raise PgdrillError(f"the archive has no schema {schema!r}", "name a schema of the backed-up database (pg_restore --list shows them)")
+        roots.update(entry.id for entry in found)
+    for table in tables:
+        try:
+            schema, name = toc.split_table(table)
+        except ValueError:
+            raise PgdrillError(f"{table!r} is not a table name", 'write tables as schema.table (quote a name that holds a dot: "a.b".c)') from None
+        found = toc.find_relation(entries, schema, name)
+        if len(found) != 1:
+            raise PgdrillError(f"the archive has {'no' if not found else 'more than one'} table {schema}.{name}",
+                               "name a table of the backed-up database as schema.table (pg_restore --list shows them)")
+        roots.add(found[0].id)
+    return toc.use_list(entries, toc.select(entries, roots))
+
+
+def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: RestoreOptions, record: Record,
+           majors: Dict[str, Any]) -> Dict[str, Any]:
+    """Compare the restored database with the set's fingerprint and row counts; any difference
+    fails, naming the objects."""
+    document = backup.manifest or {}
+    scope = options.scope()
+    started = time.monotonic()
+    expected_fp = document.get("fingerprint")
+    fidelity: Dict[str, Any] = {"checked": False, "reason": "the set has no fingerprint (taken by pgdrill 0.1, or it could not be taken)"}
+    conn = db.connect(config.connection, target)
+    try:
+        if expected_fp:
+            actual_fp = fp.take(conn)
+            differences, notes = fp.compare(expected_fp, actual_fp, owners=options.owners, privileges=options.privileges,
+                                            scope=scope, upgrade=bool(majors.get("note", "").startswith("upgrade")))
+            fidelity = {"checked": True, **fp.summary(expected_fp, differences, notes, scope)}
+        record.step("fingerprint", started)
         started = time.monotonic()
-        globals_file = backup.path(backup.file_of_kind("globals")["name"])  # type: ignore[index]
-        with open(globals_file, encoding="utf-8") as handle:
-            script, plan["globals_roles_left_alone"] = globals_for_target(handle.read(), existing_roles)
-        argv = [tools.path("psql"), "-X", "-q", "-d", maintenance_db, "-f", "-"]
-        commands.append(argv + ["<", globals_file])
-        done = run(argv, env, "replaying the globals", stdin_data=script.encode("utf-8"), check=False)
-        problems = globals_problems(done.stderr)
-        if done.rc != 0 or problems:
-            raise PgdrillError(f"replaying the globals of {backup.id} failed: {(problems or [done.stderr.strip()])[0]}", "read psql's errors (roles the server already has are left alone; a tablespace needs its directory on this server)", rc=done.rc, stderr=done.stderr, cmd=argv)
-        timings["globals"] = round(time.monotonic() - started, 3)
-    restored = restore_archive(tools, env, backup.path(dump["name"]), target, jobs=jobs, work_dir=config.work_dir, clean=replace and exists,
-                               no_owner=no_owner, no_privileges=no_privileges)
-    commands.extend(restored["commands"])  # type: ignore[arg-type]
-    timings.update({key: round(value, 3) for key, value in restored["timings"].items()})  # type: ignore[union-attr]
-    counts: Dict[str, Any] = {"checked": False}
+        counts = _row_counts(conn, document, scope)
+        record.step("row_counts", started)
+    finally:
+        conn.close()
+    if fidelity.get("differences"):
+        shown = "; ".join(fp.Difference(**d).describe() for d in fidelity["differences"][:5])
+        more = len(fidelity["differences"]) - 5
+        raise PgdrillError(
+            f"restored database '{target}' differs from the backup's fingerprint in {len(fidelity['differences'])} object(s): {shown}"
+            + (f"; and {more} more" if more > 0 else ""),
+            "the restore is not the database that was backed up: read the differences; roles missing on this server are "
+            "created by replaying the globals",
+            fidelity=fidelity,
+        )
+    if counts.get("mismatches"):
+        table, want, got = counts["mismatches"][0]
+        raise PgdrillError(
+            f"restored database '{target}' does not match the manifest: {len(counts['mismatches'])} table(s) differ, first {table}: expected {want}, found {got}",
+            "the restore is incomplete or the target held other data; inspect it before use",
+            fidelity=fidelity, row_counts=counts,
+        )
+    return {"fidelity": fidelity, "row_counts": counts}
+
+
+def _row_counts(conn, document: Dict[str, Any], scope: fp.Scope) -> Dict[str, Any]:
     expected = document.get("row_counts")
-    if check_row_counts and expected is not None:
-        started = time.monotonic()
-        counts = compare_row_counts(config, target, expected)
-        timings["row_counts"] = round(time.monotonic() - started, 3)
-        if counts["mismatches"]:
-            table, want, got = counts["mismatches"][0]
-            raise PgdrillError(
-                f"restored database '{target}' does not match the manifest: {len(counts['mismatches'])} table(s) differ, first {table}: expected {want}, found {got}",
-                "the restore is incomplete or the target held other data; inspect it before use",
-            )
-    timings["total"] = round(time.monotonic() - started_all, 3)
-    log.info("restored %s into %s in %.1f s", backup.id, target, timings["total"])
-    return {**plan, "commands": commands, "timings": timings, "row_counts": counts}
+    if expected is None:
+        return {"checked": False}
+    legacy = document.get("row_count_keys") != "quoted"
+    if not scope.whole:
+        expected = {table: rows for table, rows in expected.items() if _count_in_scope(table, scope)}
+    actual = db.count_rows(conn, legacy_keys=legacy)
+    if not scope.whole:
+        actual = {table: rows for table, rows in actual.items() if table in expected}
+    mismatches = db.compare_counts(expected, actual)
+    return {"checked": True, "tables": len(expected), "rows": sum(expected.values()), "mismatches": mismatches}
 
 
-def compare_row_counts(config: DatabaseConfig, target: str, expected: Dict[str, int]) -> Dict[str, Any]:
+def _count_in_scope(table: str, scope: fp.Scope) -> bool:
+    return table in scope.tables or toc.split_table(table)[0] in {s.strip('"') for s in scope.schemas} or \
+        any(table.startswith(schema + ".") for schema in scope.schemas)
+
+
+def compare_row_counts(config: DatabaseConfig, target: str, expected: Dict[str, int], legacy_keys: bool = False) -> Dict[str, Any]:
     """Count the rows of every table the manifest lists in the restored ``target``."""
-    diffs = db.count_mismatches(config.connection, target, expected)
+    diffs = db.count_mismatches(config.connection, target, expected, legacy_keys)
     return {"checked": True, "tables": len(expected), "rows": sum(expected.values()), "mismatches": diffs}
 
 
-def describe_commands(commands: List[List[str]]) -> List[str]:
+def describe_commands(commands: List[Dict[str, Any]]) -> List[str]:
     """Commands as an operator would type them (no secrets: those live in the environment)."""
-    return [" ".join(_quote(word) for word in argv) for argv in commands]
-
-
-def _quote(word: str) -> str:
-    import shlex
-
-    return word if word in ("|", "<") else shlex.quote(word)
+    lines = []
+    for command in commands:
+        if "sql" in command:
+            lines.append(command["sql"])
+        elif "pipeline" in command:
+            lines.append(" | ".join(" ".join(shlex.quote(word) for word in argv) for argv in command["pipeline"]))
+        else:
+            line = " ".join(shlex.quote(word) for word in command["argv"])
+            lines.append(line + (f"  # stdin: {command['stdin']}" if command.get("stdin") else ""))
+    return lines

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 from .errors import PgdrillError
 from .media import count_members
-from .pgtools import PgTools, find_zstd
+from .pgtools import PgTools, archive_too_new, find_zstd
 from .pipeline import describe_rc, last_line, run, stream
 
 TRANSACTION_TIMEOUT_FIX = (
@@ -37,15 +37,34 @@ def is_piped_zstd(path: str) -> bool:
 def list_archive(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None) -> List[str]:
     """The archive's table of contents as pg_restore --list prints it (comment lines dropped).
     ``final_name`` gives the format when ``path`` is still a temporary file."""
+    text = read_toc(tools, env, path, final_name)
+    return [line for line in text.splitlines() if line.strip() and not line.startswith(";")]
+
+
+def read_toc(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None, verbose: bool = False) -> str:
+    """``pg_restore --list`` of an archive (``--verbose`` adds each entry's dependencies)."""
     name = final_name or os.path.basename(path)
     what = f"reading the archive {name} with pg_restore --list"
-    if is_piped_zstd(name):
-        chunks: List[bytes] = []
-        stream([[zstd_path(), "-dcq", path], [tools.path("pg_restore"), "--list"]], chunks.append, env, what, head_read=True)
-        text = b"".join(chunks).decode("utf-8", "replace")
-    else:
-        text = run([tools.path("pg_restore"), "--list", path], env, what).stdout
-    return [line for line in text.splitlines() if line.strip() and not line.startswith(";")]
+    flags = ["--list"] + (["--verbose"] if verbose else [])
+    try:
+        if is_piped_zstd(name):
+            chunks: List[bytes] = []
+            stream([[zstd_path(), "-dcq", path], [tools.path("pg_restore"), *flags]], chunks.append, env, what, head_read=True)
+            return b"".join(chunks).decode("utf-8", "replace")
+        return run([tools.path("pg_restore"), *flags, path], env, what).stdout
+    except PgdrillError as exc:
+        raise _explained(exc, tools) from None
+
+
+def _explained(exc: PgdrillError, tools: PgTools) -> PgdrillError:
+    """pg_restore's cryptic failures, with the problem and the fix."""
+    stderr = str(exc.details.get("stderr", ""))
+    if "unsupported version" in stderr and "file header" in stderr:
+        error = archive_too_new(None, f"pg_restore ({tools.path('pg_restore')})")
+        return PgdrillError(f"{exc.problem}: {error.problem}", error.fix, **exc.details)
+    if 'unrecognized configuration parameter "transaction_timeout"' in stderr:
+        return PgdrillError(f"{exc.problem}: the server does not know transaction_timeout", TRANSACTION_TIMEOUT_FIX, **exc.details)
+    return exc
 
 
 def read_media(path: str) -> int:
@@ -72,6 +91,12 @@ def read_media(path: str) -> int:
         return count_members(raw)
 
 
+def check_target_name(dbname: str) -> None:
+    """pg_restore's --dbname takes a connection string too: a name that looks like one is refused. Pure."""
+    if "=" in dbname or dbname.startswith(("postgres://", "postgresql://")):
+        raise PgdrillError(f"refusing target database name {dbname!r}", "a database name must not look like a connection string")
+
+
 def pg_restore_argv(
     tools: PgTools,
     archive: str,
@@ -80,9 +105,9 @@ def pg_restore_argv(
     clean: bool = False,
     no_owner: bool = False,
     no_privileges: bool = False,
+    use_list: Optional[str] = None,
 ) -> List[str]:
-    if "=" in dbname or dbname.startswith(("postgres://", "postgresql://")):
-        raise PgdrillError(f"refusing target database name {dbname!r}", "a database name must not look like a connection string")
+    check_target_name(dbname)
     argv = [tools.path("pg_restore"), "--exit-on-error", f"--dbname={dbname}"]
     if jobs > 1:
         argv.append(f"--jobs={jobs}")
@@ -92,12 +117,14 @@ def pg_restore_argv(
         argv.append("--no-owner")
     if no_privileges:
         argv.append("--no-privileges")
+    if use_list:
+        argv.append(f"--use-list={use_list}")
     if archive != "-":
         argv.append(archive)
     return argv
 
 
-def _restore(argvs: List[List[str]], env: Dict[str, str], what: str) -> None:
+def _restore(argvs: List[List[str]], env: Dict[str, str], what: str, tools: PgTools) -> None:
     fix = "read pg_restore's message; --exit-on-error stopped at the first error"
     try:
         if len(argvs) == 1:
@@ -105,9 +132,7 @@ def _restore(argvs: List[List[str]], env: Dict[str, str], what: str) -> None:
         else:
             stream(argvs, lambda chunk: None, env, what, fix)
     except PgdrillError as exc:
-        if 'unrecognized configuration parameter "transaction_timeout"' in str(exc.details.get("stderr", "")):
-            raise PgdrillError(f"{what} failed: the server does not know transaction_timeout", TRANSACTION_TIMEOUT_FIX, **exc.details) from None
-        raise
+        raise _explained(exc, tools) from None
 
 
 def restore_archive(
@@ -120,6 +145,7 @@ def restore_archive(
     clean: bool = False,
     no_owner: bool = False,
     no_privileges: bool = False,
+    use_list: Optional[str] = None,
 ) -> Dict[str, object]:
     """Restore ``archive`` into the existing database ``dbname``.
 
@@ -131,18 +157,18 @@ def restore_archive(
     timings: Dict[str, float] = {}
     commands: List[List[str]] = []
     if not is_piped_zstd(archive):
-        argv = pg_restore_argv(tools, archive, dbname, jobs, clean, no_owner, no_privileges)
+        argv = pg_restore_argv(tools, archive, dbname, jobs, clean, no_owner, no_privileges, use_list)
         commands.append(argv)
         started = time.monotonic()
-        _restore([argv], env, what)
+        _restore([argv], env, what, tools)
         timings["pg_restore"] = time.monotonic() - started
         return {"commands": commands, "timings": timings}
     if jobs <= 1:
         decompress = [zstd_path(), "-dcq", archive]
-        argv = pg_restore_argv(tools, "-", dbname, 1, clean, no_owner, no_privileges)
+        argv = pg_restore_argv(tools, "-", dbname, 1, clean, no_owner, no_privileges, use_list)
         commands.append(decompress + ["|"] + argv)
         started = time.monotonic()
-        _restore([decompress, argv], env, what)
+        _restore([decompress, argv], env, what, tools)
         timings["pg_restore"] = time.monotonic() - started
         return {"commands": commands, "timings": timings}
     scratch = tempfile.mkdtemp(prefix=".pgdrill-work-", dir=work_dir or os.path.dirname(os.path.abspath(archive)))
@@ -158,10 +184,10 @@ def restore_archive(
                 raise PgdrillError(f"disk full decompressing {os.path.basename(archive)} into {scratch}", "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
             raise
         timings["decompress"] = time.monotonic() - started
-        argv = pg_restore_argv(tools, plain, dbname, jobs, clean, no_owner, no_privileges)
+        argv = pg_restore_argv(tools, plain, dbname, jobs, clean, no_owner, no_privileges, use_list)
         commands.append(argv)
         started = time.monotonic()
-        _restore([argv], env, what)
+        _restore([argv], env, what, tools)
         timings["pg_restore"] = time.monotonic() - started
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

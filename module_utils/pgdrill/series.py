@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import catalog, retention
+from . import catalog, manifest as manifest_mod, retention
 from .config import DatabaseConfig
 from .fsio import ensure_private_dir, fsync_dir
 from .locking import SeriesLock
@@ -34,6 +34,9 @@ class Series:
         return [
             {
                 "set": backup.id,
+                "prefix": backup.prefix,
+                "stamp": backup.stamp,
+                "manifest": manifest_mod.manifest_name(backup.prefix, backup.stamp),
                 "time": backup.time.isoformat(),
                 "age_seconds": round((now - backup.time).total_seconds(), 1),
                 "size": backup.size,

@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from datetime import timedelta
 from typing import Any, Dict, List, Optional
 
-from . import db, manifest as manifest_mod
+from . import db, manifest as manifest_mod, scratch
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, sha256_of
-from .pgtools import PgTools
 from .pipeline import child_env
-from .recovery import compare_row_counts, restore_set
+from .recovery import RestoreOptions, restore_set, tools_for
 from .restore import list_archive, read_media
 from .series import utcnow
 
 log = logging.getLogger("pgdrill")
+SCRATCH_PREFIX = "pgdrill_verify_"
 
 
 def _check(name: str, ok: bool, detail: str, **extra: Any) -> Dict[str, Any]:
@@ -44,44 +45,74 @@ def check_files(backup: BackupSet) -> List[Dict[str, Any]]:
 
 
 def scratch_name(prefix: str) -> str:
-    return f"pgdrill_verify_{prefix.replace('-', '_').replace('.', '_')[:30]}_{secrets.token_hex(3)}"
+    return f"{SCRATCH_PREFIX}{prefix.replace('-', '_').replace('.', '_')[:30]}_{secrets.token_hex(3)}"
 
 
-def restore_and_count(config: DatabaseConfig, backup: BackupSet, jobs: int) -> List[Dict[str, Any]]:
+def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) -> List[Dict[str, Any]]:
     """Restore the set into a fresh scratch database on the configured server (the drill's own
-    restore), compare row counts with the manifest, and drop the scratch database whatever happens."""
+    restore), prove it against the fingerprint and row counts, and drop the scratch database
+    whatever happens. Owners and privileges are restored when the connecting role can set them
+    (a superuser); otherwise the result says they were not."""
     name = scratch_name(backup.prefix)
+    admin = db.connect(config.connection, config.dbname, autocommit=True)
+    try:
+        _drop_leftovers(admin, config)
+        superuser = db.is_superuser(admin)
+    finally:
+        admin.close()
+    options = RestoreOptions(target=name, jobs=jobs, owners=superuser, privileges=superuser, scratch="verify", maintenance_db=config.dbname)
     checks = []
     try:
-        outcome = restore_set(config, backup, target=name, jobs=jobs, no_owner=True, no_privileges=True,
-                              check_row_counts=False, maintenance_db=config.dbname)
+        outcome = restore_set(config, backup, options)
         seconds = outcome["timings"]["total"]
         checks.append(_check("restore", True, f"restored into scratch database {name} in {seconds:.1f} s", seconds=seconds))
-        expected = (backup.manifest or {}).get("row_counts")
-        if expected is None:
-            checks.append(_check("row counts", True, "skipped: the manifest has no row counts (row_counts = no)"))
-        else:
-            diffs = compare_row_counts(config, name, expected)["mismatches"]
-            if diffs:
-                shown = "; ".join(f"{table}: expected {want}, found {got}" for table, want, got in diffs[:5])
-                checks.append(_check("row counts", False, f"{len(diffs)} table(s) differ: {shown}"))
-            else:
-                checks.append(_check("row counts", True, f"{len(expected)} tables, {sum(expected.values())} rows match the manifest"))
+        checks.append(_fidelity_check(outcome["fidelity"], options))
+        checks.append(_counts_check(outcome["row_counts"]))
     except PgdrillError as exc:
-        checks.append(_check("restore", False, exc.message))
+        fidelity = exc.details.get("fidelity")
+        if fidelity is None:
+            checks.append(_check("restore", False, exc.message))
+        else:
+            checks.append(_check("restore", True, f"restored into scratch database {name}"))
+            if fidelity.get("differences"):
+                checks.append(_check("fingerprint", False, exc.message, differences=fidelity["differences"]))
+            else:
+                checks.append(_fidelity_check(fidelity, options))
+                checks.append(_check("row counts", False, exc.message))
     finally:
         admin = db.connect(config.connection, config.dbname, autocommit=True)
         try:
-            db.drop_database(admin, name)
+            scratch.drop(admin, name)
         finally:
             admin.close()
     return checks
 
 
+def _fidelity_check(fidelity: Dict[str, Any], options: RestoreOptions) -> Dict[str, Any]:
+    if not fidelity.get("checked"):
+        return _check("fingerprint", True, f"skipped: {fidelity.get('reason')}")
+    left_out = options.not_restored()
+    detail = f"{fidelity['objects']} objects match the backup's fingerprint" + (f" ({' and '.join(left_out)} not restored)" if left_out else "")
+    return _check("fingerprint", True, detail, not_restored=left_out)
+
+
+def _counts_check(counts: Dict[str, Any]) -> Dict[str, Any]:
+    if not counts.get("checked"):
+        return _check("row counts", True, "skipped: the manifest has no row counts (row_counts = no)")
+    return _check("row counts", True, f"{counts['tables']} tables, {counts['rows']} rows match the manifest")
+
+
+def _drop_leftovers(admin, config: DatabaseConfig) -> None:
+    """Scratch databases of this series left by a verify that was killed before it cleaned up."""
+    grace = timedelta(hours=config.debris_grace_hours)
+    for name in scratch.leftovers(admin, scratch_name(config.prefix)[:-6], grace):
+        log.info("dropping scratch database %s left by an interrupted verify", name)
+        scratch.drop(admin, name)
+
+
 def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False, jobs: Optional[int] = None, record: bool = True) -> Dict[str, Any]:
     """Run every check on ``backup``; returns {"ok", "checks", ...}. Never raises for a failed check:
     a failed check is a result. The caller holds the series lock."""
-    tools = PgTools(config.pg_bin_dir)
     env = child_env(config.connection.libpq_env())
     checks: List[Dict[str, Any]] = []
     if not backup.complete:
@@ -93,7 +124,7 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
         dump = backup.file_of_kind("db")
         if dump and os.path.exists(backup.path(dump["name"])):
             try:
-                entries = list_archive(tools, env, backup.path(dump["name"]))
+                entries = list_archive(tools_for(config, backup), env, backup.path(dump["name"]))
                 checks.append(_check(f"archive {dump['name']}", True, f"pg_restore --list read {len(entries)} entries"))
             except PgdrillError as exc:
                 checks.append(_check(f"archive {dump['name']}", False, exc.message))
@@ -111,7 +142,7 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                 checks.append(_check("restore", False, "skipped: earlier checks failed"))
             else:
                 try:
-                    checks.extend(restore_and_count(config, backup, jobs or config.restore_jobs))
+                    checks.extend(restore_and_compare(config, backup, jobs or config.restore_jobs))
                 except PgdrillError as exc:
                     checks.append(_check("restore", False, exc.message))
     ok = all(check["ok"] for check in checks)
