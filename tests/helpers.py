@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -12,6 +13,7 @@ from typing import Dict, Optional
 from pgdrill_lab.cluster import Cluster, system_bindirs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DJANGO = os.path.join(REPO, "tests", "django_app")
 
 
 def write_config(path, cluster: Cluster, dbname: str, backup_dir, **settings) -> str:
@@ -115,3 +117,33 @@ class Run:
 
 def listing(path):
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def database_fingerprint(cluster, dbname):
+    """The source database's catalog (schema-only dump) and data (every row of every table)."""
+    env = dict(os.environ, **cluster.env(dbname))
+    schema = subprocess.run([cluster.bin("pg_dump"), "--schema-only"], env=env, capture_output=True, check=True).stdout
+    # pg_dump 15.14+ brackets plain dumps with \restrict and \unrestrict and a random key each run.
+    schema = b"\n".join(line for line in schema.splitlines() if not line.startswith((b"\\restrict", b"\\unrestrict")))
+    tables = cluster.psql("SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname).split()
+    digest = hashlib.sha256(schema)
+    for table in tables:
+        digest.update(cluster.psql(f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t", dbname).encode())
+    return digest.hexdigest()
+
+
+def playbook_run(tmp_path, playbook, extravars, check=False):
+    """Run one of pgdrill's playbooks against two local hosts, 'source' (in pgdrill_databases) and
+    'staging' (in pgdrill_staging)."""
+    import ansible_runner
+
+    private = tmp_path / f"runner-{len(os.listdir(tmp_path))}"
+    private.mkdir()
+    python = sys.executable
+    inventory = f"source ansible_connection=local ansible_python_interpreter={python}\n[pgdrill_staging]\nstaging ansible_connection=local ansible_python_interpreter={python}\n[pgdrill_databases]\nsource\n"
+    runner = ansible_runner.run(
+        private_data_dir=str(private), playbook=os.path.join(REPO, "playbooks", playbook), inventory=inventory, extravars=extravars, quiet=True,
+        envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_BECOME_METHOD": "su"},
+        cmdline="-e ansible_become=false" + (" --check" if check else ""),
+    )
+    return Run(runner, str(private))

@@ -4,6 +4,7 @@ pg_dump itself) and custom-format dumps piped through zstd (``.dump.zst``)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -62,6 +63,15 @@ def _explained(exc: PgdrillError, tools: PgTools) -> PgdrillError:
     if "unsupported version" in stderr and "file header" in stderr:
         error = archive_too_new(None, f"pg_restore ({tools.path('pg_restore')})")
         return PgdrillError(f"{exc.problem}: {error.problem}", error.fix, **exc.details)
+    missing_role = re.search(r'ERROR:\s+role "((?:[^"]|"")+)" does not exist', stderr)
+    if missing_role:
+        return PgdrillError(
+            f"{exc.problem.split(':')[0]}: role \"{missing_role.group(1)}\" does not exist on this server, and the archive "
+            "gives it objects or privileges",
+            "replay the set's globals first (restore_globals; pgdrill_drill_restore_globals: true, the drill's default), "
+            "or restore without ownership and privileges (no_owner and no_privileges), which the outcome then names",
+            **exc.details,
+        )
     if 'unrecognized configuration parameter "transaction_timeout"' in stderr:
         return PgdrillError(f"{exc.problem}: the server does not know transaction_timeout", TRANSACTION_TIMEOUT_FIX, **exc.details)
     return exc

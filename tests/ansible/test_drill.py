@@ -6,19 +6,15 @@ the post-restore commands are a minimal Django project's migrate and check, run 
 database the way the seed's procedure runs them."""
 
 import glob
-import hashlib
 import json
 import os
-import subprocess
 import sys
 
-import ansible_runner
 import pytest
 import yaml
 
-from helpers import REPO, Run, run_cli
+from helpers import REPO, DJANGO, database_fingerprint as fingerprint, playbook_run, run_cli
 
-DJANGO = os.path.join(REPO, "tests", "django_app")
 EZ360PM = yaml.safe_load(open(os.path.join(REPO, "inventories", "ez360pm", "group_vars", "pgdrill_staging.yml")))
 
 
@@ -28,19 +24,6 @@ def staging():
 
     with Cluster(name="staging") as cluster:
         yield cluster
-
-
-def fingerprint(cluster, dbname):
-    """The source database's catalog (schema-only dump) and data (every row of every table)."""
-    env = dict(os.environ, **cluster.env(dbname))
-    schema = subprocess.run([cluster.bin("pg_dump"), "--schema-only"], env=env, capture_output=True, check=True).stdout
-    # pg_dump 15.14+ brackets plain dumps with \restrict and \unrestrict and a random key each run.
-    schema = b"\n".join(line for line in schema.splitlines() if not line.startswith((b"\\restrict", b"\\unrestrict")))
-    tables = cluster.psql("SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", dbname).split()
-    digest = hashlib.sha256(schema)
-    for table in tables:
-        digest.update(cluster.psql(f"SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM {table} t", dbname).encode())
-    return digest.hexdigest()
 
 
 @pytest.fixture
@@ -90,19 +73,6 @@ def drill_env(tmp_path, pg, staging, sample_db, monkeypatch):
     return Env()
 
 
-def playbook_run(tmp_path, playbook, extravars, check=False):
-    private = tmp_path / f"runner-{len(os.listdir(tmp_path))}"
-    private.mkdir()
-    python = sys.executable
-    inventory = f"source ansible_connection=local ansible_python_interpreter={python}\n[pgdrill_staging]\nstaging ansible_connection=local ansible_python_interpreter={python}\n[pgdrill_databases]\nsource\n"
-    runner = ansible_runner.run(
-        private_data_dir=str(private), playbook=os.path.join(REPO, "playbooks", playbook), inventory=inventory, extravars=extravars, quiet=True,
-        envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_BECOME_METHOD": "su"},
-        cmdline="-e ansible_become=false" + (" --check" if check else ""),
-    )
-    return Run(runner, str(private))
-
-
 def test_drill_passes_and_leaves_evidence(drill_env):
     before = fingerprint(drill_env.source, drill_env.db)
     run = drill_env.drill()
@@ -117,7 +87,16 @@ def test_drill_passes_and_leaves_evidence(drill_env):
     assert set(record["timings"]) >= {"pick the set", "verify at the source", "transfer", "verify on arrival", "restore", "smoke checks", "cleanup"}
     assert record["timings"]["restore"] > 0 and record["restore_timings"]["pg_restore"] > 0
     names = [check["name"] for check in record["checks"]]
-    assert names[:3] == ["row counts against the manifest", "migrate", "check"]
+    assert names[:4] == ["fingerprint against the backup", "row counts against the manifest", "migrate", "check"]
+    assert record["fidelity"]["ok"] and record["fidelity"]["objects"] > 20 and record["not_restored"] == []
+    assert record["started_at"].endswith("Z") and record["finished_at"].endswith("Z")
+    majors = record["server_majors"]
+    assert majors["source"] == majors["target"] == drill_env.source.major and majors["note"] == ""
+    # The exact commands, as argument lists: the globals went to psql on stdin, filtered, then pg_restore.
+    psql, pg_restore = record["restore_commands"][0], record["restore_commands"][-1]
+    assert psql["argv"][0].endswith("psql") and psql["argv"][-2:] == ["-f", "-"] and "_globals_" in psql["stdin"]
+    assert "left out the statements for roles the target already has: postgres" in psql["stdin"]
+    assert os.path.basename(pg_restore["argv"][0]) == "pg_restore" and "--exit-on-error" in pg_restore["argv"]
     assert {"login", "company switch", "create client", "create project", "create invoice", "P&L report", "balance sheet report"} <= set(names)
     assert all(check["ok"] for check in record["checks"])
     line = drill_env.log.read_text().strip().splitlines()[-1]
@@ -171,8 +150,9 @@ def test_corrupted_set_fails_at_the_source(drill_env):
     assert "failed at step 'verify at the source'" in message and "checksum" in message
 
 
-def test_failed_drill_can_keep_its_database(drill_env, staging):
-    run = drill_env.drill(pgdrill_drill_keep_on_failure=True, pgdrill_drill_checks=[{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}])
+@pytest.mark.parametrize("keep", [{"pgdrill_drill_keep": "on_failure"}, {"pgdrill_drill_keep_on_failure": True}], ids=["keep on_failure", "deprecated switch"])
+def test_failed_drill_can_keep_its_database(drill_env, staging, keep):
+    run = drill_env.drill(**keep, pgdrill_drill_checks=[{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}])
     assert run.status == "failed"
     kept = drill_env.scratch_databases()
     assert len(kept) == 1 and drill_env.evidence()["scratch_database_kept"] is True
@@ -180,6 +160,17 @@ def test_failed_drill_can_keep_its_database(drill_env, staging):
     again = drill_env.drill()
     assert again.status == "successful", again.stdout[-4000:]
     assert drill_env.evidence()["scratch_database"] != kept[0] and drill_env.scratch_databases() == kept
+    staging.psql(f'DROP DATABASE "{kept[0]}" WITH (FORCE)')
+
+
+def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, tmp_path):
+    run = drill_env.drill(pgdrill_drill_keep="always")
+    assert run.status == "successful", run.stdout[-4000:]
+    record = drill_env.evidence()
+    kept = drill_env.scratch_databases()
+    assert record["outcome"] == "passed" and record["scratch_database_kept"] is True and kept == [record["scratch_database"]]
+    assert staging.psql("SELECT count(*) FROM invoices", kept[0]) == drill_env.source.psql("SELECT count(*) FROM invoices", drill_env.db)
+    assert os.path.isdir(tmp_path / "staging-work" / record["set"])  # the copy stays with the database
     staging.psql(f'DROP DATABASE "{kept[0]}" WITH (FORCE)')
 
 
@@ -197,6 +188,9 @@ def test_guarded_production_restore(tmp_path, pg, sample_db, monkeypatch):
     assert "the database this backup was taken from" in refused.task("Restore the backup set")["res"]["msg"]
     wrong = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_confirm="yes"))
     assert wrong.status == "failed" and "must equal pgdrill_restore_target" in wrong.task("Check the request")["res"]["msg"]
+    # An empty confirmation with an empty target confirms nothing: refused before any restore.
+    empty = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_confirm="", pgdrill_restore_target=""))
+    assert empty.status == "failed" and "neither may be empty" in empty.task("Check the request")["res"]["msg"]
     assert pg.psql("SELECT count(*) FROM invoices", sample_db) != expected  # nothing was touched
     done = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_confirm=sample_db, pgdrill_restore_post_commands=[
         {"name": "check", "command": [sys.executable, "manage.py", "check", "--database", "default"], "chdir": DJANGO}]))
@@ -208,14 +202,16 @@ def test_guarded_production_restore(tmp_path, pg, sample_db, monkeypatch):
                                                             "pgdrill_restore_target": sample_db + "_copy", "pgdrill_restore_globals": True})
     assert fresh.status == "successful" and pg.psql("SELECT count(*) FROM invoices", sample_db + "_copy") == expected
     shown = fresh.task("Show what was run, to follow or repeat by hand")["res"]["msg"]
-    assert any(" -f - < " in line for line in shown[2])  # the globals went to psql first
+    assert "-f -  # stdin: " in shown[2][0] and "_globals_" in shown[2][0]  # the globals went to psql first, filtered
+    assert shown[-1].startswith("compared with the backup: ") and "objects match its fingerprint" in shown[-1]
     assert shown[3].startswith("globals: replayed without the statements for roles this server already has: ") and "postgres" in shown[3]
     pg.psql(f'DROP DATABASE "{sample_db}_copy" WITH (FORCE)')
 
 
 def test_drill_replays_globals_for_owners_and_grants(tmp_path, pg, staging, monkeypatch):
-    """A source whose tables belong to its own roles: restored with ownership and GRANTs, the copy
-    fails while staging lacks those roles, and passes once the set's globals are replayed first."""
+    """A source whose tables belong to its own roles: by default the drill replays the set's globals,
+    so owners and GRANTs are restored and compared; the roles it made have no password and no
+    login, and are gone after the drill. Without globals the restore fails naming the missing role."""
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     tag = os.urandom(3).hex()
     owner, reader, dbname = f"pgdrill_owner_{tag}", f"pgdrill_reader_{tag}", f"roles_{tag}"
@@ -233,31 +229,54 @@ def test_drill_replays_globals_for_owners_and_grants(tmp_path, pg, staging, monk
         "pgdrill_drill_work_dir": str(tmp_path / "work"), "pgdrill_drill_host": staging.host, "pgdrill_drill_port": staging.port,
         "pgdrill_drill_login_user": "postgres", "pgdrill_drill_passfile": staging.passfile,
         "pgdrill_drill_controller_dir": str(tmp_path / "controller"), "pgdrill_drill_log": str(tmp_path / "controller" / "log.md"),
-        "pgdrill_drill_no_owner": False, "pgdrill_drill_no_privileges": False,
         "pgdrill_drill_checks": [
             {"name": "owner kept", "sql": f"SELECT 1 FROM pg_tables WHERE tablename = 'ledger' AND tableowner = '{owner}'", "expect": "rows"},
             {"name": "grant kept", "sql": f"SELECT 1 WHERE has_table_privilege('{reader}', 'public.ledger', 'SELECT')", "expect": "rows"},
+            {"name": "no password, no login", "sql": f"SELECT 1 FROM pg_authid WHERE rolname = '{reader}' AND rolpassword IS NULL AND NOT rolcanlogin",
+             "expect": "rows"},
         ],
     }
+
+    def evidence():
+        return json.load(open(sorted(glob.glob(str(tmp_path / "controller" / "evidence" / "staging" / "*.json")), key=os.path.getmtime)[-1]))
+
+    def source_roles_on_staging():
+        return staging.psql(f"SELECT rolname FROM pg_roles WHERE rolname IN ('{owner}', '{reader}') ORDER BY 1").split()
+
     try:
-        without = playbook_run(tmp_path, "run_restore_drill.yml", drill)
+        without = playbook_run(tmp_path, "run_restore_drill.yml", dict(drill, pgdrill_drill_restore_globals=False))
         assert without.status == "failed"
         message = without.task("Fail the play when the drill failed")["res"]["msg"]
-        assert "failed at step 'restore'" in message and f'role "{owner}" does not exist' in message, message
-        done = playbook_run(tmp_path, "run_restore_drill.yml", dict(drill, pgdrill_drill_restore_globals=True))
+        assert "failed at step 'restore'" in message and f'role "{owner}" does not exist on this server' in message, message
+        assert "replay the set's globals first" in message and "Command was" not in message.split("Fix:")[0].split("does not exist")[0]
+        done = playbook_run(tmp_path, "run_restore_drill.yml", drill)
         assert done.status == "successful", done.stdout[-5000:]
-        record = json.load(open(sorted(glob.glob(str(tmp_path / "controller" / "evidence" / "staging" / "*.json")), key=os.path.getmtime)[-1]))
-        assert record["outcome"] == "passed" and [c["ok"] for c in record["checks"]] == [True, True, True]
-        assert record["restore_timings"]["globals"] > 0 and any(" -f - < " in line and line.endswith(".sql") for line in record["restore_commands"])
+        record = evidence()
+        assert record["outcome"] == "passed" and all(c["ok"] for c in record["checks"]) and len(record["checks"]) == 5
+        assert record["restore_timings"]["globals"] > 0 and record["not_restored"] == []
+        assert sorted(record["roles_created"]) == sorted([owner, reader]) == sorted(record["roles_dropped"])
         # Staging's own superuser was left alone: the drill's connection still works with staging's password.
         assert record["globals_roles_left_alone"] == ["postgres"] and staging.psql("SELECT 1") == "1"
-        # The roles now exist on staging, the login role with the source's password hash.
-        assert staging.psql(f"SELECT rolname, rolpassword IS NOT NULL FROM pg_authid WHERE rolname IN ('{owner}', '{reader}') ORDER BY 1").split() == \
-            [f"{owner}|f", f"{reader}|t"]
-        # Replaying them again over existing roles is not an error.
-        again = playbook_run(tmp_path, "run_restore_drill.yml", dict(drill, pgdrill_drill_restore_globals=True))
+        assert source_roles_on_staging() == []  # staging keeps no role of the source after the drill
+        assert drill_env_line(tmp_path).endswith("· PASSED")
+        # With role passwords asked for, the roles get the source's hash and LOGIN (and are still dropped after).
+        with_passwords = playbook_run(tmp_path, "run_restore_drill.yml", dict(drill, pgdrill_drill_role_passwords=True, pgdrill_drill_checks=[
+            {"name": "source's password", "sql": f"SELECT 1 FROM pg_authid WHERE rolname = '{reader}' AND rolpassword LIKE 'SCRAM%' AND rolcanlogin",
+             "expect": "rows"}]))
+        assert with_passwords.status == "successful", with_passwords.stdout[-5000:]
+        assert source_roles_on_staging() == []
+        # A role staging already has is never changed, and never dropped.
+        staging.psql(f"CREATE ROLE {reader} LOGIN PASSWORD 'staging-{tag}'")
+        before = staging.psql(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{reader}'")
+        again = playbook_run(tmp_path, "run_restore_drill.yml", dict(drill, pgdrill_drill_checks=[]))
         assert again.status == "successful", again.stdout[-5000:]
+        assert sorted(evidence()["globals_roles_left_alone"]) == sorted(["postgres", reader]) and evidence()["roles_dropped"] == [owner]
+        assert source_roles_on_staging() == [reader] and staging.psql(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{reader}'") == before
     finally:
         pg.psql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         for cluster in (pg, staging):
             cluster.psql(f"DROP ROLE IF EXISTS {reader}; DROP ROLE IF EXISTS {owner}")
+
+
+def drill_env_line(tmp_path):
+    return (tmp_path / "controller" / "log.md").read_text().strip().splitlines()[-1]
