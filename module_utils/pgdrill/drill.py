@@ -168,8 +168,9 @@ def outcome_notes(record: Dict[str, Any]) -> List[str]:
     fidelity = record.get("fidelity") or {}
     if record.get("fidelity") is not None and not fidelity.get("checked"):
         notes.append("no fingerprint in the set: row counts only")
-    for note in fidelity.get("notes") or []:
-        notes.append(f"{note['object']}: {note['what']} {note['expected']} -> {note['found']}")
+    explained = fidelity.get("notes") or []
+    if explained:
+        notes.append(f"{len(explained)} difference(s) that the newer server explains, listed in the evidence")
     majors = record.get("server_majors") or {}
     if majors.get("note"):
         notes.append(majors["note"])

@@ -61,6 +61,7 @@ RELATION_KINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "mat
                   "f": "foreign table", "i": "index", "I": "partitioned index"}
 ROUTINE_KINDS = {"f": "function", "p": "procedure", "a": "aggregate", "w": "window function"}
 TYPE_KINDS = {"b": "type", "c": "type", "d": "domain", "e": "type", "r": "type"}
+DEFAULT_ACL_KEY = "default privileges of "
 DEFAULT_ACL_TYPES = {"r": "tables", "S": "sequences", "f": "functions", "T": "types", "n": "schemas"}
 
 QUERIES: Dict[str, str] = {
@@ -179,7 +180,7 @@ def build(rows: Dict[str, List[tuple]], large_object_bytes: Optional[int]) -> Di
                                                    "tables": list(tables)})
     for role, schema, objtype, acl in rows["default_acls"]:
         where = f" in schema {schema}" if schema else ""
-        objects[f"default privileges of {role}{where} on {DEFAULT_ACL_TYPES.get(objtype, objtype)}"] = _compact(
+        objects[f"{DEFAULT_ACL_KEY}{role}{where} on {DEFAULT_ACL_TYPES.get(objtype, objtype)}"] = _compact(
             {"schema": schema, "for_role": role, "acl": _acl(acl)})
     large_objects = {"count": sum(count for _, count in rows["large_objects"]),
                      "owners": {lo_owner: count for lo_owner, count in sorted(rows["large_objects"])},
@@ -245,6 +246,16 @@ class Scope(NamedTuple):
             return True
         return entry.get("schema") in self.schemas or entry.get("table") in self.tables or relation_name(key) in self.tables
 
+    def with_partitions(self, fingerprint: Optional[Dict[str, Any]]) -> "Scope":
+        """The chosen tables and, from the fingerprint, their partitions (at any depth). Pure."""
+        tables = set(self.tables)
+        objects = (fingerprint or {}).get("objects", {})
+        while True:
+            more = {relation_name(key) for key, entry in objects.items() if entry.get("partition_of") in tables} - tables
+            if not more:
+                return Scope(self.schemas, frozenset(tables))
+            tables |= more
+
 
 def relation_name(key: str) -> Optional[str]:
     """``table app.customers`` -> ``app.customers``; None for objects that are not relations. Pure."""
@@ -273,17 +284,50 @@ OWNER_FIELDS = ("owner",)
 PRIVILEGE_FIELDS = ("acl", "column_acls")
 
 
+# Privileges a newer major grants owners by default (aclitem letters): MAINTAIN arrived in 17.
+NEW_PRIVILEGES = {17: "m"}
+
+
+def _without_new_privileges(acl: Any, source_major: int, target_major: int) -> Any:
+    letters = "".join(new for major, new in NEW_PRIVILEGES.items() if source_major < major <= target_major)
+    if not letters or not isinstance(acl, list):
+        return acl
+    out = []
+    for item in acl:
+        grantee, _, rest = item.partition("=")
+        privileges, _, grantor = rest.partition("/")
+        out.append(f"{grantee}={''.join(c for c in privileges if c not in letters)}/{grantor}")
+    return sorted(out)
+
+
+def _upgrade_explains(field: str, key: str, wanted: Any, found: Any, majors: Optional["tuple[int, int]"]) -> bool:
+    """Is a difference the plain consequence of restoring into a newer major? An extension at the
+    new server's default version, or privileges the new major gives owners by default. Pure."""
+    if not majors or majors[0] >= majors[1]:
+        return False
+    if field == "version" and key.startswith("extension "):
+        return True
+    if field == "acl":
+        return _without_new_privileges(wanted, *majors) == _without_new_privileges(found, *majors)
+    return False
+
+
 def compare(expected: Dict[str, Any], actual: Dict[str, Any], owners: bool = True, privileges: bool = True,
-            scope: Scope = Scope(), upgrade: bool = False) -> "tuple[List[Difference], List[Difference]]":
+            scope: Scope = Scope(), majors: Optional["tuple[int, int]"] = None) -> "tuple[List[Difference], List[Difference]]":
     """Differences between the fingerprint taken at backup time and the restored database's.
 
     ``owners``/``privileges`` False leave out what the restore was told not to bring back.
-    Returns (differences, notes): notes are differences a major-version upgrade explains
-    (``upgrade``: an extension installed at the new server's default version). Pure."""
+    Returns (differences, notes): notes are differences that a restore into a newer major version
+    (``majors``: source and target) explains. Pure."""
     differences: List[Difference] = []
     notes: List[Difference] = []
-    want_objects = {key: entry for key, entry in expected.get("objects", {}).items() if scope.holds(key, entry)}
-    got_objects = {key: entry for key, entry in actual.get("objects", {}).items() if scope.holds(key, entry)}
+
+    def compared(key: str, entry: Dict[str, Any]) -> bool:
+        # Default privileges are privileges through and through: left out with them.
+        return scope.holds(key, entry) and (privileges or not key.startswith(DEFAULT_ACL_KEY))
+
+    want_objects = {key: entry for key, entry in expected.get("objects", {}).items() if compared(key, entry)}
+    got_objects = {key: entry for key, entry in actual.get("objects", {}).items() if compared(key, entry)}
     for key in sorted(set(want_objects) | set(got_objects)):
         if key not in got_objects:
             differences.append(Difference(key, "missing from the restore", "present", "absent"))
@@ -311,7 +355,7 @@ def compare(expected: Dict[str, Any], actual: Dict[str, Any], owners: bool = Tru
                 continue
             if wanted != found:
                 difference = Difference(key, f"{field.replace('_', ' ')} differs", wanted, found)
-                (notes if upgrade and field == "version" and key.startswith("extension ") else differences).append(difference)
+                (notes if _upgrade_explains(field, key, wanted, found, majors) else differences).append(difference)
     if scope.whole:
         differences.extend(_database_differences(expected, actual, owners))
     return differences, notes

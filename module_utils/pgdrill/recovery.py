@@ -384,16 +384,16 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
     """Compare the restored database with the set's fingerprint and row counts; any difference
     fails, naming the objects."""
     document = backup.manifest or {}
-    scope = options.scope()
-    started = time.monotonic()
     expected_fp = document.get("fingerprint")
+    scope = options.scope().with_partitions(expected_fp)
+    started = time.monotonic()
     fidelity: Dict[str, Any] = {"checked": False, "reason": "the set has no fingerprint (taken by pgdrill 0.1, or it could not be taken)"}
     conn = db.connect(config.connection, target)
     try:
         if expected_fp:
             actual_fp = fp.take(conn)
             differences, notes = fp.compare(expected_fp, actual_fp, owners=options.owners, privileges=options.privileges,
-                                            scope=scope, upgrade=bool(majors.get("note", "").startswith("upgrade")))
+                                            scope=scope, majors=(majors["source"], majors["target"]) if majors.get("source") else None)
             fidelity = {"checked": True, **fp.summary(expected_fp, differences, notes, scope)}
         record.step("fingerprint", started)
         started = time.monotonic()
@@ -436,8 +436,8 @@ def _row_counts(conn, document: Dict[str, Any], scope: fp.Scope) -> Dict[str, An
 
 
 def _count_in_scope(table: str, scope: fp.Scope) -> bool:
-    return table in scope.tables or toc.split_table(table)[0] in {s.strip('"') for s in scope.schemas} or \
-        any(table.startswith(schema + ".") for schema in scope.schemas)
+    """Row-count keys and the scope are both quoted ``schema.table`` names. Pure."""
+    return table in scope.tables or any(table.startswith(schema + ".") for schema in scope.schemas)
 
 
 def compare_row_counts(config: DatabaseConfig, target: str, expected: Dict[str, int], legacy_keys: bool = False) -> Dict[str, Any]:
