@@ -72,6 +72,13 @@ def _explained(exc: PgdrillError, tools: PgTools) -> PgdrillError:
             "or restore without ownership and privileges (no_owner and no_privileges), which the outcome then names",
             **exc.details,
         )
+    if re.search(r"must be (able to SET ROLE|member of role)", stderr):
+        return PgdrillError(
+            f"{exc.problem.split(':')[0]}: the connecting role may not give objects to their owners from the backup",
+            "connect as a superuser on this server (pgdrill_drill_login_user for drills), or restore without ownership "
+            "(no_owner; pgdrill_drill_no_owner: true), which the outcome then names",
+            **exc.details,
+        )
     if 'unrecognized configuration parameter "transaction_timeout"' in stderr:
         return PgdrillError(f"{exc.problem}: the server does not know transaction_timeout", TRANSACTION_TIMEOUT_FIX, **exc.details)
     return exc

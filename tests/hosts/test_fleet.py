@@ -184,14 +184,18 @@ def drill(inventory, tmp_path, extravars):
 
 def drill_from_staging(inventory, tmp_path):
     before = source_fingerprint(inventory, tmp_path)
+    # Restoring owners and replaying roles needs a superuser on staging (the drill's defaults).
+    shell_on(inventory, tmp_path, "pgdrill-fleet-staging",
+             "runuser -u postgres -- psql -XAtq -c \"SELECT 1 FROM pg_roles WHERE rolname = 'drill_admin'\" | grep -q 1"
+             " || runuser -u postgres -- psql -Xq -c \"CREATE ROLE drill_admin SUPERUSER LOGIN PASSWORD 'staging-secret-5c2'\"")
     controller = tmp_path / "controller"
     log = controller / "drill-log.md"
     base = {
         "pgdrill_drill_source_host": "pgdrill-fleet-db1",
         "pgdrill_drill_database": "ez360pm",
         "pgdrill_drill_host": "127.0.0.1",
-        "pgdrill_drill_login_user": "pgdrill",
-        "pgdrill_drill_password": "fleet-secret-77b1",
+        "pgdrill_drill_login_user": "drill_admin",
+        "pgdrill_drill_password": "staging-secret-5c2",
         "pgdrill_drill_controller_dir": str(controller),
         "pgdrill_drill_log": str(log),
         "pgdrill_drill_post_restore_commands": [{"name": "psql reaches the restored copy", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT 1"]}],
@@ -205,7 +209,9 @@ def drill_from_staging(inventory, tmp_path):
     TIMINGS["drill"] = round(time.monotonic() - started, 1)
     assert status == "successful", out[-6000:]
     assert record["outcome"] == "passed" and record["source_host"] == "pgdrill-fleet-db1" and record["staging_host"] == "pgdrill-fleet-staging"
-    assert [c["name"] for c in record["checks"]] == ["row counts against the manifest", "psql reaches the restored copy", "invoices are all there", "create invoice"]
+    assert [c["name"] for c in record["checks"]] == ["fingerprint against the backup", "row counts against the manifest", "psql reaches the restored copy",
+                                                    "invoices are all there", "create invoice"]
+    assert record["fidelity"]["ok"] and record["not_restored"] == [] and record["globals_roles_left_alone"] == ["pgdrill", "postgres"]
     assert all(c["ok"] for c in record["checks"]) and record["timings"]["restore"] > 0
     newest = record["set"]
     TIMINGS["drill_steps"] = record["timings"]
