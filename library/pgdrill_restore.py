@@ -23,7 +23,7 @@ description:
     counts. Any difference fails the task, naming the objects; what the options chose not to restore
     (O(no_owner), O(no_privileges), a partial restore) is left out of the comparison and named in
     RV(not_restored).
-  - Uses a C(pg_restore) at least as new as the C(pg_dump) that wrote the set (from its manifest):
+  - Uses a C(pg_restore) at least as new as the C(pg_dump) that wrote the set (from its manifest),
     the installed client closest above it, or O(pg_bin_dir).
 version_added: "0.1.0"
 author: pgdrill maintainers
@@ -155,7 +155,7 @@ timings:
 commands:
   description:
     - The commands run, each as an argument list (C(argv)), a pipeline of them, or an SQL statement,
-      with what went to standard input. No secrets: connection settings come from the environment.
+      with what went to standard input. No secrets, since connection settings come from the environment.
   returned: when the restore ran
   type: list
   elements: dict
