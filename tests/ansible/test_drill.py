@@ -139,6 +139,30 @@ def test_drill_fails_naming_the_step(drill_env, case, overrides, step, words):
     assert fingerprint(drill_env.source, drill_env.db) == before
 
 
+def test_drill_fails_at_a_controller_transfer_it_cannot_make(drill_env):
+    drill_env.controller.mkdir()
+    (drill_env.controller / "transfer").write_text("a file where the controller's transfer directory should be")
+    run = drill_env.drill()
+    assert run.status == "failed"
+    message = run.task("Fail the play when the drill failed")["res"]["msg"]
+    assert "failed at step 'transfer'" in message, message
+    assert drill_env.evidence()["failed_step"] == "transfer" and drill_env.log.read_text().strip().endswith("FAILED at transfer")
+    assert drill_env.scratch_databases() == []
+
+
+def test_drill_fails_at_cleanup_when_the_scratch_database_is_no_longer_pgdrills(drill_env, staging):
+    """A post-restore command removes the scratch mark: the cleanup refuses to drop a database
+    pgdrill cannot tell is its own, and the drill fails there, naming it."""
+    unmark = "DO $$ BEGIN EXECUTE format('COMMENT ON DATABASE %I IS NULL', current_database()); END $$"
+    run = drill_env.drill(pgdrill_drill_post_restore_commands=[{"name": "unmark", "command": [drill_env.source.bin("psql"), "-X", "-c", unmark]}],
+                          pgdrill_drill_checks=[])
+    assert run.status == "failed"
+    message = run.task("Fail the play when the drill failed")["res"]["msg"]
+    assert "failed at step 'cleanup'" in message and "not a scratch database made by pgdrill" in message, message
+    (left,) = drill_env.scratch_databases()
+    staging.psql(f'DROP DATABASE "{left}" WITH (FORCE)')
+
+
 def test_corrupted_set_fails_at_the_source(drill_env):
     dump = glob.glob(str(drill_env.backups / "ez360pm_db_*"))[0]
     with open(dump, "r+b") as handle:
@@ -171,6 +195,9 @@ def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, 
     assert record["outcome"] == "passed" and record["scratch_database_kept"] is True and kept == [record["scratch_database"]]
     assert staging.psql("SELECT count(*) FROM invoices", kept[0]) == drill_env.source.psql("SELECT count(*) FROM invoices", drill_env.db)
     assert os.path.isdir(tmp_path / "staging-work" / record["set"])  # the copy stays with the database
+    # Django's migrate ran against the restored copy, and only there.
+    assert int(staging.psql("SELECT count(*) FROM django_migrations WHERE app = 'ledger'", kept[0])) >= 1
+    assert drill_env.source.psql("SELECT to_regclass('django_migrations') IS NULL", drill_env.db) == "t"
     staging.psql(f'DROP DATABASE "{kept[0]}" WITH (FORCE)')
 
 

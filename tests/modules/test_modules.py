@@ -1,3 +1,4 @@
+import json
 import os
 import stat
 
@@ -147,3 +148,47 @@ def test_restore_refuses_a_connection_string_as_target(tmp_path):
 
     with pytest.raises(PgdrillError, match="must not look like a connection string"):
         pg_restore_argv(PgTools(fake_bin(tmp_path, "pg_restore")), "/a.dump", "host=evil dbname=x")
+
+
+def test_restore_refuses_a_connection_string_target_before_connecting_or_creating(run_module, tmp_path):
+    fake_set(str(tmp_path / "b"), "shop", "20261120_021500")
+    result, failed, commands = run_module("pgdrill_restore", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "target_db": "x=y",
+                                                              "login_host": "/nonexistent"})
+    assert failed and "refusing target database name 'x=y'" in result["msg"] and commands == []
+
+
+def test_restore_takes_a_partial_restore_and_its_options(run_module, tmp_path):
+    result, failed, _ = run_module("pgdrill_restore", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "tables": "app.invoices"})
+    assert failed and "there is no complete backup set" in result["msg"]  # the list was accepted; there is just no set
+    result, failed, _ = run_module("pgdrill_restore", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "scratch": "sometimes"})
+    assert failed and "scratch" in result["msg"]
+
+
+def test_smoke_refuses_a_malformed_check_naming_it(run_module):
+    result, failed, _ = run_module("pgdrill_smoke", {"db": "shop_drill", "checks": [{"name": "login", "sql": "SELECT 1", "expect": "maybe"}]})
+    assert failed and "check 'login': expect must be one of rows, none, value" in result["msg"]
+    result, failed, _ = run_module("pgdrill_smoke", {"db": "shop_drill", "commands": [{"name": "migrate", "command": "manage.py migrate"}]})
+    assert failed and "an argument list, no shell" in result["msg"]
+
+
+def test_smoke_check_mode_runs_and_drops_nothing(run_module):
+    result, failed, _ = run_module("pgdrill_smoke", {"db": "shop_drill", "login_host": "/nonexistent", "drop": "always",
+                                                     "checks": [{"name": "login", "sql": "SELECT 1"}]}, check_mode=True)
+    assert not failed and result["changed"] is True and result["dropped"] is False and "would run 1 commands and checks" in result["msg"]
+
+
+def test_evidence_is_written_private_and_whole_and_not_in_check_mode(run_module, tmp_path):
+    record = {"database": "shop", "source_host": "db1", "set": "shop_20261126_021500_utc", "started_at": "2026-11-26T07:30:00Z",
+              "finished_at": "2026-11-26T07:31:00Z", "outcome": "passed", "timings": {"restore": 9.7}}
+    restore = {"fidelity": {"checked": True, "objects": 40, "differences": [], "notes": [], "ok": True}, "not_restored": ["ownership"],
+               "row_counts": {"checked": True, "tables": 7, "rows": 70, "mismatches": []}, "timings": {"total": 9.7},
+               "commands": [{"argv": ["pg_restore", "--exit-on-error"]}], "server_majors": {"source": 15, "target": 15, "note": ""}}
+    directory = tmp_path / "evidence"
+    result, failed, _ = run_module("pgdrill_evidence", {"record": record, "restore": restore, "directory": str(directory)}, check_mode=True)
+    assert not failed and result["changed"] and not directory.exists()
+    assert result["log_line"] == "- 2026-11-26 07:31 UTC · shop from db1 · set shop_20261126_021500_utc · restore 9.7 s · 2/2 checks ok · PASSED (ownership not restored)"
+    result, failed, _ = run_module("pgdrill_evidence", {"record": record, "restore": restore, "directory": str(directory)})
+    written = json.loads(open(result["path"]).read())
+    assert written["restore_commands"] == [{"argv": ["pg_restore", "--exit-on-error"]}] and written["not_restored"] == ["ownership"]
+    assert [c["name"] for c in written["checks"]] == ["fingerprint against the backup", "row counts against the manifest"]
+    assert oct(os.stat(result["path"]).st_mode & 0o777) == "0o600" and oct(os.stat(directory).st_mode & 0o777) == "0o700"
