@@ -54,22 +54,37 @@ def test_manifest_records_versions_locale_times_and_row_counts(backup_env):
 
 
 def test_row_counts_match_the_dump_even_while_the_application_writes(backup_env):
-    """Counts come from the dump's own snapshot: rows inserted during the dump are in neither."""
+    """Counts come from the dump's own snapshot. Rows committed after the snapshot was exported but
+    before the table was counted are forced: the application holds the table locked while it inserts,
+    so pg_dump and the counter both wait for it; it commits only once pg_dump is waiting. Counted in
+    any other snapshot, those rows would be in the manifest and missing from the restore."""
+    import psycopg
+
     cluster = backup_env.cluster
-    env = dict(os.environ, **cluster.env(backup_env.dbname))
-    writer = subprocess.Popen(
-        [cluster.bin("psql"), "-X", "-q", "-c",
-         "DO $$ BEGIN FOR i IN 1..300 LOOP INSERT INTO ledger_entries (company_id, account, entry_date, debit, credit, created_at) "
-         "VALUES (1, 'x', now(), 1, 0, now()); COMMIT; PERFORM pg_sleep(0.01); END LOOP; END $$"],
-        env=env,
-    )
+    before = int(cluster.psql("SELECT count(*) FROM ledger_entries", backup_env.dbname))
+    app = psycopg.connect(**{"host": cluster.host, "port": cluster.port, "user": "postgres", "passfile": cluster.passfile,
+                             "dbname": backup_env.dbname})
     try:
-        time.sleep(0.3)
-        backup_env.run()
+        app.execute("INSERT INTO ledger_entries (company_id, account, entry_date, debit, credit, created_at) "
+                    "SELECT 1, 'x', now(), 1, 0, now() FROM generate_series(1, 50)")
+        app.execute("LOCK TABLE ledger_entries IN ACCESS EXCLUSIVE MODE")
+        proc = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config], env=cli_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'") == "0":
+            assert time.time() < deadline and proc.poll() is None, "pg_dump never waited for the application's lock"
+            time.sleep(0.05)
+        app.commit()  # after the snapshot, before the table is counted or dumped
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
     finally:
-        writer.wait()
+        app.close()
+    (manifest,) = backup_env.manifests()
+    assert manifest["row_counts"]["public.ledger_entries"] == before
+    assert int(cluster.psql("SELECT count(*) FROM ledger_entries", backup_env.dbname)) == before + 50
     done = backup_env.run("verify", "--restore")
-    assert "FAILED" not in done.stdout and "row counts" in done.stdout
+    assert "FAILED" not in done.stdout
+    assert any(line.split()[:3] == ["ok", "row", "counts:"] and "match the manifest" in line for line in done.stdout.splitlines())
 
 
 @pytest.mark.parametrize("method,suffix", [("zstd", ".dump.zst"), ("gzip", ".dump"), ("none", ".dump")])
