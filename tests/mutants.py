@@ -1,0 +1,179 @@
+"""Mutation run: break one safety rule at a time and check that the tests meant to guard it fail.
+
+Each mutant is a one-line change to the engine (the text must occur exactly once, so the list cannot
+silently go stale). The run works on a copy of the checkout in a temporary directory, never on the
+checkout itself, and runs only the tests named for each mutant. Every mutant must be killed.
+
+    ./run mutants                 # all of them (about 10 minutes on 2 cores)
+    ./run mutants pipeline lock   # those whose name contains one of the words
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, NamedTuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENGINE = "module_utils/pgdrill/"
+
+
+class Mutant(NamedTuple):
+    name: str
+    path: str
+    original: str
+    mutated: str
+    tests: List[str]
+
+
+SAFETY = "tests/engine/test_safety_rules.py::"
+BACKUP = "tests/engine/test_backup.py::"
+VERIFY = "tests/engine/test_verify_prune_list.py::"
+
+MUTANTS = [
+    Mutant("pipeline: only the last program's exit status counts", ENGINE + "pipeline.py",
+           "failed = [index for index, rc in enumerate(rcs) if rc != 0]",
+           "failed = [index for index, rc in enumerate(rcs) if rc != 0 and index == len(rcs) - 1]",
+           [SAFETY + "test_pg_dump_dying_mid_stream_in_the_zstd_pipe_fails_the_run_and_prunes_nothing"]),
+    Mutant("backup: a failed run prunes anyway", ENGINE + "backup.py",
+           "            except BaseException:\n                for writer in self.writers:",
+           "            except BaseException:\n                self.series.prune()\n                for writer in self.writers:",
+           [SAFETY + "test_pg_dump_dying_mid_stream_in_the_zstd_pipe_fails_the_run_and_prunes_nothing",
+            BACKUP + "test_failed_dump_keeps_nothing_and_prunes_nothing"]),
+    Mutant("snapshot: row counts in READ COMMITTED", ENGINE + "db.py",
+           "conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ",
+           "conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED",
+           [BACKUP + "test_row_counts_match_the_dump_even_while_the_application_writes"]),
+    Mutant("verify: sha256 not compared", ENGINE + "verify.py",
+           "elif digest != entry[\"sha256\"]:",
+           "elif False:",
+           [VERIFY + "test_bit_flip_fails_verify_and_is_remembered"]),
+    Mutant("fsio: a final file may be replaced", ENGINE + "fsio.py",
+           "            os.link(self.temp_path, self.final_path)",
+           "            os.replace(self.temp_path, self.final_path); os.link(self.final_path, self.temp_path)",
+           [SAFETY + "test_a_final_file_is_never_overwritten"]),
+    Mutant("retention: the newest complete set is not protected", ENGINE + "retention.py",
+           "elif facts.set_id == newest:",
+           "elif False:",
+           [VERIFY + "test_newest_set_survives_keep_last_zero_and_debris_goes_after_grace", "tests/unit/test_retention.py"]),
+    Mutant("retention: keep_last ignored", ENGINE + "retention.py",
+           "elif rank[facts.set_id] < keep_last:",
+           "elif False:",
+           ["tests/unit/test_retention.py", VERIFY + "test_prune_removes_only_its_own_old_sets_and_explains"]),
+    Mutant("prune: files before the manifest", ENGINE + "series.py",
+           "key=lambda name: 0 if \"_manifest_\" in name else 1",
+           "key=lambda name: 1 if \"_manifest_\" in name else 0",
+           [SAFETY + "test_prune_deletes_a_sets_manifest_before_its_files"]),
+    Mutant("series: other prefixes' temporaries removed", ENGINE + "series.py",
+           "for name in catalog.stale_temporaries(self.directory, self.prefix):",
+           "for name in [n for n in os.listdir(self.directory) if '.part-' in n]:",
+           [SAFETY + "test_a_run_removes_only_its_own_series_leftovers"]),
+    Mutant("backup: two runs in one second share a stamp", ENGINE + "backup.py",
+           "        taken = any(entry.stamp == stamp for entry in series.sets())",
+           "        taken = False",
+           [SAFETY + "test_two_backups_in_one_second_get_two_sets"]),
+    Mutant("cli: SIGTERM not turned into an unwind", ENGINE + "cli.py",
+           "    signal.signal(signal.SIGTERM, _on_sigterm)",
+           "    pass",
+           [SAFETY + "test_sigterm_mid_dump_removes_the_partial_files_and_exits_143"]),
+    Mutant("restore: one job decompresses to disk instead of streaming", ENGINE + "restore.py",
+           "    if jobs <= 1:",
+           "    if False:",
+           [SAFETY + "test_one_job_restores_a_zstd_set_through_a_pipe"]),
+    Mutant("restore: other sessions not refused", ENGINE + "recovery.py",
+           "    if s.target_exists and s.other_sessions and not s.terminate:",
+           "    if False:",
+           [SAFETY + "test_replacing_a_database_refuses_its_sessions_unless_told_to_end_them", "tests/unit/test_recovery_guard.py"]),
+    Mutant("restore: the set's own source database not refused", ENGINE + "recovery.py",
+           "    if s.is_source_on_same_server and s.confirm != s.target:",
+           "    if False:",
+           ["tests/unit/test_recovery_guard.py"]),
+    Mutant("fingerprint: ACLs not compared", ENGINE + "fingerprint.py",
+           "            if field in PRIVILEGE_FIELDS and not privileges:",
+           "            if field in PRIVILEGE_FIELDS:",
+           ["tests/unit/test_fingerprint.py", "tests/engine/test_verify_fidelity.py"]),
+    Mutant("fingerprint: objects missing from the restore ignored", ENGINE + "fingerprint.py",
+           "            differences.append(Difference(key, \"missing from the restore\", \"present\", \"absent\"))",
+           "            pass",
+           ["tests/unit/test_fingerprint.py"]),
+    Mutant("globals: the target's own roles replayed over", ENGINE + "recovery.py",
+           "        if name in existing_roles:",
+           "        if False:",
+           ["tests/unit/test_recovery_guard.py"]),
+    Mutant("globals: staging roles get the source's passwords", ENGINE + "recovery.py",
+           "            new_line = _LOGIN.sub(\"NOLOGIN\", _PASSWORD.sub(\"\", line))",
+           "            new_line = line",
+           ["tests/unit/test_recovery_guard.py"]),
+    Mutant("scratch: any database dropped", ENGINE + "scratch.py",
+           "        if created_at(database_mark(admin, name)) is None:",
+           "        if False:",
+           ["tests/ansible/test_fidelity.py::test_scratch_cleanup_refuses_a_database_pgdrill_did_not_make"]),
+    Mutant("verify: row counts not compared", ENGINE + "recovery.py",
+           "    mismatches = db.compare_counts(expected, actual)",
+           "    mismatches = []",
+           [VERIFY + "test_restore_check_compares_real_row_counts"]),
+    Mutant("verify: a full disk while decompressing not reported", ENGINE + "restore.py",
+           "            if \"No space left\" in str(exc.details.get(\"stderr\", \"\")):",
+           "            if False:",
+           [SAFETY + "test_a_full_disk_while_decompressing_fails_the_restore_check_and_cleans_up"]),
+    Mutant("verify --all: only the newest set", ENGINE + "cli.py",
+           "chosen = [s for s in sets if s.complete] if args.all else [find_set(sets, args.set)]",
+           "chosen = [find_set(sets, args.set)]",
+           [SAFETY + "test_verify_all_checks_every_set_and_fails_on_an_old_bad_one"]),
+]
+
+
+def copy_checkout(target: str) -> None:
+    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", ".hypothesis", "results", "*.egg-info", "drills")
+    shutil.copytree(REPO, target, ignore=ignore, symlinks=True)
+
+
+def run_mutant(copy: str, mutant: Mutant) -> "tuple[str, float]":
+    path = os.path.join(copy, mutant.path)
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read()
+    count = source.count(mutant.original)
+    if count != 1:
+        return f"STALE (the original text occurs {count} times)", 0.0
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(source.replace(mutant.original, mutant.mutated))
+    started = time.monotonic()
+    try:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(copy, "module_utils"), os.path.join(copy, "lab")]))
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests], cwd=copy, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(source)
+    seconds = time.monotonic() - started
+    if done.returncode == 1:
+        return "killed", seconds
+    if done.returncode == 0:
+        return "SURVIVED", seconds
+    return f"ERROR (pytest exit {done.returncode}): {done.stdout.strip().splitlines()[-1:]}", seconds
+
+
+def main(argv: List[str]) -> int:
+    chosen = [m for m in MUTANTS if not argv or any(word in m.name for word in argv)]
+    work = tempfile.mkdtemp(prefix="pgdrill-mutants-")
+    try:
+        copy = os.path.join(work, "checkout")
+        copy_checkout(copy)
+        outcomes = []
+        for mutant in chosen:
+            outcome, seconds = run_mutant(copy, mutant)
+            outcomes.append(outcome)
+            print(f"{outcome:<10} {seconds:6.1f} s  {mutant.name}", flush=True)
+        killed = outcomes.count("killed")
+        print(f"\n{killed} of {len(chosen)} mutants killed")
+        return 0 if killed == len(chosen) else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
