@@ -15,8 +15,7 @@ import shlex
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from . import db, fingerprint as fp, scratch, toc
 from .catalog import BackupSet
@@ -168,21 +167,17 @@ class RestoreOptions:
             out.append("everything outside " + ", ".join([f"schema {s}" for s in self.schemas] + [f"table {t}" for t in self.tables]))
         return out
 
-    def scope(self) -> fp.Scope:
-        return fp.Scope(frozenset(_quoted_schema(s) for s in self.schemas), frozenset(_quoted_table(t) for t in self.tables))
+    def scope(self, quote_ident: Callable[[str], str]) -> fp.Scope:
+        """The chosen schemas and tables as the fingerprint names them (``quote_ident`` is the
+        server's, which knows its keywords)."""
+        tables = (toc.split_table(table) for table in self.tables)
+        return fp.Scope(frozenset(quote_ident(schema) for schema in self.schemas),
+                        frozenset(f"{quote_ident(schema)}.{quote_ident(name)}" for schema, name in tables))
 
 
 def _quote(name: str) -> str:
+    """For the commands shown to an operator only: comparisons use the server's quote_ident."""
     return name if re.match(r"^[a-z_][a-z0-9_$]*$", name) else '"' + name.replace('"', '""') + '"'
-
-
-def _quoted_schema(schema: str) -> str:
-    return _quote(schema)
-
-
-def _quoted_table(table: str) -> str:
-    schema, name = toc.split_table(table)
-    return f"{_quote(schema)}.{_quote(name)}"
 
 
 @dataclass
@@ -385,16 +380,19 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
     fails, naming the objects."""
     document = backup.manifest or {}
     expected_fp = document.get("fingerprint")
-    scope = options.scope().with_partitions(expected_fp)
     started = time.monotonic()
     fidelity: Dict[str, Any] = {"checked": False, "reason": "the set has no fingerprint (taken by pgdrill 0.1, or it could not be taken)"}
     conn = db.connect(config.connection, target)
     try:
+        scope = options.scope(lambda name: conn.execute("SELECT quote_ident(%s)", (name,)).fetchone()[0]).with_partitions(expected_fp)
         if expected_fp:
             actual_fp = fp.take(conn)
             differences, notes = fp.compare(expected_fp, actual_fp, owners=options.owners, privileges=options.privileges,
                                             scope=scope, majors=(majors["source"], majors["target"]) if majors.get("source") else None)
             fidelity = {"checked": True, **fp.summary(expected_fp, differences, notes, scope)}
+            if not fidelity["objects"]:
+                raise PgdrillError("none of the chosen schemas and tables is in the backup's fingerprint: nothing could be compared",
+                                   "name schemas and tables as the source database has them")
         record.step("fingerprint", started)
         started = time.monotonic()
         counts = _row_counts(conn, document, scope)

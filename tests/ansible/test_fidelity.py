@@ -243,18 +243,18 @@ def test_partial_restore_of_tables_and_schemas(rich, tmp_path, monkeypatch):
     pg = rich.cluster
     base = {"pgdrill_config_path": str(rich.config), "pgdrill_restore_database": rich.db}
     tables = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_target="rich_invoices",
-                                                                 pgdrill_restore_tables=["app.invoices", '"a.b".c']))
+                                                                 pgdrill_restore_tables=["app.invoices", '"a.b".c', "app.user"]))
     schemas = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_target="rich_app", pgdrill_restore_schemas=["app"]))
     try:
         assert tables.status == "successful", tables.stdout[-5000:]
         restored = pg.psql("SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
                            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')", "rich_invoices")
-        assert set(restored.splitlines()) == {'"a.b".c', "app.invoices", "app.invoices_2025", "app.invoices_2026"}
+        assert set(restored.splitlines()) == {'"a.b".c', "app.invoices", "app.invoices_2025", "app.invoices_2026", 'app."user"'}
         assert pg.psql("SELECT count(*) FROM app.invoices", "rich_invoices") == "2000"
         assert pg.psql("SELECT count(*) FROM pg_policy", "rich_invoices") == "1"  # its policy came with it
         result = tables.task("Restore the backup set")["res"]
-        assert result["fidelity"]["ok"] and result["not_restored"] == ['everything outside table app.invoices, table "a.b".c']
-        assert result["row_counts"]["tables"] == 3  # the table's partitions and "a.b".c
+        assert result["fidelity"]["ok"] and result["not_restored"] == ['everything outside table app.invoices, table "a.b".c, table app.user']
+        assert result["row_counts"]["tables"] == 4  # the table's partitions, "a.b".c and app."user" (a keyword, quoted)
         assert schemas.status == "successful", schemas.stdout[-5000:]
         assert pg.psql("SELECT count(*) FROM app.customers", "rich_app") == "300"
         assert pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname <> 'app' AND schemaname NOT IN ('pg_catalog', 'information_schema')",

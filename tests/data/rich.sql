@@ -51,6 +51,7 @@ ALTER TABLE app.invoices ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_rows ON app.invoices FOR SELECT TO :"reader" USING (tenant = current_user);
 CREATE TABLE "Rechnungsbüro Ω"."Kunden Liste" ("Straße" text, "naïve col" int);
 CREATE TABLE app."x.y" (id int);
+CREATE TABLE app."user" (id int PRIMARY KEY, login text);
 RESET ROLE;
 CREATE TABLE "a.b".c (id int);
 CREATE TABLE "a.b"."c.d" (id int);
@@ -70,6 +71,7 @@ INSERT INTO app.invoices (customer_id, issued_on, status, total) SELECT 1 + g % 
 INSERT INTO "Rechnungsbüro Ω"."Kunden Liste" VALUES ('Hauptstraße 1', 1), ('Ærø', 2);
 INSERT INTO "a.b".c VALUES (1), (2);
 INSERT INTO "a"."b.c" VALUES (1);
+INSERT INTO app."user" VALUES (1, 'admin');
 SELECT setval('app.receipt_no', 1234);
 REFRESH MATERIALIZED VIEW app.revenue;
 SELECT lo_from_bytea(0, convert_to(repeat('pgdrill large object ', 500), 'UTF8'));

@@ -1,19 +1,17 @@
 """Safety rules tested end to end, each so that breaking the rule fails a test (the mutation run in
 tests/mutants.py checks that it does): real clusters, real pg_dump, real pipes and signals."""
 
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from helpers import cli_env, fake_set, run_cli, write_config
+from helpers import cli_env, fake_set, write_config
 from pgdrill import db
 from pgdrill.catalog import scan
 from pgdrill.config import Connection, load_configs
