@@ -75,7 +75,7 @@ MUTANTS = [
     Mutant("backup: two runs in one second share a stamp", ENGINE + "backup.py",
            "        taken = any(entry.stamp == stamp for entry in series.sets())",
            "        taken = False",
-           [SAFETY + "test_two_backups_in_one_second_get_two_sets"]),
+           [SAFETY + "test_a_second_already_used_by_the_series_is_never_reused"]),
     Mutant("cli: SIGTERM not turned into an unwind", ENGINE + "cli.py",
            "    signal.signal(signal.SIGTERM, _on_sigterm)",
            "    pass",

@@ -100,12 +100,20 @@ def test_a_final_file_is_never_overwritten(tmp_path):
     assert [n for n in os.listdir(tmp_path) if ".part-" in n] == []
 
 
-def test_two_backups_in_one_second_get_two_sets(backup_env):
-    first = start_backup(backup_env.config, "--no-prune", "--wait", "60")
-    second = start_backup(backup_env.config, "--no-prune", "--wait", "60")
-    assert first.wait(120) == 0 and second.wait(120) == 0
+def test_a_second_already_used_by_the_series_is_never_reused(backup_env):
+    """Two runs in one second: sets already hold the stamps of this second and the next ones, so
+    the run must take a later second rather than write over (or fail against) their names."""
+    now = datetime.now(timezone.utc)
+    taken = []
+    for offset in range(4):
+        moment = now + timedelta(seconds=offset)
+        stamp = moment.strftime("%Y%m%d_%H%M%S")
+        fake_set(backup_env.backup_dir, backup_env.dbname, stamp, started=moment.isoformat().replace("+00:00", "Z"))
+        taken.append(stamp)
+    before = snapshot(backup_env.backup_dir, os.listdir(backup_env.backup_dir))
+    backup_env.run("--no-prune")
     stamps = {m["stamp"] for m in backup_env.manifests()}
-    assert len(stamps) == 2
+    assert len(stamps) == 5 and snapshot(backup_env.backup_dir, before) == before
 
 
 def connection_of(cluster):
