@@ -1,0 +1,154 @@
+"""Metrics for Prometheus' node_exporter textfile collector: one ``.prom`` file per series, rewritten
+whole and atomically after every run, so a stopped timer shows up as a stale timestamp and a failing
+run as a non-zero exit code, without anyone running a playbook.
+
+What a file says is derived from the backup directory (the sets, their manifests and verification
+records) plus a small state record of the last run of each command (when it started, how it
+ended), kept beside the file. Rendering is pure; writing is a temp file and a rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional
+
+from . import __version__
+from .errors import PgdrillError
+
+HELP = {
+    "pgdrill_backup_last_success_timestamp_seconds": "When the newest complete backup set finished (Unix time).",
+    "pgdrill_backup_last_attempt_timestamp_seconds": "When the last backup run started (Unix time).",
+    "pgdrill_backup_last_exit_code": "Exit code of the last backup run (0 ok, 1 failed, 2 bad config, 75 locked).",
+    "pgdrill_backup_last_duration_seconds": "How long the last backup run took.",
+    "pgdrill_backup_last_size_bytes": "Size of each kind of file in the newest complete set.",
+    "pgdrill_sets": "Backup sets on disk, by state.",
+    "pgdrill_verify_last_success_timestamp_seconds": "When a set last passed verification, by level (checksums, restore).",
+    "pgdrill_drill_last_success_timestamp_seconds": "When the last restore drill of this series passed (Unix time).",
+    "pgdrill_drill_last_restore_seconds": "How long the last passed drill's restore took (the measured RTO).",
+    "pgdrill_info": "pgdrill's version, always 1.",
+}
+STATES = ("complete", "incomplete", "damaged", "future")
+
+
+class Sample(NamedTuple):
+    name: str
+    labels: Dict[str, str]
+    value: float
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if value != int(value) else str(int(value))
+
+
+def render(samples: Iterable[Sample]) -> str:
+    """The Prometheus text format: HELP and TYPE once per metric, samples in a stable order. Pure."""
+    by_name: Dict[str, List[Sample]] = {}
+    for sample in samples:
+        by_name.setdefault(sample.name, []).append(sample)
+    lines = []
+    for name in sorted(by_name):
+        lines.append(f"# HELP {name} {HELP.get(name, name)}")
+        lines.append(f"# TYPE {name} gauge")
+        for sample in sorted(by_name[name], key=lambda s: sorted(s.labels.items())):
+            labels = ",".join(f'{key}="{_escape(str(value))}"' for key, value in sorted(sample.labels.items()))
+            lines.append(f"{name}{{{labels}}} {_number(sample.value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _timestamp(moment: Any) -> Optional[float]:
+    try:
+        return datetime.fromisoformat(str(moment).replace("Z", "+00:00")).astimezone(timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def series_samples(series: str, sets: List[Dict[str, Any]], state: Dict[str, Any]) -> List[Sample]:
+    """Samples for one series from its sets (``Series.describe()`` rows, newest first, with their
+    manifest and verification summaries) and the state of its last runs. Pure."""
+    label = {"series": series}
+    samples = [Sample("pgdrill_info", {"version": __version__}, 1)]
+    counts = {state_name: 0 for state_name in STATES}
+    for entry in sets:
+        counts[entry.get("state", "incomplete")] = counts.get(entry.get("state", "incomplete"), 0) + 1
+    samples += [Sample("pgdrill_sets", dict(label, state=name), count) for name, count in counts.items()]
+    newest = next((entry for entry in sets if entry.get("state") == "complete"), None)
+    if newest is not None:
+        finished = _timestamp(newest.get("finished_at") or newest.get("time"))
+        if finished is not None:
+            samples.append(Sample("pgdrill_backup_last_success_timestamp_seconds", label, finished))
+        for kind, size in sorted((newest.get("sizes") or {}).items()):
+            samples.append(Sample("pgdrill_backup_last_size_bytes", dict(label, kind=kind), size))
+    verified: Dict[str, float] = {}
+    for entry in sets:
+        record = entry.get("verification") or {}
+        checked = _timestamp(record.get("checked_at")) if record.get("ok") else None
+        if checked is not None:
+            level = "restore" if record.get("restored") else "checksums"
+            verified[level] = max(verified.get(level, 0.0), checked)
+    samples += [Sample("pgdrill_verify_last_success_timestamp_seconds", dict(label, level=level), when) for level, when in verified.items()]
+    backup = state.get("backup") or {}
+    if backup:
+        samples += [
+            Sample("pgdrill_backup_last_attempt_timestamp_seconds", label, backup["started"]),
+            Sample("pgdrill_backup_last_exit_code", label, backup["exit_code"]),
+            Sample("pgdrill_backup_last_duration_seconds", label, backup["duration"]),
+        ]
+    drill = state.get("drill") or {}
+    if drill.get("last_success"):
+        samples.append(Sample("pgdrill_drill_last_success_timestamp_seconds", label, drill["last_success"]))
+        samples.append(Sample("pgdrill_drill_last_restore_seconds", label, drill.get("restore_seconds") or 0))
+    return samples
+
+
+def file_name(series: str) -> str:
+    safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in series)
+    return f"pgdrill_{safe}.prom"
+
+
+def write_atomic_text(directory: str, name: str, text: str, mode: int = 0o644) -> str:
+    """Replace ``directory/name`` whole: the collector never reads half a file. World-readable by
+    default, because node_exporter runs as its own user; metrics hold no secrets."""
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp, mode)
+            os.replace(temp, os.path.join(directory, name))
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        raise PgdrillError(f"cannot write metrics into {directory}: {exc.strerror}",
+                           "make metrics_dir exist and writable by the backup user (the pgdrill_backup role can create it)") from None
+    return os.path.join(directory, name)
+
+
+def read_state(directory: str, series: str) -> Dict[str, Any]:
+    try:
+        with open(os.path.join(directory, file_name(series)[:-5] + ".state.json"), encoding="utf-8") as handle:
+            document = json.load(handle)
+        return document if isinstance(document, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def update(directory: str, series: str, sets: List[Dict[str, Any]], command: Optional[str] = None,
+           started: Optional[float] = None, exit_code: Optional[int] = None, duration: Optional[float] = None,
+           extra: Optional[Dict[str, Any]] = None) -> str:
+    """Record a run of ``command`` in the series' state and rewrite its metrics file."""
+    state = read_state(directory, series)
+    if command:
+        state[command] = {**state.get(command, {}), "started": started, "exit_code": exit_code, "duration": duration, **(extra or {})}
+        write_atomic_text(directory, file_name(series)[:-5] + ".state.json", json.dumps(state, sort_keys=True), mode=0o600)
+    return write_atomic_text(directory, file_name(series), render(series_samples(series, sets, state)))

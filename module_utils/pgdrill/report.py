@@ -1,0 +1,135 @@
+"""The fleet report: one self-contained HTML page (inline CSS and SVG, no network fetches) and the
+same data as JSON. Pure functions: rows in, text out.
+
+A row is one database on one host::
+
+    {"host": "db1", "database": "ez360pm", "ok": False, "problems": ["newest backup is 30.2 h old (limit 26 h)"],
+     "newest": {"set": ..., "time": "2026-11-26T02:15:00Z", "size": 243000000, "verified": "ok+restore"},
+     "sets": [{"time": ..., "size": ..., "duration_seconds": ...}, ...],
+     "drills": [{"time": ..., "outcome": "passed", "restore_seconds": 16.5, "line": "- 2026-..."}, ...]}
+
+Failing rows come first; every date is UTC and says so.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+WIDTH, HEIGHT = 220, 44
+
+
+def order(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Failing rows first, then by host and database. Pure."""
+    return sorted(rows, key=lambda row: (bool(row.get("ok")), str(row.get("host")), str(row.get("database"))))
+
+
+def _parse(moment: Any) -> Optional[datetime]:
+    try:
+        return datetime.fromisoformat(str(moment).replace("Z", "+00:00")).astimezone(timezone.utc)
+    except ValueError:
+        return None
+
+
+def utc(moment: Any) -> str:
+    parsed = _parse(moment)
+    return parsed.strftime("%Y-%m-%d %H:%M UTC") if parsed else "never"
+
+
+def human_size(size: Optional[float]) -> str:
+    if not size:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size} B"
+
+
+def per_day(points: Sequence[Tuple[Any, Optional[float]]]) -> List[Tuple[str, float]]:
+    """The last value of each UTC day, oldest first: one bar per day. Pure."""
+    timed = [(parsed, value) for parsed, value in ((_parse(moment), value) for moment, value in points) if parsed and value is not None]
+    days: Dict[str, float] = {}
+    for parsed, value in sorted(timed, key=lambda point: point[0]):
+        days[parsed.strftime("%Y-%m-%d")] = float(value)
+    return sorted(days.items())
+
+
+def bars(points: Sequence[Tuple[str, float]], label: str, unit: str, css: str = "bar") -> str:
+    """A small inline SVG bar chart, one bar per point, each with its value as a tooltip."""
+    if not points:
+        return '<span class="muted">no data</span>'
+    top = max(value for _, value in points) or 1.0
+    step = WIDTH / max(len(points), 1)
+    width = max(step - 2, 1)
+    parts = [f'<svg class="chart" role="img" aria-label="{html.escape(label)}" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">']
+    for index, (day, value) in enumerate(points):
+        height = max(value / top * (HEIGHT - 4), 1)
+        x, y = index * step + 1, HEIGHT - height
+        parts.append(f'<rect class="{css}" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}">'
+                     f'<title>{html.escape(day)}: {value:g} {html.escape(unit)}</title></rect>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2330; background: #f6f7f9; }
+h1 { font-size: 20px; margin: 0 0 4px; } .muted { color: #6b7280; }
+.summary { margin: 8px 0 16px; } .summary b.bad { color: #b42318; } .summary b.good { color: #067647; }
+table { border-collapse: collapse; width: 100%; background: #fff; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+th, td { padding: 8px 10px; border-bottom: 1px solid #e5e7eb; text-align: left; vertical-align: top; }
+th { background: #eef0f4; font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
+tr.failing td { background: #fef3f2; } tr.failing td.state { color: #b42318; font-weight: 700; }
+tr.passing td.state { color: #067647; font-weight: 700; }
+.problem { color: #b42318; } .chart { display: block; } rect.bar { fill: #4f6bed; } rect.drill { fill: #0e9384; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+"""
+
+
+def _row_html(row: Dict[str, Any]) -> str:
+    newest = row.get("newest") or {}
+    drills = row.get("drills") or []
+    last_drill = drills[-1] if drills else {}
+    sizes = per_day([(s.get("time"), s.get("size")) for s in row.get("sets") or []])
+    durations = per_day([(s.get("time"), s.get("duration_seconds")) for s in row.get("sets") or []])
+    restores = [(utc(d.get("time")), float(d["restore_seconds"])) for d in drills if isinstance(d.get("restore_seconds"), (int, float))]
+    problems = "".join(f'<div class="problem">{html.escape(p)}</div>' for p in row.get("problems") or [])
+    age = "-" if row.get("age_hours") is None else f"{row['age_hours']:.1f} h"
+    cells = [
+        f'<td class="state">{"OK" if row.get("ok") else "FAILING"}</td>',
+        f'<td><b>{html.escape(str(row.get("host")))}</b><br>{html.escape(str(row.get("database")))}{problems}</td>',
+        f'<td>{utc(newest.get("time"))}<br><span class="muted">{html.escape(str(newest.get("set") or "no complete set"))}</span></td>',
+        f'<td class="num">{age}<br>{human_size(newest.get("size"))}</td>',
+        f'<td>{html.escape(str(newest.get("verified") or "never"))}</td>',
+        f'<td>{html.escape(str(row.get("offsite") or "not configured"))}</td>',
+        f'<td>{utc(last_drill.get("time"))}<br><span class="muted">{html.escape(str(last_drill.get("outcome") or "no drill"))}'
+        + (f', restore {last_drill["restore_seconds"]:.1f} s' if isinstance(last_drill.get("restore_seconds"), (int, float)) else "") + "</span></td>",
+        f'<td>{bars(sizes, "backup size per day", "bytes")}<span class="muted">size per day</span>'
+        f'{bars(durations, "backup duration per day", "s")}<span class="muted">duration per day</span></td>',
+        f'<td>{bars(restores, "drill restore time", "s", "drill")}<span class="muted">restore time per drill (RTO)</span></td>',
+    ]
+    return f'<tr class="{"passing" if row.get("ok") else "failing"}">' + "".join(cells) + "</tr>"
+
+
+def render_html(rows: Sequence[Dict[str, Any]], generated: datetime, title: str = "pgdrill fleet report") -> str:
+    ordered = order(rows)
+    failing = sum(1 for row in ordered if not row.get("ok"))
+    head = ["", "host / database", "newest backup", "age / size", "verified", "off-host", "last drill", "backups", "drills"]
+    summary = (f'<b class="{"bad" if failing else "good"}">{failing} of {len(ordered)} failing</b>'
+               f' <span class="muted">· generated {generated.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}</span>')
+    return "".join([
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><div class=\"summary\">{summary}</div>",
+        "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>",
+        "".join(_row_html(row) for row in ordered),
+        "</tbody></table></body></html>\n",
+    ])
+
+
+def render_json(rows: Sequence[Dict[str, Any]], generated: datetime) -> str:
+    document = {"format": "pgdrill-report", "format_version": 1,
+                "generated_at": generated.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "rows": order(rows)}
+    return json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"

@@ -1,0 +1,76 @@
+"""The metrics file's text and the report page's content: pure rendering."""
+
+import json
+from datetime import datetime, timezone
+
+from pgdrill import metrics, report
+
+SETS = [
+    {"set": "shop_20261127_021500_utc", "state": "complete", "time": "2026-11-27T02:15:00+00:00", "finished_at": "2026-11-27T02:15:09Z",
+     "sizes": {"db": 1200, "globals": 300}, "verification": {"ok": True, "restored": True, "checked_at": "2026-11-27T03:00:00Z"}},
+    {"set": "shop_20261126_021500_utc", "state": "complete", "time": "2026-11-26T02:15:00+00:00", "finished_at": "2026-11-26T02:15:08Z",
+     "sizes": {"db": 1100}, "verification": {"ok": True, "restored": False, "checked_at": "2026-11-26T03:00:00Z"}},
+    {"set": "shop_20261125_021500_utc", "state": "damaged", "time": "2026-11-25T02:15:00+00:00"},
+]
+
+
+def test_metrics_text_is_prometheus_format_with_units_and_labels():
+    state = {"backup": {"started": 1764209700.0, "exit_code": 1, "duration": 3.25}, "drill": {"last_success": 1764220000.0, "restore_seconds": 16.5}}
+    text = metrics.render(metrics.series_samples('shop "main"', SETS, state))
+    lines = text.splitlines()
+    assert "# TYPE pgdrill_backup_last_success_timestamp_seconds gauge" in lines
+    assert 'pgdrill_backup_last_success_timestamp_seconds{series="shop \\"main\\""} 1795745709' in lines
+    assert 'pgdrill_backup_last_exit_code{series="shop \\"main\\""} 1' in lines
+    assert 'pgdrill_backup_last_duration_seconds{series="shop \\"main\\""} 3.25' in lines
+    assert 'pgdrill_backup_last_size_bytes{kind="db",series="shop \\"main\\""} 1200' in lines
+    assert 'pgdrill_sets{series="shop \\"main\\"",state="damaged"} 1' in lines and 'pgdrill_sets{series="shop \\"main\\"",state="complete"} 2' in lines
+    assert 'pgdrill_verify_last_success_timestamp_seconds{level="restore",series="shop \\"main\\""} 1795748400' in lines
+    assert 'pgdrill_verify_last_success_timestamp_seconds{level="checksums",series="shop \\"main\\""} 1795662000' in lines
+    assert 'pgdrill_drill_last_restore_seconds{series="shop \\"main\\""} 16.5' in lines
+    assert any(line.startswith('pgdrill_info{version="') and line.endswith("} 1") for line in lines)
+    helps = [line for line in lines if line.startswith("# HELP")]
+    assert len(helps) == len({line.split()[2] for line in helps})  # one HELP per metric
+
+
+def test_metrics_without_any_set_say_so_and_no_success():
+    text = metrics.render(metrics.series_samples("shop", [], {}))
+    assert "pgdrill_backup_last_success_timestamp_seconds" not in text and 'pgdrill_sets{series="shop",state="complete"} 0' in text
+
+
+def test_metrics_files_are_replaced_whole(tmp_path):
+    path = metrics.update(str(tmp_path), "shop", SETS, command="backup", started=1.0, exit_code=0, duration=2.0)
+    assert path.endswith("pgdrill_shop.prom") and "pgdrill_backup_last_exit_code" in open(path).read()
+    metrics.update(str(tmp_path), "shop", SETS, command="backup", started=5.0, exit_code=1, duration=2.0)
+    assert 'pgdrill_backup_last_exit_code{series="shop"} 1' in open(path).read()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pgdrill_shop.prom", "pgdrill_shop.state.json"]
+
+
+ROWS = [
+    {"host": "db2", "database": "crm", "ok": True, "age_hours": 3.2, "newest": {"set": "crm_x", "time": "2026-11-27T02:15:00Z", "size": 10_000_000,
+                                                                           "verified": "ok"},
+     "sets": [{"time": "2026-11-26T02:15:00Z", "size": 9_000_000, "duration_seconds": 4.0}, {"time": "2026-11-27T02:15:00Z", "size": 10_000_000,
+                                                                                             "duration_seconds": 5.0}],
+     "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed", "restore_seconds": 12.5}]},
+    {"host": "db1", "database": "shop <main>", "ok": False, "age_hours": 30.2, "problems": ["newest backup is 30.2 h old (limit 26 h)"],
+     "newest": {"set": "shop_y", "time": "2026-11-26T00:00:00Z", "size": 20_000_000, "verified": "failed"}, "sets": [], "drills": []},
+]
+
+
+def test_report_page_puts_failing_rows_first_escapes_and_charts():
+    page = report.render_html(ROWS, datetime(2026, 11, 27, 6, 0, tzinfo=timezone.utc))
+    assert page.index("db1") < page.index("db2") and "1 of 2 failing" in page
+    assert "shop &lt;main&gt;" in page and "<main>" not in page
+    assert "newest backup is 30.2 h old (limit 26 h)" in page and "generated 2026-11-27 06:00:00 UTC" in page
+    assert page.count('<rect class="bar"') == 4 and page.count('<rect class="drill"') == 1  # sizes and durations for 2 days; 1 drill
+    assert "src=" not in page and "<link" not in page and "<script" not in page
+
+
+def test_report_json_has_the_same_rows_in_the_same_order():
+    document = json.loads(report.render_json(ROWS, datetime(2026, 11, 27, 6, 0, tzinfo=timezone.utc)))
+    assert document["generated_at"] == "2026-11-27T06:00:00Z" and [r["host"] for r in document["rows"]] == ["db1", "db2"]
+
+
+def test_per_day_keeps_the_last_value_of_each_day():
+    points = [("2026-11-26T23:00:00Z", 2), ("2026-11-26T01:00:00Z", 1), ("2026-11-27T00:30:00+01:00", 3), ("bad", 9), ("2026-11-27T08:00:00Z", None)]
+    # 00:30 at +01:00 is 23:30 UTC on the 26th: the day's last value; listing order does not matter
+    assert report.per_day(points) == [("2026-11-26", 3.0)]
