@@ -18,7 +18,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-WIDTH, HEIGHT = 220, 44
+WIDTH, HEIGHT = 180, 40
 
 
 def order(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -84,8 +84,20 @@ th { background: #eef0f4; font-weight: 600; font-size: 12px; text-transform: upp
 tr.failing td { background: #fef3f2; } tr.failing td.state { color: #b42318; font-weight: 700; }
 tr.passing td.state { color: #067647; font-weight: 700; }
 .problem { color: #b42318; } .chart { display: block; } rect.bar { fill: #4f6bed; } rect.drill { fill: #0e9384; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; } td.when { white-space: nowrap; }
+.caption { color: #6b7280; font-size: 12px; margin-bottom: 6px; display: block; max-width: 180px; }
 """
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+def _caption(what: str, points: Sequence[Tuple[str, float]], show) -> str:
+    if not points:
+        return f'<span class="caption">{html.escape(what)}</span>'
+    values = [value for _, value in points]
+    return f'<span class="caption">{html.escape(what)}: last {show(values[-1])}, max {show(max(values))}</span>'
 
 
 def _row_html(row: Dict[str, Any]) -> str:
@@ -100,15 +112,15 @@ def _row_html(row: Dict[str, Any]) -> str:
     cells = [
         f'<td class="state">{"OK" if row.get("ok") else "FAILING"}</td>',
         f'<td><b>{html.escape(str(row.get("host")))}</b><br>{html.escape(str(row.get("database")))}{problems}</td>',
-        f'<td>{utc(newest.get("time"))}<br><span class="muted">{html.escape(str(newest.get("set") or "no complete set"))}</span></td>',
+        f'<td class="when">{utc(newest.get("time"))}<br><span class="muted">{html.escape(str(newest.get("set") or "no complete set"))}</span></td>',
         f'<td class="num">{age}<br>{human_size(newest.get("size"))}</td>',
         f'<td>{html.escape(str(newest.get("verified") or "never"))}</td>',
         f'<td>{html.escape(str(row.get("offsite") or "not configured"))}</td>',
-        f'<td>{utc(last_drill.get("time"))}<br><span class="muted">{html.escape(str(last_drill.get("outcome") or "no drill"))}'
+        f'<td class="when">{utc(last_drill.get("time"))}<br><span class="muted">{html.escape(str(last_drill.get("outcome") or "no drill"))}'
         + (f', restore {last_drill["restore_seconds"]:.1f} s' if isinstance(last_drill.get("restore_seconds"), (int, float)) else "") + "</span></td>",
-        f'<td>{bars(sizes, "backup size per day", "bytes")}<span class="muted">size per day</span>'
-        f'{bars(durations, "backup duration per day", "s")}<span class="muted">duration per day</span></td>',
-        f'<td>{bars(restores, "drill restore time", "s", "drill")}<span class="muted">restore time per drill (RTO)</span></td>',
+        f'<td>{bars(sizes, "backup size per day", "bytes")}{_caption("size per day", sizes, human_size)}'
+        f'{bars(durations, "backup duration per day", "s")}{_caption("duration per day", durations, _seconds)}</td>',
+        f'<td>{bars(restores, "drill restore time", "s", "drill")}{_caption("restore time per drill (RTO)", restores, _seconds)}</td>',
     ]
     return f'<tr class="{"passing" if row.get("ok") else "failing"}">' + "".join(cells) + "</tr>"
 
