@@ -21,6 +21,44 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 WIDTH, HEIGHT = 180, 40
 
 
+def drills_of(records: Sequence[Dict[str, Any]], host: str, database: str) -> List[Dict[str, Any]]:
+    """The drills of one database from evidence records, oldest first, in the row's shape. Pure."""
+    out = []
+    for record in records:
+        if record.get("source_host") == host and record.get("database") == database and record.get("outcome") in ("passed", "failed"):
+            out.append({"time": record.get("finished_at") or record.get("started_at"), "outcome": record.get("outcome"),
+                        "restore_seconds": (record.get("timings") or {}).get("restore"), "failed_step": record.get("failed_step")})
+    return sorted(out, key=lambda drill: str(_parse(drill["time"]) or ""))
+
+
+def judge(row: Dict[str, Any], now: datetime, max_age_hours: float, max_drill_age_days: float) -> Dict[str, Any]:
+    """The row with ``ok`` and ``problems``: no complete backup, a stale newest one, a newest one
+    that failed verification, no passed drill within ``max_drill_age_days`` (0: drills are not
+    judged). Pure."""
+    problems = list(row.get("problems") or [])
+    newest = row.get("newest") or {}
+    when = _parse(newest.get("time")) if newest else None
+    if not newest or when is None:
+        problems.append("no complete backup at all")
+    else:
+        age_hours = (now - when).total_seconds() / 3600
+        row = dict(row, age_hours=round(age_hours, 1))
+        if age_hours >= max_age_hours:
+            problems.append(f"newest backup {newest.get('set')} is {age_hours:.1f} h old (limit {max_age_hours:g} h)")
+        if newest.get("verified") == "failed":
+            problems.append(f"newest backup {newest.get('set')} failed verification")
+    if max_drill_age_days > 0:
+        passed = [_parse(d.get("time")) for d in row.get("drills") or [] if d.get("outcome") == "passed"]
+        passed = [moment for moment in passed if moment is not None]
+        if not passed:
+            problems.append(f"no passed restore drill (limit {max_drill_age_days:g} days)")
+        else:
+            days = (now - max(passed)).total_seconds() / 86400
+            if days > max_drill_age_days:
+                problems.append(f"last passed restore drill is {days:.0f} days old (limit {max_drill_age_days:g} days)")
+    return dict(row, ok=not problems, problems=problems)
+
+
 def order(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Failing rows first, then by host and database. Pure."""
     return sorted(rows, key=lambda row: (bool(row.get("ok")), str(row.get("host")), str(row.get("database"))))

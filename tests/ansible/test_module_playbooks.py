@@ -80,7 +80,7 @@ def test_restore_check_apply_then_refusals(playbook, conn, pg):
     assert pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'") == "0"
     applied = playbook("restore.yml", extra).task("Restore")
     assert applied["changed"] is True and applied["res"]["row_counts"]["mismatches"] == []
-    assert applied["res"]["timings"]["pg_restore"] > 0 and any("pg_restore" in c for c in applied["res"]["commands"])
+    assert applied["res"]["timings"]["pg_restore"] > 0 and any("pg_restore" in line for line in applied["res"]["command_lines"])
     assert pg.psql("SELECT count(*) FROM invoices", target) == pg.psql("SELECT count(*) FROM invoices", conn["pg_db"])
     again = playbook("restore.yml", extra).task("Restore")
     assert again["event"] == "runner_on_failed" and "already exists" in again["res"]["msg"]

@@ -74,3 +74,30 @@ def test_per_day_keeps_the_last_value_of_each_day():
     points = [("2026-11-26T23:00:00Z", 2), ("2026-11-26T01:00:00Z", 1), ("2026-11-27T00:30:00+01:00", 3), ("bad", 9), ("2026-11-27T08:00:00Z", None)]
     # 00:30 at +01:00 is 23:30 UTC on the 26th: the day's last value; listing order does not matter
     assert report.per_day(points) == [("2026-11-26", 3.0)]
+
+
+NOW = datetime(2026, 11, 27, 6, 0, tzinfo=timezone.utc)
+
+
+def test_judging_a_row_names_every_problem():
+    fresh = {"newest": {"set": "s1", "time": "2026-11-27T02:15:00Z", "verified": "ok"},
+             "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed"}]}
+    assert report.judge(fresh, NOW, 26, 35) == dict(fresh, age_hours=3.8, ok=True, problems=[])
+    stale = dict(fresh, newest={"set": "s0", "time": "2026-11-25T02:15:00Z", "verified": "failed"},
+                 drills=[{"time": "2026-10-01T04:00:00Z", "outcome": "passed"}, {"time": "2026-11-26T04:00:00Z", "outcome": "failed"}])
+    judged = report.judge(stale, NOW, 26, 35)
+    assert not judged["ok"] and judged["problems"] == ["newest backup s0 is 51.8 h old (limit 26 h)", "newest backup s0 failed verification",
+                                                       "last passed restore drill is 57 days old (limit 35 days)"]
+    assert report.judge({"newest": None, "drills": []}, NOW, 26, 35)["problems"] == ["no complete backup at all",
+                                                                                    "no passed restore drill (limit 35 days)"]
+    assert report.judge(dict(fresh, drills=[]), NOW, 26, 0)["ok"]  # 0: drills are not judged
+
+
+def test_drills_come_from_evidence_records_of_that_host_and_database():
+    records = [{"source_host": "db1", "database": "shop", "outcome": "passed", "finished_at": "2026-11-20T04:00:00Z", "timings": {"restore": 9.5}},
+               {"source_host": "db1", "database": "shop", "outcome": "checked", "finished_at": "2026-11-21T04:00:00Z"},
+               {"source_host": "db2", "database": "shop", "outcome": "passed", "finished_at": "2026-11-22T04:00:00Z"},
+               {"source_host": "db1", "database": "shop", "outcome": "failed", "finished_at": "2026-11-19T04:00:00Z", "failed_step": "restore"}]
+    assert report.drills_of(records, "db1", "shop") == [
+        {"time": "2026-11-19T04:00:00Z", "outcome": "failed", "restore_seconds": None, "failed_step": "restore"},
+        {"time": "2026-11-20T04:00:00Z", "outcome": "passed", "restore_seconds": 9.5, "failed_step": None}]

@@ -1,0 +1,158 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# pgdrill: the fleet report page.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pgdrill_report
+short_description: Judge the fleet's backups and drills and write the report page and its JSON
+description:
+  - Takes one row per host and database (what M(pgdrill_info) returned for it), adds each database's
+    restore drills from the evidence records in O(evidence_dir), judges every row (no complete
+    backup, a newest backup older than O(max_age_hours) or one that failed verification, no passed
+    drill within O(max_drill_age_days)), and writes a single self-contained HTML page (inline CSS and
+    SVG, nothing fetched from the network) and the same data as JSON into O(directory).
+  - The page lists failing rows first, in red, with the newest backup's age, size and verified
+    state, the last drill's date, outcome and restore time, and charts of backup size and duration
+    per day and of each drill's restore time (the measured recovery time). Dates are UTC.
+  - Runs where the evidence is, normally the controller (C(delegate_to: localhost), C(run_once)).
+version_added: "0.2.0"
+author: pgdrill maintainers
+options:
+  rows:
+    description:
+      - One dict per host and database, with C(host), C(database) and C(info), the result of
+        M(pgdrill_info) for it.
+    type: list
+    elements: dict
+    required: true
+  evidence_dir:
+    description: Directory searched (recursively) for drill evidence records (C(drill_*.json)).
+    type: path
+  directory:
+    description: Where C(pgdrill-report.html) and C(pgdrill-report.json) are written; created 0700 if missing.
+    type: path
+    required: true
+  max_age_hours:
+    description: A newest backup at least this old fails its row.
+    type: float
+    default: 26
+  max_drill_age_days:
+    description: A row fails when its last passed drill is older than this many days, or when it has none. C(0) does not judge drills.
+    type: float
+    default: 35
+attributes:
+  check_mode:
+    support: full
+    description: Judges the rows and returns them; writes nothing.
+  diff_mode:
+    support: none
+    description: The page is rewritten whole on every run.
+"""
+
+EXAMPLES = r"""
+- name: Write the fleet report on the controller
+  pgdrill_report:
+    rows: "{{ report_rows }}"
+    evidence_dir: "{{ playbook_dir }}/../drills/evidence"
+    directory: "{{ playbook_dir }}/../reports"
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+rows:
+  description: The judged rows, failing first, each with C(ok) and C(problems).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{host: db1, database: ez360pm, ok: false, problems: ["newest backup ez360pm_20261125_021500_utc is 51.8 h old (limit 26 h)"]}]
+failing:
+  description: How many rows fail.
+  returned: always
+  type: int
+  sample: 1
+html:
+  description: Path of the report page.
+  returned: always
+  type: str
+  sample: /srv/ansible/reports/pgdrill-report.html
+json:
+  description: Path of the report's data.
+  returned: always
+  type: str
+  sample: /srv/ansible/reports/pgdrill-report.json
+"""
+
+import glob
+import json
+import os
+from datetime import datetime, timezone
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pgdrill.fsio import ensure_private_dir
+from ansible.module_utils.pgdrill.metrics import write_atomic_text
+from ansible.module_utils.pgdrill.errors import PgdrillError
+from ansible.module_utils.pgdrill.ansible_support import fail
+from ansible.module_utils.pgdrill.report import drills_of, judge, order, render_html, render_json
+
+
+def evidence_records(directory):
+    records = []
+    for path in sorted(glob.glob(os.path.join(directory, "**", "drill_*.json"), recursive=True)):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = json.load(handle)
+        except (OSError, ValueError):
+            continue  # an unreadable record is no evidence
+        if isinstance(document, dict):
+            records.append(document)
+    return records
+
+
+def row_of(item, records):
+    info = item.get("info") or {}
+    newest = info.get("newest") or None
+    sets = [entry for entry in info.get("sets") or [] if entry.get("state") == "complete"]
+    return {
+        "host": item.get("host"),
+        "database": item.get("database"),
+        "newest": newest and {"set": newest.get("set"), "time": newest.get("finished_at") or newest.get("time"),
+                              "size": newest.get("size"), "verified": newest.get("verified")},
+        "sets": [{"time": entry.get("time"), "size": entry.get("size"), "duration_seconds": entry.get("duration_seconds")} for entry in sets],
+        "drills": drills_of(records, item.get("host"), item.get("database")),
+        "offsite": info.get("offsite"),
+        "problems": [info["error"]] if info.get("error") else [],
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            rows=dict(type="list", elements="dict", required=True),
+            evidence_dir=dict(type="path"),
+            directory=dict(type="path", required=True),
+            max_age_hours=dict(type="float", default=26),
+            max_drill_age_days=dict(type="float", default=35),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    now = datetime.now(timezone.utc)
+    records = evidence_records(params["evidence_dir"]) if params["evidence_dir"] else []
+    rows = order([judge(row_of(item, records), now, params["max_age_hours"], params["max_drill_age_days"]) for item in params["rows"]])
+    html_path = os.path.join(params["directory"], "pgdrill-report.html")
+    json_path = os.path.join(params["directory"], "pgdrill-report.json")
+    if not module.check_mode:
+        try:
+            ensure_private_dir(params["directory"])
+            write_atomic_text(params["directory"], "pgdrill-report.html", render_html(rows, now), mode=0o600)
+            write_atomic_text(params["directory"], "pgdrill-report.json", render_json(rows, now), mode=0o600)
+        except PgdrillError as exc:
+            fail(module, exc)
+    module.exit_json(changed=True, rows=rows, failing=sum(1 for row in rows if not row["ok"]), html=html_path, json=json_path)
+
+
+if __name__ == "__main__":
+    main()
