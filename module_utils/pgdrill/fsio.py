@@ -14,6 +14,19 @@ from .naming import temp_prefix
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+# Files pgdrill opens in a backup directory are never reached through a symbolic link: whoever can
+# write the directory could otherwise point one at a file of the user running pgdrill (root, say).
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def owner_for_new_files(directory: str) -> Optional[int]:
+    """The uid to give a file root creates in ``directory``: its owner, so that a root run (an
+    Ansible task, an operator) never leaves a file the backup user's next run cannot replace.
+    None when no chown is needed (not root, or the directory is root's)."""
+    if os.geteuid() != 0:
+        return None
+    owner = os.stat(directory).st_uid
+    return owner if owner != 0 else None
 
 
 def ensure_private_dir(path: str) -> None:
@@ -77,9 +90,12 @@ class AtomicWriter:
         self.size = 0
         self._sha = hashlib.sha256()
         self._fd: Optional[int] = os.open(
-            self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE
+            self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE
         )
         self.committed = False
+        owner = owner_for_new_files(directory)
+        if owner is not None:
+            os.fchown(self._fd, owner, -1)
 
     @property
     def sha256(self) -> str:
@@ -173,7 +189,7 @@ def write_atomic(directory: str, final_name: str, data: bytes) -> AtomicWriter:
 def sha256_of(path: str, chunk: int = 1 << 20) -> "tuple[str, int]":
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb", buffering=0) as handle:
+    with os.fdopen(os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_CLOEXEC", 0)), "rb", buffering=0) as handle:
         buffer = bytearray(chunk)
         view = memoryview(buffer)
         while True:
