@@ -87,8 +87,8 @@ backup_dir:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.series import Series
 
 
 def _listing(entries):
@@ -109,12 +109,7 @@ def main():
         config = database_config(
             params, keep_last=params["keep_last"], retention_days=params["retention_days"], debris_grace_hours=params["debris_grace_hours"]
         )
-        series = Series(config)
-        if module.check_mode:
-            outcome = series.prune(dry_run=True)
-        else:
-            with series.lock(config.lock_wait):
-                outcome = series.prune()
+        outcome = operations.prune(config, dry_run=module.check_mode, wait=config.lock_wait)
     except PgdrillError as exc:
         fail(module, exc)
     result = dict(

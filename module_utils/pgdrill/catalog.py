@@ -30,6 +30,8 @@ class BackupSet:
     files: List[FileEntry] = field(default_factory=list)
     manifest: Optional[Dict[str, Any]] = None
     manifest_error: Optional[str] = None
+    # What is wrong with the files a trusted manifest lists (missing, wrong size): a stat, no hashing.
+    file_problems: List[str] = field(default_factory=list)
     verification: Optional[Dict[str, Any]] = None
 
     @property
@@ -37,18 +39,35 @@ class BackupSet:
         return set_id(self.prefix, self.stamp)
 
     @property
-    def complete(self) -> bool:
+    def manifest_trusted(self) -> bool:
         return self.manifest is not None and self.manifest_error is None
 
     @property
+    def complete(self) -> bool:
+        """The manifest is trusted and every file it lists is there with its recorded size."""
+        return self.manifest_trusted and not self.file_problems
+
+    @property
     def damaged(self) -> bool:
-        return self.manifest_error is not None
+        return self.manifest_error is not None or bool(self.file_problems)
+
+    @property
+    def problem(self) -> Optional[str]:
+        """Why the set is not complete, for messages; None when it is."""
+        if self.manifest is None and self.manifest_error is None:
+            return "no manifest: the set is incomplete (a failed or interrupted run)"
+        return self.manifest_error or ("; ".join(self.file_problems) or None)
+
+    @property
+    def kinds(self) -> "frozenset[str]":
+        """The kinds of backup the manifest lists (db, globals, media)."""
+        return frozenset(str(entry.get("kind")) for entry in (self.manifest or {}).get("files", []) if isinstance(entry, dict))
 
     @property
     def time(self) -> datetime:
         """When the set was taken: the manifest's start time; for a set without a trustworthy
         manifest, the newest modification time of its files (never older than the truth)."""
-        if self.complete:
+        if self.manifest_trusted:
             return manifest_mod.parse_utc(self.manifest["started_at"])  # type: ignore[index]
         newest = max((entry.mtime for entry in self.files), default=0.0)
         return datetime.fromtimestamp(newest, tz=timezone.utc) if newest else parse_stamp(self.stamp)
@@ -80,6 +99,18 @@ class BackupSet:
     @property
     def known_bad(self) -> bool:
         return self.verified == "failed"
+
+
+def file_problems(listed: List[Dict[str, Any]], present: Dict[str, FileEntry]) -> List[str]:
+    """What is wrong with the files a manifest lists, from their stat alone. Pure."""
+    found = []
+    for entry in listed:
+        have = present.get(entry["name"])
+        if have is None:
+            found.append(f"{entry['name']} is missing")
+        elif have.size != entry["size"]:
+            found.append(f"{entry['name']} is {have.size} bytes, the manifest says {entry['size']}")
+    return found
 
 
 def _listdir(directory: str) -> List[str]:
@@ -119,6 +150,8 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
                 found = manifest_mod.problems(document, prefix, stamp)
                 backup.manifest = document
                 backup.manifest_error = "; ".join(found) or None
+                if not found:
+                    backup.file_problems = file_problems(document["files"], {entry.name: entry for entry in backup.files})
             except (OSError, ValueError) as exc:
                 backup.manifest_error = f"unreadable manifest: {exc}"
         if "verify" in kinds:

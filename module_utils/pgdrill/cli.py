@@ -13,13 +13,11 @@ import signal
 import sys
 from typing import Any, Dict, List, Optional
 
-from . import __version__
+from . import __version__, operations
 from .backup import BackupRun, plan_backup
-from .catalog import find_set
 from .config import DatabaseConfig, load_configs
 from .errors import LockBusy, PgdrillError
 from .series import Series
-from .verify import verify_set
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 log = logging.getLogger("pgdrill")
@@ -125,13 +123,8 @@ def _print_prune(plan: List[Dict[str, Any]], dry_run: bool, indent: str = "") ->
 def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     results = []
     for config in configs:
-        series = Series(config)
         try:
-            if args.dry_run:
-                outcome = series.prune(dry_run=True)  # reads only: no lock file, no directory
-            else:
-                with series.lock(args.wait):
-                    outcome = series.prune()
+            outcome = operations.prune(config, dry_run=args.dry_run, wait=args.wait)
         except PgdrillError as exc:
             log.error("%s: prune failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
@@ -149,23 +142,19 @@ def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     if args.set and len(configs) > 1:
         targets = [c for c in configs if args.set.startswith(c.prefix + "_")] or configs
     for config in targets:
-        series = Series(config)
         try:
-            with series.lock(args.wait):
-                sets = series.sets()
-                chosen = [s for s in sets if s.complete] if args.all else [find_set(sets, args.set)]
-                if not chosen:
-                    raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first: pgdrill-backup")
-                for backup in chosen:
-                    outcome = verify_set(config, backup, restore=args.restore, jobs=args.jobs, record=not args.dry_run)
-                    results.append({"database": config.label, **outcome})
-                    if not args.json:
-                        print(f"{config.label}: {backup.id}")
-                        for check in outcome["checks"]:
-                            print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
+            outcomes = operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs,
+                                         record=not args.dry_run, wait=args.wait)
         except PgdrillError as exc:
             log.error("%s: verify failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
+            continue
+        for outcome in outcomes:
+            results.append({"database": config.label, **outcome})
+            if not args.json:
+                print(f"{config.label}: {outcome['set']}")
+                for check in outcome["checks"]:
+                    print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
     return results
 
 

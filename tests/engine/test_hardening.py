@@ -58,3 +58,39 @@ def test_root_run_leaves_files_owned_by_the_directory_owner(backup_env):
     for name in os.listdir(backup_env.backup_dir):
         if name.startswith(".pgdrill-") or "_verify_" in name:
             assert os.stat(os.path.join(backup_env.backup_dir, name)).st_uid == NOBODY, name
+
+
+def _stamp(moment):
+    return moment.strftime("%Y%m%d_%H%M%S")
+
+
+def _iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _visible(env):
+    return sorted(name for name in os.listdir(env.backup_dir) if not name.startswith("."))
+
+
+def _listing(env):
+    return {row["set"]: row for row in json.loads(env.run("list", "--json").stdout)["results"][0]["sets"]}
+
+
+@pytest.mark.parametrize("harm", ["truncated", "deleted"])
+def test_a_set_with_a_missing_or_truncated_dump_is_damaged_and_never_counts(backup_env, harm):
+    now = datetime.now(timezone.utc)
+    prefix = backup_env.dbname
+    old, new = now - timedelta(days=30), now - timedelta(days=1)
+    fake_set(backup_env.backup_dir, prefix, _stamp(old), started=_iso(old))
+    dump = fake_set(backup_env.backup_dir, prefix, _stamp(new), started=_iso(new))
+    path = os.path.join(backup_env.backup_dir, dump)
+    os.truncate(path, 0) if harm == "truncated" else os.unlink(path)
+    backup_env.rewrite(keep_last=1, retention_days=7)
+    rows = _listing(backup_env)
+    assert rows[f"{prefix}_{_stamp(new)}_utc"]["state"] == "damaged"
+    assert rows[f"{prefix}_{_stamp(old)}_utc"]["state"] == "complete"
+    before = _visible(backup_env)
+    backup_env.run("prune")
+    assert _visible(backup_env) == before  # the older good set stays
+    done = backup_env.run("verify", check=1)  # the newest set is reported, not passed over
+    assert _stamp(new) in done.stdout and ("file is missing" in done.stdout or "size is 0 bytes" in done.stdout)
