@@ -116,7 +116,7 @@ class BackupRun:
                 raise
             result["removed_temporaries"] = removed_temps
             if self.config.prune_after_backup:
-                result["prune"] = self.series.prune()
+                result["prune"] = self.series.prune(protect=result["set"])
             return result
 
     def _take(self) -> Dict[str, Any]:

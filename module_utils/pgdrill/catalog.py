@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from . import manifest as manifest_mod
 from .errors import PgdrillError
+from .retention import is_future
 from .naming import group_by_set, parse_stamp, parse_temp_name, set_id
 
 
@@ -174,11 +175,13 @@ def stale_temporaries(directory: str, prefix: str) -> List[str]:
     return sorted(found)
 
 
-def find_set(sets: List[BackupSet], wanted: Optional[str]) -> BackupSet:
-    """A set by id, stamp or file name; the newest complete one when ``wanted`` is None."""
+def find_set(sets: List[BackupSet], wanted: Optional[str], now: Optional[datetime] = None) -> BackupSet:
+    """A set by id, stamp or file name; the newest complete one when ``wanted`` is None (a set
+    dated in the future is never "the newest": it can only be named)."""
     if wanted is None:
+        now = now or datetime.now(timezone.utc)
         for backup in sets:
-            if backup.complete:
+            if backup.complete and not is_future(backup.time, now):
                 return backup
         raise PgdrillError("there is no complete backup set", "take a backup first: pgdrill-backup")
     wanted_name = os.path.basename(wanted)

@@ -17,7 +17,7 @@ from . import __version__, operations
 from .backup import BackupRun, plan_backup
 from .config import DatabaseConfig, load_configs
 from .errors import LockBusy, PgdrillError
-from .series import Series
+from .series import Series, future_sets_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 log = logging.getLogger("pgdrill")
@@ -68,7 +68,9 @@ def _human_size(size: float) -> str:
     return f"{size} B"
 
 
-def _human_age(seconds: float) -> str:
+def _human_age(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "future"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 172800:
@@ -163,6 +165,9 @@ def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     for config in configs:
         rows = Series(config).describe()
         results.append({"database": config.label, "ok": True, "backup_dir": config.backup_dir, "sets": rows})
+        clock = future_sets_problem(rows)
+        if clock:
+            log.warning("%s: %s", config.label, clock)
         if not args.json:
             print(f"{config.label}: {config.backup_dir}")
             if not rows:

@@ -8,7 +8,8 @@ from typing import Any, Dict, List, Optional
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
 from .errors import PgdrillError
-from .series import Series
+from .retention import is_future
+from .series import Series, utcnow
 from .verify import verify_set
 
 
@@ -29,8 +30,9 @@ def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool)
     if every:
         return [backup for backup in sets if backup.manifest_trusted]
     if wanted is None:
+        now = utcnow()
         for backup in sets:
-            if backup.manifest_trusted:
+            if backup.manifest_trusted and not is_future(backup.time, now):
                 return [backup]
         raise PgdrillError("there is no complete backup set", "take a backup first: pgdrill-backup")
     return [find_set(sets, wanted)]

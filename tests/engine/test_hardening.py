@@ -94,3 +94,53 @@ def test_a_set_with_a_missing_or_truncated_dump_is_damaged_and_never_counts(back
     assert _visible(backup_env) == before  # the older good set stays
     done = backup_env.run("verify", check=1)  # the newest set is reported, not passed over
     assert _stamp(new) in done.stdout and ("file is missing" in done.stdout or "size is 0 bytes" in done.stdout)
+
+
+def test_media_only_runs_never_prune_the_last_database_dump(backup_env, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "a.txt").write_text("a")
+    backup_env.rewrite(keep_last=1, retention_days=0, media_root=media)
+    backup_env.run()  # a database set
+    for _ in range(2):
+        backup_env.run("--media")  # then media only (the database backups "fail" from here on)
+    kinds = [sorted(row["kinds"]) for row in _listing(backup_env).values()]
+    assert ["db", "globals"] in kinds and ["media"] in kinds
+    done = backup_env.run("prune")
+    assert "newest complete set holding a database dump" in done.stdout
+    assert any("db" in row["kinds"] for row in _listing(backup_env).values())
+
+
+def test_sets_from_the_future_never_evict_new_sets_nor_pass_for_fresh(backup_env, run_module):
+    now = datetime.now(timezone.utc)
+    prefix = backup_env.dbname
+    ahead = now + timedelta(days=365)
+    fake_set(backup_env.backup_dir, prefix, _stamp(ahead), started=_iso(ahead))
+    backup_env.rewrite(keep_last=1, retention_days=0)
+    for _ in range(2):
+        result = json.loads(backup_env.run("--json").stdout)["results"][0]
+        assert result["set"] not in [entry["set"] for entry in result["prune"]["removed"]]
+        assert result["set"] in [row["set"] for row in _listing(backup_env).values() if row["state"] == "complete"]
+    rows = _listing(backup_env)
+    future = rows[f"{prefix}_{_stamp(ahead)}_utc"]
+    assert future["state"] == "future" and future["age_seconds"] is None and future["ahead_seconds"] > 364 * 86400
+    assert all(row["age_seconds"] is None or row["age_seconds"] >= 0 for row in rows.values())
+    listed = backup_env.run("list")
+    assert "future" in listed.stdout and "clock" in listed.stderr
+    verified = backup_env.run("verify")
+    assert _stamp(ahead) not in verified.stdout  # the newest real set, not the future one
+    args = {"config": backup_env.config}
+    info, failed, _ = run_module("pgdrill_info", args)
+    assert not failed and info["newest"]["set"] != future["set"] and info["newest_age_seconds"] >= 0
+    assert info["future_count"] == 1 and "clock" in info["clock_problem"]
+    # Only the future set left: skip_if_newer_than must not skip, the newest is none.
+    for name in os.listdir(backup_env.backup_dir):
+        if _stamp(ahead) not in name and not name.startswith("."):
+            os.unlink(os.path.join(backup_env.backup_dir, name))
+    info, failed, _ = run_module("pgdrill_info", args)
+    assert info["newest"] is None and info["newest_age_seconds"] is None
+    from pgdrill.config import load_configs
+    from pgdrill.series import Series, recent_set
+
+    (config,) = load_configs(backup_env.config, environ={})
+    assert recent_set(Series(config), 86400) is None  # what pgdrill_dump skip_if_newer_than asks
