@@ -29,14 +29,51 @@ def owner_for_new_files(directory: str) -> Optional[int]:
     return owner if owner != 0 else None
 
 
-def ensure_private_dir(path: str) -> None:
-    """Create ``path`` (and parents) as 0700 if missing; refuse a directory others can read.
+PARENT_DIR_MODE = 0o755
 
-    An existing directory with wider permissions is tightened, because backups inside it would
-    otherwise be listable by other users.
-    """
+
+def existing_dir_problem(info: os.stat_result, euid: int) -> Optional[str]:
+    """Why an existing directory must not hold backups, or None. Pure.
+
+    pgdrill tightens only directories it creates itself; someone else's directory, or one every
+    user can write (where anyone could plant or swap files), is refused rather than chmod'ed."""
+    if not stat.S_ISDIR(info.st_mode):
+        return "exists but is not a directory"
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o002:
+        return f"is writable by every user (mode {mode:04o})"
+    if euid != 0 and info.st_uid != euid:
+        return f"is owned by uid {info.st_uid}, not by this user (uid {euid})"
+    return None
+
+
+def _create_dirs(path: str) -> None:
+    """Create ``path`` 0700 and any missing parents 0755, whatever the umask (a umask of 000 must
+    not leave world-writable parents)."""
+    missing = []
+    current = path
+    while not os.path.lexists(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        mode = DIR_MODE if directory == path else PARENT_DIR_MODE
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            continue  # created meanwhile by another run; checked like any existing directory
+        os.chmod(directory, mode)  # the umask may have taken bits we need, never added any
+
+
+def ensure_private_dir(path: str) -> None:
+    """Create ``path`` (0700, parents 0755) if missing; refuse an existing directory that is a
+    symbolic link, world-writable or someone else's. An existing directory is never chmod'ed."""
     try:
-        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+        if not os.path.lexists(path):
+            _create_dirs(path)
+        info = os.lstat(path)
     except PermissionError:
         raise PgdrillError(
             f"cannot create backup directory {path}: permission denied",
@@ -44,17 +81,19 @@ def ensure_private_dir(path: str) -> None:
         ) from None
     except OSError as exc:
         raise PgdrillError(f"cannot create backup directory {path}: {exc.strerror}", "choose a backup_dir on a writable filesystem") from None
-    if not os.path.isdir(path):
-        raise PgdrillError(f"backup directory {path} exists but is not a directory", "choose another backup_dir")
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    if mode & 0o077:
-        try:
-            os.chmod(path, DIR_MODE)
-        except PermissionError:
-            raise PgdrillError(
-                f"backup directory {path} has mode {mode:04o} and this user cannot tighten it",
-                "chmod 0700 it as its owner",
-            ) from None
+    if stat.S_ISLNK(info.st_mode):
+        real = os.path.realpath(path)
+        raise PgdrillError(
+            f"backup directory {path} is a symbolic link (to {real})",
+            f"set backup_dir (or --out-dir) to the real directory {real}; pgdrill does not follow a link to its backups",
+        )
+    problem = existing_dir_problem(info, os.geteuid())
+    if problem:
+        raise PgdrillError(
+            f"refusing backup directory {path}: it {problem}",
+            "give pgdrill a directory of its own (a missing one is created 0700), or make this one the backup "
+            "user's with mode 0700 (chown, chmod 0700); pgdrill never changes the mode of an existing directory",
+        )
     if not os.access(path, os.W_OK | os.X_OK):
         raise PgdrillError(
             f"backup directory {path} is not writable by this user (uid {os.geteuid()})",

@@ -144,3 +144,35 @@ def test_sets_from_the_future_never_evict_new_sets_nor_pass_for_fresh(backup_env
 
     (config,) = load_configs(backup_env.config, environ={})
     assert recent_set(Series(config), 86400) is None  # what pgdrill_dump skip_if_newer_than asks
+
+
+def test_existing_shared_or_linked_directories_are_refused_never_chmoded(backup_env, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    done = backup_env.run("--out-dir", str(shared), check=1)
+    assert "writable by every user" in done.stderr and "Fix:" in done.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777 and os.listdir(shared) == []
+    real = tmp_path / "real"
+    real.mkdir()
+    real.chmod(0o755)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    done = backup_env.run("--out-dir", str(link), check=1)
+    assert "symbolic link" in done.stderr and str(real) in done.stderr
+    assert stat.S_IMODE(real.stat().st_mode) == 0o755 and os.listdir(real) == []
+    backup_env.run("--out-dir", str(real))  # an existing directory of this user is used as it is
+    assert stat.S_IMODE(real.stat().st_mode) == 0o755
+
+
+def test_parents_created_under_umask_000_are_not_world_writable(tmp_path):
+    from pgdrill.fsio import ensure_private_dir
+
+    old = os.umask(0)
+    try:
+        ensure_private_dir(str(tmp_path / "a" / "b" / "backups"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "a" / "b" / "backups").stat().st_mode) == 0o700
