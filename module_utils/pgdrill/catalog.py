@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from . import manifest as manifest_mod
 from .errors import PgdrillError
+from .fsio import os_error
 from .retention import is_future
 from .naming import group_by_set, parse_stamp, parse_temp_name, set_id
 
@@ -121,6 +122,8 @@ def _listdir(directory: str) -> List[str]:
         return []
     except PermissionError:
         raise PgdrillError(f"cannot read backup directory {directory}: permission denied", "run as the backup user that owns it") from None
+    except OSError as exc:
+        raise os_error(exc, "read the backup directory", directory) from None
 
 
 def _read_json(path: str) -> Any:
@@ -137,8 +140,8 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
         for item in parsed:
             try:
                 info = os.lstat(os.path.join(directory, item.name))
-            except FileNotFoundError:
-                continue
+            except OSError:
+                continue  # gone meanwhile, or not ours to look at
             if not os.path.stat.S_ISREG(info.st_mode):
                 continue  # a directory or link with a backup-like name is not ours
             backup.files.append(FileEntry(item.name, item.kind, item.ext, info.st_size, info.st_mtime))

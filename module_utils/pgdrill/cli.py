@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any, Dict, List, Optional
@@ -17,6 +18,7 @@ from . import __version__, operations
 from .backup import BackupRun, plan_backup
 from .config import DatabaseConfig, load_configs
 from .errors import LockBusy, PgdrillError
+from .fsio import os_error
 from .series import Series, future_sets_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
@@ -180,12 +182,43 @@ def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     return results
 
 
+class _PipeSafeStdout:
+    """stdout that survives its reader going away (``pgdrill-backup list | head``): the rest of the
+    output is dropped, the work itself goes on and its exit code stands."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _silence(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def _on_sigterm(signum, frame):  # noqa: ARG001
     # Unwind like Ctrl-C so that partial files are removed on the way out.
     raise SystemExit(128 + signum)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    if not isinstance(sys.stdout, _PipeSafeStdout):
+        sys.stdout = _PipeSafeStdout(sys.stdout)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="pgdrill: %(message)s")
@@ -204,7 +237,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     handler = {"backup": cmd_backup, "prune": cmd_prune, "verify": cmd_verify, "list": cmd_list}[command]
     if command == "backup" and args.no_prune:
         configs = [_without_prune(config) for config in configs]
-    results = handler(args, configs)
+    try:
+        results = handler(args, configs)
+    except OSError as exc:
+        # Every file operation of the engine reports its own failures with a fix; this is the last
+        # line of defence, so that no run ever ends in a traceback.
+        error = os_error(exc, "work on", getattr(exc, "filename", None) or "a file")
+        print(f"pgdrill: {error.message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "command": command, "error": error.message}))
+        return EXIT_FAILED
     ok = all(result.get("ok") for result in results)
     if args.json:
         print(json.dumps({"ok": ok, "command": command, "results": results}, indent=2, default=str))

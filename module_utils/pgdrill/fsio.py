@@ -101,12 +101,46 @@ def ensure_private_dir(path: str) -> None:
         )
 
 
+def os_error(exc: OSError, action: str, path: str) -> PgdrillError:
+    """A file-handling failure as a message with the fix, by errno (never a traceback)."""
+    directory = os.path.dirname(path) or "."
+    where = f"{action} {path}: {exc.strerror or exc}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return PgdrillError(
+            f"cannot {where}",
+            f"run pgdrill as the backup user that owns {directory}; files another user (root, say) left there "
+            f"can be given back with chown -R BACKUP_USER {directory}",
+        )
+    if exc.errno == errno.EROFS:
+        return PgdrillError(f"cannot {where}", "the filesystem is mounted read-only: remount it read-write, or choose another backup_dir")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return PgdrillError(
+            f"cannot {where} (no space or no free inodes left); older backups are untouched",
+            "free space or inodes on that filesystem (df -h, df -i), lower retention, or point backup_dir at a larger volume",
+        )
+    return PgdrillError(f"cannot {where}", f"check {directory} and the filesystem it is on")
+
+
 def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise os_error(exc, "sync the directory", path) from None
+
+
+def remove_file(path: str) -> bool:
+    """Delete one file; False when it was already gone. Failures become a PgdrillError."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise os_error(exc, "remove", path) from None
 
 
 def disk_full_error(directory: str, what: str) -> PgdrillError:
@@ -128,13 +162,20 @@ class AtomicWriter:
         self.final_path = os.path.join(directory, final_name)
         self.size = 0
         self._sha = hashlib.sha256()
-        self._fd: Optional[int] = os.open(
-            self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE
-        )
         self.committed = False
-        owner = owner_for_new_files(directory)
-        if owner is not None:
-            os.fchown(self._fd, owner, -1)
+        try:
+            self._fd: Optional[int] = os.open(
+                self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE
+            )
+        except OSError as exc:
+            raise os_error(exc, "create a file in", directory) from None
+        try:
+            owner = owner_for_new_files(directory)
+            if owner is not None:
+                os.fchown(self._fd, owner, -1)
+        except OSError as exc:
+            self.abort()
+            raise os_error(exc, "give the directory's owner the new file", self.temp_path) from None
 
     @property
     def sha256(self) -> str:
@@ -150,7 +191,7 @@ class AtomicWriter:
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise disk_full_error(self.directory, self.final_name) from None
-            raise
+            raise os_error(exc, "write", self.temp_path) from None
         self.size += len(data)
 
     def close_temp(self) -> None:
@@ -162,7 +203,7 @@ class AtomicWriter:
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise disk_full_error(self.directory, self.final_name) from None
-            raise
+            raise os_error(exc, "flush", self.temp_path) from None
         finally:
             os.close(self._fd)
             self._fd = None
@@ -172,7 +213,10 @@ class AtomicWriter:
         records that are meant to be rewritten (a set's verification record)."""
         self.close_temp()
         if replace:
-            os.replace(self.temp_path, self.final_path)
+            try:
+                os.replace(self.temp_path, self.final_path)
+            except OSError as exc:
+                raise os_error(exc, "replace", self.final_path) from None
             fsync_dir(self.directory)
             self.committed = True
             return self.final_path
@@ -180,13 +224,18 @@ class AtomicWriter:
             os.link(self.temp_path, self.final_path)
         except FileExistsError:
             raise PgdrillError(f"{self.final_path} already exists; pgdrill never overwrites a backup file") from None
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise os_error(exc, "link", self.final_path) from None
             # Filesystems without hard links: the set's stamp is unique under the series lock.
-            if os.path.exists(self.final_path):
+            if os.path.lexists(self.final_path):
                 raise PgdrillError(f"{self.final_path} already exists; pgdrill never overwrites a backup file") from None
-            os.rename(self.temp_path, self.final_path)
+            try:
+                os.rename(self.temp_path, self.final_path)
+            except OSError as exc:
+                raise os_error(exc, "rename to", self.final_path) from None
         else:
-            os.unlink(self.temp_path)
+            remove_file(self.temp_path)
         fsync_dir(self.directory)
         self.committed = True
         return self.final_path
@@ -197,16 +246,13 @@ class AtomicWriter:
             self._fd = None
         try:
             os.unlink(self.temp_path)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # best effort on the way out: the next run removes leftover temporaries
 
     def discard(self) -> None:
         """Undo this writer: remove its temporary file, or its final file if already committed."""
         if self.committed:
-            try:
-                os.unlink(self.final_path)
-            except FileNotFoundError:
-                pass
+            remove_file(self.final_path)
             self.committed = False
         self.abort()
 

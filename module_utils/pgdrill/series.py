@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 
 from . import catalog, retention
 from .config import DatabaseConfig
-from .fsio import ensure_private_dir, fsync_dir
+from .fsio import ensure_private_dir, fsync_dir, remove_file
 from .locking import SeriesLock
 
 def utcnow() -> datetime:
@@ -39,14 +39,7 @@ class Series:
     def remove_stale_temporaries(self) -> List[str]:
         """Delete partial files left by killed runs of this series.
         Call only under the series lock: then no run of this series can be writing them."""
-        removed = []
-        for name in catalog.stale_temporaries(self.directory, self.prefix):
-            try:
-                os.unlink(os.path.join(self.directory, name))
-                removed.append(name)
-            except FileNotFoundError:
-                pass
-        return removed
+        return [name for name in catalog.stale_temporaries(self.directory, self.prefix) if remove_file(os.path.join(self.directory, name))]
 
     def plan_prune(self, now: Optional[datetime] = None, protect: Optional[str] = None) -> List[Dict[str, Any]]:
         """The retention decisions; ``protect`` is the id of a set this run has just written."""
@@ -79,10 +72,7 @@ class Series:
             for entry in removed:
                 names = sorted(entry["files"], key=lambda name: 0 if "_manifest_" in name else 1)
                 for name in names:
-                    try:
-                        os.unlink(os.path.join(self.directory, name))
-                    except FileNotFoundError:
-                        pass
+                    remove_file(os.path.join(self.directory, name))
             if removed:
                 fsync_dir(self.directory)
         return {"removed": removed, "kept": kept, "dry_run": dry_run}

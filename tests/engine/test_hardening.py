@@ -176,3 +176,101 @@ def test_parents_created_under_umask_000_are_not_world_writable(tmp_path):
     assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "a" / "b" / "backups").stat().st_mode) == 0o700
+
+
+def _as_nobody(argv):
+    """Run pgdrill-backup's main() as the unprivileged user 'nobody' in a forked child (the
+    interpreter lives where nobody cannot read it, so it is forked with the engine already loaded)."""
+    import sys
+    import tempfile
+
+    from pgdrill import cli
+
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 70
+        try:
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            sys.stdout = os.fdopen(1, "w")
+            sys.stderr = os.fdopen(2, "w")
+            import logging
+
+            logging.getLogger().handlers.clear()  # pytest's capture handlers: main() logs to stderr
+            code = cli.main(argv)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001 - the test asserts on stderr
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.flush()
+        finally:
+            os._exit(code if isinstance(code, int) else 70)
+    _, status = os.waitpid(pid, 0)
+    out.seek(0)
+    err.seek(0)
+    return os.waitstatus_to_exitcode(status), out.read().decode(), err.read().decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
+def test_files_root_left_behind_give_the_backup_user_a_message_not_a_traceback():
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="pgdrill-nobody-")
+    try:
+        os.chmod(base, 0o755)
+        backups = os.path.join(base, "backups")
+        os.mkdir(backups, 0o700)
+        os.chown(backups, NOBODY, NOBODY)
+        config = os.path.join(base, "pgdrill.conf")
+        with open(config, "w") as handle:
+            handle.write(f"[pgdrill]\nbackup_dir = {backups}\nprefix = app\nkeep_last = 0\nretention_days = 0\n")
+        os.chmod(config, 0o644)
+        old = datetime.now(timezone.utc) - timedelta(days=40)
+        new = datetime.now(timezone.utc) - timedelta(days=1)
+        fake_set(backups, "app", _stamp(old), started=_iso(old))
+        fake_set(backups, "app", _stamp(new), started=_iso(new))
+        for name in os.listdir(backups):
+            os.chown(os.path.join(backups, name), NOBODY, NOBODY)
+        # What an earlier root run left: a root-owned lock.
+        lock = os.path.join(backups, ".pgdrill-app.lock")
+        with open(lock, "w"):
+            pass
+        os.chmod(lock, 0o600)
+        code, out, err = _as_nobody(["--config", config, "prune"])
+        assert code == 1 and "Traceback" not in err and "lock file" in err and "Fix:" in err, err
+        os.unlink(lock)
+        # A root-owned manifest the backup user cannot read: reported, and nothing is removed.
+        manifest = os.path.join(backups, f"app_manifest_{_stamp(old)}_utc.json")
+        os.chown(manifest, 0, 0)
+        os.chmod(manifest, 0o600)
+        before = sorted(os.listdir(backups))
+        code, out, err = _as_nobody(["--config", config, "list"])
+        assert code == 0 and "Traceback" not in err and "damaged" in out, (out, err)
+        code, out, err = _as_nobody(["--config", config, "prune"])
+        assert code == 0 and "Traceback" not in err, err
+        assert [n for n in sorted(os.listdir(backups)) if not n.startswith(".")] == before
+    finally:
+        shutil.rmtree(base)
+
+
+def test_inode_exhaustion_is_a_clear_error(backup_env, tmp_path):
+    import subprocess
+
+    mount = tmp_path / "few-inodes"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=4,mode=0700", "tmpfs", str(mount)], check=True)
+    try:
+        backup_env.rewrite(backup_dir=mount)
+        done = backup_env.run(check=1)
+        assert "Traceback" not in done.stderr and ("inodes" in done.stderr or "disk full" in done.stderr), done.stderr
+        assert not [name for name in os.listdir(mount) if not name.startswith(".pgdrill-")]
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
