@@ -102,6 +102,7 @@ class BackupRun:
         self.env = child_env(config.connection.libpq_env())
         self.writers: List[AtomicWriter] = []
         self.entries: List[Dict[str, Any]] = []
+        self.manifest_path: Optional[str] = None
 
     def execute(self, wait: Optional[float] = None) -> Dict[str, Any]:
         with self.series.lock(wait):
@@ -111,8 +112,11 @@ class BackupRun:
             try:
                 result = self._take()
             except BaseException:
-                for writer in self.writers:
-                    writer.discard()
+                # Once the manifest has its final name the set exists and is whole: a signal or an
+                # error after that point must never take its files away from under it.
+                if not (self.manifest_path and os.path.lexists(self.manifest_path)):
+                    for writer in self.writers:
+                        writer.discard()
                 raise
             result["removed_temporaries"] = removed_temps
             if self.config.prune_after_backup:
@@ -151,6 +155,7 @@ class BackupRun:
             },
             host=socket.gethostname(),
         )
+        self.manifest_path = os.path.join(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp))
         write_atomic(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp), manifest_mod.encode(document))
         log.info("backup set %s_%s_utc complete: %s", config.prefix, stamp, ", ".join(e["name"] for e in self.entries))
         return {"set": document["set"], "manifest": document, "directory": config.backup_dir}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -10,7 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from . import manifest as manifest_mod
 from .errors import PgdrillError
-from .fsio import os_error
+from .fsio import NOFOLLOW, os_error
 from .retention import is_future
 from .naming import group_by_set, parse_stamp, parse_temp_name, set_id
 
@@ -63,7 +62,9 @@ class BackupSet:
     @property
     def kinds(self) -> "frozenset[str]":
         """The kinds of backup the manifest lists (db, globals, media)."""
-        return frozenset(str(entry.get("kind")) for entry in (self.manifest or {}).get("files", []) if isinstance(entry, dict))
+        if not self.manifest_trusted:
+            return frozenset()
+        return frozenset(str(entry.get("kind")) for entry in self.manifest["files"])  # type: ignore[index]
 
     @property
     def time(self) -> datetime:
@@ -127,8 +128,12 @@ def _listdir(directory: str) -> List[str]:
 
 
 def _read_json(path: str) -> Any:
-    with open(path, "rb") as handle:
-        return json.loads(handle.read().decode("utf-8"))
+    """A manifest or record, never through a link and never more than the bound (ValueError)."""
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size > manifest_mod.MAX_DOCUMENT_BYTES:
+            raise ValueError(f"larger than {manifest_mod.MAX_DOCUMENT_BYTES >> 20} MiB")
+        return manifest_mod.decode_document(handle.read(manifest_mod.MAX_DOCUMENT_BYTES + 1))
 
 
 def scan(directory: str, prefix: str) -> List[BackupSet]:
@@ -152,7 +157,8 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
             try:
                 document = _read_json(backup.path(kinds["manifest"].name))
                 found = manifest_mod.problems(document, prefix, stamp)
-                backup.manifest = document
+                # Only an object is kept: code reading an untrusted manifest's fields must not crash.
+                backup.manifest = document if isinstance(document, dict) else None
                 backup.manifest_error = "; ".join(found) or None
                 if not found:
                     backup.file_problems = file_problems(document["files"], {entry.name: entry for entry in backup.files})
@@ -160,7 +166,8 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
                 backup.manifest_error = f"unreadable manifest: {exc}"
         if "verify" in kinds:
             try:
-                backup.verification = _read_json(backup.path(kinds["verify"].name))
+                record = _read_json(backup.path(kinds["verify"].name))
+                backup.verification = record if isinstance(record, dict) else None
             except (OSError, ValueError):
                 backup.verification = None
         sets.append(backup)

@@ -274,3 +274,69 @@ def test_inode_exhaustion_is_a_clear_error(backup_env, tmp_path):
         assert not [name for name in os.listdir(mount) if not name.startswith(".pgdrill-")]
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("content", [
+    "0001-01-01T00:00:00+05:00",  # started_at of year 1 with an offset
+    "integer",
+    "deep",
+    "huge",
+    "../x",
+    "/etc/hostname",
+    "kind",
+])
+def test_one_malformed_manifest_marks_only_its_own_set_damaged(backup_env, content):
+    now = datetime.now(timezone.utc)
+    prefix = backup_env.dbname
+    good, bad = now - timedelta(days=2), now - timedelta(days=1)
+    fake_set(backup_env.backup_dir, prefix, _stamp(good), started=_iso(good))
+    fake_set(backup_env.backup_dir, prefix, _stamp(bad), started=_iso(bad))
+    path = os.path.join(backup_env.backup_dir, f"{prefix}_manifest_{_stamp(bad)}_utc.json")
+    document = json.load(open(path))
+    if content.startswith("0001"):
+        document["started_at"] = content
+        data = json.dumps(document)
+    elif content == "integer":
+        data = "12345"
+    elif content == "deep":
+        data = "[" * 100000 + "]" * 100000
+    elif content == "huge":
+        data = json.dumps(dict(document, padding="x" * (70 << 20)))
+    elif content == "kind":
+        document["files"][0]["kind"] = "media"
+        data = json.dumps(document)
+    else:
+        document["files"][0]["name"] = content  # verify must never open it
+        data = json.dumps(document)
+    with open(path, "w") as handle:
+        handle.write(data)
+    rows = _listing(backup_env)
+    assert rows[f"{prefix}_{_stamp(bad)}_utc"]["state"] == "damaged"
+    assert rows[f"{prefix}_{_stamp(good)}_utc"]["state"] == "complete"
+    done = backup_env.run("prune")
+    assert "Traceback" not in done.stderr and os.path.exists(path)
+    done = backup_env.run("verify", f"{prefix}_{_stamp(bad)}_utc", check=1)
+    assert "FAILED  manifest" in done.stdout and "Traceback" not in done.stderr
+    assert "hostname" not in done.stdout.replace("'/etc/hostname'", "")  # named, never read
+    done = backup_env.run("verify", check=None)  # the newest set with a trusted manifest: the good one
+    assert _stamp(good) in done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_signal_after_the_manifest_is_linked_never_removes_the_sets_files(backup_env, monkeypatch):
+    from pgdrill import backup as backup_mod
+    from pgdrill.config import load_configs
+
+    real_info = backup_mod.log.info
+
+    def info(message, *args):
+        if message.startswith("backup set"):
+            raise SystemExit(143)  # what SIGTERM does in pgdrill-backup, right after the manifest
+        return real_info(message, *args)
+
+    monkeypatch.setattr(backup_mod.log, "info", info)
+    (config,) = load_configs(backup_env.config, environ={})
+    with pytest.raises(SystemExit):
+        backup_mod.BackupRun(config).execute()
+    (row,) = _listing(backup_env).values()
+    assert row["state"] == "complete"
+    backup_env.run("verify")
