@@ -15,7 +15,7 @@ from . import db, manifest as manifest_mod
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
-from .media import check_media_root, tar_producer
+from .media import check_media_root, excluded_dir, tar_producer
 from .naming import dump_extension, file_name, format_stamp, media_extension
 from .pgtools import PgTools, cross_version_note, find_zstd, server_major
 from .pipeline import child_env, stream
@@ -234,7 +234,7 @@ class BackupRun:
 
     def _media(self, stamp: str) -> None:
         config = self.config
-        root = check_media_root(config.media_root)
+        root = check_media_root(config.media_root, config.backup_dir)
         method = config.compression
         zstd = find_zstd()
         if method == "zstd" and not zstd:
@@ -248,5 +248,6 @@ class BackupRun:
             commands.append(["gzip", "-c", f"-{min(max(level, 1), 9)}"])
         writer = self._writer("media", stamp, media_extension(method))
         log.info("archiving media root %s to %s", root, writer.final_name)
-        stream(commands, writer.write, self.env, f"archiving media root {root}", producer=tar_producer(root, exclude=config.backup_dir))
+        stream(commands, writer.write, self.env, f"archiving media root {root}", producer=tar_producer(root, exclude=excluded_dir(root, config.backup_dir),
+                                    top=os.path.basename(os.path.abspath(config.media_root).rstrip(os.sep)) or None))
         self._record(writer, "media")

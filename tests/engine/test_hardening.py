@@ -179,12 +179,19 @@ def test_parents_created_under_umask_000_are_not_world_writable(tmp_path):
 
 
 def _as_nobody(argv):
-    """Run pgdrill-backup's main() as the unprivileged user 'nobody' in a forked child (the
-    interpreter lives where nobody cannot read it, so it is forked with the engine already loaded)."""
+    """Run pgdrill-backup's main() as the unprivileged user 'nobody' (see _in_child_as_nobody)."""
+    from pgdrill import cli
+
+    return _in_child_as_nobody(lambda: cli.main(argv))
+
+
+def _in_child_as_nobody(work):
+    """Run ``work()`` as the user 'nobody' in a forked child; returns (exit code, stdout, stderr).
+    The interpreter lives where nobody cannot read it, so the child is forked with the engine loaded."""
+    import logging
     import sys
     import tempfile
-
-    from pgdrill import cli
+    import traceback
 
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
@@ -199,15 +206,11 @@ def _as_nobody(argv):
             os.setuid(NOBODY)
             sys.stdout = os.fdopen(1, "w")
             sys.stderr = os.fdopen(2, "w")
-            import logging
-
             logging.getLogger().handlers.clear()  # pytest's capture handlers: main() logs to stderr
-            code = cli.main(argv)
+            code = work()
             sys.stdout.flush()
             sys.stderr.flush()
         except BaseException:  # noqa: BLE001 - the test asserts on stderr
-            import traceback
-
             traceback.print_exc()
             sys.stderr.flush()
         finally:
@@ -340,3 +343,111 @@ def test_a_signal_after_the_manifest_is_linked_never_removes_the_sets_files(back
     (row,) = _listing(backup_env).values()
     assert row["state"] == "complete"
     backup_env.run("verify")
+
+
+def _media_members(env):
+    import subprocess
+    import tarfile
+    import io
+
+    (manifest,) = [m for m in env.manifests()]
+    name = next(f["name"] for f in manifest["files"] if f["kind"] == "media")
+    raw = subprocess.run(["zstd", "-dc", os.path.join(env.backup_dir, name)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
+        return raw, sorted(member.name for member in archive.getmembers())
+
+
+def test_media_root_through_a_symlink_extracts_with_gnu_tar(backup_env, tmp_path):
+    import subprocess
+
+    real = tmp_path / "real-media"
+    (real / "uploads").mkdir(parents=True)
+    (real / "uploads" / "a.txt").write_text("a")
+    link = tmp_path / "media"
+    link.symlink_to(real)
+    backup_env.rewrite(media_root=link)
+    backup_env.run("--media")
+    raw, members = _media_members(backup_env)
+    assert "media/uploads/a.txt" in members
+    target = tmp_path / "extract"
+    target.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(target)], input=raw, check=True)
+    assert (target / "media" / "uploads" / "a.txt").read_text() == "a"
+
+
+def test_backup_dir_inside_the_media_root_is_never_archived(backup_env, tmp_path):
+    media = tmp_path / "media"
+    (media / "backups").mkdir(parents=True)
+    (media / "backups").chmod(0o700)
+    (media / "a.txt").write_text("a")
+    via_link = tmp_path / "backups-link"
+    via_link.symlink_to(media / "backups")
+    backup_env.rewrite(media_root=media, backup_dir=media / "backups")
+    backup_env.run("--media")
+    backup_env.run("--media")
+    for manifest in backup_env.manifests():
+        name = next(f["name"] for f in manifest["files"] if f["kind"] == "media")
+        import subprocess
+        listing = subprocess.run(f"zstd -dc {os.path.join(backup_env.backup_dir, name)} | tar -t", shell=True, capture_output=True, text=True, check=True).stdout
+        assert "media/a.txt" in listing and "backups/" not in listing, listing
+    backup_env.rewrite(media_root=media, backup_dir=media)
+    done = backup_env.run("--media", check=1)
+    assert "is the media root" in done.stderr and "Fix:" in done.stderr
+    done = backup_env.run("--media", "--out-dir", str(via_link), check=1)
+    assert "symbolic link" in done.stderr  # a backup_dir that is a link is refused anyway
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
+def test_unreadable_media_subdirectory_fails_naming_it(tmp_path):
+    import shutil
+    import tempfile
+
+    from pgdrill.errors import PgdrillError
+    from pgdrill.media import tar_producer
+
+    base = tempfile.mkdtemp(prefix="pgdrill-media-")
+    try:
+        os.chmod(base, 0o755)
+        secret = os.path.join(base, "private")
+        os.mkdir(secret)
+        open(os.path.join(secret, "x.txt"), "w").write("x")
+        os.chown(base, NOBODY, NOBODY)
+        os.chmod(secret, 0o000)
+
+        def work():
+            try:
+                tar_producer(base)(open(os.devnull, "wb"))
+            except PgdrillError as exc:
+                print(exc.message)
+                return 1
+            return 0
+
+        code, out, err = _in_child_as_nobody(work)
+        assert code == 1 and "cannot read media directory" in out and secret in out, (out, err)
+    finally:
+        os.chmod(os.path.join(base, "private"), 0o700)
+        shutil.rmtree(base)
+
+
+def test_a_media_file_that_shrinks_while_archived_fails_naming_it(tmp_path, monkeypatch):
+    import tarfile
+
+    from pgdrill.errors import PgdrillError
+    from pgdrill.media import tar_producer
+
+    media = tmp_path / "media"
+    media.mkdir()
+    victim = media / "growing.log"
+    victim.write_bytes(b"x" * 100000)
+    real = tarfile.TarFile.gettarinfo
+
+    def gettarinfo(self, name=None, *args, **kwargs):
+        info = real(self, name, *args, **kwargs)
+        if name and name.endswith("growing.log"):
+            os.truncate(name, 10)  # an application rotates the file between stat and copy
+        return info
+
+    monkeypatch.setattr(tarfile.TarFile, "gettarinfo", gettarinfo)
+    with pytest.raises(PgdrillError) as caught:
+        tar_producer(str(media))(open(os.devnull, "wb"))
+    assert "shrank" in caught.value.message and str(victim) in caught.value.message
