@@ -81,7 +81,7 @@ complete_count:
 future_count:
   description:
     - Number of complete sets dated in the future beyond a few minutes (state C(future)). They never
-      count as RV(newest): the clock was wrong when they were taken, or is wrong now.
+      count as RV(newest); the clock was wrong when they were taken, or is wrong now.
   returned: always
   type: int
   sample: 0

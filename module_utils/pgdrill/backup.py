@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
@@ -39,6 +41,57 @@ def _unique_stamp(series: Series) -> "tuple[datetime, str]":
         if not taken:
             return started, stamp
         time.sleep(1.05 - started.microsecond / 1e6)
+
+
+# pg_dump needs ACCESS SHARE locks, which only an ACCESS EXCLUSIVE lock (ALTER TABLE, DROP, TRUNCATE,
+# VACUUM FULL, a migration) blocks.
+LOCK_HOLDER_SQL = (
+    "SELECT pid, usename, state, xact_start, left(query, 80) FROM pg_stat_activity WHERE pid IN "
+    "(SELECT pid FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted AND locktype = 'relation')"
+)
+
+
+def lock_timeout_error(exc: PgdrillError, target: str, seconds: float) -> PgdrillError:
+    """pg_dump gave up waiting for a table lock: say so, and how to find who holds it."""
+    return PgdrillError(
+        f"pg_dump of {target} waited more than lock_wait_timeout ({seconds:g} s) for a table lock "
+        f"held by another session (a migration, a long transaction) and gave up; nothing was kept from this run",
+        f"find the holder with: {LOCK_HOLDER_SQL}; let it finish or end it, then run the backup again "
+        "(or raise lock_wait_timeout)",
+        **exc.details,
+    )
+
+
+def is_lock_timeout(exc: PgdrillError) -> bool:
+    text = str(exc.details.get("stderr", "")) + exc.problem
+    return "lock timeout" in text or "statement timeout" in text or "could not obtain lock" in text
+
+
+class RunTimeout(PgdrillError):
+    """The whole run took longer than max_runtime."""
+
+
+@contextmanager
+def run_time_limit(seconds: float, what: str):
+    """Fail the run (as any failure: partial files removed, nothing pruned) after ``seconds``.
+    Uses SIGALRM, so it works only in the main thread; 0 means no limit."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):  # noqa: ARG001
+        raise RunTimeout(
+            f"{what} took longer than max_runtime ({seconds:g} s) and was stopped; its partial files were removed",
+            "look for what made it slow (a lock, a slow disk, a bigger database), or raise max_runtime",
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class _Counter(threading.Thread):
@@ -105,7 +158,7 @@ class BackupRun:
         self.manifest_path: Optional[str] = None
 
     def execute(self, wait: Optional[float] = None) -> Dict[str, Any]:
-        with self.series.lock(wait):
+        with run_time_limit(self.config.max_runtime, f"the backup of {self.config.label}"), self.series.lock(wait):
             removed_temps = self.series.remove_stale_temporaries()
             for name in removed_temps:
                 log.info("removed leftover partial file %s", name)
@@ -185,10 +238,16 @@ class BackupRun:
             if plan.note:
                 log.warning("%s", plan.note)
             snapshot = db.export_snapshot(conn)
+            lock_ms = int(config.lock_wait_timeout * 1000)
+            if lock_ms:
+                # The row count waits for the same locks as pg_dump: give it the same limit.
+                conn.execute(f"SET lock_timeout = {lock_ms}")
             counter = _Counter(conn) if config.row_counts else None
             if counter:
                 counter.start()
             argv = [*plan.pg_dump_prefix(shutil.which("stdbuf")), pg_dump, "--format=custom", *plan.pg_dump_args(), f"--snapshot={snapshot}"]
+            if lock_ms:
+                argv.append(f"--lock-wait-timeout={lock_ms}")
             commands = [argv]
             compressor = plan.compressor(find_zstd() or "zstd")
             if compressor:
@@ -197,6 +256,12 @@ class BackupRun:
             log.info("dumping %s to %s", target, writer.final_name)
             try:
                 stream(commands, writer.write, self.env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")
+            except PgdrillError as exc:
+                if counter:
+                    conn.cancel()
+                if lock_ms and is_lock_timeout(exc):
+                    raise lock_timeout_error(exc, target, config.lock_wait_timeout) from None
+                raise
             except BaseException:
                 if counter:
                     conn.cancel()
@@ -206,6 +271,8 @@ class BackupRun:
                     counter.join()
             self._record(writer, "db")
             if counter and counter.error:
+                if lock_ms and "lock timeout" in str(counter.error):
+                    raise lock_timeout_error(PgdrillError(str(counter.error)), target, config.lock_wait_timeout)
                 raise PgdrillError(f"counting rows of {target} failed: {counter.error}", "set row_counts = no to skip counting")
             conn.rollback()
         finally:

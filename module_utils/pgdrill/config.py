@@ -107,6 +107,10 @@ class DatabaseConfig:
     restore_jobs: int = 2
     lock_wait: float = 0.0
     work_dir: Optional[str] = None
+    # Seconds pg_dump (and the row count beside it) may wait for a table lock; 0: forever.
+    lock_wait_timeout: float = 300.0
+    # Seconds a whole run may take before it fails and cleans up; 0: no limit.
+    max_runtime: float = 0.0
     source: str = "defaults"
 
     @property
@@ -207,6 +211,8 @@ SETTINGS = {
     "restore_jobs": _int_at_least(1),
     "lock_wait": _float_at_least(0),
     "work_dir": _text,
+    "lock_wait_timeout": _float_at_least(0),
+    "max_runtime": _float_at_least(0),
 }
 CONNECTION_SETTINGS = {
     "host": _text,

@@ -451,3 +451,45 @@ def test_a_media_file_that_shrinks_while_archived_fails_naming_it(tmp_path, monk
     with pytest.raises(PgdrillError) as caught:
         tar_producer(str(media))(open(os.devnull, "wb"))
     assert "shrank" in caught.value.message and str(victim) in caught.value.message
+
+
+def _hold_lock(env, table="invoices"):
+    """A session that holds an ACCESS EXCLUSIVE lock on a table, as a stuck migration would."""
+    import psycopg
+
+    conn = psycopg.connect(host=env.cluster.host, port=env.cluster.port, user="postgres", passfile=env.cluster.passfile, dbname=env.dbname)
+    conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    return conn
+
+
+@pytest.mark.parametrize("row_counts", ["yes", "no"])
+def test_a_lock_that_never_goes_away_fails_the_dump_naming_it(backup_env, row_counts):
+    import time
+
+    backup_env.rewrite(lock_wait_timeout=1, row_counts=row_counts)
+    holder = _hold_lock(backup_env)
+    try:
+        started = time.monotonic()
+        done = backup_env.run(check=1)
+        assert time.monotonic() - started < 30
+    finally:
+        holder.close()
+    assert "lock_wait_timeout" in done.stderr and "pg_locks" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert [name for name in os.listdir(backup_env.backup_dir) if not name.startswith(".pgdrill-")] == []
+
+
+def test_max_runtime_stops_a_run_and_cleans_up(backup_env):
+    import time
+
+    backup_env.rewrite(lock_wait_timeout=0, max_runtime=2)
+    holder = _hold_lock(backup_env)
+    try:
+        started = time.monotonic()
+        done = backup_env.run(check=1)
+        assert time.monotonic() - started < 30
+    finally:
+        holder.close()
+    assert "max_runtime (2 s)" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert [name for name in os.listdir(backup_env.backup_dir) if not name.startswith(".pgdrill-")] == []
+    backup_env.rewrite(max_runtime=0)
+    backup_env.run()  # the series is free again
