@@ -149,7 +149,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
 from ansible.module_utils.pgdrill.backup import BackupRun, plan_backup
+from ansible.module_utils.pgdrill import manifest as manifest_mod
 from ansible.module_utils.pgdrill.errors import PgdrillError
+from ansible.module_utils.pgdrill.naming import set_id_of_manifest
 from ansible.module_utils.pgdrill.series import Series, recent_set
 
 
@@ -191,7 +193,7 @@ def main():
             manifest = plan["files"][-1]
             module.exit_json(
                 changed=True,
-                set=manifest.replace("_manifest_", "_").rsplit(".", 1)[0],
+                set=set_id_of_manifest(manifest),
                 files=[{"name": name} for name in plan["files"]],
                 backup_dir=config.backup_dir,
                 notes=plan["notes"],
@@ -201,7 +203,7 @@ def main():
     except PgdrillError as exc:
         fail(module, exc)
     document = result["manifest"]
-    manifest_name = f"{config.prefix}_manifest_{document['stamp']}_utc.json"
+    manifest_name = manifest_mod.manifest_name(config.prefix, document["stamp"])
     output = dict(
         changed=True,
         set=document["set"],

@@ -67,6 +67,20 @@ def is_lock_timeout(exc: PgdrillError) -> bool:
     return "lock timeout" in text or "statement timeout" in text or "could not obtain lock" in text
 
 
+def conninfo_value(key: str, value: str) -> str:
+    """``key='value'`` as libpq's connection strings quote it. Pure."""
+    return "%s='%s'" % (key, value.replace("\\", "\\\\").replace("'", "\\'"))
+
+
+def _quietly(action, what: str) -> None:
+    """Run a cleanup step on a connection whose server may be gone (stopped mid-dump): its own
+    failure must not hide the error that got us here."""
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 - psycopg raises several kinds here
+        log.info("%s failed during cleanup: %s", what, exc)
+
+
 class RunTimeout(PgdrillError):
     """The whole run took longer than max_runtime."""
 
@@ -258,13 +272,13 @@ class BackupRun:
                 stream(commands, writer.write, self.env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")
             except PgdrillError as exc:
                 if counter:
-                    conn.cancel()
+                    _quietly(conn.cancel, "cancelling the row count")
                 if lock_ms and is_lock_timeout(exc):
                     raise lock_timeout_error(exc, target, config.lock_wait_timeout) from None
                 raise
             except BaseException:
                 if counter:
-                    conn.cancel()
+                    _quietly(conn.cancel, "cancelling the row count")
                 raise
             finally:
                 if counter:
@@ -274,9 +288,13 @@ class BackupRun:
                 if lock_ms and "lock timeout" in str(counter.error):
                     raise lock_timeout_error(PgdrillError(str(counter.error)), target, config.lock_wait_timeout)
                 raise PgdrillError(f"counting rows of {target} failed: {counter.error}", "set row_counts = no to skip counting")
-            conn.rollback()
+            try:
+                conn.rollback()
+            except Exception as exc:  # noqa: BLE001 - the server went away after the dump
+                raise PgdrillError(f"the connection to {target} was lost at the end of the dump: {exc}",
+                                   "check that the server is running and run the backup again") from None
         finally:
-            conn.close()
+            _quietly(conn.close, "closing the connection")
         entries = list_archive(self.tools, self.env, writer.temp_path, writer.final_name)
         log.info("archive check: pg_restore --list read %d entries", len(entries))
         if config.globals:
@@ -287,7 +305,9 @@ class BackupRun:
 
     def _globals(self, stamp: str, target: str) -> None:
         pg_dumpall = self.tools.path("pg_dumpall")
-        argv = [pg_dumpall, "--globals-only", f"--database={self.config.dbname}"]
+        # --database takes a connection string when the value holds '=': pass one, so that a
+        # database named "a=b" is a name and not connection settings.
+        argv = [pg_dumpall, "--globals-only", f"--database={conninfo_value('dbname', self.config.dbname)}"]
         if not self.config.role_passwords:
             argv.append("--no-role-passwords")
         writer = self._writer("globals", stamp, "sql")

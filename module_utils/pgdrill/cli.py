@@ -16,13 +16,30 @@ from typing import Any, Dict, List, Optional
 
 from . import __version__, operations
 from .backup import BackupRun, plan_backup
-from .config import DatabaseConfig, load_configs
+from .config import DatabaseConfig, load_configs, parse_value
 from .errors import LockBusy, PgdrillError
 from .fsio import os_error
+from .naming import prefix_of
 from .series import Series, future_sets_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 log = logging.getLogger("pgdrill")
+
+
+def _argument(key: str, flag: str):
+    """An argparse type that checks a flag by the config key's own rule (one rule for both)."""
+
+    def parse(text: str):
+        try:
+            return parse_value(key, text, flag)
+        except PgdrillError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return parse
+
+
+_seconds = _argument("lock_wait", "--wait")
+_jobs = _argument("restore_jobs", "--jobs")
 
 
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -34,7 +51,7 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--dry-run", action="store_true", default=flag_default, help="say what would be done, change nothing")
     parser.add_argument("--json", action="store_true", default=flag_default, help="print a machine-readable result on stdout")
     parser.add_argument("--verbose", "-v", action="store_true", default=flag_default, help="log each step")
-    parser.add_argument("--wait", metavar="SECONDS", type=float, default=default, help="wait this long for another run of the same series to finish")
+    parser.add_argument("--wait", metavar="SECONDS", type=_seconds, default=default, help="wait this long for another run of the same series to finish")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(verify, suppress=True)
     verify.add_argument("set", nargs="?", metavar="SET", help="set name, stamp or file name (default: the newest complete set)")
     verify.add_argument("--restore", action="store_true", help="also restore into a fresh scratch database and compare row counts")
-    verify.add_argument("--jobs", type=int, metavar="N", help="parallel pg_restore jobs (default: restore_jobs)")
+    verify.add_argument("--jobs", type=_jobs, metavar="N", help="parallel pg_restore jobs (default: restore_jobs)")
     verify.add_argument("--all", action="store_true", help="verify every complete set, not just one")
     prune = sub.add_parser("prune", help="apply retention: delete sets past max age beyond the newest keep-last")
     _common(prune, suppress=True)
@@ -143,8 +160,10 @@ def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     results = []
     targets = configs
-    if args.set and len(configs) > 1:
-        targets = [c for c in configs if args.set.startswith(c.prefix + "_")] or configs
+    prefix = prefix_of(os.path.basename(args.set)) if args.set else None
+    if prefix and len(configs) > 1:
+        # The set's own prefix picks its series: "app_db_..." belongs to [database app_db], not to app.
+        targets = [c for c in configs if c.prefix == prefix] or configs
     for config in targets:
         try:
             outcomes = operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs,
@@ -224,9 +243,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="pgdrill: %(message)s")
     signal.signal(signal.SIGTERM, _on_sigterm)
     overrides: Dict[str, Any] = {}
-    if args.out_dir:
-        overrides["backup_dir"] = args.out_dir
+    if args.out_dir is not None:
+        overrides["backup_dir"] = args.out_dir  # checked like the config's backup_dir ("" is refused)
     command = args.command or "backup"
+    if args.no_prune and command != "backup":
+        parser.error(f"--no-prune applies to backups only; it cannot be combined with '{command}'")
+    if command == "verify" and args.all and args.set:
+        parser.error("verify --all checks every set: pass either --all or one SET, not both")
     try:
         configs = load_configs(args.config, overrides=overrides, only=args.database)
     except PgdrillError as exc:

@@ -3,6 +3,8 @@ lock-then-prune, and lock-select-verify."""
 
 from __future__ import annotations
 
+import os
+from contextlib import nullcontext
 from typing import Any, Dict, List, Optional
 
 from .catalog import BackupSet, find_set
@@ -38,11 +40,30 @@ def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool)
     return [find_set(sets, wanted)]
 
 
+def check_set_directory(wanted: Optional[str], backup_dir: str) -> None:
+    """A set named by path must live in the series' directory: never verify a same-named set
+    elsewhere instead of the one the user pointed at."""
+    if not wanted or os.sep not in wanted:
+        return
+    given = os.path.realpath(os.path.dirname(os.path.abspath(wanted)))
+    if given != os.path.realpath(backup_dir):
+        raise PgdrillError(
+            f"{wanted} is not in this series' backup directory {backup_dir}",
+            f"pass --out-dir {os.path.dirname(os.path.abspath(wanted))} to work on the sets there, or name the set without a directory",
+        )
+
+
+def _read_only(directory: str) -> bool:
+    return os.path.isdir(directory) and not os.access(directory, os.W_OK)
+
+
 def verify(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, restore: bool = False,
            jobs: Optional[int] = None, record: bool = True, wait: Optional[float] = None) -> List[Dict[str, Any]]:
-    """Verify the chosen sets under the series lock; one result per set."""
+    """Verify the chosen sets under the series lock; one result per set. A dry run (``record``
+    false) on a directory this user cannot write (a read-only mount, a copy) reads without a lock."""
+    check_set_directory(wanted, config.backup_dir)
     series = Series(config)
-    with series.lock(wait):
+    with (nullcontext() if not record and _read_only(config.backup_dir) else series.lock(wait)):
         chosen = select_for_verify(series.sets(), wanted, every)
         if not chosen:
             raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first: pgdrill-backup")

@@ -493,3 +493,137 @@ def test_max_runtime_stops_a_run_and_cleans_up(backup_env):
     assert [name for name in os.listdir(backup_env.backup_dir) if not name.startswith(".pgdrill-")] == []
     backup_env.rewrite(max_runtime=0)
     backup_env.run()  # the series is free again
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--wait", "nan"], ["--wait", "from 0"]),
+    (["--wait", "inf"], ["--wait"]),
+    (["verify", "--jobs", "0"], ["--jobs", "from 1 to 256"]),
+    (["--out-dir", ""], ["backup_dir", "non-empty"]),
+    (["--no-prune", "prune"], ["--no-prune"]),
+    (["verify", "--all", "sample_20261126_021500_utc"], ["--all", "not both"]),
+])
+def test_bad_command_lines_exit_2_naming_the_flag(backup_env, args, words):
+    done = backup_env.run(*args, check=2)
+    assert all(word in done.stderr for word in words) and "Traceback" not in done.stderr, done.stderr
+    assert not os.path.exists(backup_env.backup_dir) or _visible(backup_env) == []
+
+
+def test_no_prune_with_prune_never_prunes(backup_env):
+    old = datetime.now(timezone.utc) - timedelta(days=90)
+    fake_set(backup_env.backup_dir, backup_env.dbname, _stamp(old), started=_iso(old))
+    fake_set(backup_env.backup_dir, backup_env.dbname, _stamp(old + timedelta(days=1)), started=_iso(old + timedelta(days=1)))
+    backup_env.rewrite(keep_last=1, retention_days=1)
+    before = _visible(backup_env)
+    backup_env.run("--no-prune", "prune", check=2)
+    assert _visible(backup_env) == before
+
+
+def test_verify_picks_the_series_by_the_sets_own_prefix(tmp_path, pg, sample_db):
+    from helpers import run_cli
+
+    config = tmp_path / "pgdrill.conf"
+    config.write_text(
+        f"[pgdrill]\nbackup_dir = {tmp_path / 'b'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n"
+        f"[database app]\ndbname = {sample_db}\nprefix = app\n[database app_db]\ndbname = {sample_db}\nprefix = app_db\n"
+    )
+    run_cli("--config", str(config), "--database", "app_db")
+    (manifest,) = [name for name in os.listdir(tmp_path / "b") if "_manifest_" in name]
+    set_id = manifest.replace("_manifest_", "_").replace(".json", "")
+    assert set_id.startswith("app_db_")
+    done = run_cli("--config", str(config), "verify", set_id)
+    assert "FAILED" not in done.stdout and done.stdout.startswith("app_db:"), done.stdout
+
+
+def test_verify_of_a_path_elsewhere_never_verifies_the_same_named_set_here(backup_env, tmp_path):
+    backup_env.run()
+    (manifest,) = backup_env.manifests()
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir(mode=0o700)
+    done = backup_env.run("verify", str(elsewhere / manifest["files"][0]["name"]), check=1)
+    assert "not in this series' backup directory" in done.stderr and "--out-dir" in done.stderr
+    backup_env.run("verify", os.path.join(backup_env.backup_dir, manifest["files"][0]["name"]))  # its own directory is fine
+
+
+def test_verify_dry_run_on_a_read_only_backup_dir(backup_env, tmp_path):
+    import subprocess
+
+    backup_env.run()
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    subprocess.run(["mount", "--bind", "-o", "ro", backup_env.backup_dir, str(mount)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True)
+        done = backup_env.run("verify", "--dry-run", "--out-dir", str(mount))
+        assert "ok      checksum" in done.stdout
+        done = backup_env.run("verify", "--out-dir", str(mount), check=1)  # recording needs a writable directory
+        assert "Traceback" not in done.stderr and "Fix:" in done.stderr, done.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_operator_files_and_impossible_stamps_are_left_alone(backup_env):
+    prefix = backup_env.dbname
+    os.makedirs(backup_env.backup_dir, mode=0o700)
+    foreign = [f"{prefix}_db_20200101_000000_utc.sql", f"{prefix}_media_20200101_000000_utc.json",
+               f"{prefix}_db_20261399_000000_utc.dump", f"{prefix}_manifest_20261399_000000_utc.json"]
+    for name in foreign:
+        path = os.path.join(backup_env.backup_dir, name)
+        open(path, "w").write("an operator's file")
+        os.utime(path, (0, 0))
+    backup_env.rewrite(keep_last=0, retention_days=0, debris_grace_hours=0)
+    done = backup_env.run("list")
+    assert "Traceback" not in done.stderr
+    backup_env.run("prune")
+    assert all(name in os.listdir(backup_env.backup_dir) for name in foreign)
+
+
+def test_a_database_named_a_equals_b(backup_env, pg):
+    from helpers import write_config
+
+    pg.psql('CREATE DATABASE "a=b" TEMPLATE sample_template')
+    try:
+        backup_env.config = write_config(os.path.join(os.path.dirname(backup_env.config), "ab.conf"), pg, "a=b", backup_env.backup_dir, prefix="ab")
+        backup_env.run()
+        (manifest,) = backup_env.manifests()
+        assert {f["kind"] for f in manifest["files"]} == {"db", "globals"}
+    finally:
+        pg.psql('DROP DATABASE IF EXISTS "a=b" WITH (FORCE)')
+
+
+def test_output_into_a_closed_pipe_is_no_traceback(backup_env):
+    import subprocess
+    import sys
+
+    from helpers import cli_env
+
+    for day in range(200):
+        moment = datetime.now(timezone.utc) - timedelta(days=day + 1)
+        fake_set(backup_env.backup_dir, backup_env.dbname, _stamp(moment), started=_iso(moment))
+    done = subprocess.run(f"{sys.executable} -m pgdrill.cli --config {backup_env.config} list | head -n 1",
+                          shell=True, capture_output=True, text=True, env=cli_env())
+    assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_a_server_stopped_mid_dump_is_a_message_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+    from helpers import cli_env, write_config
+    from pgdrill_lab.cluster import Cluster
+
+    with Cluster(name="stopped", port=5439) as cluster:
+        cluster.psql("CREATE DATABASE app")
+        cluster.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", "app")
+        config = write_config(tmp_path / "pgdrill.conf", cluster, "app", tmp_path / "b", lock_wait_timeout=0)
+        holder = psycopg.connect(host=cluster.host, port=cluster.port, user="postgres", passfile=cluster.passfile, dbname="app")
+        holder.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")  # pg_dump and the row count wait here
+        run = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        cluster.stop()
+        out, err = run.communicate(timeout=60)
+        holder.close()
+    assert run.returncode == 1 and "Traceback" not in err and "backup failed" in err, err
+    assert [name for name in os.listdir(tmp_path / "b") if not name.startswith(".pgdrill-")] == []
