@@ -188,18 +188,18 @@ def main():
         if recent:
             module.exit_json(changed=False, set=recent["set"], files=[{"name": name} for name in recent["files"]], backup_dir=config.backup_dir,
                              skipped_because=f"newest set {recent['set']} is {recent['age_seconds']:.0f} s old (limit {params['skip_if_newer_than']} s)")
+        plan = plan_backup(config, params["include_database"], params["include_media"])
         if module.check_mode:
-            plan = plan_backup(config, params["include_database"], params["include_media"])
-            manifest = plan["files"][-1]
+            preview = plan.preview()
             module.exit_json(
                 changed=True,
-                set=set_id_of_manifest(manifest),
-                files=[{"name": name} for name in plan["files"]],
+                set=set_id_of_manifest(preview["files"][-1]),
+                files=[{"name": name} for name in preview["files"]],
                 backup_dir=config.backup_dir,
-                notes=plan["notes"],
-                msg=f"would write {len(plan['files'])} files into {config.backup_dir}",
+                notes=preview["notes"],
+                msg=f"would write {len(preview['files'])} files into {config.backup_dir}",
             )
-        result = BackupRun(config, params["include_database"], params["include_media"]).execute(wait=config.lock_wait)
+        result = BackupRun(config, plan=plan).execute(wait=config.lock_wait)
     except PgdrillError as exc:
         fail(module, exc)
     document = result["manifest"]

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
@@ -124,46 +125,97 @@ class _Counter(threading.Thread):
             self.error = exc
 
 
-def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> Dict[str, Any]:
-    """What a run would do, without connecting or writing (for --dry-run and check mode)."""
-    stamp = format_stamp(utcnow())
-    tools = PgTools(config.pg_bin_dir)
-    files = []
+def media_compression(method: str, zstd: Optional[str]) -> "tuple[str, Optional[str]]":
+    """How the media archive is compressed, and a note when that is not what was asked. Pure."""
+    if method == "zstd" and not zstd:
+        return "gzip", "zstd is not installed; the media archive uses gzip"
+    return method, None
+
+
+def media_command(method: str, level: int, zstd: Optional[str]) -> List[List[str]]:
+    """The compressor after tar, if any. Pure."""
+    if method == "zstd":
+        return [[zstd or "zstd", "-q", "-T0", f"-{min(level, 19)}", "-c"]]
+    if method == "gzip":
+        return [["gzip", "-c", f"-{min(max(level, 1), 9)}"]]
+    return []
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """What one run will do, decided once: :meth:`preview` prints it (--dry-run, check mode) and
+    :class:`BackupRun` carries it out, so the two cannot drift apart. The database dump's own
+    compression is settled against the server's version at run time (a preview has no server)."""
+
+    config: DatabaseConfig
+    include_db: bool
+    include_media: bool
+    media_method: str
+    zstd: Optional[str]
+    notes: "tuple[str, ...]" = ()
+
+    @property
+    def media_level(self) -> int:
+        return self.config.effective_level(self.media_method)
+
+    def media_ext(self) -> str:
+        return media_extension(self.media_method)
+
+    def preview(self) -> Dict[str, Any]:
+        """The files a run would write now, without connecting or writing."""
+        config = self.config
+        stamp = format_stamp(utcnow())
+        files = []
+        notes = list(self.notes)
+        if self.include_db:
+            tools = PgTools(config.pg_bin_dir)
+            plan = tools.compression_plan(config.compression, config.effective_level()) if tools.find("pg_dump") else None
+            if plan is None:
+                notes.append("pg_dump is not installed; the backup would fail")
+                ext = dump_extension(config.compression, True)
+            else:
+                ext = dump_extension(plan.method, plan.piped)
+                if plan.note:
+                    notes.append(plan.note)
+            files.append(file_name(config.prefix, "db", stamp, ext))
+            if config.globals:
+                files.append(file_name(config.prefix, "globals", stamp, "sql"))
+        if self.include_media:
+            files.append(file_name(config.prefix, "media", stamp, self.media_ext()))
+        files.append(manifest_mod.manifest_name(config.prefix, stamp))
+        return {
+            "database": config.dbname,
+            "backup_dir": config.backup_dir,
+            "files": files,
+            "notes": notes,
+            "prune": Series(config).plan_prune() if config.prune_after_backup else None,
+        }
+
+
+def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> BackupPlan:
+    """Decide what a run does (for the run itself, --dry-run and check mode)."""
+    if not include_db and not include_media:
+        raise PgdrillError("nothing to back up", "pass --db, --media or both")
+    zstd = find_zstd()
     notes = []
-    if include_db:
-        plan = tools.compression_plan(config.compression, config.effective_level()) if tools.find("pg_dump") else None
-        if plan is None:
-            notes.append("pg_dump is not installed; the backup would fail")
-            ext = dump_extension(config.compression, True)
-        else:
-            ext = dump_extension(plan.method, plan.piped)
-            if plan.note:
-                notes.append(plan.note)
-        files.append(file_name(config.prefix, "db", stamp, ext))
-        if config.globals:
-            files.append(file_name(config.prefix, "globals", stamp, "sql"))
+    method = config.compression
     if include_media:
-        files.append(file_name(config.prefix, "media", stamp, media_extension(config.compression)))
-    files.append(manifest_mod.manifest_name(config.prefix, stamp))
-    return {
-        "database": config.dbname,
-        "backup_dir": config.backup_dir,
-        "files": files,
-        "notes": notes,
-        "prune": Series(config).plan_prune() if config.prune_after_backup else None,
-    }
+        method, note = media_compression(config.compression, zstd)
+        if note:
+            notes.append(note)
+    return BackupPlan(config, include_db, include_media, method, zstd, tuple(notes))
 
 
 class BackupRun:
     """One run for one database. ``execute`` returns the result or raises PgdrillError; on failure
     every file this run wrote is removed and nothing is pruned."""
 
-    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None) -> None:
-        if not include_db and not include_media:
-            raise PgdrillError("nothing to back up", "pass --db, --media or both")
+    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None,
+                 plan: Optional[BackupPlan] = None) -> None:
+        self.plan = plan or plan_backup(config, include_db, include_media)
         self.config = config
-        self.include_db = include_db
-        self.include_media = include_media
+        self.include_db = self.plan.include_db
+        self.include_media = self.plan.include_media
         self.series = Series(config)
         self.tools = PgTools(config.pg_bin_dir)
         self.env = child_env(config.connection.libpq_env())
@@ -321,20 +373,13 @@ class BackupRun:
 
     def _media(self, stamp: str) -> None:
         config = self.config
+        plan = self.plan
         root = check_media_root(config.media_root, config.backup_dir)
-        method = config.compression
-        zstd = find_zstd()
-        if method == "zstd" and not zstd:
-            log.warning("zstd is not installed; the media archive uses gzip")
-            method = "gzip"
-        level = config.effective_level(method)
-        commands: List[List[str]] = []
-        if method == "zstd":
-            commands.append([zstd, "-q", "-T0", f"-{min(level, 19)}", "-c"])  # type: ignore[list-item]
-        elif method == "gzip":
-            commands.append(["gzip", "-c", f"-{min(max(level, 1), 9)}"])
-        writer = self._writer("media", stamp, media_extension(method))
+        for note in plan.notes:
+            log.warning("%s", note)
+        writer = self._writer("media", stamp, plan.media_ext())
         log.info("archiving media root %s to %s", root, writer.final_name)
-        stream(commands, writer.write, self.env, f"archiving media root {root}", producer=tar_producer(root, exclude=excluded_dir(root, config.backup_dir),
+        stream(media_command(plan.media_method, plan.media_level, plan.zstd), writer.write, self.env, f"archiving media root {root}",
+               producer=tar_producer(root, exclude=excluded_dir(root, config.backup_dir),
                                     top=os.path.basename(os.path.abspath(config.media_root).rstrip(os.sep)) or None))
         self._record(writer, "media")

@@ -104,8 +104,9 @@ def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         # As in the seed: no flag means the database; --db and --media choose exactly.
         include_db = args.db or not explicit
         include_media = args.media if explicit else config.media
+        plan = plan_backup(config, include_db, include_media)  # one plan: printed by --dry-run, carried out otherwise
         if args.dry_run:
-            plan = plan_backup(config, include_db, include_media)
+            plan = plan.preview()
             results.append({"database": config.label, "ok": True, "dry_run": True, "plan": plan})
             if not args.json:
                 print(f"{config.label}: would write into {plan['backup_dir']}:")
@@ -117,7 +118,7 @@ def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                     _print_prune(plan["prune"], dry_run=True, indent="  ")
             continue
         try:
-            result = BackupRun(config, include_db, include_media).execute(wait=args.wait)
+            result = BackupRun(config, plan=plan).execute(wait=args.wait)
         except PgdrillError as exc:
             log.error("%s: backup failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})

@@ -627,3 +627,26 @@ def test_a_server_stopped_mid_dump_is_a_message_not_a_traceback(tmp_path):
         holder.close()
     assert run.returncode == 1 and "Traceback" not in err and "backup failed" in err, err
     assert [name for name in os.listdir(tmp_path / "b") if not name.startswith(".pgdrill-")] == []
+
+
+def test_the_dry_run_names_the_files_the_run_writes_when_zstd_is_missing(backup_env, tmp_path):
+    import shutil
+
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "a.txt").write_text("a")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    os.symlink(shutil.which("gzip"), bindir / "gzip")  # gzip, but no zstd anywhere on PATH
+    backup_env.rewrite(pg_bin_dir=backup_env.cluster.bindir, media_root=media)
+    env = {"PATH": str(bindir)}
+    planned = json.loads(backup_env.run("--db", "--media", "--dry-run", "--json", env=env).stdout)["results"][0]["plan"]
+    backup_env.run("--db", "--media", env=env)
+    (manifest,) = backup_env.manifests()
+    from pgdrill.naming import parse_file_name
+
+    def kinds_and_extensions(names):
+        return sorted((parsed.kind, parsed.ext) for parsed in map(parse_file_name, names) if parsed.kind != "manifest")
+
+    assert kinds_and_extensions(planned["files"]) == kinds_and_extensions(f["name"] for f in manifest["files"])
+    assert ("media", "tar.gz") in kinds_and_extensions(planned["files"])
