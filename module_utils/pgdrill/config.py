@@ -201,6 +201,8 @@ _text.accepts = "a non-empty value"  # type: ignore[attr-defined]
 
 
 def _compression_level(text: str) -> int:
+    if not _INT_RE.match(text.strip()):
+        raise ValueError
     value = int(text.strip())
     if not 0 <= value <= 22:
         raise ValueError
