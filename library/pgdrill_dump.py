@@ -51,6 +51,8 @@ options:
     description:
       - Take no backup, and report no change, when the newest complete set is younger than this
         many seconds. C(0) always takes a backup.
+      - Sets dated in the future (a clock that ran ahead) never count as recent; the module warns
+        about them and takes a backup.
     type: int
     default: 0
   prune:
@@ -152,7 +154,7 @@ from ansible.module_utils.pgdrill.backup import BackupRun, plan_backup
 from ansible.module_utils.pgdrill import manifest as manifest_mod
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.naming import set_id_of_manifest
-from ansible.module_utils.pgdrill.series import Series, recent_set
+from ansible.module_utils.pgdrill.series import Series, future_sets_problem, recent_set
 
 
 def main():
@@ -185,6 +187,10 @@ def main():
             prune_after_backup=params["prune"],
         )
         recent = recent_set(Series(config), params["skip_if_newer_than"])
+        if params["skip_if_newer_than"] > 0:
+            clock = future_sets_problem(Series(config).describe())
+            if clock:
+                module.warn(clock)  # such sets never count as recent: a backup is taken
         if recent:
             module.exit_json(changed=False, set=recent["set"], files=[{"name": name} for name in recent["files"]], backup_dir=config.backup_dir,
                              skipped_because=f"newest set {recent['set']} is {recent['age_seconds']:.0f} s old (limit {params['skip_if_newer_than']} s)")

@@ -147,3 +147,23 @@ def test_restore_refuses_a_connection_string_as_target(tmp_path):
 
     with pytest.raises(PgdrillError, match="must not look like a connection string"):
         pg_restore_argv(PgTools(fake_bin(tmp_path, "pg_restore")), "/a.dump", "host=evil dbname=x")
+
+
+def test_dump_never_skips_for_a_set_from_the_future_and_warns_about_the_clock(run_module, tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from ansible.module_utils import basic
+
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: warnings.append(text))
+    ahead = datetime.now(timezone.utc) + timedelta(days=365)
+    fake_set(tmp_path / "b", "shop", ahead.strftime("%Y%m%d_%H%M%S"), started=ahead.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    bindir = fake_bin(tmp_path, "pg_dump", "pg_dumpall", "pg_restore")
+    result, failed, _ = run_module(
+        "pgdrill_dump",
+        {"backup_dir": str(tmp_path / "b"), "db": "shop", "pg_bin_dir": bindir, "skip_if_newer_than": 86400},
+        check_mode=True,
+        responses={"pg_dump --version": (0, "pg_dump (PostgreSQL) 15.18\n", "")},
+    )
+    assert not failed and result["changed"] is True and "skipped_because" not in result
+    assert any("clock" in text for text in warnings)
