@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import catalog, retention
+from . import catalog, manifest as manifest_mod, retention
 from .config import DatabaseConfig
 from .fsio import ensure_private_dir, fsync_dir, remove_file
 from .locking import SeriesLock
@@ -91,6 +91,9 @@ def describe_set(backup: catalog.BackupSet, now: datetime) -> Dict[str, Any]:
     ahead = retention.is_future(backup.time, now)
     return {
         "set": backup.id,
+        "prefix": backup.prefix,
+        "stamp": backup.stamp,
+        "manifest": manifest_mod.manifest_name(backup.prefix, backup.stamp),
         "time": backup.time.isoformat(),
         # A set from the future has no age: a negative one would read as "very fresh".
         "age_seconds": None if ahead else round(max(age, 0.0), 1),
