@@ -29,7 +29,7 @@ class BackupSet:
     stamp: str
     directory: str
     files: List[FileEntry] = field(default_factory=list)
-    manifest: Optional[Dict[str, Any]] = None
+    manifest: Optional[Dict[str, Any]] = None  # only when it can be trusted
     manifest_error: Optional[str] = None
     # What is wrong with the files a trusted manifest lists (missing, wrong size): a stat, no hashing.
     file_problems: List[str] = field(default_factory=list)
@@ -157,8 +157,9 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
             try:
                 document = _read_json(backup.path(kinds["manifest"].name))
                 found = manifest_mod.problems(document, prefix, stamp)
-                # Only an object is kept: code reading an untrusted manifest's fields must not crash.
-                backup.manifest = document if isinstance(document, dict) else None
+                # Only a trusted manifest is kept: code reading its fields must never meet a string
+                # where an object belongs. An untrusted one is described by manifest_error alone.
+                backup.manifest = None if found else document
                 backup.manifest_error = "; ".join(found) or None
                 if not found:
                     backup.file_problems = file_problems(document["files"], {entry.name: entry for entry in backup.files})
