@@ -25,7 +25,8 @@ CASES = [(key, value) for key in sorted(set(SETTINGS) | set(CONNECTION_SETTINGS)
 
 
 @pytest.mark.parametrize("command", [[], ["list"], ["prune"], ["verify"]])
-def test_every_config_key_refuses_bad_values_at_load(tmp_path, capsys, command):
+def test_every_config_key_refuses_bad_values_at_load(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.setattr(cli.signal, "signal", lambda *args: None)  # main() must not take over pytest's SIGTERM
     backups = tmp_path / "b"
     for key, value in CASES:
         config = tmp_path / "pgdrill.conf"
