@@ -166,19 +166,20 @@ def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         # The set's own prefix picks its series: "app_db_..." belongs to [database app_db], not to app.
         targets = [c for c in configs if c.prefix == prefix] or configs
     for config in targets:
+
+        def show(outcome: Dict[str, Any], label: str = config.label) -> None:
+            results.append({"database": label, **outcome})
+            if not args.json:
+                print(f"{label}: {outcome['set']}")
+                for check in outcome["checks"]:
+                    print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
+
         try:
-            outcomes = operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs,
-                                         record=not args.dry_run, wait=args.wait)
+            operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs,
+                              record=not args.dry_run, wait=args.wait, on_result=show)
         except PgdrillError as exc:
             log.error("%s: verify failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
-            continue
-        for outcome in outcomes:
-            results.append({"database": config.label, **outcome})
-            if not args.json:
-                print(f"{config.label}: {outcome['set']}")
-                for check in outcome["checks"]:
-                    print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
     return results
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from contextlib import nullcontext
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
@@ -58,8 +58,10 @@ def _read_only(directory: str) -> bool:
 
 
 def verify(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, restore: bool = False,
-           jobs: Optional[int] = None, record: bool = True, wait: Optional[float] = None) -> List[Dict[str, Any]]:
-    """Verify the chosen sets under the series lock; one result per set. A dry run (``record``
+           jobs: Optional[int] = None, record: bool = True, wait: Optional[float] = None,
+           on_result: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Verify the chosen sets under the series lock; one result per set, each also handed to
+    ``on_result`` as soon as it is known (``verify --all`` prints as it goes). A dry run (``record``
     false) on a directory this user cannot write (a read-only mount, a copy) reads without a lock."""
     check_set_directory(wanted, config.backup_dir)
     series = Series(config)
@@ -67,4 +69,9 @@ def verify(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = F
         chosen = select_for_verify(series.sets(), wanted, every)
         if not chosen:
             raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first: pgdrill-backup")
-        return [verify_set(config, backup, restore=restore, jobs=jobs, record=record) for backup in chosen]
+        results = []
+        for backup in chosen:
+            results.append(verify_set(config, backup, restore=restore, jobs=jobs, record=record))
+            if on_result is not None:
+                on_result(results[-1])
+        return results
