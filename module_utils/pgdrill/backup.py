@@ -96,7 +96,7 @@ def run_time_limit(seconds: float, what: str):
 
     def expire(signum, frame):  # noqa: ARG001
         raise RunTimeout(
-            f"{what} took longer than max_runtime ({seconds:g} s) and was stopped; its partial files were removed",
+            f"{what} took longer than max_runtime ({seconds:g} s) and was stopped; the files of its unfinished set were removed",
             "look for what made it slow (a lock, a slow disk, a bigger database), or raise max_runtime",
         )
 

@@ -126,3 +126,16 @@ def test_existing_directory_rules():
     assert "owned by uid 1001" in existing_dir_problem(info(st.S_IFDIR | 0o700, 1001), 1000)
     assert existing_dir_problem(info(st.S_IFDIR | 0o700, 1001), 0) is None  # root may work in the backup user's directory
     assert "not a directory" in existing_dir_problem(info(st.S_IFREG | 0o600, 1000), 1000)
+
+
+def test_backup_decisions():
+    from pgdrill.backup import conninfo_value, is_lock_timeout, media_command, media_compression
+    from pgdrill.errors import PgdrillError
+
+    assert conninfo_value("dbname", "a=b") == "dbname='a=b'"
+    assert conninfo_value("dbname", "o'k\\x") == "dbname='o\\'k\\\\x'"
+    assert media_compression("zstd", None) == ("gzip", "zstd is not installed; the media archive uses gzip")
+    assert media_compression("zstd", "/usr/bin/zstd") == ("zstd", None)
+    assert media_command("none", 0, None) == [] and media_command("gzip", 12, None) == [["gzip", "-c", "-9"]]
+    assert is_lock_timeout(PgdrillError("pg_dump failed", stderr="ERROR:  canceling statement due to lock timeout"))
+    assert not is_lock_timeout(PgdrillError("pg_dump failed", stderr="FATAL:  database does not exist"))
