@@ -650,3 +650,27 @@ def test_the_dry_run_names_the_files_the_run_writes_when_zstd_is_missing(backup_
 
     assert kinds_and_extensions(planned["files"]) == kinds_and_extensions(f["name"] for f in manifest["files"])
     assert ("media", "tar.gz") in kinds_and_extensions(planned["files"])
+
+
+@pytest.mark.skipif(not __import__("shutil").which("faketime"), reason="faketime (Debian package) is installed by ./run")
+def test_a_real_backup_taken_while_the_clock_ran_a_year_ahead(backup_env):
+    import subprocess
+    import sys
+
+    from helpers import cli_env
+
+    backup_env.rewrite(keep_last=3, retention_days=0)
+    ahead = subprocess.run(["faketime", "-f", "+365d", sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config],
+                           env=cli_env(), capture_output=True, text=True)
+    assert ahead.returncode == 0, ahead.stderr
+    (future,) = [row for row in _listing(backup_env).values()]
+    assert future["state"] == "future"
+    written = []
+    for _ in range(2):  # the clock is right again
+        result = json.loads(backup_env.run("--json").stdout)["results"][0]
+        written.append(result["set"])
+    rows = _listing(backup_env)
+    assert all(rows[name]["state"] == "complete" for name in written)  # no new set was removed by its own prune
+    assert rows[future["set"]]["state"] == "future" and rows[future["set"]]["age_seconds"] is None
+    done = backup_env.run("verify")
+    assert written[-1] in done.stdout  # the newest real set, not the one from the future
