@@ -51,6 +51,8 @@ options:
     description:
       - Take no backup, and report no change, when the newest complete set is younger than this
         many seconds. C(0) always takes a backup.
+      - Sets dated in the future (a clock that ran ahead) never count as recent; the module warns
+        about them and takes a backup.
     type: int
     default: 0
   prune:
@@ -149,8 +151,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
 from ansible.module_utils.pgdrill.backup import BackupRun, plan_backup
+from ansible.module_utils.pgdrill import manifest as manifest_mod
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.series import Series, recent_set
+from ansible.module_utils.pgdrill.naming import set_id_of_manifest
+from ansible.module_utils.pgdrill.series import Series, future_sets_problem, recent_set
 
 
 def main():
@@ -183,25 +187,29 @@ def main():
             prune_after_backup=params["prune"],
         )
         recent = recent_set(Series(config), params["skip_if_newer_than"])
+        if params["skip_if_newer_than"] > 0:
+            clock = future_sets_problem(Series(config).describe())
+            if clock:
+                module.warn(clock)  # such sets never count as recent: a backup is taken
         if recent:
             module.exit_json(changed=False, set=recent["set"], files=[{"name": name} for name in recent["files"]], backup_dir=config.backup_dir,
                              skipped_because=f"newest set {recent['set']} is {recent['age_seconds']:.0f} s old (limit {params['skip_if_newer_than']} s)")
+        plan = plan_backup(config, params["include_database"], params["include_media"])
         if module.check_mode:
-            plan = plan_backup(config, params["include_database"], params["include_media"])
-            manifest = plan["files"][-1]
+            preview = plan.preview()
             module.exit_json(
                 changed=True,
-                set=manifest.replace("_manifest_", "_").rsplit(".", 1)[0],
-                files=[{"name": name} for name in plan["files"]],
+                set=set_id_of_manifest(preview["files"][-1]),
+                files=[{"name": name} for name in preview["files"]],
                 backup_dir=config.backup_dir,
-                notes=plan["notes"],
-                msg=f"would write {len(plan['files'])} files into {config.backup_dir}",
+                notes=preview["notes"],
+                msg=f"would write {len(preview['files'])} files into {config.backup_dir}",
             )
-        result = BackupRun(config, params["include_database"], params["include_media"]).execute(wait=config.lock_wait)
+        result = BackupRun(config, plan=plan).execute(wait=config.lock_wait)
     except PgdrillError as exc:
         fail(module, exc)
     document = result["manifest"]
-    manifest_name = f"{config.prefix}_manifest_{document['stamp']}_utc.json"
+    manifest_name = manifest_mod.manifest_name(config.prefix, document["stamp"])
     output = dict(
         changed=True,
         set=document["set"],

@@ -57,7 +57,10 @@ sets:
       time: "2026-11-26T02:15:00.120000+00:00"
       age_seconds: 3600.0
       size: 233012345
+      ahead_seconds: 0.0
       state: complete
+      problem: null
+      kinds: [db, globals]
       verified: ok+restore
       files: [ez360pm_db_20261126_021500_utc.dump.zst, ez360pm_manifest_20261126_021500_utc.json]
 newest:
@@ -75,12 +78,24 @@ complete_count:
   returned: always
   type: int
   sample: 14
+future_count:
+  description:
+    - Number of complete sets dated in the future beyond a few minutes (state C(future)). They never
+      count as RV(newest); the clock was wrong when they were taken, or is wrong now.
+  returned: always
+  type: int
+  sample: 0
+clock_problem:
+  description: A message naming the clock when RV(future_count) is not zero, else null. Freshness checks should fail on it.
+  returned: always
+  type: str
+  sample: null
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.series import Series
+from ansible.module_utils.pgdrill.series import Series, future_sets_problem
 
 
 def main():
@@ -100,6 +115,8 @@ def main():
         newest=newest,
         newest_age_seconds=newest["age_seconds"] if newest else None,
         complete_count=len(complete),
+        future_count=sum(1 for entry in sets if entry["state"] == "future"),
+        clock_problem=future_sets_problem(sets),
     )
 
 

@@ -9,8 +9,10 @@ module: pgdrill_prune
 short_description: Apply keep-last and max-age retention to pgdrill backup sets
 description:
   - Deletes the backup sets of one series that are older than O(retention_days) and not among the
-    newest O(keep_last) complete sets, with the rules of pgdrill's engine.
-  - The newest complete set is never deleted, nor the newest set that has not failed verification;
+    newest O(keep_last) complete sets of their kind (sets holding a database dump, sets holding
+    media), with the rules of pgdrill's engine.
+  - The newest complete set of each kind is never deleted, nor the newest of each kind that has not
+    failed verification; damaged sets and sets dated in the future are kept and never counted;
     only files with pgdrill's naming and the series' own prefix are ever touched; incomplete sets
     (no manifest) are removed once older than O(debris_grace_hours).
   - Run it with C(--check --diff) first to see, per host, exactly which sets would go.
@@ -62,7 +64,7 @@ removed:
   sample:
     - set: shop_20261001_021500_utc
       action: remove
-      reason: older than 14 days (56.0 days) and not among the newest 14
+      reason: older than 14 days (56.0 days) and not among the newest 14 of its kind
       files: [shop_db_20261001_021500_utc.dump.zst, shop_manifest_20261001_021500_utc.json]
       size: 233012345
       time: "2026-10-01T02:15:00+00:00"
@@ -74,7 +76,7 @@ kept:
   sample:
     - set: shop_20261126_021500_utc
       action: keep
-      reason: newest complete set (never deleted)
+      reason: newest complete set holding a database dump (never deleted)
       files: [shop_db_20261126_021500_utc.dump.zst, shop_manifest_20261126_021500_utc.json]
       size: 233012345
       time: "2026-11-26T02:15:00+00:00"
@@ -87,8 +89,8 @@ backup_dir:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.series import Series
 
 
 def _listing(entries):
@@ -109,12 +111,7 @@ def main():
         config = database_config(
             params, keep_last=params["keep_last"], retention_days=params["retention_days"], debris_grace_hours=params["debris_grace_hours"]
         )
-        series = Series(config)
-        if module.check_mode:
-            outcome = series.prune(dry_run=True)
-        else:
-            with series.lock(config.lock_wait):
-                outcome = series.prune()
+        outcome = operations.prune(config, dry_run=module.check_mode, wait=config.lock_wait)
     except PgdrillError as exc:
         fail(module, exc)
     result = dict(

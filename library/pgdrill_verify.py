@@ -79,10 +79,8 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
-from ansible.module_utils.pgdrill.catalog import find_set
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.series import Series
-from ansible.module_utils.pgdrill.verify import verify_set
 
 
 def main():
@@ -99,13 +97,8 @@ def main():
     install_runner(module)
     try:
         config = database_config(params)
-        series = Series(config)
-        with series.lock(config.lock_wait):
-            sets = series.sets()
-            chosen = [s for s in sets if s.complete] if params["all"] else [find_set(sets, params["set"])]
-            if not chosen:
-                raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first")
-            results = [verify_set(config, backup, restore=params["restore"], jobs=params["jobs"], record=not module.check_mode) for backup in chosen]
+        results = operations.verify(config, params["set"], every=params["all"], restore=params["restore"], jobs=params["jobs"],
+                                    record=not module.check_mode, wait=config.lock_wait)
     except PgdrillError as exc:
         fail(module, exc, changed=False)
     output = dict(changed=False, ok=all(r["ok"] for r in results), set=results[-1]["set"], checks=results[-1]["checks"])

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
@@ -15,7 +18,7 @@ from . import db, fingerprint as fingerprint_mod, manifest as manifest_mod
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
-from .media import check_media_root, tar_producer
+from .media import check_media_root, excluded_dir, tar_producer
 from .naming import dump_extension, file_name, format_stamp, media_extension
 from .pgtools import PgTools, cross_version_note, find_zstd, server_major
 from .pipeline import child_env, stream
@@ -39,6 +42,71 @@ def _unique_stamp(series: Series) -> "tuple[datetime, str]":
         if not taken:
             return started, stamp
         time.sleep(1.05 - started.microsecond / 1e6)
+
+
+# pg_dump needs ACCESS SHARE locks, which only an ACCESS EXCLUSIVE lock (ALTER TABLE, DROP, TRUNCATE,
+# VACUUM FULL, a migration) blocks.
+LOCK_HOLDER_SQL = (
+    "SELECT pid, usename, state, xact_start, left(query, 80) FROM pg_stat_activity WHERE pid IN "
+    "(SELECT pid FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted AND locktype = 'relation')"
+)
+
+
+def lock_timeout_error(exc: PgdrillError, target: str, seconds: float) -> PgdrillError:
+    """pg_dump gave up waiting for a table lock: say so, and how to find who holds it."""
+    return PgdrillError(
+        f"pg_dump of {target} waited more than lock_wait_timeout ({seconds:g} s) for a table lock "
+        f"held by another session (a migration, a long transaction) and gave up; nothing was kept from this run",
+        f"find the holder with: {LOCK_HOLDER_SQL}; let it finish or end it, then run the backup again "
+        "(or raise lock_wait_timeout)",
+        **exc.details,
+    )
+
+
+def is_lock_timeout(exc: PgdrillError) -> bool:
+    text = str(exc.details.get("stderr", "")) + exc.problem
+    return "lock timeout" in text or "statement timeout" in text or "could not obtain lock" in text
+
+
+def conninfo_value(key: str, value: str) -> str:
+    """``key='value'`` as libpq's connection strings quote it. Pure."""
+    return "%s='%s'" % (key, value.replace("\\", "\\\\").replace("'", "\\'"))
+
+
+def _quietly(action, what: str) -> None:
+    """Run a cleanup step on a connection whose server may be gone (stopped mid-dump): its own
+    failure must not hide the error that got us here."""
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 - psycopg raises several kinds here
+        log.info("%s failed during cleanup: %s", what, exc)
+
+
+class RunTimeout(PgdrillError):
+    """The whole run took longer than max_runtime."""
+
+
+@contextmanager
+def run_time_limit(seconds: float, what: str):
+    """Fail the run (as any failure: partial files removed, nothing pruned) after ``seconds``.
+    Uses SIGALRM, so it works only in the main thread; 0 means no limit."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):  # noqa: ARG001
+        raise RunTimeout(
+            f"{what} took longer than max_runtime ({seconds:g} s) and was stopped; the files of its unfinished set were removed",
+            "look for what made it slow (a lock, a slow disk, a bigger database), or raise max_runtime",
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class _Counter(threading.Thread):
@@ -69,66 +137,121 @@ def _take_fingerprint(conn, target: str) -> Optional[Dict[str, Any]]:
         return None
 
 
-def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> Dict[str, Any]:
-    """What a run would do, without connecting or writing (for --dry-run and check mode)."""
-    stamp = format_stamp(utcnow())
-    tools = PgTools(config.pg_bin_dir)
-    files = []
+def media_compression(method: str, zstd: Optional[str]) -> "tuple[str, Optional[str]]":
+    """How the media archive is compressed, and a note when that is not what was asked. Pure."""
+    if method == "zstd" and not zstd:
+        return "gzip", "zstd is not installed; the media archive uses gzip"
+    return method, None
+
+
+def media_command(method: str, level: int, zstd: Optional[str]) -> List[List[str]]:
+    """The compressor after tar, if any. Pure."""
+    if method == "zstd":
+        return [[zstd or "zstd", "-q", "-T0", f"-{min(level, 19)}", "-c"]]
+    if method == "gzip":
+        return [["gzip", "-c", f"-{min(max(level, 1), 9)}"]]
+    return []
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """What one run will do, decided once: :meth:`preview` prints it (--dry-run, check mode) and
+    :class:`BackupRun` carries it out, so the two cannot drift apart. The database dump's own
+    compression is settled against the server's version at run time (a preview has no server)."""
+
+    config: DatabaseConfig
+    include_db: bool
+    include_media: bool
+    media_method: str
+    zstd: Optional[str]
+    notes: "tuple[str, ...]" = ()
+
+    @property
+    def media_level(self) -> int:
+        return self.config.effective_level(self.media_method)
+
+    def media_ext(self) -> str:
+        return media_extension(self.media_method)
+
+    def preview(self) -> Dict[str, Any]:
+        """The files a run would write now, without connecting or writing."""
+        config = self.config
+        stamp = format_stamp(utcnow())
+        files = []
+        notes = list(self.notes)
+        if self.include_db:
+            tools = PgTools(config.pg_bin_dir)
+            plan = tools.compression_plan(config.compression, config.effective_level()) if tools.find("pg_dump") else None
+            if plan is None:
+                notes.append("pg_dump is not installed; the backup would fail")
+                ext = dump_extension(config.compression, True)
+            else:
+                ext = dump_extension(plan.method, plan.piped)
+                if plan.note:
+                    notes.append(plan.note)
+            files.append(file_name(config.prefix, "db", stamp, ext))
+            if config.globals:
+                files.append(file_name(config.prefix, "globals", stamp, "sql"))
+        if self.include_media:
+            files.append(file_name(config.prefix, "media", stamp, self.media_ext()))
+        files.append(manifest_mod.manifest_name(config.prefix, stamp))
+        return {
+            "database": config.dbname,
+            "backup_dir": config.backup_dir,
+            "files": files,
+            "notes": notes,
+            "prune": Series(config).plan_prune() if config.prune_after_backup else None,
+        }
+
+
+def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> BackupPlan:
+    """Decide what a run does (for the run itself, --dry-run and check mode)."""
+    if not include_db and not include_media:
+        raise PgdrillError("nothing to back up", "pass --db, --media or both")
+    zstd = find_zstd()
     notes = []
-    if include_db:
-        plan = tools.compression_plan(config.compression, config.effective_level()) if tools.find("pg_dump") else None
-        if plan is None:
-            notes.append("pg_dump is not installed; the backup would fail")
-            ext = dump_extension(config.compression, True)
-        else:
-            ext = dump_extension(plan.method, plan.piped)
-            if plan.note:
-                notes.append(plan.note)
-        files.append(file_name(config.prefix, "db", stamp, ext))
-        if config.globals:
-            files.append(file_name(config.prefix, "globals", stamp, "sql"))
+    method = config.compression
     if include_media:
-        files.append(file_name(config.prefix, "media", stamp, media_extension(config.compression)))
-    files.append(manifest_mod.manifest_name(config.prefix, stamp))
-    return {
-        "database": config.dbname,
-        "backup_dir": config.backup_dir,
-        "files": files,
-        "notes": notes,
-        "prune": Series(config).plan_prune() if config.prune_after_backup else None,
-    }
+        method, note = media_compression(config.compression, zstd)
+        if note:
+            notes.append(note)
+    return BackupPlan(config, include_db, include_media, method, zstd, tuple(notes))
 
 
 class BackupRun:
     """One run for one database. ``execute`` returns the result or raises PgdrillError; on failure
     every file this run wrote is removed and nothing is pruned."""
 
-    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None) -> None:
-        if not include_db and not include_media:
-            raise PgdrillError("nothing to back up", "pass --db, --media or both")
+    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None,
+                 plan: Optional[BackupPlan] = None) -> None:
+        self.plan = plan or plan_backup(config, include_db, include_media)
         self.config = config
-        self.include_db = include_db
-        self.include_media = include_media
+        self.include_db = self.plan.include_db
+        self.include_media = self.plan.include_media
         self.series = Series(config)
         self.tools = PgTools(config.pg_bin_dir)
         self.env = child_env(config.connection.libpq_env())
         self.writers: List[AtomicWriter] = []
         self.entries: List[Dict[str, Any]] = []
+        self.manifest_path: Optional[str] = None
 
     def execute(self, wait: Optional[float] = None) -> Dict[str, Any]:
-        with self.series.lock(wait):
+        with run_time_limit(self.config.max_runtime, f"the backup of {self.config.label}"), self.series.lock(wait):
             removed_temps = self.series.remove_stale_temporaries()
             for name in removed_temps:
                 log.info("removed leftover partial file %s", name)
             try:
                 result = self._take()
             except BaseException:
-                for writer in self.writers:
-                    writer.discard()
+                # Once the manifest has its final name the set exists and is whole: a signal or an
+                # error after that point must never take its files away from under it.
+                if not (self.manifest_path and os.path.lexists(self.manifest_path)):
+                    for writer in self.writers:
+                        writer.discard()
                 raise
             result["removed_temporaries"] = removed_temps
             if self.config.prune_after_backup:
-                result["prune"] = self.series.prune()
+                result["prune"] = self.series.prune(protect=result["set"])
             return result
 
     def _take(self) -> Dict[str, Any]:
@@ -165,6 +288,7 @@ class BackupRun:
             host=socket.gethostname(),
             fingerprint=fingerprint,
         )
+        self.manifest_path = os.path.join(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp))
         write_atomic(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp), manifest_mod.encode(document))
         log.info("backup set %s_%s_utc complete: %s", config.prefix, stamp, ", ".join(e["name"] for e in self.entries))
         return {"set": document["set"], "manifest": document, "directory": config.backup_dir}
@@ -194,11 +318,17 @@ class BackupRun:
             if plan.note:
                 log.warning("%s", plan.note)
             snapshot = db.export_snapshot(conn)
+            lock_ms = int(config.lock_wait_timeout * 1000)
+            if lock_ms:
+                # The row count waits for the same locks as pg_dump: give it the same limit.
+                conn.execute(f"SET lock_timeout = {lock_ms}")
             fingerprint = _take_fingerprint(conn, target)
             counter = _Counter(conn) if config.row_counts else None
             if counter:
                 counter.start()
             argv = [*plan.pg_dump_prefix(shutil.which("stdbuf")), pg_dump, "--format=custom", *plan.pg_dump_args(), f"--snapshot={snapshot}"]
+            if lock_ms:
+                argv.append(f"--lock-wait-timeout={lock_ms}")
             commands = [argv]
             compressor = plan.compressor(find_zstd() or "zstd")
             if compressor:
@@ -207,19 +337,31 @@ class BackupRun:
             log.info("dumping %s to %s", target, writer.final_name)
             try:
                 stream(commands, writer.write, self.env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")
+            except PgdrillError as exc:
+                if counter:
+                    _quietly(conn.cancel, "cancelling the row count")
+                if lock_ms and is_lock_timeout(exc):
+                    raise lock_timeout_error(exc, target, config.lock_wait_timeout) from None
+                raise
             except BaseException:
                 if counter:
-                    conn.cancel()
+                    _quietly(conn.cancel, "cancelling the row count")
                 raise
             finally:
                 if counter:
                     counter.join()
             self._record(writer, "db")
             if counter and counter.error:
+                if lock_ms and "lock timeout" in str(counter.error):
+                    raise lock_timeout_error(PgdrillError(str(counter.error)), target, config.lock_wait_timeout)
                 raise PgdrillError(f"counting rows of {target} failed: {counter.error}", "set row_counts = no to skip counting")
-            conn.rollback()
+            try:
+                conn.rollback()
+            except Exception as exc:  # noqa: BLE001 - the server went away after the dump
+                raise PgdrillError(f"the connection to {target} was lost at the end of the dump: {exc}",
+                                   "check that the server is running and run the backup again") from None
         finally:
-            conn.close()
+            _quietly(conn.close, "closing the connection")
         entries = list_archive(self.tools, self.env, writer.temp_path, writer.final_name)
         log.info("archive check: pg_restore --list read %d entries", len(entries))
         if config.globals:
@@ -230,7 +372,9 @@ class BackupRun:
 
     def _globals(self, stamp: str, target: str) -> None:
         pg_dumpall = self.tools.path("pg_dumpall")
-        argv = [pg_dumpall, "--globals-only", f"--database={self.config.dbname}"]
+        # --database takes a connection string when the value holds '=': pass one, so that a
+        # database named "a=b" is a name and not connection settings.
+        argv = [pg_dumpall, "--globals-only", f"--database={conninfo_value('dbname', self.config.dbname)}"]
         if not self.config.role_passwords:
             argv.append("--no-role-passwords")
         writer = self._writer("globals", stamp, "sql")
@@ -244,19 +388,13 @@ class BackupRun:
 
     def _media(self, stamp: str) -> None:
         config = self.config
-        root = check_media_root(config.media_root)
-        method = config.compression
-        zstd = find_zstd()
-        if method == "zstd" and not zstd:
-            log.warning("zstd is not installed; the media archive uses gzip")
-            method = "gzip"
-        level = config.effective_level(method)
-        commands: List[List[str]] = []
-        if method == "zstd":
-            commands.append([zstd, "-q", "-T0", f"-{min(level, 19)}", "-c"])  # type: ignore[list-item]
-        elif method == "gzip":
-            commands.append(["gzip", "-c", f"-{min(max(level, 1), 9)}"])
-        writer = self._writer("media", stamp, media_extension(method))
+        plan = self.plan
+        root = check_media_root(config.media_root, config.backup_dir)
+        for note in plan.notes:
+            log.warning("%s", note)
+        writer = self._writer("media", stamp, plan.media_ext())
         log.info("archiving media root %s to %s", root, writer.final_name)
-        stream(commands, writer.write, self.env, f"archiving media root {root}", producer=tar_producer(root, exclude=config.backup_dir))
+        stream(media_command(plan.media_method, plan.media_level, plan.zstd), writer.write, self.env, f"archiving media root {root}",
+               producer=tar_producer(root, exclude=excluded_dir(root, config.backup_dir),
+                                    top=os.path.basename(os.path.abspath(config.media_root).rstrip(os.sep)) or None))
         self._record(writer, "media")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -10,6 +9,8 @@ from typing import Any, Dict, List, Optional
 
 from . import manifest as manifest_mod
 from .errors import PgdrillError
+from .fsio import NOFOLLOW, os_error
+from .retention import is_future
 from .naming import group_by_set, parse_stamp, parse_temp_name, set_id
 
 
@@ -28,8 +29,10 @@ class BackupSet:
     stamp: str
     directory: str
     files: List[FileEntry] = field(default_factory=list)
-    manifest: Optional[Dict[str, Any]] = None
+    manifest: Optional[Dict[str, Any]] = None  # only when it can be trusted
     manifest_error: Optional[str] = None
+    # What is wrong with the files a trusted manifest lists (missing, wrong size): a stat, no hashing.
+    file_problems: List[str] = field(default_factory=list)
     verification: Optional[Dict[str, Any]] = None
 
     @property
@@ -37,18 +40,37 @@ class BackupSet:
         return set_id(self.prefix, self.stamp)
 
     @property
-    def complete(self) -> bool:
+    def manifest_trusted(self) -> bool:
         return self.manifest is not None and self.manifest_error is None
 
     @property
+    def complete(self) -> bool:
+        """The manifest is trusted and every file it lists is there with its recorded size."""
+        return self.manifest_trusted and not self.file_problems
+
+    @property
     def damaged(self) -> bool:
-        return self.manifest_error is not None
+        return self.manifest_error is not None or bool(self.file_problems)
+
+    @property
+    def problem(self) -> Optional[str]:
+        """Why the set is not complete, for messages; None when it is."""
+        if self.manifest is None and self.manifest_error is None:
+            return "no manifest: the set is incomplete (a failed or interrupted run)"
+        return self.manifest_error or ("; ".join(self.file_problems) or None)
+
+    @property
+    def kinds(self) -> "frozenset[str]":
+        """The kinds of backup the manifest lists (db, globals, media)."""
+        if not self.manifest_trusted:
+            return frozenset()
+        return frozenset(str(entry.get("kind")) for entry in self.manifest["files"])  # type: ignore[index]
 
     @property
     def time(self) -> datetime:
         """When the set was taken: the manifest's start time; for a set without a trustworthy
         manifest, the newest modification time of its files (never older than the truth)."""
-        if self.complete:
+        if self.manifest_trusted:
             return manifest_mod.parse_utc(self.manifest["started_at"])  # type: ignore[index]
         newest = max((entry.mtime for entry in self.files), default=0.0)
         return datetime.fromtimestamp(newest, tz=timezone.utc) if newest else parse_stamp(self.stamp)
@@ -82,6 +104,18 @@ class BackupSet:
         return self.verified == "failed"
 
 
+def file_problems(listed: List[Dict[str, Any]], present: Dict[str, FileEntry]) -> List[str]:
+    """What is wrong with the files a manifest lists, from their stat alone. Pure."""
+    found = []
+    for entry in listed:
+        have = present.get(entry["name"])
+        if have is None:
+            found.append(f"{entry['name']} is missing")
+        elif have.size != entry["size"]:
+            found.append(f"{entry['name']} is {have.size} bytes, the manifest says {entry['size']}")
+    return found
+
+
 def _listdir(directory: str) -> List[str]:
     try:
         return os.listdir(directory)
@@ -89,11 +123,17 @@ def _listdir(directory: str) -> List[str]:
         return []
     except PermissionError:
         raise PgdrillError(f"cannot read backup directory {directory}: permission denied", "run as the backup user that owns it") from None
+    except OSError as exc:
+        raise os_error(exc, "read the backup directory", directory) from None
 
 
 def _read_json(path: str) -> Any:
-    with open(path, "rb") as handle:
-        return json.loads(handle.read().decode("utf-8"))
+    """A manifest or record, never through a link and never more than the bound (ValueError)."""
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size > manifest_mod.MAX_DOCUMENT_BYTES:
+            raise ValueError(f"larger than {manifest_mod.MAX_DOCUMENT_BYTES >> 20} MiB")
+        return manifest_mod.decode_document(handle.read(manifest_mod.MAX_DOCUMENT_BYTES + 1))
 
 
 def scan(directory: str, prefix: str) -> List[BackupSet]:
@@ -105,8 +145,8 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
         for item in parsed:
             try:
                 info = os.lstat(os.path.join(directory, item.name))
-            except FileNotFoundError:
-                continue
+            except OSError:
+                continue  # gone meanwhile, or not ours to look at
             if not os.path.stat.S_ISREG(info.st_mode):
                 continue  # a directory or link with a backup-like name is not ours
             backup.files.append(FileEntry(item.name, item.kind, item.ext, info.st_size, info.st_mtime))
@@ -117,13 +157,18 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
             try:
                 document = _read_json(backup.path(kinds["manifest"].name))
                 found = manifest_mod.problems(document, prefix, stamp)
-                backup.manifest = document
+                # Only a trusted manifest is kept: code reading its fields must never meet a string
+                # where an object belongs. An untrusted one is described by manifest_error alone.
+                backup.manifest = None if found else document
                 backup.manifest_error = "; ".join(found) or None
+                if not found:
+                    backup.file_problems = file_problems(document["files"], {entry.name: entry for entry in backup.files})
             except (OSError, ValueError) as exc:
                 backup.manifest_error = f"unreadable manifest: {exc}"
         if "verify" in kinds:
             try:
-                backup.verification = _read_json(backup.path(kinds["verify"].name))
+                record = _read_json(backup.path(kinds["verify"].name))
+                backup.verification = record if isinstance(record, dict) else None
             except (OSError, ValueError):
                 backup.verification = None
         sets.append(backup)
@@ -141,11 +186,13 @@ def stale_temporaries(directory: str, prefix: str) -> List[str]:
     return sorted(found)
 
 
-def find_set(sets: List[BackupSet], wanted: Optional[str]) -> BackupSet:
-    """A set by id, stamp or file name; the newest complete one when ``wanted`` is None."""
+def find_set(sets: List[BackupSet], wanted: Optional[str], now: Optional[datetime] = None) -> BackupSet:
+    """A set by id, stamp or file name; the newest complete one when ``wanted`` is None (a set
+    dated in the future is never "the newest": it can only be named)."""
     if wanted is None:
+        now = now or datetime.now(timezone.utc)
         for backup in sets:
-            if backup.complete:
+            if backup.complete and not is_future(backup.time, now):
                 return backup
         raise PgdrillError("there is no complete backup set", "take a backup first: pgdrill-backup")
     wanted_name = os.path.basename(wanted)

@@ -9,20 +9,37 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any, Dict, List, Optional
 
-from . import __version__
+from . import __version__, operations
 from .backup import BackupRun, plan_backup
-from .catalog import find_set
-from .config import DatabaseConfig, load_configs
+from .config import DatabaseConfig, load_configs, parse_value
 from .errors import LockBusy, PgdrillError
-from .series import Series
-from .verify import verify_set
+from .fsio import os_error
+from .naming import prefix_of
+from .series import Series, future_sets_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 log = logging.getLogger("pgdrill")
+
+
+def _argument(key: str, flag: str):
+    """An argparse type that checks a flag by the config key's own rule (one rule for both)."""
+
+    def parse(text: str):
+        try:
+            return parse_value(key, text, flag)
+        except PgdrillError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return parse
+
+
+_seconds = _argument("lock_wait", "--wait")
+_jobs = _argument("restore_jobs", "--jobs")
 
 
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -34,7 +51,7 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--dry-run", action="store_true", default=flag_default, help="say what would be done, change nothing")
     parser.add_argument("--json", action="store_true", default=flag_default, help="print a machine-readable result on stdout")
     parser.add_argument("--verbose", "-v", action="store_true", default=flag_default, help="log each step")
-    parser.add_argument("--wait", metavar="SECONDS", type=float, default=default, help="wait this long for another run of the same series to finish")
+    parser.add_argument("--wait", metavar="SECONDS", type=_seconds, default=default, help="wait this long for another run of the same series to finish")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(verify, suppress=True)
     verify.add_argument("set", nargs="?", metavar="SET", help="set name, stamp or file name (default: the newest complete set)")
     verify.add_argument("--restore", action="store_true", help="also restore into a fresh scratch database and compare row counts")
-    verify.add_argument("--jobs", type=int, metavar="N", help="parallel pg_restore jobs (default: restore_jobs)")
+    verify.add_argument("--jobs", type=_jobs, metavar="N", help="parallel pg_restore jobs (default: restore_jobs)")
     verify.add_argument("--all", action="store_true", help="verify every complete set, not just one")
     prune = sub.add_parser("prune", help="apply retention: delete sets past max age beyond the newest keep-last")
     _common(prune, suppress=True)
@@ -70,7 +87,9 @@ def _human_size(size: float) -> str:
     return f"{size} B"
 
 
-def _human_age(seconds: float) -> str:
+def _human_age(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "future"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 172800:
@@ -85,8 +104,9 @@ def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         # As in the seed: no flag means the database; --db and --media choose exactly.
         include_db = args.db or not explicit
         include_media = args.media if explicit else config.media
+        plan = plan_backup(config, include_db, include_media)  # one plan: printed by --dry-run, carried out otherwise
         if args.dry_run:
-            plan = plan_backup(config, include_db, include_media)
+            plan = plan.preview()
             results.append({"database": config.label, "ok": True, "dry_run": True, "plan": plan})
             if not args.json:
                 print(f"{config.label}: would write into {plan['backup_dir']}:")
@@ -98,7 +118,7 @@ def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                     _print_prune(plan["prune"], dry_run=True, indent="  ")
             continue
         try:
-            result = BackupRun(config, include_db, include_media).execute(wait=args.wait)
+            result = BackupRun(config, plan=plan).execute(wait=args.wait)
         except PgdrillError as exc:
             log.error("%s: backup failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
@@ -125,13 +145,8 @@ def _print_prune(plan: List[Dict[str, Any]], dry_run: bool, indent: str = "") ->
 def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     results = []
     for config in configs:
-        series = Series(config)
         try:
-            if args.dry_run:
-                outcome = series.prune(dry_run=True)  # reads only: no lock file, no directory
-            else:
-                with series.lock(args.wait):
-                    outcome = series.prune()
+            outcome = operations.prune(config, dry_run=args.dry_run, wait=args.wait)
         except PgdrillError as exc:
             log.error("%s: prune failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
@@ -146,23 +161,22 @@ def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     results = []
     targets = configs
-    if args.set and len(configs) > 1:
-        targets = [c for c in configs if args.set.startswith(c.prefix + "_")] or configs
+    prefix = prefix_of(os.path.basename(args.set)) if args.set else None
+    if prefix and len(configs) > 1:
+        # The set's own prefix picks its series: "app_db_..." belongs to [database app_db], not to app.
+        targets = [c for c in configs if c.prefix == prefix] or configs
     for config in targets:
-        series = Series(config)
+
+        def show(outcome: Dict[str, Any], label: str = config.label) -> None:
+            results.append({"database": label, **outcome})
+            if not args.json:
+                print(f"{label}: {outcome['set']}")
+                for check in outcome["checks"]:
+                    print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
+
         try:
-            with series.lock(args.wait):
-                sets = series.sets()
-                chosen = [s for s in sets if s.complete] if args.all else [find_set(sets, args.set)]
-                if not chosen:
-                    raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first: pgdrill-backup")
-                for backup in chosen:
-                    outcome = verify_set(config, backup, restore=args.restore, jobs=args.jobs, record=not args.dry_run)
-                    results.append({"database": config.label, **outcome})
-                    if not args.json:
-                        print(f"{config.label}: {backup.id}")
-                        for check in outcome["checks"]:
-                            print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
+            operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs,
+                              record=not args.dry_run, wait=args.wait, on_result=show)
         except PgdrillError as exc:
             log.error("%s: verify failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
@@ -174,6 +188,9 @@ def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     for config in configs:
         rows = Series(config).describe()
         results.append({"database": config.label, "ok": True, "backup_dir": config.backup_dir, "sets": rows})
+        clock = future_sets_problem(rows)
+        if clock:
+            log.warning("%s: %s", config.label, clock)
         if not args.json:
             print(f"{config.label}: {config.backup_dir}")
             if not rows:
@@ -186,20 +203,55 @@ def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     return results
 
 
+class _PipeSafeStdout:
+    """stdout that survives its reader going away (``pgdrill-backup list | head``): the rest of the
+    output is dropped, the work itself goes on and its exit code stands."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def _silence(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def _on_sigterm(signum, frame):  # noqa: ARG001
     # Unwind like Ctrl-C so that partial files are removed on the way out.
     raise SystemExit(128 + signum)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    if not isinstance(sys.stdout, _PipeSafeStdout):
+        sys.stdout = _PipeSafeStdout(sys.stdout)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="pgdrill: %(message)s")
     signal.signal(signal.SIGTERM, _on_sigterm)
     overrides: Dict[str, Any] = {}
-    if args.out_dir:
-        overrides["backup_dir"] = args.out_dir
+    if args.out_dir is not None:
+        overrides["backup_dir"] = args.out_dir  # checked like the config's backup_dir ("" is refused)
     command = args.command or "backup"
+    if args.no_prune and command != "backup":
+        parser.error(f"--no-prune applies to backups only; it cannot be combined with '{command}'")
+    if command == "verify" and args.all and args.set:
+        parser.error("verify --all checks every set: pass either --all or one SET, not both")
     try:
         configs = load_configs(args.config, overrides=overrides, only=args.database)
     except PgdrillError as exc:
@@ -210,7 +262,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     handler = {"backup": cmd_backup, "prune": cmd_prune, "verify": cmd_verify, "list": cmd_list}[command]
     if command == "backup" and args.no_prune:
         configs = [_without_prune(config) for config in configs]
-    results = handler(args, configs)
+    try:
+        results = handler(args, configs)
+    except OSError as exc:
+        # Every file operation of the engine reports its own failures with a fix; this is the last
+        # line of defence, so that no run ever ends in a traceback.
+        error = os_error(exc, "work on", getattr(exc, "filename", None) or "a file")
+        print(f"pgdrill: {error.message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "command": command, "error": error.message}))
+        return EXIT_FAILED
     ok = all(result.get("ok") for result in results)
     if args.json:
         print(json.dumps({"ok": ok, "command": command, "results": results}, indent=2, default=str))

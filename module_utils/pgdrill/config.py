@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -107,6 +108,10 @@ class DatabaseConfig:
     restore_jobs: int = 2
     lock_wait: float = 0.0
     work_dir: Optional[str] = None
+    # Seconds pg_dump (and the row count beside it) may wait for a table lock; 0: forever.
+    lock_wait_timeout: float = 300.0
+    # Seconds a whole run may take before it fails and cleans up; 0: no limit.
+    max_runtime: float = 0.0
     source: str = "defaults"
 
     @property
@@ -121,26 +126,41 @@ class DatabaseConfig:
 
 
 # key -> (parser, description of what is accepted)
-def _int_at_least(minimum: int):
+# Numbers are plain ASCII digits (Python's int() would also take "٣" or "1_000") within bounds far
+# beyond any real use, so an absurd value is refused here, naming the key, not later as a crash.
+_INT_RE = re.compile(r"^[+]?[0-9]{1,12}$")
+_FLOAT_RE = re.compile(r"^[+]?([0-9]{1,12}(\.[0-9]*)?|\.[0-9]+)$")
+
+
+def _int_at_least(minimum: int, maximum: int = 10**9):
     def parse(text: str) -> int:
+        if not _INT_RE.match(text.strip()):
+            raise ValueError
         value = int(text.strip())
-        if value < minimum:
+        if not minimum <= value <= maximum:
             raise ValueError
         return value
 
-    parse.accepts = f"a whole number >= {minimum}"  # type: ignore[attr-defined]
+    parse.accepts = f"a whole number from {minimum} to {maximum}"  # type: ignore[attr-defined]
     return parse
 
 
-def _float_at_least(minimum: float):
+def _float_at_least(minimum: float, maximum: float = 10.0**9):
     def parse(text: str) -> float:
+        if not _FLOAT_RE.match(text.strip()):
+            raise ValueError
         value = float(text.strip())
-        if value < minimum or value != value:
+        if not minimum <= value <= maximum:
             raise ValueError
         return value
 
-    parse.accepts = f"a number >= {minimum:g}"  # type: ignore[attr-defined]
+    parse.accepts = f"a number from {minimum:g} to {maximum:g} (digits and a decimal point)"  # type: ignore[attr-defined]
     return parse
+
+
+def seconds(text: str) -> float:
+    """A command-line number of seconds (--wait): the same rule as the config's."""
+    return _SECONDS(text)
 
 
 _TRUE = {"1", "yes", "true", "on"}
@@ -181,6 +201,8 @@ _text.accepts = "a non-empty value"  # type: ignore[attr-defined]
 
 
 def _compression_level(text: str) -> int:
+    if not _INT_RE.match(text.strip()):
+        raise ValueError
     value = int(text.strip())
     if not 0 <= value <= 22:
         raise ValueError
@@ -192,9 +214,9 @@ _compression_level.accepts = "a whole number from 0 to 22 (gzip uses 0-9)"  # ty
 SETTINGS = {
     "backup_dir": _text,
     "prefix": _text,
-    "retention_days": _int_at_least(0),
-    "keep_last": _int_at_least(0),
-    "debris_grace_hours": _float_at_least(0),
+    "retention_days": _int_at_least(0, 36500),
+    "keep_last": _int_at_least(0, 100000),
+    "debris_grace_hours": _float_at_least(0, 876000),
     "compression": _choice(*COMPRESSION_METHODS),
     "compression_level": _compression_level,
     "globals": _bool,
@@ -204,13 +226,16 @@ SETTINGS = {
     "media_root": _text,
     "pg_bin_dir": _text,
     "prune_after_backup": _bool,
-    "restore_jobs": _int_at_least(1),
-    "lock_wait": _float_at_least(0),
+    "restore_jobs": _int_at_least(1, 256),
+    "lock_wait": _float_at_least(0, 604800),
     "work_dir": _text,
+    "lock_wait_timeout": _float_at_least(0, 604800),
+    "max_runtime": _float_at_least(0, 2592000),
 }
+_SECONDS = _float_at_least(0, 604800)
 CONNECTION_SETTINGS = {
     "host": _text,
-    "port": _int_at_least(1),
+    "port": _int_at_least(1, 65535),
     "user": _text,
     "dbname": _text,
     "service": _text,
@@ -288,7 +313,25 @@ def default_dbname(label: str, values: Mapping[str, object], environ: Mapping[st
     return environ.get("PGDATABASE") or str(user)
 
 
+def _checked(values: Mapping[str, object], source: str) -> Dict[str, object]:
+    """Every value through the same parser, whether it came as text (file, environment) or typed
+    (module options, command-line overrides), so no absurd number slips past the rules."""
+    out: Dict[str, object] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, float):
+            text = format(value, "f")  # never "1e-05"; inf and nan stay words the parser refuses
+        else:
+            text = str(value)
+        out[key] = parse_value(key, text, source)
+    return out
+
+
 def build_database_config(label: str, values: Mapping[str, object], base_dir: str, source: str, environ: Mapping[str, str]) -> DatabaseConfig:
+    values = _checked(values, source)
     connection = Connection(**{key: values[key] for key in CONNECTION_SETTINGS if key in values})  # type: ignore[arg-type]
     settings = {key: values[key] for key in SETTINGS if key in values and key != "prefix"}
     if not connection.dbname:

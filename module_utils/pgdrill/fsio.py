@@ -14,16 +14,66 @@ from .naming import temp_prefix
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+# Files pgdrill opens in a backup directory are never reached through a symbolic link: whoever can
+# write the directory could otherwise point one at a file of the user running pgdrill (root, say).
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def owner_for_new_files(directory: str) -> Optional[int]:
+    """The uid to give a file root creates in ``directory``: its owner, so that a root run (an
+    Ansible task, an operator) never leaves a file the backup user's next run cannot replace.
+    None when no chown is needed (not root, or the directory is root's)."""
+    if os.geteuid() != 0:
+        return None
+    owner = os.stat(directory).st_uid
+    return owner if owner != 0 else None
+
+
+PARENT_DIR_MODE = 0o755
+
+
+def existing_dir_problem(info: os.stat_result, euid: int) -> Optional[str]:
+    """Why an existing directory must not hold backups, or None. Pure.
+
+    pgdrill tightens only directories it creates itself; someone else's directory, or one every
+    user can write (where anyone could plant or swap files), is refused rather than chmod'ed."""
+    if not stat.S_ISDIR(info.st_mode):
+        return "exists but is not a directory"
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o002:
+        return f"is writable by every user (mode {mode:04o})"
+    if euid != 0 and info.st_uid != euid:
+        return f"is owned by uid {info.st_uid}, not by this user (uid {euid})"
+    return None
+
+
+def _create_dirs(path: str) -> None:
+    """Create ``path`` 0700 and any missing parents 0755, whatever the umask (a umask of 000 must
+    not leave world-writable parents)."""
+    missing = []
+    current = path
+    while not os.path.lexists(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        mode = DIR_MODE if directory == path else PARENT_DIR_MODE
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            continue  # created meanwhile by another run; checked like any existing directory
+        os.chmod(directory, mode)  # the umask may have taken bits we need, never added any
 
 
 def ensure_private_dir(path: str) -> None:
-    """Create ``path`` (and parents) as 0700 if missing; refuse a directory others can read.
-
-    An existing directory with wider permissions is tightened, because backups inside it would
-    otherwise be listable by other users.
-    """
+    """Create ``path`` (0700, parents 0755) if missing; refuse an existing directory that is a
+    symbolic link, world-writable or someone else's. An existing directory is never chmod'ed."""
     try:
-        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+        if not os.path.lexists(path):
+            _create_dirs(path)
+        info = os.lstat(path)
     except PermissionError:
         raise PgdrillError(
             f"cannot create backup directory {path}: permission denied",
@@ -31,17 +81,19 @@ def ensure_private_dir(path: str) -> None:
         ) from None
     except OSError as exc:
         raise PgdrillError(f"cannot create backup directory {path}: {exc.strerror}", "choose a backup_dir on a writable filesystem") from None
-    if not os.path.isdir(path):
-        raise PgdrillError(f"backup directory {path} exists but is not a directory", "choose another backup_dir")
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    if mode & 0o077:
-        try:
-            os.chmod(path, DIR_MODE)
-        except PermissionError:
-            raise PgdrillError(
-                f"backup directory {path} has mode {mode:04o} and this user cannot tighten it",
-                "chmod 0700 it as its owner",
-            ) from None
+    if stat.S_ISLNK(info.st_mode):
+        real = os.path.realpath(path)
+        raise PgdrillError(
+            f"backup directory {path} is a symbolic link (to {real})",
+            f"set backup_dir (or --out-dir) to the real directory {real}; pgdrill does not follow a link to its backups",
+        )
+    problem = existing_dir_problem(info, os.geteuid())
+    if problem:
+        raise PgdrillError(
+            f"refusing backup directory {path}: it {problem}",
+            "give pgdrill a directory of its own (a missing one is created 0700), or make this one the backup "
+            "user's with mode 0700 (chown, chmod 0700); pgdrill never changes the mode of an existing directory",
+        )
     if not os.access(path, os.W_OK | os.X_OK):
         raise PgdrillError(
             f"backup directory {path} is not writable by this user (uid {os.geteuid()})",
@@ -49,12 +101,46 @@ def ensure_private_dir(path: str) -> None:
         )
 
 
+def os_error(exc: OSError, action: str, path: str) -> PgdrillError:
+    """A file-handling failure as a message with the fix, by errno (never a traceback)."""
+    directory = os.path.dirname(path) or "."
+    where = f"{action} {path}: {exc.strerror or exc}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return PgdrillError(
+            f"cannot {where}",
+            f"run pgdrill as the backup user that owns {directory}; files another user (root, say) left there "
+            f"can be given back with chown -R BACKUP_USER {directory}",
+        )
+    if exc.errno == errno.EROFS:
+        return PgdrillError(f"cannot {where}", "the filesystem is mounted read-only: remount it read-write, or choose another backup_dir")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return PgdrillError(
+            f"cannot {where} (no space or no free inodes left); older backups are untouched",
+            "free space or inodes on that filesystem (df -h, df -i), lower retention, or point backup_dir at a larger volume",
+        )
+    return PgdrillError(f"cannot {where}", f"check {directory} and the filesystem it is on")
+
+
 def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise os_error(exc, "sync the directory", path) from None
+
+
+def remove_file(path: str) -> bool:
+    """Delete one file; False when it was already gone. Failures become a PgdrillError."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise os_error(exc, "remove", path) from None
 
 
 def disk_full_error(directory: str, what: str) -> PgdrillError:
@@ -76,10 +162,20 @@ class AtomicWriter:
         self.final_path = os.path.join(directory, final_name)
         self.size = 0
         self._sha = hashlib.sha256()
-        self._fd: Optional[int] = os.open(
-            self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE
-        )
         self.committed = False
+        try:
+            self._fd: Optional[int] = os.open(
+                self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE
+            )
+        except OSError as exc:
+            raise os_error(exc, "create a file in", directory) from None
+        try:
+            owner = owner_for_new_files(directory)
+            if owner is not None:
+                os.fchown(self._fd, owner, -1)
+        except OSError as exc:
+            self.abort()
+            raise os_error(exc, "give the directory's owner the new file", self.temp_path) from None
 
     @property
     def sha256(self) -> str:
@@ -95,7 +191,7 @@ class AtomicWriter:
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise disk_full_error(self.directory, self.final_name) from None
-            raise
+            raise os_error(exc, "write", self.temp_path) from None
         self.size += len(data)
 
     def close_temp(self) -> None:
@@ -107,7 +203,7 @@ class AtomicWriter:
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise disk_full_error(self.directory, self.final_name) from None
-            raise
+            raise os_error(exc, "flush", self.temp_path) from None
         finally:
             os.close(self._fd)
             self._fd = None
@@ -117,7 +213,10 @@ class AtomicWriter:
         records that are meant to be rewritten (a set's verification record)."""
         self.close_temp()
         if replace:
-            os.replace(self.temp_path, self.final_path)
+            try:
+                os.replace(self.temp_path, self.final_path)
+            except OSError as exc:
+                raise os_error(exc, "replace", self.final_path) from None
             fsync_dir(self.directory)
             self.committed = True
             return self.final_path
@@ -125,13 +224,18 @@ class AtomicWriter:
             os.link(self.temp_path, self.final_path)
         except FileExistsError:
             raise PgdrillError(f"{self.final_path} already exists; pgdrill never overwrites a backup file") from None
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise os_error(exc, "link", self.final_path) from None
             # Filesystems without hard links: the set's stamp is unique under the series lock.
-            if os.path.exists(self.final_path):
+            if os.path.lexists(self.final_path):
                 raise PgdrillError(f"{self.final_path} already exists; pgdrill never overwrites a backup file") from None
-            os.rename(self.temp_path, self.final_path)
+            try:
+                os.rename(self.temp_path, self.final_path)
+            except OSError as exc:
+                raise os_error(exc, "rename to", self.final_path) from None
         else:
-            os.unlink(self.temp_path)
+            remove_file(self.temp_path)
         fsync_dir(self.directory)
         self.committed = True
         return self.final_path
@@ -142,16 +246,13 @@ class AtomicWriter:
             self._fd = None
         try:
             os.unlink(self.temp_path)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # best effort on the way out: the next run removes leftover temporaries
 
     def discard(self) -> None:
         """Undo this writer: remove its temporary file, or its final file if already committed."""
         if self.committed:
-            try:
-                os.unlink(self.final_path)
-            except FileNotFoundError:
-                pass
+            remove_file(self.final_path)
             self.committed = False
         self.abort()
 
@@ -173,7 +274,7 @@ def write_atomic(directory: str, final_name: str, data: bytes) -> AtomicWriter:
 def sha256_of(path: str, chunk: int = 1 << 20) -> "tuple[str, int]":
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb", buffering=0) as handle:
+    with os.fdopen(os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_CLOEXEC", 0)), "rb", buffering=0) as handle:
         buffer = bytearray(chunk)
         view = memoryview(buffer)
         while True:

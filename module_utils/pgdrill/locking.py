@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 
-from .errors import LockBusy
+from .errors import LockBusy, PgdrillError
+from .fsio import NOFOLLOW, owner_for_new_files
+
+
+def lock_file_problem(info: os.stat_result, directory_owner: int, euid: int) -> "str | None":
+    """Why an opened lock file must not be used, or None. Pure.
+
+    The lock lives in a directory the backup user can write, so whoever runs pgdrill (root among
+    them) must not be tricked into truncating some other file through it.
+    """
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_uid not in (directory_owner, euid):
+        return f"is owned by uid {info.st_uid}, not by the directory's owner (uid {directory_owner}) or this user (uid {euid})"
+    if info.st_nlink != 1:
+        return f"has {info.st_nlink} hard links"
+    return None
 
 
 class SeriesLock:
@@ -19,14 +36,52 @@ class SeriesLock:
 
     def _holder(self) -> str:
         try:
-            with open(self.path, encoding="ascii") as handle:
-                pid = handle.read().strip()
-            return f" (pid {pid})" if pid else ""
+            fd = os.open(self.path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return ""
+        try:
+            pid = os.read(fd, 32).decode("ascii").strip()
+            return f" (pid {pid})" if pid.isdigit() else ""
         except (OSError, UnicodeDecodeError):
             return ""
+        finally:
+            os.close(fd)
+
+    def _open(self) -> int:
+        flags = os.O_RDWR | NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            try:
+                fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                created = True
+            except FileExistsError:
+                fd = os.open(self.path, flags)
+                created = False
+        except OSError as exc:
+            raise PgdrillError(
+                f"cannot open the lock file {self.path}: {exc.strerror}",
+                "remove it if it is not a plain file created by pgdrill (a link or a directory there is not pgdrill's), "
+                "and run pgdrill as the backup user that owns the backup directory",
+            ) from None
+        try:
+            directory_owner = os.stat(self.directory).st_uid
+            if created:
+                owner = owner_for_new_files(self.directory)
+                if owner is not None:
+                    os.fchown(fd, owner, -1)
+            problem = lock_file_problem(os.fstat(fd), directory_owner, os.geteuid())
+        except OSError as exc:
+            os.close(fd)
+            raise PgdrillError(f"cannot check the lock file {self.path}: {exc.strerror}", "run pgdrill as the backup user") from None
+        if problem:
+            os.close(fd)
+            raise PgdrillError(
+                f"refusing the lock file {self.path}: it {problem}",
+                "remove it (pgdrill creates a fresh one) and check who else can write to the backup directory",
+            )
+        return fd
 
     def acquire(self) -> "SeriesLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = self._open()
         deadline = time.monotonic() + self.wait_seconds
         while True:
             try:

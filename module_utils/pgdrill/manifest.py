@@ -7,7 +7,12 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from . import __version__
-from .naming import file_name
+from .naming import file_name, parse_file_name
+
+# Bounds on what is read as a manifest or a verification record: a real one is a few kB (a few MB
+# with many thousands of tables). Anything beyond marks its set damaged instead of exhausting memory.
+MAX_DOCUMENT_BYTES = 16 << 20
+MANIFEST_FILE_KINDS = ("db", "globals", "media")
 
 FORMAT = "pgdrill-manifest"
 FORMAT_VERSION = 1
@@ -72,6 +77,25 @@ def encode(document: Dict[str, Any]) -> bytes:
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
+def file_entry_problem(entry: Any, prefix: str, stamp: str) -> Optional[str]:
+    """Why one entry of a manifest's file list cannot be trusted, or None. Pure.
+
+    A listed name must be a plain file name of this very set (its prefix, stamp and kind): a set
+    that arrives from another host must never make pgdrill open ``../x`` or ``/etc/hostname``."""
+    if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+            and type(entry.get("size")) is int and isinstance(entry.get("sha256"), str)):
+        return f"file entry {str(entry)[:200]!r} lacks name, size or sha256"
+    name = entry["name"]
+    parsed = parse_file_name(name)
+    if parsed is None or parsed.prefix != prefix or parsed.stamp != stamp or parsed.kind not in MANIFEST_FILE_KINDS:
+        return f"file name {name[:200]!r} is not a plain name of this set ({prefix}_<kind>_{stamp}_utc.<ext>)"
+    if entry.get("kind") != parsed.kind:
+        return f"file {name} is listed as kind {str(entry.get('kind'))[:20]!r}"
+    if entry["size"] < 0 or len(entry["sha256"]) != 64:
+        return f"file {name} has an impossible size or sha256"
+    return None
+
+
 def problems(document: Any, prefix: str, stamp: str) -> List[str]:
     """What is wrong with a manifest read from disk; empty when it can be trusted. Pure."""
     if not isinstance(document, dict):
@@ -85,17 +109,33 @@ def problems(document: Any, prefix: str, stamp: str) -> List[str]:
         found.append("prefix or stamp does not match the file name")
     try:
         parse_utc(document["started_at"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
         found.append("started_at is missing or not a time")
     files = document.get("files")
     if not isinstance(files, list) or not files:
         found.append("files is missing or empty")
     else:
         for entry in files:
-            if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
-                    and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)):
-                found.append(f"file entry {entry!r} lacks name, size or sha256")
+            problem = file_entry_problem(entry, prefix, stamp)
+            if problem:
+                found.append(problem)
+    for key in ("row_counts", "database", "options", "client", "compression"):
+        if not isinstance(document.get(key), (dict, type(None))):
+            found.append(f"{key} is neither an object nor null")
     return found
+
+
+def decode_document(data: bytes) -> Any:
+    """Parse a manifest or verification record, bounded: raises ValueError for anything too big,
+    too deep or not JSON (never RecursionError or MemoryError)."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"larger than {MAX_DOCUMENT_BYTES >> 20} MiB")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except (OverflowError, MemoryError) as exc:
+        raise ValueError(f"not a usable JSON document ({type(exc).__name__})") from None
 
 
 def build_verification(checks: List[Dict[str, Any]], restored: bool, checked_at: datetime) -> Dict[str, Any]:

@@ -10,43 +10,79 @@ from typing import BinaryIO, Callable, Optional
 from .errors import PgdrillError
 
 
-def check_media_root(media_root: Optional[str]) -> str:
+def check_media_root(media_root: Optional[str], backup_dir: Optional[str] = None) -> str:
+    """The media root to archive, as a real path (a symbolic link is resolved: an archive whose top
+    member is a link cannot be extracted by GNU tar). Refuses a backup directory that is the root."""
     if not media_root:
         raise PgdrillError("--media was asked for but no media root is configured", "set media_root in the config (or PGDRILL_MEDIA_ROOT)")
-    root = os.path.abspath(media_root)
+    root = os.path.realpath(media_root)
     if not os.path.isdir(root):
-        raise PgdrillError(f"media root {root} does not exist or is not a directory", "fix media_root in the config, or leave out --media")
+        raise PgdrillError(f"media root {os.path.abspath(media_root)} does not exist or is not a directory", "fix media_root in the config, or leave out --media")
+    if backup_dir and os.path.realpath(backup_dir) == root:
+        raise PgdrillError(
+            f"the backup directory {backup_dir} is the media root {media_root}",
+            "keep backups outside the media root: set backup_dir to a directory of its own",
+        )
     return root
 
 
-def tar_producer(root: str, exclude: Optional[str] = None) -> Callable[[BinaryIO], None]:
-    """A producer that writes ``root`` as a tar stream.
+def excluded_dir(root: str, backup_dir: Optional[str]) -> Optional[str]:
+    """The real path of the backup directory when it lies inside the (real) media root, else None:
+    archiving it would put earlier backups, and this run's own partial files, into every archive."""
+    if not backup_dir:
+        return None
+    real = os.path.realpath(backup_dir)
+    return real if real.startswith(root.rstrip(os.sep) + os.sep) else None
+
+
+def _walk_error(exc: OSError) -> None:
+    raise PgdrillError(
+        f"cannot read media directory {exc.filename}: {exc.strerror}",
+        "run the backup as a user that can read the whole media root, or fix that directory's permissions",
+    )
+
+
+def tar_producer(root: str, exclude: Optional[str] = None, top: Optional[str] = None) -> Callable[[BinaryIO], None]:
+    """A producer that writes ``root`` (a real path) as a tar stream under the name ``top``.
 
     Symbolic links are stored as links and never followed, so nothing outside the root is read.
-    ``exclude`` (the backup directory, when it lies inside the root) is skipped.
+    ``exclude`` (the backup directory's real path, when it lies inside the root) is skipped. A
+    directory that cannot be read, or a file that changes size or vanishes while it is archived,
+    fails the archive naming it: a media backup with silent holes is worse than none.
     """
-    top = os.path.basename(root.rstrip(os.sep)) or "media"
-    exclude = os.path.abspath(exclude) if exclude else None
+    top = top or os.path.basename(root.rstrip(os.sep)) or "media"
+    exclude = os.path.realpath(exclude) if exclude else None
+
+    def add(archive: tarfile.TarFile, path: str, arcname: str) -> None:
+        try:
+            archive.add(path, arcname=arcname, recursive=False)
+        except PermissionError:
+            raise PgdrillError(
+                f"cannot read media file {path}: permission denied",
+                "run the backup as a user that can read the whole media root",
+            ) from None
+        except FileNotFoundError:
+            raise PgdrillError(f"media file {path} vanished while it was archived", "run the backup again when the media root is quiet") from None
+        except OSError as exc:
+            if "unexpected end of data" in str(exc):
+                raise PgdrillError(f"media file {path} shrank while it was archived", "run the backup again when the media root is quiet") from None
+            raise PgdrillError(f"cannot archive media file {path}: {exc.strerror or exc}", "check that file and its filesystem") from None
 
     def produce(out: BinaryIO) -> None:
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
-            archive.add(root, arcname=top, recursive=False)
-            for current, dirs, files in os.walk(root, followlinks=False):
+            add(archive, root, top)
+            for current, dirs, files in os.walk(root, followlinks=False, onerror=_walk_error):
                 dirs.sort()
                 dirs[:] = [name for name in dirs if os.path.join(current, name) != exclude]
                 for name in sorted(dirs) + sorted(files):
                     path = os.path.join(current, name)
-                    mode = os.lstat(path).st_mode
+                    try:
+                        mode = os.lstat(path).st_mode
+                    except FileNotFoundError:
+                        raise PgdrillError(f"media file {path} vanished while it was archived", "run the backup again when the media root is quiet") from None
                     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
                         continue  # sockets, fifos and devices are not media
-                    arcname = os.path.join(top, os.path.relpath(path, root))
-                    try:
-                        archive.add(path, arcname=arcname, recursive=False)
-                    except PermissionError:
-                        raise PgdrillError(
-                            f"cannot read media file {path}: permission denied",
-                            "run the backup as a user that can read the whole media root",
-                        ) from None
+                    add(archive, path, os.path.join(top, os.path.relpath(path, root)))
 
     return produce
 

@@ -15,6 +15,14 @@ from typing import Dict, Iterable, List, NamedTuple, Optional
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
 KINDS = ("db", "globals", "media", "manifest", "verify")
 EXTENSIONS = ("dump", "dump.zst", "sql", "tar", "tar.gz", "tar.zst", "json")
+# The extensions the engine writes for each kind; any other pairing is not a pgdrill file.
+KIND_EXTENSIONS = {
+    "db": ("dump", "dump.zst"),
+    "globals": ("sql",),
+    "media": ("tar", "tar.gz", "tar.zst"),
+    "manifest": ("json",),
+    "verify": ("json",),
+}
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _EXT_ALT = "|".join(re.escape(e) for e in sorted(EXTENSIONS, key=len, reverse=True))
 _FINAL = r"(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)_(?P<kind>%s)_(?P<stamp>\d{8}_\d{6})_utc\.(?P<ext>%s)" % (
@@ -64,15 +72,25 @@ def set_id(prefix: str, stamp: str) -> str:
 
 
 def file_name(prefix: str, kind: str, stamp: str, ext: str) -> str:
-    if kind not in KINDS or ext not in EXTENSIONS:
-        raise ValueError(f"unknown kind {kind!r} or extension {ext!r}")
+    if kind not in KINDS or ext not in KIND_EXTENSIONS[kind]:
+        raise ValueError(f"unknown kind {kind!r} or extension {ext!r} for it")
     return BackupFileName(prefix, kind, stamp, ext).name
 
 
+def _valid_stamp(stamp: str) -> bool:
+    try:
+        parse_stamp(stamp)
+        return True
+    except ValueError:
+        return False
+
+
 def parse_file_name(name: str) -> Optional[BackupFileName]:
-    """Parse a final file name; None for anything that is not one of the engine's files."""
+    """Parse a final file name; None for anything that is not one of the engine's files: a kind
+    with an extension the engine never writes for it (an operator's ``x_db_..._utc.sql``), or a
+    stamp that is no time (``20261399_...``), is someone else's file and never touched."""
     match = FINAL_RE.match(name)
-    if not match:
+    if not match or match["ext"] not in KIND_EXTENSIONS[match["kind"]] or not _valid_stamp(match["stamp"]):
         return None
     return BackupFileName(match["prefix"], match["kind"], match["stamp"], match["ext"])
 
@@ -81,6 +99,30 @@ def parse_temp_name(name: str) -> Optional[BackupFileName]:
     """Parse a temporary file name and return the final name it was meant for, or None."""
     match = TEMP_RE.match(name)
     return parse_file_name(match["final"]) if match else None
+
+
+SET_ID_RE = re.compile(r"^(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)_(?P<stamp>\d{8}_\d{6})_utc$")
+
+
+def parse_set_id(text: str) -> Optional["tuple[str, str]"]:
+    """(prefix, stamp) of a set id ``<prefix>_<stamp>_utc``, or None."""
+    match = SET_ID_RE.match(text)
+    return (match["prefix"], match["stamp"]) if match and _valid_stamp(match["stamp"]) else None
+
+
+def prefix_of(wanted: str) -> Optional[str]:
+    """The series prefix a set id or file name names; None for a bare stamp or anything else."""
+    parsed = parse_file_name(wanted)
+    if parsed is not None:
+        return parsed.prefix
+    found = parse_set_id(wanted)
+    return found[0] if found else None
+
+
+def set_id_of_manifest(name: str) -> Optional[str]:
+    """The set a manifest file name belongs to, or None when it is not a manifest's name."""
+    parsed = parse_file_name(name)
+    return parsed.set_id if parsed is not None and parsed.kind == "manifest" else None
 
 
 def temp_prefix(final_name: str) -> str:

@@ -31,10 +31,14 @@ def check_files(backup: BackupSet) -> List[Dict[str, Any]]:
     for entry in backup.manifest.get("files", []):  # type: ignore[union-attr]
         path = backup.path(entry["name"])
         name = f"checksum {entry['name']}"
-        if not os.path.exists(path):
+        if not os.path.lexists(path):
             checks.append(_check(name, False, "file is missing"))
             continue
-        digest, size = sha256_of(path)
+        try:
+            digest, size = sha256_of(path)
+        except OSError as exc:
+            checks.append(_check(name, False, f"cannot read it: {exc.strerror} (pgdrill never reads a backup file through a symbolic link)"))
+            continue
         if size != entry["size"]:
             checks.append(_check(name, False, f"size is {size} bytes, manifest says {entry['size']}"))
         elif digest != entry["sha256"]:
@@ -115,9 +119,8 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
     a failed check is a result. The caller holds the series lock."""
     env = child_env(config.connection.libpq_env())
     checks: List[Dict[str, Any]] = []
-    if not backup.complete:
-        reason = backup.manifest_error or "no manifest: the set is incomplete (a failed or interrupted run)"
-        checks.append(_check("manifest", False, reason))
+    if not backup.manifest_trusted:
+        checks.append(_check("manifest", False, backup.problem))
     else:
         checks.append(_check("manifest", True, f"{len(backup.manifest['files'])} files listed"))  # type: ignore[index]
         checks.extend(check_files(backup))
@@ -147,7 +150,7 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                     checks.append(_check("restore", False, exc.message))
     ok = all(check["ok"] for check in checks)
     document = manifest_mod.build_verification(checks, restored=restore, checked_at=utcnow())
-    if record and backup.complete:
+    if record and backup.manifest_trusted:
         with AtomicWriter(backup.directory, manifest_mod.verification_name(backup.prefix, backup.stamp)) as writer:
             writer.write(manifest_mod.encode(document))
             writer.commit(replace=True)

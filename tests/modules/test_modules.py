@@ -192,3 +192,21 @@ def test_evidence_is_written_private_and_whole_and_not_in_check_mode(run_module,
     assert written["restore_commands"] == [{"argv": ["pg_restore", "--exit-on-error"]}] and written["not_restored"] == ["ownership"]
     assert [c["name"] for c in written["checks"]] == ["fingerprint against the backup", "row counts against the manifest"]
     assert oct(os.stat(result["path"]).st_mode & 0o777) == "0o600" and oct(os.stat(directory).st_mode & 0o777) == "0o700"
+def test_dump_never_skips_for_a_set_from_the_future_and_warns_about_the_clock(run_module, tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from ansible.module_utils import basic
+
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: warnings.append(text))
+    ahead = datetime.now(timezone.utc) + timedelta(days=365)
+    fake_set(tmp_path / "b", "shop", ahead.strftime("%Y%m%d_%H%M%S"), started=ahead.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    bindir = fake_bin(tmp_path, "pg_dump", "pg_dumpall", "pg_restore")
+    result, failed, _ = run_module(
+        "pgdrill_dump",
+        {"backup_dir": str(tmp_path / "b"), "db": "shop", "pg_bin_dir": bindir, "skip_if_newer_than": 86400},
+        check_mode=True,
+        responses={"pg_dump --version": (0, "pg_dump (PostgreSQL) 15.18\n", "")},
+    )
+    assert not failed and result["changed"] is True and "skipped_because" not in result
+    assert any("clock" in text for text in warnings)

@@ -45,7 +45,15 @@ def test_relative_default_backup_dir_is_next_to_the_config(tmp_path):
 
 @pytest.mark.parametrize("text,words", [
     ("[pgdrill]\nkeep_last = many\n", ["keep_last", "'many'", "whole number"]),
-    ("[pgdrill]\nretention_days = -1\n", ["retention_days", ">= 0"]),
+    ("[pgdrill]\nretention_days = -1\n", ["retention_days", "from 0 to 36500"]),
+    ("[pgdrill]\nretention_days = 1e20\n", ["retention_days", "from 0 to 36500"]),
+    ("[pgdrill]\nretention_days = 100000000000000000000\n", ["retention_days"]),
+    ("[pgdrill]\ndebris_grace_hours = inf\n", ["debris_grace_hours"]),
+    ("[pgdrill]\nlock_wait = inf\n", ["lock_wait"]),
+    ("[pgdrill]\nlock_wait = nan\n", ["lock_wait"]),
+    ("[pgdrill]\nkeep_last = \u0663\n", ["keep_last", "whole number"]),
+    ("[pgdrill]\nport = 70000\n", ["port", "65535"]),
+    ("[pgdrill]\nmax_runtime = -5\n", ["max_runtime"]),
     ("[pgdrill]\ncompression = lz4\n", ["compression", "zstd, gzip, none"]),
     ("[pgdrill]\nkeep_lats = 3\n", ["unknown key 'keep_lats'"]),
     ("[pgdrill]\npassword = hunter2\n", ["password", ".pgpass"]),
@@ -77,3 +85,20 @@ def test_unknown_database_selection(tmp_path):
     path = write(tmp_path, "[database a]\n")
     with pytest.raises(PgdrillError, match="'zzz' is not in the configuration"):
         load_configs(path, environ={}, only=["zzz"])
+
+
+@pytest.mark.parametrize("key,value", [("retention_days", 10**20), ("debris_grace_hours", float("inf")), ("lock_wait", float("nan")),
+                                       ("keep_last", -1), ("port", 70000), ("restore_jobs", 0)])
+def test_typed_values_from_modules_obey_the_same_rules(key, value):
+    from pgdrill.config import build_database_config
+
+    with pytest.raises(PgdrillError) as caught:
+        build_database_config("x", {"backup_dir": "/b", key: value}, "/", "module options", {})
+    assert key in caught.value.message
+
+
+def test_typed_values_round_trip():
+    from pgdrill.config import build_database_config
+
+    config = build_database_config("x", {"backup_dir": "/b", "keep_last": 7, "debris_grace_hours": 0.00001, "globals": False, "lock_wait": 2.5}, "/", "module options", {})
+    assert (config.keep_last, config.debris_grace_hours, config.globals, config.lock_wait) == (7, 0.00001, False, 2.5)

@@ -109,3 +109,33 @@ def test_smoke_check_specs_and_judgement():
     line = log_line({"finished_at": "2026-11-26T07:30:00Z", "database": "ez360pm", "source_host": "db1", "set": "ez360pm_20261126_021500_utc",
                      "timings": {"restore": 9.74}, "checks": [{"ok": True}, {"ok": False}], "outcome": "failed", "failed_step": "smoke checks"})
     assert line == "- 2026-11-26 07:30 UTC · ez360pm from db1 · set ez360pm_20261126_021500_utc · restore 9.7 s · 1/2 checks ok · FAILED at smoke checks"
+
+
+def test_existing_directory_rules():
+    import os
+    import stat as st
+
+    from pgdrill.fsio import existing_dir_problem
+
+    def info(mode, uid):
+        return os.stat_result((mode, 0, 0, 2, uid, 0, 0, 0, 0, 0))
+
+    assert existing_dir_problem(info(st.S_IFDIR | 0o700, 1000), 1000) is None
+    assert existing_dir_problem(info(st.S_IFDIR | 0o755, 1000), 1000) is None
+    assert "every user" in existing_dir_problem(info(st.S_IFDIR | 0o1777, 0), 0)
+    assert "owned by uid 1001" in existing_dir_problem(info(st.S_IFDIR | 0o700, 1001), 1000)
+    assert existing_dir_problem(info(st.S_IFDIR | 0o700, 1001), 0) is None  # root may work in the backup user's directory
+    assert "not a directory" in existing_dir_problem(info(st.S_IFREG | 0o600, 1000), 1000)
+
+
+def test_backup_decisions():
+    from pgdrill.backup import conninfo_value, is_lock_timeout, media_command, media_compression
+    from pgdrill.errors import PgdrillError
+
+    assert conninfo_value("dbname", "a=b") == "dbname='a=b'"
+    assert conninfo_value("dbname", "o'k\\x") == "dbname='o\\'k\\\\x'"
+    assert media_compression("zstd", None) == ("gzip", "zstd is not installed; the media archive uses gzip")
+    assert media_compression("zstd", "/usr/bin/zstd") == ("zstd", None)
+    assert media_command("none", 0, None) == [] and media_command("gzip", 12, None) == [["gzip", "-c", "-9"]]
+    assert is_lock_timeout(PgdrillError("pg_dump failed", stderr="ERROR:  canceling statement due to lock timeout"))
+    assert not is_lock_timeout(PgdrillError("pg_dump failed", stderr="FATAL:  database does not exist"))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from pgdrill.naming import (
-    dump_extension, file_name, format_stamp, group_by_set, parse_file_name, parse_temp_name, temp_prefix, validate_prefix,
+    KIND_EXTENSIONS, dump_extension, file_name, format_stamp, group_by_set, parse_file_name, parse_temp_name, temp_prefix, validate_prefix,
 )
 
 
@@ -69,6 +69,25 @@ def test_prefix_validation(prefix, ok):
 @given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True), st.sampled_from(["db", "globals", "media", "manifest"]),
        st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(timezone.utc)))
 def test_any_valid_prefix_round_trips(prefix, kind, moment):
-    name = file_name(prefix, kind, format_stamp(moment), "json" if kind == "manifest" else "dump")
+    name = file_name(prefix, kind, format_stamp(moment), KIND_EXTENSIONS[kind][0])
     parsed = parse_file_name(name)
     assert parsed.prefix == prefix and parsed.kind == kind
+
+
+def test_other_files_with_valid_looking_names_are_not_ours():
+    assert parse_file_name("app_db_20261126_021500_utc.sql") is None  # a dump is never .sql
+    assert parse_file_name("app_globals_20261126_021500_utc.dump") is None
+    assert parse_file_name("app_media_20261126_021500_utc.json") is None
+    assert parse_file_name("app_db_20261399_021500_utc.dump") is None  # month 13
+    assert parse_file_name("app_db_20261126_256100_utc.dump") is None
+    assert parse_file_name("app_db_20261126_021500_utc.dump").kind == "db"
+
+
+def test_prefix_of_set_ids_and_file_names():
+    from pgdrill.naming import prefix_of, set_id_of_manifest
+
+    assert prefix_of("app_db_20261126_021500_utc") == "app_db"
+    assert prefix_of("app_db_db_20261126_021500_utc.dump.zst") == "app_db"
+    assert prefix_of("20261126_021500") is None
+    assert set_id_of_manifest("app_manifest_20261126_021500_utc.json") == "app_20261126_021500_utc"
+    assert set_id_of_manifest("app_db_20261126_021500_utc.dump") is None

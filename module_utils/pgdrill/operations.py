@@ -1,0 +1,77 @@
+"""The locked operations the host command and the Ansible modules share, written once:
+lock-then-prune, and lock-select-verify."""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from typing import Any, Callable, Dict, List, Optional
+
+from .catalog import BackupSet, find_set
+from .config import DatabaseConfig
+from .errors import PgdrillError
+from .retention import is_future
+from .series import Series, utcnow
+from .verify import verify_set
+
+
+def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] = None) -> Dict[str, Any]:
+    """Apply retention under the series lock; a dry run only reads (no lock file, no directory)."""
+    series = Series(config)
+    if dry_run:
+        return series.prune(dry_run=True)
+    with series.lock(wait):
+        return series.prune()
+
+
+def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool) -> List[BackupSet]:
+    """The sets a verify looks at. By default the newest set with a trusted manifest, so that a set
+    whose files went missing or were truncated is reported rather than passed over silently."""
+    if every and wanted:
+        raise PgdrillError(f"verify --all was given together with the set {wanted!r}", "pass either --all or one set, not both")
+    if every:
+        return [backup for backup in sets if backup.manifest_trusted]
+    if wanted is None:
+        now = utcnow()
+        for backup in sets:
+            if backup.manifest_trusted and not is_future(backup.time, now):
+                return [backup]
+        raise PgdrillError("there is no complete backup set", "take a backup first: pgdrill-backup")
+    return [find_set(sets, wanted)]
+
+
+def check_set_directory(wanted: Optional[str], backup_dir: str) -> None:
+    """A set named by path must live in the series' directory: never verify a same-named set
+    elsewhere instead of the one the user pointed at."""
+    if not wanted or os.sep not in wanted:
+        return
+    given = os.path.realpath(os.path.dirname(os.path.abspath(wanted)))
+    if given != os.path.realpath(backup_dir):
+        raise PgdrillError(
+            f"{wanted} is not in this series' backup directory {backup_dir}",
+            f"pass --out-dir {os.path.dirname(os.path.abspath(wanted))} to work on the sets there, or name the set without a directory",
+        )
+
+
+def _read_only(directory: str) -> bool:
+    return os.path.isdir(directory) and not os.access(directory, os.W_OK)
+
+
+def verify(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, restore: bool = False,
+           jobs: Optional[int] = None, record: bool = True, wait: Optional[float] = None,
+           on_result: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Verify the chosen sets under the series lock; one result per set, each also handed to
+    ``on_result`` as soon as it is known (``verify --all`` prints as it goes). A dry run (``record``
+    false) on a directory this user cannot write (a read-only mount, a copy) reads without a lock."""
+    check_set_directory(wanted, config.backup_dir)
+    series = Series(config)
+    with (nullcontext() if not record and _read_only(config.backup_dir) else series.lock(wait)):
+        chosen = select_for_verify(series.sets(), wanted, every)
+        if not chosen:
+            raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first: pgdrill-backup")
+        results = []
+        for backup in chosen:
+            results.append(verify_set(config, backup, restore=restore, jobs=jobs, record=record))
+            if on_result is not None:
+                on_result(results[-1])
+        return results
