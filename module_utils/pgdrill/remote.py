@@ -86,21 +86,34 @@ def _prefix_problem(prefix: str) -> Optional[str]:
     return None
 
 
+def _shown(text: str) -> str:
+    """A remote URL as it may appear in a message: anything that looks like inline credentials
+    (``user:secret@`` in an s3 URL, ``,key=value`` parameters of an rclone backend) is cut."""
+    if text.startswith("s3://") and "@" in text.split("/", 3)[2]:
+        text = "s3://...@" + text.split("@", 1)[1]
+    if "," in text:
+        text = text.split(",", 1)[0] + ",..."
+    return text
+
+
 def parse_remote(url: str) -> RemoteURL:
     """Parse a ``remote`` setting; a PgdrillError names what is wrong and how to write it. Pure."""
     text = (url or "").strip()
+    shown = _shown(text)
     if text.startswith("s3://"):
         rest = text[len("s3://"):]
         bucket, _, prefix = rest.partition("/")
+        if "@" in bucket:
+            raise PgdrillError(f"remote {shown!r}: credentials do not belong in the remote URL", "give them through the AWS chain: " + S3_CREDENTIALS_FIX)
         prefix = prefix.strip("/")
         if not _BUCKET_RE.match(bucket) or ".." in bucket:
             raise PgdrillError(
-                f"remote {text!r}: {bucket!r} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' or '-')", URL_FIX
+                f"remote {shown!r}: {_shown(bucket)!r} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' or '-')", URL_FIX
             )
         if prefix:
             problem = _prefix_problem(prefix)
             if problem:
-                raise PgdrillError(f"remote {text!r}: the prefix {prefix!r} {problem}", URL_FIX)
+                raise PgdrillError(f"remote {shown!r}: the prefix {prefix!r} {problem}", URL_FIX)
         return RemoteURL("s3", bucket, prefix, "")
     if text.startswith("rclone:"):
         rest = text[len("rclone:"):]
@@ -110,23 +123,23 @@ def parse_remote(url: str) -> RemoteURL:
             if not sep or not _RCLONE_BACKEND_RE.match(name):
                 if "," in backend:
                     raise PgdrillError(
-                        f"remote {text!r}: backend parameters do not belong in the remote URL (it appears in process lists and logs)",
+                        f"remote {shown!r}: backend parameters do not belong in the remote URL (it appears in process lists and logs)",
                         "configure the backend in rclone's config file or RCLONE_CONFIG_<NAME>_* / RCLONE_<BACKEND>_* variables",
                     )
-                raise PgdrillError(f"remote {text!r}: write an on-the-fly backend as rclone::BACKEND:PATH, e.g. rclone::local:/srv/backups", URL_FIX)
+                raise PgdrillError(f"remote {shown!r}: write an on-the-fly backend as rclone::BACKEND:PATH, e.g. rclone::local:/srv/backups", URL_FIX)
         else:
             name, sep, path = rest.partition(":")
             if not sep or not name or not _RCLONE_NAME_RE.match(name) or name != name.strip():
-                raise PgdrillError(f"remote {text!r}: name the rclone remote and a path, as rclone:REMOTE:PATH", URL_FIX)
+                raise PgdrillError(f"remote {shown!r}: name the rclone remote and a path, as rclone:REMOTE:PATH", URL_FIX)
         path = path.rstrip("/") if path not in ("/",) else path
         if path and path != "/":
             problem = _prefix_problem(path.lstrip("/"))
             if problem:
-                raise PgdrillError(f"remote {text!r}: the path {path!r} {problem}", URL_FIX)
+                raise PgdrillError(f"remote {shown!r}: the path {path!r} {problem}", URL_FIX)
         return RemoteURL("rclone", "", path, name)
     if "://" in text:
-        raise PgdrillError(f"remote {text!r}: pgdrill stores off-host copies in s3:// object storage or through rclone", URL_FIX)
-    raise PgdrillError(f"remote {text!r} is not a remote pgdrill understands", URL_FIX)
+        raise PgdrillError(f"remote {shown!r}: pgdrill stores off-host copies in s3:// object storage or through rclone", URL_FIX)
+    raise PgdrillError(f"remote {shown!r} is not a remote pgdrill understands", URL_FIX)
 
 
 def object_key(prefix: str, name: str) -> str:
