@@ -665,7 +665,16 @@ class RcloneRemote(Remote):
     def hash_type(self) -> Optional[str]:
         """The strongest hash the backend reports (sha256, sha1 or md5), or None: then only sizes."""
         if self._hash is None:
-            done = self._run(["backend", "features", f"{self.url.rclone_remote}:"], "asking the features of")
+            done = self._run(["backend", "features", f"{self.url.rclone_remote}:"], "asking the features of", check=False)
+            if done.rc != 0:
+                if not done.stderr.strip() or "didn't find section" in done.stderr:
+                    remote = self.url.rclone_remote
+                    raise PgdrillError(
+                        f"remote {self.text}: rclone knows no remote or backend {remote!r}",
+                        f"define it with 'rclone config' (or RCLONE_CONFIG_{remote.upper()}_TYPE and its other settings in the environment), or fix remote"
+                        if not remote.startswith(":") else "name a backend rclone has (rclone help backends)",
+                    )
+                raise self._failed(done, "asking the features of", None)
             try:
                 offered = {str(kind).lower() for kind in json.loads(done.stdout).get("Hashes") or []}
             except ValueError:
