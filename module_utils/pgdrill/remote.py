@@ -36,7 +36,7 @@ import os
 import re
 import shutil
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import PgdrillError
 from .fsio import AtomicWriter
@@ -709,7 +709,9 @@ class RcloneRemote(Remote):
 
     def put(self, path: str, name: Optional[str] = None, sha256: Optional[str] = None, lock: Optional[LockSettings] = None) -> RemoteObject:
         """Upload once with ``rclone copyto --immutable``; then compare the size and the backend's
-        strongest hash with the local file's (read once for sha256 and that hash)."""
+        strongest hash with the local file's (read once for sha256 and that hash). A backend
+        that lists no hash for the object (an SFTP server without shell commands) is compared by
+        size only: the returned object's ``hashes`` say what the remote reported."""
         _open_local(path)
         name = check_object_name(name or os.path.basename(path))
         if lock is not None:

@@ -171,7 +171,7 @@ def test_encrypting_stage_failure_stops_the_backup(pg, sample_db, keys, tmp_path
     """age refusing to run (here: a recipient it cannot parse slipped past) fails the pipeline."""
     commands = [[pg.bin("pg_dump"), "--format=custom"], ["age", "--encrypt", "-r", "age1notarecipient"]]
     writer = AtomicWriter(str(tmp_path), NAME)
-    with pytest.raises(PgdrillError, match="age exited with 1"):
+    with pytest.raises(PgdrillError, match='age exited with 1: age: error: malformed recipient "age1notarecipient"'):
         with writer:
             stream(commands, writer.write, dump_env(pg, sample_db), "pg_dump")
             writer.commit()

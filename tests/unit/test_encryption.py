@@ -174,6 +174,13 @@ def test_damaged_headers_are_named(data, words):
     assert header is None and words in problem
 
 
+def test_pipeline_errors_show_ages_message_not_its_trailer():
+    from pgdrill.pipeline import last_line
+
+    stderr = 'age: error: malformed recipient "age1x"\nage: report unexpected or unhelpful errors at https://filippo.io/age/report\n'
+    assert last_line(stderr) == 'age: error: malformed recipient "age1x"'
+
+
 def test_age_error_line_skips_the_bug_report_line():
     stderr = "age: error: no identity matched any of the recipients\nage: report unexpected or unhelpful errors at https://filippo.io/age/report\n"
     assert age_error_line(stderr) == "no identity matched any of the recipients"
