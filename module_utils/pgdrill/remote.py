@@ -554,6 +554,29 @@ class S3Remote(Remote):
         self._verify_arrival(name, writer, there, expected_sha256, expected_size)
         return there
 
+    def incomplete_uploads(self) -> List[Tuple[str, str]]:
+        """Multipart uploads under the prefix that were started and never completed or aborted
+        (a push killed mid-file): ``(name, upload id)``. They are no objects, but the storage
+        keeps their parts (and bills them) until they are aborted or a lifecycle rule removes them."""
+        base = object_key(self.url.prefix, "")
+        found: List[Tuple[str, str]] = []
+        with self._errors("listing incomplete uploads in"):
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.url.bucket, Prefix=base):
+                for item in page.get("Uploads", []):
+                    name = item["Key"][len(base):]
+                    if name and "/" not in name:
+                        found.append((name, item["UploadId"]))
+        return sorted(found)
+
+    def abort_incomplete_uploads(self) -> int:
+        """Abort every incomplete multipart upload under the prefix; how many there were. Only for a
+        series whose lock is held: an upload in progress elsewhere would be aborted too."""
+        uploads = self.incomplete_uploads()
+        for name, upload_id in uploads:
+            with self._errors("aborting an incomplete upload of", name):
+                self.client.abort_multipart_upload(Bucket=self.url.bucket, Key=self.key(name), UploadId=upload_id)
+        return len(uploads)
+
     def _locked(self, key: str, version: str) -> bool:
         """True when Object Lock protects this version now (retention in the future or a legal hold)."""
         from botocore.exceptions import ClientError

@@ -194,3 +194,37 @@ def test_a_server_that_went_down_is_a_clear_error(aws_env, tmp_path, monkeypatch
                 action()
             assert f"cannot reach the object storage at {server.endpoint_url}" in caught.value.problem
             assert "local backups are untouched" in caught.value.fix
+
+
+KILLED_PUSH = """
+import os, sys, time
+from pgdrill.remote import open_remote
+remote = open_remote(sys.argv[1], endpoint_url=sys.argv[2], region="us-east-1")
+upload_part = remote.client.upload_part
+def first_part_then_hang(**kwargs):
+    answer = upload_part(**kwargs)
+    print("part", kwargs["PartNumber"], flush=True)
+    time.sleep(120)  # killed here, between parts
+    return answer
+remote.client.upload_part = first_part_then_hang
+remote.put(sys.argv[3])
+"""
+
+
+def test_a_push_killed_mid_file_leaves_no_object_and_the_next_one_completes(aws_env, bucket, tmp_path):
+    import subprocess
+    import sys
+
+    path = random_file(tmp_path)
+    url = f"s3://{bucket}/pgdrill/shop"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_PUSH, url, aws_env.endpoint_url, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "part 1"
+    finally:
+        child.kill()  # SIGKILL: no cleanup runs
+        child.wait()
+    remote = remote_for(aws_env, bucket)
+    assert remote.stat(NAME) is None and remote.list() == []
+    assert [name for name, _ in remote.incomplete_uploads()] == [NAME]
+    assert remote.abort_incomplete_uploads() == 1 and remote.incomplete_uploads() == []
+    assert remote.put(path).sha256 == sha256_of(path)[0]

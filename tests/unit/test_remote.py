@@ -135,3 +135,14 @@ def test_bad_lock_settings(mode, days, words):
 def test_retain_until_is_utc_days_ahead():
     now = datetime(2026, 11, 27, 2, 15, 30, 123456, tzinfo=timezone.utc)
     assert retain_until(now, 30) == datetime(2026, 12, 27, 2, 15, 30, tzinfo=timezone.utc)
+
+
+def test_an_s3_remote_without_boto3_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from pgdrill.remote import open_remote
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # what an import finds on a host without it
+    with pytest.raises(PgdrillError) as caught:
+        open_remote("s3://backups/pgdrill")
+    assert "boto3" in caught.value.problem and "apt install python3-boto3" in caught.value.fix
