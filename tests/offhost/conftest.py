@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -48,3 +50,17 @@ def locked_bucket(aws_env):
 def sftp():
     with SftpServer(name="tests-sftp") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """Three age identities made by age-keygen: {name: (identity file, recipient)}."""
+    assert shutil.which("age") and shutil.which("age-keygen"), "./run setup installs the age package"
+    directory = tmp_path_factory.mktemp("age-keys")
+    found = {}
+    for name in ("drill", "escrow", "stranger"):
+        path = str(directory / f"{name}.key")
+        subprocess.run(["age-keygen", "-o", path], check=True, capture_output=True)
+        recipient = subprocess.run(["age-keygen", "-y", path], check=True, capture_output=True, text=True).stdout.strip()
+        found[name] = (path, recipient)
+    return found

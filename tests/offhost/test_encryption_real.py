@@ -5,47 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from pgdrill.encryption import check_identity, decrypt_to, encrypt_argv, find_age, read_header
+from offhost_helpers import NAME, dump_env, encrypt_dump
+from pgdrill.encryption import check_identity, decrypt_to, read_header
 from pgdrill.errors import PgdrillError
 from pgdrill.fsio import AtomicWriter
 from pgdrill.pipeline import child_env, stream
-
-NAME = "shop_db_20261127_021500_utc.dump.zst.age"
-
-
-@pytest.fixture(scope="session")
-def keys(tmp_path_factory):
-    """Three age identities made by age-keygen: {name: (identity file, recipient)}."""
-    assert shutil.which("age") and shutil.which("age-keygen"), "./run setup installs the age package"
-    directory = tmp_path_factory.mktemp("age-keys")
-    found = {}
-    for name in ("drill", "escrow", "stranger"):
-        path = str(directory / f"{name}.key")
-        subprocess.run(["age-keygen", "-o", path], check=True, capture_output=True)
-        recipient = subprocess.run(["age-keygen", "-y", path], check=True, capture_output=True, text=True).stdout.strip()
-        found[name] = (path, recipient)
-    return found
-
-
-def dump_env(pg, dbname):
-    return child_env(pg.env(dbname))
-
-
-def encrypt_dump(pg, dbname, directory, recipients, compress=True):
-    """pg_dump -Fc | zstd | age -e into an AtomicWriter, as the backup pipeline will run it."""
-    commands = [[pg.bin("pg_dump"), "--format=custom"]]
-    if compress:
-        commands.append(["zstd", "-q", "-c"])
-    commands.append(encrypt_argv(recipients, find_age()))
-    with AtomicWriter(str(directory), NAME if compress else NAME.replace(".zst", "")) as writer:
-        stream(commands, writer.write, dump_env(pg, dbname), f"pg_dump of {dbname}")
-        path = writer.commit()
-    return path, writer
 
 
 def oracle_decrypt(identity, source, target):

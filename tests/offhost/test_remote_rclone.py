@@ -114,3 +114,9 @@ def test_an_unknown_remote_and_a_server_that_went_down(tmp_path):
     with pytest.raises(PgdrillError) as caught:
         open_remote("rclone:NOSUCHREMOTE:pgdrill", env=env).list()
     assert "rclone knows no remote or backend 'NOSUCHREMOTE'" in caught.value.problem and "RCLONE_CONFIG_NOSUCHREMOTE_TYPE" in caught.value.fix
+
+
+def test_lab_servers_keep_their_secrets_out_of_process_lists(sftp, s3server):
+    for proc, secret in ((sftp.proc, sftp.password), (s3server.proc, s3server.secret_key)):
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as handle:
+            assert secret.encode() not in handle.read()
