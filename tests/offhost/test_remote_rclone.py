@@ -73,6 +73,11 @@ def test_a_bit_flipped_on_the_server_is_caught_by_the_manifest_sha256(sftp_remot
     assert os.listdir(out) == []
 
 
+@pytest.fixture(autouse=True)
+def no_rclone_config_of_this_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("RCLONE_CONFIG", str(tmp_path / "rclone.conf"))
+
+
 def test_local_backend_offers_sha256(tmp_path):
     target = tmp_path / "offsite"
     remote = open_remote(f"rclone::local:{target}")
