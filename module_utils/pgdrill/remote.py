@@ -307,6 +307,15 @@ class Remote:
     def delete(self, name: str) -> str:
         raise NotImplementedError
 
+    def incomplete_uploads(self) -> List[str]:
+        """Names of uploads that were interrupted and left something behind on the remote."""
+        raise NotImplementedError
+
+    def abort_incomplete_uploads(self) -> int:
+        """Remove what interrupted uploads left behind; how many there were. Run it only under the
+        series lock: an upload in progress elsewhere would be removed too."""
+        raise NotImplementedError
+
     def get(self, name: str, directory: str, expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> str:
         """Download ``name`` into ``directory`` under the same name; the file appears only once
         its sha256 (and size) matched. Returns its path."""
@@ -554,10 +563,13 @@ class S3Remote(Remote):
         self._verify_arrival(name, writer, there, expected_sha256, expected_size)
         return there
 
-    def incomplete_uploads(self) -> List[Tuple[str, str]]:
-        """Multipart uploads under the prefix that were started and never completed or aborted
-        (a push killed mid-file): ``(name, upload id)``. They are no objects, but the storage
-        keeps their parts (and bills them) until they are aborted or a lifecycle rule removes them."""
+    def incomplete_uploads(self) -> List[str]:
+        """Names whose multipart upload under the prefix was started and never completed or
+        aborted (a push killed mid-file). They are no objects, but the storage keeps their parts
+        (and bills them) until they are aborted or a lifecycle rule removes them."""
+        return sorted({name for name, _ in self._incomplete()})
+
+    def _incomplete(self) -> List[Tuple[str, str]]:
         base = object_key(self.url.prefix, "")
         found: List[Tuple[str, str]] = []
         with self._errors("listing incomplete uploads in"):
@@ -571,7 +583,7 @@ class S3Remote(Remote):
     def abort_incomplete_uploads(self) -> int:
         """Abort every incomplete multipart upload under the prefix; how many there were. Only for a
         series whose lock is held: an upload in progress elsewhere would be aborted too."""
-        uploads = self.incomplete_uploads()
+        uploads = self._incomplete()
         for name, upload_id in uploads:
             with self._errors("aborting an incomplete upload of", name):
                 self.client.abort_multipart_upload(Bucket=self.url.bucket, Key=self.key(name), UploadId=upload_id)
@@ -628,6 +640,7 @@ class S3Remote(Remote):
 RCLONE_FLAGS = ("--log-level", "ERROR", "--retries", "2", "--low-level-retries", "3", "--contimeout", "15s", "--timeout", "5m")
 RCLONE_NOT_FOUND = (3, 4)  # directory not found, file not found
 _HASH_PREFERENCE = ("sha256", "sha1", "md5")
+_PARTIAL_RE = re.compile(r"^(?P<final>.+)\.[0-9a-f]{8}\.partial$")
 
 
 def find_rclone(path_env: Optional[str] = None) -> str:
@@ -777,6 +790,29 @@ class RcloneRemote(Remote):
             raise mismatch(self.where(name), f"the {kind} of what arrived", extra.hexdigest(), f"{there.hashes[kind]} (the remote's)")  # type: ignore[index]
         self._verify_arrival(name, writer, there, expected_sha256, expected_size)
         return there
+
+    def _partials(self) -> List[Tuple[str, str]]:
+        """(final name, partial file) for rclone's temporary upload files (``NAME.XXXXXXXX.partial``)
+        of the engine's file names."""
+        found = []
+        for item in self.list():
+            match = _PARTIAL_RE.match(item.name)
+            if match and parse_file_name(match["final"]) is not None:
+                found.append((match["final"], item.name))
+        return sorted(found)
+
+    def incomplete_uploads(self) -> List[str]:
+        """Names of uploads rclone left as a temporary ``.partial`` file (an upload killed mid-file,
+        on backends that upload under a temporary name: local, SFTP, FTP, ...)."""
+        return sorted({final for final, _ in self._partials()})
+
+    def abort_incomplete_uploads(self) -> int:
+        partials = self._partials()
+        for _, partial in partials:
+            done = self._run(["deletefile", self.path(partial)], "removing an interrupted upload", partial, check=False)
+            if done.rc != 0 and done.rc not in RCLONE_NOT_FOUND:
+                raise self._failed(done, "removing an interrupted upload", partial)
+        return len(partials)
 
     def delete(self, name: str) -> str:
         """``deletefile``. rclone cannot tell an Object Lock refusal from other denials; on

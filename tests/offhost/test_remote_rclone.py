@@ -125,3 +125,28 @@ def test_lab_servers_keep_their_secrets_out_of_process_lists(sftp, s3server):
     for proc, secret in ((sftp.proc, sftp.password), (s3server.proc, s3server.secret_key)):
         with open(f"/proc/{proc.pid}/cmdline", "rb") as handle:
             assert secret.encode() not in handle.read()
+
+
+def test_an_sftp_push_killed_mid_file_leaves_no_final_name_and_the_next_one_completes(sftp, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    env = sftp.client_env("LABSFTP")
+    remote = open_remote("rclone:LABSFTP:pgdrill/killed", env=env)
+    path = random_file(tmp_path, size=100 * 1024 * 1024)  # big enough to catch rclone mid-transfer
+    served = os.path.join(sftp.root, "pgdrill", "killed")
+    child = subprocess.Popen([remote.rclone, "copyto", path, remote.path(NAME)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (os.path.isdir(served) and any(n.endswith(".partial") and os.path.getsize(os.path.join(served, n)) for n in os.listdir(served))):
+            assert time.monotonic() < deadline and child.poll() is None, "rclone finished before it could be killed"
+            time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert remote.stat(NAME) is None  # only rclone's temporary name exists
+    assert remote.incomplete_uploads() == [NAME]
+    assert remote.abort_incomplete_uploads() == 1 and remote.list() == []
+    assert remote.put(path).sha256 == sha256_of(path)[0]
+    assert remote.incomplete_uploads() == []
