@@ -254,6 +254,25 @@ def plan_upload(local: Dict[str, int], remote: Dict[str, RemoteObject]) -> Uploa
     return UploadPlan(upload, present, conflicts)
 
 
+def remote_set_problems(manifest_files: Iterable[Dict[str, Any]], objects: Dict[str, RemoteObject], where: str) -> List[str]:
+    """What is wrong with a remote set, compared with its manifest's ``files`` entries (name, size,
+    sha256), from a listing alone: missing objects, other sizes, another sha256 where the remote
+    stores one. Empty when nothing is. A listing proves what was stored, not that the storage
+    still holds those bytes: only a download (``get``) checks that. Pure."""
+    found = []
+    for entry in manifest_files:
+        name = str(entry.get("name"))
+        there = objects.get(name)
+        if there is None:
+            found.append(f"{where}/{name} is missing")
+            continue
+        if entry.get("size") is not None and there.size != entry["size"]:
+            found.append(f"{where}/{name} has {there.size} bytes, the manifest says {entry['size']}")
+        if there.sha256 and entry.get("sha256") and there.sha256 != entry["sha256"]:
+            found.append(f"{where}/{name} was stored with sha256 {there.sha256}, the manifest says {entry['sha256']}")
+    return found
+
+
 # --- verification (pure) ---------------------------------------------------------------------------
 def composite_sha256(part_digests: Sequence[bytes]) -> str:
     """The checksum S3 reports for a multipart upload with SHA256 parts: sha256 of the parts'

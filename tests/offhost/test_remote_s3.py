@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 
 import pytest
@@ -12,7 +13,9 @@ import pytest
 from helpers import fake_set
 from pgdrill.errors import PgdrillError
 from pgdrill.fsio import sha256_of
-from pgdrill.remote import DELETED, LOCKED, ABSENT, LockSettings, open_remote, plan_upload, remote_debris, remote_sets, upload_order
+from pgdrill.remote import (
+    ABSENT, DELETED, LOCKED, LockSettings, open_remote, plan_upload, remote_debris, remote_set_problems, remote_sets, upload_order,
+)
 from pgdrill_lab.s3server import S3Server
 
 NAME = "shop_db_20261127_021500_utc.dump.zst"
@@ -149,6 +152,8 @@ def test_a_set_uploaded_manifest_last_and_an_interrupted_push_resumed(aws_env, b
         remote.put(str(local / name))
     (complete,) = remote_sets([o.name for o in remote.list()], "shop")
     assert complete.complete and len(complete.files) == 3
+    manifest = json.loads((local / complete.manifest).read_text())
+    assert remote_set_problems(manifest["files"], {o.name: o for o in remote.list(with_sha256=True)}, remote.text) == []
 
 
 def test_credentials_from_a_shared_credentials_file_and_profile(aws_env, bucket, tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 from pgdrill.errors import PgdrillError
 from pgdrill.remote import (
     LockSettings, RemoteObject, composite_sha256, object_key, parse_lock, parse_remote, part_size_for, plan_upload,
-    remote_debris, remote_sets, retain_until, upload_order,
+    remote_debris, remote_set_problems, remote_sets, retain_until, upload_order,
 )
 
 STAMP = "20261127_021500"
@@ -146,3 +146,13 @@ def test_an_s3_remote_without_boto3_says_how_to_install_it(monkeypatch):
     with pytest.raises(PgdrillError) as caught:
         open_remote("s3://backups/pgdrill")
     assert "boto3" in caught.value.problem and "apt install python3-boto3" in caught.value.fix
+
+
+def test_a_remote_set_compared_with_its_manifest_from_a_listing():
+    files = [{"name": DB, "size": 100, "sha256": "a" * 64}, {"name": GLOBALS, "size": 10, "sha256": "b" * 64}, {"name": MEDIA, "size": 5, "sha256": "c" * 64}]
+    objects = {DB: RemoteObject(DB, 100, "a" * 64), GLOBALS: RemoteObject(GLOBALS, 10, "d" * 64), MEDIA: RemoteObject(MEDIA, 5)}
+    assert remote_set_problems(files, objects, "s3://b/p") == [f"s3://b/p/{GLOBALS} was stored with sha256 {'d' * 64}, the manifest says {'b' * 64}"]
+    objects = {DB: RemoteObject(DB, 99, "a" * 64)}
+    assert remote_set_problems(files, objects, "s3://b/p") == [
+        f"s3://b/p/{DB} has 99 bytes, the manifest says 100", f"s3://b/p/{GLOBALS} is missing", f"s3://b/p/{MEDIA} is missing",
+    ]
