@@ -14,15 +14,19 @@ from typing import Dict, Iterable, List, NamedTuple, Optional
 
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
 KINDS = ("db", "globals", "media", "manifest", "verify")
-EXTENSIONS = ("dump", "dump.zst", "sql", "tar", "tar.gz", "tar.zst", "json")
+PLAIN_EXTENSIONS = ("dump", "dump.zst", "sql", "tar", "tar.gz", "tar.zst", "json")
+# Files encrypted with age carry ".age" after their plain extension; manifests and verification
+# records stay readable without a key, so "json" has no encrypted form.
+EXTENSIONS = PLAIN_EXTENSIONS + tuple(f"{ext}.age" for ext in PLAIN_EXTENSIONS if ext != "json")
 # The extensions the engine writes for each kind; any other pairing is not a pgdrill file.
-KIND_EXTENSIONS = {
+_PLAIN_KIND_EXTENSIONS = {
     "db": ("dump", "dump.zst"),
     "globals": ("sql",),
     "media": ("tar", "tar.gz", "tar.zst"),
     "manifest": ("json",),
     "verify": ("json",),
 }
+KIND_EXTENSIONS = {kind: exts + tuple(f"{ext}.age" for ext in exts if ext != "json") for kind, exts in _PLAIN_KIND_EXTENSIONS.items()}
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _EXT_ALT = "|".join(re.escape(e) for e in sorted(EXTENSIONS, key=len, reverse=True))
 _FINAL = r"(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)_(?P<kind>%s)_(?P<stamp>\d{8}_\d{6})_utc\.(?P<ext>%s)" % (

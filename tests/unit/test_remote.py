@@ -1,0 +1,158 @@
+"""Remote URLs, Object Lock settings, remote set layout and upload plans: pure rules."""
+
+import base64
+import hashlib
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, strategies as st
+
+from pgdrill.errors import PgdrillError
+from pgdrill.remote import (
+    LockSettings, RemoteObject, composite_sha256, object_key, parse_lock, parse_remote, part_size_for, plan_upload,
+    remote_debris, remote_set_problems, remote_sets, retain_until, upload_order,
+)
+
+STAMP = "20261127_021500"
+DB, GLOBALS, MEDIA = (f"shop_db_{STAMP}_utc.dump.zst", f"shop_globals_{STAMP}_utc.sql", f"shop_media_{STAMP}_utc.tar.zst")
+MANIFEST, VERIFY = f"shop_manifest_{STAMP}_utc.json", f"shop_verify_{STAMP}_utc.json"
+
+
+@pytest.mark.parametrize("url, kind, bucket, prefix, remote, text", [
+    ("s3://backups", "s3", "backups", "", "", "s3://backups"),
+    ("s3://backups/pgdrill/db1", "s3", "backups", "pgdrill/db1", "", "s3://backups/pgdrill/db1"),
+    (" s3://my.backups-1/pgdrill/ ", "s3", "my.backups-1", "pgdrill", "", "s3://my.backups-1/pgdrill"),
+    ("rclone:offsite:pgdrill/db1", "rclone", "", "pgdrill/db1", "offsite", "rclone:offsite:pgdrill/db1"),
+    ("rclone:my remote:/srv/backups/", "rclone", "", "/srv/backups", "my remote", "rclone:my remote:/srv/backups"),
+    ("rclone:offsite:", "rclone", "", "", "offsite", "rclone:offsite:"),
+    ("rclone::local:/srv/copies", "rclone", "", "/srv/copies", ":local", "rclone::local:/srv/copies"),
+])
+def test_remote_urls_parse(url, kind, bucket, prefix, remote, text):
+    parsed = parse_remote(url)
+    assert (parsed.kind, parsed.bucket, parsed.prefix, parsed.rclone_remote, parsed.text) == (kind, bucket, prefix, remote, text)
+    assert parse_remote(parsed.text) == parsed
+
+
+@pytest.mark.parametrize("url, words", [
+    ("", "not a remote pgdrill understands"),
+    ("/srv/backups", "not a remote pgdrill understands"),
+    ("ftp://host/x", "s3:// object storage or through rclone"),
+    ("s3://", "not a valid bucket name"),
+    ("s3://ab", "not a valid bucket name"),
+    ("s3://Backups/x", "not a valid bucket name"),
+    ("s3://back..ups/x", "not a valid bucket name"),
+    ("s3://backups/a//b", "empty, '.' or '..'"),
+    ("s3://backups/a/../b", "empty, '.' or '..'"),
+    ("rclone:offsite", "rclone:REMOTE:PATH"),
+    ("rclone::pgdrill", "rclone::BACKEND:PATH"),
+    ("rclone::sftp,host=h,pass=secret:path", "do not belong in the remote URL"),
+    ("rclone:offsite,pass=secret:path", "rclone:REMOTE:PATH"),
+    ("s3://AKIA:secret@backups/x", "credentials do not belong"),
+    ("rclone:offsite:a/../b", "empty, '.' or '..'"),
+])
+def test_bad_remote_urls_are_named(url, words):
+    with pytest.raises(PgdrillError) as caught:
+        parse_remote(url)
+    assert words in caught.value.problem and caught.value.fix
+    if "secret" in url:
+        assert "secret" not in caught.value.problem  # the value is not echoed when it carries parameters
+
+
+@given(st.text(max_size=60))
+def test_whatever_parses_round_trips(text):
+    try:
+        parsed = parse_remote(text)
+    except PgdrillError:
+        return
+    assert parse_remote(parsed.text) == parsed
+
+
+def test_object_keys():
+    assert object_key("pgdrill/db1", DB) == f"pgdrill/db1/{DB}"
+    assert object_key("", DB) == DB
+
+
+def test_upload_order_puts_the_manifest_last_and_leaves_verify_records_out():
+    assert upload_order([MANIFEST, VERIFY, MEDIA, GLOBALS, DB]) == [DB, GLOBALS, MEDIA, MANIFEST]
+    assert upload_order([f"{DB}.age", MANIFEST, f"{GLOBALS}.age"]) == [f"{DB}.age", f"{GLOBALS}.age", MANIFEST]
+    with pytest.raises(ValueError):
+        upload_order(["notes.txt"])
+    with pytest.raises(ValueError):
+        upload_order([DB, "shop_db_20261128_021500_utc.dump"])
+
+
+def test_a_remote_set_without_its_manifest_is_debris():
+    older = [f"shop_db_20261126_021500_utc.dump", f"shop_manifest_20261126_021500_utc.json"]
+    names = older + [DB, GLOBALS, "other_db_20261127_021500_utc.dump", "README", ".shop_db_x.part-1"]
+    sets = remote_sets(names, "shop")
+    assert [(s.stamp, s.complete) for s in sets] == [("20261126_021500", True), (STAMP, False)]
+    assert sets[0].manifest == "shop_manifest_20261126_021500_utc.json" and sets[1].manifest is None
+    assert [s.set_id for s in remote_debris(names, "shop")] == [f"shop_{STAMP}_utc"]
+    assert [f.name for f in sets[1].files] == sorted([DB, GLOBALS])
+
+
+def test_upload_plan_resumes_an_interrupted_push():
+    local = {DB: 100, GLOBALS: 10, MANIFEST: 5, VERIFY: 3}
+    plan = plan_upload(local, {DB: RemoteObject(DB, 100)})
+    assert plan.upload == [GLOBALS, MANIFEST] and plan.present == [DB] and plan.conflicts == []
+    done = plan_upload(local, {name: RemoteObject(name, size) for name, size in local.items()})
+    assert done.upload == [] and done.present == [DB, GLOBALS, MANIFEST]
+
+
+def test_upload_plan_never_completes_a_set_over_a_conflicting_object():
+    plan = plan_upload({DB: 100, GLOBALS: 10, MANIFEST: 5}, {DB: RemoteObject(DB, 99)})
+    assert plan.conflicts == [DB] and plan.upload == [GLOBALS]  # the manifest is withheld
+
+
+def test_composite_checksum_as_s3_computes_it():
+    parts = [b"a" * 10, b"b" * 5]
+    digests = [hashlib.sha256(p).digest() for p in parts]
+    expected = base64.b64encode(hashlib.sha256(digests[0] + digests[1]).digest()).decode() + "-2"
+    assert composite_sha256(digests) == expected
+
+
+def test_part_size_stays_within_ten_thousand_parts():
+    assert part_size_for(10) == 8 << 20
+    big = 500 << 30  # 500 GiB
+    size = part_size_for(big)
+    assert size % (1 << 20) == 0 and -(-big // size) <= 10000
+
+
+@pytest.mark.parametrize("mode, days, expected", [
+    (None, None, None), ("COMPLIANCE", 0, None), (None, 30, LockSettings("GOVERNANCE", 30)),
+    ("compliance", 7, LockSettings("COMPLIANCE", 7)), ("GOVERNANCE", 1, LockSettings("GOVERNANCE", 1)),
+])
+def test_lock_settings(mode, days, expected):
+    assert parse_lock(mode, days) == expected
+
+
+@pytest.mark.parametrize("mode, days, words", [("LEGAL", 3, "not an S3 Object Lock mode"), ("GOVERNANCE", -1, "-1")])
+def test_bad_lock_settings(mode, days, words):
+    with pytest.raises(PgdrillError, match=words):
+        parse_lock(mode, days)
+
+
+def test_retain_until_is_utc_days_ahead():
+    now = datetime(2026, 11, 27, 2, 15, 30, 123456, tzinfo=timezone.utc)
+    assert retain_until(now, 30) == datetime(2026, 12, 27, 2, 15, 30, tzinfo=timezone.utc)
+
+
+def test_an_s3_remote_without_boto3_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from pgdrill.remote import open_remote
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # what an import finds on a host without it
+    with pytest.raises(PgdrillError) as caught:
+        open_remote("s3://backups/pgdrill")
+    assert "boto3" in caught.value.problem and "apt install python3-boto3" in caught.value.fix
+
+
+def test_a_remote_set_compared_with_its_manifest_from_a_listing():
+    files = [{"name": DB, "size": 100, "sha256": "a" * 64}, {"name": GLOBALS, "size": 10, "sha256": "b" * 64}, {"name": MEDIA, "size": 5, "sha256": "c" * 64}]
+    objects = {DB: RemoteObject(DB, 100, "a" * 64), GLOBALS: RemoteObject(GLOBALS, 10, "d" * 64), MEDIA: RemoteObject(MEDIA, 5)}
+    assert remote_set_problems(files, objects, "s3://b/p") == [f"s3://b/p/{GLOBALS} was stored with sha256 {'d' * 64}, the manifest says {'b' * 64}"]
+    objects = {DB: RemoteObject(DB, 99, "a" * 64)}
+    assert remote_set_problems(files, objects, "s3://b/p") == [
+        f"s3://b/p/{DB} has 99 bytes, the manifest says 100", f"s3://b/p/{GLOBALS} is missing", f"s3://b/p/{MEDIA} is missing",
+    ]
