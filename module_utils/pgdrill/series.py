@@ -103,8 +103,19 @@ def describe_set(backup: catalog.BackupSet, now: datetime) -> Dict[str, Any]:
         "problem": backup.problem if backup.damaged else None,
         "kinds": sorted(backup.kinds),
         "verified": backup.verified,
+        "verification": _verification_summary(backup.verification),
+        "finished_at": (backup.manifest or {}).get("finished_at"),
+        "duration_seconds": (backup.manifest or {}).get("duration_seconds"),
+        "sizes": {entry.kind: entry.size for entry in backup.files if entry.kind not in ("manifest", "verify")},
         "files": [entry.name for entry in backup.files],
     }
+
+
+def _verification_summary(record: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """When the set was last verified, how deep, and whether it passed (for metrics and reports)."""
+    if not isinstance(record, dict):
+        return None
+    return {"ok": bool(record.get("ok")), "restored": bool(record.get("restored")), "checked_at": record.get("checked_at")}
 
 
 def future_sets_problem(rows: List[Dict[str, Any]]) -> Optional[str]:
