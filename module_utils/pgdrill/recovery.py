@@ -273,7 +273,7 @@ def _outcome(result: Dict[str, Any], record: Record, started_all: float) -> Dict
 
 def _restorable(backup: BackupSet) -> Dict[str, Any]:
     if not backup.complete:
-        raise PgdrillError(f"backup set {backup.id} is not complete ({backup.manifest_error or 'no manifest'})", "choose a complete set: pgdrill-backup list")
+        raise PgdrillError(f"backup set {backup.id} is not complete ({backup.problem or 'no manifest'})", "choose a complete set: pgdrill-backup list")
     dump = backup.file_of_kind("db")
     if not dump:
         raise PgdrillError(f"backup set {backup.id} has no database dump", "choose a set taken with --db")

@@ -116,7 +116,8 @@ def _drop_leftovers(admin, config: DatabaseConfig) -> None:
 
 def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False, jobs: Optional[int] = None, record: bool = True) -> Dict[str, Any]:
     """Run every check on ``backup``; returns {"ok", "checks", ...}. Never raises for a failed check:
-    a failed check is a result. The caller holds the series lock."""
+    a failed check is a result. The caller holds the series lock. ``record`` false is a dry run:
+    nothing is written, and no scratch database is made."""
     env = child_env(config.connection.libpq_env())
     checks: List[Dict[str, Any]] = []
     if not backup.manifest_trusted:
@@ -143,6 +144,10 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                 checks.append(_check("restore", False, "the set has no database dump to restore"))
             elif not all(check["ok"] for check in checks):
                 checks.append(_check("restore", False, "skipped: earlier checks failed"))
+            elif not record:
+                # A dry run (--dry-run, check mode) changes nothing, on the server either.
+                checks.append(_check("restore", True, "not run in a dry run: it would restore into a scratch database and compare it "
+                                                      "with the fingerprint and row counts", skipped=True))
             else:
                 try:
                     checks.extend(restore_and_compare(config, backup, jobs or config.restore_jobs))

@@ -52,3 +52,13 @@ def test_verify_restore_drops_the_scratch_databases_of_killed_verifies(backup_en
     finally:
         for name in (old, recent, foreign):
             pg.psql(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def test_verify_restore_in_a_dry_run_makes_no_scratch_database(backup_env):
+    backup_env.run()
+    pg = backup_env.cluster
+    before = pg.psql("SELECT count(*) FROM pg_database")
+    done = backup_env.run("verify", "--restore", "--dry-run")
+    assert "not run in a dry run" in done.stdout and "FAILED" not in done.stdout
+    assert pg.psql("SELECT count(*) FROM pg_database") == before
+    assert backup_env.run("list").stdout.split()[-1] == "never"  # nothing recorded either
