@@ -112,6 +112,12 @@ class DatabaseConfig:
     lock_wait_timeout: float = 300.0
     # Seconds a whole run may take before it fails and cleans up; 0: no limit.
     max_runtime: float = 0.0
+    # node_exporter's textfile directory: every run rewrites the series' metrics there.
+    metrics_dir: Optional[str] = None
+    # Healthchecks-style heartbeat URL (it carries the check's key: kept out of repr and messages),
+    # and whether a failure pings /<exit code> instead of /fail.
+    ping_url: Optional[str] = field(default=None, repr=False)
+    ping_exit_codes: bool = False
     source: str = "defaults"
 
     @property
@@ -200,6 +206,20 @@ def _text(text: str) -> str:
 _text.accepts = "a non-empty value"  # type: ignore[attr-defined]
 
 
+def _ping_url(text: str) -> str:
+    from .ping import valid
+
+    value = text.strip()
+    if not valid(value):
+        raise ValueError
+    return value
+
+
+_ping_url.accepts = "an http:// or https:// URL (a Healthchecks-style check URL)"  # type: ignore[attr-defined]
+# Values never repeated in messages: they carry a secret.
+SECRET_SETTINGS = ("ping_url",)
+
+
 def _compression_level(text: str) -> int:
     if not _INT_RE.match(text.strip()):
         raise ValueError
@@ -231,6 +251,9 @@ SETTINGS = {
     "work_dir": _text,
     "lock_wait_timeout": _float_at_least(0, 604800),
     "max_runtime": _float_at_least(0, 2592000),
+    "metrics_dir": _text,
+    "ping_url": _ping_url,
+    "ping_exit_codes": _bool,
 }
 _SECONDS = _float_at_least(0, 604800)
 CONNECTION_SETTINGS = {
@@ -259,8 +282,9 @@ def parse_value(key: str, raw: str, origin: str):
     try:
         return parser(raw)
     except ValueError:
+        shown = "(hidden: it holds a secret)" if key in SECRET_SETTINGS else repr(raw)
         raise PgdrillError(
-            f"bad config value: {key} = {raw!r} in {origin}",
+            f"bad config value: {key} = {shown} in {origin}",
             f"{key} must be {parser.accepts}",  # type: ignore[attr-defined]
         ) from None
 
