@@ -118,12 +118,13 @@ def row_of(item, records):
     return {
         "host": item.get("host"),
         "database": item.get("database"),
-        "newest": newest and {"set": newest.get("set"), "time": newest.get("finished_at") or newest.get("time"),
-                              "size": newest.get("size"), "verified": newest.get("verified")},
+        "newest": newest and {"set": newest.get("set"), "time": newest.get("time"), "size": newest.get("size"),
+                              "verified": newest.get("verified")},
         "sets": [{"time": entry.get("time"), "size": entry.get("size"), "duration_seconds": entry.get("duration_seconds")} for entry in sets],
         "drills": drills_of(records, item.get("host"), item.get("database")),
         "offsite": info.get("offsite"),
-        "problems": [info["error"]] if info.get("error") else [],
+        "problems": ([f"cannot read its backups: {info.get('msg')}"] if info.get("failed") else [])
+                    + ([info["clock_problem"]] if info.get("clock_problem") else []),
     }
 
 

@@ -101,7 +101,7 @@ def bars(points: Sequence[Tuple[str, float]], label: str, unit: str, css: str = 
         return '<span class="muted">no data</span>'
     top = max(value for _, value in points) or 1.0
     step = WIDTH / max(len(points), 1)
-    width = max(step - 2, 1)
+    width = max(min(step - 2, 12), 1)  # one bar a day: a lone bar stays a bar
     parts = [f'<svg class="chart" role="img" aria-label="{html.escape(label)}" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">']
     for index, (day, value) in enumerate(points):
         height = max(value / top * (HEIGHT - 4), 1)
@@ -117,7 +117,7 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2330; backg
 h1 { font-size: 20px; margin: 0 0 4px; } .muted { color: #6b7280; }
 .summary { margin: 8px 0 16px; } .summary b.bad { color: #b42318; } .summary b.good { color: #067647; }
 table { border-collapse: collapse; width: 100%; background: #fff; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
-th, td { padding: 8px 10px; border-bottom: 1px solid #e5e7eb; text-align: left; vertical-align: top; }
+th, td { padding: 7px 8px; border-bottom: 1px solid #e5e7eb; text-align: left; vertical-align: top; }
 th { background: #eef0f4; font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
 tr.failing td { background: #fef3f2; } tr.failing td.state { color: #b42318; font-weight: 700; }
 tr.passing td.state { color: #067647; font-weight: 700; }
