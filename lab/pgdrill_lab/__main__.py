@@ -73,6 +73,10 @@ def demo(keep: bool, scale: int) -> int:
             "pgdrill_drill_controller_dir": os.path.join(work, "controller"),
             "pgdrill_drill_log": os.path.join(work, "controller", "drill-log.md"),
             "pgdrill_drill_checks": smoke_checks(),
+            # The fleet report page, on the "controller" (this machine), with the drill just run.
+            "pgdrill_report_dir": os.path.join(work, "controller", "reports"),
+            # The demo's metrics, in node_exporter's textfile format.
+            "pgdrill_backup_metrics_dir": os.path.join(work, "metrics"),
         }
         os.makedirs(os.path.join(work, "bin"))
         vars_file = os.path.join(work, "demo-vars.json")
@@ -91,6 +95,8 @@ def demo(keep: bool, scale: int) -> int:
              playbook + [os.path.join(REPO, "playbooks", "run_restore_drill.yml")]),
             ("pgdrill-backup list  (the provisioned host command, on the same backups)",
              [demo_vars["pgdrill_backup_command"], "--config", demo_vars["pgdrill_config_path"], "list"]),
+            ("ansible-playbook playbooks/report_status.yml  (the fleet report page, with the drill)",
+             playbook + [os.path.join(REPO, "playbooks", "report_status.yml")]),
         ):
             _step(title)
             done = subprocess.run(command, env=env, cwd=REPO)
@@ -105,7 +111,8 @@ def demo(keep: bool, scale: int) -> int:
         print(f"\nevidence: {evidence[-1]}")
         with open(demo_vars["pgdrill_drill_log"], encoding="utf-8") as handle:
             print("drill log: " + handle.read().strip().splitlines()[-1])
-        print(f"\nEverything is under {work}: backups/, etc/pgdrill.conf, controller/ (evidence and drill log).")
+        print(f"report page: {os.path.join(demo_vars['pgdrill_report_dir'], 'pgdrill-report.html')}")
+        print(f"\nEverything is under {work}: backups/, etc/pgdrill.conf, controller/ (evidence, drill log, report page).")
         if keep:
             print(f"The cluster keeps running: PGHOST={cluster.host} PGPORT={cluster.port} PGUSER=postgres PGPASSFILE={cluster.passfile}")
         return 0

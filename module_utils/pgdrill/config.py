@@ -207,15 +207,22 @@ _text.accepts = "a non-empty value"  # type: ignore[attr-defined]
 
 
 def _ping_url(text: str) -> str:
+    """A check URL, or ``@FILE`` holding one (so the secret can live in a 0600 file of its own)."""
     from .ping import valid
 
     value = text.strip()
+    if value.startswith("@"):
+        try:
+            with open(value[1:], encoding="utf-8") as handle:
+                value = handle.read().strip()
+        except (OSError, UnicodeDecodeError):
+            raise ValueError from None
     if not valid(value):
         raise ValueError
     return value
 
 
-_ping_url.accepts = "an http:// or https:// URL (a Healthchecks-style check URL)"  # type: ignore[attr-defined]
+_ping_url.accepts = "an http:// or https:// URL (a Healthchecks-style check URL), or @FILE holding one"  # type: ignore[attr-defined]
 # Values never repeated in messages: they carry a secret.
 SECRET_SETTINGS = ("ping_url",)
 

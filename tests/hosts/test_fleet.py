@@ -146,12 +146,13 @@ def test_backups_retention_change_and_status_report(fleet, tmp_path):
     result, events, out = run(inventory, tmp_path, playbook="change_retention.yml", extravars=retention)
     assert result.status == "successful" and all(not r["changed"] for rs in per_host(events, "runner_item_on_ok").values() for r in rs)
 
-    # The status report passes while every backup is fresh ...
-    result, events, out = run(inventory, tmp_path, playbook="report_status.yml")
+    # The status report passes while every backup is fresh (drills are judged after the drills, below) ...
+    report = {"pgdrill_report_max_drill_age_days": 0, "pgdrill_report_dir": str(tmp_path / "reports")}
+    result, events, out = run(inventory, tmp_path, playbook="report_status.yml", extravars=report)
     assert result.status == "successful", out[-4000:]
     # ... and fails db3 alone, first in the summary, once its newest backups are three days old.
     age_manifests(inventory, tmp_path, "pgdrill-fleet-db3", {0: 3})
-    result, events, out = run(inventory, tmp_path, playbook="report_status.yml")
+    result, events, out = run(inventory, tmp_path, playbook="report_status.yml", extravars=report)
     assert result.status == "failed"
     failed = per_host(events, "runner_item_on_failed")
     assert sorted(failed) == ["pgdrill-fleet-db3"]
@@ -265,3 +266,13 @@ def drill_from_staging(inventory, tmp_path):
     assert shell_on(inventory, tmp_path, "pgdrill-fleet-staging", "ls /var/lib/pgdrill/drills") == f"evidence\n{newest}"
     shell_on(inventory, tmp_path, "pgdrill-fleet-staging", f"runuser -u postgres -- dropdb {kept}; rm -r /var/lib/pgdrill/drills/{newest}")
     assert source_fingerprint(inventory, tmp_path) == before
+
+    # With drills judged, only the database that was drilled passes the report; the others name the missing drill.
+    result, events, out = run(inventory, tmp_path, playbook="report_status.yml",
+                              extravars={"pgdrill_report_dir": str(tmp_path / "reports"), "pgdrill_report_evidence_dir": str(controller / "evidence")})
+    assert result.status == "failed"
+    rows = json.loads((tmp_path / "reports" / "pgdrill-report.json").read_text())["rows"]
+    drilled = [row for row in rows if row["ok"]]
+    assert [(row["host"], row["database"]) for row in drilled] == [("pgdrill-fleet-db1", "ez360pm")]
+    assert "passed" in [drill["outcome"] for drill in drilled[0]["drills"]]
+    assert all("no passed restore drill (limit 35 days)" in row["problems"] for row in rows if not row["ok"])

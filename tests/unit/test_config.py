@@ -102,3 +102,20 @@ def test_typed_values_round_trip():
 
     config = build_database_config("x", {"backup_dir": "/b", "keep_last": 7, "debris_grace_hours": 0.00001, "globals": False, "lock_wait": 2.5}, "/", "module options", {})
     assert (config.keep_last, config.debris_grace_hours, config.globals, config.lock_wait) == (7, 0.00001, False, 2.5)
+
+
+def test_ping_url_may_live_in_a_file_of_its_own_and_is_never_repeated(tmp_path):
+    from pgdrill.config import parse_value
+    from pgdrill.errors import PgdrillError
+
+    secret = tmp_path / "ping-url"
+    secret.write_text("https://hc-ping.example/0a1b2c-check-key\n")
+    assert parse_value("ping_url", f"@{secret}", "test") == "https://hc-ping.example/0a1b2c-check-key"
+    secret.write_text("hc-ping.example/0a1b2c-check-key\n")
+    for raw in (f"@{secret}", "hc-ping.example/0a1b2c-check-key", f"@{tmp_path / 'missing'}"):
+        try:
+            parse_value("ping_url", raw, "test")
+        except PgdrillError as exc:
+            assert "0a1b2c-check-key" not in exc.message and "or @FILE" in exc.fix
+        else:
+            raise AssertionError(raw)
