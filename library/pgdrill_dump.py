@@ -150,7 +150,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
-from ansible.module_utils.pgdrill.backup import BackupRun, plan_backup
+from ansible.module_utils.pgdrill.backup import plan_backup
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill import manifest as manifest_mod
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.naming import set_id_of_manifest
@@ -205,7 +206,7 @@ def main():
                 notes=preview["notes"],
                 msg=f"would write {len(preview['files'])} files into {config.backup_dir}",
             )
-        result = BackupRun(config, plan=plan).execute(wait=config.lock_wait)
+        result = operations.backup(config, plan, wait=config.lock_wait)
     except PgdrillError as exc:
         fail(module, exc)
     document = result["manifest"]

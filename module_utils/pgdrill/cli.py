@@ -12,11 +12,10 @@ import logging
 import os
 import signal
 import sys
-import time
 from typing import Any, Dict, List, Optional
 
-from . import __version__, metrics, operations, ping
-from .backup import BackupRun, plan_backup
+from . import __version__, operations
+from .backup import plan_backup
 from .config import DatabaseConfig, load_configs, parse_value
 from .errors import LockBusy, PgdrillError
 from .fsio import os_error
@@ -98,24 +97,6 @@ def _human_age(seconds: Optional[float]) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def _observe(config: DatabaseConfig, command: str, started: float, exit_code: int, summary: Dict[str, Any]) -> None:
-    """Tell the world how a run ended, without ever changing how it ended: the heartbeat ping (for
-    backups) and the series' metrics file (for every command). Problems are logged, not raised."""
-    if command == "backup" and config.ping_url:
-        ping.send(config.ping_url, "success" if exit_code == 0 else "fail", summary, exit_code, config.ping_exit_codes)
-    if config.metrics_dir:
-        try:
-            state = dict(command="backup", started=started, exit_code=exit_code, duration=round(time.time() - started, 3)) \
-                if command == "backup" else {}
-            metrics.update(config.metrics_dir, config.prefix, Series(config).describe(), **state)
-        except PgdrillError as exc:
-            log.error("%s: %s", config.label, exc.message)
-
-
-def _exit_code_of(result: Dict[str, Any]) -> int:
-    return EXIT_OK if result.get("ok") else (EXIT_LOCKED if result.get("locked") else EXIT_FAILED)
-
-
 def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     explicit = args.db or args.media
     results = []
@@ -136,20 +117,14 @@ def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                 if plan["prune"] is not None:
                     _print_prune(plan["prune"], dry_run=True, indent="  ")
             continue
-        started = time.time()
-        if config.ping_url:
-            ping.send(config.ping_url, "start", {"database": config.label})
         try:
-            result = BackupRun(config, plan=plan).execute(wait=args.wait)
+            result = operations.backup(config, plan, wait=args.wait)
         except PgdrillError as exc:
             log.error("%s: backup failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
-            _observe(config, "backup", started, _exit_code_of(results[-1]), {"database": config.label, "error": exc.message})
             continue
         document = result["manifest"]
         results.append({"database": config.label, "ok": True, **result})
-        _observe(config, "backup", started, EXIT_OK, {"database": config.label, "set": document["set"],
-                                                      "duration_seconds": document["duration_seconds"]})
         if not args.json:
             sizes = ", ".join(f"{entry['kind']} {_human_size(entry['size'])}" for entry in document["files"])
             print(f"{config.label}: backup set {document['set']} written to {result['directory']} ({sizes}) in {document['duration_seconds']:.1f} s")
@@ -177,8 +152,6 @@ def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
             continue
         results.append({"database": config.label, "ok": True, **outcome})
-        if not args.dry_run:
-            _observe(config, "prune", time.time(), EXIT_OK, {})
         if not args.json:
             print(f"{config.label}: {config.backup_dir} (keep_last {config.keep_last}, retention_days {config.retention_days})")
             _print_prune(outcome["removed"] + outcome["kept"], args.dry_run, "  ")
@@ -207,8 +180,6 @@ def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         except PgdrillError as exc:
             log.error("%s: verify failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
-        if not args.dry_run:
-            _observe(config, "verify", time.time(), EXIT_OK, {})
     return results
 
 

@@ -1,18 +1,60 @@
-"""The locked operations the host command and the Ansible modules share, written once:
-lock-then-prune, and lock-select-verify."""
+"""The operations the host command and the Ansible modules share, written once: a backup run with
+its heartbeat, lock-then-prune, and lock-select-verify; each real run then rewrites the series'
+metrics."""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional
 
+from . import metrics, ping
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
-from .errors import PgdrillError
+from .errors import LockBusy, PgdrillError
 from .retention import is_future
 from .series import Series, utcnow
 from .verify import verify_set
+
+
+log = logging.getLogger("pgdrill")
+EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 75
+
+
+def observe(config: DatabaseConfig, command: str, started: float, exit_code: int, summary: Dict[str, Any]) -> None:
+    """Tell the world how a run ended, without ever changing how it ended: the heartbeat ping (for
+    backups) and the series' metrics file (for every command). Problems are logged, not raised."""
+    if command == "backup" and config.ping_url:
+        ping.send(config.ping_url, "success" if exit_code == EXIT_OK else "fail", summary, exit_code, config.ping_exit_codes)
+    if config.metrics_dir:
+        try:
+            state = dict(command="backup", started=started, exit_code=exit_code, duration=round(time.time() - started, 3)) \
+                if command == "backup" else {}
+            metrics.update(config.metrics_dir, config.prefix, Series(config).describe(), **state)
+        except PgdrillError as exc:
+            log.error("%s: %s", config.label, exc.message)
+
+
+def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[str, Any]:
+    """One backup run (``plan`` from backup.plan_backup), pinged at its start and end, its outcome
+    in the metrics."""
+    from .backup import BackupRun
+
+    started = time.time()
+    if config.ping_url:
+        ping.send(config.ping_url, "start", {"database": config.label})
+    try:
+        result = BackupRun(config, plan=plan).execute(wait=wait)
+    except PgdrillError as exc:
+        observe(config, "backup", started, EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED,
+                {"database": config.label, "error": exc.message})
+        raise
+    document = result["manifest"]
+    observe(config, "backup", started, EXIT_OK, {"database": config.label, "set": document["set"],
+                                                 "duration_seconds": document["duration_seconds"]})
+    return result
 
 
 def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] = None) -> Dict[str, Any]:
@@ -20,8 +62,11 @@ def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] =
     series = Series(config)
     if dry_run:
         return series.prune(dry_run=True)
-    with series.lock(wait):
-        return series.prune()
+    try:
+        with series.lock(wait):
+            return series.prune()
+    finally:
+        observe(config, "prune", time.time(), EXIT_OK, {})
 
 
 def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool) -> List[BackupSet]:
@@ -70,8 +115,12 @@ def verify(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = F
         if not chosen:
             raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first: pgdrill-backup")
         results = []
-        for backup in chosen:
-            results.append(verify_set(config, backup, restore=restore, jobs=jobs, record=record))
-            if on_result is not None:
-                on_result(results[-1])
+        try:
+            for chosen_set in chosen:
+                results.append(verify_set(config, chosen_set, restore=restore, jobs=jobs, record=record))
+                if on_result is not None:
+                    on_result(results[-1])
+        finally:
+            if record:
+                observe(config, "verify", time.time(), EXIT_OK, {})
         return results
