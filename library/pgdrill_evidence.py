@@ -35,6 +35,12 @@ options:
     description: The registered result of its cleanup (M(pgdrill_smoke) with O(pgdrill_smoke#module:drop)).
     type: dict
     default: {}
+  metrics_dir:
+    description:
+      - A node_exporter textfile collector directory where the drill's metrics are rewritten
+        (C(pgdrill_drill_<series>.prom)): when the series last passed a drill, how long its restore
+        took, when it was last drilled and whether that passed. Nothing is written when unset.
+    type: path
   directory:
     description: Directory for the record; created 0700 if missing.
     type: path
@@ -78,11 +84,16 @@ record:
 
 import os
 import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.drill import compose_record, log_line
 from ansible.module_utils.pgdrill.fsio import AtomicWriter, ensure_private_dir
 from ansible.module_utils.pgdrill.manifest import encode
+from ansible.module_utils.pgdrill.metrics import update_drill
+from ansible.module_utils.pgdrill.naming import prefix_of
+from ansible.module_utils.pgdrill.errors import PgdrillError
+from ansible.module_utils.pgdrill.ansible_support import fail
 
 
 def main():
@@ -92,6 +103,7 @@ def main():
             restore=dict(type="dict", default={}),
             smoke=dict(type="dict", default={}),
             cleanup=dict(type="dict", default={}),
+            metrics_dir=dict(type="path"),
             directory=dict(type="path", required=True),
         ),
         supports_check_mode=True,
@@ -102,10 +114,17 @@ def main():
     name = f"drill_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(record.get('database') or 'db'))}_{stamp}.json"
     path = os.path.join(module.params["directory"], name)
     if not module.check_mode:
-        ensure_private_dir(module.params["directory"])
-        with AtomicWriter(module.params["directory"], name) as writer:
-            writer.write(encode(record))
-            writer.commit(replace=True)  # the same drill's record written again replaces it whole
+        try:
+            ensure_private_dir(module.params["directory"])
+            with AtomicWriter(module.params["directory"], name) as writer:
+                writer.write(encode(record))
+                writer.commit(replace=True)  # the same drill's record written again replaces it whole
+            if params["metrics_dir"] and record.get("outcome") in ("passed", "failed"):
+                series = prefix_of(str(record.get("set") or "")) or str(record.get("database"))
+                restore = (record.get("timings") or {}).get("restore")
+                update_drill(params["metrics_dir"], series, str(record.get("source_host")), time.time(), record["outcome"] == "passed", restore)
+        except PgdrillError as exc:
+            fail(module, exc)
     module.exit_json(changed=True, path=path, log_line=log_line(record), record=record)
 
 

@@ -27,6 +27,8 @@ HELP = {
     "pgdrill_sets": "Backup sets on disk, by state.",
     "pgdrill_verify_last_success_timestamp_seconds": "When a set last passed verification, by level (checksums, restore).",
     "pgdrill_drill_last_success_timestamp_seconds": "When the last restore drill of this series passed (Unix time).",
+    "pgdrill_drill_last_attempt_timestamp_seconds": "When the last restore drill of this series finished, passed or not (Unix time).",
+    "pgdrill_drill_last_passed": "Whether the last restore drill passed (1) or failed (0).",
     "pgdrill_drill_last_restore_seconds": "How long the last passed drill's restore took (the measured RTO).",
     "pgdrill_info": "pgdrill's version, always 1.",
 }
@@ -100,11 +102,38 @@ def series_samples(series: str, sets: List[Dict[str, Any]], state: Dict[str, Any
             Sample("pgdrill_backup_last_exit_code", label, backup["exit_code"]),
             Sample("pgdrill_backup_last_duration_seconds", label, backup["duration"]),
         ]
-    drill = state.get("drill") or {}
-    if drill.get("last_success"):
-        samples.append(Sample("pgdrill_drill_last_success_timestamp_seconds", label, drill["last_success"]))
-        samples.append(Sample("pgdrill_drill_last_restore_seconds", label, drill.get("restore_seconds") or 0))
     return samples
+
+
+def drill_samples(series: str, source: str, state: Dict[str, Any]) -> List[Sample]:
+    """Samples of a series' restore drills, written where the drills run (staging). Pure."""
+    label = {"series": series, "source": source}
+    samples = [Sample("pgdrill_info", {"version": __version__}, 1)]
+    if state.get("last_attempt") is not None:
+        samples.append(Sample("pgdrill_drill_last_attempt_timestamp_seconds", label, state["last_attempt"]))
+        samples.append(Sample("pgdrill_drill_last_passed", label, 1 if state.get("last_passed") else 0))
+    if state.get("last_success") is not None:
+        samples.append(Sample("pgdrill_drill_last_success_timestamp_seconds", label, state["last_success"]))
+        samples.append(Sample("pgdrill_drill_last_restore_seconds", label, state.get("restore_seconds") or 0))
+    return samples
+
+
+def update_drill(directory: str, series: str, source: str, finished: float, passed: bool, restore_seconds: Optional[float]) -> str:
+    """Record a drill and rewrite the drill metrics of the series (kept apart from the backup
+    metrics: staging holds no backups of its own)."""
+    name = file_name(f"drill_{series}")
+    state_name = name[:-5] + ".state.json"
+    try:
+        with open(os.path.join(directory, state_name), encoding="utf-8") as handle:
+            state = json.load(handle)
+        state = state if isinstance(state, dict) else {}
+    except (OSError, ValueError):
+        state = {}
+    state.update(last_attempt=finished, last_passed=passed)
+    if passed:
+        state.update(last_success=finished, restore_seconds=restore_seconds)
+    write_atomic_text(directory, state_name, json.dumps(state, sort_keys=True), mode=0o600)
+    return write_atomic_text(directory, name, render(drill_samples(series, source, state)))
 
 
 def file_name(series: str) -> str:

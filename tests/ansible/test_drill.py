@@ -73,9 +73,9 @@ def drill_env(tmp_path, pg, staging, sample_db, monkeypatch):
     return Env()
 
 
-def test_drill_passes_and_leaves_evidence(drill_env):
+def test_drill_passes_and_leaves_evidence(drill_env, tmp_path):
     before = fingerprint(drill_env.source, drill_env.db)
-    run = drill_env.drill()
+    run = drill_env.drill(pgdrill_drill_metrics_dir=str(tmp_path))
     assert run.status == "successful", run.stdout[-5000:]
     record = drill_env.evidence()
     assert record["outcome"] == "passed" and record["failed_step"] is None
@@ -103,6 +103,9 @@ def test_drill_passes_and_leaves_evidence(drill_env):
     assert line.startswith("- 20") and record["set"] in line and line.endswith("PASSED") and f"{len(names)}/{len(names)} checks ok" in line
     assert drill_env.scratch_databases() == []  # dropped on success
     assert fingerprint(drill_env.source, drill_env.db) == before  # the source is never touched
+    drill_metrics = (tmp_path / "pgdrill_drill_ez360pm.prom").read_text()
+    assert 'pgdrill_drill_last_passed{series="ez360pm",source="source"} 1' in drill_metrics
+    assert f'pgdrill_drill_last_restore_seconds{{series="ez360pm",source="source"}} {record["timings"]["restore"]}' in drill_metrics
 
 
 def test_drill_in_check_mode_picks_and_verifies_only(drill_env):

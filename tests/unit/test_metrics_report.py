@@ -15,7 +15,7 @@ SETS = [
 
 
 def test_metrics_text_is_prometheus_format_with_units_and_labels():
-    state = {"backup": {"started": 1764209700.0, "exit_code": 1, "duration": 3.25}, "drill": {"last_success": 1764220000.0, "restore_seconds": 16.5}}
+    state = {"backup": {"started": 1764209700.0, "exit_code": 1, "duration": 3.25}}
     text = metrics.render(metrics.series_samples('shop "main"', SETS, state))
     lines = text.splitlines()
     assert "# TYPE pgdrill_backup_last_success_timestamp_seconds gauge" in lines
@@ -26,7 +26,6 @@ def test_metrics_text_is_prometheus_format_with_units_and_labels():
     assert 'pgdrill_sets{series="shop \\"main\\"",state="damaged"} 1' in lines and 'pgdrill_sets{series="shop \\"main\\"",state="complete"} 2' in lines
     assert 'pgdrill_verify_last_success_timestamp_seconds{level="restore",series="shop \\"main\\""} 1795748400' in lines
     assert 'pgdrill_verify_last_success_timestamp_seconds{level="checksums",series="shop \\"main\\""} 1795662000' in lines
-    assert 'pgdrill_drill_last_restore_seconds{series="shop \\"main\\""} 16.5' in lines
     assert any(line.startswith('pgdrill_info{version="') and line.endswith("} 1") for line in lines)
     helps = [line for line in lines if line.startswith("# HELP")]
     assert len(helps) == len({line.split()[2] for line in helps})  # one HELP per metric
@@ -101,3 +100,14 @@ def test_drills_come_from_evidence_records_of_that_host_and_database():
     assert report.drills_of(records, "db1", "shop") == [
         {"time": "2026-11-19T04:00:00Z", "outcome": "failed", "restore_seconds": None, "failed_step": "restore"},
         {"time": "2026-11-20T04:00:00Z", "outcome": "passed", "restore_seconds": 9.5, "failed_step": None}]
+
+
+def test_drill_metrics_keep_the_last_success_through_a_failed_drill(tmp_path):
+    metrics.update_drill(str(tmp_path), "shop", "db1", 1000.0, True, 16.5)
+    path = metrics.update_drill(str(tmp_path), "shop", "db1", 2000.0, False, None)
+    lines = open(path).read().splitlines()
+    assert 'pgdrill_drill_last_success_timestamp_seconds{series="shop",source="db1"} 1000' in lines
+    assert 'pgdrill_drill_last_restore_seconds{series="shop",source="db1"} 16.5' in lines
+    assert 'pgdrill_drill_last_attempt_timestamp_seconds{series="shop",source="db1"} 2000' in lines
+    assert 'pgdrill_drill_last_passed{series="shop",source="db1"} 0' in lines
+    assert path.endswith("pgdrill_drill_shop.prom")
