@@ -104,6 +104,35 @@ def backup_env(tmp_path, pg, sample_db):
 
 
 @pytest.fixture
+def ping_recorder():
+    """A loopback HTTP server that records every POST (path, JSON body), for heartbeat pings. A path
+    holding "/broken" answers 500, one holding "/slow-" answers after 3 seconds."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append((self.path, json.loads(body or b"{}")))
+            if "/slow-" in self.path:
+                time.sleep(3)
+            self.send_response(500 if "/broken" in self.path else 200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
 def run_module(monkeypatch):
     """Run a module's main() with args; returns (result, failed, commands run through run_command)."""
 

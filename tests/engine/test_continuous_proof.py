@@ -1,25 +1,17 @@
 """Metrics and heartbeats from real runs: Debian's prometheus-node-exporter scrapes the metrics the
 runs write (textfile collector on loopback), and a loopback HTTP recorder receives the pings."""
 
-import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from pgdrill_lab.processes import free_ports
+
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -27,7 +19,7 @@ def node_exporter(tmp_path):
     assert os.path.exists(NODE_EXPORTER), "./run installs Debian's prometheus-node-exporter"
     directory = tmp_path / "textfiles"
     directory.mkdir()
-    port = free_port()
+    (port,) = free_ports(1)
     proc = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
                              "--collector.textfile", f"--collector.textfile.directory={directory}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -50,30 +42,10 @@ def node_exporter(tmp_path):
     proc.wait(10)
 
 
-@pytest.fixture
-def recorder():
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server API
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append((self.path, json.loads(body or b"{}")))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/ping/0a1b2c-check-key", received
-    server.shutdown()
-    server.server_close()
-
-
-def test_runs_write_metrics_node_exporter_serves_and_pings_report_the_outcome(backup_env, node_exporter, recorder):
+def test_runs_write_metrics_node_exporter_serves_and_pings_report_the_outcome(backup_env, node_exporter, ping_recorder):
     directory, scrape = node_exporter
-    ping_url, pings = recorder
+    base, pings = ping_recorder
+    ping_url = base + "/ping/0a1b2c-check-key"
     series = backup_env.dbname
     backup_env.rewrite(metrics_dir=str(directory), ping_url=ping_url)
     done = backup_env.run()

@@ -1,42 +1,12 @@
 """Heartbeat pings against a loopback HTTP recorder started by the test (no external service)."""
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from pgdrill import ping
 
 
-@pytest.fixture
-def recorder():
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server API
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append((self.path, json.loads(body or b"{}")))
-            if "/slow-secret-key" in self.path:
-                time.sleep(3)
-            self.send_response(500 if "/broken" in self.path else 200)
-            self.end_headers()
-            self.wfile.write(b"OK")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", received
-    server.shutdown()
-    server.server_close()
-
-
-def test_start_success_and_failure_reach_their_endpoints_with_a_summary(recorder):
-    base, received = recorder
+def test_start_success_and_failure_reach_their_endpoints_with_a_summary(ping_recorder):
+    base, received = ping_recorder
     url = f"{base}/ping/5f1c-secret-key"
     assert ping.send(url, "start") is None
     assert ping.send(url, "success", {"set": "shop_20261127_021500_utc"}) is None
@@ -46,8 +16,8 @@ def test_start_success_and_failure_reach_their_endpoints_with_a_summary(recorder
                         ("/ping/5f1c-secret-key/fail", {"error": "disk full"}), ("/ping/5f1c-secret-key/75", {})]
 
 
-def test_a_failing_or_slow_or_absent_server_never_fails_the_run_nor_shows_the_key(recorder, caplog):
-    base, _ = recorder
+def test_a_failing_or_slow_or_absent_server_never_fails_the_run_nor_shows_the_key(ping_recorder, caplog):
+    base, _ = ping_recorder
     started = time.monotonic()
     for url, event in ((f"{base}/broken/secret-key", "success"), (f"{base}/slow-secret-key", "fail"), ("http://127.0.0.1:9/secret-key", "start")):
         message = ping.send(url, event, timeout=0.5)
