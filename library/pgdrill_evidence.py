@@ -38,7 +38,7 @@ options:
   metrics_dir:
     description:
       - A node_exporter textfile collector directory where the drill's metrics are rewritten
-        (C(pgdrill_drill_<series>.prom)): when the series last passed a drill, how long its restore
+        (C(pgdrill_drill_<series>.prom)), saying when the series last passed a drill, how long its restore
         took, when it was last drilled and whether that passed. Nothing is written when unset.
     type: path
   directory:
