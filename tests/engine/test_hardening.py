@@ -29,7 +29,6 @@ def test_lock_file_symlink_is_refused_and_its_target_untouched(backup_env, tmp_p
     assert victim.read_text() == "precious\n"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant a file owned by another user")
 def test_lock_file_owned_by_a_stranger_or_hard_linked_is_refused(backup_env, tmp_path):
     os.makedirs(backup_env.backup_dir, mode=0o700)
     lock = _lock(backup_env)
@@ -47,7 +46,6 @@ def test_lock_file_owned_by_a_stranger_or_hard_linked_is_refused(backup_env, tmp
     assert victim.read_text() == "precious\n"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as root in another user's directory")
 def test_root_run_leaves_files_owned_by_the_directory_owner(backup_env):
     """A root prune or verify (an Ansible task, an operator) must not leave root-owned files that the
     backup user's next run cannot replace."""
@@ -221,7 +219,6 @@ def _in_child_as_nobody(work):
     return os.waitstatus_to_exitcode(status), out.read().decode(), err.read().decode()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
 def test_files_root_left_behind_give_the_backup_user_a_message_not_a_traceback():
     import shutil
     import tempfile
@@ -397,7 +394,6 @@ def test_backup_dir_inside_the_media_root_is_never_archived(backup_env, tmp_path
     assert "symbolic link" in done.stderr  # a backup_dir that is a link is refused anyway
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
 def test_unreadable_media_subdirectory_fails_naming_it(tmp_path):
     import shutil
     import tempfile
@@ -652,8 +648,8 @@ def test_the_dry_run_names_the_files_the_run_writes_when_zstd_is_missing(backup_
     assert ("media", "tar.gz") in kinds_and_extensions(planned["files"])
 
 
-@pytest.mark.skipif(not __import__("shutil").which("faketime"), reason="faketime (Debian package) is installed by ./run")
 def test_a_real_backup_taken_while_the_clock_ran_a_year_ahead(backup_env):
+    assert __import__("shutil").which("faketime"), "faketime (a Debian package) is installed by ./run"
     import subprocess
     import sys
 
