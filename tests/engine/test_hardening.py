@@ -191,6 +191,9 @@ def _in_child_as_nobody(work):
     import tempfile
     import traceback
 
+    from datetime import datetime
+
+    datetime.strptime("2026", "%Y")  # loads _strptime now: the child could not read it from the interpreter's directory
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     pid = os.fork()
