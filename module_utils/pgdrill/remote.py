@@ -342,6 +342,17 @@ class Remote:
             self.get_into(name, writer, expected_sha256, expected_size)
             return writer.commit()
 
+    def _stored_after_upload(self, name: str, size: int, where_to_look: str) -> "RemoteObject":
+        """The object as the remote lists it right after an upload, refused unless it is there
+        with the size uploaded (each backend then compares its own checksums)."""
+        stored = self.stat(name)
+        where = self.where(name)
+        if stored is None:
+            raise PgdrillError(f"uploading {where}: the object is missing right after its upload", f"check {where_to_look}; run the push again")
+        if stored.size != size:
+            raise mismatch(where, "the stored size", stored.size, size)
+        return stored
+
     def _refuse_existing(self, name: str) -> None:
         if self.stat(name) is not None:
             raise PgdrillError(
@@ -505,12 +516,8 @@ class S3Remote(Remote):
                 self._put_once(dict(Bucket=self.url.bucket, Key=key, Body=data, ChecksumSHA256=expected_checksum, **extra), name)
             else:
                 expected_checksum = self._multipart(handle, key, name, size, part_size, sha256, extra)
-        stored = self.stat(name)
+        stored = self._stored_after_upload(name, size, "the object storage")
         where = self.where(name)
-        if stored is None:
-            raise PgdrillError(f"uploading {where}: the object is missing right after its upload", "check the object storage; run the push again")
-        if stored.size != size:
-            raise mismatch(where, "the stored size", stored.size, size)
         if stored.sha256 != sha256:
             raise mismatch(where, "the sha256 stored with the object", stored.sha256, sha256)
         server_checksum = stored.hashes.get("s3-checksum-sha256")
@@ -777,12 +784,8 @@ class RcloneRemote(Remote):
         if sha256 is not None and local["sha256"] != sha256:
             raise mismatch(path, "the sha256", local["sha256"], f"{sha256} (given for the upload)")
         self._run(["copyto", "--immutable", os.path.abspath(path), self.path(name)], "uploading", name)
-        stored = self.stat(name)
+        stored = self._stored_after_upload(name, size, "the remote")
         where = self.where(name)
-        if stored is None:
-            raise PgdrillError(f"uploading {where}: the object is missing right after its upload", "check the remote; run the push again")
-        if stored.size != size:
-            raise mismatch(where, "the stored size", stored.size, size)
         if kind and stored.hashes.get(kind) and stored.hashes[kind] != local[kind]:
             raise mismatch(where, f"the stored {kind}", stored.hashes[kind], local[kind])
         return RemoteObject(name, stored.size, local["sha256"], stored.hashes)
