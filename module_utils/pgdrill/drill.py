@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from .errors import PgdrillError
+from .fingerprint import Difference
 
 EXPECTATIONS = ("rows", "none", "value")
 
@@ -116,7 +117,7 @@ def restore_checks(restore: Dict[str, Any]) -> List[Dict[str, Any]]:
         differences = fidelity.get("differences") or []
         left_out = view.get("not_restored") or []
         if differences:
-            shown = "; ".join(f"{d['object']}: {d['what']} (expected {d['expected']}, found {d['found']})" for d in differences[:5])
+            shown = "; ".join(Difference(**d).describe() for d in differences[:5])
             detail = f"{len(differences)} object(s) differ: {shown}"
         else:
             detail = f"{fidelity.get('objects')} objects match" + (f" ({' and '.join(left_out)} not compared)" if left_out else "")
