@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, List, Optional
 
-from . import db, fingerprint as fingerprint_mod, manifest as manifest_mod
+from . import db, encryption, fingerprint as fingerprint_mod, manifest as manifest_mod
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
 from .media import check_media_root, excluded_dir, tar_producer
 from .naming import dump_extension, file_name, format_stamp, media_extension
 from .pgtools import PgTools, cross_version_note, find_zstd, server_major
-from .pipeline import child_env, stream
-from .restore import list_archive
+from .pipeline import FedPipeline, child_env, stream
+from .restore import list_archive, toc_commands, toc_entries, explained
 from .series import Series, utcnow
 
 log = logging.getLogger("pgdrill")
@@ -189,11 +189,11 @@ class BackupPlan:
                 ext = dump_extension(plan.method, plan.piped)
                 if plan.note:
                     notes.append(plan.note)
-            files.append(file_name(config.prefix, "db", stamp, ext))
+            files.append(file_name(config.prefix, "db", stamp, sealed(config, ext)))
             if config.globals:
-                files.append(file_name(config.prefix, "globals", stamp, "sql"))
+                files.append(file_name(config.prefix, "globals", stamp, sealed(config, "sql")))
         if self.include_media:
-            files.append(file_name(config.prefix, "media", stamp, self.media_ext()))
+            files.append(file_name(config.prefix, "media", stamp, sealed(config, self.media_ext())))
         files.append(manifest_mod.manifest_name(config.prefix, stamp))
         return {
             "database": config.dbname,
@@ -202,6 +202,11 @@ class BackupPlan:
             "notes": notes,
             "prune": Series(config).plan_prune() if config.prune_after_backup else None,
         }
+
+
+def sealed(config: DatabaseConfig, ext: str) -> str:
+    """The extension a file gets: ``.age`` after the plain one when the series is encrypted. Pure."""
+    return f"{ext}.{encryption.EXTENSION}" if config.encrypted else ext
 
 
 def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> BackupPlan:
@@ -234,6 +239,8 @@ class BackupRun:
         self.writers: List[AtomicWriter] = []
         self.entries: List[Dict[str, Any]] = []
         self.manifest_path: Optional[str] = None
+        # Every stage that writes a file of an encrypted series ends in age: no plaintext on disk.
+        self.encrypt: List[List[str]] = [encryption.encrypt_argv(config.encrypt_recipients, encryption.find_age())] if config.encrypted else []
 
     def execute(self, wait: Optional[float] = None) -> Dict[str, Any]:
         with run_time_limit(self.config.max_runtime, f"the backup of {self.config.label}"), self.series.lock(wait):
@@ -287,6 +294,7 @@ class BackupRun:
             },
             host=socket.gethostname(),
             fingerprint=fingerprint,
+            encryption=encryption.manifest_entry(config.encrypt_recipients) if config.encrypted else None,
         )
         self.manifest_path = os.path.join(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp))
         write_atomic(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp), manifest_mod.encode(document))
@@ -294,12 +302,14 @@ class BackupRun:
         return {"set": document["set"], "manifest": document, "directory": config.backup_dir}
 
     def _writer(self, kind: str, stamp: str, ext: str) -> AtomicWriter:
-        writer = AtomicWriter(self.config.backup_dir, file_name(self.config.prefix, kind, stamp, ext))
+        writer = AtomicWriter(self.config.backup_dir, file_name(self.config.prefix, kind, stamp, sealed(self.config, ext)))
         self.writers.append(writer)
         return writer
 
     def _record(self, writer: AtomicWriter, kind: str) -> None:
         writer.close_temp()
+        if self.encrypt:
+            encryption.read_header(writer.temp_path)  # keyless: what was written is an intact age file
         self.entries.append({"name": writer.final_name, "kind": kind, "size": writer.size, "sha256": writer.sha256})
 
     def _dump(self, stamp: str):
@@ -336,7 +346,7 @@ class BackupRun:
             writer = self._writer("db", stamp, dump_extension(plan.method, plan.piped))
             log.info("dumping %s to %s", target, writer.final_name)
             try:
-                stream(commands, writer.write, self.env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")
+                entries = self._stream_dump(commands, writer, target, dump_extension(plan.method, plan.piped))
             except PgdrillError as exc:
                 if counter:
                     _quietly(conn.cancel, "cancelling the row count")
@@ -362,13 +372,46 @@ class BackupRun:
                                    "check that the server is running and run the backup again") from None
         finally:
             _quietly(conn.close, "closing the connection")
-        entries = list_archive(self.tools, self.env, writer.temp_path, writer.final_name)
+        if entries is None:
+            entries = list_archive(self.tools, self.env, writer.temp_path, writer.final_name)
         log.info("archive check: pg_restore --list read %d entries", len(entries))
         if config.globals:
             self._globals(stamp, target)
         client = {"pg_dump_version": client_version, "pg_dump_major": client_major, "pg_dump_path": pg_dump, "toc_entries": len(entries), "note": version_note}
         compression = {"method": plan.method, "level": plan.level, "piped": plan.piped}
         return facts, client, compression, (counter.counts if counter else None), fingerprint
+
+    def _stream_dump(self, commands: List[List[str]], writer: AtomicWriter, target: str, plain_ext: str) -> Optional[List[str]]:
+        """pg_dump's stream into the dump file. For an encrypted series the stream is encrypted on
+        its way to the file and, at the same time, read by ``pg_restore --list``: the archive check
+        needs no key and no plaintext on disk. Returns the table of contents then, else None (the
+        caller lists the written file)."""
+        what = f"pg_dump of {target}"
+        fix = "read pg_dump's message; nothing was kept from this run"
+        if not self.encrypt:
+            stream(commands, writer.write, self.env, what, fix)
+            return None
+        chunks: List[bytes] = []
+        sealer = FedPipeline(self.encrypt, writer.write, self.env, f"encrypting the dump of {target} with age", encryption.INSTALL_FIX)
+        checker = FedPipeline(toc_commands(self.tools, "x." + plain_ext), chunks.append, self.env,
+                              f"reading the archive {writer.final_name} with pg_restore --list", head_read=True)
+
+        def both(data: bytes) -> None:
+            checker.feed(data)
+            sealer.feed(data)
+
+        try:
+            stream(commands, both, self.env, what, fix)
+        except BaseException:
+            checker.abort()
+            sealer.abort()
+            raise
+        sealer.close()
+        try:
+            checker.close()
+        except PgdrillError as exc:
+            raise explained(exc, self.tools) from None
+        return toc_entries(b"".join(chunks).decode("utf-8", "replace"))
 
     def _globals(self, stamp: str, target: str) -> None:
         pg_dumpall = self.tools.path("pg_dumpall")
@@ -379,7 +422,7 @@ class BackupRun:
             argv.append("--no-role-passwords")
         writer = self._writer("globals", stamp, "sql")
         try:
-            stream([argv], writer.write, self.env, f"pg_dumpall --globals-only for {target}")
+            stream([argv, *self.encrypt], writer.write, self.env, f"pg_dumpall --globals-only for {target}")
         except PgdrillError as exc:
             if "permission denied" in str(exc.details.get("stderr", "")):
                 raise PgdrillError(exc.problem, GLOBALS_PERMISSION_FIX, **exc.details) from None
@@ -394,7 +437,7 @@ class BackupRun:
             log.warning("%s", note)
         writer = self._writer("media", stamp, plan.media_ext())
         log.info("archiving media root %s to %s", root, writer.final_name)
-        stream(media_command(plan.media_method, plan.media_level, plan.zstd), writer.write, self.env, f"archiving media root {root}",
+        stream(media_command(plan.media_method, plan.media_level, plan.zstd) + self.encrypt, writer.write, self.env, f"archiving media root {root}",
                producer=tar_producer(root, exclude=excluded_dir(root, config.backup_dir),
                                     top=os.path.basename(os.path.abspath(config.media_root).rstrip(os.sep)) or None))
         self._record(writer, "media")

@@ -118,7 +118,24 @@ class DatabaseConfig:
     # and whether a failure pings /<exit code> instead of /fail.
     ping_url: Optional[str] = field(default=None, repr=False)
     ping_exit_codes: bool = False
+    # age recipients (public keys) every file of a set is encrypted to; empty: no encryption.
+    encrypt_recipients: Tuple[str, ...] = ()
+    # The age identity (secret key file) that decrypts: only where sets are decrypted.
+    encrypt_identity_file: Optional[str] = None
+    # Off-host copies: s3://BUCKET/PREFIX or rclone:REMOTE:PATH, and how to reach it (never a secret).
+    remote: Optional[str] = None
+    remote_endpoint_url: Optional[str] = None
+    remote_region: Optional[str] = None
+    remote_profile: Optional[str] = None
+    # Push each set after a successful backup (the default when remote is set).
+    remote_upload: bool = True
+    remote_object_lock_days: int = 0
+    remote_object_lock_mode: str = "GOVERNANCE"
     source: str = "defaults"
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.encrypt_recipients)
 
     @property
     def dbname(self) -> str:
@@ -223,6 +240,40 @@ def _ping_url(text: str) -> str:
 
 
 _ping_url.accepts = "an http:// or https:// URL (a Healthchecks-style check URL), or @FILE holding one"  # type: ignore[attr-defined]
+
+
+class _Refused(ValueError):
+    """A value refused with its own explanation (the parser knows better than a generic rule)."""
+
+    def __init__(self, error: PgdrillError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _recipients(text: str) -> Tuple[str, ...]:
+    """age recipients: ``age1...`` separated by commas or spaces, or ``@/path`` files of them.
+    Anything that does not parse refuses the whole configuration: never a plaintext backup."""
+    from .encryption import parse_recipients
+
+    try:
+        return tuple(parse_recipients(text))
+    except PgdrillError as exc:
+        raise _Refused(exc) from None
+
+
+_recipients.accepts = "age recipients (age1...) separated by commas or spaces, or @/path/to/recipients.txt"  # type: ignore[attr-defined]
+
+
+def _remote(text: str) -> str:
+    from .remote import parse_remote
+
+    try:
+        return parse_remote(text).text
+    except PgdrillError as exc:
+        raise _Refused(exc) from None
+
+
+_remote.accepts = "s3://BUCKET/PREFIX or rclone:REMOTE:PATH"  # type: ignore[attr-defined]
 # Values never repeated in messages: they carry a secret.
 SECRET_SETTINGS = ("ping_url",)
 
@@ -261,6 +312,15 @@ SETTINGS = {
     "metrics_dir": _text,
     "ping_url": _ping_url,
     "ping_exit_codes": _bool,
+    "encrypt_recipients": _recipients,
+    "encrypt_identity_file": _text,
+    "remote": _remote,
+    "remote_endpoint_url": _text,
+    "remote_region": _text,
+    "remote_profile": _text,
+    "remote_upload": _bool,
+    "remote_object_lock_days": _int_at_least(0, 36500),
+    "remote_object_lock_mode": _choice("governance", "compliance"),
 }
 _SECONDS = _float_at_least(0, 604800)
 CONNECTION_SETTINGS = {
@@ -288,6 +348,8 @@ def parse_value(key: str, raw: str, origin: str):
         raise PgdrillError(f"bad config: unknown key '{key}' in {origin}", f"use one of: {known}")
     try:
         return parser(raw)
+    except _Refused as refused:
+        raise PgdrillError(f"bad config value in {origin}: {refused.error.problem}", refused.error.fix) from None
     except ValueError:
         shown = "(hidden: it holds a secret)" if key in SECRET_SETTINGS else repr(raw)
         raise PgdrillError(
@@ -353,6 +415,8 @@ def _checked(values: Mapping[str, object], source: str) -> Dict[str, object]:
             continue
         if isinstance(value, bool):
             text = "yes" if value else "no"
+        elif isinstance(value, (list, tuple)):
+            text = " ".join(str(item) for item in value)
         elif isinstance(value, float):
             text = format(value, "f")  # never "1e-05"; inf and nan stay words the parser refuses
         else:
@@ -380,6 +444,10 @@ def build_database_config(label: str, values: Mapping[str, object], base_dir: st
     if problem:
         raise PgdrillError(f"bad config value in {source}: {problem}", "set 'prefix' to a plain name such as the database name")
     config = replace(config, prefix=prefix, backup_dir=os.path.abspath(os.path.expanduser(config.backup_dir)))
+    config = replace(config, remote_object_lock_mode=config.remote_object_lock_mode.upper())
+    if config.remote_object_lock_days and not (config.remote or "").startswith("s3://"):
+        raise PgdrillError(f"bad config value in {source}: remote_object_lock_days is set, but Object Lock needs an s3:// remote",
+                           "set remote = s3://BUCKET/PREFIX on a bucket with Object Lock, or remove remote_object_lock_days")
     if config.compression_level is not None and config.compression == "gzip" and config.compression_level > 9:
         raise PgdrillError(f"bad config value in {source}: compression_level {config.compression_level} with gzip", "gzip levels run from 0 to 9")
     return config

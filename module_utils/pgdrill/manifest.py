@@ -49,6 +49,7 @@ def build(
     options: Dict[str, Any],
     host: str,
     fingerprint: Optional[Dict[str, Any]] = None,
+    encryption: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     return {
         "format": FORMAT,
@@ -69,6 +70,8 @@ def build(
         # Keys are schema.table quoted as PostgreSQL quotes identifiers (pgdrill 0.1 left them unquoted).
         "row_count_keys": "quoted",
         "fingerprint": fingerprint,
+        # Readable without a key: how the files are encrypted and to whom (recipient fingerprints).
+        "encryption": encryption,
         "options": options,
     }
 

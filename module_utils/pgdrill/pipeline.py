@@ -145,8 +145,10 @@ def stream(
     fix: str = "",
     producer: Optional[Callable[[BinaryIO], None]] = None,
     head_read: bool = False,
+    consumer: Optional[Callable[[BinaryIO], None]] = None,
 ) -> None:
-    """Run ``commands`` as a pipeline and hand the last one's output to ``sink`` chunk by chunk.
+    """Run ``commands`` as a pipeline and hand the last one's output to ``sink`` chunk by chunk
+    (or the output pipe itself to ``consumer``, which reads it to the end).
 
     ``producer``, when given, writes the first program's input from a thread. Memory stays flat:
     nothing is held beyond one chunk. Any failure (a program, the producer, or the sink, such as a
@@ -195,12 +197,15 @@ def stream(
 
             thread = threading.Thread(target=feed, name="pgdrill-producer", daemon=True)
             thread.start()
-        fd = procs[-1].stdout.fileno()
-        while True:
-            data = os.read(fd, CHUNK)
-            if not data:
-                break
-            sink(data)
+        if consumer is not None:
+            consumer(procs[-1].stdout)
+        else:
+            fd = procs[-1].stdout.fileno()
+            while True:
+                data = os.read(fd, CHUNK)
+                if not data:
+                    break
+                sink(data)
     except BaseException:
         for proc in procs:
             if proc.poll() is None:
@@ -237,3 +242,86 @@ def stream(
             stderr=_tail(stderrs[first]),
             cmd=[list(argv) for argv in commands],
         )
+
+
+def run_into(commands: Sequence[Sequence[str]], consumer: Callable[[BinaryIO], None], env: Dict[str, str], what: str, fix: str = "") -> None:
+    """Run ``commands`` as a pipeline whose last output ``consumer`` reads as a file (tarfile's
+    streaming reader); every exit code is checked as in :func:`stream`."""
+    stream(commands, lambda data: None, env, what, fix, consumer=consumer)
+
+
+class FedPipeline:
+    """A pipeline whose input Python writes: :meth:`feed` hands it bytes, its last program's output
+    goes to ``sink`` from a thread, and :meth:`close` ends the input and raises when any program
+    failed (the :func:`stream` rule, a head read included). :meth:`abort` stops it on the way out
+    of a failure. The backup feeds one stream to two of them at once: the encryption, and the
+    table-of-contents check that reads the plaintext while it passes."""
+
+    def __init__(self, commands: Sequence[Sequence[str]], sink: Callable[[bytes], None], env: Dict[str, str], what: str,
+                 fix: str = "", head_read: bool = False, depth: int = 4) -> None:
+        import queue
+
+        self._queue: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=depth)
+        self._stopped = threading.Event()  # the first program no longer reads (done, or failed)
+        self._aborted = False
+        self._error: List[BaseException] = []
+
+        def run_pipeline() -> None:
+            try:
+                stream(commands, sink, env, what, fix, producer=self._produce, head_read=head_read)
+            except BaseException as exc:  # noqa: BLE001 - raised by close()
+                self._error.append(exc)
+            finally:
+                self._stopped.set()
+
+        self._thread = threading.Thread(target=run_pipeline, name="pgdrill-fed-pipeline", daemon=True)
+        self._thread.start()
+
+    def _produce(self, target: BinaryIO) -> None:
+        try:
+            while not self._aborted:
+                data = self._queue.get()
+                if data is None:
+                    return
+                target.write(data)
+        finally:
+            self._stopped.set()
+
+    def feed(self, data: bytes) -> None:
+        """Pass ``data`` on; returns at once when the pipeline no longer reads (a head read that
+        has what it needs, or a failure that close() will report)."""
+        import queue
+
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(data, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _finish(self) -> None:
+        import queue
+
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(None, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
+
+    def close(self) -> None:
+        """End of input: wait for every program, and raise the first failure."""
+        self._finish()
+        if self._error:
+            raise self._error[0]
+
+    def abort(self) -> None:
+        """Stop feeding and let the programs end; their failures no longer matter."""
+        self._aborted = True
+        while True:  # make room so that a producer blocked in get() sees the end
+            try:
+                self._queue.get_nowait()
+            except Exception:  # noqa: BLE001 - queue.Empty
+                break
+        self._finish()

@@ -8,6 +8,7 @@ and the row counts taken at backup time. ``restore_set`` runs them in order.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -17,13 +18,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
-from . import db, fingerprint as fp, scratch, toc
+from . import db, encryption, fingerprint as fp, restore, scratch, toc
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .pgtools import PgTools, server_major
 from .pipeline import child_env, run
-from .restore import check_target_name, read_toc, restore_archive
+from .restore import check_target_name, read_small, read_toc, restore_archive
 
 log = logging.getLogger("pgdrill")
 
@@ -155,6 +156,7 @@ class RestoreOptions:
     scratch: Optional[str] = None  # the purpose, when the target is a scratch database (drill, verify)
     maintenance_db: str = "postgres"
     dry_run: bool = False
+    identity: Optional[str] = None  # the age identity for an encrypted set (default: encrypt_identity_file)
 
     def not_restored(self) -> List[str]:
         """What this restore leaves out by the operator's choice, in words. Pure."""
@@ -218,6 +220,10 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     then prove it against the set's fingerprint and row counts. Raises PgdrillError for a refusal,
     a failed step or any difference; the error's details carry the result so far."""
     dump = _restorable(backup)
+    if options.identity is None and config.encrypt_identity_file:
+        options = dataclasses.replace(options, identity=config.encrypt_identity_file)
+    if restore.is_encrypted(dump["name"]):
+        encryption.check_identity(restore.require_identity(dump["name"], options.identity))
     document = backup.manifest or {}
     source_facts = document.get("database") or {}
     target = options.target or default_target(backup)
@@ -284,8 +290,8 @@ def _replay_globals(tools: PgTools, env: Dict[str, str], backup: BackupSet, admi
                     record: Record) -> Dict[str, Any]:
     started = time.monotonic()
     globals_file = backup.path(backup.file_of_kind("globals")["name"])  # type: ignore[index]
-    with open(globals_file, encoding="utf-8") as handle:
-        plan = globals_for_target(handle.read(), db.role_names(admin), options.role_passwords)
+    script = read_small(globals_file, options.identity).decode("utf-8")
+    plan = globals_for_target(script, db.role_names(admin), options.role_passwords)
     argv = [tools.path("psql"), "-X", "-q", "-d", options.maintenance_db, "-f", "-"]
     stdin = f"{os.path.basename(globals_file)}" + (f", {'; '.join(plan.changes)}" if plan.changes else "")
     record.commands.append({"argv": argv, "stdin": stdin})
@@ -329,10 +335,10 @@ def _restore_archive(tools: PgTools, env: Dict[str, str], config: DatabaseConfig
             list_dir = tempfile.mkdtemp(prefix=".pgdrill-list-", dir=config.work_dir or backup.directory)
             use_list = os.path.join(list_dir, "restore.list")
             with open(use_list, "w", encoding="utf-8") as handle:
-                handle.write(partial_list(read_toc(tools, env, archive, verbose=True), options.schemas, options.tables))
+                handle.write(partial_list(read_toc(tools, env, archive, verbose=True, identity=options.identity), options.schemas, options.tables))
         restored = restore_archive(tools, env, archive, target, jobs=options.jobs, work_dir=config.work_dir,
                                    clean=options.replace and exists, no_owner=not options.owners,
-                                   no_privileges=not options.privileges, use_list=use_list)
+                                   no_privileges=not options.privileges, use_list=use_list, identity=options.identity)
     finally:
         if list_dir:
             import shutil

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from typing import Dict, List, Optional
@@ -14,7 +13,7 @@ from typing import Dict, List, Optional
 from .errors import PgdrillError
 from .media import count_members
 from .pgtools import PgTools, archive_too_new, find_zstd
-from .pipeline import describe_rc, last_line, run, stream
+from .pipeline import child_env, run, run_into, stream
 
 TRANSACTION_TIMEOUT_FIX = (
     "this archive was written by pg_dump 17 or newer, whose pg_restore sets transaction_timeout, which servers "
@@ -32,34 +31,94 @@ def zstd_path() -> str:
 
 
 def is_piped_zstd(path: str) -> bool:
-    return path.endswith(".zst")
+    return plain_name(path).endswith(".zst")
 
 
-def list_archive(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None) -> List[str]:
-    """The archive's table of contents as pg_restore --list prints it (comment lines dropped).
-    ``final_name`` gives the format when ``path`` is still a temporary file."""
-    text = read_toc(tools, env, path, final_name)
+def is_encrypted(path: str) -> bool:
+    return path.endswith(".age")
+
+
+def plain_name(path: str) -> str:
+    """The file's name without ``.age``: what its decrypted bytes are."""
+    return path[: -len(".age")] if is_encrypted(path) else path
+
+
+def needs_decoding(path: str) -> bool:
+    """True when pg_restore or tar cannot read the file as it is (zstd piped, or encrypted)."""
+    return is_encrypted(path) or is_piped_zstd(path)
+
+
+def require_identity(path: str, identity: Optional[str]) -> str:
+    if not identity:
+        raise PgdrillError(
+            f"{os.path.basename(path)} is encrypted, and no age identity is configured to decrypt it",
+            "set encrypt_identity_file to the secret key of one of the set's recipients (the drill or escrow key); "
+            "without it, verify checks checksums and the age header only",
+        )
+    return identity
+
+
+def decode_commands(name: str, identity: Optional[str] = None, source: Optional[str] = None, from_stdin: bool = False) -> List[List[str]]:
+    """The programs that turn a file named ``name`` into what its plain extension says: ``age
+    --decrypt`` for ``.age``, then ``zstd -d`` for a piped ``.zst``; empty when it is readable as
+    it is. The first program reads ``source`` (default: ``name``), or with ``from_stdin`` its
+    standard input."""
+    from .encryption import decrypt_argv, find_age
+
+    source = None if from_stdin else os.path.abspath(source or name)
+    commands: List[List[str]] = []
+    if is_encrypted(name):
+        commands.append(decrypt_argv(require_identity(name, identity), source, find_age()))
+        source = None
+    if is_piped_zstd(name):
+        commands.append([zstd_path(), "-dcq"] + ([source] if source else []))
+    return commands
+
+
+def toc_commands(tools: PgTools, name: str, identity: Optional[str] = None, verbose: bool = False) -> List[List[str]]:
+    """The programs that read a dump's table of contents from their standard input."""
+    return decode_commands(name, identity, from_stdin=True) + [[tools.path("pg_restore"), "--list"] + (["--verbose"] if verbose else [])]
+
+
+def toc_entries(text: str) -> List[str]:
+    """The entries of a ``pg_restore --list`` listing, comment lines dropped. Pure."""
     return [line for line in text.splitlines() if line.strip() and not line.startswith(";")]
 
 
-def read_toc(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None, verbose: bool = False) -> str:
-    """``pg_restore --list`` of an archive (``--verbose`` adds each entry's dependencies)."""
+def list_archive(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None, identity: Optional[str] = None) -> List[str]:
+    """The archive's table of contents as pg_restore --list prints it (comment lines dropped).
+    ``final_name`` gives the format when ``path`` is still a temporary file."""
+    return toc_entries(read_toc(tools, env, path, final_name, identity=identity))
+
+
+def read_toc(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None, verbose: bool = False,
+             identity: Optional[str] = None) -> str:
+    """``pg_restore --list`` of an archive (``--verbose`` adds each entry's dependencies). An
+    encrypted archive is decrypted on the way, with ``identity``: a head read, which proves the
+    table of contents only (the manifest's sha256 proves the whole file)."""
     name = final_name or os.path.basename(path)
     what = f"reading the archive {name} with pg_restore --list"
     flags = ["--list"] + (["--verbose"] if verbose else [])
     try:
-        if is_piped_zstd(name):
+        decode = decode_commands(name, identity, source=path)
+        if decode:
             chunks: List[bytes] = []
-            stream([[zstd_path(), "-dcq", path], [tools.path("pg_restore"), *flags]], chunks.append, env, what, head_read=True)
+            stream([*decode, [tools.path("pg_restore"), *flags]], chunks.append, env, what, head_read=True)
             return b"".join(chunks).decode("utf-8", "replace")
         return run([tools.path("pg_restore"), *flags, path], env, what).stdout
     except PgdrillError as exc:
-        raise _explained(exc, tools) from None
+        raise explained(exc, tools, identity) from None
 
 
-def _explained(exc: PgdrillError, tools: PgTools) -> PgdrillError:
-    """pg_restore's cryptic failures, with the problem and the fix."""
+def explained(exc: PgdrillError, tools: PgTools, identity: Optional[str] = None) -> PgdrillError:
+    """pg_restore's (and age's) cryptic failures, with the problem and the fix."""
     stderr = str(exc.details.get("stderr", ""))
+    if "age: error:" in stderr or ": age " in exc.problem:
+        from .encryption import explain_age_failure
+
+        subject = exc.problem.split(" failed:")[0]
+        problem, fix = explain_age_failure(stderr, identity, subject.replace("reading the archive ", "").replace("restoring ", ""))
+        return PgdrillError(f"{subject} failed: {problem}", fix, **exc.details)
     if "unsupported version" in stderr and "file header" in stderr:
         error = archive_too_new(None, f"pg_restore ({tools.path('pg_restore')})")
         return PgdrillError(f"{exc.problem}: {error.problem}", error.fix, **exc.details)
@@ -84,28 +143,47 @@ def _explained(exc: PgdrillError, tools: PgTools) -> PgdrillError:
     return exc
 
 
-def read_media(path: str) -> int:
-    """Read a media archive end to end; returns its member count."""
-    if path.endswith(".tar.zst"):
-        proc = subprocess.Popen([zstd_path(), "-dcq", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            members = count_members(proc.stdout)  # type: ignore[arg-type]
-            proc.stdout.read()  # type: ignore[union-attr]
-        finally:
-            proc.stdout.close()  # type: ignore[union-attr]
-            stderr = proc.stderr.read().decode("utf-8", "replace")  # type: ignore[union-attr]
-            proc.wait()
-        if proc.returncode != 0:
-            raise PgdrillError(f"zstd {describe_rc(proc.returncode)} reading {os.path.basename(path)}: {last_line(stderr)}")
-        return members
-    mode = "rb"
-    with open(path, mode) as raw:
-        if path.endswith(".gz"):
-            import gzip
+def read_media(path: str, identity: Optional[str] = None) -> int:
+    """Read a media archive end to end (decrypting it with ``identity`` when it is encrypted);
+    returns its member count."""
+    name = os.path.basename(path)
+    decode = decode_commands(name, identity, source=path)
+    if path.endswith(".gz") or plain_name(path).endswith(".tar.gz"):
+        decode.append(["gzip", "-dc"] if decode else ["gzip", "-dc", path])
+    if not decode:
+        with open(path, "rb") as raw:
+            return count_members(raw)  # type: ignore[arg-type]
+    counted: List[int] = []
 
-            with gzip.GzipFile(fileobj=raw) as unzipped:
-                return count_members(unzipped)  # type: ignore[arg-type]
-        return count_members(raw)
+    def consume(stdout) -> None:  # noqa: ANN001 - a pipe
+        counted.append(count_members(stdout))
+        while stdout.read(1 << 20):
+            pass
+
+    try:
+        run_into(decode, consume, child_env(), f"reading the media archive {name}")
+    except PgdrillError as exc:
+        raise explained(exc, PgTools(None), identity) from None
+    return counted[0]
+
+
+def read_small(path: str, identity: Optional[str] = None, limit: int = 64 << 20) -> bytes:
+    """A small file of a set (the globals), decrypted in memory when it is encrypted: its
+    plaintext never touches the disk. Refuses more than ``limit`` bytes."""
+    decode = decode_commands(os.path.basename(path), identity, source=path)
+    if not decode:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    else:
+        chunks: List[bytes] = []
+        try:
+            stream(decode, chunks.append, child_env(), f"decrypting {os.path.basename(path)}")
+        except PgdrillError as exc:
+            raise explained(exc, PgTools(None), identity) from None
+        data = b"".join(chunks)
+    if len(data) > limit:
+        raise PgdrillError(f"{os.path.basename(path)} is larger than {limit >> 20} MiB, which no globals file is", "check the set: this file is not what it should be")
+    return data
 
 
 def check_target_name(dbname: str) -> None:
@@ -141,7 +219,7 @@ def pg_restore_argv(
     return argv
 
 
-def _restore(argvs: List[List[str]], env: Dict[str, str], what: str, tools: PgTools) -> None:
+def _restore(argvs: List[List[str]], env: Dict[str, str], what: str, tools: PgTools, identity: Optional[str] = None) -> None:
     fix = "read pg_restore's message; --exit-on-error stopped at the first error"
     try:
         if len(argvs) == 1:
@@ -149,7 +227,7 @@ def _restore(argvs: List[List[str]], env: Dict[str, str], what: str, tools: PgTo
         else:
             stream(argvs, lambda chunk: None, env, what, fix)
     except PgdrillError as exc:
-        raise _explained(exc, tools) from None
+        raise explained(exc, tools, identity) from None
 
 
 def restore_archive(
@@ -163,17 +241,20 @@ def restore_archive(
     no_owner: bool = False,
     no_privileges: bool = False,
     use_list: Optional[str] = None,
+    identity: Optional[str] = None,
 ) -> Dict[str, object]:
     """Restore ``archive`` into the existing database ``dbname``.
 
-    A ``.dump.zst`` restored with several jobs is first decompressed into ``work_dir`` (pg_restore
-    needs a seekable file for parallel jobs); with one job it streams through a pipe instead.
-    Returns the commands run and the time each step took.
+    An archive pg_restore cannot read as it is (``.dump.zst``, or encrypted ``.age``) streams
+    through its decoders into one pg_restore job; with several jobs it is first decoded into
+    ``work_dir`` (pg_restore needs a seekable file for parallel jobs), and that file is removed
+    afterwards whatever happens. Returns the commands run and the time each step took.
     """
     what = f"restoring {os.path.basename(archive)} into database '{dbname}'"
     timings: Dict[str, float] = {}
     commands: List[List[str]] = []
-    if not is_piped_zstd(archive):
+    decode = decode_commands(os.path.basename(archive), identity, source=archive)
+    if not decode:
         argv = pg_restore_argv(tools, archive, dbname, jobs, clean, no_owner, no_privileges, use_list)
         commands.append(argv)
         started = time.monotonic()
@@ -181,26 +262,38 @@ def restore_archive(
         timings["pg_restore"] = time.monotonic() - started
         return {"commands": commands, "timings": timings}
     if jobs <= 1:
-        decompress = [zstd_path(), "-dcq", archive]
         argv = pg_restore_argv(tools, "-", dbname, 1, clean, no_owner, no_privileges, use_list)
-        commands.append(decompress + ["|"] + argv)
+        commands.append([word for stage in decode for word in stage + ["|"]] + argv)
         started = time.monotonic()
-        _restore([decompress, argv], env, what, tools)
+        _restore([*decode, argv], env, what, tools, identity)
         timings["pg_restore"] = time.monotonic() - started
         return {"commands": commands, "timings": timings}
     scratch = tempfile.mkdtemp(prefix=".pgdrill-work-", dir=work_dir or os.path.dirname(os.path.abspath(archive)))
     try:
-        plain = os.path.join(scratch, os.path.basename(archive)[: -len(".zst")])
-        decompress = [zstd_path(), "-dq", "-o", plain, archive]
-        commands.append(decompress)
+        plain = os.path.join(scratch, "archive.dump")
+        commands.append([word for stage in decode for word in stage + ["|"]][:-1])
         started = time.monotonic()
         try:
-            run(decompress, env, f"decompressing {os.path.basename(archive)}", "free space in the work directory (work_dir) or restore with jobs 1, which streams")
+            fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+            def write_all(data: bytes) -> None:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+
+            try:
+                stream(decode, write_all, env, f"decoding {os.path.basename(archive)}",
+                       "free space in the work directory (work_dir) or restore with jobs 1, which streams")
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise PgdrillError(f"cannot write the decoded archive into {scratch}: {exc.strerror}",
+                               "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
         except PgdrillError as exc:
-            if "No space left" in str(exc.details.get("stderr", "")):
-                raise PgdrillError(f"disk full decompressing {os.path.basename(archive)} into {scratch}", "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
-            raise
-        timings["decompress"] = time.monotonic() - started
+            if "No space left" in exc.message or "No space left" in str(exc.details.get("stderr", "")):
+                raise PgdrillError(f"disk full decoding {os.path.basename(archive)} into {scratch}", "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
+            raise explained(exc, tools, identity) from None
+        timings["decode"] = time.monotonic() - started
         argv = pg_restore_argv(tools, plain, dbname, jobs, clean, no_owner, no_privileges, use_list)
         commands.append(argv)
         started = time.monotonic()

@@ -1,0 +1,107 @@
+"""Encrypted backup sets end to end through pgdrill-backup: the pipeline encrypts before anything
+reaches the disk, the manifest stays readable without a key, keyless and keyed verification, and
+every way decryption can go wrong is named."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from pgdrill.encryption import recipient_fingerprint
+
+
+@pytest.fixture
+def sealed(backup_env, keys, tmp_path):
+    """The sample database's series, encrypted to the drill key and the escrow key, with media."""
+    media = tmp_path / "media"
+    (media / "uploads").mkdir(parents=True)
+    (media / "uploads" / "logo.png").write_bytes(os.urandom(5000))
+    (media / "notes.txt").write_text("hello\n")
+    backup_env.rewrite(encrypt_recipients=f"{keys['drill'][1]}, {keys['escrow'][1]}", media_root=str(media))
+    return backup_env
+
+
+def age_decrypt(identity, path):
+    return subprocess.run(["age", "--decrypt", "-i", identity, path], check=True, capture_output=True).stdout
+
+
+def test_every_file_of_an_encrypted_set_is_age_and_the_manifest_needs_no_key(sealed, keys):
+    sealed.run("--db", "--media")
+    names = sealed.files()
+    data = [name for name in names if "_manifest_" not in name and not name.startswith(".")]
+    assert data and all(name.endswith(".age") for name in data), names
+    document = sealed.manifests()[0]
+    assert document["encryption"]["method"] == "age"
+    assert document["encryption"]["recipients"] == [recipient_fingerprint(keys["drill"][1]), recipient_fingerprint(keys["escrow"][1])]
+    assert document["client"]["toc_entries"] > 10  # pg_restore --list read the plaintext as it streamed past
+    for name in data:
+        raw = open(os.path.join(sealed.backup_dir, name), "rb").read(200)
+        assert raw.startswith(b"age-encryption.org/v1\n")
+        assert os.stat(os.path.join(sealed.backup_dir, name)).st_mode & 0o777 == 0o600
+    # The Debian age CLI is the oracle: each key alone decrypts; the plaintexts are what they claim.
+    globals_name = next(name for name in data if "_globals_" in name)
+    assert b"CREATE ROLE" in age_decrypt(keys["escrow"][0], os.path.join(sealed.backup_dir, globals_name))
+    dump_name = next(name for name in data if "_db_" in name)
+    plain = age_decrypt(keys["drill"][0], os.path.join(sealed.backup_dir, dump_name))
+    if dump_name.endswith(".zst.age"):
+        plain = subprocess.run(["zstd", "-dcq"], input=plain, check=True, capture_output=True).stdout
+    assert plain.startswith(b"PGDMP")
+
+
+def test_keyless_verify_checks_checksums_and_headers_and_says_what_it_did_not(sealed):
+    sealed.run("--db", "--media")
+    done = sealed.run("verify")
+    assert "age header" in done.stdout and "not tried: no encrypt_identity_file" in done.stdout
+    assert "FAILED" not in done.stdout
+
+
+def test_verify_with_the_identity_decrypts_lists_and_restores(sealed, keys):
+    sealed.run("--db", "--media")
+    sealed.rewrite(encrypt_recipients=keys["drill"][1], encrypt_identity_file=keys["escrow"][0], media_root="/nonexistent")
+    done = sealed.run("verify", "--restore")
+    assert "decrypted with the identity" in done.stdout and "tar read" in done.stdout
+    assert "ok      fingerprint" in done.stdout and "ok      row counts" in done.stdout
+
+
+def test_wrong_identity_fails_by_name(sealed, keys):
+    sealed.run()
+    sealed.rewrite(encrypt_recipients=keys["drill"][1], encrypt_identity_file=keys["stranger"][0])
+    done = sealed.run("verify", "--restore", check=1)
+    assert "not one of the recipients" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_ciphertext_fails_verify_even_when_the_manifest_is_rewritten_to_match(sealed, keys, damage):
+    """A file whose sha256 was forged into the manifest: only age's authentication can tell."""
+    import hashlib
+
+    sealed.run()
+    dump_name = next(name for name in sealed.files() if "_db_" in name)
+    path = os.path.join(sealed.backup_dir, dump_name)
+    data = bytearray(open(path, "rb").read())
+    if damage == "truncate":
+        data = data[: len(data) - 70000] if len(data) > 140000 else data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0x40
+    open(path, "wb").write(bytes(data))
+    manifest_name = next(name for name in sealed.files() if "_manifest_" in name)
+    document = json.load(open(os.path.join(sealed.backup_dir, manifest_name)))
+    for entry in document["files"]:
+        if entry["name"] == dump_name:
+            entry["size"], entry["sha256"] = len(data), hashlib.sha256(bytes(data)).hexdigest()
+    json.dump(document, open(os.path.join(sealed.backup_dir, manifest_name), "w"))
+    sealed.rewrite(encrypt_recipients=keys["drill"][1], encrypt_identity_file=keys["drill"][0])
+    done = sealed.run("verify", "--restore", check=1)
+    assert "damaged or truncated" in done.stdout, done.stdout
+
+
+def test_recipients_that_do_not_parse_refuse_the_configuration(backup_env, tmp_path):
+    backup_env.rewrite(encrypt_recipients="age1notakey")
+    done = backup_env.run(check=2)
+    assert "encrypt_recipients" in done.stderr and backup_env.files() == []
+    backup_env.rewrite(encrypt_recipients=f"@{tmp_path}/missing-recipients.txt")
+    done = backup_env.run(check=2)
+    assert "does not exist" in done.stderr and backup_env.files() == []
