@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import db, encryption, fingerprint as fingerprint_mod, manifest as manifest_mod
 from .config import DatabaseConfig
@@ -242,7 +242,9 @@ class BackupRun:
         # Every stage that writes a file of an encrypted series ends in age: no plaintext on disk.
         self.encrypt: List[List[str]] = [encryption.encrypt_argv(config.encrypt_recipients, encryption.find_age())] if config.encrypted else []
 
-    def execute(self, wait: Optional[float] = None) -> Dict[str, Any]:
+    def execute(self, wait: Optional[float] = None, after: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+        """Take the set; then ``after`` (the off-host push), still under the lock; then retention.
+        When ``after`` fails the set stays and nothing is pruned: the error says the set exists."""
         with run_time_limit(self.config.max_runtime, f"the backup of {self.config.label}"), self.series.lock(wait):
             removed_temps = self.series.remove_stale_temporaries()
             for name in removed_temps:
@@ -257,6 +259,13 @@ class BackupRun:
                         writer.discard()
                 raise
             result["removed_temporaries"] = removed_temps
+            if after is not None:
+                try:
+                    after(result)
+                except PgdrillError as exc:
+                    raise PgdrillError(f"backup set {result['set']} is complete on this host, but {exc.problem}; nothing was pruned",
+                                       (exc.fix + "; " if exc.fix else "") + "the next backup run retries the upload, or run: pgdrill-backup push",
+                                       **{**exc.details, "result": result}) from None
             if self.config.prune_after_backup:
                 result["prune"] = self.series.prune(protect=result["set"])
             return result

@@ -14,13 +14,13 @@ import signal
 import sys
 from typing import Any, Dict, List, Optional
 
-from . import __version__, operations
+from . import __version__, offsite, operations
 from .backup import plan_backup
 from .config import DatabaseConfig, load_configs, parse_value
 from .errors import LockBusy, PgdrillError
 from .fsio import os_error
 from .naming import prefix_of
-from .series import Series, future_sets_problem
+from .series import Series, future_sets_problem, utcnow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 log = logging.getLogger("pgdrill")
@@ -65,18 +65,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--media", action="store_true", help="back up the media root into the same set")
     parser.add_argument("--no-prune", action="store_true", help="do not apply retention after the backup")
     parser.add_argument("--version", action="version", version=f"pgdrill {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list}")
+    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,restore-media}")
     verify = sub.add_parser("verify", help="check a set's checksums and archive; --restore restores it into a scratch database")
     _common(verify, suppress=True)
     verify.add_argument("set", nargs="?", metavar="SET", help="set name, stamp or file name (default: the newest complete set)")
     verify.add_argument("--restore", action="store_true", help="also restore into a fresh scratch database and compare row counts")
     verify.add_argument("--jobs", type=_jobs, metavar="N", help="parallel pg_restore jobs (default: restore_jobs)")
     verify.add_argument("--all", action="store_true", help="verify every complete set, not just one")
+    verify.add_argument("--remote", action="store_true", help="verify the off-host copy: download and hash every object (nothing is stored)")
     prune = sub.add_parser("prune", help="apply retention: delete sets past max age beyond the newest keep-last")
     _common(prune, suppress=True)
+    prune.add_argument("--remote", action="store_true", help="apply retention to the off-host copy, with the same rules")
     listing = sub.add_parser("list", help="show the backup sets")
     _common(listing, suppress=True)
+    listing.add_argument("--remote", action="store_true", help="show the sets on the off-host copy")
+    push = sub.add_parser("push", help="upload sets to the off-host copy (remote), manifest last; resumable")
+    _common(push, suppress=True)
+    push.add_argument("set", nargs="?", metavar="SET", help="set name or stamp (default: the newest complete set)")
+    push.add_argument("--all", action="store_true", help="push every complete set the remote lacks")
+    pull = sub.add_parser("pull", help="download a set from the off-host copy, verified on arrival")
+    _common(pull, suppress=True)
+    pull.add_argument("set", nargs="?", metavar="SET", help="set name or stamp (default: the newest complete set on the remote)")
+    pull.add_argument("--to", metavar="DIR", help="download into DIR (default: the backup directory)")
+    media = sub.add_parser("restore-media", help="unpack a set's media archive into a new or empty directory")
+    _common(media, suppress=True)
+    media.add_argument("set", nargs="?", metavar="SET", help="set name or stamp (default: the newest complete set holding media)")
+    media.add_argument("--to", metavar="DIR", required=True, help="where to unpack (must be missing or empty)")
     return parser
+
+
+def cmd_restore_media(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    from .catalog import find_set
+    from .restore import extract_media
+
+    def work(config: DatabaseConfig) -> Dict[str, Any]:
+        sets = Series(config).sets()
+        if args.set:
+            backup = find_set(sets, args.set)
+        else:
+            backup = next((item for item in sets if item.complete and item.file_of_kind("media")), None)
+            if backup is None:
+                raise PgdrillError(f"no complete set in {config.backup_dir} holds media", "take one with --media, or pull one: pgdrill-backup pull")
+        entry = backup.file_of_kind("media")
+        if not backup.complete or entry is None:
+            raise PgdrillError(f"backup set {backup.id} is not complete or holds no media", "choose another set: pgdrill-backup list")
+        done = extract_media(backup.path(entry["name"]), os.path.abspath(args.to), config.encrypt_identity_file)
+        if not args.json:
+            print(f"{config.label}: media of {backup.id} restored into {done['destination']} in {done['seconds']:.1f} s")
+        return {"set": backup.id, **done}
+
+    return _each(configs, "media restore", work)
 
 
 def _human_size(size: float) -> str:
@@ -128,6 +166,8 @@ def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         if not args.json:
             sizes = ", ".join(f"{entry['kind']} {_human_size(entry['size'])}" for entry in document["files"])
             print(f"{config.label}: backup set {document['set']} written to {result['directory']} ({sizes}) in {document['duration_seconds']:.1f} s")
+            for entry in (result.get("push") or {}).get("sets", []):
+                print(f"{config.label}: pushed {entry['set']} to {result['push']['remote']} ({len(entry['uploaded'])} file(s) uploaded, manifest last)")
             if "prune" in result:
                 removed = result["prune"]["removed"]
                 print(f"{config.label}: retention kept {len(result['prune']['kept'])} set(s), removed {len(removed)}" + (": " + ", ".join(e["set"] for e in removed) if removed else ""))
@@ -142,7 +182,64 @@ def _print_prune(plan: List[Dict[str, Any]], dry_run: bool, indent: str = "") ->
         print(f"{indent}{verb:<12} {entry['set']}: {entry['reason']}")
 
 
+def _each(configs: List[DatabaseConfig], action: str, work) -> List[Dict[str, Any]]:
+    """Run ``work(config)`` for every database; a failure is a result naming it, not an exception."""
+    results = []
+    for config in configs:
+        try:
+            results.append({"database": config.label, "ok": True, **work(config)})
+        except PgdrillError as exc:
+            log.error("%s: %s failed: %s", config.label, action, exc.message)
+            results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
+    return results
+
+
+def cmd_push(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    def work(config: DatabaseConfig) -> Dict[str, Any]:
+        outcome = operations.push(config, args.set, every=args.all, dry_run=args.dry_run, wait=args.wait)
+        if not args.json:
+            for entry in outcome["sets"]:
+                verb = "would upload" if args.dry_run else "uploaded"
+                done = f"{verb} {', '.join(entry['uploaded'])}" if entry["uploaded"] else "already complete there"
+                print(f"{config.label}: {entry['set']} -> {outcome['remote']}: {done}")
+            if not outcome["sets"]:
+                print(f"{config.label}: nothing to push to {outcome['remote']}")
+        return outcome
+
+    return _each(configs, "push", work)
+
+
+def cmd_pull(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    def work(config: DatabaseConfig) -> Dict[str, Any]:
+        from .locking import SeriesLock
+        from .fsio import ensure_private_dir
+
+        directory = os.path.abspath(args.to or config.backup_dir)
+        if args.dry_run:
+            outcome = offsite.pull(config, args.set, directory, dry_run=True)
+        else:
+            ensure_private_dir(directory)
+            with SeriesLock(directory, config.prefix, config.lock_wait if args.wait is None else args.wait):
+                outcome = offsite.pull(config, args.set, directory)
+        if not args.json:
+            verb = "would pull" if args.dry_run else "pulled"
+            print(f"{config.label}: {verb} {outcome['set']} from {outcome['remote']} into {directory}"
+                  + ("" if args.dry_run else f" ({len(outcome['downloaded'])} downloaded, {len(outcome['present'])} already there; sha256 checked)"))
+        return outcome
+
+    return _each(configs, "pull", work)
+
+
 def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    if args.remote:
+        def work(config: DatabaseConfig) -> Dict[str, Any]:
+            outcome = offsite.prune_remote(config, dry_run=args.dry_run)
+            if not args.json:
+                print(f"{config.label}: {outcome['remote']} (keep_last {config.keep_last}, retention_days {config.retention_days})")
+                _print_prune(outcome["removed"] + outcome["kept"], args.dry_run, "  ")
+            return outcome
+
+        return _each(configs, "remote prune", work)
     results = []
     for config in configs:
         try:
@@ -175,6 +272,11 @@ def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                     print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
 
         try:
+            if args.remote:
+                if args.dry_run:
+                    raise PgdrillError("verify --remote has no dry run: it only reads the remote", "leave out --dry-run")
+                offsite.verify_remote(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs, on_result=show)
+                continue
             operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs,
                               record=not args.dry_run, wait=args.wait, on_result=show)
         except PgdrillError as exc:
@@ -183,10 +285,47 @@ def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     return results
 
 
+def _remote_column(config: DatabaseConfig, rows: List[Dict[str, Any]]) -> None:
+    """Each set's state on the off-host copy, from one listing; "unknown" (and a warning) when the
+    remote cannot be read: list never fails for it."""
+    if not config.remote:
+        return
+    try:
+        states = offsite.remote_states([row["set"] for row in rows], offsite.objects_by_name(offsite.open_for(config)), config.prefix)
+    except PgdrillError as exc:
+        log.warning("%s: cannot read the off-host copy: %s", config.label, exc.message)
+        states = {}
+    for row in rows:
+        row["remote"] = states.get(row["set"], "unknown")
+
+
+def cmd_list_remote(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    def work(config: DatabaseConfig) -> Dict[str, Any]:
+        remote = offsite.open_for(config)
+        now = utcnow()
+        rows = [info.row(now) for info in offsite.catalog(remote, config.prefix)]
+        if not args.json:
+            print(f"{config.label}: {remote.text}")
+            if not rows:
+                print("  (no backup sets)")
+            for row in rows:
+                when = row["time"][:19].replace("T", " ")
+                flags = ("encrypted" if row["encrypted"] else "plain") + (", pinned" if row["pinned"] else "")
+                print(f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {flags}")
+                if row["problem"]:
+                    print(f"    {row['problem']}")
+        return {"remote": remote.text, "sets": rows}
+
+    return _each(configs, "remote list", work)
+
+
 def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    if args.remote:
+        return cmd_list_remote(args, configs)
     results = []
     for config in configs:
         rows = Series(config).describe()
+        _remote_column(config, rows)
         results.append({"database": config.label, "ok": True, "backup_dir": config.backup_dir, "sets": rows})
         clock = future_sets_problem(rows)
         if clock:
@@ -196,10 +335,12 @@ def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
             if not rows:
                 print("  (no backup sets)")
                 continue
-            print(f"  {'SET':<40} {'TIME (UTC)':<19}  {'AGE':>8}  {'SIZE':>9}  {'STATE':<10} VERIFIED")
+            remote = "  REMOTE" if config.remote else ""
+            print(f"  {'SET':<40} {'TIME (UTC)':<19}  {'AGE':>8}  {'SIZE':>9}  {'STATE':<10} {'VERIFIED':<10}{remote}".rstrip())
             for row in rows:
                 when = row["time"][:19].replace("T", " ")
-                print(f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']}")
+                there = f"  {row['remote']}" if config.remote else ""
+                print(f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']:<10}{there}".rstrip())
     return results
 
 
@@ -250,8 +391,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     command = args.command or "backup"
     if args.no_prune and command != "backup":
         parser.error(f"--no-prune applies to backups only; it cannot be combined with '{command}'")
-    if command == "verify" and args.all and args.set:
-        parser.error("verify --all checks every set: pass either --all or one SET, not both")
+    if command in ("verify", "push") and args.all and args.set:
+        parser.error(f"{command} --all works on every set: pass either --all or one SET, not both")
     try:
         configs = load_configs(args.config, overrides=overrides, only=args.database)
     except PgdrillError as exc:
@@ -259,7 +400,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.json:
             print(json.dumps({"ok": False, "error": exc.message}))
         return EXIT_USAGE
-    handler = {"backup": cmd_backup, "prune": cmd_prune, "verify": cmd_verify, "list": cmd_list}[command]
+    handler = {"backup": cmd_backup, "prune": cmd_prune, "verify": cmd_verify, "list": cmd_list, "push": cmd_push, "pull": cmd_pull,
+               "restore-media": cmd_restore_media}[command]
     if command == "backup" and args.no_prune:
         configs = [_without_prune(config) for config in configs]
     try:

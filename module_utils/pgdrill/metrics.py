@@ -30,6 +30,8 @@ HELP = {
     "pgdrill_drill_last_attempt_timestamp_seconds": "When the last restore drill of this series finished, passed or not (Unix time).",
     "pgdrill_drill_last_passed": "Whether the last restore drill passed (1) or failed (0).",
     "pgdrill_drill_last_restore_seconds": "How long the last passed drill's restore took (the measured RTO).",
+    "pgdrill_remote_last_success_timestamp_seconds": "When a push to the off-host copy last succeeded (Unix time), by target.",
+    "pgdrill_remote_newest_set_uploaded": "Whether the newest complete set is complete on the off-host copy (1) or not (0), by target.",
     "pgdrill_info": "pgdrill's version, always 1.",
 }
 STATES = ("complete", "incomplete", "damaged", "future")
@@ -102,6 +104,12 @@ def series_samples(series: str, sets: List[Dict[str, Any]], state: Dict[str, Any
             Sample("pgdrill_backup_last_exit_code", label, backup["exit_code"]),
             Sample("pgdrill_backup_last_duration_seconds", label, backup["duration"]),
         ]
+    for target, remote in sorted((state.get("remote") or {}).items()):
+        if remote.get("last_success") is not None:
+            samples.append(Sample("pgdrill_remote_last_success_timestamp_seconds", dict(label, target=target), remote["last_success"]))
+        uploaded = set(remote.get("uploaded_sets") or [])
+        if newest is not None:
+            samples.append(Sample("pgdrill_remote_newest_set_uploaded", dict(label, target=target), 1 if newest.get("set") in uploaded else 0))
     return samples
 
 
@@ -173,9 +181,18 @@ def read_state(directory: str, series: str) -> Dict[str, Any]:
 
 
 def update(directory: str, series: str, sets: List[Dict[str, Any]], command: Optional[str] = None,
-           started: Optional[float] = None, exit_code: Optional[int] = None, duration: Optional[float] = None) -> str:
-    """Record a run of ``command`` in the series' state and rewrite its metrics file."""
+           started: Optional[float] = None, exit_code: Optional[int] = None, duration: Optional[float] = None,
+           remote: Optional[Dict[str, Any]] = None) -> str:
+    """Record a run of ``command`` in the series' state and rewrite its metrics file. ``remote``
+    (target, uploaded_sets, succeeded) records a push to an off-host copy."""
     state = read_state(directory, series)
+    if remote:
+        targets = state.setdefault("remote", {})
+        entry = targets.setdefault(remote["target"], {})
+        entry["uploaded_sets"] = sorted(remote.get("uploaded_sets") or [])[-50:]
+        if remote.get("succeeded") is not None:
+            entry["last_success"] = remote["succeeded"]
+        write_atomic_text(directory, file_name(series)[:-5] + ".state.json", json.dumps(state, sort_keys=True), mode=0o600)
     if command:
         state[command] = {**state.get(command, {}), "started": started, "exit_code": exit_code, "duration": duration}
         write_atomic_text(directory, file_name(series)[:-5] + ".state.json", json.dumps(state, sort_keys=True), mode=0o600)

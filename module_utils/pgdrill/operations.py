@@ -10,7 +10,7 @@ import time
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional
 
-from . import metrics, ping
+from . import metrics, offsite, ping
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
 from .errors import LockBusy, PgdrillError
@@ -23,7 +23,8 @@ log = logging.getLogger("pgdrill")
 EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 75
 
 
-def observe(config: DatabaseConfig, command: str, started: float, exit_code: int, summary: Dict[str, Any]) -> None:
+def observe(config: DatabaseConfig, command: str, started: float, exit_code: int, summary: Dict[str, Any],
+            remote: Optional[Dict[str, Any]] = None) -> None:
     """Tell the world how a run ended, without ever changing how it ended: the heartbeat ping (for
     backups) and the series' metrics file (for every command). Problems are logged, not raised."""
     if command == "backup" and config.ping_url:
@@ -32,7 +33,7 @@ def observe(config: DatabaseConfig, command: str, started: float, exit_code: int
         try:
             state = dict(command="backup", started=started, exit_code=exit_code, duration=round(time.time() - started, 3)) \
                 if command == "backup" else {}
-            metrics.update(config.metrics_dir, config.prefix, Series(config).describe(), **state)
+            metrics.update(config.metrics_dir, config.prefix, Series(config).describe(), remote=remote, **state)
         except PgdrillError as exc:
             log.error("%s: %s", config.label, exc.message)
 
@@ -45,16 +46,49 @@ def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[s
     started = time.time()
     if config.ping_url:
         ping.send(config.ping_url, "start", {"database": config.label})
+    pushed: Dict[str, Any] = {}
+
+    def upload(result: Dict[str, Any]) -> None:
+        if config.remote and config.remote_upload:
+            pushed.update(offsite.push(config, owed=True))
+
     try:
-        result = BackupRun(config, plan=plan).execute(wait=wait)
+        result = BackupRun(config, plan=plan).execute(wait=wait, after=upload)
     except PgdrillError as exc:
         observe(config, "backup", started, EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED,
-                {"database": config.label, "error": exc.message})
+                {"database": config.label, "error": exc.message}, remote=_remote_state(config, pushed, failed=True))
         raise
     document = result["manifest"]
+    if pushed:
+        result["push"] = pushed
     observe(config, "backup", started, EXIT_OK, {"database": config.label, "set": document["set"],
-                                                 "duration_seconds": document["duration_seconds"]})
+                                                 "duration_seconds": document["duration_seconds"]},
+            remote=_remote_state(config, pushed, failed=False))
     return result
+
+
+def _remote_state(config: DatabaseConfig, pushed: Dict[str, Any], failed: bool) -> Optional[Dict[str, Any]]:
+    """What the metrics record of a push (None when the series has no remote to push to)."""
+    if not (config.remote and config.remote_upload):
+        return None
+    return {"target": config.remote, "uploaded_sets": pushed.get("uploaded_sets") or [], "succeeded": None if failed or not pushed else time.time()}
+
+
+def push(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, dry_run: bool = False,
+         wait: Optional[float] = None) -> Dict[str, Any]:
+    """Push sets to the off-host copy under the series lock (a dry run only reads)."""
+    series = Series(config)
+    started = time.time()
+    if dry_run:
+        return offsite.push(config, wanted, every, dry_run=True)
+    pushed: Dict[str, Any] = {}
+    try:
+        with series.lock(wait):
+            pushed = offsite.push(config, wanted, every)
+        return pushed
+    finally:
+        observe(config, "push", started, EXIT_OK, {}, remote={"target": config.remote, "uploaded_sets": pushed.get("uploaded_sets") or [],
+                                                             "succeeded": time.time() if pushed else None})
 
 
 def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] = None) -> Dict[str, Any]:

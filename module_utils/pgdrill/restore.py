@@ -186,6 +186,28 @@ def read_small(path: str, identity: Optional[str] = None, limit: int = 64 << 20)
     return data
 
 
+def extract_media(path: str, destination: str, identity: Optional[str] = None) -> Dict[str, object]:
+    """Unpack a media archive into ``destination``, which must be missing or empty: a media
+    restore never overwrites files. GNU tar keeps every member inside it (no absolute names, no
+    ``..``) and restores links as links."""
+    name = os.path.basename(path)
+    if os.path.lexists(destination) and (not os.path.isdir(destination) or os.path.islink(destination) or os.listdir(destination)):
+        raise PgdrillError(f"{destination} exists and is not an empty directory; a media restore never overwrites files",
+                           "restore into a new or empty directory, then move it into place")
+    os.makedirs(destination, mode=0o700, exist_ok=True)
+    decode = decode_commands(name, identity, source=path)
+    if plain_name(name).endswith(".tar.gz"):
+        decode.append(["gzip", "-dc"] if decode else ["gzip", "-dc", path])
+    tar = ["tar", "--extract", "--file=-" if decode else f"--file={os.path.abspath(path)}", f"--directory={destination}", "--no-same-owner", "--delay-directory-restore"]
+    started = time.monotonic()
+    try:
+        stream([*decode, tar], lambda data: None, child_env(), f"restoring the media archive {name} into {destination}", "read tar's message")
+    except PgdrillError as exc:
+        raise explained(exc, PgTools(None), identity) from None
+    return {"archive": name, "destination": destination, "seconds": round(time.monotonic() - started, 3),
+            "command": [word for stage in decode for word in stage + ["|"]] + tar}
+
+
 def check_target_name(dbname: str) -> None:
     """pg_restore's --dbname takes a connection string too: a name that looks like one is refused. Pure."""
     if "=" in dbname or dbname.startswith(("postgres://", "postgresql://")):

@@ -75,7 +75,11 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
         superuser = db.is_superuser(admin)
     finally:
         admin.close()
-    options = RestoreOptions(target=name, jobs=jobs, owners=superuser, privileges=superuser, scratch="verify", maintenance_db=config.dbname)
+    # As a superuser, the set's roles are replayed first (those the server lacks, as NOLOGIN roles
+    # without passwords, dropped with the scratch database): a server that is not the source (a new
+    # host after a disaster) then gets owners and privileges right too.
+    options = RestoreOptions(target=name, jobs=jobs, owners=superuser, privileges=superuser, scratch="verify", maintenance_db=config.dbname,
+                             globals=superuser, role_passwords=False)
     checks = []
     try:
         outcome = restore_set(config, backup, options)

@@ -1,0 +1,374 @@
+"""A series' off-host copies: push, pull, list, verify and prune on the remote.
+
+The remote holds a series' sets under the same file names as the backup directory. A set is
+uploaded file by file, its manifest last: a remote set without a manifest is debris of an
+interrupted push and never counts. Objects are written once (``remote.Remote.put`` refuses to
+overwrite), so versioned and Object-Lock buckets keep every copy as first written. Verification
+records stay local: they are rewritten, which a write-once remote does not allow.
+
+Decisions are pure functions at the top (which sets a push still owes, what a remote set is);
+the I/O below them is thin and goes through :mod:`remote` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import manifest as manifest_mod, retention
+from .catalog import BackupSet, scan
+from .config import DatabaseConfig
+from .errors import PgdrillError
+from .fsio import ensure_private_dir, sha256_of, write_atomic
+from .naming import parse_file_name, parse_stamp
+from .remote import LOCKED, LockSettings, Remote, RemoteObject, open_remote, parse_lock, plan_upload, remote_set_problems, remote_sets
+from .series import utcnow
+
+log = logging.getLogger("pgdrill")
+NO_REMOTE_FIX = "set remote = s3://BUCKET/PREFIX or rclone:REMOTE:PATH in the config (the pgdrill_backup role: pgdrill_backup_remote)"
+# Files of a set that travel with it: everything but the local verification record.
+TRAVELS = ("db", "globals", "media", "manifest", "pin")
+
+
+# --- decisions (pure) -----------------------------------------------------------------------------
+def set_files(backup: BackupSet) -> Dict[str, int]:
+    """The files of a local set that belong on the remote, name -> size."""
+    return {entry.name: entry.size for entry in backup.files if entry.kind in TRAVELS}
+
+
+def owed_sets(local: Sequence[BackupSet], remote_objects: Dict[str, RemoteObject], prefix: str) -> List[BackupSet]:
+    """The complete local sets a push still owes the remote, oldest first: every set newer than
+    the newest set complete on the remote, and every set the remote holds only part of (an
+    interrupted push). Older sets missing from the remote are not owed: remote retention may
+    have removed them on purpose. Pure."""
+    on_remote = {entry.set_id: entry for entry in remote_sets(remote_objects, prefix)}
+    newest_remote = max((entry.stamp for entry in on_remote.values() if entry.complete), default="")
+    owed = []
+    for backup in sorted(local, key=lambda item: item.stamp):
+        if not backup.complete:
+            continue
+        there = on_remote.get(backup.id)
+        missing = any(name not in remote_objects for name in set_files(backup))
+        if missing and (backup.stamp > newest_remote or (there is not None)):
+            owed.append(backup)
+    return owed
+
+
+@dataclass
+class RemoteSetInfo:
+    """A set as the remote holds it, judged from the listing and its manifest."""
+
+    set_id: str
+    stamp: str
+    objects: Dict[str, RemoteObject]
+    manifest: Optional[Dict[str, Any]] = None
+    problems: List[str] = field(default_factory=list)
+    pin: Optional[Dict[str, Any]] = None
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest is not None and not self.problems
+
+    @property
+    def state(self) -> str:
+        if self.manifest is None and not self.problems:
+            return "incomplete"
+        return "complete" if self.complete else "damaged"
+
+    @property
+    def time(self) -> datetime:
+        if self.manifest is not None:
+            return manifest_mod.parse_utc(self.manifest["started_at"])
+        return parse_stamp(self.stamp)
+
+    @property
+    def size(self) -> int:
+        return sum(item.size for item in self.objects.values())
+
+    @property
+    def kinds(self) -> "frozenset[str]":
+        return frozenset(str(entry.get("kind")) for entry in (self.manifest or {}).get("files", []))
+
+    def row(self, now: datetime) -> Dict[str, Any]:
+        ahead = retention.is_future(self.time, now)
+        return {
+            "set": self.set_id, "stamp": self.stamp, "time": self.time.isoformat(), "state": "future" if self.complete and ahead else self.state,
+            "age_seconds": None if ahead else round(max((now - self.time).total_seconds(), 0.0), 1), "size": self.size,
+            "problem": "; ".join(self.problems) or None, "files": sorted(self.objects), "kinds": sorted(self.kinds),
+            "encrypted": bool((self.manifest or {}).get("encryption")), "pinned": self.pin is not None,
+            "finished_at": (self.manifest or {}).get("finished_at"),
+        }
+
+
+# --- a sink that only hashes -------------------------------------------------------------------
+class DigestSink:
+    """Receives a download and keeps only its size and sha256 (and, when asked, the bytes of a
+    small document). Stands in for an AtomicWriter where nothing is stored."""
+
+    def __init__(self, keep: bool = False, limit: int = manifest_mod.MAX_DOCUMENT_BYTES) -> None:
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self.keep = keep
+        self.limit = limit
+        self.chunks: List[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._sha.update(data)
+        self.size += len(data)
+        if self.keep:
+            if self.size > self.limit:
+                raise PgdrillError(f"a remote document is larger than {self.limit >> 20} MiB", "this is not a pgdrill manifest; check the remote")
+            self.chunks.append(bytes(data))
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+# --- I/O --------------------------------------------------------------------------------------------
+def open_for(config: DatabaseConfig) -> Remote:
+    if not config.remote:
+        raise PgdrillError(f"{config.label}: no off-host copy is configured", NO_REMOTE_FIX)
+    return open_remote(config.remote, endpoint_url=config.remote_endpoint_url, region=config.remote_region, profile=config.remote_profile)
+
+
+def lock_settings(config: DatabaseConfig) -> Optional[LockSettings]:
+    return parse_lock(config.remote_object_lock_mode, config.remote_object_lock_days)
+
+
+def objects_by_name(remote: Remote) -> Dict[str, RemoteObject]:
+    return {item.name: item for item in remote.list()}
+
+
+def read_document(remote: Remote, name: str) -> Any:
+    sink = DigestSink(keep=True)
+    remote.get_into(name, sink)  # type: ignore[arg-type]
+    return manifest_mod.decode_document(sink.data)
+
+
+def catalog(remote: Remote, prefix: str, objects: Optional[Dict[str, RemoteObject]] = None) -> List[RemoteSetInfo]:
+    """The series' sets on the remote, newest first, each with its manifest read and checked
+    against the listing (names, sizes, the sha256 stored with each object)."""
+    objects = objects_by_name(remote) if objects is None else objects
+    found = []
+    for entry in remote_sets(objects, prefix):
+        info = RemoteSetInfo(entry.set_id, entry.stamp, {item.name: objects[item.name] for item in entry.files})
+        if entry.complete:
+            try:
+                document = read_document(remote, entry.manifest)  # type: ignore[arg-type]
+                problems = manifest_mod.problems(document, prefix, entry.stamp)
+            except (ValueError, PgdrillError) as exc:
+                document, problems = None, [f"unreadable manifest: {exc}"]
+            if problems:
+                info.problems = problems
+            else:
+                info.manifest = document
+                info.problems = remote_set_problems(document["files"], info.objects, remote.text)
+        pins = [item.name for item in entry.files if item.kind == "pin"]
+        if pins:
+            try:
+                pin = read_document(remote, pins[0])
+                info.pin = pin if isinstance(pin, dict) else {"reason": "(unreadable pin)"}
+            except (ValueError, PgdrillError):
+                info.pin = {"reason": "(unreadable pin)"}
+        found.append(info)
+    found.sort(key=lambda item: (item.time, item.stamp), reverse=True)
+    return found
+
+
+def choose(sets: List[RemoteSetInfo], wanted: Optional[str], now: Optional[datetime] = None) -> RemoteSetInfo:
+    """A remote set by id or stamp, or the newest complete one (never one dated in the future)."""
+    now = now or utcnow()
+    if wanted is None:
+        for info in sets:
+            if info.complete and not retention.is_future(info.time, now):
+                return info
+        raise PgdrillError("the remote holds no complete backup set of this series", "push one first: pgdrill-backup push (or check remote and prefix)")
+    name = os.path.basename(wanted)
+    for info in sets:
+        if name in (info.set_id, info.stamp) or name in info.objects:
+            return info
+    raise PgdrillError(f"the remote holds no backup set named {wanted!r}", "run 'pgdrill-backup list --remote' to see the sets there")
+
+
+def push_set(remote: Remote, backup: BackupSet, objects: Dict[str, RemoteObject], lock: Optional[LockSettings], dry_run: bool = False) -> Dict[str, Any]:
+    """Upload what the remote lacks of one complete set, its manifest last; resumable."""
+    plan = plan_upload(set_files(backup), objects)
+    if plan.conflicts:
+        raise PgdrillError(
+            f"{', '.join(remote.where(name) for name in plan.conflicts)} already exist(s) with another size; pgdrill never overwrites a remote object",
+            "find out how a different file got there (another host writing the same prefix?) and remove it by hand, then push again",
+        )
+    expected = {entry["name"]: entry["sha256"] for entry in (backup.manifest or {}).get("files", [])}
+    uploaded = []
+    for name in plan.upload:
+        if not dry_run:
+            remote.put(backup.path(name), name, sha256=expected.get(name), lock=lock)
+        uploaded.append(name)
+    return {"set": backup.id, "uploaded": uploaded, "present": plan.present, "dry_run": dry_run}
+
+
+def push(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, owed: bool = False, dry_run: bool = False,
+         remote: Optional[Remote] = None) -> Dict[str, Any]:
+    """Push sets of the series (the caller holds its lock): one named set, the newest complete set
+    (default), every complete set (``every``), or the sets a push still owes (``owed``: what the
+    backup run does after each set, so an upload that failed is retried by the next run)."""
+    from .catalog import find_set
+
+    remote = remote or open_for(config)
+    sets = scan(config.backup_dir, config.prefix)
+    objects = objects_by_name(remote)
+    if owed:
+        chosen = owed_sets(sets, objects, config.prefix)
+    elif every:
+        chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete]
+    else:
+        chosen = [find_set(sets, wanted)]
+    for backup in chosen:
+        if not backup.complete:
+            raise PgdrillError(f"backup set {backup.id} is not complete ({backup.problem}); only complete sets are pushed",
+                               "verify it, or push another set")
+    lock = lock_settings(config)
+    results = [push_set(remote, backup, objects, lock, dry_run) for backup in chosen]
+    return {"remote": remote.text, "sets": results, "dry_run": dry_run,
+            "uploaded_sets": sorted({entry.set_id for entry in remote_sets(objects, config.prefix) if entry.complete}
+                                    | {result["set"] for result in results})}
+
+
+def pull(config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[str] = None, remote: Optional[Remote] = None,
+         dry_run: bool = False) -> Dict[str, Any]:
+    """Download a complete set (the newest by default) into ``to_dir`` (default: the backup
+    directory). Each file gets its final name only after its sha256 and size matched the
+    manifest; the manifest comes last, so an interrupted pull leaves no set that counts."""
+    remote = remote or open_for(config)
+    info = choose(catalog(remote, config.prefix), wanted)
+    if not info.complete:
+        raise PgdrillError(f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
+                           "pull another set (pgdrill-backup list --remote)")
+    directory = os.path.abspath(to_dir or config.backup_dir)
+    files = info.manifest["files"]  # type: ignore[index]
+    manifest_name = manifest_mod.manifest_name(config.prefix, info.stamp)
+    result = {"set": info.set_id, "directory": directory, "remote": remote.text, "downloaded": [], "present": [], "dry_run": dry_run,
+              "files": [entry["name"] for entry in files] + [manifest_name]}
+    if dry_run:
+        return result
+    ensure_private_dir(directory)
+    for entry in files:
+        path = os.path.join(directory, entry["name"])
+        if os.path.isfile(path) and sha256_of(path) == (entry["sha256"], entry["size"]):
+            result["present"].append(entry["name"])
+            continue
+        if os.path.lexists(path):
+            raise PgdrillError(f"{path} exists and is not the file the remote set lists", "pull into an empty directory (--to DIR), or move that file away")
+        remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
+        result["downloaded"].append(entry["name"])
+    for name in sorted(info.objects):  # a pin travels with its set
+        if getattr(parse_file_name(name), "kind", None) == "pin" and not os.path.exists(os.path.join(directory, name)):
+            remote.get(name, directory)
+    if not os.path.exists(os.path.join(directory, manifest_name)):
+        write_atomic(directory, manifest_name, manifest_mod.encode(info.manifest))  # type: ignore[arg-type]
+    return result
+
+
+def verify_remote(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, restore: bool = False, jobs: Optional[int] = None,
+                  remote: Optional[Remote] = None, on_result: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Prove remote sets: the listing against the manifest, then every object downloaded and
+    hashed (nothing is stored); with ``restore``, the set is pulled into a temporary directory
+    and restored and compared there (that needs the identity for an encrypted set)."""
+    from .verify import verify_set
+
+    remote = remote or open_for(config)
+    sets = catalog(remote, config.prefix)
+    chosen = [info for info in sets if info.manifest is not None or info.problems] if every else [choose(sets, wanted)]
+    results = []
+    for info in chosen:
+        checks: List[Dict[str, Any]] = []
+        if info.manifest is None:
+            checks.append({"name": "manifest", "ok": False, "detail": "; ".join(info.problems) or "no manifest"})
+        else:
+            checks.append({"name": "listing", "ok": not info.problems, "detail": "; ".join(info.problems) or f"{len(info.objects)} objects as the manifest lists them"})
+            for entry in info.manifest["files"]:
+                checks.append(_remote_checksum(remote, entry))
+            if restore and all(check["ok"] for check in checks):
+                checks.extend(_restore_pulled(config, info, remote, jobs, verify_set))
+        result = {"set": info.set_id, "remote": remote.text, "ok": all(check["ok"] for check in checks), "checks": checks, "restored": restore}
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def _remote_checksum(remote: Remote, entry: Dict[str, Any]) -> Dict[str, Any]:
+    name = f"remote checksum {entry['name']}"
+    sink = DigestSink()
+    try:
+        remote.get_into(entry["name"], sink, expected_sha256=entry["sha256"], expected_size=entry["size"])  # type: ignore[arg-type]
+    except PgdrillError as exc:
+        return {"name": name, "ok": False, "detail": exc.message}
+    return {"name": name, "ok": True, "detail": f"downloaded: sha256 and size ({sink.size} bytes) match the manifest"}
+
+
+def _restore_pulled(config: DatabaseConfig, info: RemoteSetInfo, remote: Remote, jobs: Optional[int], verify_set) -> List[Dict[str, Any]]:
+    parent = config.work_dir or None
+    directory = tempfile.mkdtemp(prefix=".pgdrill-pulled-", dir=parent)
+    try:
+        pull(config, info.set_id, directory, remote=remote)
+        local = replace(config, backup_dir=directory)
+        backup = next(item for item in scan(directory, config.prefix) if item.id == info.set_id)
+        outcome = verify_set(local, backup, restore=True, jobs=jobs)  # its record goes with the temporary directory
+        return [check for check in outcome["checks"] if check["name"] not in ("manifest",) and not check["name"].startswith("checksum ")]
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional[Remote] = None, now: Optional[datetime] = None) -> Dict[str, Any]:
+    """Apply retention to the remote copies with the same rules and code as local retention,
+    over the remote manifests (never object timestamps). Manifests are deleted first, so an
+    interrupted prune leaves debris, never a manifest without its files. An object that Object
+    Lock protects is reported as kept (locked), not as an error."""
+    remote = remote or open_for(config)
+    now = now or utcnow()
+    sets = catalog(remote, config.prefix)
+    facts = [retention.SetFacts(info.set_id, info.time, info.complete, bool(info.problems), False,
+                                info.kinds if info.complete else frozenset(), False, "; ".join(info.problems))
+             for info in sets]
+    decisions = retention.plan(facts, now, config.keep_last, config.retention_days, config.debris_grace_hours)
+    by_id = {info.set_id: info for info in sets}
+    removed, kept = [], []
+    for decision in decisions:
+        info = by_id[decision.set_id]
+        row = {"set": decision.set_id, "action": decision.action, "reason": decision.reason, "time": info.time.isoformat(),
+               "files": sorted(info.objects), "size": info.size}
+        if decision.action != retention.REMOVE:
+            kept.append(row)
+            continue
+        if dry_run:
+            removed.append(row)
+            continue
+        names = sorted(info.objects, key=lambda name: 0 if "_manifest_" in name else 1)
+        outcomes = {name: remote.delete(name) for name in names}
+        locked = [name for name, outcome in outcomes.items() if outcome == LOCKED]
+        if locked:
+            kept.append({**row, "action": "keep", "reason": f"{decision.reason}; but {LOCKED}: Object Lock protects {len(locked)} object(s) until their retain-until date",
+                         "locked": locked})
+        else:
+            removed.append(row)
+    return {"remote": remote.text, "removed": removed, "kept": kept, "dry_run": dry_run}
+
+
+def remote_states(local_ids: Sequence[str], objects: Dict[str, RemoteObject], prefix: str) -> Dict[str, str]:
+    """For ``list``: each local set's state on the remote (complete, partial or absent), from the
+    listing alone. Pure."""
+    there = {entry.set_id: entry for entry in remote_sets(objects, prefix)}
+    return {set_id: ("absent" if set_id not in there else "complete" if there[set_id].complete else "partial") for set_id in local_ids}
+

@@ -1,0 +1,176 @@
+"""Disaster recovery, proven with real parts: encrypted sets pushed by the backup run itself to a real
+S3 server (SeaweedFS on loopback) with Object Lock; then the source cluster, its backups and its
+media are destroyed, and a new host with only the remote's address and the escrow key brings the
+database (proved against the fingerprint taken on the source) and the media (byte for byte) back.
+And the ways off-host copies go wrong: the server down, a push cut short, a bit flipped in the
+bucket, locked objects under remote retention."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+
+import pytest
+
+from helpers import run_cli, write_config
+from pgdrill.remote import open_remote
+from pgdrill_lab.cluster import Cluster
+from pgdrill_lab.sample import create_sample
+
+
+def tree_hash(root: str) -> str:
+    """Names, modes, link targets and contents of every entry under ``root``."""
+    digest = hashlib.sha256()
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            digest.update(f"{os.path.relpath(path, root)}\0{stat.S_IMODE(info.st_mode):o}\0".encode())
+            if stat.S_ISLNK(info.st_mode):
+                digest.update(os.readlink(path).encode())
+            elif stat.S_ISREG(info.st_mode):
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def make_media(root) -> str:
+    os.makedirs(os.path.join(root, "uploads", "2026"), exist_ok=True)
+    with open(os.path.join(root, "uploads", "2026", "invoice.pdf"), "wb") as handle:
+        handle.write(os.urandom(300_000))
+    with open(os.path.join(root, "readme.txt"), "w") as handle:
+        handle.write("media of the shop\n")
+    os.chmod(os.path.join(root, "readme.txt"), 0o640)
+    os.symlink("uploads/2026/invoice.pdf", os.path.join(root, "latest.pdf"))
+    return str(root)
+
+
+def remote_settings(aws_env, bucket, **extra):
+    return {"remote": f"s3://{bucket}/pgdrill", "remote_endpoint_url": aws_env.endpoint_url, "remote_region": "us-east-1", **extra}
+
+
+def test_source_destroyed_database_and_media_come_back_from_the_remote(pg, keys, aws_env, locked_bucket, tmp_path):
+    host = tmp_path / "source-host"
+    host.mkdir()
+    media = make_media(host / "media")
+    source = Cluster(name="dr-source").start()
+    try:
+        create_sample(source, "shop", scale=400)
+        source.psql("CREATE ROLE auditor NOLOGIN; GRANT SELECT ON public.invoices TO auditor", "shop")
+        config = write_config(host / "pgdrill.conf", source, "shop", host / "backups", media_root=media,
+                              encrypt_recipients=f"{keys['drill'][1]} {keys['escrow'][1]}",
+                              **remote_settings(aws_env, locked_bucket, remote_object_lock_days=1, remote_object_lock_mode="compliance"))
+        done = run_cli("--config", config, "--db", "--media")
+        assert "pushed shop_" in done.stdout and "manifest last" in done.stdout
+        listing = run_cli("--config", config, "list").stdout
+        assert listing.splitlines()[1].split()[-1] == "REMOTE" and listing.splitlines()[2].split()[-1] == "complete"
+        manifest = next(name for name in os.listdir(host / "backups") if "_manifest_" in name)
+        with open(host / "backups" / manifest) as handle:
+            fingerprint = json.load(handle)["fingerprint"]
+        assert "auditor=r/postgres" in fingerprint["objects"]["table public.invoices"]["acl"]
+        media_before = tree_hash(media)
+    finally:
+        source.destroy()  # the cluster, its data directory: gone
+    shutil.rmtree(host)  # the backups, the media, the config: gone
+
+    # A new host: the remote's address and the escrow key, nothing else of the old one.
+    new = tmp_path / "new-host"
+    new.mkdir()
+    config = write_config(new / "pgdrill.conf", pg, "postgres", new / "backups", prefix="shop", encrypt_identity_file=keys["escrow"][0],
+                          **remote_settings(aws_env, locked_bucket))
+    remote_list = run_cli("--config", config, "list", "--remote").stdout
+    assert "complete   encrypted" in remote_list, remote_list
+    proof = run_cli("--config", config, "verify", "--remote", "--restore").stdout
+    objects = len(fingerprint["objects"])
+    assert f"{objects} objects match the backup's fingerprint" in proof and "FAILED" not in proof, proof
+    assert proof.count("remote checksum") == 3  # dump, globals and media, each downloaded and hashed
+    pulled = run_cli("--config", config, "pull").stdout
+    assert "3 downloaded" in pulled
+    assert os.listdir(new / "backups")  # the pulled set is a local set like any other
+    assert "FAILED" not in run_cli("--config", config, "verify", "--restore").stdout
+    run_cli("--config", config, "restore-media", "--to", str(new / "media"))
+    assert tree_hash(str(new / "media" / "media")) == media_before
+
+
+def test_server_down_fails_the_run_keeps_the_set_and_the_next_run_uploads_what_is_owed(backup_env, aws_env, bucket):
+    backup_env.rewrite(remote=f"s3://{bucket}/pgdrill", remote_endpoint_url="http://127.0.0.1:9", remote_region="us-east-1")
+    failed = backup_env.run(check=1)
+    assert "is complete on this host, but" in failed.stderr and "cannot reach the object storage" in failed.stderr
+    assert "the next backup run retries the upload" in failed.stderr
+    first = [name for name in backup_env.files() if "_manifest_" in name]
+    assert len(first) == 1
+    backup_env.rewrite(**remote_settings(aws_env, bucket))
+    assert backup_env.run("list").stdout.splitlines()[2].split()[-1] == "absent"
+    done = backup_env.run()
+    assert done.stdout.count("pushed ") == 2  # the set the failed run owed, then this run's
+    rows = backup_env.run("list").stdout.splitlines()[2:]
+    assert [row.split()[-1] for row in rows] == ["complete", "complete"]
+
+
+def test_a_push_cut_short_never_counts_and_the_next_push_completes_it(backup_env, aws_env, bucket):
+    backup_env.rewrite(**remote_settings(aws_env, bucket, remote_upload="no"))
+    backup_env.run()
+    dump = next(name for name in backup_env.files() if "_db_" in name)
+    remote = open_remote(f"s3://{bucket}/pgdrill", endpoint_url=aws_env.endpoint_url, region="us-east-1")
+    remote.put(os.path.join(backup_env.backup_dir, dump))  # what a push killed after its first file leaves
+    listing = backup_env.run("list", "--remote").stdout
+    assert "incomplete" in listing
+    assert "no complete backup set" in backup_env.run("pull", "--to", str(os.path.dirname(backup_env.backup_dir) + "/elsewhere"), check=1).stderr
+    assert backup_env.run("list").stdout.splitlines()[2].split()[-1] == "partial"
+    pushed = backup_env.run("push").stdout
+    assert "uploaded" in pushed and dump not in pushed.split("uploaded", 1)[1]  # resumed: the dump was not sent again
+    assert "complete" in backup_env.run("list", "--remote").stdout
+
+
+def test_a_bit_flipped_in_the_bucket_fails_verify_remote_naming_the_object(backup_env, aws_env, bucket):
+    backup_env.rewrite(**remote_settings(aws_env, bucket))
+    backup_env.run()
+    dump = next(name for name in backup_env.files() if "_db_" in name)
+    remote = open_remote(f"s3://{bucket}/pgdrill", endpoint_url=aws_env.endpoint_url, region="us-east-1")
+    key = remote.key(dump)
+    original = remote.client.get_object(Bucket=bucket, Key=key)
+    data = bytearray(original["Body"].read())
+    data[len(data) // 3] ^= 0x01
+    # The storage rots: same name, same size, the stored sha256 metadata of the original kept.
+    remote.client.delete_object(Bucket=bucket, Key=key)
+    remote.client.put_object(Bucket=bucket, Key=key, Body=bytes(data), Metadata=original["Metadata"])
+    assert "FAILED" not in backup_env.run("verify").stdout  # the local copy is fine
+    done = backup_env.run("verify", "--remote", check=1)
+    assert f"FAILED  remote checksum {dump}" in done.stdout and "sha256" in done.stdout, done.stdout
+
+
+def test_remote_retention_reports_locked_objects_as_kept(backup_env, aws_env, locked_bucket):
+    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no",
+                       **remote_settings(aws_env, locked_bucket, remote_object_lock_days=1, remote_object_lock_mode="compliance"))
+    backup_env.run()
+    backup_env.run()
+    preview = backup_env.run("prune", "--remote", "--dry-run").stdout
+    assert "would remove" in preview
+    done = backup_env.run("prune", "--remote").stdout
+    assert "kept (locked)" in done and "removed " not in done, done
+    listing = backup_env.run("list", "--remote").stdout
+    assert listing.count("complete") == 2
+
+
+def test_remote_retention_removes_by_the_same_rules_as_local(backup_env, aws_env, bucket):
+    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no", **remote_settings(aws_env, bucket))
+    backup_env.run()
+    backup_env.run()
+    local = backup_env.run("prune", "--dry-run").stdout
+    remote = backup_env.run("prune", "--remote").stdout
+    strip = lambda text: [line.split(":")[0].split()[-1] for line in text.splitlines()[1:]]  # noqa: E731
+    assert strip(local) == strip(remote)
+    assert backup_env.run("list", "--remote").stdout.count("complete") == 1
+    newest = sorted(name for name in backup_env.files() if "_manifest_" in name)[-1]
+    assert newest.replace("_manifest", "").replace(".json", "") in backup_env.run("list", "--remote").stdout
+
+
+@pytest.mark.parametrize("bad", ["rclone:", "ftp://x/y", "s3://UPPER/x"])
+def test_a_remote_that_does_not_parse_refuses_the_configuration(backup_env, bad):
+    backup_env.rewrite(remote=bad)
+    assert "remote" in backup_env.run(check=2).stderr
+    assert backup_env.files() == []
