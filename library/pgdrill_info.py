@@ -13,8 +13,14 @@ description:
   - These are the facts for fleet reports and monitoring. Nothing is changed.
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill, pgdrill.connection]
-options: {}
+extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
+options:
+  on_remote:
+    description:
+      - Also list the sets on the off-host copy (RV(remote_sets)), each with its manifest read and
+        checked against the remote's listing.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -37,6 +43,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+remote:
+  description: The off-host copy configured for the series, if any. Each set in RV(sets) then has
+    C(remote) (complete, partial, absent, or unknown when the remote could not be read).
+  returned: always
+  type: str
+newest_on_remote:
+  description: Whether the newest complete set is complete on the off-host copy (null without one).
+  returned: always
+  type: bool
+remote_problem:
+  description: Why the off-host copy could not be read, if it could not.
+  returned: always
+  type: str
+remote_sets:
+  description: With O(on_remote), the sets on the off-host copy, newest first.
+  returned: when on_remote is true
+  type: list
+  elements: dict
 backup_dir:
   description: Directory of the series.
   returned: always
@@ -93,18 +117,36 @@ clock_problem:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail
+from ansible.module_utils.pgdrill.ansible_support import database_config, fail, remote_argument_spec
+from ansible.module_utils.pgdrill import offsite
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.series import Series, future_sets_problem
+from ansible.module_utils.pgdrill.series import Series, future_sets_problem, utcnow
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=remote_argument_spec(on_remote=dict(type="bool", default=False)), supports_check_mode=True)
+    remote_sets = None
     try:
         config = database_config(module.params)
         sets = Series(config).describe()
+        if module.params["on_remote"] and not config.remote:
+            raise PgdrillError("on_remote was asked for, but no off-host copy is configured", offsite.NO_REMOTE_FIX)
     except PgdrillError as exc:
         fail(module, exc)
+    remote_problem = None
+    if config.remote:
+        # The off-host state is reported, never fatal: a report must still show the local sets.
+        try:
+            remote = offsite.open_for(config)
+            objects = offsite.objects_by_name(remote)
+            states = offsite.remote_states([entry["set"] for entry in sets], objects, config.prefix)
+            if module.params["on_remote"]:
+                now = utcnow()
+                remote_sets = [info.row(now) for info in offsite.catalog(remote, config.prefix, objects)]
+        except PgdrillError as exc:
+            states, remote_problem = {}, exc.message
+        for entry in sets:
+            entry["remote"] = states.get(entry["set"], "unknown")
     complete = [entry for entry in sets if entry["state"] == "complete"]
     newest = complete[0] if complete else None
     module.exit_json(
@@ -117,6 +159,10 @@ def main():
         complete_count=len(complete),
         future_count=sum(1 for entry in sets if entry["state"] == "future"),
         clock_problem=future_sets_problem(sets),
+        remote=config.remote,
+        remote_problem=remote_problem,
+        newest_on_remote=(newest or {}).get("remote") == "complete" if config.remote else None,
+        remote_sets=remote_sets,
     )
 
 

@@ -18,8 +18,16 @@ description:
   - Run it with C(--check --diff) first to see, per host, exactly which sets would go.
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill, pgdrill.connection]
+extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
+  on_remote:
+    description:
+      - Apply retention to the off-host copy (O(remote)) instead of the local directory, with the
+        same rules and code, over the remote manifests. Objects that Object Lock protects are
+        reported as kept (locked). Hosts can push with put-only credentials while this runs from
+        the controller with O(remote_access_key_id) and O(remote_secret_access_key).
+    type: bool
+    default: false
   keep_last:
     description:
       - The newest this many complete sets are always kept. Defaults to the config's, else 14.
@@ -88,8 +96,8 @@ backup_dir:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail
-from ansible.module_utils.pgdrill import operations
+from ansible.module_utils.pgdrill.ansible_support import database_config, fail, remote_argument_spec
+from ansible.module_utils.pgdrill import offsite, operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
 
 
@@ -99,7 +107,8 @@ def _listing(entries):
 
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec(
+        argument_spec=remote_argument_spec(
+            on_remote=dict(type="bool", default=False),
             keep_last=dict(type="int"),
             retention_days=dict(type="int"),
             debris_grace_hours=dict(type="float"),
@@ -111,7 +120,10 @@ def main():
         config = database_config(
             params, keep_last=params["keep_last"], retention_days=params["retention_days"], debris_grace_hours=params["debris_grace_hours"]
         )
-        outcome = operations.prune(config, dry_run=module.check_mode, wait=config.lock_wait)
+        if params["on_remote"]:
+            outcome = offsite.prune_remote(config, dry_run=module.check_mode)
+        else:
+            outcome = operations.prune(config, dry_run=module.check_mode, wait=config.lock_wait)
     except PgdrillError as exc:
         fail(module, exc)
     result = dict(
@@ -120,12 +132,15 @@ def main():
         kept=outcome["kept"],
         backup_dir=config.backup_dir,
     )
+    where = outcome.get("remote") or config.backup_dir
+    if params["on_remote"]:
+        result["remote"] = where
     if module._diff:
         result["diff"] = dict(
             before=_listing(outcome["removed"] + outcome["kept"]),
             after=_listing(outcome["kept"]),
-            before_header=f"{config.backup_dir} ({config.prefix}) before",
-            after_header=f"{config.backup_dir} ({config.prefix}) after keep_last={config.keep_last} retention_days={config.retention_days}",
+            before_header=f"{where} ({config.prefix}) before",
+            after_header=f"{where} ({config.prefix}) after keep_last={config.keep_last} retention_days={config.retention_days}",
         )
     module.exit_json(**result)
 

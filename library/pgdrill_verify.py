@@ -17,8 +17,16 @@ description:
     backup itself is never changed, so the module always reports RV(ignore:changed=false).
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill, pgdrill.connection]
+extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
+  on_remote:
+    description:
+      - Verify the off-host copy (O(remote)) instead: its listing against the manifest, then every
+        object downloaded and hashed (nothing is stored). With O(restore), the set is pulled into
+        a temporary directory, restored into a scratch database and compared there; an encrypted
+        set needs O(encrypt_identity_file).
+    type: bool
+    default: false
   set:
     description: Set name, stamp or file name. Defaults to the newest complete set.
     type: str
@@ -78,14 +86,15 @@ results:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
-from ansible.module_utils.pgdrill import operations
+from ansible.module_utils.pgdrill.ansible_support import database_config, fail, install_runner, remote_argument_spec
+from ansible.module_utils.pgdrill import offsite, operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec(
+        argument_spec=remote_argument_spec(
+            on_remote=dict(type="bool", default=False),
             set=dict(type="str"),
             all=dict(type="bool", default=False),
             restore=dict(type="bool", default=False),
@@ -97,8 +106,12 @@ def main():
     install_runner(module)
     try:
         config = database_config(params)
-        results = operations.verify(config, params["set"], every=params["all"], restore=params["restore"], jobs=params["jobs"],
-                                    record=not module.check_mode, wait=config.lock_wait)
+        if params["on_remote"]:
+            results = offsite.verify_remote(config, params["set"], every=params["all"], restore=params["restore"] and not module.check_mode,
+                                            jobs=params["jobs"])
+        else:
+            results = operations.verify(config, params["set"], every=params["all"], restore=params["restore"], jobs=params["jobs"],
+                                        record=not module.check_mode, wait=config.lock_wait)
     except PgdrillError as exc:
         fail(module, exc, changed=False)
     output = dict(changed=False, ok=all(r["ok"] for r in results), set=results[-1]["set"], checks=results[-1]["checks"])

@@ -32,6 +32,19 @@ CONNECTION_ARGS: Dict[str, Dict[str, Any]] = dict(
     pg_bin_dir=dict(type="path"),
 )
 
+# Off-host copies and decryption (doc fragment "pgdrill.remote"). Credentials given as options are
+# for the controller's own runs (a remote prune with delete rights); hosts use their AWS chain.
+REMOTE_ARGS: Dict[str, Dict[str, Any]] = dict(
+    remote=dict(type="str"),
+    remote_endpoint_url=dict(type="str"),
+    remote_region=dict(type="str"),
+    remote_profile=dict(type="str"),
+    remote_access_key_id=dict(type="str", no_log=True),
+    remote_secret_access_key=dict(type="str", no_log=True),
+    encrypt_identity_file=dict(type="path"),
+)
+_REMOTE_KEYS = ("remote", "remote_endpoint_url", "remote_region", "remote_profile", "encrypt_identity_file")
+
 # module option -> engine config key
 _CONNECTION_KEYS = {"db": "dbname", "login_host": "host", "login_port": "port", "login_user": "user", "passfile": "passfile", "ssl_mode": "sslmode"}
 _SETTING_KEYS = ("backup_dir", "prefix", "pg_bin_dir", "lock_wait")
@@ -45,6 +58,23 @@ def argument_spec(**extra: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
 def connection_argument_spec(**extra: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     """Connection options only, plus the module's own."""
     return {**{key: dict(value) for key, value in CONNECTION_ARGS.items()}, **extra}
+
+
+def remote_argument_spec(**extra: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """Series, connection and off-host options, plus the module's own."""
+    return argument_spec(**{key: dict(value) for key, value in REMOTE_ARGS.items()}, **extra)
+
+
+def remote_settings(params: Dict[str, Any]) -> Dict[str, Any]:
+    """The config keys the off-host options give. Credentials given as options go into this
+    module process's environment, where the AWS SDK's standard chain finds them; never into argv,
+    a file or the result."""
+    if params.get("remote_access_key_id") and params.get("remote_secret_access_key"):
+        os.environ["AWS_ACCESS_KEY_ID"] = params["remote_access_key_id"]
+        os.environ["AWS_SECRET_ACCESS_KEY"] = params["remote_secret_access_key"]
+    elif params.get("remote_access_key_id") or params.get("remote_secret_access_key"):
+        raise PgdrillError("only one of remote_access_key_id and remote_secret_access_key was given", "give both, or neither to use the host's AWS chain")
+    return {key: params[key] for key in _REMOTE_KEYS if params.get(key) is not None}
 
 
 def connection_of(params: Dict[str, Any], base=None):
@@ -79,6 +109,8 @@ def database_config(params: Dict[str, Any], **settings: Any) -> DatabaseConfig:
         if params.get(key) is not None:
             values[key] = params[key]
     values.update({key: value for key, value in settings.items() if value is not None})
+    if any(key in params for key in REMOTE_ARGS):
+        values.update(remote_settings(params))
     if params.get("config"):
         only = [params["database"]] if params.get("database") else None
         configs = load_configs(params["config"], environ={}, overrides=values, only=only)
@@ -89,8 +121,10 @@ def database_config(params: Dict[str, Any], **settings: Any) -> DatabaseConfig:
             )
         config = configs[0]
     else:
-        if "backup_dir" not in values:
+        if "backup_dir" not in values and not values.get("remote"):
             raise PgdrillError("no backup directory given", "set 'backup_dir', or 'config' to a pgdrill config file that has one")
+        if "backup_dir" not in values:
+            values["backup_dir"] = os.path.join(os.getcwd(), ".pgdrill-remote-only")  # never touched: the series lives on the remote
         label = params.get("database") or "default"
         config = build_database_config(label, values, base_dir=os.getcwd(), source="module options", environ=os.environ)
     if params.get("login_password"):

@@ -274,6 +274,16 @@ def _remote(text: str) -> str:
 
 
 _remote.accepts = "s3://BUCKET/PREFIX or rclone:REMOTE:PATH"  # type: ignore[attr-defined]
+
+
+def _endpoint(text: str) -> str:
+    value = text.strip()
+    if not re.match(r"^https?://[A-Za-z0-9.\[\]:_-]+(/[^\s@]*)?$", value):
+        raise ValueError
+    return value.rstrip("/")
+
+
+_endpoint.accepts = "an http:// or https:// URL of the S3 endpoint, without credentials"  # type: ignore[attr-defined]
 # Values never repeated in messages: they carry a secret.
 SECRET_SETTINGS = ("ping_url",)
 
@@ -315,7 +325,7 @@ SETTINGS = {
     "encrypt_recipients": _recipients,
     "encrypt_identity_file": _text,
     "remote": _remote,
-    "remote_endpoint_url": _text,
+    "remote_endpoint_url": _endpoint,
     "remote_region": _text,
     "remote_profile": _text,
     "remote_upload": _bool,

@@ -260,9 +260,8 @@ def pull(config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[
     manifest_name = manifest_mod.manifest_name(config.prefix, info.stamp)
     result = {"set": info.set_id, "directory": directory, "remote": remote.text, "downloaded": [], "present": [], "dry_run": dry_run,
               "files": [entry["name"] for entry in files] + [manifest_name]}
-    if dry_run:
-        return result
-    ensure_private_dir(directory)
+    if not dry_run:
+        ensure_private_dir(directory)
     for entry in files:
         path = os.path.join(directory, entry["name"])
         if os.path.isfile(path) and sha256_of(path) == (entry["sha256"], entry["size"]):
@@ -270,8 +269,11 @@ def pull(config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[
             continue
         if os.path.lexists(path):
             raise PgdrillError(f"{path} exists and is not the file the remote set lists", "pull into an empty directory (--to DIR), or move that file away")
-        remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
-        result["downloaded"].append(entry["name"])
+        if not dry_run:
+            remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
+        result["downloaded"].append(entry["name"])  # in a dry run: what would be
+    if dry_run:
+        return result
     for name in sorted(info.objects):  # a pin travels with its set
         if getattr(parse_file_name(name), "kind", None) == "pin" and not os.path.exists(os.path.join(directory, name)):
             remote.get(name, directory)

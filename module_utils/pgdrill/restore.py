@@ -309,8 +309,11 @@ def restore_archive(
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise PgdrillError(f"cannot write the decoded archive into {scratch}: {exc.strerror}",
-                               "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
+            import errno
+
+            what_failed = f"disk full decoding {os.path.basename(archive)} into {scratch}" if exc.errno == errno.ENOSPC \
+                else f"cannot write the decoded archive into {scratch}: {exc.strerror}"
+            raise PgdrillError(what_failed, "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
         except PgdrillError as exc:
             if "No space left" in exc.message or "No space left" in str(exc.details.get("stderr", "")):
                 raise PgdrillError(f"disk full decoding {os.path.basename(archive)} into {scratch}", "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None

@@ -79,3 +79,42 @@ options:
         closest major version at least the server's, else the programs on E(PATH).
     type: path
 """
+
+    # Off-host copies (pgdrill_push, pgdrill_pull, and remote: true on pgdrill_prune, pgdrill_verify, pgdrill_info).
+    REMOTE = r"""
+options:
+  remote:
+    description:
+      - The off-host copy, C(s3://BUCKET/PREFIX) (S3-compatible object storage) or C(rclone:REMOTE:PATH)
+        (any rclone backend). Defaults to the config's C(remote).
+    type: str
+  remote_endpoint_url:
+    description:
+      - Endpoint of S3-compatible storage that is not AWS (MinIO, SeaweedFS, Ceph, ...).
+    type: str
+  remote_region:
+    description:
+      - Region of the bucket.
+    type: str
+  remote_profile:
+    description:
+      - Profile of E(AWS_SHARED_CREDENTIALS_FILE) (or C(~/.aws/credentials)) to use.
+    type: str
+  remote_access_key_id:
+    description:
+      - Access key for this run only (say, credentials with delete rights for a remote prune run
+        from the controller). Handed to the AWS SDK through the module's environment, hidden from
+        Ansible's output. Hosts should use their AWS chain instead.
+    type: str
+  remote_secret_access_key:
+    description:
+      - Secret key belonging to O(remote_access_key_id).
+    type: str
+  encrypt_identity_file:
+    description:
+      - Path of an age identity (secret key) file on the managed host, for sets that must be
+        decrypted (restores, and verifications that restore). Defaults to the config's.
+    type: path
+requirements:
+  - boto3 on the managed host for C(s3://) remotes; rclone for C(rclone:) remotes; age for encrypted sets.
+"""

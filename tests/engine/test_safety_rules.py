@@ -215,7 +215,7 @@ def test_a_full_disk_while_decompressing_fails_the_restore_check_and_cleans_up(b
         backup_env.rewrite(work_dir=str(small))
         backup_env.run()
         done = backup_env.run("verify", "--restore", "--jobs", "2", check=1)
-        assert "disk full decompressing" in done.stdout and "set work_dir to a larger filesystem" in done.stdout
+        assert "disk full decoding" in done.stdout and "set work_dir to a larger filesystem" in done.stdout
         assert os.listdir(small) == []
         assert backup_env.cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'pgdrill_verify_%'") == "0"
     finally:

@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# pgdrill: download a backup set from its off-host copy.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pgdrill_pull
+short_description: Download a pgdrill backup set from its off-host copy, verified on arrival
+description:
+  - Downloads a complete set from O(remote) into O(dest) (default the series' backup directory):
+    the newest complete set, or the one O(set) names. This is how a new host gets the backups of a
+    host that no longer exists, and how staging gets the set a drill restores.
+  - Each file gets its final name only after its size and sha256 matched the set's manifest; the
+    manifest is written last, so an interrupted pull leaves nothing that counts as a set. Files
+    already present with the right sha256 are not downloaded again.
+  - Encrypted sets stay encrypted on disk; restoring them needs O(encrypt_identity_file).
+version_added: "0.2.0"
+author: pgdrill maintainers
+extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
+options:
+  set:
+    description:
+      - Name or stamp of the set. Defaults to the newest complete set on the remote.
+    type: str
+  dest:
+    description:
+      - Directory to download into (created 0700). Defaults to O(backup_dir).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reads the remote's listing and the set's manifest; downloads nothing.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Bring the newest ez360pm set to a rebuilt host
+  pgdrill_pull:
+    remote: s3://acme-backups/pgdrill
+    prefix: ez360pm
+    dest: /var/backups/pgdrill/ez360pm
+"""
+
+RETURN = r"""
+set:
+  description: The set pulled.
+  returned: always
+  type: str
+  sample: ez360pm_20261126_021500_utc
+directory:
+  description: Where its files are.
+  returned: always
+  type: str
+  sample: /var/backups/pgdrill/ez360pm
+files:
+  description: The set's files.
+  returned: always
+  type: list
+  elements: str
+downloaded:
+  description: The files downloaded by this run.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pgdrill.ansible_support import database_config, fail, remote_argument_spec
+from ansible.module_utils.pgdrill import offsite
+from ansible.module_utils.pgdrill.errors import PgdrillError
+from ansible.module_utils.pgdrill.fsio import ensure_private_dir
+from ansible.module_utils.pgdrill.locking import SeriesLock
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=remote_argument_spec(set=dict(type="str"), dest=dict(type="path")),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        config = database_config(params)
+        directory = params["dest"] or config.backup_dir
+        if module.check_mode:
+            outcome = offsite.pull(config, params["set"], directory, dry_run=True)
+        else:
+            ensure_private_dir(directory)
+            with SeriesLock(directory, config.prefix, config.lock_wait):
+                outcome = offsite.pull(config, params["set"], directory)
+    except PgdrillError as exc:
+        fail(module, exc)
+    module.exit_json(changed=bool(outcome["downloaded"]), set=outcome["set"], directory=outcome["directory"], files=outcome["files"],
+                     downloaded=outcome["downloaded"], remote=outcome["remote"])
+
+
+if __name__ == "__main__":
+    main()
