@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: pgdrill_pull
 short_description: Download a pgdrill backup set from its off-host copy, verified on arrival
 description:
-  - Downloads a complete set from O(remote) into O(dest) (default the series' backup directory):
+  - Downloads a complete set from O(remote) into O(dest) (default the series' backup directory),
     the newest complete set, or the one O(set) names. This is how a new host gets the backups of a
     host that no longer exists, and how staging gets the set a drill restores.
   - Each file gets its final name only after its size and sha256 matched the set's manifest; the

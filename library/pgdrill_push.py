@@ -9,7 +9,7 @@ module: pgdrill_push
 short_description: Upload pgdrill backup sets to their off-host copy (S3-compatible storage or rclone)
 description:
   - Uploads the files of complete backup sets to O(remote), each file once, the manifest last, so
-    that a set on the remote counts only once all of it is there. An interrupted push is resumed:
+    that a set on the remote counts only once all of it is there. An interrupted push is resumed;
     files already on the remote with their size are not sent again.
   - Every upload is checked (size, and the whole-file sha256 stored with each S3 object); an
     object that exists is never overwritten, so buckets with versioning or Object Lock keep every

@@ -27,7 +27,7 @@ description:
     the installed client closest above it, or O(pg_bin_dir).
 version_added: "0.1.0"
 author: pgdrill maintainers
-extends_documentation_fragment: [pgdrill, pgdrill.connection]
+extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
   set:
     description: Set name, stamp or file name. Defaults to the newest complete set.
@@ -207,7 +207,7 @@ row_counts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
+from ansible.module_utils.pgdrill.ansible_support import database_config, fail, install_runner, remote_argument_spec
 from ansible.module_utils.pgdrill.catalog import find_set
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.recovery import RestoreOptions, restore_set
@@ -216,7 +216,7 @@ from ansible.module_utils.pgdrill.series import Series
 
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec(
+        argument_spec=remote_argument_spec(
             set=dict(type="str"),
             target_db=dict(type="str"),
             replace=dict(type="bool", default=False),

@@ -65,6 +65,7 @@ class RemoteSetInfo:
     """A set as the remote holds it, judged from the listing and its manifest."""
 
     set_id: str
+    prefix: str
     stamp: str
     objects: Dict[str, RemoteObject]
     manifest: Optional[Dict[str, Any]] = None
@@ -98,7 +99,7 @@ class RemoteSetInfo:
     def row(self, now: datetime) -> Dict[str, Any]:
         ahead = retention.is_future(self.time, now)
         return {
-            "set": self.set_id, "stamp": self.stamp, "time": self.time.isoformat(), "state": "future" if self.complete and ahead else self.state,
+            "set": self.set_id, "prefix": self.prefix, "stamp": self.stamp, "manifest": manifest_mod.manifest_name(self.prefix, self.stamp), "time": self.time.isoformat(), "state": "future" if self.complete and ahead else self.state,
             "age_seconds": None if ahead else round(max((now - self.time).total_seconds(), 0.0), 1), "size": self.size,
             "problem": "; ".join(self.problems) or None, "files": sorted(self.objects), "kinds": sorted(self.kinds),
             "encrypted": bool((self.manifest or {}).get("encryption")), "pinned": self.pin is not None,
@@ -162,7 +163,7 @@ def catalog(remote: Remote, prefix: str, objects: Optional[Dict[str, RemoteObjec
     objects = objects_by_name(remote) if objects is None else objects
     found = []
     for entry in remote_sets(objects, prefix):
-        info = RemoteSetInfo(entry.set_id, entry.stamp, {item.name: objects[item.name] for item in entry.files})
+        info = RemoteSetInfo(entry.set_id, prefix, entry.stamp, {item.name: objects[item.name] for item in entry.files})
         if entry.complete:
             try:
                 document = read_document(remote, entry.manifest)  # type: ignore[arg-type]

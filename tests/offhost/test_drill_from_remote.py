@@ -1,0 +1,98 @@
+"""The drill and the guarded restore from the off-host copy, in real ansible-playbook runs: the source's
+encrypted sets live only in a real S3 bucket (SeaweedFS on loopback) once its backup directory is
+gone; staging pulls the newest set with its own identity, and the restore playbook brings the
+database back on a host that is the only one in the play."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import pytest
+
+from helpers import database_fingerprint, playbook_run, run_cli
+
+
+@pytest.fixture(scope="module")
+def staging():
+    from pgdrill_lab.cluster import Cluster
+
+    with Cluster(name="staging-remote") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pushed(tmp_path, pg, sample_db, keys, aws_env, bucket, monkeypatch):
+    """The source's sets encrypted and pushed by its own backup run; then its backups are deleted."""
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    pg.psql("DO $$ BEGIN CREATE ROLE auditor NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    pg.psql("GRANT SELECT ON public.invoices TO auditor", sample_db)
+    config = tmp_path / "source.conf"
+    config.write_text(
+        f"[pgdrill]\nbackup_dir = {tmp_path / 'backups'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n"
+        f"encrypt_recipients = {keys['drill'][1]} {keys['escrow'][1]}\nremote = s3://{bucket}/pgdrill\n"
+        f"remote_endpoint_url = {aws_env.endpoint_url}\nremote_region = us-east-1\n[database {sample_db}]\nprefix = ez360pm\n"
+    )
+    done = run_cli("--config", str(config))
+    assert "pushed ez360pm_" in done.stdout
+    shutil.rmtree(tmp_path / "backups")
+    return {"bucket": bucket, "remote": f"s3://{bucket}/pgdrill", "endpoint": aws_env.endpoint_url}
+
+
+def test_staging_drills_the_newest_set_straight_from_the_remote(pushed, tmp_path, staging, keys, pg, sample_db):
+    before = database_fingerprint(pg, sample_db)
+    controller = tmp_path / "controller"
+    run = playbook_run(tmp_path, "run_restore_drill.yml", {
+        "pgdrill_drill_database": sample_db,
+        "pgdrill_drill_transfer": "remote",
+        "pgdrill_drill_remote": pushed["remote"],
+        "pgdrill_drill_remote_prefix": "ez360pm",
+        "pgdrill_drill_remote_endpoint_url": pushed["endpoint"],
+        "pgdrill_drill_remote_region": "us-east-1",
+        "pgdrill_drill_identity_file": keys["drill"][0],
+        "pgdrill_drill_work_dir": str(tmp_path / "staging-work"),
+        "pgdrill_drill_host": staging.host,
+        "pgdrill_drill_port": staging.port,
+        "pgdrill_drill_login_user": "postgres",
+        "pgdrill_drill_passfile": staging.passfile,
+        "pgdrill_drill_controller_dir": str(controller),
+        "pgdrill_drill_log": str(controller / "drill-log.md"),
+        "pgdrill_drill_checks": [{"name": "invoices", "sql": "SELECT 1 FROM public.invoices LIMIT 1", "expect": "rows"}],
+    })
+    assert run.status == "successful", run.stdout[-6000:]
+    evidence = json.load(open(next((controller / "evidence" / "staging").glob("*.json"))))
+    assert evidence["outcome"] == "passed" and evidence["source_host"] == pushed["remote"]
+    assert evidence["fidelity"]["ok"] and evidence["not_restored"] == []
+    assert "verify at the source" not in evidence["timings"] and "transfer" in evidence["timings"]
+    pulled = run.task("Pull the set from the off-host copy")["res"]
+    assert pulled["changed"] and all(name.endswith(".age") for name in pulled["downloaded"])
+    assert staging.psql("SELECT datname FROM pg_database WHERE datname LIKE 'drill_%'") == ""
+    assert database_fingerprint(pg, sample_db) == before
+
+
+def test_restore_playbook_brings_the_database_back_from_the_remote_onto_a_new_host(pushed, tmp_path, staging, keys, pg, sample_db):
+    run = playbook_run(tmp_path, "restore_database.yml", {
+        "pgdrill_restore_hosts": "staging",  # the only host of the play: the source is gone
+        "pgdrill_restore_database": "ez360pm",
+        "pgdrill_restore_target": "ez360pm",
+        "pgdrill_restore_remote": pushed["remote"],
+        "pgdrill_restore_remote_endpoint_url": pushed["endpoint"],
+        "pgdrill_restore_remote_region": "us-east-1",
+        "pgdrill_restore_identity_file": keys["escrow"][0],
+        "pgdrill_restore_pull_dir": str(tmp_path / "new-host-backups"),
+        "pgdrill_restore_globals": True,
+        "pgdrill_restore_login_host": staging.host,
+        "pgdrill_restore_login_port": staging.port,
+        "pgdrill_restore_login_user": "postgres",
+        "pgdrill_restore_passfile": staging.passfile,
+    })
+    try:
+        assert run.status == "successful", run.stdout[-6000:]
+        restored = run.task("Restore the backup set")["res"]
+        assert restored["fidelity"]["checked"] and restored["fidelity"]["objects"] > 20
+        assert staging.psql("SELECT count(*) FROM public.invoices", "ez360pm") == pg.psql("SELECT count(*) FROM public.invoices", sample_db)
+        assert staging.psql("SELECT has_table_privilege('auditor', 'public.invoices', 'SELECT')", "ez360pm") == "t"
+    finally:
+        staging.psql('DROP DATABASE IF EXISTS "ez360pm" WITH (FORCE)')
