@@ -111,6 +111,14 @@ def evidence_records(directory):
     return records
 
 
+def offsite_text(info):
+    """The off-host column: the newest set's state on the remote, and where that is."""
+    if not info.get("remote"):
+        return None
+    state = (info.get("newest") or {}).get("remote") or "no set"
+    return f"{state} on {info['remote']}" + (f" ({info['remote_problem']})" if info.get("remote_problem") else "")
+
+
 def row_of(item, records):
     info = item.get("info") or {}
     newest = info.get("newest") or None
@@ -119,10 +127,11 @@ def row_of(item, records):
         "host": item.get("host"),
         "database": item.get("database"),
         "newest": newest and {"set": newest.get("set"), "time": newest.get("time"), "size": newest.get("size"),
-                              "verified": newest.get("verified")},
+                              "verified": newest.get("verified"), "remote": newest.get("remote")},
         "sets": [{"time": entry.get("time"), "size": entry.get("size"), "duration_seconds": entry.get("duration_seconds")} for entry in sets],
-        "drills": drills_of(records, item.get("host"), item.get("database")),
-        "offsite": info.get("offsite"),
+        "drills": drills_of(records, item.get("host"), item.get("database"), info.get("remote")),
+        "remote": info.get("remote"),
+        "offsite": offsite_text(info),
         "problems": ([f"cannot read its backups: {info.get('msg')}"] if info.get("failed") else [])
                     + ([info["clock_problem"]] if info.get("clock_problem") else []),
     }

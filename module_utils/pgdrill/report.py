@@ -21,11 +21,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 WIDTH, HEIGHT = 180, 40
 
 
-def drills_of(records: Sequence[Dict[str, Any]], host: str, database: str) -> List[Dict[str, Any]]:
-    """The drills of one database from evidence records, oldest first, in the row's shape. Pure."""
+def drills_of(records: Sequence[Dict[str, Any]], host: str, database: str, remote: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The drills of one database from evidence records, oldest first, in the row's shape: drills of
+    the host's sets, and drills of its off-host copy (``remote``). Pure."""
     out = []
+    sources = {host} | ({remote} if remote else set())
     for record in records:
-        if record.get("source_host") == host and record.get("database") == database and record.get("outcome") in ("passed", "failed"):
+        if record.get("source_host") in sources and record.get("database") == database and record.get("outcome") in ("passed", "failed"):
             out.append({"time": record.get("finished_at") or record.get("started_at"), "outcome": record.get("outcome"),
                         "restore_seconds": (record.get("timings") or {}).get("restore"), "failed_step": record.get("failed_step")})
     return sorted(out, key=lambda drill: str(_parse(drill["time"]) or ""))
@@ -33,7 +35,7 @@ def drills_of(records: Sequence[Dict[str, Any]], host: str, database: str) -> Li
 
 def judge(row: Dict[str, Any], now: datetime, max_age_hours: float, max_drill_age_days: float) -> Dict[str, Any]:
     """The row with ``ok`` and ``problems``: no complete backup, a stale newest one, a newest one
-    that failed verification, no passed drill within ``max_drill_age_days`` (0: drills are not
+    that failed verification or (with a remote) is not complete off-host, no passed drill within ``max_drill_age_days`` (0: drills are not
     judged). Pure."""
     problems = list(row.get("problems") or [])
     newest = row.get("newest") or {}
@@ -47,6 +49,8 @@ def judge(row: Dict[str, Any], now: datetime, max_age_hours: float, max_drill_ag
             problems.append(f"newest backup {newest.get('set')} is {age_hours:.1f} h old (limit {max_age_hours:g} h)")
         if newest.get("verified") == "failed":
             problems.append(f"newest backup {newest.get('set')} failed verification")
+        if row.get("remote") and newest.get("remote") != "complete":
+            problems.append(f"newest backup {newest.get('set')} has no complete off-host copy ({newest.get('remote') or 'unknown'} on {row['remote']})")
     if max_drill_age_days > 0:
         passed = [_parse(d.get("time")) for d in row.get("drills") or [] if d.get("outcome") == "passed"]
         passed = [moment for moment in passed if moment is not None]

@@ -111,3 +111,29 @@ def test_drill_metrics_keep_the_last_success_through_a_failed_drill(tmp_path):
     assert 'pgdrill_drill_last_attempt_timestamp_seconds{series="shop",source="db1"} 2000' in lines
     assert 'pgdrill_drill_last_passed{series="shop",source="db1"} 0' in lines
     assert path.endswith("pgdrill_drill_shop.prom")
+
+
+def test_a_row_with_an_off_host_copy_fails_when_the_newest_set_is_not_complete_there():
+    row = {"remote": "s3://b/p", "newest": {"set": "s1", "time": "2026-11-27T02:15:00Z", "verified": "ok", "remote": "partial"},
+           "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed"}]}
+    assert report.judge(row, NOW, 26, 35)["problems"] == ["newest backup s1 has no complete off-host copy (partial on s3://b/p)"]
+    row["newest"]["remote"] = "complete"
+    assert report.judge(row, NOW, 26, 35)["ok"]
+    assert report.judge(dict(row, remote=None, newest=dict(row["newest"], remote=None)), NOW, 26, 35)["ok"]  # no remote: not judged
+
+
+def test_drills_of_the_off_host_copy_count_for_the_host():
+    records = [{"source_host": "s3://b/p", "database": "shop", "outcome": "passed", "finished_at": "2026-11-20T04:00:00Z"},
+               {"source_host": "s3://other/p", "database": "shop", "outcome": "passed", "finished_at": "2026-11-21T04:00:00Z"}]
+    assert [drill["time"] for drill in report.drills_of(records, "db1", "shop", "s3://b/p")] == ["2026-11-20T04:00:00Z"]
+    assert report.drills_of(records, "db1", "shop") == []
+
+
+def test_remote_metrics_say_when_the_newest_set_is_off_host():
+    sets = [{"set": "shop_20261127_021500_utc", "state": "complete", "finished_at": "2026-11-27T02:16:00Z", "sizes": {"db": 10}}]
+    state = {"remote": {"s3://b/p": {"last_success": 1800000000.0, "uploaded_sets": ["shop_20261127_021500_utc"]}}}
+    text = metrics.render(metrics.series_samples("shop", sets, state))
+    assert 'pgdrill_remote_last_success_timestamp_seconds{series="shop",target="s3://b/p"} 1800000000' in text
+    assert 'pgdrill_remote_newest_set_uploaded{series="shop",target="s3://b/p"} 1' in text
+    state["remote"]["s3://b/p"]["uploaded_sets"] = []
+    assert 'pgdrill_remote_newest_set_uploaded{series="shop",target="s3://b/p"} 0' in metrics.render(metrics.series_samples("shop", sets, state))
