@@ -1,0 +1,156 @@
+"""Off-host copies: what encryption and the upload cost a backup, a drill from the remote against a raw
+restore, and pgdrill's transfers against the plain tools.
+
+    .venv/bin/python bench/offhost.py [--scale 1400000] [--rounds 3] [--jobs 2]
+
+A throwaway cluster with the sample database and a real S3 server on loopback (SeaweedFS). Interleaved
+round by round:
+  backup   plain    pgdrill-backup, local only (the engine's defaults)
+           offhost  pgdrill-backup with encrypt_recipients (two age recipients, in the pipeline) and
+                    remote = s3://... (the set pushed after the backup, manifest last, checked)
+  drill    raw      createdb; zstd -d the plain archive to a file; pg_restore --jobs N
+           remote   pgdrill-backup verify --remote --restore: download and hash every object, pull the
+                    set, decrypt, restore --jobs N into a scratch database, compare it with the
+                    fingerprint and the row counts, drop it
+  transfer upload and download of the encrypted dump: pgdrill's Remote.put/get (whole-file sha256
+           checked both ways), boto3's upload_file/download_file (what `aws s3 cp` runs), and
+           `rclone copyto` against the same bucket
+Targets (read here, never asserted in tests): offhost backup <= 1.15x plain, its peak RSS <= 64 MB;
+drill from the remote <= 1.3x raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import bench_database, write_results  # noqa: E402
+from run import timed  # noqa: E402
+from pgdrill.remote import open_remote  # noqa: E402
+from pgdrill_lab.s3server import S3Server  # noqa: E402
+
+TARGETS = {"backup_ratio": 1.15, "backup_peak_rss_mb": 64, "drill_ratio": 1.3}
+
+
+def keys(directory: str) -> "tuple[str, list]":
+    recipients = []
+    identity = ""
+    for name in ("drill", "escrow"):
+        path = os.path.join(directory, f"{name}.key")
+        subprocess.run(["age-keygen", "-o", path], check=True, capture_output=True)
+        recipients.append(subprocess.run(["age-keygen", "-y", path], check=True, capture_output=True, text=True).stdout.strip())
+        identity = identity or path
+    return identity, recipients
+
+
+def median(values):
+    return round(statistics.median(values), 3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, default=1_400_000, help="invoices in the sample database (1.4M: about 1.2 GB)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    with S3Server(name="bench-s3") as server, bench_database("bench-offhost", "bench", args.scale) as bench:
+        env = dict(os.environ, **server.env())
+        os.environ.update(server.env())
+        bucket = server.create_bucket("pgdrill-bench")
+        identity, recipients = keys(bench.work)
+        base = open(bench.config_path, encoding="utf-8").read()
+        offhost_config = os.path.join(bench.work, "offhost.conf")
+        with open(offhost_config, "w", encoding="utf-8") as handle:
+            handle.write(base.replace("[pgdrill]\n", f"[pgdrill]\nencrypt_recipients = {' '.join(recipients)}\nencrypt_identity_file = {identity}\n"
+                                      f"remote = s3://{bucket}/pgdrill\nremote_endpoint_url = {server.endpoint_url}\nremote_region = us-east-1\n", 1)
+                         .replace(f"backup_dir = {bench.work}/b", f"backup_dir = {bench.work}/o"))
+        command = [sys.executable, "-m", "pgdrill.cli", "--no-prune", "--config"]
+        results = {"plain": [], "offhost": [], "plain_rss_kb": [], "offhost_rss_kb": [], "raw_restore": [], "drill_remote": []}
+        for round_no in range(1, args.rounds + 1):
+            seconds, peak = timed(command + [bench.config_path], env)
+            results["plain"].append(round(seconds, 3))
+            results["plain_rss_kb"].append(peak)
+            seconds, peak = timed(command + [offhost_config], env)
+            results["offhost"].append(round(seconds, 3))
+            results["offhost_rss_kb"].append(peak)
+            print(f"backup round {round_no}: plain {results['plain'][-1]:.2f} s, offhost {results['offhost'][-1]:.2f} s "
+                  f"(peak RSS {results['plain_rss_kb'][-1] / 1024:.0f} / {results['offhost_rss_kb'][-1] / 1024:.0f} MB)", flush=True)
+        plain_dir, offhost_dir = os.path.join(bench.work, "b"), os.path.join(bench.work, "o")
+        archive = os.path.join(plain_dir, sorted(name for name in os.listdir(plain_dir) if "_db_" in name)[-1])
+        for round_no in range(1, args.rounds + 1):
+            started = time.monotonic()
+            bench.raw_restore(archive, f"raw_{round_no}", args.jobs)
+            results["raw_restore"].append(round(time.monotonic() - started, 3))
+            bench.cluster.psql(f'DROP DATABASE "raw_{round_no}"')
+            seconds, _ = timed(command[:-2] + ["verify", "--config", offhost_config, "--remote", "--restore", "--jobs", str(args.jobs)], env)
+            results["drill_remote"].append(round(seconds, 3))
+            print(f"drill round {round_no}: raw pg_restore {results['raw_restore'][-1]:.2f} s, from the remote {results['drill_remote'][-1]:.2f} s",
+                  flush=True)
+        sealed = os.path.join(offhost_dir, sorted(name for name in os.listdir(offhost_dir) if "_db_" in name)[-1])
+        transfer = transfers(server, bucket, sealed, bench.work, args.rounds)
+        med = {name: median(values) for name, values in results.items() if not name.endswith("rss_kb")}
+        summary = {
+            "backup_ratio": round(med["offhost"] / med["plain"], 3),
+            "offhost_peak_rss_mb": round(max(results["offhost_rss_kb"]) / 1024, 1),
+            "plain_peak_rss_mb": round(max(results["plain_rss_kb"]) / 1024, 1),
+            "drill_ratio": round(med["drill_remote"] / med["raw_restore"], 3),
+            "dump_bytes": os.path.getsize(sealed),
+        }
+        print(f"\ndatabase {bench.database_bytes / 1e9:.2f} GB, encrypted dump {summary['dump_bytes'] / 1e6:.1f} MB; medians of {args.rounds} rounds")
+        print(f"backup: plain {med['plain']:.2f} s, encrypted + pushed {med['offhost']:.2f} s: {summary['backup_ratio']}x "
+              f"(target <= {TARGETS['backup_ratio']}); peak RSS {summary['offhost_peak_rss_mb']} MB (target <= {TARGETS['backup_peak_rss_mb']})")
+        print(f"drill: raw pg_restore -j{args.jobs} {med['raw_restore']:.2f} s, from the remote {med['drill_remote']:.2f} s: "
+              f"{summary['drill_ratio']}x (target <= {TARGETS['drill_ratio']})")
+        for direction in ("upload", "download"):
+            line = ", ".join(f"{tool} {transfer[direction][tool]:.2f} s ({summary['dump_bytes'] / 1e6 / transfer[direction][tool]:.0f} MB/s)"
+                             for tool in transfer[direction])
+            print(f"{direction}: {line}")
+        write_results("offhost", {"results": results, "medians": med, "summary": summary, "transfer": transfer, "targets": TARGETS,
+                                  "jobs": args.jobs, "postgresql": bench.cluster.major, "database_bytes": bench.database_bytes})
+    return 0
+
+
+def transfers(server, bucket: str, path: str, work: str, rounds: int) -> dict:
+    """Median seconds per tool to upload and to download ``path``."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1")
+    rclone_env = dict(os.environ, RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
+                      RCLONE_CONFIG_BENCH_ENDPOINT=server.endpoint_url, RCLONE_CONFIG_BENCH_ENV_AUTH="true", RCLONE_CONFIG_BENCH_REGION="us-east-1")
+    rclone = shutil.which("rclone") or os.path.join(os.path.dirname(sys.executable), "rclone")
+    name = os.path.basename(path)
+    out = tempfile.mkdtemp(dir=work)
+    seconds = {"upload": {"pgdrill": [], "boto3": [], "rclone": []}, "download": {"pgdrill": [], "boto3": [], "rclone": []}}
+    for round_no in range(rounds):
+        remote = open_remote(f"s3://{bucket}/transfer-{round_no}", endpoint_url=server.endpoint_url, region="us-east-1")
+        started = time.monotonic()
+        remote.put(path)
+        seconds["upload"]["pgdrill"].append(time.monotonic() - started)
+        started = time.monotonic()
+        client.upload_file(path, bucket, f"boto3-{round_no}/{name}")
+        seconds["upload"]["boto3"].append(time.monotonic() - started)
+        started = time.monotonic()
+        subprocess.run([rclone, "copyto", path, f"bench:{bucket}/rclone-{round_no}/{name}"], env=rclone_env, check=True)
+        seconds["upload"]["rclone"].append(time.monotonic() - started)
+        for tool, fetch in (("pgdrill", lambda: remote.get(name, out)),
+                            ("boto3", lambda: client.download_file(bucket, f"boto3-{round_no}/{name}", os.path.join(out, name))),
+                            ("rclone", lambda: subprocess.run([rclone, "copyto", f"bench:{bucket}/rclone-{round_no}/{name}", os.path.join(out, name)],
+                                                              env=rclone_env, check=True))):
+            started = time.monotonic()
+            fetch()
+            seconds["download"][tool].append(time.monotonic() - started)
+            os.unlink(os.path.join(out, name))
+    shutil.rmtree(out, ignore_errors=True)
+    return {direction: {tool: median(values) for tool, values in tools.items()} for direction, tools in seconds.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
