@@ -300,10 +300,11 @@ def verify_remote(config: DatabaseConfig, wanted: Optional[str] = None, every: b
             checks.append({"name": "manifest", "ok": False, "detail": "; ".join(info.problems) or "no manifest"})
         else:
             checks.append({"name": "listing", "ok": not info.problems, "detail": "; ".join(info.problems) or f"{len(info.objects)} objects as the manifest lists them"})
-            for entry in info.manifest["files"]:
-                checks.append(_remote_checksum(remote, entry))
-            if restore and all(check["ok"] for check in checks):
+            if restore and not info.problems:
+                # One download: the pull checks each object's sha256 on arrival, then the restore runs on it.
                 checks.extend(_restore_pulled(config, info, remote, jobs, verify_set))
+            else:
+                checks.extend(_remote_checksum(remote, entry) for entry in info.manifest["files"])
         result = {"set": info.set_id, "remote": remote.text, "ok": all(check["ok"] for check in checks), "checks": checks, "restored": restore}
         results.append(result)
         if on_result is not None:
@@ -325,11 +326,19 @@ def _restore_pulled(config: DatabaseConfig, info: RemoteSetInfo, remote: Remote,
     parent = config.work_dir or None
     directory = tempfile.mkdtemp(prefix=".pgdrill-pulled-", dir=parent)
     try:
-        pull(config, info.set_id, directory, remote=remote)
+        checks = []
+        for entry in info.manifest["files"]:  # type: ignore[index]
+            name = f"remote checksum {entry['name']}"
+            try:
+                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
+            except PgdrillError as exc:
+                return checks + [{"name": name, "ok": False, "detail": exc.message}]
+            checks.append({"name": name, "ok": True, "detail": f"downloaded: sha256 and size ({entry['size']} bytes) match the manifest"})
+        write_atomic(directory, manifest_mod.manifest_name(info.prefix, info.stamp), manifest_mod.encode(info.manifest))  # type: ignore[arg-type]
         local = replace(config, backup_dir=directory)
         backup = next(item for item in scan(directory, config.prefix) if item.id == info.set_id)
         outcome = verify_set(local, backup, restore=True, jobs=jobs)  # its record goes with the temporary directory
-        return [check for check in outcome["checks"] if check["name"] not in ("manifest",) and not check["name"].startswith("checksum ")]
+        return checks + [check for check in outcome["checks"] if check["name"] != "manifest" and not check["name"].startswith("checksum ")]
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

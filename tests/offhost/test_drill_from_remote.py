@@ -96,3 +96,35 @@ def test_restore_playbook_brings_the_database_back_from_the_remote_onto_a_new_ho
         assert staging.psql("SELECT has_table_privilege('auditor', 'public.invoices', 'SELECT')", "ez360pm") == "t"
     finally:
         staging.psql('DROP DATABASE IF EXISTS "ez360pm" WITH (FORCE)')
+
+
+def test_remote_retention_from_the_controller_previews_then_prunes(tmp_path, pg, sample_db, aws_env, bucket, monkeypatch):
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    config = tmp_path / "source.conf"
+    config.write_text(
+        f"[pgdrill]\nbackup_dir = {tmp_path / 'backups'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n"
+        f"prune_after_backup = no\nremote = s3://{bucket}/pgdrill\nremote_endpoint_url = {aws_env.endpoint_url}\nremote_region = us-east-1\n"
+        f"[database {sample_db}]\nprefix = shop\n"
+    )
+    run_cli("--config", str(config))
+    run_cli("--config", str(config))
+    extravars = {"pgdrill_backup_remote": f"s3://{bucket}/pgdrill", "pgdrill_backup_remote_endpoint_url": aws_env.endpoint_url,
+                 "pgdrill_backup_remote_region": "us-east-1", "pgdrill_backup_databases": [{"name": sample_db, "prefix": "shop"}],
+                 "pgdrill_prune_keep_last": 1, "pgdrill_prune_retention_days": 0,
+                 "pgdrill_prune_remote_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+                 "pgdrill_prune_remote_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"]}
+    # The controller's credentials come only from the play's (vaulted) variables here, not from its environment.
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    preview = playbook_run(tmp_path, "prune_remote.yml", extravars, check=True)
+    assert preview.status == "successful", preview.stdout[-4000:]
+    result = preview.task("Prune each database's off-host copy from the controller")["res"]["results"][0]
+    assert len(result["removed"]) == 1 and len(result["kept"]) == 1 and result["changed"]
+    assert "would remove" in preview.stdout
+    listing = {"env": {"AWS_ACCESS_KEY_ID": extravars["pgdrill_prune_remote_access_key_id"],
+                       "AWS_SECRET_ACCESS_KEY": extravars["pgdrill_prune_remote_secret_access_key"]}}
+    assert run_cli("--config", str(config), "list", "--remote", **listing).stdout.count("complete") == 2  # the preview deleted nothing
+    applied = playbook_run(tmp_path, "prune_remote.yml", extravars)
+    assert applied.status == "successful", applied.stdout[-4000:]
+    assert run_cli("--config", str(config), "list", "--remote", **listing).stdout.count("complete") == 1
+    assert extravars["pgdrill_prune_remote_secret_access_key"] not in applied.everything()  # no_log keeps the secret out of every output
