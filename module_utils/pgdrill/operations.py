@@ -69,6 +69,16 @@ def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] =
         observe(config, "prune", time.time(), EXIT_OK, {})
 
 
+def pin(config: DatabaseConfig, wanted: str, reason: Optional[str], unpin: bool = False, dry_run: bool = False,
+        wait: Optional[float] = None) -> Dict[str, Any]:
+    """Pin a set out of retention (or, ``unpin``, remove its pin) under the series lock, so that no
+    prune decides while the pin comes or goes; a dry run only reads."""
+    check_set_directory(wanted, config.backup_dir)
+    series = Series(config)
+    with (nullcontext() if dry_run else series.lock(wait)):
+        return series.unpin(wanted, dry_run=dry_run) if unpin else series.pin(wanted, reason or "", dry_run=dry_run)
+
+
 def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool) -> List[BackupSet]:
     """The sets a verify looks at. By default the newest set with a trusted manifest, so that a set
     whose files went missing or were truncated is reported rather than passed over silently."""
