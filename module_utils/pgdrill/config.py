@@ -414,6 +414,8 @@ def _checked(values: Mapping[str, object], source: str) -> Dict[str, object]:
             continue
         if isinstance(value, bool):
             text = "yes" if value else "no"
+        elif isinstance(value, float) and SETTINGS.get(key) is _duration:
+            text = retention.duration_text(value)  # already parsed: seconds back to 36h, 14d, 2w
         elif isinstance(value, float):
             text = format(value, "f")  # never "1e-05"; inf and nan stay words the parser refuses
         else:

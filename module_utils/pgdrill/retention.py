@@ -92,11 +92,13 @@ class Policy(NamedTuple):
         rules = [f"keep_last {self.keep_last}"] + [f"{name} {count}" for name, count in self.tier_counts().items() if count]
         if self.keep_within:
             rules.append(f"within {duration_text(self.keep_within)}")
-        return ", ".join(rules) + f" (calendar of {self.timezone})"
+        return ", ".join(rules) + f"; calendar of {self.timezone}"
 
 
 def duration_text(seconds: float) -> str:
-    """36h, 14d, 2w: the largest unit that divides the duration."""
+    """36h, 14d, 2w: the largest unit that divides the duration; 0 for none."""
+    if not seconds:
+        return "0"
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
@@ -155,12 +157,13 @@ def tier_picks(candidates: Sequence[SetFacts], count: int, bucket: Callable[[dat
     buckets that hold a set, each with its bucket's label; when fewer buckets hold sets than
     ``count``, the oldest candidate too (labelled ``oldest``). Pure."""
     picks: List[Tuple[SetFacts, str]] = []
-    seen = None
+    # A set, not the last label: where a zone once fell back across midnight, a day came twice.
+    seen = set()
     for facts in candidates:
         label = bucket(facts.time)
-        if label == seen:
+        if label in seen:
             continue
-        seen = label
+        seen.add(label)
         if len(picks) == count:
             return picks
         picks.append((facts, label))
