@@ -125,7 +125,7 @@ def test_tiers_time_zone_and_durations(tmp_path):
     from pgdrill.config import retention_policy
 
     path = write(tmp_path, "[pgdrill]\nbackup_dir = /b\nkeep_daily = 7\nkeep_weekly = 4\nkeep_monthly = 12\nkeep_yearly = 2\n"
-                           "keep_within = 36h\nretention_timezone = Europe/Berlin\n[database shop]\nkeep_within = 2w\n[database crm]\nkeep_within = 3\n")
+                           "keep_within = 36h\nretention_timezone = Europe/Berlin\n[database shop]\nkeep_within = 2w\n[database crm]\nkeep_within = 3\n[database off]\nkeep_within = 0\n")
     configs = {c.label: c for c in load_configs(path, environ={})}
     policy = retention_policy(configs["shop"])
     assert (policy.keep_daily, policy.keep_weekly, policy.keep_monthly, policy.keep_yearly) == (7, 4, 12, 2)
