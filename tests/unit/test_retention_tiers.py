@@ -183,9 +183,18 @@ gaps = st.one_of(
 set_flags = st.tuples(st.sampled_from(KIND_CHOICES), st.integers(0, 9), st.booleans(), st.booleans())
 
 
+# DST changes (UTC): Berlin 2026-03-29 01:00 and 2026-10-25 01:00, New York 2026-03-08 07:00 and
+# 2026-11-01 06:00, Lord Howe (half an hour) 2026-04-04 15:00 and 2026-10-03 15:30.
+DST_CHANGES = [datetime(2026, 3, 29, 1, 0, tzinfo=UTC), datetime(2026, 10, 25, 1, 0, tzinfo=UTC), datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
+               datetime(2026, 11, 1, 6, 0, tzinfo=UTC), datetime(2026, 4, 4, 15, 0, tzinfo=UTC), datetime(2026, 10, 3, 15, 30, tzinfo=UTC)]
+
+
 @st.composite
 def schedules(draw):
-    start = datetime(2023, 1, 1, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 2 * 365 * 24 * 60)))
+    if draw(st.booleans()):
+        start = datetime(2023, 1, 1, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 2 * 365 * 24 * 60)))
+    else:  # a day or two before a DST change, so that sets fall on both sides of it
+        start = draw(st.sampled_from(DST_CHANGES)) - timedelta(minutes=draw(st.integers(0, 3 * 24 * 60)))
     steps = draw(st.lists(st.tuples(gaps, set_flags), min_size=0, max_size=60))
     sets, moment = [], start
     for i, (gap, (kinds, state, bad, pinned)) in enumerate(steps):
