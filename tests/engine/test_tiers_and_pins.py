@@ -110,3 +110,23 @@ def test_pin_refuses_what_is_not_a_complete_set(backup_env, tmp_path):
     os.unlink(os.path.join(backup_env.backup_dir, manifest))
     assert "not a complete backup set" in backup_env.run("pin", name, "--reason", "x", check=1).stderr
     assert not [entry for entry in backup_env.files() if "_pin_" in entry]
+
+
+def test_pin_finds_the_series_by_the_sets_own_prefix(tmp_path):
+    from helpers import fake_set, run_cli
+
+    for prefix in ("shop", "shop_db"):
+        fake_set(tmp_path / "b", prefix, "20261101_021500", started="2026-11-01T02:15:00.000Z")
+    config = tmp_path / "pgdrill.conf"
+    config.write_text(f"[pgdrill]\nbackup_dir = {tmp_path / 'b'}\n[database shop]\n[database shop_db]\n")
+    done = run_cli("--config", str(config), "pin", "shop_db_20261101_021500_utc", "--reason", "audit")
+    assert done.stdout.startswith("shop_db: shop_db_20261101_021500_utc pinned")
+    assert sorted(name for name in os.listdir(tmp_path / "b") if "_pin_" in name) == ["shop_db_pin_20261101_021500_utc.json"]
+    # A bare stamp names no series when there are two: refused, nothing written.
+    refused = run_cli("--config", str(config), "pin", "20261101_021500", "--reason", "audit", check=1)
+    assert "does not say which database" in refused.stderr and "--database" in refused.stderr
+    done = run_cli("--config", str(config), "--database", "shop", "pin", "20261101_021500", "--reason", "audit")
+    assert done.stdout.startswith("shop: shop_20261101_021500_utc pinned")
+    rows = json.loads(run_cli("--config", str(config), "list", "--json").stdout)["results"]
+    assert [(r["database"], [(s["set"], s["pinned"], s["pin"]["reason"]) for s in r["sets"]]) for r in rows] == [
+        ("shop", [("shop_20261101_021500_utc", True, "audit")]), ("shop_db", [("shop_db_20261101_021500_utc", True, "audit")])]
