@@ -254,8 +254,6 @@ def plan(sets: Sequence[SetFacts], now: datetime, policy: Optional[Policy] = Non
         reasons: List[str] = []
         if facts.protected:
             reasons.append("written by this run (a run never removes its own set)")
-        if facts.pinned:
-            reasons.append(f"pinned: \"{facts.pin_reason}\"" if facts.pin_reason else "pinned")
         removal = ""
         if facts.damaged:
             detail = f" ({facts.problem})" if facts.problem else ""
@@ -274,6 +272,8 @@ def plan(sets: Sequence[SetFacts], now: datetime, policy: Optional[Policy] = Non
                 reasons.append(f"younger than {policy.retention_days} days ({_days(age)})")
             if not reasons:
                 removal = _removal_reason(facts, age, policy)
+        if facts.pinned:
+            reasons.append(f"pinned: \"{facts.pin_reason}\"" if facts.pin_reason else "pinned")
         if reasons:
             decisions.append(Decision(facts.set_id, KEEP, ", ".join(reasons), tuple(reasons)))
         else:

@@ -64,6 +64,14 @@ def test_a_year_of_daily_backups_with_7_4_12_2():
     assert reasons["2026-11-19"].action == REMOVE and "not kept by any tier (daily 7, weekly 4, monthly 12, yearly 2)" in reasons["2026-11-19"].reason
 
 
+def test_a_pinned_set_names_its_pin_after_the_rules_that_keep_it_too():
+    year = [s._replace(pinned=True, pin_reason="audit") if s.set_id in ("2026-02-28", "2026-02-27") else s for s in YEAR]
+    decisions = plan(year, YEAR_NOW, Policy(keep_last=0, keep_daily=7, keep_weekly=4, keep_monthly=12, keep_yearly=2))
+    assert kept(decisions) == sorted(GOLDEN_7_4_12_2 + ["2026-02-27"], reverse=True)
+    assert by_id(decisions)["2026-02-28"].reason == 'monthly (2026-02), pinned: "audit"'
+    assert by_id(decisions)["2026-02-27"].reasons == ('pinned: "audit"',)
+
+
 def test_the_same_year_in_any_order_and_in_berlin_keeps_the_same_sets():
     # 02:15 UTC is 03:15 or 04:15 in Berlin: the same calendar day, so the same sets.
     shuffled = list(YEAR)
