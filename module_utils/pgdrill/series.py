@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import socket
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
@@ -15,6 +15,7 @@ from .fsio import ensure_private_dir, fsync_dir, remove_file, write_atomic
 from .locking import SeriesLock
 
 MAX_PIN_REASON = 200
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -136,8 +137,8 @@ def check_pin_reason(reason: Optional[str]) -> str:
 def pinned_by() -> str:
     """user@host of whoever pins a set, for the record."""
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
+        user = pwd.getpwuid(os.geteuid()).pw_name  # the effective user, whatever $USER says
+    except KeyError:
         user = f"uid{os.geteuid()}"
     return f"{user}@{socket.gethostname()}"
 
