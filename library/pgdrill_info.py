@@ -8,8 +8,9 @@ DOCUMENTATION = r"""
 module: pgdrill_info
 short_description: List pgdrill backup sets with their age, size and verified state
 description:
-  - Lists the backup sets of one series, newest first, with age, size, completeness and the result
-    of their last verification, plus the newest complete set's age in seconds.
+  - Lists the backup sets of one series, newest first, with age, size, completeness, the result
+    of their last verification and their pin (a pinned set is never deleted by retention), plus the
+    newest complete set's age in seconds.
   - These are the facts for fleet reports and monitoring. Nothing is changed.
 version_added: "0.1.0"
 author: pgdrill maintainers
@@ -86,7 +87,9 @@ sets:
       problem: null
       kinds: [db, globals]
       verified: ok+restore
-      files: [ez360pm_db_20261126_021500_utc.dump.zst, ez360pm_manifest_20261126_021500_utc.json]
+      pinned: true
+      pin: {reason: before migration 0042, pinned_at: "2026-11-26T09:00:00.000Z", by: pgdrill@db1}
+      files: [ez360pm_db_20261126_021500_utc.dump.zst, ez360pm_manifest_20261126_021500_utc.json, ez360pm_pin_20261126_021500_utc.json]
 newest:
   description: The newest complete set, or null when there is none.
   returned: always

@@ -34,6 +34,8 @@ SAFETY = "tests/engine/test_safety_rules.py::"
 BACKUP = "tests/engine/test_backup.py::"
 VERIFY = "tests/engine/test_verify_prune_list.py::"
 HARD = "tests/engine/test_hardening.py::"
+TIERS = "tests/unit/test_retention_tiers.py::"
+RETENTION = "tests/engine/test_tiers_and_pins.py::"
 
 MUTANTS = [
     Mutant("pipeline: only the last program's exit status counts", ENGINE + "pipeline.py",
@@ -58,11 +60,11 @@ MUTANTS = [
            "            os.replace(self.temp_path, self.final_path); os.link(self.final_path, self.temp_path)",
            [SAFETY + "test_a_final_file_is_never_overwritten"]),
     Mutant("retention: the newest complete set is not protected", ENGINE + "retention.py",
-           "        reasons.setdefault(group[0].set_id, f\"newest complete set holding {what} (never deleted)\")",
-           "        pass",
+           "            _add(reasons, newest.set_id, f\"newest complete set holding {what} (never deleted)\")",
+           "            pass",
            [VERIFY + "test_newest_set_survives_keep_last_zero_and_debris_goes_after_grace", "tests/unit/test_retention.py"]),
     Mutant("retention: keep_last ignored", ENGINE + "retention.py",
-           "        for facts in group[:keep_last]:",
+           "        for facts in group[:policy.keep_last]:",
            "        for facts in group[:0]:",
            ["tests/unit/test_retention.py", VERIFY + "test_prune_removes_only_its_own_old_sets_and_explains"]),
     Mutant("prune: files before the manifest", ENGINE + "series.py",
@@ -145,6 +147,22 @@ MUTANTS = [
            "    return moment - now > FUTURE_TOLERANCE",
            "    return False",
            ["tests/unit/test_retention.py", HARD + "test_sets_from_the_future_never_evict_new_sets_nor_pass_for_fresh"]),
+    Mutant("retention: a pinned set may be pruned", ENGINE + "retention.py",
+           "        if facts.pinned:",
+           "        if False:",
+           [TIERS + "test_a_pinned_set_stays_whatever_else_it_is", RETENTION + "test_pin_list_prune_unpin_on_real_sets"]),
+    Mutant("retention: tiers count UTC days whatever the time zone", ENGINE + "retention.py",
+           "    if name.upper() in (\"UTC\", \"ETC/UTC\"):",
+           "    if True:",
+           [TIERS + "test_the_time_zone_decides_where_a_day_and_a_week_end", RETENTION + "test_tiers_on_real_sets_follow_the_calendar_of_the_time_zone"]),
+    Mutant("retention: a set that failed verification fills a tier", ENGINE + "retention.py",
+           "        candidates = [facts for facts in group if not facts.known_bad]",
+           "        candidates = list(group)",
+           [TIERS + "test_failed_sets_never_fill_a_tier_and_pins_always_stay"]),
+    Mutant("retention: an unfilled tier forgets the oldest set", ENGINE + "retention.py",
+           "    if count and candidates and len(picks) < count",
+           "    if False and count and candidates and len(picks) < count",
+           [TIERS + "test_an_unfilled_tier_keeps_the_oldest_set_too"]),
     Mutant("fsio: a shared existing directory is accepted", ENGINE + "fsio.py",
            "    problem = existing_dir_problem(info, os.geteuid())\n    if problem:",
            "    problem = existing_dir_problem(info, os.geteuid())\n    if False:",

@@ -9,7 +9,7 @@ import pytest
 from helpers import REPO
 
 BIN = os.path.dirname(sys.executable)
-MODULES = ["pgdrill_dump", "pgdrill_prune", "pgdrill_verify", "pgdrill_restore", "pgdrill_info", "pgdrill_smoke", "pgdrill_evidence"]
+MODULES = ["pgdrill_dump", "pgdrill_prune", "pgdrill_verify", "pgdrill_restore", "pgdrill_info", "pgdrill_smoke", "pgdrill_evidence", "pgdrill_pin"]
 
 
 def _env():

@@ -34,6 +34,8 @@ class BackupSet:
     # What is wrong with the files a trusted manifest lists (missing, wrong size): a stat, no hashing.
     file_problems: List[str] = field(default_factory=list)
     verification: Optional[Dict[str, Any]] = None
+    # The set's pin record; a pin file that cannot be read still pins the set (see ``pinned``).
+    pin: Optional[Dict[str, Any]] = None
 
     @property
     def id(self) -> str:
@@ -103,6 +105,18 @@ class BackupSet:
     def known_bad(self) -> bool:
         return self.verified == "failed"
 
+    @property
+    def pinned(self) -> bool:
+        """A pin file is there: whatever it says, retention never removes the set."""
+        return any(entry.kind == "pin" for entry in self.files)
+
+    @property
+    def pin_reason(self) -> str:
+        if not self.pinned:
+            return ""
+        reason = (self.pin or {}).get("reason")
+        return str(reason) if isinstance(reason, str) and reason else "(the pin file gives no reason)"
+
 
 def file_problems(listed: List[Dict[str, Any]], present: Dict[str, FileEntry]) -> List[str]:
     """What is wrong with the files a manifest lists, from their stat alone. Pure."""
@@ -171,6 +185,12 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
                 backup.verification = record if isinstance(record, dict) else None
             except (OSError, ValueError):
                 backup.verification = None
+        if "pin" in kinds:
+            try:
+                record = _read_json(backup.path(kinds["pin"].name))
+                backup.pin = record if isinstance(record, dict) else {}
+            except (OSError, ValueError):
+                backup.pin = {}
         sets.append(backup)
     sets.sort(key=lambda item: (item.time, item.stamp), reverse=True)
     return sets

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--media", action="store_true", help="back up the media root into the same set")
     parser.add_argument("--no-prune", action="store_true", help="do not apply retention after the backup")
     parser.add_argument("--version", action="version", version=f"pgdrill {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,restore-media}")
+    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,pin,unpin,restore-media}")
     verify = sub.add_parser("verify", help="check a set's checksums and archive; --restore restores it into a scratch database")
     _common(verify, suppress=True)
     verify.add_argument("set", nargs="?", metavar="SET", help="set name, stamp or file name (default: the newest complete set)")
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--jobs", type=_jobs, metavar="N", help="parallel pg_restore jobs (default: restore_jobs)")
     verify.add_argument("--all", action="store_true", help="verify every complete set, not just one")
     verify.add_argument("--remote", action="store_true", help="verify the off-host copy: download and hash every object (nothing is stored)")
-    prune = sub.add_parser("prune", help="apply retention: delete sets past max age beyond the newest keep-last")
+    prune = sub.add_parser("prune", help="apply retention (keep-last and max-age, or tiers); --dry-run names every rule that keeps each set")
     _common(prune, suppress=True)
     prune.add_argument("--remote", action="store_true", help="apply retention to the off-host copy, with the same rules")
     listing = sub.add_parser("list", help="show the backup sets")
@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(media, suppress=True)
     media.add_argument("set", nargs="?", metavar="SET", help="set name or stamp (default: the newest complete set holding media)")
     media.add_argument("--to", metavar="DIR", required=True, help="where to unpack (must be missing or empty)")
+    pin = sub.add_parser("pin", help="keep a set forever: no retention rule deletes a pinned set, here or on the remote")
+    _common(pin, suppress=True)
+    pin.add_argument("set", metavar="SET", help="set name, stamp or file name")
+    pin.add_argument("--reason", required=True, metavar="TEXT", help="why it must stay (one line), e.g. \"before migration 0042\"")
+    unpin = sub.add_parser("unpin", help="remove a set's pin: retention decides about it again")
+    _common(unpin, suppress=True)
+    unpin.add_argument("set", metavar="SET", help="set name, stamp or file name")
     return parser
 
 
@@ -179,7 +186,7 @@ def _print_prune(plan: List[Dict[str, Any]], dry_run: bool, indent: str = "") ->
         verb = entry["action"]
         if verb == "remove":
             verb = "would remove" if dry_run else "removed"
-        print(f"{indent}{verb:<12} {entry['set']}: {entry['reason']}")
+        print(f"{indent}{verb:<12} {entry['set']}: {', '.join(entry.get('reasons') or [entry['reason']])}")
 
 
 def _each(configs: List[DatabaseConfig], action: str, work) -> List[Dict[str, Any]]:
@@ -235,7 +242,7 @@ def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         def work(config: DatabaseConfig) -> Dict[str, Any]:
             outcome = offsite.prune_remote(config, dry_run=args.dry_run)
             if not args.json:
-                print(f"{config.label}: {outcome['remote']} (keep_last {config.keep_last}, retention_days {config.retention_days})")
+                print(f"{config.label}: {outcome['remote']} ({outcome['policy']})")
                 _print_prune(outcome["removed"] + outcome["kept"], args.dry_run, "  ")
             return outcome
 
@@ -250,7 +257,7 @@ def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
             continue
         results.append({"database": config.label, "ok": True, **outcome})
         if not args.json:
-            print(f"{config.label}: {config.backup_dir} (keep_last {config.keep_last}, retention_days {config.retention_days})")
+            print(f"{config.label}: {config.backup_dir} ({outcome['policy']})")
             _print_prune(outcome["removed"] + outcome["kept"], args.dry_run, "  ")
     return results
 
@@ -335,13 +342,42 @@ def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
             if not rows:
                 print("  (no backup sets)")
                 continue
-            remote = "  REMOTE" if config.remote else ""
-            print(f"  {'SET':<40} {'TIME (UTC)':<19}  {'AGE':>8}  {'SIZE':>9}  {'STATE':<10} {'VERIFIED':<10}{remote}".rstrip())
+            remote = f" {'REMOTE':<10}" if config.remote else ""
+            print(f"  {'SET':<40} {'TIME (UTC)':<19}  {'AGE':>8}  {'SIZE':>9}  {'STATE':<10} {'VERIFIED':<10}{remote} PIN")
             for row in rows:
                 when = row["time"][:19].replace("T", " ")
-                there = f"  {row['remote']}" if config.remote else ""
-                print(f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']:<10}{there}".rstrip())
+                there = f" {row['remote']:<10}" if config.remote else ""
+                pin = f"pinned: \"{row['pin']['reason']}\" ({row['pin']['by']}, {row['pin']['pinned_at']})" if row["pinned"] else ""
+                print(f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']:<10}{there} {pin}".rstrip())
     return results
+
+
+def cmd_pin(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
+    """pin and unpin: in the series the set's own prefix names (as verify)."""
+    unpin = args.command == "unpin"
+    prefix = prefix_of(os.path.basename(args.set))
+    targets = [c for c in configs if c.prefix == prefix] if prefix and len(configs) > 1 else configs
+    if len(targets) != 1:
+        message = f"{args.set!r} does not say which database's series it belongs to; name the set by its full name (<prefix>_<stamp>_utc) or pass --database NAME"
+        log.error("%s", message)
+        return [{"ok": False, "error": message}]
+    config = targets[0]
+    try:
+        outcome = operations.pin(config, args.set, getattr(args, "reason", None), unpin=unpin, dry_run=args.dry_run, wait=args.wait)
+    except PgdrillError as exc:
+        log.error("%s: %s failed: %s", config.label, args.command, exc.message)
+        return [{"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)}]
+    if not args.json:
+        pin = outcome["pin"]
+        would = "would be " if args.dry_run else ""
+        if unpin:
+            text = f"{would}unpinned (pinned by {pin['by']}: \"{pin['reason']}\")" if outcome["changed"] else "not pinned; nothing to do"
+        elif outcome["changed"]:
+            text = f"{would}pinned: \"{pin['reason']}\"; no retention rule deletes it, here or on the remote"
+        else:
+            text = f"already pinned by {pin['by']} at {pin['pinned_at']}: \"{pin['reason']}\"; nothing changed"
+        print(f"{config.label}: {outcome['set']} {text}")
+    return [{"database": config.label, "ok": True, "dry_run": args.dry_run, **outcome}]
 
 
 class _PipeSafeStdout:
@@ -401,7 +437,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(json.dumps({"ok": False, "error": exc.message}))
         return EXIT_USAGE
     handler = {"backup": cmd_backup, "prune": cmd_prune, "verify": cmd_verify, "list": cmd_list, "push": cmd_push, "pull": cmd_pull,
-               "restore-media": cmd_restore_media}[command]
+               "pin": cmd_pin, "unpin": cmd_pin, "restore-media": cmd_restore_media}[command]
     if command == "backup" and args.no_prune:
         configs = [_without_prune(config) for config in configs]
     try:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from . import retention
 from .errors import PgdrillError
 from .naming import validate_prefix
 
@@ -131,6 +132,22 @@ class DatabaseConfig:
     remote_upload: bool = True
     remote_object_lock_days: int = 0
     remote_object_lock_mode: str = "GOVERNANCE"
+    # Grandfather-father-son tiers (0: off), keep_within in seconds (0: off), and the time zone
+    # whose calendar days, weeks, months and years the tiers count in. See retention.py.
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    keep_within: float = 0.0
+    retention_timezone: str = "UTC"
+    # The off-host copy's own retention; None: the local value of the same key.
+    remote_keep_last: Optional[int] = None
+    remote_retention_days: Optional[int] = None
+    remote_keep_daily: Optional[int] = None
+    remote_keep_weekly: Optional[int] = None
+    remote_keep_monthly: Optional[int] = None
+    remote_keep_yearly: Optional[int] = None
+    remote_keep_within: Optional[float] = None
     source: str = "defaults"
 
     @property
@@ -299,6 +316,41 @@ def _compression_level(text: str) -> int:
 
 _compression_level.accepts = "a whole number from 0 to 22 (gzip uses 0-9)"  # type: ignore[attr-defined]
 
+_DURATION_RE = re.compile(r"^([0-9]{1,7})([hdw]?)$")
+_DURATION_UNITS = {"h": 3600, "d": 86400, "w": 604800, "": 86400}
+MAX_DURATION_DAYS = 36500
+
+
+def _duration(text: str) -> float:
+    """A duration in seconds: ``36h``, ``14d``, ``2w``; a plain number is days, as retention_days."""
+    match = _DURATION_RE.match(text.strip().lower())
+    if not match:
+        raise ValueError
+    value = int(match[1]) * _DURATION_UNITS[match[2]]
+    if value > MAX_DURATION_DAYS * 86400:
+        raise ValueError
+    return float(value)
+
+
+_duration.accepts = (  # type: ignore[attr-defined]
+    f"a duration: whole hours, days or weeks such as 36h, 14d or 2w (a plain number is days; 0 is off), at most {MAX_DURATION_DAYS} days"
+)
+
+
+def _timezone(text: str) -> str:
+    value = text.strip()
+    try:
+        retention.zone(value)
+    except ValueError:
+        raise ValueError from None
+    return value
+
+
+_timezone.accepts = (  # type: ignore[attr-defined]
+    "an IANA time zone name such as UTC, Europe/Berlin or America/New_York, as listed under "
+    "/usr/share/zoneinfo (install the tzdata package if the system has none)"
+)
+
 SETTINGS = {
     "backup_dir": _text,
     "prefix": _text,
@@ -331,7 +383,16 @@ SETTINGS = {
     "remote_upload": _bool,
     "remote_object_lock_days": _int_at_least(0, 36500),
     "remote_object_lock_mode": _choice("governance", "compliance"),
+    "keep_daily": _int_at_least(0, 100000),
+    "keep_weekly": _int_at_least(0, 100000),
+    "keep_monthly": _int_at_least(0, 100000),
+    "keep_yearly": _int_at_least(0, 1000),
+    "keep_within": _duration,
+    "retention_timezone": _timezone,
 }
+# The off-host copy's retention: the same rules as the local keys; unset means the local value.
+REMOTE_RETENTION_KEYS = ("keep_last", "retention_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within")
+SETTINGS.update({f"remote_{key}": SETTINGS[key] for key in REMOTE_RETENTION_KEYS})
 _SECONDS = _float_at_least(0, 604800)
 CONNECTION_SETTINGS = {
     "host": _text,
@@ -427,6 +488,8 @@ def _checked(values: Mapping[str, object], source: str) -> Dict[str, object]:
             text = "yes" if value else "no"
         elif isinstance(value, (list, tuple)):
             text = " ".join(str(item) for item in value)
+        elif isinstance(value, float) and SETTINGS.get(key) is _duration:
+            text = retention.duration_text(value)  # already parsed: seconds back to 36h, 14d, 2w
         elif isinstance(value, float):
             text = format(value, "f")  # never "1e-05"; inf and nan stay words the parser refuses
         else:
@@ -509,6 +572,27 @@ def load_configs(
         configs = [config for config in configs if config.label in only]
     _check_distinct_series(configs)
     return configs
+
+
+def retention_policy(config: DatabaseConfig, remote: bool = False) -> retention.Policy:
+    """The retention rules of a series: its local ones, or (``remote``) those of its off-host copy,
+    where each ``remote_*`` key that is set replaces the local value. Pure."""
+
+    def value(key: str):
+        own = getattr(config, f"remote_{key}") if remote else None
+        return getattr(config, key) if own is None else own
+
+    return retention.Policy(
+        keep_last=value("keep_last"),
+        retention_days=value("retention_days"),
+        keep_daily=value("keep_daily"),
+        keep_weekly=value("keep_weekly"),
+        keep_monthly=value("keep_monthly"),
+        keep_yearly=value("keep_yearly"),
+        keep_within=value("keep_within"),
+        timezone=config.retention_timezone,
+        debris_grace_hours=config.debris_grace_hours,
+    )
 
 
 def _check_distinct_series(configs: List[DatabaseConfig]) -> None:

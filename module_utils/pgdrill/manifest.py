@@ -35,6 +35,15 @@ def verification_name(prefix: str, stamp: str) -> str:
     return file_name(prefix, "verify", stamp, "json")
 
 
+def pin_name(prefix: str, stamp: str) -> str:
+    return file_name(prefix, "pin", stamp, "json")
+
+
+def build_pin(set_name: str, reason: str, pinned_at: datetime, by: str) -> Dict[str, Any]:
+    """A pin: which set, why, when (UTC) and who. Written once; ``unpin`` removes it."""
+    return {"format": "pgdrill-pin/1", "set": set_name, "reason": reason, "pinned_at": utc_iso(pinned_at), "by": by}
+
+
 def build(
     *,
     prefix: str,

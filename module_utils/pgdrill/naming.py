@@ -2,7 +2,8 @@
 
 A set is every file named ``<prefix>_<kind>_<YYYYMMDD_HHMMSS>_utc.<ext>`` for one prefix and stamp,
 for example ``ez360pm_db_20261126_021500_utc.dump.zst``. The manifest (kind ``manifest``) is written
-last; a set without one is incomplete. Temporary files are hidden (leading dot) and end in
+last; a set without one is incomplete. A pin (kind ``pin``, ``<prefix>_pin_<stamp>_utc.json``) is a
+small record beside a set that keeps it out of retention. Temporary files are hidden (leading dot) and end in
 ``.part-<token>``, so no partial file ever carries a final name.
 """
 
@@ -13,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
-KINDS = ("db", "globals", "media", "manifest", "verify")
+KINDS = ("db", "globals", "media", "manifest", "verify", "pin")
 PLAIN_EXTENSIONS = ("dump", "dump.zst", "sql", "tar", "tar.gz", "tar.zst", "json")
 # Files encrypted with age carry ".age" after their plain extension; manifests and verification
 # records stay readable without a key, so "json" has no encrypted form.
@@ -25,6 +26,7 @@ _PLAIN_KIND_EXTENSIONS = {
     "media": ("tar", "tar.gz", "tar.zst"),
     "manifest": ("json",),
     "verify": ("json",),
+    "pin": ("json",),
 }
 KIND_EXTENSIONS = {kind: exts + tuple(f"{ext}.age" for ext in exts if ext != "json") for kind, exts in _PLAIN_KIND_EXTENSIONS.items()}
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import manifest as manifest_mod, retention
 from .catalog import BackupSet, scan
-from .config import DatabaseConfig
+from .config import DatabaseConfig, retention_policy
 from .errors import PgdrillError
 from .fsio import ensure_private_dir, sha256_of, write_atomic
 from .naming import parse_file_name, parse_stamp
@@ -351,16 +351,18 @@ def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional
     remote = remote or open_for(config)
     now = now or utcnow()
     sets = catalog(remote, config.prefix)
+    policy = retention_policy(config, remote=True)
     facts = [retention.SetFacts(info.set_id, info.time, info.complete, bool(info.problems), False,
-                                info.kinds if info.complete else frozenset(), False, "; ".join(info.problems))
+                                info.kinds if info.complete else frozenset(), False, "; ".join(info.problems),
+                                info.pin is not None, str((info.pin or {}).get("reason") or ""))
              for info in sets]
-    decisions = retention.plan(facts, now, config.keep_last, config.retention_days, config.debris_grace_hours)
+    decisions = retention.plan(facts, now, policy)
     by_id = {info.set_id: info for info in sets}
     removed, kept = [], []
     for decision in decisions:
         info = by_id[decision.set_id]
-        row = {"set": decision.set_id, "action": decision.action, "reason": decision.reason, "time": info.time.isoformat(),
-               "files": sorted(info.objects), "size": info.size}
+        row = {"set": decision.set_id, "action": decision.action, "reason": decision.reason, "reasons": list(decision.reasons),
+               "pinned": info.pin is not None, "time": info.time.isoformat(), "files": sorted(info.objects), "size": info.size}
         if decision.action != retention.REMOVE:
             kept.append(row)
             continue
@@ -371,11 +373,19 @@ def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional
         outcomes = {name: remote.delete(name) for name in names}
         locked = [name for name, outcome in outcomes.items() if outcome == LOCKED]
         if locked:
-            kept.append({**row, "action": "keep", "reason": f"{decision.reason}; but {LOCKED}: Object Lock protects {len(locked)} object(s) until their retain-until date",
-                         "locked": locked})
+            why = f"{decision.reason}; but {LOCKED}: Object Lock protects {len(locked)} object(s) until their retain-until date"
+            kept.append({**row, "action": "keep", "reason": why, "reasons": [why], "locked": locked})
         else:
             removed.append(row)
-    return {"remote": remote.text, "removed": removed, "kept": kept, "dry_run": dry_run}
+    return {"remote": remote.text, "removed": removed, "kept": kept, "dry_run": dry_run, "policy": policy.describe()}
+
+
+def unpin_remote(config: DatabaseConfig, set_id: str, remote: Optional[Remote] = None) -> str:
+    """Remove a set's pin from the off-host copy (after the local unpin): deleted, absent, or kept
+    (locked). Needs delete rights there; put-only hosts unpin the remote from the controller."""
+    remote = remote or open_for(config)
+    stamp = set_id[len(config.prefix) + 1: -len("_utc")]
+    return remote.delete(manifest_mod.pin_name(config.prefix, stamp))
 
 
 def remote_states(local_ids: Sequence[str], objects: Dict[str, RemoteObject], prefix: str) -> Dict[str, str]:

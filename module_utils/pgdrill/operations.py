@@ -103,6 +103,32 @@ def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] =
         observe(config, "prune", time.time(), EXIT_OK, {})
 
 
+def pin(config: DatabaseConfig, wanted: str, reason: Optional[str], unpin: bool = False, dry_run: bool = False,
+        wait: Optional[float] = None) -> Dict[str, Any]:
+    """Pin a set out of retention (or, ``unpin``, remove its pin) under the series lock, so that no
+    prune decides while the pin comes or goes; a dry run only reads."""
+    check_set_directory(wanted, config.backup_dir)
+    series = Series(config)
+    with (nullcontext() if dry_run else series.lock(wait)):
+        outcome = series.unpin(wanted, dry_run=dry_run) if unpin else series.pin(wanted, reason or "", dry_run=dry_run)
+        if config.remote and not dry_run and outcome.get("changed"):
+            outcome["remote"] = _pin_on_remote(config, outcome["set"], unpin)
+        return outcome
+
+
+def _pin_on_remote(config: DatabaseConfig, set_id: str, unpin: bool) -> str:
+    """Carry a pin (or its removal) to the off-host copy at once; a failure is reported, not
+    raised: the local pin stands, and the next backup run pushes a pin the remote lacks."""
+    try:
+        if unpin:
+            return f"remote pin {offsite.unpin_remote(config, set_id)}"
+        pushed = offsite.push(config, set_id)
+        return "pin uploaded" if any(entry["uploaded"] for entry in pushed["sets"]) else "already on the remote"
+    except PgdrillError as exc:
+        log.warning("%s: the off-host copy was not updated: %s", config.label, exc.message)
+        return f"not updated: {exc.message}"
+
+
 def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool) -> List[BackupSet]:
     """The sets a verify looks at. By default the newest set with a trusted manifest, so that a set
     whose files went missing or were truncated is reported rather than passed over silently."""

@@ -185,7 +185,7 @@ class RemoteObject(NamedTuple):
     hashes: Dict[str, str] = {}  # every hash the remote reported, by rclone's hash name
 
 
-_UPLOAD_RANK = {"db": 0, "globals": 1, "media": 2, "manifest": 9}
+_UPLOAD_RANK = {"db": 0, "globals": 1, "media": 2, "manifest": 9, "pin": 10}
 
 
 def upload_order(names: Iterable[str]) -> List[str]:

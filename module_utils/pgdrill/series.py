@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import pwd
+import socket
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from . import catalog, manifest as manifest_mod, retention
-from .config import DatabaseConfig
-from .fsio import ensure_private_dir, fsync_dir, remove_file
+from .config import DatabaseConfig, retention_policy
+from .errors import PgdrillError
+from .fsio import ensure_private_dir, fsync_dir, remove_file, write_atomic
 from .locking import SeriesLock
+
+MAX_PIN_REASON = 200
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -44,17 +50,16 @@ class Series:
     def plan_prune(self, now: Optional[datetime] = None, protect: Optional[str] = None) -> List[Dict[str, Any]]:
         """The retention decisions; ``protect`` is the id of a set this run has just written."""
         sets = self.sets()
-        facts = [
-            retention.SetFacts(s.id, s.time, s.complete, s.damaged, s.known_bad, s.kinds, s.id == protect, s.problem if s.damaged else "")
-            for s in sets
-        ]
-        decisions = retention.plan(facts, now or utcnow(), self.config.keep_last, self.config.retention_days, self.config.debris_grace_hours)
+        facts = [set_facts(s, protect) for s in sets]
+        decisions = retention.plan(facts, now or utcnow(), retention_policy(self.config))
         by_id = {s.id: s for s in sets}
         return [
             {
                 "set": d.set_id,
                 "action": d.action,
                 "reason": d.reason,
+                "reasons": list(d.reasons),
+                "pinned": by_id[d.set_id].pinned,
                 "time": by_id[d.set_id].time.isoformat(),
                 "files": sorted(entry.name for entry in by_id[d.set_id].files),
                 "size": by_id[d.set_id].size,
@@ -75,7 +80,79 @@ class Series:
                     remove_file(os.path.join(self.directory, name))
             if removed:
                 fsync_dir(self.directory)
-        return {"removed": removed, "kept": kept, "dry_run": dry_run}
+        return {"removed": removed, "kept": kept, "dry_run": dry_run, "policy": retention_policy(self.config).describe()}
+
+    def pin(self, wanted: str, reason: str, now: Optional[datetime] = None, dry_run: bool = False) -> Dict[str, Any]:
+        """Pin a complete set out of retention. The caller holds the lock. A pin is written once:
+        pinning a pinned set again changes nothing (``changed`` false) when the reason is the same,
+        and is refused when it differs (unpin first). ``dry_run`` checks the same and writes nothing."""
+        reason = check_pin_reason(reason)
+        backup = catalog.find_set(self.sets(), wanted)
+        if backup.pinned:
+            pin = pin_summary(backup)
+            if pin["reason"] == reason:
+                return {"set": backup.id, "changed": False, "pin": pin}
+            raise PgdrillError(
+                f"{backup.id} is already pinned by {pin['by']} at {pin['pinned_at']}: \"{pin['reason']}\"",
+                f"a pin is written once: 'pgdrill-backup unpin {backup.id}' first to pin it with another reason",
+            )
+        if not backup.complete:
+            raise PgdrillError(f"{backup.id} is not a complete backup set ({backup.problem})", "pin a complete set: 'pgdrill-backup list' shows their state")
+        document = manifest_mod.build_pin(backup.id, reason, now or utcnow(), pinned_by())
+        if not dry_run:
+            write_atomic(self.directory, manifest_mod.pin_name(backup.prefix, backup.stamp), manifest_mod.encode(document))
+        return {"set": backup.id, "changed": True, "pin": {key: document[key] for key in ("reason", "pinned_at", "by")}}
+
+    def unpin(self, wanted: str, dry_run: bool = False) -> Dict[str, Any]:
+        """Remove a set's pin (the caller holds the lock); a set without one is left as it is."""
+        backup = catalog.find_set(self.sets(), wanted)
+        if not backup.pinned:
+            return {"set": backup.id, "changed": False, "pin": None}
+        pin = pin_summary(backup)
+        if not dry_run:
+            for entry in backup.files:
+                if entry.kind == "pin":
+                    remove_file(backup.path(entry.name))
+            fsync_dir(self.directory)
+        return {"set": backup.id, "changed": True, "pin": pin}
+
+
+def set_facts(backup: catalog.BackupSet, protect: Optional[str] = None) -> retention.SetFacts:
+    """What retention needs to know about a set."""
+    return retention.SetFacts(backup.id, backup.time, backup.complete, backup.damaged, backup.known_bad, backup.kinds,
+                              backup.id == protect, backup.problem if backup.damaged else "", backup.pinned, backup.pin_reason)
+
+
+def check_pin_reason(reason: Optional[str]) -> str:
+    """A pin's reason: one printable line, at most MAX_PIN_REASON characters."""
+    text = (reason or "").strip()
+    if not text or len(text) > MAX_PIN_REASON or not text.isprintable():
+        raise PgdrillError(
+            f"a pin needs a reason: one line of at most {MAX_PIN_REASON} printable characters, got {reason!r}",
+            "say why the set must stay, e.g. --reason \"before migration 0042\"",
+        )
+    return text
+
+
+def pinned_by() -> str:
+    """user@host of whoever pins a set, for the record."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name  # the effective user, whatever $USER says
+    except KeyError:
+        user = f"uid{os.geteuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def pin_summary(backup: catalog.BackupSet) -> Optional[Dict[str, Any]]:
+    """A pinned set's reason, when and by whom; None when it is not pinned."""
+    if not backup.pinned:
+        return None
+    record = backup.pin or {}
+    return {
+        "reason": backup.pin_reason,
+        "pinned_at": record.get("pinned_at") if isinstance(record.get("pinned_at"), str) else None,
+        "by": record.get("by") if isinstance(record.get("by"), str) else "(unknown)",
+    }
 
 
 
@@ -106,7 +183,9 @@ def describe_set(backup: catalog.BackupSet, now: datetime) -> Dict[str, Any]:
         "verification": _verification_summary(backup.verification),
         "finished_at": (backup.manifest or {}).get("finished_at"),
         "duration_seconds": (backup.manifest or {}).get("duration_seconds"),
-        "sizes": {entry.kind: entry.size for entry in backup.files if entry.kind not in ("manifest", "verify")},
+        "pinned": backup.pinned,
+        "pin": pin_summary(backup),
+        "sizes": {entry.kind: entry.size for entry in backup.files if entry.kind not in ("manifest", "verify", "pin")},
         "files": [entry.name for entry in backup.files],
     }
 

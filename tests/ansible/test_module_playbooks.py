@@ -46,7 +46,7 @@ def test_prune_check_diff_then_apply(playbook, conn):
     assert listing(conn["backup_dir"]) == before
     diff = result["res"]["diff"]
     assert all(name in diff["before"] and name not in diff["after"] for name in old)
-    assert f"\n-{old[0]}\n" in check.stdout  # the diff, as Ansible shows it to the operator
+    assert f"\n-{old[0]}  # removed: older than 14 days" in check.stdout  # the diff, as Ansible shows it to the operator
     applied = playbook("prune.yml", extra)
     assert applied.task("Prune")["changed"] is True
     after = listing(conn["backup_dir"])
@@ -54,6 +54,34 @@ def test_prune_check_diff_then_apply(playbook, conn):
     assert playbook("prune.yml", extra, check=True).task("Prune")["changed"] is False
     assert playbook("prune.yml", extra).task("Prune")["changed"] is False
     assert listing(conn["backup_dir"]) == after
+
+
+def test_prune_retention_tiers_and_a_pin_check_diff_then_apply(playbook, conn):
+    from helpers import run_cli
+
+    playbook("dump.yml", conn)
+    prefix = conn["pg_db"]
+    (today,) = [name for name in listing(conn["backup_dir"]) if "_manifest_" in name]
+    for day in ("20250115", "20250210", "20250220", "20250305"):
+        fake_set(conn["backup_dir"], prefix, f"{day}_021500", started=f"{day[:4]}-{day[4:6]}-{day[6:]}T02:15:00.000Z")
+    run_cli("--out-dir", conn["backup_dir"], "pin", f"{prefix}_20250115_021500_utc", "--reason", "legal hold", env={"PGDATABASE": prefix})
+    extra = dict(conn, keep_last=0, retention_days=0, keep_monthly=2, keep_yearly=1, retention_timezone="America/New_York")
+    before = listing(conn["backup_dir"])
+    check = playbook("prune.yml", extra, check=True, diff=True)
+    result = check.task("Prune")["res"]
+    gone = [f"{prefix}_20250220_021500_utc", f"{prefix}_20250210_021500_utc"]
+    assert [r["set"] for r in result["removed"]] == gone and listing(conn["backup_dir"]) == before
+    reasons = {k["set"]: k["reasons"] for k in result["kept"]}
+    assert reasons[f"{prefix}_20250305_021500_utc"] == ["monthly (2025-03)"]
+    assert reasons[f"{prefix}_20250115_021500_utc"] == ['pinned: "legal hold"']
+    assert f"\n-{gone[0]}  # removed: not kept by any tier (monthly 2, yearly 1)" in check.stdout
+    assert f"{prefix}_20250305_021500_utc  # kept: monthly (2025-03)" in check.stdout
+    applied = playbook("prune.yml", extra)
+    assert applied.task("Prune")["changed"] is True
+    after = listing(conn["backup_dir"])
+    assert not any("20250210" in name or "20250220" in name for name in after)
+    assert f"{prefix}_pin_20250115_021500_utc.json" in after and today in after
+    assert playbook("prune.yml", extra).task("Prune")["changed"] is False
 
 
 def test_verify_passes_then_names_the_corruption(playbook, conn):

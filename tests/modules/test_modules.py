@@ -210,3 +210,87 @@ def test_dump_never_skips_for_a_set_from_the_future_and_warns_about_the_clock(ru
     )
     assert not failed and result["changed"] is True and "skipped_because" not in result
     assert any("clock" in text for text in warnings)
+
+
+def _daily(directory, prefix, days):
+    for day in days:
+        fake_set(directory, prefix, f"202611{day:02d}_021500", started=f"2026-11-{day:02d}T02:15:00.000Z")
+
+
+def test_prune_with_tiers_names_every_rule_and_diffs_why(run_module, tmp_path):
+    directory = tmp_path / "b"
+    _daily(directory, "shop", [1, 2, 3, 9, 10])
+    args = {"backup_dir": str(directory), "prefix": "shop", "keep_last": 0, "keep_daily": 2, "keep_weekly": 2, "retention_timezone": "Europe/Berlin",
+            "_ansible_diff": True}
+    result, failed, _ = run_module("pgdrill_prune", args, check_mode=True)
+    assert not failed and result["changed"] is True
+    assert [r["set"] for r in result["removed"]] == ["shop_20261102_021500_utc", "shop_20261101_021500_utc"]
+    # Nov 3 2026 is a Tuesday of ISO week 45; Nov 9 and 10 are in week 46.
+    assert [(k["set"], k["reasons"]) for k in result["kept"]] == [
+        ("shop_20261110_021500_utc", ["newest complete set holding a database dump (never deleted)", "daily (2026-11-10)", "weekly (2026-W46)"]),
+        ("shop_20261109_021500_utc", ["daily (2026-11-09)"]),
+        ("shop_20261103_021500_utc", ["weekly (2026-W45)"]),
+    ]
+    assert result["policy"] == "keep_last 0, daily 2, weekly 2; calendar of Europe/Berlin"
+    assert "shop_20261103_021500_utc  # kept: weekly (2026-W45)\n" in result["diff"]["after"]
+    assert "shop_20261102_021500_utc  # removed: not kept by any tier (daily 2, weekly 2)\n" in result["diff"]["before"]
+    assert "shop_20261102" not in result["diff"]["after"] and len(os.listdir(directory)) == 10  # check mode deleted nothing
+    result, failed, _ = run_module("pgdrill_prune", args)
+    assert not failed and sorted(name for name in os.listdir(directory) if not name.startswith(".")) == sorted(
+        f"shop_{kind}_202611{day}_021500_utc.{ext}" for day in ("03", "09", "10") for kind, ext in (("db", "dump"), ("manifest", "json")))
+    result, failed, _ = run_module("pgdrill_prune", args)
+    assert not failed and result["changed"] is False
+
+
+def test_prune_refuses_an_unknown_time_zone_naming_the_option(run_module, tmp_path):
+    result, failed, _ = run_module("pgdrill_prune", {"backup_dir": str(tmp_path), "prefix": "shop", "retention_timezone": "Europe/Atlantis"})
+    assert failed and "retention_timezone" in result["msg"] and "Europe/Atlantis" in result["msg"]
+    result, failed, _ = run_module("pgdrill_prune", {"backup_dir": str(tmp_path), "prefix": "shop", "keep_within": "36m"})
+    assert failed and "keep_within" in result["msg"]
+
+
+def test_pin_module_check_apply_idempotent_refuse_unpin(run_module, tmp_path):
+    directory = tmp_path / "b"
+    _daily(directory, "shop", [1, 2])
+    base = {"backup_dir": str(directory), "prefix": "shop", "set": "shop_20261101_021500_utc", "reason": "before migration 0042", "_ansible_diff": True}
+    pin_file = directory / "shop_pin_20261101_021500_utc.json"
+    result, failed, _ = run_module("pgdrill_pin", base, check_mode=True)
+    assert not failed and result["changed"] is True and not pin_file.exists()
+    assert result["diff"]["before"] == "not pinned\n" and result["diff"]["after"].startswith('pinned: "before migration 0042"')
+    result, failed, _ = run_module("pgdrill_pin", base)
+    assert not failed and result["changed"] is True and pin_file.exists() and stat.S_IMODE(pin_file.stat().st_mode) == 0o600
+    record = json.loads(pin_file.read_text())
+    assert record["set"] == "shop_20261101_021500_utc" and record["reason"] == "before migration 0042" and "@" in record["by"]
+    assert record["pinned_at"].endswith("Z")
+    result, failed, _ = run_module("pgdrill_pin", base)
+    assert not failed and result["changed"] is False
+    result, failed, _ = run_module("pgdrill_pin", dict(base, reason="audit"))
+    assert failed and "already pinned" in result["msg"] and record["by"] in result["msg"] and "unpin" in result["msg"]
+    # A prune that would remove it by every rule keeps it, and its pin.
+    result, failed, _ = run_module("pgdrill_prune", {"backup_dir": str(directory), "prefix": "shop", "keep_last": 0, "retention_days": 0})
+    assert not failed and [k["set"] for k in result["kept"]] == ["shop_20261102_021500_utc", "shop_20261101_021500_utc"] and pin_file.exists()
+    assert result["kept"][1]["reasons"] == ['pinned: "before migration 0042"']
+    result, failed, _ = run_module("pgdrill_info", {"backup_dir": str(directory), "prefix": "shop"})
+    assert [(s["set"], s["pinned"]) for s in result["sets"]] == [("shop_20261102_021500_utc", False), ("shop_20261101_021500_utc", True)]
+    assert result["sets"][1]["pin"]["reason"] == "before migration 0042"
+    absent = {key: value for key, value in base.items() if key != "reason"}
+    result, failed, _ = run_module("pgdrill_pin", dict(absent, state="absent"), check_mode=True)
+    assert not failed and result["changed"] is True and pin_file.exists()
+    result, failed, _ = run_module("pgdrill_pin", dict(absent, state="absent"))
+    assert not failed and result["changed"] is True and not pin_file.exists()
+    result, failed, _ = run_module("pgdrill_pin", dict(absent, state="absent"))
+    assert not failed and result["changed"] is False
+
+
+def test_pin_module_refuses_missing_and_incomplete_sets_and_needs_a_reason(run_module, tmp_path):
+    directory = tmp_path / "b"
+    _daily(directory, "shop", [1])
+    os.unlink(directory / "shop_manifest_20261101_021500_utc.json")
+    base = {"backup_dir": str(directory), "prefix": "shop", "reason": "audit"}
+    result, failed, _ = run_module("pgdrill_pin", dict(base, set="shop_20261101_021500_utc"))
+    assert failed and "not a complete backup set" in result["msg"]
+    result, failed, _ = run_module("pgdrill_pin", dict(base, set="shop_20261102_021500_utc"))
+    assert failed and "no backup set named" in result["msg"]
+    result, failed, _ = run_module("pgdrill_pin", {"backup_dir": str(directory), "prefix": "shop", "set": "shop_20261101_021500_utc"})
+    assert failed and "reason" in result["msg"]
+    assert [name for name in os.listdir(directory) if not name.startswith(".")] == ["shop_db_20261101_021500_utc.dump"]

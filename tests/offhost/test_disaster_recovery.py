@@ -67,7 +67,7 @@ def test_source_destroyed_database_and_media_come_back_from_the_remote(pg, keys,
         done = run_cli("--config", config, "--db", "--media")
         assert "pushed shop_" in done.stdout and "manifest last" in done.stdout
         listing = run_cli("--config", config, "list").stdout
-        assert listing.splitlines()[1].split()[-1] == "REMOTE" and listing.splitlines()[2].split()[-1] == "complete"
+        assert listing.splitlines()[1].split()[-2:] == ["REMOTE", "PIN"] and listing.splitlines()[2].split()[-1] == "complete"
         manifest = next(name for name in os.listdir(host / "backups") if "_manifest_" in name)
         with open(host / "backups" / manifest) as handle:
             fingerprint = json.load(handle)["fingerprint"]
@@ -174,3 +174,19 @@ def test_a_remote_that_does_not_parse_refuses_the_configuration(backup_env, bad)
     backup_env.rewrite(remote=bad)
     assert "remote" in backup_env.run(check=2).stderr
     assert backup_env.files() == []
+
+
+def test_a_pin_travels_to_the_remote_and_keeps_the_set_there_until_unpinned(backup_env, aws_env, bucket):
+    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no", **remote_settings(aws_env, bucket))
+    backup_env.run()
+    backup_env.run()
+    oldest = sorted(name for name in backup_env.files() if "_manifest_" in name)[0].replace("_manifest", "").replace(".json", "")
+    pinned = backup_env.run("pin", oldest, "--reason", "before migration 0042")
+    assert pinned.returncode == 0
+    remote_list = backup_env.run("list", "--remote").stdout
+    assert "pinned" in remote_list.split(oldest, 1)[1].splitlines()[0], remote_list
+    done = backup_env.run("prune", "--remote").stdout
+    assert "removed " not in done and 'pinned: "before migration 0042"' in done, done
+    backup_env.run("unpin", oldest)
+    assert "pinned" not in backup_env.run("list", "--remote").stdout
+    assert f"removed      {oldest}" in backup_env.run("prune", "--remote").stdout

@@ -119,3 +119,54 @@ def test_ping_url_may_live_in_a_file_of_its_own_and_is_never_repeated(tmp_path):
             assert "0a1b2c-check-key" not in exc.message and "or @FILE" in exc.fix
         else:
             raise AssertionError(raw)
+
+
+def test_tiers_time_zone_and_durations(tmp_path):
+    from pgdrill.config import retention_policy
+
+    path = write(tmp_path, "[pgdrill]\nbackup_dir = /b\nkeep_daily = 7\nkeep_weekly = 4\nkeep_monthly = 12\nkeep_yearly = 2\n"
+                           "keep_within = 36h\nretention_timezone = Europe/Berlin\n[database shop]\nkeep_within = 2w\n[database crm]\nkeep_within = 3\n[database off]\nkeep_within = 0\n")
+    configs = {c.label: c for c in load_configs(path, environ={})}
+    policy = retention_policy(configs["shop"])
+    assert (policy.keep_daily, policy.keep_weekly, policy.keep_monthly, policy.keep_yearly) == (7, 4, 12, 2)
+    assert policy.keep_within == 14 * 86400 and policy.timezone == "Europe/Berlin" and policy.tiered
+    assert retention_policy(configs["crm"]).keep_within == 3 * 86400  # a plain number is days, as retention_days
+    assert retention_policy(configs["off"]).keep_within == 0
+    (default,) = load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\n"), environ={})
+    policy = retention_policy(default)
+    assert not policy.tiered and (policy.keep_last, policy.retention_days, policy.timezone, policy.keep_within) == (14, 14, "UTC", 0)
+
+
+def test_the_remote_keeps_its_own_tiers_or_the_local_ones(tmp_path):
+    from pgdrill.config import retention_policy
+
+    path = write(tmp_path, "[pgdrill]\nbackup_dir = /b\nkeep_last = 3\nkeep_daily = 7\nretention_timezone = America/New_York\n"
+                           "remote_keep_last = 0\nremote_keep_monthly = 12\nremote_keep_yearly = 5\nremote_keep_within = 1w\n")
+    (config,) = load_configs(path, environ={})
+    local, remote = retention_policy(config), retention_policy(config, remote=True)
+    assert (local.keep_last, local.keep_daily, local.keep_monthly, local.keep_yearly, local.keep_within) == (3, 7, 0, 0, 0)
+    assert (remote.keep_last, remote.keep_daily, remote.keep_monthly, remote.keep_yearly, remote.keep_within) == (0, 7, 12, 5, 604800)
+    assert remote.timezone == local.timezone == "America/New_York" and remote.retention_days == local.retention_days == 14
+
+
+@pytest.mark.parametrize("text,words", [
+    ("retention_timezone = Mars/Olympus_Mons\n", ["retention_timezone", "'Mars/Olympus_Mons'", "IANA time zone", "tzdata"]),
+    ("retention_timezone = ../../etc/passwd\n", ["retention_timezone"]),
+    ("keep_within = 36m\n", ["keep_within", "36h, 14d or 2w"]),
+    ("keep_within = 1.5d\n", ["keep_within"]),
+    ("keep_within = 99999w\n", ["keep_within", "at most 36500 days"]),
+    ("keep_daily = -1\n", ["keep_daily", "whole number"]),
+    ("remote_keep_weekly = many\n", ["remote_keep_weekly", "whole number"]),
+    ("remote_keep_within = 5y\n", ["remote_keep_within"]),
+])
+def test_bad_retention_values_are_named(tmp_path, text, words):
+    with pytest.raises(PgdrillError) as caught:
+        load_configs(write(tmp_path, "[pgdrill]\n" + text), environ={})
+    assert all(word in caught.value.message + caught.value.fix for word in words), (caught.value.message, caught.value.fix)
+
+
+def test_an_unknown_time_zone_exits_2_naming_the_key(tmp_path):
+    from helpers import run_cli
+
+    done = run_cli("--config", write(tmp_path, "[pgdrill]\nbackup_dir = b\nretention_timezone = Europe/Atlantis\n"), "list", check=2)
+    assert "retention_timezone = 'Europe/Atlantis'" in done.stderr and "IANA time zone" in done.stderr
