@@ -21,7 +21,7 @@ extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
   on_remote:
     description:
-      - Verify the off-host copy (O(remote)) instead: its listing against the manifest, then every
+      - Verify the off-host copy (O(remote)) instead; its listing against the manifest, then every
         object downloaded and hashed (nothing is stored). With O(restore), the set is pulled into
         a temporary directory, restored into a scratch database and compared there; an encrypted
         set needs O(encrypt_identity_file).

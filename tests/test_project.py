@@ -9,7 +9,7 @@ import pytest
 from helpers import REPO
 
 BIN = os.path.dirname(sys.executable)
-MODULES = ["pgdrill_dump", "pgdrill_prune", "pgdrill_verify", "pgdrill_restore", "pgdrill_info", "pgdrill_smoke", "pgdrill_evidence", "pgdrill_pin"]
+MODULES = ["pgdrill_dump", "pgdrill_prune", "pgdrill_verify", "pgdrill_restore", "pgdrill_info", "pgdrill_smoke", "pgdrill_evidence", "pgdrill_pin", "pgdrill_push", "pgdrill_pull"]
 
 
 def _env():
@@ -63,7 +63,8 @@ def load_fragments():
     spec = importlib.util.spec_from_file_location("fragment", os.path.join(REPO, "plugins", "doc_fragments", "pgdrill.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {"pgdrill": module.ModuleDocFragment.DOCUMENTATION, "pgdrill.connection": module.ModuleDocFragment.CONNECTION}
+    return {"pgdrill": module.ModuleDocFragment.DOCUMENTATION, "pgdrill.connection": module.ModuleDocFragment.CONNECTION,
+            "pgdrill.remote": module.ModuleDocFragment.REMOTE}
 
 
 def _spec_of(module):
