@@ -190,3 +190,19 @@ def test_a_pin_travels_to_the_remote_and_keeps_the_set_there_until_unpinned(back
     backup_env.run("unpin", oldest)
     assert "pinned" not in backup_env.run("list", "--remote").stdout
     assert f"removed      {oldest}" in backup_env.run("prune", "--remote").stdout
+
+
+def test_an_encrypted_series_through_rclone_over_sftp(backup_env, sftp, keys, tmp_path):
+    """The rclone: path end to end: the backup pushes through rclone to an SFTP server, a new
+    directory pulls it back, and verify decrypts and restores it."""
+    env = {key: value for key, value in sftp.client_env("LABSFTP").items() if key.startswith("RCLONE_")}
+    backup_env.rewrite(encrypt_recipients=keys["drill"][1], remote=f"rclone:LABSFTP:pgdrill/{os.path.basename(str(tmp_path))}")
+    assert "pushed " in backup_env.run(env=env).stdout
+    assert "complete   encrypted" in backup_env.run("list", "--remote", env=env).stdout
+    pulled = tmp_path / "pulled"
+    backup_env.run("pull", "--to", str(pulled), env=env)
+    backup_env.rewrite(backup_dir=pulled, encrypt_identity_file=keys["drill"][0],
+                       remote=f"rclone:LABSFTP:pgdrill/{os.path.basename(str(tmp_path))}")
+    done = backup_env.run("verify", "--restore", env=env).stdout
+    assert "ok      fingerprint" in done and "FAILED" not in done, done
+    assert "FAILED" not in backup_env.run("verify", "--remote", env=env).stdout
