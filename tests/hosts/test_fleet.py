@@ -20,9 +20,19 @@ DBS = ["pgdrill-fleet-db1", "pgdrill-fleet-db2", "pgdrill-fleet-db3"]
 TIMINGS = {}
 
 
+# The off-host store: a directory of the test machine, bind-mounted into db3 and staging as
+# /srv/offsite (molecule/fleet/molecule.yml), served to pgdrill by rclone's local backend. It
+# outlives db3's container, as a bucket outlives a lost host.
+OFFSITE = "/var/tmp/pgdrill-fleet-offsite"
+REMOTE = "rclone::local:/srv/offsite/pgdrill"
+
+
 @pytest.fixture(scope="module")
 def fleet():
     build_images()
+    shutil.rmtree(OFFSITE, ignore_errors=True)
+    os.makedirs(OFFSITE, mode=0o777)
+    os.chmod(OFFSITE, 0o777)  # the backup user inside db3 writes here
     started = time.monotonic()
     molecule("destroy", "-s", "fleet", check=False)
     try:
@@ -31,6 +41,7 @@ def fleet():
         yield inventory_of("fleet")
     finally:
         molecule("destroy", "-s", "fleet", check=False)
+        shutil.rmtree(OFFSITE, ignore_errors=True)
         TIMINGS["total"] = round(time.monotonic() - started, 1)
         print(f"\nfleet scenario timings (s): {json.dumps(TIMINGS)}")
 
@@ -162,13 +173,13 @@ def test_backups_retention_change_and_status_report(fleet, tmp_path):
     assert rows[0]["host"] == "pgdrill-fleet-db3" and rows[0]["ok"] is False and all(row["ok"] for row in rows[2:])
 
 
-def source_fingerprint(inventory, tmp_path):
+def source_fingerprint(inventory, tmp_path, host="pgdrill-fleet-db1", dbname="ez360pm"):
     script = (
-        "set -o pipefail; runuser -u postgres -- pg_dump --schema-only ez360pm | grep -v -e '^.restrict' -e '^.unrestrict' | sha256sum;"
-        " runuser -u postgres -- psql -XAt -d ez360pm -c \"SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM invoices t\""
+        f"set -o pipefail; runuser -u postgres -- pg_dump --schema-only {dbname} | grep -v -e '^.restrict' -e '^.unrestrict' | sha256sum;"
+        f" runuser -u postgres -- psql -XAt -d {dbname} -c \"SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM invoices t\""
     )
-    _, events, _ = run(inventory, tmp_path, module="ansible.builtin.shell", args=f"executable=/bin/bash {script}", pattern="pgdrill-fleet-db1")
-    return per_host(events)["pgdrill-fleet-db1"][0]["stdout"]
+    _, events, _ = run(inventory, tmp_path, module="ansible.builtin.shell", args=f"executable=/bin/bash {script}", pattern=host)
+    return per_host(events)[host][0]["stdout"]
 
 
 def shell_on(inventory, tmp_path, host, script):
@@ -276,3 +287,55 @@ def drill_from_staging(inventory, tmp_path):
     assert [(row["host"], row["database"]) for row in drilled] == [("pgdrill-fleet-db1", "ez360pm")]
     assert "passed" in [drill["outcome"] for drill in drilled[0]["drills"]]
     assert all("no passed restore drill (limit 35 days)" in row["problems"] for row in rows if not row["ok"])
+
+
+def test_disaster_recovery_with_a_database_host_removed(fleet, tmp_path):
+    """Last, because it removes a host: db3 is provisioned to encrypt its sets and push them off the
+    host, backs up, and its container is removed. With an inventory that no longer reaches db3, the
+    drill runs on staging from the off-host copy, and the restore playbook brings the database back
+    on staging, equal to db3's before it was lost."""
+    import subprocess
+
+    inventory = fleet
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    subprocess.run(["age-keygen", "-o", str(keys / "drill.key")], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(keys / "drill.key")], check=True, capture_output=True, text=True).stdout.strip()
+    offsite = {"pgdrill_backup_remote": REMOTE, "pgdrill_backup_encrypt_recipients": [recipient]}
+    result, _, out = run(inventory, tmp_path, playbook="provision_backups.yml", extravars=offsite, cmdline="-l pgdrill-fleet-db3")
+    assert result.status == "successful", out[-5000:]
+    result, _, out = run(inventory, tmp_path, playbook="run_backup.yml", cmdline="-l pgdrill-fleet-db3")
+    assert result.status == "successful", out[-5000:]
+    stored = os.listdir(os.path.join(OFFSITE, "pgdrill"))
+    assert any(name.startswith("ez360pm_manifest_") for name in stored), stored
+    assert all(name.endswith((".age", ".json")) for name in stored), stored  # no plaintext left the host
+    before = source_fingerprint(inventory, tmp_path, "pgdrill-fleet-db3")
+
+    subprocess.run(["podman", "rm", "-f", "pgdrill-fleet-db3"], env=host_env(), check=True, capture_output=True)
+
+    # Staging: the drill's identity, and a superuser login for the restores (as in the drills above).
+    result, _, out = run(inventory, tmp_path, module="ansible.builtin.copy", pattern="pgdrill-fleet-staging",
+                         args=f"src={keys / 'drill.key'} dest=/root/drill.key mode=0600")
+    assert result.status == "successful", out[-3000:]
+    shell_on(inventory, tmp_path, "pgdrill-fleet-staging",
+             "runuser -u postgres -- psql -XAtq -c \"SELECT 1 FROM pg_roles WHERE rolname = 'drill_admin'\" | grep -q 1"
+             " || runuser -u postgres -- psql -Xq -c \"CREATE ROLE drill_admin SUPERUSER LOGIN PASSWORD 'staging-secret-5c2'\";"
+             " umask 077; echo '127.0.0.1:5432:*:drill_admin:staging-secret-5c2' > /root/.pgpass-drill")
+    controller = tmp_path / "controller"
+    status, out, record = drill(inventory, tmp_path, {
+        "pgdrill_drill_database": "ez360pm", "pgdrill_drill_transfer": "remote", "pgdrill_drill_remote": REMOTE,
+        "pgdrill_drill_remote_prefix": "ez360pm", "pgdrill_drill_identity_file": "/root/drill.key",
+        "pgdrill_drill_host": "127.0.0.1", "pgdrill_drill_login_user": "drill_admin", "pgdrill_drill_password": "staging-secret-5c2",
+        "pgdrill_drill_controller_dir": str(controller), "pgdrill_drill_log": str(controller / "drill-log.md"),
+        "pgdrill_drill_checks": [{"name": "invoices", "sql": "SELECT 1 FROM invoices LIMIT 1", "expect": "rows"}],
+    })
+    assert status == "successful", out[-6000:]
+    assert record["outcome"] == "passed" and record["source_host"] == REMOTE and record["fidelity"]["ok"], record
+
+    result, _, out = run(inventory, tmp_path, playbook="restore_database.yml", extravars={
+        "pgdrill_restore_hosts": "pgdrill-fleet-staging", "pgdrill_restore_database": "ez360pm", "pgdrill_restore_target": "ez360pm_recovered",
+        "pgdrill_restore_remote": REMOTE, "pgdrill_restore_identity_file": "/root/drill.key", "pgdrill_restore_globals": True,
+        "pgdrill_restore_login_host": "127.0.0.1", "pgdrill_restore_login_user": "drill_admin", "pgdrill_restore_passfile": "/root/.pgpass-drill",
+    })
+    assert result.status == "successful", out[-6000:]
+    assert source_fingerprint(inventory, tmp_path, "pgdrill-fleet-staging", "ez360pm_recovered") == before

@@ -52,6 +52,7 @@ def test_staging_drills_the_newest_set_straight_from_the_remote(pushed, tmp_path
         "pgdrill_drill_remote_endpoint_url": pushed["endpoint"],
         "pgdrill_drill_remote_region": "us-east-1",
         "pgdrill_drill_identity_file": keys["drill"][0],
+        "pgdrill_drill_install_tools": False,  # this machine has them (the venv's boto3)
         "pgdrill_drill_work_dir": str(tmp_path / "staging-work"),
         "pgdrill_drill_host": staging.host,
         "pgdrill_drill_port": staging.port,
