@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PgdrillConfig(AppConfig):
+    name = "pgdrill.contrib.django"
+    label = "pgdrill"
+    verbose_name = "pgdrill backups"

@@ -1,0 +1,7 @@
+"""``python manage.py pgdrill_backup``: ``ez360_backup`` under a neutral name."""
+
+from pgdrill.contrib.django.command import BackupCommand
+
+
+class Command(BackupCommand):
+    pass
