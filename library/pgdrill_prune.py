@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: apply retention to a backup series.
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ description:
     (no manifest) are removed once older than O(debris_grace_hours).
   - Run it with C(--check --diff) first to see, per host, exactly which sets would go.
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_info
+    description: The module that lists the sets.
+  - module: pgdrill_dump
+    description: The module that takes the backup sets.
 extends_documentation_fragment: [pgdrill, pgdrill.connection]
 options:
   keep_last:
@@ -33,6 +40,10 @@ options:
       - Incomplete sets older than this many hours are removed. Defaults to the config's, else 24.
     type: float
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Computes the same plan and deletes nothing; takes no lock and writes nothing.

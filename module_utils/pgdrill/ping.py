@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Heartbeats in the Healthchecks style: ``<url>/start`` when a run starts, ``<url>`` when it
 succeeds, ``<url>/fail`` (or ``<url>/<exit code>``) when it fails, each with a short JSON summary.
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """pgdrill for Django projects: ``INSTALLED_APPS += ["pgdrill.contrib.django"]`` (``pip install
 pgdrill[django]``) gives ``python manage.py ez360_backup`` (the EZ360PM seed's command, with its
 ``--db``, ``--media`` and ``--out-dir`` flags) and ``python manage.py pgdrill_backup`` (the same,

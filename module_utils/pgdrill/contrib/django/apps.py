@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 from django.apps import AppConfig
 
 

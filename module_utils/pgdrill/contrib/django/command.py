@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """The management command behind ``ez360_backup`` and ``pgdrill_backup``: Django's settings become
 the engine's config (``engine_config.py``), then the engine's own command handlers (``pgdrill.cli``)
 do the work, so the Django command and ``pgdrill-backup`` behave alike.

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """The engine's configuration of one backup series, built from a Django project's settings.
 
 Lowest first: the engine's defaults; the connection from ``DATABASES[alias]`` (``HOST``, ``PORT``,
