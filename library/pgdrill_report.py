@@ -18,7 +18,7 @@ description:
   - The page lists failing rows first, in red, with the newest backup's age, size and verified
     state, the last drill's date, outcome and restore time, and charts of backup size and duration
     per day and of each drill's restore time (the measured recovery time). Dates are UTC.
-  - Runs where the evidence is, normally the controller (C(delegate_to: localhost), C(run_once)).
+  - "Runs where the evidence is, normally the controller (C(delegate_to: localhost), C(run_once))."
 version_added: "0.2.0"
 author: pgdrill maintainers (@pgdrill)
 seealso:

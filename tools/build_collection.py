@@ -20,8 +20,9 @@ names, never behaviour:
 - plugins/doc_fragments/ as it is;
 - roles/ and playbooks/: module names and role names become FQCNs (playbooks/group_vars/, which only
   this checkout's playbooks use, is left out);
-- collection/galaxy.yml (its version set to the engine's), collection/meta/runtime.yml,
-  collection/README.md, LICENSE and CHANGELOG.md.
+- collection/galaxy.yml (its version set to the engine's), collection/meta/ (runtime.yml,
+  execution-environment.yml), collection/README.md, LICENSE, CHANGELOG.md, and the execution
+  environment's requirements.txt and bindep.txt.
 
 Afterwards every YAML file and module is checked for a short pgdrill name left behind, so that a
 task written in a form the rewrite does not know fails the build instead of the collection.
@@ -156,9 +157,10 @@ def assemble(out: str) -> str:
     with open(os.path.join(root, "galaxy.yml"), "w", encoding="utf-8") as handle:
         handle.write(galaxy)
     os.makedirs(os.path.join(root, "meta"))
-    shutil.copy2(os.path.join(REPO, "collection", "meta", "runtime.yml"), os.path.join(root, "meta", "runtime.yml"))
+    for name in ("runtime.yml", "execution-environment.yml"):
+        shutil.copy2(os.path.join(REPO, "collection", "meta", name), os.path.join(root, "meta", name))
     shutil.copy2(os.path.join(REPO, "collection", "README.md"), os.path.join(root, "README.md"))
-    for name in ("LICENSE", "CHANGELOG.md"):
+    for name in ("LICENSE", "CHANGELOG.md", "requirements.txt", "bindep.txt"):
         shutil.copy2(os.path.join(REPO, name), os.path.join(root, name))
 
     for directory, _, files in os.walk(root):
