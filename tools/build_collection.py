@@ -160,8 +160,8 @@ def assemble(out: str) -> str:
     for name in ("runtime.yml", "execution-environment.yml"):
         shutil.copy2(os.path.join(REPO, "collection", "meta", name), os.path.join(root, "meta", name))
     shutil.copy2(os.path.join(REPO, "collection", "README.md"), os.path.join(root, "README.md"))
-    for name in ("LICENSE", "CHANGELOG.md", "requirements.txt", "bindep.txt"):
-        shutil.copy2(os.path.join(REPO, name), os.path.join(root, name))
+    for name in ("LICENSE", "CHANGELOG.md", "execution-environment/requirements.txt", "execution-environment/bindep.txt"):
+        shutil.copy2(os.path.join(REPO, name), os.path.join(root, os.path.basename(name)))
 
     for directory, _, files in os.walk(root):
         for name in files:
