@@ -27,12 +27,14 @@ from build_collection import REPO, assemble  # noqa: E402
 STAND_IN = '''"""Stand-in for get-pip.py (written by pgdrill's tools/ansible_test_sanity.py): pip from ensurepip,
 then pip installs what ansible-test asked for from the configured index."""
 import ensurepip
+import os
 import subprocess
 import sys
 
+environment = dict(os.environ)  # ensurepip points PIP_CONFIG_FILE at /dev/null: pip's own config must count
 ensurepip.bootstrap(upgrade=True)
 args = [arg for arg in sys.argv[1:] if arg not in ("--no-setuptools", "--no-wheel")]
-sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "--upgrade"] + args))
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "--upgrade"] + args, env=environment))
 '''
 
 
