@@ -4,7 +4,7 @@
 """Run ``ansible-test sanity`` on the assembled collection where ansible-test's pip bootstrap
 script cannot be downloaded (machines that reach only the package index).
 
-    tools/ansible_test_sanity.py [ansible-test sanity arguments...]
+    tools/ansible_test_sanity.py [--out DIR] [ansible-test sanity arguments...]
     e.g. tools/ansible_test_sanity.py --test validate-modules
 
 ansible-test creates its sanity virtual environments without pip and fetches get-pip.py from its
@@ -16,6 +16,7 @@ ansible-test runs inside it, as it must, in a throwaway git repository so it kno
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -55,14 +56,15 @@ def seed_cache() -> None:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description="ansible-test sanity on the assembled collection; other arguments go to ansible-test sanity.")
+    parser.add_argument("--out", default=os.path.join(REPO, "build", "collection"), help="where to assemble the collection (default: build/collection)")
+    args, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     seed_cache()
-    root = assemble(os.path.join(REPO, "build", "collection"))
+    root = assemble(os.path.abspath(args.out))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     test = os.path.join(os.path.dirname(sys.executable), "ansible-test")
-    return subprocess.run([test, "sanity", "--python", f"{sys.version_info[0]}.{sys.version_info[1]}", *argv], cwd=root).returncode
-
+    return subprocess.run([test, "sanity", "--python", f"{sys.version_info[0]}.{sys.version_info[1]}", *rest], cwd=root).returncode
 
 if __name__ == "__main__":
     sys.exit(main())

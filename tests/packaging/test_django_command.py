@@ -10,16 +10,15 @@ import subprocess
 import sys
 import time
 
+import django
 import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from helpers import DJANGO, cli_env
 
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
-
-from helpers import DJANGO, cli_env  # noqa: E402
-
-django = pytest.importorskip("django")  # part of the test extra: never skipped in CI
-from django.conf import settings  # noqa: E402
-from django.core.management import CommandError, call_command  # noqa: E402
-from django.test import override_settings  # noqa: E402
 
 
 @pytest.fixture(scope="module")
