@@ -140,7 +140,7 @@ def assemble(out: str) -> str:
             subdirs[:] = [d for d in subdirs if not os.path.islink(os.path.join(directory, d))]
             for name in files:
                 src, dst = os.path.join(directory, name), os.path.join(root, "roles", role, relative, name)
-                if name.endswith((".yml", ".yaml")):
+                if name.endswith((".yml", ".yaml", ".md")):  # the READMEs' examples too
                     _copy_rewritten(src, dst, lambda t: fqcn_yaml(t, modules, roles))
                 elif not name.endswith(".pyc"):
                     os.makedirs(os.path.dirname(dst), exist_ok=True)
