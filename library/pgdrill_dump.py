@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: take one backup set.
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ description:
   - Every file is written under a temporary name and renamed only when complete; the set exists
     only once its manifest does. A failed run leaves no files behind and prunes nothing.
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_verify
+    description: The module that verifies a set, optionally by restore.
+  - module: pgdrill_prune
+    description: The module that applies retention.
+  - module: pgdrill_info
+    description: The module that lists the sets.
 extends_documentation_fragment: [pgdrill, pgdrill.connection]
 options:
   include_database:
@@ -63,6 +72,10 @@ options:
     type: bool
     default: false
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Reports the files that would be written and where, without running pg_dump.

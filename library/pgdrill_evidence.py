@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: write a restore drill's evidence record.
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ description:
     fingerprint, what was not restored by choice, the roles created and dropped, each check's result
     and the outcome. Times are UTC with a C(Z).
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_restore
+    description: The module that restores a set and compares it with its fingerprint.
+  - module: pgdrill_smoke
+    description: The module that runs smoke checks and drops scratch databases.
+  - module: pgdrill_report
+    description: The module that writes the fleet report page.
 options:
   record:
     description: The drill's own facts (source, set, times, step timings, outcome).
@@ -46,6 +55,10 @@ options:
     type: path
     required: true
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Returns the record and the log line, and reports the write it would make, without making it.

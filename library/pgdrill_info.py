@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: facts about the backup sets of one series.
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ description:
     newest complete set's age in seconds.
   - These are the facts for fleet reports and monitoring. Nothing is changed.
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_dump
+    description: The module that takes the backup sets.
+  - module: pgdrill_verify
+    description: The module that verifies a set, optionally by restore.
+  - module: pgdrill_report
+    description: The module that writes the fleet report page.
 extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
   on_remote:
@@ -23,6 +32,10 @@ options:
     type: bool
     default: false
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Read-only; runs the same in check mode.

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: apply retention to a backup series.
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ description:
   - Run it with C(--check --diff) first to see, per host, exactly which sets would go and why each
     kept set stays.
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_info
+    description: The module that lists the sets.
+  - module: pgdrill_dump
+    description: The module that takes the backup sets.
 extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
   on_remote:
@@ -82,6 +89,10 @@ options:
       - Incomplete sets older than this many hours are removed. Defaults to the config's, else 24.
     type: float
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Computes the same plan and deletes nothing; takes no lock and writes nothing.

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: the fleet report page.
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ description:
   - The page lists failing rows first, in red, with the newest backup's age, size and verified
     state, the last drill's date, outcome and restore time, and charts of backup size and duration
     per day and of each drill's restore time (the measured recovery time). Dates are UTC.
-  - Runs where the evidence is, normally the controller (C(delegate_to: localhost), C(run_once)).
+  - "Runs where the evidence is, normally the controller (C(delegate_to: localhost), C(run_once))."
 version_added: "0.2.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_info
+    description: The module that lists the sets.
+  - module: pgdrill_evidence
+    description: The module that records a drill's evidence.
 options:
   rows:
     description:
@@ -43,6 +50,10 @@ options:
     type: float
     default: 35
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Judges the rows and returns them; writes nothing.

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: restore a backup set, guarded.
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ description:
   - Uses a C(pg_restore) at least as new as the C(pg_dump) that wrote the set (from its manifest),
     the installed client closest above it, or O(pg_bin_dir).
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_verify
+    description: The module that verifies a set, optionally by restore.
+  - module: pgdrill_smoke
+    description: The module that runs smoke checks and drops scratch databases.
+  - module: pgdrill_evidence
+    description: The module that records a drill's evidence.
 extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
   set:
@@ -104,6 +113,10 @@ options:
     type: str
     default: postgres
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Connects read-only, applies every refusal rule, and reports what would be restored where.

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: smoke checks and post-restore commands against a restored database.
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ description:
     only a scratch database that pgdrill created (M(pgdrill_restore) with O(pgdrill_restore#module:scratch))
     is ever dropped, any other database is refused.
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_restore
+    description: The module that restores a set and compares it with its fingerprint.
+  - module: pgdrill_evidence
+    description: The module that records a drill's evidence.
 extends_documentation_fragment: [pgdrill.connection]
 options:
   config:
@@ -64,6 +71,10 @@ options:
     type: str
     default: postgres
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Runs nothing and drops nothing; reports how many commands and checks it would run.

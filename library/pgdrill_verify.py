@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: verify a backup set.
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ description:
   - Records the outcome next to the set (shown by M(pgdrill_info) and C(pgdrill-backup list)); the
     backup itself is never changed, so the module always reports RV(ignore:changed=false).
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_dump
+    description: The module that takes the backup sets.
+  - module: pgdrill_restore
+    description: The module that restores a set and compares it with its fingerprint.
+  - module: pgdrill_info
+    description: The module that lists the sets.
 extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
   on_remote:
@@ -42,6 +51,10 @@ options:
     description: Parallel pg_restore jobs for O(restore). Defaults to the config's, else 2.
     type: int
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Runs every check but does not record the outcome.

@@ -19,10 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+from . import checkout
 from .cluster import Cluster
 from .sample import create_sample, smoke_checks
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _step(title: str) -> None:
@@ -30,6 +29,7 @@ def _step(title: str) -> None:
 
 
 def demo(keep: bool, scale: int) -> int:
+    repo = checkout()  # the demo runs the checkout's playbooks and inventories
     _step("starting a throwaway PostgreSQL cluster")
     cluster = Cluster(name="demo").start()
     try:
@@ -84,22 +84,22 @@ def demo(keep: bool, scale: int) -> int:
             json.dump(demo_vars, handle)
         os.chmod(vars_file, 0o600)
         bindir = os.path.dirname(sys.executable)
-        playbook = [os.path.join(bindir, "ansible-playbook"), "-i", os.path.join(REPO, "inventories", "local", "hosts.yml"), "-e", f"@{vars_file}"]
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+        playbook = [os.path.join(bindir, "ansible-playbook"), "-i", os.path.join(repo, "inventories", "local", "hosts.yml"), "-e", f"@{vars_file}"]
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(repo, "ansible.cfg"), PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
         for title, command in (
             ("ansible-playbook playbooks/provision_backups.yml  (the engine, pgdrill-backup, its config and .pgpass, on localhost)",
-             playbook + [os.path.join(REPO, "playbooks", "provision_backups.yml")]),
+             playbook + [os.path.join(repo, "playbooks", "provision_backups.yml")]),
             ("ansible-playbook playbooks/run_backup.yml  (pgdrill_dump: dump, globals, manifest)",
-             playbook + [os.path.join(REPO, "playbooks", "run_backup.yml")]),
+             playbook + [os.path.join(repo, "playbooks", "run_backup.yml")]),
             ("ansible-playbook playbooks/run_restore_drill.yml  (verify, transfer, restore into a scratch database, smoke checks, evidence)",
-             playbook + [os.path.join(REPO, "playbooks", "run_restore_drill.yml")]),
+             playbook + [os.path.join(repo, "playbooks", "run_restore_drill.yml")]),
             ("pgdrill-backup list  (the provisioned host command, on the same backups)",
              [demo_vars["pgdrill_backup_command"], "--config", demo_vars["pgdrill_config_path"], "list"]),
             ("ansible-playbook playbooks/report_status.yml  (the fleet report page, with the drill)",
-             playbook + [os.path.join(REPO, "playbooks", "report_status.yml")]),
+             playbook + [os.path.join(repo, "playbooks", "report_status.yml")]),
         ):
             _step(title)
-            done = subprocess.run(command, env=env, cwd=REPO)
+            done = subprocess.run(command, env=env, cwd=repo)
             if done.returncode != 0:
                 print(f"\ndemo failed at: {title} (exit {done.returncode})", file=sys.stderr)
                 return done.returncode

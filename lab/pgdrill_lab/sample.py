@@ -5,7 +5,9 @@ compresses 40:1). ``scale`` is the number of invoices; about 1,000,000 gives a d
 from __future__ import annotations
 
 import os
+from importlib import resources
 
+from . import checkout
 from .cluster import Cluster
 
 WORDS = (
@@ -18,20 +20,19 @@ WORDS = (
     "support tax training transfer travel utilities vendor warranty website workshop"
 ).split()
 
-INVENTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "inventories", "ez360pm")
-SCHEMA_FILE = os.path.join(INVENTORY, "schema.sql")
 
 
 def schema_sql() -> str:
-    with open(SCHEMA_FILE, encoding="utf-8") as handle:
-        return handle.read()
+    """The schema, shipped with the lab as package data."""
+    return resources.files(__package__).joinpath("data", "ez360pm_schema.sql").read_text(encoding="utf-8")
 
 
 def smoke_checks() -> list:
-    """The seed's smoke tests, as the ez360pm inventory writes them for drills on this schema."""
+    """The seed's smoke tests, as the checkout's ez360pm inventory writes them for drills on this
+    schema (one copy: the inventory's)."""
     import yaml
 
-    with open(os.path.join(INVENTORY, "group_vars", "pgdrill_staging.yml"), encoding="utf-8") as handle:
+    with open(os.path.join(checkout(), "inventories", "ez360pm", "group_vars", "pgdrill_staging.yml"), encoding="utf-8") as handle:
         return yaml.safe_load(handle)["pgdrill_drill_checks"]
 
 

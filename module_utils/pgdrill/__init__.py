@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """pgdrill's backup engine.
 
 One implementation of naming, manifests, retention, verification and restore, shared by the host

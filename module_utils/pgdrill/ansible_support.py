@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Glue between pgdrill's engine and Ansible modules. Imported only by the modules in library/.
 
 The option names here are documented once, in plugins/doc_fragments/pgdrill.py.

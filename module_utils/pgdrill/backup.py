@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Taking one backup set: dump, globals, media, checks, manifest, then retention."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """What is in a backup directory: the sets of one series, and leftover temporaries."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """``pgdrill-backup``: the host command that cron or a systemd timer runs.
 
 Exit codes: 0 everything asked for succeeded; 1 a backup, check or prune failed; 2 bad usage or

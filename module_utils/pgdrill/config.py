@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Configuration: one INI file, environment overrides, command-line overrides.
 
 Precedence, lowest first: built-in defaults, the file's ``[pgdrill]`` section, its

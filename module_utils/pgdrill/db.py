@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Live connections through psycopg 3: server facts, snapshots, row counts, scratch databases.
 
 psycopg is imported only here and only when a function is called, so the parts of the engine that

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Restore drills: smoke checks on a restored database, and the evidence a drill leaves behind.
 
 A smoke check is one of:

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """age encryption as a pipeline stage: recipients, argument lists, headers, and age's failures.
 
 A host holds public keys (recipients) only; an identity (secret key) is needed only where a set is

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """The one error type the engine raises for conditions a user can fix."""
 
 from __future__ import annotations

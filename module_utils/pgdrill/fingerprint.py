@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """A database's fingerprint: its objects with their owners and privileges, taken in the dump's own
 snapshot, and the comparison that proves a restore is that database.
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Files that appear whole or not at all, and the directory rules backups live by."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """One run per backup series at a time: an flock on a hidden file in the backup directory."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """The manifest: a JSON sidecar written last, whose presence makes a backup set exist."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Archiving the media root as a tar stream, and reading such archives back."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Metrics for Prometheus' node_exporter textfile collector: one ``.prom`` file per series, rewritten
 whole and atomically after every run, so a stopped timer shows up as a stale timestamp and a failing
 run as a non-zero exit code, without anyone running a playbook.

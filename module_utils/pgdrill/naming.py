@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """File names of backup sets: building, parsing, grouping. Pure functions only.
 
 A set is every file named ``<prefix>_<kind>_<YYYYMMDD_HHMMSS>_utc.<ext>`` for one prefix and stamp,

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """The operations the host command and the Ansible modules share, written once: a backup run with
 its heartbeat, lock-then-prune, and lock-select-verify; each real run then rewrites the series'
 metrics."""

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Finding the PostgreSQL client programs, their versions, and how to compress a dump."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Running external programs: single commands and streaming pipelines.
 
 Every program is started from an argument list (never a shell string), with connection secrets

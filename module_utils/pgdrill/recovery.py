@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Restoring a backup set into a database, guarded against overwriting data by accident, and
 proven against the set's fingerprint.
 

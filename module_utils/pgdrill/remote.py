@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Off-host copies of backup sets: one small interface, two backends.
 
 ``s3://BUCKET/PREFIX``

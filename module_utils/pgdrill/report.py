@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """The fleet report: one self-contained HTML page (inline CSS and SVG, no network fetches) and the
 same data as JSON. Pure functions: rows in, text out.
 

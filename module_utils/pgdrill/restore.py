@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Reading and restoring the archives the engine writes: plain custom-format dumps (compressed by
 pg_dump itself) and custom-format dumps piped through zstd (``.dump.zst``)."""
 

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Which backup sets to keep and which to delete. Pure: no I/O, no clock.
 
 The rules, in order:

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Scratch databases (drills, verify --restore) and the roles made for them.
 
 pgdrill marks what it creates for a scratch restore with a comment: the database, and every role

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """One backup series (a prefix in a directory): its lock, its sets, cleanup and pruning."""
 
 from __future__ import annotations

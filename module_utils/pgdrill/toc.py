@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Choosing part of an archive to restore: some schemas, some tables. Pure functions only.
 
 ``pg_restore -n`` does not create the schema it selects, and ``pg_restore -t`` brings a table

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """Verifying a backup set: checksums, archive readability, and optionally a real restore."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # Documentation shared by pgdrill's modules: where a backup series lives and how to reach PostgreSQL.
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from conftest_hosts import REPO, build_images, host_env, inventory_of, molecule
 
+pytestmark = pytest.mark.hosts
+
 DBS = ["pgdrill-fleet-db1", "pgdrill-fleet-db2", "pgdrill-fleet-db3"]
 TIMINGS = {}
 

@@ -9,7 +9,11 @@ are rejected by the argument specs. See molecule/backup/verify.yml.
 
 import re
 
+import pytest
+
 from conftest_hosts import build_images, molecule
+
+pytestmark = pytest.mark.hosts
 
 
 def test_backup_role_scenario():

@@ -29,3 +29,13 @@ def test_same_sources_give_the_same_bytes_and_a_working_command(tmp_path):
 def test_a_directory_without_the_engine_is_refused(tmp_path):
     done = pack(str(tmp_path), tmp_path / "x.zip")
     assert done.returncode == 2 and "set pgdrill_backup_engine_src" in done.stderr and not (tmp_path / "x.zip").exists()
+
+
+def test_the_role_packs_its_own_files_which_are_the_modules_engine():
+    """The role reads nothing outside itself: its files/pgdrill is, in the checkout, the modules'
+    module_utils/pgdrill (the collection build copies the same files there)."""
+    role_copy = os.path.join(REPO, "roles", "pgdrill_backup", "files", "pgdrill")
+    assert os.path.islink(role_copy) and os.path.realpath(role_copy) == os.path.realpath(ENGINE)
+    with open(os.path.join(REPO, "roles", "pgdrill_backup", "defaults", "main.yml"), encoding="utf-8") as handle:
+        defaults = handle.read()
+    assert 'pgdrill_backup_engine_src: "{{ role_path }}/files/pgdrill"' in defaults and "../" not in defaults

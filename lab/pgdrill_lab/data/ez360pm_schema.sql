@@ -1,6 +1,6 @@
 -- EZ360PM's example application schema: companies, users, memberships, clients, projects,
 -- invoices and ledger entries. The demo, tests and benchmarks fill it (lab/pgdrill_lab/sample.py),
--- and the smoke checks in group_vars/pgdrill_staging.yml query it.
+-- and the smoke checks in inventories/ez360pm/group_vars/pgdrill_staging.yml query it.
 CREATE TABLE companies (
     id bigserial PRIMARY KEY, name text NOT NULL, slug text NOT NULL UNIQUE,
     created_at timestamptz NOT NULL, settings jsonb NOT NULL
