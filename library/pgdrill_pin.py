@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: pin a backup set out of retention, or remove its pin.
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ description:
   - With O(state=absent), removes the pin (C(pgdrill-backup unpin SET)); retention decides about the
     set again at the next prune.
 version_added: "0.1.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_prune
+    description: The module that applies retention, which never deletes a pinned set.
+  - module: pgdrill_info
+    description: The module that lists the sets with their pins.
 extends_documentation_fragment: [pgdrill, pgdrill.connection]
 options:
   set:
@@ -37,6 +44,10 @@ options:
     choices: [present, absent]
     default: present
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Applies every check (the set exists and is complete, an existing pin) and writes nothing.

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: download a backup set from its off-host copy.
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ description:
     already present with the right sha256 are not downloaded again.
   - Encrypted sets stay encrypted on disk; restoring them needs O(encrypt_identity_file).
 version_added: "0.2.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_push
+    description: The module that uploads sets to the off-host copy.
+  - module: pgdrill_restore
+    description: The module that restores a pulled set.
 extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
   set:
@@ -28,11 +35,16 @@ options:
       - Directory to download into (created 0700). Defaults to O(backup_dir).
     type: path
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Reads the remote's listing and the set's manifest; downloads nothing.
   diff_mode:
     support: none
+    description: The downloaded files are listed in RV(downloaded).
 """
 
 EXAMPLES = r"""

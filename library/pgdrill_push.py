@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 # pgdrill: upload backup sets to their off-host copy.
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ description:
   - By default the newest complete set is pushed; O(set) names one, O(all) pushes every complete
     set the remote lacks.
 version_added: "0.2.0"
-author: pgdrill maintainers
+author: pgdrill maintainers (@pgdrill)
+seealso:
+  - module: pgdrill_pull
+    description: The module that downloads a set from the off-host copy.
+  - module: pgdrill_prune
+    description: The module that applies retention, on the off-host copy with on_remote.
 extends_documentation_fragment: [pgdrill, pgdrill.connection, pgdrill.remote]
 options:
   set:
@@ -30,11 +37,16 @@ options:
     type: bool
     default: false
 attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
     description: Reads the remote's listing and reports what would be uploaded; uploads nothing.
   diff_mode:
     support: none
+    description: Nothing on the managed host changes; the uploads are listed in RV(sets).
 """
 
 EXAMPLES = r"""

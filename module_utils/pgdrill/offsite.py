@@ -1,3 +1,5 @@
+# Copyright (c) 2026 pgdrill maintainers
+# SPDX-License-Identifier: MIT
 """A series' off-host copies: push, pull, list, verify and prune on the remote.
 
 The remote holds a series' sets under the same file names as the backup directory. A set is

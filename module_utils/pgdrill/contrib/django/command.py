@@ -142,6 +142,7 @@ class BackupCommand(BaseCommand):
             db=options.get("db", False), media=options.get("media", False), dry_run=options.get("dry_run", False),
             json=options.get("json", False), wait=options.get("wait"), set=options.get("set"), all=options.get("all", False),
             restore=options.get("restore", False), jobs=options.get("jobs"),
+            remote=False,  # the off-host copy is pgdrill-backup's (push, pull, --remote); the project's command works locally
         )
         handler = {"backup": cli.cmd_backup, "prune": cli.cmd_prune, "verify": cli.cmd_verify, "list": cli.cmd_list}[action]
         with contextlib.redirect_stdout(_Writer(self.stdout)), _engine_log(_Writer(self.stderr), options.get("verbosity", 1) >= 2), \
