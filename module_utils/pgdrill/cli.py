@@ -255,6 +255,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if command == "verify" and args.all and args.set:
         parser.error("verify --all checks every set: pass either --all or one SET, not both")
     if command == "drill":
+        if args.out_dir is not None or args.database:
+            parser.error("drill takes its set and database from the config's [drill] section, not --out-dir or --database")
         return cmd_drill(args)
     try:
         configs = load_configs(args.config, overrides=overrides, only=args.database)

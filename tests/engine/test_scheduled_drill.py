@@ -138,6 +138,7 @@ def test_bad_drill_config_exits_2_naming_the_key_and_a_remote_source_names_what_
     _drill_config(backup_env, tmp_path, base + "/ping/k", keep="sometimes")
     done = backup_env.run("drill", check=2)
     assert "keep = 'sometimes'" in done.stderr and "never, on_failure, always" in done.stderr
+    assert "not --out-dir or --database" in backup_env.run("drill", "--out-dir", str(tmp_path), check=2).stderr
     backup_env.rewrite()
     _drill_config(backup_env, tmp_path, base + "/ping/k", source="remote")
     done = backup_env.run("drill", check=1)
