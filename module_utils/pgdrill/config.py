@@ -558,6 +558,12 @@ def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str,
         raise PgdrillError(f"bad config: {origin} lacks 'database'", "set database to the name of the drilled database (its evidence and metrics carry it)")
     if values.get("source", "local") == "local" and "source_dir" not in values:
         raise PgdrillError(f"bad config: {origin} lacks 'source_dir'", "set source_dir to the directory holding the backup sets to drill")
+    from .drill import validate_checks
+
+    try:
+        validate_checks(list(values.get("checks", ())))  # type: ignore[arg-type]
+    except PgdrillError as exc:
+        raise PgdrillError(f"bad config value: checks in {origin}: {exc.problem}", exc.fix) from None
     base_dir = os.path.dirname(os.path.abspath(explicit))
     connection = Connection(**{key: values.pop(key) for key in ("host", "port", "user", "passfile", "sslmode") if key in values},  # type: ignore[arg-type]
                             dbname=str(values.get("maintenance_db", "postgres")))

@@ -69,6 +69,5 @@ def test_a_drill_needs_its_database_its_source_and_valid_checks(tmp_path):
     with pytest.raises(PgdrillError, match="lacks 'source_dir'"):
         load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\n"), environ={})
     assert load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource = remote\n"), environ={}).source == "remote"
-    bad = load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource_dir = /x\nchecks = [{\"sql\": \"SELECT 1\"}]\n"), environ={})
-    with pytest.raises(PgdrillError, match="every check needs a name"):
-        post_restore_steps(bad)
+    with pytest.raises(PgdrillError, match="checks in .* every check needs a name"):
+        load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource_dir = /x\nchecks = [{\"sql\": \"SELECT 1\"}]\n"), environ={})
