@@ -25,6 +25,7 @@ from . import db, drill, ping, scratch
 from .catalog import BackupSet, scan
 from .config import DatabaseConfig, DrillConfig
 from .errors import PgdrillError
+from .fsio import os_error
 from .operations import select_for_verify
 from .recovery import RestoreOptions, restore_set
 from .verify import verify_set
@@ -148,9 +149,10 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
             if failed:
                 raise PgdrillError(f"{failed[0]['kind']} '{failed[0]['name']}' failed: {failed[0]['detail']}", "")
         passed = True
-    except PgdrillError as exc:
-        error = exc.message
-        log.error("%s: drill failed at %s: %s", config.database, steps.current or "start", exc.message)
+    except (PgdrillError, OSError) as exc:
+        # Every engine step reports its own failures with a fix; an OSError is the last line of defence.
+        error = exc.message if isinstance(exc, PgdrillError) else os_error(exc, "work on", getattr(exc, "filename", None) or "a file").message
+        log.error("%s: drill failed at %s: %s", config.database, steps.current or "start", error)
     failed_step = None if passed else (steps.current or "configuration")
     keep = target is not None and (config.keep == "always" or (config.keep == "on_failure" and not passed))
     steps.next("cleanup")
