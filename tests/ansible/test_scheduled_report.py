@@ -39,3 +39,30 @@ def test_report_counts_the_drills_the_staging_timer_ran(tmp_path, pg, sample_db,
     assert [d["outcome"] for d in row["drills"]] == ["passed", "failed"], row
     assert len(os.listdir(controller / "evidence" / "scheduled" / "staging")) == 2
     assert '<span class="muted">failed</span>' in (reports / "pgdrill-report.html").read_text()  # the last drill, shown failed
+
+
+def test_installing_the_drill_timer_in_check_mode_says_what_it_would_do_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    units = ["/etc/systemd/system/pgdrill-drill.service", "/etc/systemd/system/pgdrill-drill.timer",
+             "/etc/systemd/system/pgdrill-drill-notify@.service"]
+    assert not any(os.path.exists(unit) for unit in units), "this machine must not have a drill timer of its own"
+    paths = {"pgdrill_drill_schedule_config_dir": tmp_path / "etc", "pgdrill_drill_schedule_dir": tmp_path / "var",
+             "pgdrill_backup_install_dir": tmp_path / "opt", "pgdrill_backup_command": tmp_path / "bin" / "pgdrill-backup"}
+    try:
+        run = playbook_run(tmp_path, "schedule_restore_drills.yml", {
+            **{key: str(value) for key, value in paths.items()},
+            "pgdrill_drill_hosts": "staging", "pgdrill_drill_database": "shop", "pgdrill_drill_schedule_source_dir": str(tmp_path / "sets"),
+            "pgdrill_drill_schedule_user": "root", "pgdrill_drill_ping_url": "https://hc-ping.example/k", "pgdrill_drill_password": "s3cret-drill",
+            "pgdrill_drill_on_failure_command": "echo failed"}, check=True)
+        assert run.status == "successful", run.stdout[-4000:]
+        for task in ("Write the drill's config", "Install the drill service and timer", "Install the notification unit (systemd)",
+                     "Create the drill's directory for evidence and its log"):
+            assert run.task(task)["changed"], task
+        assert run.task("Load the changed units and restart the drill timer")["event"] == "runner_on_skipped"
+        assert [path for path in paths.values() if os.path.exists(path)] == []
+        assert not any(os.path.exists(unit) for unit in units)
+        assert "s3cret-drill" not in run.everything()
+    finally:
+        for unit in units:
+            if os.path.exists(unit):
+                os.unlink(unit)
