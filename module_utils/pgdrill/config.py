@@ -473,8 +473,10 @@ _json_list.accepts = "a JSON list (of smoke checks, in the pgdrill_smoke module'
 DRILL_SETTINGS = {
     "database": _text,
     "prefix": _text,
-    "source": _choice("local", "remote"),
+    "source": _choice("local", "ssh", "remote"),
     "source_dir": _text,
+    "source_ssh": _text,
+    "ssh_options": _lines,
     "source_host": _text,
     "max_age_hours": _float_at_least(0, 876000),
     "work_dir": _text,
@@ -511,6 +513,9 @@ class DrillConfig:
     evidence_dir: str
     source: str = "local"
     source_dir: Optional[str] = None
+    # source = ssh: [user@]host the sets are copied from (scp), source_dir being the directory there.
+    source_ssh: Optional[str] = None
+    ssh_options: Tuple[str, ...] = ("-o BatchMode=yes", "-o ConnectTimeout=30")
     source_host: str = "local"
     max_age_hours: float = 48.0
     work_dir: Optional[str] = None
@@ -556,8 +561,10 @@ def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str,
                                f"{key} must be {DRILL_SETTINGS[key].accepts}") from None  # type: ignore[attr-defined]
     if "database" not in values:
         raise PgdrillError(f"bad config: {origin} lacks 'database'", "set database to the name of the drilled database (its evidence and metrics carry it)")
-    if values.get("source", "local") == "local" and "source_dir" not in values:
+    if values.get("source", "local") in ("local", "ssh") and "source_dir" not in values:
         raise PgdrillError(f"bad config: {origin} lacks 'source_dir'", "set source_dir to the directory holding the backup sets to drill")
+    if values.get("source") == "ssh" and "source_ssh" not in values:
+        raise PgdrillError(f"bad config: {origin} lacks 'source_ssh'", "set source_ssh to the [user@]host the sets are copied from")
     from .drill import validate_checks
 
     try:

@@ -39,13 +39,52 @@ def fetch_newest_set(config: DrillConfig, work_dir: str) -> str:
     """The directory on this host that holds the newest complete set of ``config.prefix``.
 
     ``source = local``: ``config.source_dir`` itself (a directory the sets reach by other means: the
-    backup host's own directory, a mount, a synced copy). ``source = remote``: the newest set of the
-    off-host copies is to be fetched into ``work_dir`` and ``work_dir`` returned; this is the hook
-    for the off-host copies."""
+    backup host's own directory, a mount, a synced copy). ``source = ssh``: the newest set in
+    ``source_dir`` on ``source_ssh``, copied with scp into a directory under ``work_dir`` (the
+    playbook drill's direct transfer, without the controller). ``source = remote``: the newest set
+    of the off-host copies is to be fetched into ``work_dir`` and that directory returned; this is
+    the hook for the off-host copies. A directory under ``work_dir`` is removed after the drill
+    (unless ``keep`` keeps the scratch database)."""
     if config.source == "local":
         return str(config.source_dir)
+    if config.source == "ssh":
+        return _fetch_over_ssh(config, work_dir)
     raise PgdrillError(f"remote drill source needs the off-host copies (remote = ...), which this pgdrill does not have ({config.source_file})",
                        "set source = local and source_dir to a directory holding the sets")
+
+
+def newest_set_files(names: List[str], prefix: str, now: Optional[datetime] = None) -> List[str]:
+    """The files of the newest set of ``prefix`` that has a manifest (none dated ahead of ``now``),
+    from a directory listing; its verification record is left behind. Pure."""
+    from .naming import STAMP_FORMAT, group_by_set
+
+    moment = (now or datetime.now(timezone.utc)).strftime(STAMP_FORMAT)
+    groups = group_by_set(names, prefix)
+    stamps = sorted(stamp for stamp, files in groups.items() if stamp <= moment and any(f.kind == "manifest" for f in files))
+    return sorted(f"{item.prefix}_{item.kind}_{item.stamp}_utc.{item.ext}" for item in groups[stamps[-1]] if item.kind != "verify") if stamps else []
+
+
+def _fetch_over_ssh(config: DrillConfig, work_dir: str) -> str:
+    import shutil
+
+    from .pipeline import child_env, run
+
+    options = [word for line in config.ssh_options for word in shlex.split(line)]
+    where = f"{config.source_dir} on {config.source_ssh}"
+    fix = "staging must reach the source with ssh non-interactively, as an account that can read source_dir (ssh_options -i KEY)"
+    env = child_env()
+    listing = run(["ssh", *options, str(config.source_ssh), "ls -1A -- " + shlex.quote(str(config.source_dir))], env, f"listing {where}", fix)
+    names = newest_set_files(listing.stdout.splitlines(), config.prefix)
+    if not names:
+        raise PgdrillError(f"there is no backup set of {config.prefix} in {where}", "take a backup there first, or fix source_dir and prefix")
+    copy = os.path.join(work_dir, f"copy-{config.prefix}")
+    for stale in (copy, copy + ".partial"):
+        shutil.rmtree(stale, ignore_errors=True)
+    os.makedirs(copy + ".partial", mode=0o700)
+    run(["scp", "-B", *options, *(f"{config.source_ssh}:{config.source_dir}/{name}" for name in names), copy + ".partial/"], env,
+        f"copying {len(names)} file(s) of the newest set from {where}", fix)
+    os.rename(copy + ".partial", copy)
+    return copy
 
 
 def scratch_target(config: DrillConfig, backup: BackupSet) -> str:
@@ -94,7 +133,8 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
     if config.ping_url:
         ping.send(config.ping_url, "start", {"database": config.database, "drill": True})
     steps = _Steps()
-    record: Dict[str, Any] = {"source_host": config.source_host, "staging_host": socket.gethostname(), "transfer": config.source,
+    record: Dict[str, Any] = {"source_host": config.source_host, "staging_host": socket.gethostname(),
+                              "transfer": {"ssh": "direct"}.get(config.source, config.source),
                               "database": config.database, "set": None, "runner": "pgdrill-backup drill", "started_at": started_at}
     restore: Dict[str, Any] = {}
     smoke: Dict[str, Any] = {}
@@ -103,11 +143,13 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
     passed = False
     error = None
     dbconfig = None
+    work_dir = config.work_dir or os.path.dirname(config.evidence_dir)
     try:
         checks = post_restore_steps(config)
         steps.next("pick the set")
-        work_dir = config.work_dir or os.path.dirname(config.evidence_dir)
         directory = fetch_newest_set(config, work_dir)
+        dbconfig = DatabaseConfig(label=config.database, connection=config.connection, backup_dir=directory, prefix=config.prefix,
+                                  pg_bin_dir=config.pg_bin_dir, work_dir=config.work_dir, restore_jobs=config.jobs)
         backup = select_for_verify(scan(directory, config.prefix), None, False)[0]
         document = backup.manifest or {}
         record.update(set=backup.id, files=document.get("files") or [],
@@ -119,8 +161,6 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
         if config.max_age_hours and age_hours > config.max_age_hours:
             raise PgdrillError(f"the newest complete set of {config.prefix}, {backup.id}, is {age_hours:.1f} h old (limit {config.max_age_hours:g} h)",
                                "find out why the backups stopped (systemctl status pgdrill-backup.timer on the source), or raise max_age_hours")
-        dbconfig = DatabaseConfig(label=config.database, connection=config.connection, backup_dir=directory, prefix=config.prefix,
-                                  pg_bin_dir=config.pg_bin_dir, work_dir=config.work_dir, restore_jobs=config.jobs)
         steps.next("verify on arrival")
         verified = verify_set(dbconfig, backup, restore=False, record=False)
         if not verified["ok"]:
@@ -163,6 +203,10 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
             log.error("%s: could not drop the scratch database %s: %s", config.database, target, exc.message)
             if passed:
                 passed, failed_step, error = False, "cleanup", exc.message
+    if config.source != "local" and not keep and dbconfig is not None and _inside(dbconfig.backup_dir, work_dir):
+        import shutil
+
+        shutil.rmtree(dbconfig.backup_dir, ignore_errors=True)  # the fetched copy of the set
     steps.next("record")
     record.update(scratch_database=target, scratch_database_kept=keep, finished_at=_now(), timings=dict(steps.timings),
                   outcome="passed" if passed else "failed", failed_step=failed_step, error=error)
@@ -184,6 +228,11 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
             summary.update(failed_step=failed_step, error=error)
         ping.send(config.ping_url, "success" if passed else "fail", summary, exit_code, config.ping_exit_codes)
     return {"record": composed, "log_line": line, "evidence": evidence, "exit_code": exit_code}
+
+
+def _inside(path: str, directory: str) -> bool:
+    real, parent = os.path.realpath(path), os.path.realpath(directory)
+    return real != parent and os.path.commonpath([real, parent]) == parent
 
 
 def _drop(config: DrillConfig, target: str) -> Dict[str, Any]:

@@ -143,3 +143,35 @@ def test_bad_drill_config_exits_2_naming_the_key_and_a_remote_source_names_what_
     _drill_config(backup_env, tmp_path, base + "/ping/k", source="remote")
     done = backup_env.run("drill", check=1)
     assert "remote drill source needs the off-host copies" in done.stderr
+
+
+def test_source_ssh_lists_the_source_directory_and_copies_only_the_newest_set(backup_env, tmp_path, ping_recorder):
+    """ssh and scp are stand-ins here that run locally (the real ones: molecule/backup, a drill of
+    another host's sets): what is tested is which files are asked for, and that the copy goes."""
+    base, _ = ping_recorder
+    backup_env.run()
+    backup_env.run("--no-prune")
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    calls = tmp_path / "calls"
+    (shims / "ssh").write_text(f'#!/bin/sh\necho "ssh $*" >> {calls}\nfor last; do :; done\nexec /bin/sh -c "$last"\n')
+    (shims / "scp").write_text(f'#!/bin/sh\necho "scp $*" >> {calls}\nfor last; do :; done\n'
+                               'for arg; do case "$arg" in source.example:*) cp -- "${arg#source.example:}" "$last";; esac; done\n')
+    for shim in ("ssh", "scp"):
+        os.chmod(shims / shim, 0o755)
+    work = tmp_path / "work"
+    _drill_config(backup_env, tmp_path, base + "/ping/k", source="ssh", source_ssh="source.example", work_dir=work,
+                  ssh_options="\n  -o BatchMode=yes\n  -i /etc/pgdrill-drill/id_ed25519")
+    done = backup_env.run("drill", env={"PATH": f"{shims}:{os.environ['PATH']}"})
+    assert "PASSED" in done.stdout, done.stdout + done.stderr
+    [record] = _evidence(tmp_path)
+    newest = sorted(name for name in os.listdir(backup_env.backup_dir) if "_manifest_" in name)[-1]
+    assert record["set"] == newest.replace("_manifest", "").rsplit(".", 1)[0] and record["transfer"] == "direct"
+    ssh, scp = open(calls).read().splitlines()
+    assert ssh.startswith("ssh -o BatchMode=yes -i /etc/pgdrill-drill/id_ed25519 source.example ls -1A -- ")
+    stamp = "_".join(record["set"].split("_")[-3:-1])
+    assert len([name for name in os.listdir(backup_env.backup_dir) if "_manifest_" in name]) == 2
+    asked = [word.rsplit("/", 1)[1] for word in scp.split() if word.startswith("source.example:")]
+    assert asked and all(stamp in name for name in asked) and not any("_verify_" in name for name in asked)
+    assert set(asked) == {entry["name"] for entry in record["files"]} | {newest}
+    assert os.listdir(work) == []  # the copy is removed after the drill

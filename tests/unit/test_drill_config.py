@@ -5,7 +5,7 @@ import pytest
 
 from pgdrill.config import load_configs, load_drill_config
 from pgdrill.errors import PgdrillError
-from pgdrill.scheduled import post_restore_steps
+from pgdrill.scheduled import newest_set_files, post_restore_steps
 
 FILE = """[pgdrill]
 backup_dir = /var/backups/pgdrill
@@ -71,3 +71,15 @@ def test_a_drill_needs_its_database_its_source_and_valid_checks(tmp_path):
     assert load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource = remote\n"), environ={}).source == "remote"
     with pytest.raises(PgdrillError, match="checks in .* every check needs a name"):
         load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource_dir = /x\nchecks = [{\"sql\": \"SELECT 1\"}]\n"), environ={})
+
+
+def test_the_newest_set_with_a_manifest_is_the_one_copied():
+    from datetime import datetime, timezone
+
+    names = ["shop_db_20261101_021500_utc.dump", "shop_manifest_20261101_021500_utc.json", "shop_verify_20261101_021500_utc.json",
+             "shop_db_20261102_021500_utc.dump",  # no manifest yet: a backup still running
+             "shop_db_20991231_000000_utc.dump", "shop_manifest_20991231_000000_utc.json",  # dated ahead of the clock
+             "shop-old_manifest_20261103_021500_utc.json", "notes.txt"]
+    now = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    assert newest_set_files(names, "shop", now) == ["shop_db_20261101_021500_utc.dump", "shop_manifest_20261101_021500_utc.json"]
+    assert newest_set_files(names, "crm", now) == []
