@@ -96,15 +96,9 @@ record:
 """
 
 import os
-import re
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill.drill import compose_record, log_line
-from ansible.module_utils.pgdrill.fsio import AtomicWriter, ensure_private_dir
-from ansible.module_utils.pgdrill.manifest import encode
-from ansible.module_utils.pgdrill.metrics import update_drill
-from ansible.module_utils.pgdrill.naming import prefix_of
+from ansible.module_utils.pgdrill.drill import compose_record, evidence_name, log_line, write_evidence
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.ansible_support import fail
 
@@ -123,19 +117,10 @@ def main():
     )
     params = module.params
     record = compose_record(params["record"], params["restore"], params["smoke"], params["cleanup"])
-    stamp = re.sub(r"[^0-9TZ]", "", str(record.get("started_at") or "")) or "unknown"
-    name = f"drill_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(record.get('database') or 'db'))}_{stamp}.json"
-    path = os.path.join(module.params["directory"], name)
+    path = os.path.join(params["directory"], evidence_name(record))
     if not module.check_mode:
         try:
-            ensure_private_dir(module.params["directory"])
-            with AtomicWriter(module.params["directory"], name) as writer:
-                writer.write(encode(record))
-                writer.commit(replace=True)  # the same drill's record written again replaces it whole
-            if params["metrics_dir"] and record.get("outcome") in ("passed", "failed"):
-                series = prefix_of(str(record.get("set") or "")) or str(record.get("database"))
-                restore = (record.get("timings") or {}).get("restore")
-                update_drill(params["metrics_dir"], series, str(record.get("source_host")), time.time(), record["outcome"] == "passed", restore)
+            path = write_evidence(params["directory"], record, params["metrics_dir"])
         except PgdrillError as exc:
             fail(module, exc)
     module.exit_json(changed=True, path=path, log_line=log_line(record), record=record)

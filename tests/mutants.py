@@ -171,6 +171,14 @@ MUTANTS = [
            "        return [backup for backup in sets if backup.manifest_trusted]",
            "        return [backup for backup in sets if backup.manifest_trusted][:1]",
            [SAFETY + "test_verify_all_checks_every_set_and_fails_on_an_old_bad_one"]),
+    Mutant("scheduled drill: the scratch database stays after the drill", ENGINE + "scheduled.py",
+           "    if target and not keep:",
+           "    if False:",
+           ["tests/engine/test_scheduled_drill.py::test_the_drill_command_restores_proves_smoke_tests_records_and_cleans_up"]),
+    Mutant("scheduled drill: a stale newest set is drilled anyway", ENGINE + "scheduled.py",
+           "        if config.max_age_hours and age_hours > config.max_age_hours:",
+           "        if False:",
+           ["tests/engine/test_scheduled_drill.py::test_a_stale_newest_set_fails_the_drill_before_any_restore"]),
 ]
 
 

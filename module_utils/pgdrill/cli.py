@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--media", action="store_true", help="back up the media root into the same set")
     parser.add_argument("--no-prune", action="store_true", help="do not apply retention after the backup")
     parser.add_argument("--version", action="version", version=f"pgdrill {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,pin,unpin,restore-media}")
+    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,pin,unpin,restore-media,drill}")
     verify = sub.add_parser("verify", help="check a set's checksums and archive; --restore restores it into a scratch database")
     _common(verify, suppress=True)
     verify.add_argument("set", nargs="?", metavar="SET", help="set name, stamp or file name (default: the newest complete set)")
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     unpin = sub.add_parser("unpin", help="remove a set's pin: retention decides about it again")
     _common(unpin, suppress=True)
     unpin.add_argument("set", metavar="SET", help="set name, stamp or file name")
+    scheduled = sub.add_parser("drill", help="a whole restore drill as the config's [drill] section says (what the drill timer on staging runs)")
+    _common(scheduled, suppress=True)
     return parser
 
 
@@ -431,6 +433,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--no-prune applies to backups only; it cannot be combined with '{command}'")
     if command in ("verify", "push") and args.all and args.set:
         parser.error(f"{command} --all works on every set: pass either --all or one SET, not both")
+    if command == "drill":
+        if args.out_dir is not None or args.database:
+            parser.error("drill takes its set and database from the config's [drill] section, not --out-dir or --database")
+        return cmd_drill(args)
     try:
         configs = load_configs(args.config, overrides=overrides, only=args.database)
     except PgdrillError as exc:
@@ -460,6 +466,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     if all(result.get("locked") for result in results if not result.get("ok")):
         return EXIT_LOCKED
     return EXIT_FAILED
+
+
+def cmd_drill(args) -> int:
+    """``pgdrill-backup drill``: the [drill] section's drill, the same engine code as the playbook's."""
+    from .config import load_drill_config
+    from .scheduled import run_drill
+
+    try:
+        config = load_drill_config(args.config)
+    except PgdrillError as exc:
+        print(f"pgdrill: {exc.message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "command": "drill", "error": exc.message}))
+        return EXIT_USAGE
+    if args.dry_run:
+        print(f"{config.database}: would drill the newest complete set of {config.prefix} from {config.source_dir or config.source}")
+        return EXIT_OK
+    outcome = run_drill(config)
+    if args.json:
+        print(json.dumps({"ok": outcome["exit_code"] == EXIT_OK, "command": "drill", **outcome}, indent=2, default=str))
+    else:
+        print(outcome["log_line"])
+        if outcome["evidence"]:
+            print(f"evidence: {outcome['evidence']}")
+    return outcome["exit_code"]
 
 
 def _without_prune(config: DatabaseConfig) -> DatabaseConfig:

@@ -449,10 +449,10 @@ def _read_file(path: str) -> configparser.ConfigParser:
         raise PgdrillError(f"bad config file {path}: {first_line}", "see README.md, 'Configuration', for the format") from None
     for section in parser.sections():
         is_database = section.startswith(DATABASE_SECTION) and section[len(DATABASE_SECTION):].strip()
-        if section != MAIN_SECTION and not is_database:
+        if section not in (MAIN_SECTION, DRILL_SECTION) and not is_database:
             raise PgdrillError(
                 f"bad config file {path}: unknown section [{section}]",
-                "use [pgdrill] for settings shared by all databases and [database NAME] for each database",
+                "use [pgdrill] for settings shared by all databases, [database NAME] for each database and [drill] for scheduled drills",
             )
     return parser
 
@@ -549,7 +549,7 @@ def load_configs(
         base_dir = environ.get("PGDRILL_BASE_DIR") or os.path.dirname(os.path.abspath(explicit))
         shared = _resolve(dict(parser.items(MAIN_SECTION)) if parser.has_section(MAIN_SECTION) else {}, f"{explicit} [pgdrill]")
         for section in parser.sections():
-            if section == MAIN_SECTION:
+            if section in (MAIN_SECTION, DRILL_SECTION):
                 continue
             name = section[len(DATABASE_SECTION):].strip()
             sections[name] = {**shared, **_resolve(dict(parser.items(section)), f"{explicit} [{section}]")}
@@ -608,3 +608,152 @@ def _check_distinct_series(configs: List[DatabaseConfig]) -> None:
                 "give each database its own 'prefix' or 'backup_dir'",
             )
         seen[key] = config.label
+
+
+# The [drill] section: what ``pgdrill-backup drill`` (a scheduled restore drill on staging) restores
+# from, into which server, and where its evidence goes. Same parsing rules as the other sections.
+DRILL_SECTION = "drill"
+
+
+def _lines(text: str) -> Tuple[str, ...]:
+    """One entry a line (post-restore commands); blank lines are skipped."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+_lines.accepts = "one entry a line"  # type: ignore[attr-defined]
+
+
+def _json_list(text: str) -> Tuple[object, ...]:
+    import json
+
+    value = json.loads(text or "[]")
+    if not isinstance(value, list):
+        raise ValueError
+    return tuple(value)
+
+
+_json_list.accepts = "a JSON list (of smoke checks, in the pgdrill_smoke module's format)"  # type: ignore[attr-defined]
+
+DRILL_SETTINGS = {
+    "database": _text,
+    "prefix": _text,
+    "source": _choice("local", "ssh", "remote"),
+    "source_dir": _text,
+    "source_ssh": _text,
+    "ssh_options": _lines,
+    "source_host": _text,
+    "max_age_hours": _float_at_least(0, 876000),
+    "work_dir": _text,
+    "maintenance_db": _text,
+    "scratch_prefix": _text,
+    "restore_globals": _bool,
+    "role_passwords": _bool,
+    "owners": _bool,
+    "privileges": _bool,
+    "jobs": _int_at_least(1, 256),
+    "pg_bin_dir": _text,
+    "post_restore": _lines,
+    "post_restore_dir": _text,
+    "checks": _json_list,
+    "command_timeout": _float_at_least(1, 604800),
+    "keep": _choice("never", "on_failure", "always"),
+    "evidence_dir": _text,
+    "log_file": _text,
+    "metrics_dir": _text,
+    "ping_url": _ping_url,
+    "ping_exit_codes": _bool,
+    # source = remote: the off-host copy the source pushes to, and the identity that decrypts.
+    "remote": _remote,
+    "remote_endpoint_url": _endpoint,
+    "remote_region": _text,
+    "remote_profile": _text,
+    "identity_file": _text,
+    **{key: CONNECTION_SETTINGS[key] for key in ("host", "port", "user", "passfile", "sslmode")},
+}
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    """One scheduled drill: the newest complete set of series ``prefix`` in ``source_dir`` (or from
+    the off-host copies), restored into a fresh scratch database on the staging server."""
+
+    database: str
+    prefix: str
+    connection: Connection
+    evidence_dir: str
+    source: str = "local"
+    source_dir: Optional[str] = None
+    # source = ssh: [user@]host the sets are copied from (scp), source_dir being the directory there.
+    source_ssh: Optional[str] = None
+    ssh_options: Tuple[str, ...] = ("-o BatchMode=yes", "-o ConnectTimeout=30")
+    source_host: str = "local"
+    max_age_hours: float = 48.0
+    work_dir: Optional[str] = None
+    maintenance_db: str = "postgres"
+    scratch_prefix: str = "drill_"
+    restore_globals: bool = True
+    role_passwords: bool = False
+    owners: bool = True
+    privileges: bool = True
+    jobs: int = 2
+    pg_bin_dir: Optional[str] = None
+    post_restore: Tuple[str, ...] = ()
+    post_restore_dir: Optional[str] = None
+    checks: Tuple[object, ...] = ()
+    command_timeout: float = 3600.0
+    keep: str = "never"
+    log_file: Optional[str] = None
+    metrics_dir: Optional[str] = None
+    ping_url: Optional[str] = field(default=None, repr=False)
+    ping_exit_codes: bool = False
+    remote: Optional[str] = None
+    remote_endpoint_url: Optional[str] = None
+    remote_region: Optional[str] = None
+    remote_profile: Optional[str] = None
+    identity_file: Optional[str] = None
+    source_file: str = "defaults"
+
+
+def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> DrillConfig:
+    """The [drill] section of the config file (same file lookup as load_configs)."""
+    environ = os.environ if environ is None else environ
+    explicit = path or environ.get("PGDRILL_CONFIG") or (DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else None)
+    if not explicit:
+        raise PgdrillError("a drill needs a config file with a [drill] section", "pass --config FILE (see README.md, 'Scheduled drills')")
+    parser = _read_file(explicit)
+    origin = f"{explicit} [{DRILL_SECTION}]"
+    if not parser.has_section(DRILL_SECTION):
+        raise PgdrillError(f"{explicit} has no [{DRILL_SECTION}] section", "add one (see README.md, 'Scheduled drills')")
+    values: Dict[str, object] = {}
+    for key, raw in parser.items(DRILL_SECTION):
+        if key not in DRILL_SETTINGS:
+            raise PgdrillError(f"bad config: unknown key '{key}' in {origin}", "use one of: " + ", ".join(sorted(DRILL_SETTINGS)))
+        try:
+            values[key] = DRILL_SETTINGS[key](raw)
+        except ValueError:
+            shown = "(hidden: it holds a secret)" if key in SECRET_SETTINGS else repr(raw)
+            raise PgdrillError(f"bad config value: {key} = {shown} in {origin}",
+                               f"{key} must be {DRILL_SETTINGS[key].accepts}") from None  # type: ignore[attr-defined]
+    if "database" not in values:
+        raise PgdrillError(f"bad config: {origin} lacks 'database'", "set database to the name of the drilled database (its evidence and metrics carry it)")
+    if values.get("source", "local") in ("local", "ssh") and "source_dir" not in values:
+        raise PgdrillError(f"bad config: {origin} lacks 'source_dir'", "set source_dir to the directory holding the backup sets to drill")
+    if values.get("source") == "remote" and "remote" not in values:
+        raise PgdrillError(f"bad config: {origin} has source = remote but no 'remote'", "set remote to the off-host copy the source pushes to (s3://BUCKET/PREFIX or rclone:REMOTE:PATH)")
+    if values.get("source") == "ssh" and "source_ssh" not in values:
+        raise PgdrillError(f"bad config: {origin} lacks 'source_ssh'", "set source_ssh to the [user@]host the sets are copied from")
+    from .drill import validate_checks
+
+    try:
+        validate_checks(list(values.get("checks", ())))  # type: ignore[arg-type]
+    except PgdrillError as exc:
+        raise PgdrillError(f"bad config value: checks in {origin}: {exc.problem}", exc.fix) from None
+    base_dir = os.path.dirname(os.path.abspath(explicit))
+    connection = Connection(**{key: values.pop(key) for key in ("host", "port", "user", "passfile", "sslmode") if key in values},  # type: ignore[arg-type]
+                            dbname=str(values.get("maintenance_db", "postgres")))
+    prefix = str(values.pop("prefix", values["database"]))
+    problem = validate_prefix(prefix)
+    if problem:
+        raise PgdrillError(f"bad config value in {origin}: {problem}", "set 'prefix' to the series' file name prefix")
+    evidence_dir = str(values.pop("evidence_dir", os.path.join(base_dir, "drills", "evidence")))
+    return DrillConfig(prefix=prefix, connection=connection, evidence_dir=evidence_dir, source_file=explicit, **values)  # type: ignore[arg-type]

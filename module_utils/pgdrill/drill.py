@@ -203,3 +203,32 @@ def log_line(record: Dict[str, Any]) -> str:
         outcome,
     ]
     return "- " + " · ".join(parts)
+
+
+def evidence_name(record: Dict[str, Any]) -> str:
+    """``drill_<database>_<started stamp>.json``. Pure."""
+    import re
+
+    stamp = re.sub(r"[^0-9TZ]", "", str(record.get("started_at") or "")) or "unknown"
+    return f"drill_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(record.get('database') or 'db'))}_{stamp}.json"
+
+
+def write_evidence(directory: str, record: Dict[str, Any], metrics_dir: Optional[str] = None) -> str:
+    """Write a drill's evidence record (0600, atomically; the same drill written again replaces it)
+    and, for a drill that ran, its metrics. The one writer for the playbook drill (pgdrill_evidence)
+    and the scheduled one (pgdrill-backup drill)."""
+    from .fsio import AtomicWriter, ensure_private_dir
+    from .manifest import encode
+    from .metrics import update_drill
+    from .naming import prefix_of
+
+    name = evidence_name(record)
+    ensure_private_dir(directory)
+    with AtomicWriter(directory, name) as writer:
+        writer.write(encode(record))
+        writer.commit(replace=True)
+    if metrics_dir and record.get("outcome") in ("passed", "failed"):
+        series = prefix_of(str(record.get("set") or "")) or str(record.get("database"))
+        restore = (record.get("timings") or {}).get("restore")
+        update_drill(metrics_dir, series, str(record.get("source_host")), time.time(), record["outcome"] == "passed", restore)
+    return os.path.join(directory, name)

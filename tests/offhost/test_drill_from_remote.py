@@ -129,3 +129,22 @@ def test_remote_retention_from_the_controller_previews_then_prunes(tmp_path, pg,
     assert applied.status == "successful", applied.stdout[-4000:]
     assert run_cli("--config", str(config), "list", "--remote", **listing).stdout.count("complete") == 1
     assert extravars["pgdrill_prune_remote_secret_access_key"] not in applied.everything()  # no_log keeps the secret out of every output
+
+
+def test_the_scheduled_drill_pulls_from_the_remote_and_decrypts_with_stagings_identity(pushed, tmp_path, staging, keys):
+    """pgdrill-backup drill with source = remote: what the drill timer on staging runs, with no
+    source host and no controller: the sets exist only in the bucket."""
+    config = tmp_path / "staging-drill.conf"
+    config.write_text(
+        "[drill]\ndatabase = ez360pm\nsource = remote\n"
+        f"remote = {pushed['remote']}\nremote_endpoint_url = {pushed['endpoint']}\nremote_region = us-east-1\n"
+        f"identity_file = {keys['drill'][0]}\nhost = {staging.host}\nport = {staging.port}\nuser = postgres\npassfile = {staging.passfile}\n"
+        f"work_dir = {tmp_path / 'work'}\nevidence_dir = {tmp_path / 'evidence'}\nlog_file = {tmp_path / 'drill-log.md'}\n"
+        'checks = [{"name": "invoices", "sql": "SELECT 1 FROM public.invoices LIMIT 1", "expect": "rows"}]\n'
+    )
+    done = run_cli("drill", "--config", str(config))
+    assert "PASSED" in done.stdout, done.stdout + done.stderr
+    [record] = [json.load(open(path)) for path in (tmp_path / "evidence").glob("*.json")]
+    assert record["outcome"] == "passed" and record["fidelity"]["ok"] and record["set"].startswith("ez360pm_")
+    assert not (tmp_path / "work" / "copy-ez360pm").exists()  # the pulled copy goes after the drill
+    assert staging.psql("SELECT datname FROM pg_database WHERE datname LIKE 'drill_%'") == ""

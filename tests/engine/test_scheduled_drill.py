@@ -1,0 +1,177 @@
+"""``pgdrill-backup drill``: the whole restore drill as a staging timer runs it, without the
+controller, on real clusters: evidence, drill log line, metrics, pings, and the scratch database
+dropped, for a passing drill and for one whose restore loses a GRANT."""
+
+import glob
+import json
+import os
+import sys
+
+
+def _drill_config(backup_env, tmp_path, ping_url, **extra):
+    pg = backup_env.cluster
+    marker = tmp_path / "post-restore-saw"
+    values = {
+        "database": backup_env.dbname,
+        "source_dir": backup_env.backup_dir,
+        "source_host": "db1",
+        "host": pg.host,
+        "port": pg.port,
+        "user": "postgres",
+        "passfile": pg.passfile,
+        "evidence_dir": tmp_path / "evidence",
+        "log_file": tmp_path / "drill-log.md",
+        "metrics_dir": tmp_path / "metrics",
+        "ping_url": ping_url,
+        # A post-restore command sees the scratch database's connection in its environment, no password in argv.
+        "post_restore": f"\n  {sys.executable} -c \"import os; open('{marker}', 'w').write(os.environ['PGDATABASE'] + ' ' + "
+                        f"os.environ['POSTGRES_DB'] + ' ' + os.environ.get('PGPASSWORD', 'no-password'))\"",
+        "checks": json.dumps([{"name": "invoices exist", "sql": "SELECT 1 FROM public.invoices", "expect": "rows"},
+                              {"name": "writes roll back", "sql": "UPDATE public.invoices SET total = 0 RETURNING 1", "expect": "rows"}]),
+        **extra,
+    }
+    os.makedirs(tmp_path / "metrics", exist_ok=True)
+    with open(backup_env.config, "a", encoding="utf-8") as handle:
+        handle.write("\n[drill]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()))
+    return marker
+
+
+def _scratch_left(pg):
+    return pg.psql("SELECT datname FROM pg_database WHERE datname LIKE 'drill\\_%' ORDER BY 1").split()
+
+
+def _evidence(tmp_path):
+    paths = sorted(glob.glob(str(tmp_path / "evidence" / "drill_*.json")))
+    return [json.load(open(path)) for path in paths]
+
+
+def _metrics(tmp_path):
+    text = "".join(open(path).read() for path in glob.glob(str(tmp_path / "metrics" / "*.prom")))
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_the_drill_command_restores_proves_smoke_tests_records_and_cleans_up(backup_env, tmp_path, ping_recorder):
+    base, pings = ping_recorder
+    backup_env.run()
+    marker = _drill_config(backup_env, tmp_path, base + "/ping/drill-key-5e1")
+    done = backup_env.run("drill")
+    assert "drill-key-5e1" not in done.stdout + done.stderr
+    assert "PASSED" in done.stdout, done.stdout + done.stderr
+
+    [record] = _evidence(tmp_path)
+    assert record["outcome"] == "passed" and record["runner"] == "pgdrill-backup drill"
+    assert record["set"].startswith(backup_env.dbname + "_") and record["source_host"] == "db1"
+    names = {check["name"]: check for check in record["checks"]}
+    assert names["fingerprint against the backup"]["ok"] and "objects match" in names["fingerprint against the backup"]["detail"]
+    assert names["row counts against the manifest"]["ok"]
+    assert names["invoices exist"]["ok"] and names["writes roll back"]["ok"] and len(record["checks"]) == 5
+    assert record["timings"]["restore"] > 0 and record["scratch_database"].startswith(f"drill_{backup_env.dbname}_")
+    seen = marker.read_text().split()
+    assert seen == [record["scratch_database"], record["scratch_database"], "no-password"]
+
+    log = (tmp_path / "drill-log.md").read_text().splitlines()
+    assert len(log) == 1 and log[0].startswith("- ") and "PASSED" in log[0] and f"{backup_env.dbname} from db1" in log[0]
+    metrics = _metrics(tmp_path)
+    label = f'{{series="{backup_env.dbname}",source="db1"}}'
+    success = metrics[f"pgdrill_drill_last_success_timestamp_seconds{label}"]
+    assert metrics[f"pgdrill_drill_last_passed{label}"] == 1
+    assert _scratch_left(backup_env.cluster) == []
+    assert [path for path, _ in pings] == ["/ping/drill-key-5e1/start", "/ping/drill-key-5e1"]
+    assert pings[1][1]["outcome"] == "passed"
+
+    # The restore loses a GRANT the backup had: the fingerprint comparison fails the drill, naming it.
+    manifest = glob.glob(os.path.join(backup_env.backup_dir, "*_manifest_*.json"))[0]
+    document = json.load(open(manifest))
+    document["fingerprint"]["objects"]["table public.invoices"]["acl"] = ["postgres=arwdDxt/postgres", "auditor=r/postgres"]
+    json.dump(document, open(manifest, "w"))
+    failed = backup_env.run("drill", check=1)
+    assert "FAILED at restore" in failed.stdout, failed.stdout + failed.stderr
+    [record] = [entry for entry in _evidence(tmp_path) if entry["outcome"] == "failed"]
+    assert record["outcome"] == "failed" and record["failed_step"] == "restore"
+    assert "table public.invoices: acl differs" in record["error"] and "auditor=r/postgres" in record["error"]
+    fingerprint = next(check for check in record["checks"] if check["kind"] == "fingerprint")
+    assert not fingerprint["ok"] and "acl differs" in fingerprint["detail"]
+    assert _scratch_left(backup_env.cluster) == []  # keep = never: dropped even after a failure
+    metrics = _metrics(tmp_path)
+    assert metrics[f"pgdrill_drill_last_passed{label}"] == 0
+    assert metrics[f"pgdrill_drill_last_success_timestamp_seconds{label}"] == success
+    assert pings[-1][0] == "/ping/drill-key-5e1/fail" and pings[-1][1]["failed_step"] == "restore"
+    assert "FAILED at restore" in (tmp_path / "drill-log.md").read_text().splitlines()[-1]
+
+
+def test_a_failing_smoke_check_fails_the_drill_and_keep_on_failure_keeps_the_scratch_database(backup_env, tmp_path, ping_recorder):
+    base, pings = ping_recorder
+    backup_env.run()
+    _drill_config(backup_env, tmp_path, base + "/ping/k", keep="on_failure",
+                  checks=json.dumps([{"name": "no invoices", "sql": "SELECT 1 FROM public.invoices", "expect": "none"}]))
+    done = backup_env.run("drill", check=1)
+    assert "FAILED at smoke checks" in done.stdout
+    [record] = _evidence(tmp_path)
+    assert record["scratch_database_kept"] is True and record["failed_step"] == "smoke checks"
+    assert "'no invoices' failed" in record["error"]
+    left = _scratch_left(backup_env.cluster)
+    try:
+        assert left == [record["scratch_database"]]
+    finally:
+        for name in left:
+            backup_env.cluster.psql(f'DROP DATABASE IF EXISTS "{name}"')
+    assert pings[-1][0] == "/ping/k/fail"
+
+
+def test_a_stale_newest_set_fails_the_drill_before_any_restore(backup_env, tmp_path, ping_recorder):
+    base, pings = ping_recorder
+    backup_env.run()
+    _drill_config(backup_env, tmp_path, base + "/ping/k", max_age_hours="0.0001")
+    import time
+
+    time.sleep(1)
+    done = backup_env.run("drill", check=1)
+    assert "FAILED at pick the set" in done.stdout
+    [record] = _evidence(tmp_path)
+    assert "h old (limit" in record["error"] and record["scratch_database"] is None
+    assert pings[-1][0] == "/ping/k/fail"
+
+
+def test_bad_drill_config_exits_2_naming_the_key_and_a_remote_source_names_what_it_needs(backup_env, tmp_path, ping_recorder):
+    base, _ = ping_recorder
+    backup_env.run()
+    _drill_config(backup_env, tmp_path, base + "/ping/k", keep="sometimes")
+    done = backup_env.run("drill", check=2)
+    assert "keep = 'sometimes'" in done.stderr and "never, on_failure, always" in done.stderr
+    assert "not --out-dir or --database" in backup_env.run("drill", "--out-dir", str(tmp_path), check=2).stderr
+    backup_env.rewrite()
+    _drill_config(backup_env, tmp_path, base + "/ping/k", source="remote")
+    done = backup_env.run("drill", check=2)
+    assert "source = remote but no 'remote'" in done.stderr and "s3://BUCKET/PREFIX" in done.stderr
+
+
+def test_source_ssh_lists_the_source_directory_and_copies_only_the_newest_set(backup_env, tmp_path, ping_recorder):
+    """ssh and scp are stand-ins here that run locally (the real ones: molecule/backup, a drill of
+    another host's sets): what is tested is which files are asked for, and that the copy goes."""
+    base, _ = ping_recorder
+    backup_env.run()
+    backup_env.run("--no-prune")
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    calls = tmp_path / "calls"
+    (shims / "ssh").write_text(f'#!/bin/sh\necho "ssh $*" >> {calls}\nfor last; do :; done\nexec /bin/sh -c "$last"\n')
+    (shims / "scp").write_text(f'#!/bin/sh\necho "scp $*" >> {calls}\nfor last; do :; done\n'
+                               'for arg; do case "$arg" in source.example:*) cp -- "${arg#source.example:}" "$last";; esac; done\n')
+    for shim in ("ssh", "scp"):
+        os.chmod(shims / shim, 0o755)
+    work = tmp_path / "work"
+    _drill_config(backup_env, tmp_path, base + "/ping/k", source="ssh", source_ssh="source.example", work_dir=work,
+                  ssh_options="\n  -o BatchMode=yes\n  -i /etc/pgdrill-drill/id_ed25519")
+    done = backup_env.run("drill", env={"PATH": f"{shims}:{os.environ['PATH']}"})
+    assert "PASSED" in done.stdout, done.stdout + done.stderr
+    [record] = _evidence(tmp_path)
+    newest = sorted(name for name in os.listdir(backup_env.backup_dir) if "_manifest_" in name)[-1]
+    assert record["set"] == newest.replace("_manifest", "").rsplit(".", 1)[0] and record["transfer"] == "direct"
+    ssh, scp = open(calls).read().splitlines()
+    assert ssh.startswith("ssh -o BatchMode=yes -i /etc/pgdrill-drill/id_ed25519 source.example ls -1A -- ")
+    stamp = "_".join(record["set"].split("_")[-3:-1])
+    assert len([name for name in os.listdir(backup_env.backup_dir) if "_manifest_" in name]) == 2
+    asked = [word.rsplit("/", 1)[1] for word in scp.split() if word.startswith("source.example:")]
+    assert asked and all(stamp in name for name in asked) and not any("_verify_" in name for name in asked)
+    assert set(asked) == {entry["name"] for entry in record["files"]} | {newest}
+    assert os.listdir(work) == []  # the copy is removed after the drill
