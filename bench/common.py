@@ -31,9 +31,11 @@ class Bench:
         self.config_path = os.path.join(work, "pgdrill.conf")
         self.database_bytes = int(cluster.psql(f"SELECT pg_database_size('{dbname}')"))
         with open(self.config_path, "w", encoding="utf-8") as handle:
-            handle.write(f"[pgdrill]\nbackup_dir = {work}/b\nhost = {cluster.host}\nport = {cluster.port}\nuser = postgres\n"
-                         f"passfile = {cluster.passfile}\npg_bin_dir = {cluster.bindir}\nwork_dir = {work}\n\n"
-                         f"[database {dbname}]\nprefix = {dbname}\n")
+            handle.write(
+                f"[pgdrill]\nbackup_dir = {work}/b\nhost = {cluster.host}\nport = {cluster.port}\nuser = postgres\n"
+                f"passfile = {cluster.passfile}\npg_bin_dir = {cluster.bindir}\nwork_dir = {work}\n\n"
+                f"[database {dbname}]\nprefix = {dbname}\n"
+            )
 
     def backup(self) -> "tuple[DatabaseConfig, BackupSet, str]":
         subprocess.run([sys.executable, "-m", "pgdrill.cli", "--config", self.config_path], check=True)

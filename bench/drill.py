@@ -52,8 +52,14 @@ def main() -> int:
         with open(vars_file, "w", encoding="utf-8") as handle:
             json.dump(drill_vars, handle)
         bindir = os.path.dirname(sys.executable)
-        playbook = [os.path.join(bindir, "ansible-playbook"), "-i", os.path.join(REPO, "inventories", "local", "hosts.yml"),
-                    "-e", f"@{vars_file}", os.path.join(REPO, "playbooks", "run_restore_drill.yml")]
+        playbook = [
+            os.path.join(bindir, "ansible-playbook"),
+            "-i",
+            os.path.join(REPO, "inventories", "local", "hosts.yml"),
+            "-e",
+            f"@{vars_file}",
+            os.path.join(REPO, "playbooks", "run_restore_drill.yml"),
+        ]
         play_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=bindir + os.pathsep + os.environ["PATH"])
         results = {"raw": [], "drill_wall": [], "drill_restore_step": [], "drill_steps": []}
         for round_no in range(1, args.rounds + 1):
@@ -75,16 +81,30 @@ def main() -> int:
             results["drill_wall"].append(wall)
             results["drill_restore_step"].append(record["timings"]["restore"])
             results["drill_steps"].append(record["timings"])
-            print(f"round {round_no}: raw {results['raw'][-1]:.2f} s; drill {wall:.2f} s, restore step {record['timings']['restore']:.2f} s;"
-                  f" steps {record['timings']}; inside the restore {record['restore_timings']}", flush=True)
+            print(
+                f"round {round_no}: raw {results['raw'][-1]:.2f} s; drill {wall:.2f} s, restore step {record['timings']['restore']:.2f} s;"
+                f" steps {record['timings']}; inside the restore {record['restore_timings']}",
+                flush=True,
+            )
         med = {name: statistics.median(results[name]) for name in ("raw", "drill_wall", "drill_restore_step")}
         steps = {step: round(statistics.median(r[step] for r in results["drill_steps"]), 2) for step in results["drill_steps"][0]}
         ratio = round(med["drill_restore_step"] / med["raw"], 3)
         print(f"\nmedians: raw restore {med['raw']:.2f} s; drill {med['drill_wall']:.2f} s wall, restore step {med['drill_restore_step']:.2f} s")
         print(f"drill steps (medians, s): {steps}")
         print(f"drill restore step / raw: {ratio} (target <= 1.1)")
-        write_results("drill", {"database_bytes": bench.database_bytes, "archive_bytes": os.path.getsize(archive), "jobs": args.jobs,
-                                "postgresql": cluster.major, "results": results, "medians": med, "step_medians": steps, "ratio": ratio})
+        write_results(
+            "drill",
+            {
+                "database_bytes": bench.database_bytes,
+                "archive_bytes": os.path.getsize(archive),
+                "jobs": args.jobs,
+                "postgresql": cluster.major,
+                "results": results,
+                "medians": med,
+                "step_medians": steps,
+                "ratio": ratio,
+            },
+        )
         return 0
 
 

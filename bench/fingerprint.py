@@ -38,10 +38,12 @@ def populate(cluster: Cluster, dbname: str, tables: int) -> None:
             statements.append(f"CREATE TABLE app.part_{p}_{q} PARTITION OF app.part_{p} FOR VALUES FROM ('{2000 + q}-01-01') TO ('{2001 + q}-01-01')")
     plain = tables - parents * 11
     for t in range(plain):
-        statements.append(f"CREATE TABLE app.t_{t} (id serial PRIMARY KEY, name text, amount numeric); CREATE INDEX ON app.t_{t} (name);"
-                          f" GRANT SELECT ON app.t_{t} TO bench_reader; INSERT INTO app.t_{t} (name, amount) VALUES ('a', 1), ('b', 2)")
+        statements.append(
+            f"CREATE TABLE app.t_{t} (id serial PRIMARY KEY, name text, amount numeric); CREATE INDEX ON app.t_{t} (name);"
+            f" GRANT SELECT ON app.t_{t} TO bench_reader; INSERT INTO app.t_{t} (name, amount) VALUES ('a', 1), ('b', 2)"
+        )
     for start in range(0, len(statements), 200):
-        cluster.psql("; ".join(statements[start:start + 200]), dbname)
+        cluster.psql("; ".join(statements[start : start + 200]), dbname)
 
 
 def main() -> int:

@@ -69,9 +69,14 @@ def main() -> int:
         base = open(bench.config_path, encoding="utf-8").read()
         offhost_config = os.path.join(bench.work, "offhost.conf")
         with open(offhost_config, "w", encoding="utf-8") as handle:
-            handle.write(base.replace("[pgdrill]\n", f"[pgdrill]\nencrypt_recipients = {' '.join(recipients)}\nencrypt_identity_file = {identity}\n"
-                                      f"remote = s3://{bucket}/pgdrill\nremote_endpoint_url = {server.endpoint_url}\nremote_region = us-east-1\n", 1)
-                         .replace(f"backup_dir = {bench.work}/b", f"backup_dir = {bench.work}/o"))
+            handle.write(
+                base.replace(
+                    "[pgdrill]\n",
+                    f"[pgdrill]\nencrypt_recipients = {' '.join(recipients)}\nencrypt_identity_file = {identity}\n"
+                    f"remote = s3://{bucket}/pgdrill\nremote_endpoint_url = {server.endpoint_url}\nremote_region = us-east-1\n",
+                    1,
+                ).replace(f"backup_dir = {bench.work}/b", f"backup_dir = {bench.work}/o")
+            )
         command = [sys.executable, "-m", "pgdrill.cli", "--no-prune", "--config"]
         results = {"plain": [], "offhost": [], "plain_rss_kb": [], "offhost_rss_kb": [], "raw_restore": [], "drill_remote": []}
         for round_no in range(1, args.rounds + 1):
@@ -81,8 +86,11 @@ def main() -> int:
             seconds, peak = timed(command + [offhost_config], env)
             results["offhost"].append(round(seconds, 3))
             results["offhost_rss_kb"].append(peak)
-            print(f"backup round {round_no}: plain {results['plain'][-1]:.2f} s, offhost {results['offhost'][-1]:.2f} s "
-                  f"(peak RSS {results['plain_rss_kb'][-1] / 1024:.0f} / {results['offhost_rss_kb'][-1] / 1024:.0f} MB)", flush=True)
+            print(
+                f"backup round {round_no}: plain {results['plain'][-1]:.2f} s, offhost {results['offhost'][-1]:.2f} s "
+                f"(peak RSS {results['plain_rss_kb'][-1] / 1024:.0f} / {results['offhost_rss_kb'][-1] / 1024:.0f} MB)",
+                flush=True,
+            )
         plain_dir, offhost_dir = os.path.join(bench.work, "b"), os.path.join(bench.work, "o")
         archive = os.path.join(plain_dir, sorted(name for name in os.listdir(plain_dir) if "_db_" in name)[-1])
         for round_no in range(1, args.rounds + 1):
@@ -92,8 +100,7 @@ def main() -> int:
             bench.cluster.psql(f'DROP DATABASE "raw_{round_no}"')
             seconds, _ = timed(command[:-2] + ["verify", "--config", offhost_config, "--remote", "--restore", "--jobs", str(args.jobs)], env)
             results["drill_remote"].append(round(seconds, 3))
-            print(f"drill round {round_no}: raw pg_restore {results['raw_restore'][-1]:.2f} s, from the remote {results['drill_remote'][-1]:.2f} s",
-                  flush=True)
+            print(f"drill round {round_no}: raw pg_restore {results['raw_restore'][-1]:.2f} s, from the remote {results['drill_remote'][-1]:.2f} s", flush=True)
         sealed = os.path.join(offhost_dir, sorted(name for name in os.listdir(offhost_dir) if "_db_" in name)[-1])
         transfer = transfers(server, bucket, sealed, bench.work, args.rounds)
         med = {name: median(values) for name, values in results.items() if not name.endswith("rss_kb")}
@@ -105,16 +112,32 @@ def main() -> int:
             "dump_bytes": os.path.getsize(sealed),
         }
         print(f"\ndatabase {bench.database_bytes / 1e9:.2f} GB, encrypted dump {summary['dump_bytes'] / 1e6:.1f} MB; medians of {args.rounds} rounds")
-        print(f"backup: plain {med['plain']:.2f} s, encrypted + pushed {med['offhost']:.2f} s: {summary['backup_ratio']}x "
-              f"(target <= {TARGETS['backup_ratio']}); peak RSS {summary['offhost_peak_rss_mb']} MB (target <= {TARGETS['backup_peak_rss_mb']})")
-        print(f"drill: raw pg_restore -j{args.jobs} {med['raw_restore']:.2f} s, from the remote {med['drill_remote']:.2f} s: "
-              f"{summary['drill_ratio']}x (target <= {TARGETS['drill_ratio']})")
+        print(
+            f"backup: plain {med['plain']:.2f} s, encrypted + pushed {med['offhost']:.2f} s: {summary['backup_ratio']}x "
+            f"(target <= {TARGETS['backup_ratio']}); peak RSS {summary['offhost_peak_rss_mb']} MB (target <= {TARGETS['backup_peak_rss_mb']})"
+        )
+        print(
+            f"drill: raw pg_restore -j{args.jobs} {med['raw_restore']:.2f} s, from the remote {med['drill_remote']:.2f} s: "
+            f"{summary['drill_ratio']}x (target <= {TARGETS['drill_ratio']})"
+        )
         for direction in ("upload", "download"):
-            line = ", ".join(f"{tool} {transfer[direction][tool]:.2f} s ({summary['dump_bytes'] / 1e6 / transfer[direction][tool]:.0f} MB/s)"
-                             for tool in transfer[direction])
+            line = ", ".join(
+                f"{tool} {transfer[direction][tool]:.2f} s ({summary['dump_bytes'] / 1e6 / transfer[direction][tool]:.0f} MB/s)" for tool in transfer[direction]
+            )
             print(f"{direction}: {line}")
-        write_results("offhost", {"results": results, "medians": med, "summary": summary, "transfer": transfer, "targets": TARGETS,
-                                  "jobs": args.jobs, "postgresql": bench.cluster.major, "database_bytes": bench.database_bytes})
+        write_results(
+            "offhost",
+            {
+                "results": results,
+                "medians": med,
+                "summary": summary,
+                "transfer": transfer,
+                "targets": TARGETS,
+                "jobs": args.jobs,
+                "postgresql": bench.cluster.major,
+                "database_bytes": bench.database_bytes,
+            },
+        )
     return 0
 
 
@@ -123,8 +146,14 @@ def transfers(server, bucket: str, path: str, work: str, rounds: int) -> dict:
     import boto3
 
     client = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1")
-    rclone_env = dict(os.environ, RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
-                      RCLONE_CONFIG_BENCH_ENDPOINT=server.endpoint_url, RCLONE_CONFIG_BENCH_ENV_AUTH="true", RCLONE_CONFIG_BENCH_REGION="us-east-1")
+    rclone_env = dict(
+        os.environ,
+        RCLONE_CONFIG_BENCH_TYPE="s3",
+        RCLONE_CONFIG_BENCH_PROVIDER="Other",
+        RCLONE_CONFIG_BENCH_ENDPOINT=server.endpoint_url,
+        RCLONE_CONFIG_BENCH_ENV_AUTH="true",
+        RCLONE_CONFIG_BENCH_REGION="us-east-1",
+    )
     rclone = shutil.which("rclone") or os.path.join(os.path.dirname(sys.executable), "rclone")
     name = os.path.basename(path)
     out = tempfile.mkdtemp(dir=work)
@@ -140,10 +169,16 @@ def transfers(server, bucket: str, path: str, work: str, rounds: int) -> dict:
         started = time.monotonic()
         subprocess.run([rclone, "copyto", path, f"bench:{bucket}/rclone-{round_no}/{name}"], env=rclone_env, check=True)
         seconds["upload"]["rclone"].append(time.monotonic() - started)
-        for tool, fetch in (("pgdrill", lambda: remote.get(name, out)),
-                            ("boto3", lambda: client.download_file(bucket, f"boto3-{round_no}/{name}", os.path.join(out, name))),
-                            ("rclone", lambda: subprocess.run([rclone, "copyto", f"bench:{bucket}/rclone-{round_no}/{name}", os.path.join(out, name)],
-                                                              env=rclone_env, check=True))):
+        for tool, fetch in (
+            ("pgdrill", lambda remote=remote: remote.get(name, out)),
+            ("boto3", lambda key=f"boto3-{round_no}/{name}": client.download_file(bucket, key, os.path.join(out, name))),
+            (
+                "rclone",
+                lambda key=f"rclone-{round_no}/{name}": subprocess.run(
+                    [rclone, "copyto", f"bench:{bucket}/{key}", os.path.join(out, name)], env=rclone_env, check=True
+                ),
+            ),
+        ):
             started = time.monotonic()
             fetch()
             seconds["download"][tool].append(time.monotonic() - started)

@@ -25,8 +25,14 @@ IMAGE = "localhost/pgdrill-dbhost:bookworm"
 
 
 def env():
-    return dict(os.environ, CONTAINERS_CONF=os.path.join(HOSTS, "containers.conf"), PATH=BIN + os.pathsep + os.environ["PATH"],
-                ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORKS="4", ANSIBLE_NOCOLOR="1")
+    return dict(
+        os.environ,
+        CONTAINERS_CONF=os.path.join(HOSTS, "containers.conf"),
+        PATH=BIN + os.pathsep + os.environ["PATH"],
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        ANSIBLE_FORKS="4",
+        ANSIBLE_NOCOLOR="1",
+    )
 
 
 def podman(*args):
@@ -35,8 +41,12 @@ def podman(*args):
 
 def provision(inventory):
     started = time.monotonic()
-    done = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, os.path.join(REPO, "playbooks", "provision_backups.yml")],
-                          env=env(), capture_output=True, text=True)
+    done = subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), "-i", inventory, os.path.join(REPO, "playbooks", "provision_backups.yml")],
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(done.stdout[-5000:])
     return round(time.monotonic() - started, 1)

@@ -41,8 +41,10 @@ def main() -> int:
         med = {name: statistics.median(values) for name, values in results.items()}
         ratio = round(med["engine"] / med["raw"], 3)
         print(f"\nmedians: raw {med['raw']:.2f} s, engine {med['engine']:.2f} s; engine/raw {ratio} (target <= 1.1)")
-        write_results("restore", {"results": results, "medians": med, "ratio": ratio, "jobs": args.jobs, "postgresql": bench.cluster.major,
-                                  "database_bytes": bench.database_bytes})
+        write_results(
+            "restore",
+            {"results": results, "medians": med, "ratio": ratio, "jobs": args.jobs, "postgresql": bench.cluster.major, "database_bytes": bench.database_bytes},
+        )
         return 0
 
 

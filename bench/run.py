@@ -49,8 +49,7 @@ def peak_rss_kb(pid: int) -> int:
 def timed(argv, env, shell=False):
     """Wall time of a command, and the peak RSS of its top process (polled; VmHWM only grows)."""
     started = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, shell=shell, executable="/bin/bash" if shell else None,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, env=env, shell=shell, executable="/bin/bash" if shell else None, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, peak_rss_kb(proc.pid))
@@ -85,8 +84,10 @@ def main() -> int:
         pg_dump = cluster.bin("pg_dump")
         config = os.path.join(work, "pgdrill.conf")
         with open(config, "w", encoding="utf-8") as handle:
-            handle.write(f"[pgdrill]\nbackup_dir = {work}/engine\nhost = {cluster.host}\nport = {cluster.port}\nuser = postgres\n"
-                         f"passfile = {cluster.passfile}\ndbname = bench\npg_bin_dir = {cluster.bindir}\nprune_after_backup = no\n")
+            handle.write(
+                f"[pgdrill]\nbackup_dir = {work}/engine\nhost = {cluster.host}\nport = {cluster.port}\nuser = postgres\n"
+                f"passfile = {cluster.passfile}\ndbname = bench\npg_bin_dir = {cluster.bindir}\nprune_after_backup = no\n"
+            )
         engine_cmd = [sys.executable, "-m", "pgdrill.cli", "--config", config]
         variants = {
             "engine": lambda out: (engine_cmd, False),
@@ -129,8 +130,12 @@ def main() -> int:
             "targets": TARGETS,
         }
         print("\nmedians: " + ", ".join(f"{n} {med[n]:.2f} s / {size[n] / 1e6:.1f} MB" for n in variants))
-        print(f"engine vs seed pg_dump -Fc: {summary['speedup_vs_seed']}x faster (target >= {TARGETS['speedup_vs_seed']}), size ratio {summary['size_vs_seed']} (target <= 1)")
-        print(f"engine vs wrapped pipeline: {summary['overhead_vs_wrapped']}x (target <= {TARGETS['overhead_vs_wrapped']}); vs plain raw pipeline {summary['engine_vs_plain_raw']}x")
+        print(
+            f"engine vs seed pg_dump -Fc: {summary['speedup_vs_seed']}x faster (target >= {TARGETS['speedup_vs_seed']}), size ratio {summary['size_vs_seed']} (target <= 1)"
+        )
+        print(
+            f"engine vs wrapped pipeline: {summary['overhead_vs_wrapped']}x (target <= {TARGETS['overhead_vs_wrapped']}); vs plain raw pipeline {summary['engine_vs_plain_raw']}x"
+        )
         print(f"engine peak RSS:            {summary['engine_peak_rss_mb']} MB (target <= {TARGETS['engine_peak_rss_mb']})")
         write_results("backup", report)
         return 0

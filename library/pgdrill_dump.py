@@ -206,8 +206,13 @@ def main():
             if clock:
                 module.warn(clock)  # such sets never count as recent: a backup is taken
         if recent:
-            module.exit_json(changed=False, set=recent["set"], files=[{"name": name} for name in recent["files"]], backup_dir=config.backup_dir,
-                             skipped_because=f"newest set {recent['set']} is {recent['age_seconds']:.0f} s old (limit {params['skip_if_newer_than']} s)")
+            module.exit_json(
+                changed=False,
+                set=recent["set"],
+                files=[{"name": name} for name in recent["files"]],
+                backup_dir=config.backup_dir,
+                skipped_because=f"newest set {recent['set']} is {recent['age_seconds']:.0f} s old (limit {params['skip_if_newer_than']} s)",
+            )
         plan = plan_backup(config, params["include_database"], params["include_media"])
         if module.check_mode:
             preview = plan.preview()

@@ -92,7 +92,7 @@ from ansible.module_utils.pgdrill.errors import PgdrillError
 
 
 def _describe(pin):
-    return f"pinned: \"{pin['reason']}\" ({pin['by']}, {pin['pinned_at']})\n" if pin else "not pinned\n"
+    return f'pinned: "{pin["reason"]}" ({pin["by"]}, {pin["pinned_at"]})\n' if pin else "not pinned\n"
 
 
 def main():
@@ -117,7 +117,9 @@ def main():
         pin = outcome["pin"]
         before = pin if unpin or not outcome["changed"] else None
         after = None if unpin else pin
-        result["diff"] = dict(before=_describe(before), after=_describe(after), before_header=f"{outcome['set']} before", after_header=f"{outcome['set']} after")
+        result["diff"] = dict(
+            before=_describe(before), after=_describe(after), before_header=f"{outcome['set']} before", after_header=f"{outcome['set']} after"
+        )
     module.exit_json(**result)
 
 

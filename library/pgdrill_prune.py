@@ -175,8 +175,17 @@ from ansible.module_utils.pgdrill.ansible_support import database_config, fail, 
 from ansible.module_utils.pgdrill import offsite, operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
 
-RETENTION_OPTIONS = ("keep_last", "retention_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
-                     "retention_timezone", "debris_grace_hours")
+RETENTION_OPTIONS = (
+    "keep_last",
+    "retention_days",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+    "keep_within",
+    "retention_timezone",
+    "debris_grace_hours",
+)
 
 
 def _newest_first(entries):
@@ -185,8 +194,10 @@ def _newest_first(entries):
 
 def _before(entries):
     removed = {entry["set"]: entry["reason"] for entry in entries if entry["action"] == "remove"}
-    return "".join(f"{entry['set']}  # removed: {removed[entry['set']]}\n" if entry["set"] in removed else f"{entry['set']}  # kept: {entry['reason']}\n"
-                   for entry in _newest_first(entries))
+    return "".join(
+        f"{entry['set']}  # removed: {removed[entry['set']]}\n" if entry["set"] in removed else f"{entry['set']}  # kept: {entry['reason']}\n"
+        for entry in _newest_first(entries)
+    )
 
 
 def _after(entries):

@@ -103,8 +103,14 @@ def main():
                 outcome = offsite.pull(config, params["set"], directory)
     except PgdrillError as exc:
         fail(module, exc)
-    module.exit_json(changed=bool(outcome["downloaded"]), set=outcome["set"], directory=outcome["directory"], files=outcome["files"],
-                     downloaded=outcome["downloaded"], remote=outcome["remote"])
+    module.exit_json(
+        changed=bool(outcome["downloaded"]),
+        set=outcome["set"],
+        directory=outcome["directory"],
+        files=outcome["files"],
+        downloaded=outcome["downloaded"],
+        remote=outcome["remote"],
+    )
 
 
 if __name__ == "__main__":

@@ -137,14 +137,20 @@ def row_of(item, records):
     return {
         "host": item.get("host"),
         "database": item.get("database"),
-        "newest": newest and {"set": newest.get("set"), "time": newest.get("time"), "size": newest.get("size"),
-                              "verified": newest.get("verified"), "remote": newest.get("remote")},
+        "newest": newest
+        and {
+            "set": newest.get("set"),
+            "time": newest.get("time"),
+            "size": newest.get("size"),
+            "verified": newest.get("verified"),
+            "remote": newest.get("remote"),
+        },
         "sets": [{"time": entry.get("time"), "size": entry.get("size"), "duration_seconds": entry.get("duration_seconds")} for entry in sets],
         "drills": drills_of(records, item.get("host"), item.get("database"), info.get("remote")),
         "remote": info.get("remote"),
         "offsite": offsite_text(info),
         "problems": ([f"cannot read its backups: {info.get('msg')}"] if info.get("failed") else [])
-                    + ([info["clock_problem"]] if info.get("clock_problem") else []),
+        + ([info["clock_problem"]] if info.get("clock_problem") else []),
     }
 
 

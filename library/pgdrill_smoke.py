@@ -157,8 +157,15 @@ def main():
         connection = connection_of(params, base=database_config(params).connection if params["config"] else None)
         validate_checks(steps)
         if module.check_mode:
-            module.exit_json(changed=params["drop"] != "never", ok=True, results=[], dropped=False, roles_dropped=[], roles_kept=[],
-                             msg=f"would run {len(steps)} commands and checks")
+            module.exit_json(
+                changed=params["drop"] != "never",
+                ok=True,
+                results=[],
+                dropped=False,
+                roles_dropped=[],
+                roles_kept=[],
+                msg=f"would run {len(steps)} commands and checks",
+            )
         results = []
         if steps:
             conn = pgdb.connect(connection, params["db"], autocommit=True)
@@ -176,8 +183,14 @@ def main():
                 admin.close()
     except PgdrillError as exc:
         fail(module, exc)
-    output = dict(changed=bool(dropped["dropped"] or dropped["roles_dropped"]), ok=ok, results=results, dropped=dropped["dropped"],
-                  roles_dropped=dropped["roles_dropped"], roles_kept=dropped["roles_kept"])
+    output = dict(
+        changed=bool(dropped["dropped"] or dropped["roles_dropped"]),
+        ok=ok,
+        results=results,
+        dropped=dropped["dropped"],
+        roles_dropped=dropped["roles_dropped"],
+        roles_kept=dropped["roles_kept"],
+    )
     failed = [result for result in results if not result["ok"]]
     if failed and params["fail_on_error"]:
         module.fail_json(msg=f"smoke check '{failed[0]['name']}' failed: {failed[0]['detail']}", **output)

@@ -120,11 +120,13 @@ def main():
     try:
         config = database_config(params)
         if params["on_remote"]:
-            results = offsite.verify_remote(config, params["set"], every=params["all"], restore=params["restore"] and not module.check_mode,
-                                            jobs=params["jobs"])
+            results = offsite.verify_remote(
+                config, params["set"], every=params["all"], restore=params["restore"] and not module.check_mode, jobs=params["jobs"]
+            )
         else:
-            results = operations.verify(config, params["set"], every=params["all"], restore=params["restore"], jobs=params["jobs"],
-                                        record=not module.check_mode, wait=config.lock_wait)
+            results = operations.verify(
+                config, params["set"], every=params["all"], restore=params["restore"], jobs=params["jobs"], record=not module.check_mode, wait=config.lock_wait
+            )
     except PgdrillError as exc:
         fail(module, exc, changed=False)
     output = dict(changed=False, ok=all(r["ok"] for r in results), set=results[-1]["set"], checks=results[-1]["checks"])

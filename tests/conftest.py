@@ -204,5 +204,3 @@ def conn(pg, sample_db, tmp_path):
         "pg_passfile": pg.passfile,
         "pg_db": sample_db,
     }
-
-

@@ -77,10 +77,20 @@ def fake_set(directory, prefix, stamp, payload=b"PGDMP", started="2026-11-20T02:
     with open(os.path.join(directory, dump), "wb") as handle:
         handle.write(payload)
     document = {
-        "format": "pgdrill-manifest", "format_version": 1, "set": f"{prefix}_{stamp}_utc", "prefix": prefix, "stamp": stamp,
-        "started_at": started, "finished_at": started, "duration_seconds": 0,
+        "format": "pgdrill-manifest",
+        "format_version": 1,
+        "set": f"{prefix}_{stamp}_utc",
+        "prefix": prefix,
+        "stamp": stamp,
+        "started_at": started,
+        "finished_at": started,
+        "duration_seconds": 0,
         "files": [{"name": dump, "kind": "db", "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}],
-        "database": {"name": prefix}, "client": {}, "compression": {}, "row_counts": None, "options": {},
+        "database": {"name": prefix},
+        "client": {},
+        "compression": {},
+        "row_counts": None,
+        "options": {},
         **manifest_extra,
     }
     with open(os.path.join(directory, f"{prefix}_manifest_{stamp}_utc.json"), "w") as handle:
@@ -103,7 +113,9 @@ class Run:
             data = event.get("event_data", {})
             if data.get("task") == name and event["event"] in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
                 return {"event": event["event"], "changed": data.get("res", {}).get("changed"), "res": data.get("res", {})}
-        raise AssertionError(f"no result for task {name!r}; tasks seen: {sorted({e.get('event_data', {}).get('task') for e in self.events if e.get('event_data', {}).get('task')})}")
+        raise AssertionError(
+            f"no result for task {name!r}; tasks seen: {sorted({e.get('event_data', {}).get('task') for e in self.events if e.get('event_data', {}).get('task')})}"
+        )
 
     def everything(self):
         """All the run produced: output, events, and artifact files (not runner's input in env/)."""
@@ -142,7 +154,11 @@ def playbook_run(tmp_path, playbook, extravars, check=False):
     python = sys.executable
     inventory = f"source ansible_connection=local ansible_python_interpreter={python}\n[pgdrill_staging]\nstaging ansible_connection=local ansible_python_interpreter={python}\n[pgdrill_databases]\nsource\n"
     runner = ansible_runner.run(
-        private_data_dir=str(private), playbook=os.path.join(REPO, "playbooks", playbook), inventory=inventory, extravars=extravars, quiet=True,
+        private_data_dir=str(private),
+        playbook=os.path.join(REPO, "playbooks", playbook),
+        inventory=inventory,
+        extravars=extravars,
+        quiet=True,
         envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_BECOME_METHOD": "su"},
         cmdline="-e ansible_become=false" + (" --check" if check else ""),
     )

@@ -9,8 +9,19 @@ import pytest
 from helpers import REPO
 
 BIN = os.path.dirname(sys.executable)
-MODULES = ["pgdrill_dump", "pgdrill_prune", "pgdrill_verify", "pgdrill_restore", "pgdrill_info", "pgdrill_smoke", "pgdrill_evidence", "pgdrill_report",
-           "pgdrill_pin", "pgdrill_push", "pgdrill_pull"]
+MODULES = [
+    "pgdrill_dump",
+    "pgdrill_prune",
+    "pgdrill_verify",
+    "pgdrill_restore",
+    "pgdrill_info",
+    "pgdrill_smoke",
+    "pgdrill_evidence",
+    "pgdrill_report",
+    "pgdrill_pin",
+    "pgdrill_push",
+    "pgdrill_pull",
+]
 
 
 def _env():
@@ -64,8 +75,11 @@ def load_fragments():
     spec = importlib.util.spec_from_file_location("fragment", os.path.join(REPO, "plugins", "doc_fragments", "pgdrill.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {"pgdrill": module.ModuleDocFragment.DOCUMENTATION, "pgdrill.connection": module.ModuleDocFragment.CONNECTION,
-            "pgdrill.remote": module.ModuleDocFragment.REMOTE}
+    return {
+        "pgdrill": module.ModuleDocFragment.DOCUMENTATION,
+        "pgdrill.connection": module.ModuleDocFragment.CONNECTION,
+        "pgdrill.remote": module.ModuleDocFragment.REMOTE,
+    }
 
 
 def _spec_of(module):
@@ -106,3 +120,10 @@ def test_readme_main_command_runs_the_demo():
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
         readme = handle.read()
     assert "./run demo" in readme and "./run test" in readme
+
+
+def test_ruff_lint_and_format_pass():
+    """The Python code is linted and formatted as pyproject.toml's [tool.ruff] says."""
+    for argv in (["check", "."], ["format", "--check", "."]):
+        done = subprocess.run([os.path.join(BIN, "ruff"), *argv], cwd=REPO, env=_env(), capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr

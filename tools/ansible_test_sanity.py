@@ -66,5 +66,6 @@ def main(argv=None) -> int:
     test = os.path.join(os.path.dirname(sys.executable), "ansible-test")
     return subprocess.run([test, "sanity", "--python", f"{sys.version_info[0]}.{sys.version_info[1]}", *rest], cwd=root).returncode
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -73,18 +73,25 @@ def fqcn_yaml(text: str, modules: List[str], roles: List[str]) -> str:
     text = re.sub(rf"^(\s*-\s+role:\s+)({rols})\s*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
     text = re.sub(rf"^(\s*-\s+)({rols})\s*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
     # include_role / import_role: the name on the lines that follow.
-    text = re.sub(rf"((?:ansible\.builtin\.)?(?:include|import)_role:\s*\n(?:\s+\w+:.*\n)*?\s+name:\s+)({rols})\s*$",
-                  rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
+    text = re.sub(rf"((?:ansible\.builtin\.)?(?:include|import)_role:\s*\n(?:\s+\w+:.*\n)*?\s+name:\s+)({rols})\s*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
     return text
 
 
 def fqcn_module(text: str, modules: List[str], roles: List[str]) -> str:
     mods = _alternation(modules)
     text = text.replace("ansible.module_utils.pgdrill", MODULE_UTILS_IMPORT)
-    text = re.sub(r"^(extends_documentation_fragment:\s*\[)([^\]]*)\]", lambda m: m.group(1) + ", ".join(
-        f"{FQ}.{part.strip()}" for part in m.group(2).split(",")) + "]", text, flags=re.M)
-    text = re.sub(r"^(extends_documentation_fragment:\s*\n)((?:\s+-\s+\S+\n)+)", lambda m: m.group(1) + re.sub(
-        r"(-\s+)(pgdrill\S*)", rf"\g<1>{FQ}.\g<2>", m.group(2)), text, flags=re.M)
+    text = re.sub(
+        r"^(extends_documentation_fragment:\s*\[)([^\]]*)\]",
+        lambda m: m.group(1) + ", ".join(f"{FQ}.{part.strip()}" for part in m.group(2).split(",")) + "]",
+        text,
+        flags=re.M,
+    )
+    text = re.sub(
+        r"^(extends_documentation_fragment:\s*\n)((?:\s+-\s+\S+\n)+)",
+        lambda m: m.group(1) + re.sub(r"(-\s+)(pgdrill\S*)", rf"\g<1>{FQ}.\g<2>", m.group(2)),
+        text,
+        flags=re.M,
+    )
     text = re.sub(rf"^(\s+-\s+module:\s+)({mods})\s*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
     text = re.sub(rf"\b(M\(|O\(|RV\()({mods})(?=\)|#module:)", rf"\g<1>{FQ}.\g<2>", text)
     return fqcn_yaml(text, modules, roles)
@@ -127,8 +134,9 @@ def assemble(out: str) -> str:
         _copy_rewritten(os.path.join(REPO, "library", f"{module}.py"), target, lambda t: fqcn_module(t, modules, roles))
     engine = os.path.join(REPO, "module_utils", "pgdrill")
     shutil.copytree(engine, os.path.join(root, "plugins", "module_utils", "pgdrill"), ignore=ENGINE_IGNORE)
-    shutil.copytree(os.path.join(REPO, "plugins", "doc_fragments"), os.path.join(root, "plugins", "doc_fragments"),
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        os.path.join(REPO, "plugins", "doc_fragments"), os.path.join(root, "plugins", "doc_fragments"), ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
 
     for role in roles:
         source = os.path.join(REPO, "roles", role)
@@ -151,8 +159,7 @@ def assemble(out: str) -> str:
 
     for name in sorted(os.listdir(os.path.join(REPO, "playbooks"))):
         if name.endswith(".yml"):
-            _copy_rewritten(os.path.join(REPO, "playbooks", name), os.path.join(root, "playbooks", name),
-                            lambda t: fqcn_yaml(t, modules, roles))
+            _copy_rewritten(os.path.join(REPO, "playbooks", name), os.path.join(root, "playbooks", name), lambda t: fqcn_yaml(t, modules, roles))
 
     with open(os.path.join(REPO, "collection", "galaxy.yml"), encoding="utf-8") as handle:
         galaxy = re.sub(r"^version: .*$", f"version: {engine_version()}", handle.read(), count=1, flags=re.M)
@@ -183,16 +190,18 @@ def assemble(out: str) -> str:
                 with open(path, encoding="utf-8") as handle:
                     problems += [f"{os.path.relpath(path, root)}: {line.strip()}" for line in leftovers(handle.read(), modules, roles)]
     if problems:
-        raise SystemExit("short pgdrill names left in the collection (write them in a form tools/build_collection.py rewrites):\n  "
-                         + "\n  ".join(problems))
+        raise SystemExit("short pgdrill names left in the collection (write them in a form tools/build_collection.py rewrites):\n  " + "\n  ".join(problems))
     return root
 
 
 def build_tarball(root: str, dist: str) -> str:
     os.makedirs(dist, exist_ok=True)
     galaxy = os.path.join(os.path.dirname(sys.executable), "ansible-galaxy")
-    subprocess.run([galaxy if os.path.exists(galaxy) else "ansible-galaxy", "collection", "build", root, "--output-path", dist, "--force"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [galaxy if os.path.exists(galaxy) else "ansible-galaxy", "collection", "build", root, "--output-path", dist, "--force"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return os.path.join(os.path.abspath(dist), f"{NAMESPACE}-{NAME}-{engine_version()}.tar.gz")
 
 

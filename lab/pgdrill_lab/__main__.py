@@ -87,16 +87,26 @@ def demo(keep: bool, scale: int) -> int:
         playbook = [os.path.join(bindir, "ansible-playbook"), "-i", os.path.join(repo, "inventories", "local", "hosts.yml"), "-e", f"@{vars_file}"]
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(repo, "ansible.cfg"), PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
         for title, command in (
-            ("ansible-playbook playbooks/provision_backups.yml  (the engine, pgdrill-backup, its config and .pgpass, on localhost)",
-             playbook + [os.path.join(repo, "playbooks", "provision_backups.yml")]),
-            ("ansible-playbook playbooks/run_backup.yml  (pgdrill_dump: dump, globals, manifest)",
-             playbook + [os.path.join(repo, "playbooks", "run_backup.yml")]),
-            ("ansible-playbook playbooks/run_restore_drill.yml  (verify, transfer, restore into a scratch database, smoke checks, evidence)",
-             playbook + [os.path.join(repo, "playbooks", "run_restore_drill.yml")]),
-            ("pgdrill-backup list  (the provisioned host command, on the same backups)",
-             [demo_vars["pgdrill_backup_command"], "--config", demo_vars["pgdrill_config_path"], "list"]),
-            ("ansible-playbook playbooks/report_status.yml  (the fleet report page, with the drill)",
-             playbook + [os.path.join(repo, "playbooks", "report_status.yml")]),
+            (
+                "ansible-playbook playbooks/provision_backups.yml  (the engine, pgdrill-backup, its config and .pgpass, on localhost)",
+                playbook + [os.path.join(repo, "playbooks", "provision_backups.yml")],
+            ),
+            (
+                "ansible-playbook playbooks/run_backup.yml  (pgdrill_dump: dump, globals, manifest)",
+                playbook + [os.path.join(repo, "playbooks", "run_backup.yml")],
+            ),
+            (
+                "ansible-playbook playbooks/run_restore_drill.yml  (verify, transfer, restore into a scratch database, smoke checks, evidence)",
+                playbook + [os.path.join(repo, "playbooks", "run_restore_drill.yml")],
+            ),
+            (
+                "pgdrill-backup list  (the provisioned host command, on the same backups)",
+                [demo_vars["pgdrill_backup_command"], "--config", demo_vars["pgdrill_config_path"], "list"],
+            ),
+            (
+                "ansible-playbook playbooks/report_status.yml  (the fleet report page, with the drill)",
+                playbook + [os.path.join(repo, "playbooks", "report_status.yml")],
+            ),
         ):
             _step(title)
             done = subprocess.run(command, env=env, cwd=repo)

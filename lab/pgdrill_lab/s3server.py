@@ -71,12 +71,26 @@ class S3Server:
         os.mkdir(data)
         p = self.ports
         argv = [
-            self.binary, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false", "-webdav=false",
-            f"-s3.port={p['s3']}", f"-master.port={p['master']}", f"-volume.port={p['volume']}", f"-filer.port={p['filer']}",
+            self.binary,
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-admin.ui=false",
+            "-webdav=false",
+            f"-s3.port={p['s3']}",
+            f"-master.port={p['master']}",
+            f"-volume.port={p['volume']}",
+            f"-filer.port={p['filer']}",
             # Without these, weed takes each gRPC port as its HTTP port + 10000, which may be taken or out of range.
-            f"-master.port.grpc={p['master_grpc']}", f"-volume.port.grpc={p['volume_grpc']}", f"-filer.port.grpc={p['filer_grpc']}",
-            f"-s3.port.grpc={p['s3_grpc']}", f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-master.port.grpc={p['master_grpc']}",
+            f"-volume.port.grpc={p['volume_grpc']}",
+            f"-filer.port.grpc={p['filer_grpc']}",
+            f"-s3.port.grpc={p['s3_grpc']}",
+            f"-admin.port={p['admin']}",
+            f"-admin.port.grpc={p['admin_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
         ]
         env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
         with open(self.log_path, "wb") as log:
@@ -104,8 +118,12 @@ class S3Server:
         from botocore.config import Config
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint_url, region_name=REGION, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
         )
 
     def create_bucket(self, name: str, object_lock: bool = False, timeout: float = 30.0) -> str:

@@ -21,7 +21,6 @@ WORDS = (
 ).split()
 
 
-
 def schema_sql() -> str:
     """The schema, shipped with the lab as package data."""
     return resources.files(__package__).joinpath("data", "ez360pm_schema.sql").read_text(encoding="utf-8")

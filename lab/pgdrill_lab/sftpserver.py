@@ -73,10 +73,14 @@ class SftpServer:
         return dict(
             self._base_env(),
             **{
-                prefix + "TYPE": "sftp", prefix + "HOST": "127.0.0.1", prefix + "PORT": str(self.port),
-                prefix + "USER": self.user, prefix + "PASS": obscured,
+                prefix + "TYPE": "sftp",
+                prefix + "HOST": "127.0.0.1",
+                prefix + "PORT": str(self.port),
+                prefix + "USER": self.user,
+                prefix + "PASS": obscured,
                 # A throwaway server with a fresh host key each run: nothing to pin.
-                prefix + "KNOWN_HOSTS_FILE": "", prefix + "SHELL_TYPE": "unix",
+                prefix + "KNOWN_HOSTS_FILE": "",
+                prefix + "SHELL_TYPE": "unix",
             },
         )
 

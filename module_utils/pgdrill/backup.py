@@ -59,8 +59,7 @@ def lock_timeout_error(exc: PgdrillError, target: str, seconds: float) -> Pgdril
     return PgdrillError(
         f"pg_dump of {target} waited more than lock_wait_timeout ({seconds:g} s) for a table lock "
         f"held by another session (a migration, a long transaction) and gave up; nothing was kept from this run",
-        f"find the holder with: {LOCK_HOLDER_SQL}; let it finish or end it, then run the backup again "
-        "(or raise lock_wait_timeout)",
+        f"find the holder with: {LOCK_HOLDER_SQL}; let it finish or end it, then run the backup again (or raise lock_wait_timeout)",
         **exc.details,
     )
 
@@ -229,8 +228,9 @@ class BackupRun:
     """One run for one database. ``execute`` returns the result or raises PgdrillError; on failure
     every file this run wrote is removed and nothing is pruned."""
 
-    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None,
-                 plan: Optional[BackupPlan] = None) -> None:
+    def __init__(
+        self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None, plan: Optional[BackupPlan] = None
+    ) -> None:
         self.plan = plan or plan_backup(config, include_db, include_media)
         self.config = config
         self.include_db = self.plan.include_db
@@ -265,9 +265,11 @@ class BackupRun:
                 try:
                     after(result)
                 except PgdrillError as exc:
-                    raise PgdrillError(f"backup set {result['set']} is complete on this host, but {exc.problem}; nothing was pruned",
-                                       (exc.fix + "; " if exc.fix else "") + "the next backup run retries the upload, or run: pgdrill-backup push",
-                                       **{**exc.details, "result": result}) from None
+                    raise PgdrillError(
+                        f"backup set {result['set']} is complete on this host, but {exc.problem}; nothing was pruned",
+                        (exc.fix + "; " if exc.fix else "") + "the next backup run retries the upload, or run: pgdrill-backup push",
+                        **{**exc.details, "result": result},
+                    ) from None
             if self.config.prune_after_backup:
                 result["prune"] = self.series.prune(protect=result["set"])
             return result
@@ -379,8 +381,9 @@ class BackupRun:
             try:
                 conn.rollback()
             except Exception as exc:  # noqa: BLE001 - the server went away after the dump
-                raise PgdrillError(f"the connection to {target} was lost at the end of the dump: {exc}",
-                                   "check that the server is running and run the backup again") from None
+                raise PgdrillError(
+                    f"the connection to {target} was lost at the end of the dump: {exc}", "check that the server is running and run the backup again"
+                ) from None
         finally:
             _quietly(conn.close, "closing the connection")
         if entries is None:
@@ -404,8 +407,13 @@ class BackupRun:
             return None
         chunks: List[bytes] = []
         sealer = FedPipeline(self.encrypt, writer.write, self.env, f"encrypting the dump of {target} with age", encryption.INSTALL_FIX)
-        checker = FedPipeline(toc_commands(self.tools, "x." + plain_ext), chunks.append, self.env,
-                              f"reading the archive {writer.final_name} with pg_restore --list", head_read=True)
+        checker = FedPipeline(
+            toc_commands(self.tools, "x." + plain_ext),
+            chunks.append,
+            self.env,
+            f"reading the archive {writer.final_name} with pg_restore --list",
+            head_read=True,
+        )
 
         def both(data: bytes) -> None:
             checker.feed(data)
@@ -448,7 +456,13 @@ class BackupRun:
             log.warning("%s", note)
         writer = self._writer("media", stamp, plan.media_ext())
         log.info("archiving media root %s to %s", root, writer.final_name)
-        stream(media_command(plan.media_method, plan.media_level, plan.zstd) + self.encrypt, writer.write, self.env, f"archiving media root {root}",
-               producer=tar_producer(root, exclude=excluded_dir(root, config.backup_dir),
-                                    top=os.path.basename(os.path.abspath(config.media_root).rstrip(os.sep)) or None))
+        stream(
+            media_command(plan.media_method, plan.media_level, plan.zstd) + self.encrypt,
+            writer.write,
+            self.env,
+            f"archiving media root {root}",
+            producer=tar_producer(
+                root, exclude=excluded_dir(root, config.backup_dir), top=os.path.basename(os.path.abspath(config.media_root).rstrip(os.sep)) or None
+            ),
+        )
         self._record(writer, "media")

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     pin = sub.add_parser("pin", help="keep a set forever: no retention rule deletes a pinned set, here or on the remote")
     _common(pin, suppress=True)
     pin.add_argument("set", metavar="SET", help="set name, stamp or file name")
-    pin.add_argument("--reason", required=True, metavar="TEXT", help="why it must stay (one line), e.g. \"before migration 0042\"")
+    pin.add_argument("--reason", required=True, metavar="TEXT", help='why it must stay (one line), e.g. "before migration 0042"')
     unpin = sub.add_parser("unpin", help="remove a set's pin: retention decides about it again")
     _common(unpin, suppress=True)
     unpin.add_argument("set", metavar="SET", help="set name, stamp or file name")
@@ -181,7 +181,10 @@ def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                 print(f"{config.label}: pushed {entry['set']} to {result['push']['remote']} ({len(entry['uploaded'])} file(s) uploaded, manifest last)")
             if "prune" in result:
                 removed = result["prune"]["removed"]
-                print(f"{config.label}: retention kept {len(result['prune']['kept'])} set(s), removed {len(removed)}" + (": " + ", ".join(e["set"] for e in removed) if removed else ""))
+                print(
+                    f"{config.label}: retention kept {len(result['prune']['kept'])} set(s), removed {len(removed)}"
+                    + (": " + ", ".join(e["set"] for e in removed) if removed else "")
+                )
     return results
 
 
@@ -234,8 +237,10 @@ def cmd_pull(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                 outcome = offsite.pull(config, args.set, directory)
         if not args.json:
             verb = "would pull" if args.dry_run else "pulled"
-            print(f"{config.label}: {verb} {outcome['set']} from {outcome['remote']} into {directory}"
-                  + ("" if args.dry_run else f" ({len(outcome['downloaded'])} downloaded, {len(outcome['present'])} already there; sha256 checked)"))
+            print(
+                f"{config.label}: {verb} {outcome['set']} from {outcome['remote']} into {directory}"
+                + ("" if args.dry_run else f" ({len(outcome['downloaded'])} downloaded, {len(outcome['present'])} already there; sha256 checked)")
+            )
         return outcome
 
     return _each(configs, "pull", work)
@@ -243,6 +248,7 @@ def cmd_pull(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 
 def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     if args.remote:
+
         def work(config: DatabaseConfig) -> Dict[str, Any]:
             outcome = offsite.prune_remote(config, dry_run=args.dry_run)
             if not args.json:
@@ -288,8 +294,7 @@ def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                     raise PgdrillError("verify --remote has no dry run: it only reads the remote", "leave out --dry-run")
                 offsite.verify_remote(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs, on_result=show)
                 continue
-            operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs,
-                              record=not args.dry_run, wait=args.wait, on_result=show)
+            operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs, record=not args.dry_run, wait=args.wait, on_result=show)
         except PgdrillError as exc:
             log.error("%s: verify failed: %s", config.label, exc.message)
             results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
@@ -351,8 +356,10 @@ def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
             for row in rows:
                 when = row["time"][:19].replace("T", " ")
                 there = f" {row['remote']:<10}" if config.remote else ""
-                pin = f"pinned: \"{row['pin']['reason']}\" ({row['pin']['by']}, {row['pin']['pinned_at']})" if row["pinned"] else ""
-                print(f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']:<10}{there} {pin}".rstrip())
+                pin = f'pinned: "{row["pin"]["reason"]}" ({row["pin"]["by"]}, {row["pin"]["pinned_at"]})' if row["pinned"] else ""
+                print(
+                    f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']:<10}{there} {pin}".rstrip()
+                )
     return results
 
 
@@ -362,7 +369,9 @@ def cmd_pin(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     prefix = prefix_of(os.path.basename(args.set))
     targets = [c for c in configs if c.prefix == prefix] if prefix and len(configs) > 1 else configs
     if len(targets) != 1:
-        message = f"{args.set!r} does not say which database's series it belongs to; name the set by its full name (<prefix>_<stamp>_utc) or pass --database NAME"
+        message = (
+            f"{args.set!r} does not say which database's series it belongs to; name the set by its full name (<prefix>_<stamp>_utc) or pass --database NAME"
+        )
         log.error("%s", message)
         return [{"ok": False, "error": message}]
     config = targets[0]
@@ -375,11 +384,11 @@ def cmd_pin(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         pin = outcome["pin"]
         would = "would be " if args.dry_run else ""
         if unpin:
-            text = f"{would}unpinned (pinned by {pin['by']}: \"{pin['reason']}\")" if outcome["changed"] else "not pinned; nothing to do"
+            text = f'{would}unpinned (pinned by {pin["by"]}: "{pin["reason"]}")' if outcome["changed"] else "not pinned; nothing to do"
         elif outcome["changed"]:
-            text = f"{would}pinned: \"{pin['reason']}\"; no retention rule deletes it, here or on the remote"
+            text = f'{would}pinned: "{pin["reason"]}"; no retention rule deletes it, here or on the remote'
         else:
-            text = f"already pinned by {pin['by']} at {pin['pinned_at']}: \"{pin['reason']}\"; nothing changed"
+            text = f'already pinned by {pin["by"]} at {pin["pinned_at"]}: "{pin["reason"]}"; nothing changed'
         print(f"{config.label}: {outcome['set']} {text}")
     return [{"database": config.label, "ok": True, "dry_run": args.dry_run, **outcome}]
 
@@ -444,8 +453,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.json:
             print(json.dumps({"ok": False, "error": exc.message}))
         return EXIT_USAGE
-    handler = {"backup": cmd_backup, "prune": cmd_prune, "verify": cmd_verify, "list": cmd_list, "push": cmd_push, "pull": cmd_pull,
-               "pin": cmd_pin, "unpin": cmd_pin, "restore-media": cmd_restore_media}[command]
+    handler = {
+        "backup": cmd_backup,
+        "prune": cmd_prune,
+        "verify": cmd_verify,
+        "list": cmd_list,
+        "push": cmd_push,
+        "pull": cmd_pull,
+        "pin": cmd_pin,
+        "unpin": cmd_pin,
+        "restore-media": cmd_restore_media,
+    }[command]
     if command == "backup" and args.no_prune:
         configs = [_without_prune(config) for config in configs]
     try:

@@ -415,8 +415,7 @@ def parse_value(key: str, raw: str, origin: str):
         if key in FORBIDDEN_KEYS:
             raise PgdrillError(
                 f"bad config: {origin} sets a password",
-                "put the password in a .pgpass file (mode 0600) and set 'passfile' to its path; "
-                "pgdrill never keeps passwords in its config",
+                "put the password in a .pgpass file (mode 0600) and set 'passfile' to its path; pgdrill never keeps passwords in its config",
             )
         raise PgdrillError(f"bad config: unknown key '{key}' in {origin}", f"use one of: {known}")
     try:
@@ -448,7 +447,7 @@ def _read_file(path: str) -> configparser.ConfigParser:
         first_line = str(exc).splitlines()[0]
         raise PgdrillError(f"bad config file {path}: {first_line}", "see README.md, 'Configuration', for the format") from None
     for section in parser.sections():
-        is_database = section.startswith(DATABASE_SECTION) and section[len(DATABASE_SECTION):].strip()
+        is_database = section.startswith(DATABASE_SECTION) and section[len(DATABASE_SECTION) :].strip()
         if section not in (MAIN_SECTION, DRILL_SECTION) and not is_database:
             raise PgdrillError(
                 f"bad config file {path}: unknown section [{section}]",
@@ -521,8 +520,10 @@ def build_database_config(label: str, values: Mapping[str, object], base_dir: st
     config = replace(config, prefix=prefix, backup_dir=os.path.abspath(os.path.expanduser(config.backup_dir)))
     config = replace(config, remote_object_lock_mode=config.remote_object_lock_mode.upper())
     if config.remote_object_lock_days and not (config.remote or "").startswith("s3://"):
-        raise PgdrillError(f"bad config value in {source}: remote_object_lock_days is set, but Object Lock needs an s3:// remote",
-                           "set remote = s3://BUCKET/PREFIX on a bucket with Object Lock, or remove remote_object_lock_days")
+        raise PgdrillError(
+            f"bad config value in {source}: remote_object_lock_days is set, but Object Lock needs an s3:// remote",
+            "set remote = s3://BUCKET/PREFIX on a bucket with Object Lock, or remove remote_object_lock_days",
+        )
     if config.compression_level is not None and config.compression == "gzip" and config.compression_level > 9:
         raise PgdrillError(f"bad config value in {source}: compression_level {config.compression_level} with gzip", "gzip levels run from 0 to 9")
     return config
@@ -551,7 +552,7 @@ def load_configs(
         for section in parser.sections():
             if section in (MAIN_SECTION, DRILL_SECTION):
                 continue
-            name = section[len(DATABASE_SECTION):].strip()
+            name = section[len(DATABASE_SECTION) :].strip()
             sections[name] = {**shared, **_resolve(dict(parser.items(section)), f"{explicit} [{section}]")}
         if not sections:
             sections["default"] = shared
@@ -560,10 +561,7 @@ def load_configs(
     env_values = _environment_values(environ)
     extra = dict(overrides or {})
     origin = explicit or "defaults and environment"
-    configs = [
-        build_database_config(name, {**values, **env_values, **extra}, base_dir, origin, environ)
-        for name, values in sections.items()
-    ]
+    configs = [build_database_config(name, {**values, **env_values, **extra}, base_dir, origin, environ) for name, values in sections.items()]
     if only:
         unknown = [name for name in only if name not in sections]
         if unknown:
@@ -603,8 +601,7 @@ def _check_distinct_series(configs: List[DatabaseConfig]) -> None:
         key = (config.backup_dir, config.prefix)
         if key in seen:
             raise PgdrillError(
-                f"bad config: databases '{seen[key]}' and '{config.label}' would share the backup series "
-                f"'{config.prefix}' in {config.backup_dir}",
+                f"bad config: databases '{seen[key]}' and '{config.label}' would share the backup series '{config.prefix}' in {config.backup_dir}",
                 "give each database its own 'prefix' or 'backup_dir'",
             )
         seen[key] = config.label
@@ -732,14 +729,16 @@ def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str,
             values[key] = DRILL_SETTINGS[key](raw)
         except ValueError:
             shown = "(hidden: it holds a secret)" if key in SECRET_SETTINGS else repr(raw)
-            raise PgdrillError(f"bad config value: {key} = {shown} in {origin}",
-                               f"{key} must be {DRILL_SETTINGS[key].accepts}") from None  # type: ignore[attr-defined]
+            raise PgdrillError(f"bad config value: {key} = {shown} in {origin}", f"{key} must be {DRILL_SETTINGS[key].accepts}") from None  # type: ignore[attr-defined]
     if "database" not in values:
         raise PgdrillError(f"bad config: {origin} lacks 'database'", "set database to the name of the drilled database (its evidence and metrics carry it)")
     if values.get("source", "local") in ("local", "ssh") and "source_dir" not in values:
         raise PgdrillError(f"bad config: {origin} lacks 'source_dir'", "set source_dir to the directory holding the backup sets to drill")
     if values.get("source") == "remote" and "remote" not in values:
-        raise PgdrillError(f"bad config: {origin} has source = remote but no 'remote'", "set remote to the off-host copy the source pushes to (s3://BUCKET/PREFIX or rclone:REMOTE:PATH)")
+        raise PgdrillError(
+            f"bad config: {origin} has source = remote but no 'remote'",
+            "set remote to the off-host copy the source pushes to (s3://BUCKET/PREFIX or rclone:REMOTE:PATH)",
+        )
     if values.get("source") == "ssh" and "source_ssh" not in values:
         raise PgdrillError(f"bad config: {origin} lacks 'source_ssh'", "set source_ssh to the [user@]host the sets are copied from")
     from .drill import validate_checks
@@ -749,8 +748,10 @@ def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str,
     except PgdrillError as exc:
         raise PgdrillError(f"bad config value: checks in {origin}: {exc.problem}", exc.fix) from None
     base_dir = os.path.dirname(os.path.abspath(explicit))
-    connection = Connection(**{key: values.pop(key) for key in ("host", "port", "user", "passfile", "sslmode") if key in values},  # type: ignore[arg-type]
-                            dbname=str(values.get("maintenance_db", "postgres")))
+    connection = Connection(
+        **{key: values.pop(key) for key in ("host", "port", "user", "passfile", "sslmode") if key in values},  # type: ignore[arg-type]
+        dbname=str(values.get("maintenance_db", "postgres")),
+    )
     prefix = str(values.pop("prefix", values["database"]))
     problem = validate_prefix(prefix)
     if problem:

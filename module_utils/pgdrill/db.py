@@ -49,7 +49,17 @@ def classify_connect_error(text: str, target: str) -> PgdrillError:
     match = re.search(r'role "([^"]+)" does not exist', text)
     if match:
         return PgdrillError(f"role '{match.group(1)}' does not exist ({target})", "correct 'user' in the pgdrill config (or PGUSER), or create the role")
-    if any(marker in lowered for marker in ("connection refused", "no such file or directory", "could not translate host name", "timeout expired", "could not connect", "network is unreachable")):
+    if any(
+        marker in lowered
+        for marker in (
+            "connection refused",
+            "no such file or directory",
+            "could not translate host name",
+            "timeout expired",
+            "could not connect",
+            "network is unreachable",
+        )
+    ):
         return PgdrillError(
             f"cannot reach the PostgreSQL server for {target}: {first}",
             "check that PostgreSQL is running and that host and port (config or PGHOST/PGPORT) point at it",
@@ -153,9 +163,7 @@ def role_names(conn) -> Set[str]:
 
 
 def other_sessions(conn, name: str) -> int:
-    return conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
-    ).fetchone()[0]
+    return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchone()[0]
 
 
 def create_database(conn, name: str, facts: Dict[str, Any]) -> None:
@@ -178,8 +186,7 @@ def create_database(conn, name: str, facts: Dict[str, Any]) -> None:
     except Exception as exc:  # noqa: BLE001
         raise PgdrillError(
             f"cannot create database '{name}': {str(exc).strip().splitlines()[0]}",
-            "the connecting role needs CREATEDB, and the server needs the source's locale "
-            f"({facts.get('collate')}) installed",
+            f"the connecting role needs CREATEDB, and the server needs the source's locale ({facts.get('collate')}) installed",
         ) from None
 
 
@@ -200,7 +207,9 @@ def compare_counts(expected: Dict[str, int], actual: Dict[str, int]) -> List[Tup
     return [(key, expected.get(key), actual.get(key)) for key in keys if expected.get(key) != actual.get(key)]
 
 
-def count_mismatches(connection: Connection, dbname: str, expected: Dict[str, int], legacy_keys: bool = False) -> List[Tuple[str, Optional[int], Optional[int]]]:
+def count_mismatches(
+    connection: Connection, dbname: str, expected: Dict[str, int], legacy_keys: bool = False
+) -> List[Tuple[str, Optional[int], Optional[int]]]:
     """Count the rows of a restored database and compare them with a manifest's counts."""
     conn = connect(connection, dbname)
     try:

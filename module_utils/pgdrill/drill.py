@@ -82,7 +82,9 @@ def run_checks(conn, checks: List[Dict[str, Any]], connection_env: Dict[str, str
                 ok, detail = False, f"query failed: {str(exc).strip().splitlines()[0]}"
         else:
             try:
-                done = subprocess.run(check["command"], cwd=check.get("chdir"), env=command_env(connection_env), capture_output=True, text=True, timeout=timeout)
+                done = subprocess.run(
+                    check["command"], cwd=check.get("chdir"), env=command_env(connection_env), capture_output=True, text=True, timeout=timeout
+                )
                 ok = done.returncode == 0
                 tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or [""]
                 detail = "exit 0" if ok else f"exit {done.returncode}: {tail[0]}"
@@ -90,8 +92,9 @@ def run_checks(conn, checks: List[Dict[str, Any]], connection_env: Dict[str, str
                 ok, detail = False, f"{check['command'][0]} not found"
             except subprocess.TimeoutExpired:
                 ok, detail = False, f"did not finish within {timeout:g} s"
-        results.append({"name": check["name"], "kind": "sql" if "sql" in check else "command", "ok": ok, "detail": detail,
-                        "seconds": round(time.monotonic() - started, 3)})
+        results.append(
+            {"name": check["name"], "kind": "sql" if "sql" in check else "command", "ok": ok, "detail": detail, "seconds": round(time.monotonic() - started, 3)}
+        )
     return results
 
 
@@ -129,35 +132,41 @@ def restore_checks(restore: Dict[str, Any]) -> List[Dict[str, Any]]:
     counts = view.get("row_counts") or {}
     if counts.get("checked"):
         mismatches = counts.get("mismatches") or []
-        detail = f"{counts.get('tables')} tables, {counts.get('rows')} rows" if not mismatches else \
-            f"{len(mismatches)} table(s) differ, first {mismatches[0][0]}: expected {mismatches[0][1]}, found {mismatches[0][2]}"
+        detail = (
+            f"{counts.get('tables')} tables, {counts.get('rows')} rows"
+            if not mismatches
+            else f"{len(mismatches)} table(s) differ, first {mismatches[0][0]}: expected {mismatches[0][1]}, found {mismatches[0][2]}"
+        )
         checks.append({"name": "row counts against the manifest", "kind": "row_counts", "ok": not mismatches, "detail": detail})
     return checks
 
 
-def compose_record(record: Dict[str, Any], restore: Optional[Dict[str, Any]], smoke: Optional[Dict[str, Any]],
-                   cleanup: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def compose_record(
+    record: Dict[str, Any], restore: Optional[Dict[str, Any]], smoke: Optional[Dict[str, Any]], cleanup: Optional[Dict[str, Any]]
+) -> Dict[str, Any]:
     """A drill's evidence record: the drill's own facts, plus what the restore, the smoke checks and
     the cleanup reported. Pure."""
     view = _restore_view(restore or {})
     out = dict(record)
-    out.update({
-        "staging_server_version": view.get("server_version"),
-        "server_majors": view.get("server_majors"),
-        "pg_restore": view.get("pg_restore"),
-        "restore_timings": view.get("timings") or {},
-        "restore_commands": view.get("commands") or [],
-        "restore_command_lines": view.get("command_lines") or [],
-        "not_restored": view.get("not_restored") or [],
-        "fidelity": view.get("fidelity"),
-        "row_counts": view.get("row_counts"),
-        "globals_roles_left_alone": view.get("globals_roles_left_alone") or [],
-        "globals_changes": view.get("globals_changes") or [],
-        "roles_created": view.get("roles_created") or [],
-        "roles_dropped": (cleanup or {}).get("roles_dropped") or [],
-        "roles_kept": (cleanup or {}).get("roles_kept") or [],
-        "checks": restore_checks(restore or {}) + list((smoke or {}).get("results") or []),
-    })
+    out.update(
+        {
+            "staging_server_version": view.get("server_version"),
+            "server_majors": view.get("server_majors"),
+            "pg_restore": view.get("pg_restore"),
+            "restore_timings": view.get("timings") or {},
+            "restore_commands": view.get("commands") or [],
+            "restore_command_lines": view.get("command_lines") or [],
+            "not_restored": view.get("not_restored") or [],
+            "fidelity": view.get("fidelity"),
+            "row_counts": view.get("row_counts"),
+            "globals_roles_left_alone": view.get("globals_roles_left_alone") or [],
+            "globals_changes": view.get("globals_changes") or [],
+            "roles_created": view.get("roles_created") or [],
+            "roles_dropped": (cleanup or {}).get("roles_dropped") or [],
+            "roles_kept": (cleanup or {}).get("roles_kept") or [],
+            "checks": restore_checks(restore or {}) + list((smoke or {}).get("results") or []),
+        }
+    )
     return out
 
 
@@ -191,8 +200,7 @@ def log_line(record: Dict[str, Any]) -> str:
     passed = sum(1 for check in checks if check.get("ok"))
     restore = (record.get("timings") or {}).get("restore")
     notes = outcome_notes(record)
-    outcomes = {"passed": "PASSED" + (f" ({'; '.join(notes)})" if notes else ""),
-                "checked": "CHECK MODE: chosen and verified at the source, nothing restored"}
+    outcomes = {"passed": "PASSED" + (f" ({'; '.join(notes)})" if notes else ""), "checked": "CHECK MODE: chosen and verified at the source, nothing restored"}
     outcome = outcomes.get(str(record.get("outcome")), f"FAILED at {record.get('failed_step') or 'unknown step'}")
     parts = [
         when,

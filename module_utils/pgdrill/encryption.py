@@ -136,7 +136,10 @@ def parse_recipients(value: Optional[str], base_dir: Optional[str] = None, read:
     """
     tokens = split_recipients(value or "")
     if not tokens:
-        raise PgdrillError("encrypt_recipients is set but empty: pgdrill will not fall back to a plaintext backup", RECIPIENTS_FIX + "; or remove the key to back up unencrypted")
+        raise PgdrillError(
+            "encrypt_recipients is set but empty: pgdrill will not fall back to a plaintext backup",
+            RECIPIENTS_FIX + "; or remove the key to back up unencrypted",
+        )
     found: List[str] = []
     for token in tokens:
         if token.startswith("@"):
@@ -150,10 +153,14 @@ def parse_recipients(value: Optional[str], base_dir: Optional[str] = None, read:
             try:
                 text = read(path)
             except FileNotFoundError:
-                raise PgdrillError(f"encrypt_recipients: recipients file {path} does not exist", "create it with one age1... recipient per line, or fix the path") from None
+                raise PgdrillError(
+                    f"encrypt_recipients: recipients file {path} does not exist", "create it with one age1... recipient per line, or fix the path"
+                ) from None
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                raise PgdrillError(f"encrypt_recipients: cannot read recipients file {path}: {reason}", "make it readable by the backup user (it holds public keys only)") from None
+                raise PgdrillError(
+                    f"encrypt_recipients: cannot read recipients file {path}: {reason}", "make it readable by the backup user (it holds public keys only)"
+                ) from None
             from_file = recipients_from_text(text, path)
             if not from_file:
                 raise PgdrillError(f"encrypt_recipients: recipients file {path} names no recipient", "add at least one age1... recipient, one per line")
@@ -340,7 +347,7 @@ def age_error_line(stderr: str) -> str:
     """age's own error line (it ends its output with a line asking for bug reports)."""
     for line in stderr.splitlines():
         if line.startswith("age: error:"):
-            return redact(line[len("age: error:"):].strip())
+            return redact(line[len("age: error:") :].strip())
     lines = [line.strip() for line in stderr.splitlines() if line.strip() and "report unexpected" not in line]
     return redact(lines[-1]) if lines else "(no error output)"
 

@@ -44,23 +44,27 @@ NOT_COVERED = (
     "objects that belong to extensions",
 )
 
-_USER_SCHEMA = (
-    "{n}.nspname NOT IN ('pg_catalog', 'information_schema') AND {n}.nspname NOT LIKE 'pg\\_toast%'"
-    " AND {n}.nspname NOT LIKE 'pg\\_temp\\_%'"
-)
+_USER_SCHEMA = "{n}.nspname NOT IN ('pg_catalog', 'information_schema') AND {n}.nspname NOT LIKE 'pg\\_toast%' AND {n}.nspname NOT LIKE 'pg\\_temp\\_%'"
 
 
 def _not_extension_member(catalog: str, oid: str) -> str:
-    return (f"NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '{catalog}'::regclass"
-            f" AND e.objid = {oid} AND e.deptype = 'e')")
+    return f"NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '{catalog}'::regclass AND e.objid = {oid} AND e.deptype = 'e')"
 
 
 def _qualified(n: str, name: str) -> str:
     return f"quote_ident({n}.nspname) || '.' || quote_ident({name})"
 
 
-RELATION_KINDS = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view", "S": "sequence",
-                  "f": "foreign table", "i": "index", "I": "partitioned index"}
+RELATION_KINDS = {
+    "r": "table",
+    "p": "partitioned table",
+    "v": "view",
+    "m": "materialized view",
+    "S": "sequence",
+    "f": "foreign table",
+    "i": "index",
+    "I": "partitioned index",
+}
 ROUTINE_KINDS = {"f": "function", "p": "procedure", "a": "aggregate", "w": "window function"}
 TYPE_KINDS = {"b": "type", "c": "type", "d": "domain", "e": "type", "r": "type"}
 DEFAULT_ACL_KEY = "default privileges of "
@@ -73,57 +77,57 @@ QUERIES: Dict[str, str] = {
     "schemas": f"""
         SELECT quote_ident(n.nspname), pg_get_userbyid(n.nspowner), n.nspacl::text[]
         FROM pg_namespace n
-        WHERE {_USER_SCHEMA.format(n='n')} AND {_not_extension_member('pg_namespace', 'n.oid')}""",
+        WHERE {_USER_SCHEMA.format(n="n")} AND {_not_extension_member("pg_namespace", "n.oid")}""",
     "relations": f"""
-        SELECT c.relkind::text, quote_ident(n.nspname), {_qualified('n', 'c.relname')}, pg_get_userbyid(c.relowner),
+        SELECT c.relkind::text, quote_ident(n.nspname), {_qualified("n", "c.relname")}, pg_get_userbyid(c.relowner),
                c.relacl::text[], c.relrowsecurity, c.relforcerowsecurity,
-               (SELECT {_qualified('pn', 'pc.relname')} FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
+               (SELECT {_qualified("pn", "pc.relname")} FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
                   JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid AND c.relispartition),
                (SELECT json_object_agg(quote_ident(a.attname), a.attacl::text[]) FROM pg_attribute a
                   WHERE a.attrelid = c.oid AND a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped),
                CASE WHEN c.relkind IN ('i', 'I') THEN
-                 (SELECT {_qualified('tn', 'tc.relname')} FROM pg_index x JOIN pg_class tc ON tc.oid = x.indrelid
+                 (SELECT {_qualified("tn", "tc.relname")} FROM pg_index x JOIN pg_class tc ON tc.oid = x.indrelid
                     JOIN pg_namespace tn ON tn.oid = tc.relnamespace WHERE x.indexrelid = c.oid)
                WHEN c.relkind = 'S' THEN
-                 (SELECT {_qualified('tn', 'tc.relname')} FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid
+                 (SELECT {_qualified("tn", "tc.relname")} FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid
                     JOIN pg_namespace tn ON tn.oid = tc.relnamespace
                     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
                       AND d.deptype IN ('a', 'i') LIMIT 1) END
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I') AND {_USER_SCHEMA.format(n='n')}
-          AND {_not_extension_member('pg_class', 'c.oid')}""",
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I') AND {_USER_SCHEMA.format(n="n")}
+          AND {_not_extension_member("pg_class", "c.oid")}""",
     "sequence_state": f"""
-        SELECT {_qualified('s', 's.sequencename').replace('s.nspname', 's.schemaname')}, s.last_value, s.increment_by
+        SELECT {_qualified("s", "s.sequencename").replace("s.nspname", "s.schemaname")}, s.last_value, s.increment_by
         FROM pg_sequences s
-        WHERE {_USER_SCHEMA.format(n='s').replace('s.nspname', 's.schemaname')}""",
+        WHERE {_USER_SCHEMA.format(n="s").replace("s.nspname", "s.schemaname")}""",
     "routines": f"""
         SELECT p.prokind::text, quote_ident(n.nspname),
-               {_qualified('n', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+               {_qualified("n", "p.proname")} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
                pg_get_userbyid(p.proowner), p.proacl::text[]
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE {_USER_SCHEMA.format(n='n')} AND {_not_extension_member('pg_proc', 'p.oid')}""",
+        WHERE {_USER_SCHEMA.format(n="n")} AND {_not_extension_member("pg_proc", "p.oid")}""",
     "types": f"""
-        SELECT t.typtype::text, quote_ident(n.nspname), {_qualified('n', 't.typname')}, pg_get_userbyid(t.typowner),
+        SELECT t.typtype::text, quote_ident(n.nspname), {_qualified("n", "t.typname")}, pg_get_userbyid(t.typowner),
                t.typacl::text[],
                (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-        WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r') AND {_USER_SCHEMA.format(n='n')}
+        WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r') AND {_USER_SCHEMA.format(n="n")}
           AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
           AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.typarray = t.oid)
-          AND {_not_extension_member('pg_type', 't.oid')}""",
+          AND {_not_extension_member("pg_type", "t.oid")}""",
     "extensions": """
         SELECT quote_ident(e.extname), e.extversion, quote_ident(n.nspname)
         FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace""",
     "triggers": f"""
-        SELECT quote_ident(n.nspname), {_qualified('n', 'c.relname')}, quote_ident(t.tgname), t.tgenabled::text
+        SELECT quote_ident(n.nspname), {_qualified("n", "c.relname")}, quote_ident(t.tgname), t.tgenabled::text
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE NOT t.tgisinternal AND {_USER_SCHEMA.format(n='n')} AND {_not_extension_member('pg_class', 'c.oid')}""",
+        WHERE NOT t.tgisinternal AND {_USER_SCHEMA.format(n="n")} AND {_not_extension_member("pg_class", "c.oid")}""",
     "policies": f"""
-        SELECT quote_ident(n.nspname), {_qualified('n', 'c.relname')}, quote_ident(p.polname), p.polcmd::text, p.polpermissive,
+        SELECT quote_ident(n.nspname), {_qualified("n", "c.relname")}, quote_ident(p.polname), p.polcmd::text, p.polpermissive,
                CASE WHEN p.polroles = '{{0}}' THEN ARRAY['public']
                     ELSE ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.oid = ANY (p.polroles) ORDER BY 1) END
         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_USER_SCHEMA.format(n='n')}""",
+        WHERE {_USER_SCHEMA.format(n="n")}""",
     "publications": """
         SELECT quote_ident(p.pubname), pg_get_userbyid(p.pubowner), p.puballtables,
                ARRAY[p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate],
@@ -159,8 +163,16 @@ def build(rows: Dict[str, List[tuple]], large_object_bytes: Optional[int]) -> Di
         objects[f"schema {name}"] = _compact({"owner": schema_owner, "acl": _acl(acl)})
     sequence_state = {name: (last, increment) for name, last, increment in rows["sequence_state"]}
     for kind, schema, name, rel_owner, acl, rls, force_rls, parent, column_acls, belongs_to in rows["relations"]:
-        entry = {"schema": schema, "owner": rel_owner, "acl": _acl(acl), "rls": rls, "force_rls": force_rls, "partition_of": parent,
-                 "column_acls": {column: _acl(value) for column, value in sorted((column_acls or {}).items())}, "table": belongs_to}
+        entry = {
+            "schema": schema,
+            "owner": rel_owner,
+            "acl": _acl(acl),
+            "rls": rls,
+            "force_rls": force_rls,
+            "partition_of": parent,
+            "column_acls": {column: _acl(value) for column, value in sorted((column_acls or {}).items())},
+            "table": belongs_to,
+        }
         if kind in ("i", "I"):
             entry = {"schema": schema, "table": belongs_to}  # owned and privileged through their table
         if kind == "S" and name in sequence_state:
@@ -175,18 +187,19 @@ def build(rows: Dict[str, List[tuple]], large_object_bytes: Optional[int]) -> Di
     for schema, table, name, enabled in rows["triggers"]:
         objects[f"trigger {name} on {table}"] = _compact({"schema": schema, "table": table, "enabled": enabled})
     for schema, table, name, command, permissive, roles in rows["policies"]:
-        objects[f"policy {name} on {table}"] = _compact({"schema": schema, "table": table, "command": command,
-                                                         "permissive": permissive, "roles": list(roles)})
+        objects[f"policy {name} on {table}"] = _compact({"schema": schema, "table": table, "command": command, "permissive": permissive, "roles": list(roles)})
     for name, pub_owner, all_tables, actions, tables in rows["publications"]:
-        objects[f"publication {name}"] = _compact({"owner": pub_owner, "all_tables": all_tables, "actions": list(actions),
-                                                   "tables": list(tables)})
+        objects[f"publication {name}"] = _compact({"owner": pub_owner, "all_tables": all_tables, "actions": list(actions), "tables": list(tables)})
     for role, schema, objtype, acl in rows["default_acls"]:
         where = f" in schema {schema}" if schema else ""
         objects[f"{DEFAULT_ACL_KEY}{role}{where} on {DEFAULT_ACL_TYPES.get(objtype, objtype)}"] = _compact(
-            {"schema": schema, "for_role": role, "acl": _acl(acl)})
-    large_objects = {"count": sum(count for _, count in rows["large_objects"]),
-                     "owners": {lo_owner: count for lo_owner, count in sorted(rows["large_objects"])},
-                     "bytes": large_object_bytes}
+            {"schema": schema, "for_role": role, "acl": _acl(acl)}
+        )
+    large_objects = {
+        "count": sum(count for _, count in rows["large_objects"]),
+        "owners": {lo_owner: count for lo_owner, count in sorted(rows["large_objects"])},
+        "bytes": large_object_bytes,
+    }
     return {
         "format": FORMAT,
         "covers": list(COVERS),
@@ -259,11 +272,15 @@ class Scope(NamedTuple):
             tables |= more
 
 
+# The scope of a whole restore (the default of every comparison).
+EVERYTHING = Scope()
+
+
 def relation_name(key: str) -> Optional[str]:
     """``table app.customers`` -> ``app.customers``; None for objects that are not relations. Pure."""
     for kind in sorted(RELATION_KINDS.values(), key=len, reverse=True):
         if key.startswith(kind + " "):
-            return key[len(kind) + 1:]
+            return key[len(kind) + 1 :]
     return None
 
 
@@ -314,8 +331,14 @@ def _upgrade_explains(field: str, key: str, wanted: Any, found: Any, majors: Opt
     return False
 
 
-def compare(expected: Dict[str, Any], actual: Dict[str, Any], owners: bool = True, privileges: bool = True,
-            scope: Scope = Scope(), majors: Optional["tuple[int, int]"] = None) -> "tuple[List[Difference], List[Difference]]":
+def compare(
+    expected: Dict[str, Any],
+    actual: Dict[str, Any],
+    owners: bool = True,
+    privileges: bool = True,
+    scope: Scope = EVERYTHING,
+    majors: Optional["tuple[int, int]"] = None,
+) -> "tuple[List[Difference], List[Difference]]":
     """Differences between the fingerprint taken at backup time and the restored database's.
 
     ``owners``/``privileges`` False leave out what the restore was told not to bring back.
@@ -385,7 +408,7 @@ def _database_differences(expected: Dict[str, Any], actual: Dict[str, Any], owne
     return found
 
 
-def summary(expected: Dict[str, Any], differences: List[Difference], notes: List[Difference], scope: Scope = Scope()) -> Dict[str, Any]:
+def summary(expected: Dict[str, Any], differences: List[Difference], notes: List[Difference], scope: Scope = EVERYTHING) -> Dict[str, Any]:
     """What the comparison covered and found, for results and evidence. Pure."""
     compared = [key for key, entry in expected.get("objects", {}).items() if scope.holds(key, entry)]
     return {

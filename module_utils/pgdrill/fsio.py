@@ -166,9 +166,7 @@ class AtomicWriter:
         self._sha = hashlib.sha256()
         self.committed = False
         try:
-            self._fd: Optional[int] = os.open(
-                self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE
-            )
+            self._fd: Optional[int] = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
         except OSError as exc:
             raise os_error(exc, "create a file in", directory) from None
         try:

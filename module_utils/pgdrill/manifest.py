@@ -96,8 +96,7 @@ def file_entry_problem(entry: Any, prefix: str, stamp: str) -> Optional[str]:
 
     A listed name must be a plain file name of this very set (its prefix, stamp and kind): a set
     that arrives from another host must never make pgdrill open ``../x`` or ``/etc/hostname``."""
-    if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
-            and type(entry.get("size")) is int and isinstance(entry.get("sha256"), str)):
+    if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and type(entry.get("size")) is int and isinstance(entry.get("sha256"), str)):
         return f"file entry {str(entry)[:200]!r} lacks name, size or sha256"
     name = entry["name"]
     parsed = parse_file_name(name)

@@ -19,7 +19,9 @@ def check_media_root(media_root: Optional[str], backup_dir: Optional[str] = None
         raise PgdrillError("--media was asked for but no media root is configured", "set media_root in the config (or PGDRILL_MEDIA_ROOT)")
     root = os.path.realpath(media_root)
     if not os.path.isdir(root):
-        raise PgdrillError(f"media root {os.path.abspath(media_root)} does not exist or is not a directory", "fix media_root in the config, or leave out --media")
+        raise PgdrillError(
+            f"media root {os.path.abspath(media_root)} does not exist or is not a directory", "fix media_root in the config, or leave out --media"
+        )
     if backup_dir and os.path.realpath(backup_dir) == root:
         raise PgdrillError(
             f"the backup directory {backup_dir} is the media root {media_root}",

@@ -168,8 +168,10 @@ def write_atomic_text(directory: str, name: str, text: str, mode: int = 0o644) -
                 os.unlink(temp)
             raise
     except OSError as exc:
-        raise PgdrillError(f"cannot write metrics into {directory}: {exc.strerror}",
-                           "make metrics_dir exist and writable by the backup user (the pgdrill_backup role can create it)") from None
+        raise PgdrillError(
+            f"cannot write metrics into {directory}: {exc.strerror}",
+            "make metrics_dir exist and writable by the backup user (the pgdrill_backup role can create it)",
+        ) from None
     return os.path.join(directory, name)
 
 
@@ -182,9 +184,16 @@ def read_state(directory: str, series: str) -> Dict[str, Any]:
         return {}
 
 
-def update(directory: str, series: str, sets: List[Dict[str, Any]], command: Optional[str] = None,
-           started: Optional[float] = None, exit_code: Optional[int] = None, duration: Optional[float] = None,
-           remote: Optional[Dict[str, Any]] = None) -> str:
+def update(
+    directory: str,
+    series: str,
+    sets: List[Dict[str, Any]],
+    command: Optional[str] = None,
+    started: Optional[float] = None,
+    exit_code: Optional[int] = None,
+    duration: Optional[float] = None,
+    remote: Optional[Dict[str, Any]] = None,
+) -> str:
     """Record a run of ``command`` in the series' state and rewrite its metrics file. ``remote``
     (target, uploaded_sets, succeeded) records a push to an off-host copy."""
     state = read_state(directory, series)

@@ -59,10 +59,7 @@ class BackupFileName(NamedTuple):
 def validate_prefix(prefix: str) -> Optional[str]:
     """Return why ``prefix`` is unusable, or None when it is fine."""
     if not PREFIX_RE.match(prefix or ""):
-        return (
-            f"prefix {prefix!r} must start with a letter or digit and hold only letters, digits, "
-            "'.', '_' or '-' (at most 63 characters)"
-        )
+        return f"prefix {prefix!r} must start with a letter or digit and hold only letters, digits, '.', '_' or '-' (at most 63 characters)"
     return None
 
 

@@ -101,10 +101,19 @@ class RemoteSetInfo:
     def row(self, now: datetime) -> Dict[str, Any]:
         ahead = retention.is_future(self.time, now)
         return {
-            "set": self.set_id, "prefix": self.prefix, "stamp": self.stamp, "manifest": manifest_mod.manifest_name(self.prefix, self.stamp), "time": self.time.isoformat(), "state": "future" if self.complete and ahead else self.state,
-            "age_seconds": None if ahead else round(max((now - self.time).total_seconds(), 0.0), 1), "size": self.size,
-            "problem": "; ".join(self.problems) or None, "files": sorted(self.objects), "kinds": sorted(self.kinds),
-            "encrypted": bool((self.manifest or {}).get("encryption")), "pinned": self.pin is not None,
+            "set": self.set_id,
+            "prefix": self.prefix,
+            "stamp": self.stamp,
+            "manifest": manifest_mod.manifest_name(self.prefix, self.stamp),
+            "time": self.time.isoformat(),
+            "state": "future" if self.complete and ahead else self.state,
+            "age_seconds": None if ahead else round(max((now - self.time).total_seconds(), 0.0), 1),
+            "size": self.size,
+            "problem": "; ".join(self.problems) or None,
+            "files": sorted(self.objects),
+            "kinds": sorted(self.kinds),
+            "encrypted": bool((self.manifest or {}).get("encryption")),
+            "pinned": self.pin is not None,
             "finished_at": (self.manifest or {}).get("finished_at"),
         }
 
@@ -221,8 +230,9 @@ def push_set(remote: Remote, backup: BackupSet, objects: Dict[str, RemoteObject]
     return {"set": backup.id, "uploaded": uploaded, "present": plan.present, "dry_run": dry_run}
 
 
-def push(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, owed: bool = False, dry_run: bool = False,
-         remote: Optional[Remote] = None) -> Dict[str, Any]:
+def push(
+    config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, owed: bool = False, dry_run: bool = False, remote: Optional[Remote] = None
+) -> Dict[str, Any]:
     """Push sets of the series (the caller holds its lock): one named set, the newest complete set
     (default), every complete set (``every``), or the sets a push still owes (``owed``: what the
     backup run does after each set, so an upload that failed is retried by the next run)."""
@@ -239,30 +249,41 @@ def push(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = Fal
         chosen = [find_set(sets, wanted)]
     for backup in chosen:
         if not backup.complete:
-            raise PgdrillError(f"backup set {backup.id} is not complete ({backup.problem}); only complete sets are pushed",
-                               "verify it, or push another set")
+            raise PgdrillError(f"backup set {backup.id} is not complete ({backup.problem}); only complete sets are pushed", "verify it, or push another set")
     lock = lock_settings(config)
     results = [push_set(remote, backup, objects, lock, dry_run) for backup in chosen]
-    return {"remote": remote.text, "sets": results, "dry_run": dry_run,
-            "uploaded_sets": sorted({entry.set_id for entry in remote_sets(objects, config.prefix) if entry.complete}
-                                    | {result["set"] for result in results})}
+    return {
+        "remote": remote.text,
+        "sets": results,
+        "dry_run": dry_run,
+        "uploaded_sets": sorted({entry.set_id for entry in remote_sets(objects, config.prefix) if entry.complete} | {result["set"] for result in results}),
+    }
 
 
-def pull(config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[str] = None, remote: Optional[Remote] = None,
-         dry_run: bool = False) -> Dict[str, Any]:
+def pull(
+    config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[str] = None, remote: Optional[Remote] = None, dry_run: bool = False
+) -> Dict[str, Any]:
     """Download a complete set (the newest by default) into ``to_dir`` (default: the backup
     directory). Each file gets its final name only after its sha256 and size matched the
     manifest; the manifest comes last, so an interrupted pull leaves no set that counts."""
     remote = remote or open_for(config)
     info = choose(catalog(remote, config.prefix), wanted)
     if not info.complete:
-        raise PgdrillError(f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
-                           "pull another set (pgdrill-backup list --remote)")
+        raise PgdrillError(
+            f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}", "pull another set (pgdrill-backup list --remote)"
+        )
     directory = os.path.abspath(to_dir or config.backup_dir)
     files = info.manifest["files"]  # type: ignore[index]
     manifest_name = manifest_mod.manifest_name(config.prefix, info.stamp)
-    result = {"set": info.set_id, "directory": directory, "remote": remote.text, "downloaded": [], "present": [], "dry_run": dry_run,
-              "files": [entry["name"] for entry in files] + [manifest_name]}
+    result = {
+        "set": info.set_id,
+        "directory": directory,
+        "remote": remote.text,
+        "downloaded": [],
+        "present": [],
+        "dry_run": dry_run,
+        "files": [entry["name"] for entry in files] + [manifest_name],
+    }
     if not dry_run:
         ensure_private_dir(directory)
     for entry in files:
@@ -285,8 +306,15 @@ def pull(config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[
     return result
 
 
-def verify_remote(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, restore: bool = False, jobs: Optional[int] = None,
-                  remote: Optional[Remote] = None, on_result: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+def verify_remote(
+    config: DatabaseConfig,
+    wanted: Optional[str] = None,
+    every: bool = False,
+    restore: bool = False,
+    jobs: Optional[int] = None,
+    remote: Optional[Remote] = None,
+    on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> List[Dict[str, Any]]:
     """Prove remote sets: the listing against the manifest, then every object downloaded and
     hashed (nothing is stored); with ``restore``, the set is pulled into a temporary directory
     and restored and compared there (that needs the identity for an encrypted set)."""
@@ -301,7 +329,9 @@ def verify_remote(config: DatabaseConfig, wanted: Optional[str] = None, every: b
         if info.manifest is None:
             checks.append({"name": "manifest", "ok": False, "detail": "; ".join(info.problems) or "no manifest"})
         else:
-            checks.append({"name": "listing", "ok": not info.problems, "detail": "; ".join(info.problems) or f"{len(info.objects)} objects as the manifest lists them"})
+            checks.append(
+                {"name": "listing", "ok": not info.problems, "detail": "; ".join(info.problems) or f"{len(info.objects)} objects as the manifest lists them"}
+            )
             if restore and not info.problems:
                 # One download: the pull checks each object's sha256 on arrival, then the restore runs on it.
                 checks.extend(_restore_pulled(config, info, remote, jobs, verify_set))
@@ -354,17 +384,36 @@ def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional
     now = now or utcnow()
     sets = catalog(remote, config.prefix)
     policy = retention_policy(config, remote=True)
-    facts = [retention.SetFacts(info.set_id, info.time, info.complete, bool(info.problems), False,
-                                info.kinds if info.complete else frozenset(), False, "; ".join(info.problems),
-                                info.pin is not None, str((info.pin or {}).get("reason") or ""))
-             for info in sets]
+    facts = [
+        retention.SetFacts(
+            info.set_id,
+            info.time,
+            info.complete,
+            bool(info.problems),
+            False,
+            info.kinds if info.complete else frozenset(),
+            False,
+            "; ".join(info.problems),
+            info.pin is not None,
+            str((info.pin or {}).get("reason") or ""),
+        )
+        for info in sets
+    ]
     decisions = retention.plan(facts, now, policy)
     by_id = {info.set_id: info for info in sets}
     removed, kept = [], []
     for decision in decisions:
         info = by_id[decision.set_id]
-        row = {"set": decision.set_id, "action": decision.action, "reason": decision.reason, "reasons": list(decision.reasons),
-               "pinned": info.pin is not None, "time": info.time.isoformat(), "files": sorted(info.objects), "size": info.size}
+        row = {
+            "set": decision.set_id,
+            "action": decision.action,
+            "reason": decision.reason,
+            "reasons": list(decision.reasons),
+            "pinned": info.pin is not None,
+            "time": info.time.isoformat(),
+            "files": sorted(info.objects),
+            "size": info.size,
+        }
         if decision.action != retention.REMOVE:
             kept.append(row)
             continue
@@ -386,7 +435,7 @@ def unpin_remote(config: DatabaseConfig, set_id: str, remote: Optional[Remote] =
     """Remove a set's pin from the off-host copy (after the local unpin): deleted, absent, or kept
     (locked). Needs delete rights there; put-only hosts unpin the remote from the controller."""
     remote = remote or open_for(config)
-    stamp = set_id[len(config.prefix) + 1: -len("_utc")]
+    stamp = set_id[len(config.prefix) + 1 : -len("_utc")]
     return remote.delete(manifest_mod.pin_name(config.prefix, stamp))
 
 
@@ -395,4 +444,3 @@ def remote_states(local_ids: Sequence[str], objects: Dict[str, RemoteObject], pr
     listing alone. Pure."""
     there = {entry.set_id: entry for entry in remote_sets(objects, prefix)}
     return {set_id: ("absent" if set_id not in there else "complete" if there[set_id].complete else "partial") for set_id in local_ids}
-

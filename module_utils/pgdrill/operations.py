@@ -25,16 +25,14 @@ log = logging.getLogger("pgdrill")
 EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 75
 
 
-def observe(config: DatabaseConfig, command: str, started: float, exit_code: int, summary: Dict[str, Any],
-            remote: Optional[Dict[str, Any]] = None) -> None:
+def observe(config: DatabaseConfig, command: str, started: float, exit_code: int, summary: Dict[str, Any], remote: Optional[Dict[str, Any]] = None) -> None:
     """Tell the world how a run ended, without ever changing how it ended: the heartbeat ping (for
     backups) and the series' metrics file (for every command). Problems are logged, not raised."""
     if command == "backup" and config.ping_url:
         ping.send(config.ping_url, "success" if exit_code == EXIT_OK else "fail", summary, exit_code, config.ping_exit_codes)
     if config.metrics_dir:
         try:
-            state = dict(command="backup", started=started, exit_code=exit_code, duration=round(time.time() - started, 3)) \
-                if command == "backup" else {}
+            state = dict(command="backup", started=started, exit_code=exit_code, duration=round(time.time() - started, 3)) if command == "backup" else {}
             metrics.update(config.metrics_dir, config.prefix, Series(config).describe(), remote=remote, **state)
         except PgdrillError as exc:
             log.error("%s: %s", config.label, exc.message)
@@ -57,15 +55,26 @@ def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[s
     try:
         result = BackupRun(config, plan=plan).execute(wait=wait, after=upload)
     except PgdrillError as exc:
-        observe(config, "backup", started, EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED,
-                {"database": config.label, "error": exc.message}, remote=_remote_state(config, pushed, failed=True))
+        observe(
+            config,
+            "backup",
+            started,
+            EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED,
+            {"database": config.label, "error": exc.message},
+            remote=_remote_state(config, pushed, failed=True),
+        )
         raise
     document = result["manifest"]
     if pushed:
         result["push"] = pushed
-    observe(config, "backup", started, EXIT_OK, {"database": config.label, "set": document["set"],
-                                                 "duration_seconds": document["duration_seconds"]},
-            remote=_remote_state(config, pushed, failed=False))
+    observe(
+        config,
+        "backup",
+        started,
+        EXIT_OK,
+        {"database": config.label, "set": document["set"], "duration_seconds": document["duration_seconds"]},
+        remote=_remote_state(config, pushed, failed=False),
+    )
     return result
 
 
@@ -76,8 +85,7 @@ def _remote_state(config: DatabaseConfig, pushed: Dict[str, Any], failed: bool) 
     return {"target": config.remote, "uploaded_sets": pushed.get("uploaded_sets") or [], "succeeded": None if failed or not pushed else time.time()}
 
 
-def push(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, dry_run: bool = False,
-         wait: Optional[float] = None) -> Dict[str, Any]:
+def push(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, dry_run: bool = False, wait: Optional[float] = None) -> Dict[str, Any]:
     """Push sets to the off-host copy under the series lock (a dry run only reads)."""
     series = Series(config)
     started = time.time()
@@ -89,8 +97,14 @@ def push(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = Fal
             pushed = offsite.push(config, wanted, every)
         return pushed
     finally:
-        observe(config, "push", started, EXIT_OK, {}, remote={"target": config.remote, "uploaded_sets": pushed.get("uploaded_sets") or [],
-                                                             "succeeded": time.time() if pushed else None})
+        observe(
+            config,
+            "push",
+            started,
+            EXIT_OK,
+            {},
+            remote={"target": config.remote, "uploaded_sets": pushed.get("uploaded_sets") or [], "succeeded": time.time() if pushed else None},
+        )
 
 
 def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] = None) -> Dict[str, Any]:
@@ -105,13 +119,12 @@ def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] =
         observe(config, "prune", time.time(), EXIT_OK, {})
 
 
-def pin(config: DatabaseConfig, wanted: str, reason: Optional[str], unpin: bool = False, dry_run: bool = False,
-        wait: Optional[float] = None) -> Dict[str, Any]:
+def pin(config: DatabaseConfig, wanted: str, reason: Optional[str], unpin: bool = False, dry_run: bool = False, wait: Optional[float] = None) -> Dict[str, Any]:
     """Pin a set out of retention (or, ``unpin``, remove its pin) under the series lock, so that no
     prune decides while the pin comes or goes; a dry run only reads."""
     check_set_directory(wanted, config.backup_dir)
     series = Series(config)
-    with (nullcontext() if dry_run else series.lock(wait)):
+    with nullcontext() if dry_run else series.lock(wait):
         outcome = series.unpin(wanted, dry_run=dry_run) if unpin else series.pin(wanted, reason or "", dry_run=dry_run)
         if config.remote and not dry_run and outcome.get("changed"):
             outcome["remote"] = _pin_on_remote(config, outcome["set"], unpin)
@@ -164,15 +177,22 @@ def _read_only(directory: str) -> bool:
     return os.path.isdir(directory) and not os.access(directory, os.W_OK)
 
 
-def verify(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, restore: bool = False,
-           jobs: Optional[int] = None, record: bool = True, wait: Optional[float] = None,
-           on_result: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+def verify(
+    config: DatabaseConfig,
+    wanted: Optional[str] = None,
+    every: bool = False,
+    restore: bool = False,
+    jobs: Optional[int] = None,
+    record: bool = True,
+    wait: Optional[float] = None,
+    on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> List[Dict[str, Any]]:
     """Verify the chosen sets under the series lock; one result per set, each also handed to
     ``on_result`` as soon as it is known (``verify --all`` prints as it goes). A dry run (``record``
     false) on a directory this user cannot write (a read-only mount, a copy) reads without a lock."""
     check_set_directory(wanted, config.backup_dir)
     series = Series(config)
-    with (nullcontext() if not record and _read_only(config.backup_dir) else series.lock(wait)):
+    with nullcontext() if not record and _read_only(config.backup_dir) else series.lock(wait):
         chosen = select_for_verify(series.sets(), wanted, every)
         if not chosen:
             raise PgdrillError(f"there is no complete backup set in {config.backup_dir}", "take a backup first: pgdrill-backup")

@@ -124,7 +124,9 @@ def choose_compression(requested: str, level: int, native_zstd: bool, zstd_binar
             return CompressionPlan("zstd", level, False, "")
         if zstd_binary:
             return CompressionPlan("zstd", level, True, "")
-        return CompressionPlan("gzip", 6, False, "zstd is not available (pg_dump lacks it and no zstd program is installed); using gzip. Install zstd for faster backups")
+        return CompressionPlan(
+            "gzip", 6, False, "zstd is not available (pg_dump lacks it and no zstd program is installed); using gzip. Install zstd for faster backups"
+        )
     if requested == "gzip":
         return CompressionPlan("gzip", min(level, 9), False, "")
     return CompressionPlan("none", 0, False, "")
@@ -200,8 +202,16 @@ class PgTools:
             else:
                 # Compression options are checked before connecting; the bogus socket makes sure
                 # the probe never reaches a server.
-                probe = [self.path("pg_dump"), "--format=custom", "--compress=zstd:1", "--schema-only",
-                         "--file", os.devnull, "--dbname", "host=/nonexistent/pgdrill-probe connect_timeout=1"]
+                probe = [
+                    self.path("pg_dump"),
+                    "--format=custom",
+                    "--compress=zstd:1",
+                    "--schema-only",
+                    "--file",
+                    os.devnull,
+                    "--dbname",
+                    "host=/nonexistent/pgdrill-probe connect_timeout=1",
+                ]
                 done = run(probe, child_env(), "probing pg_dump for zstd", check=False)
                 self._native_zstd = "compression" not in done.stderr
         return self._native_zstd

@@ -42,13 +42,13 @@ def valid(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def send(url: str, event: str, summary: Optional[Dict[str, Any]] = None, exit_code: Optional[int] = None,
-         exit_codes: bool = False, timeout: float = TIMEOUT) -> Optional[str]:
+def send(
+    url: str, event: str, summary: Optional[Dict[str, Any]] = None, exit_code: Optional[int] = None, exit_codes: bool = False, timeout: float = TIMEOUT
+) -> Optional[str]:
     """Ping; returns None when the server accepted it, else why not (already logged as a warning)."""
     target = endpoint(url, event, exit_code, exit_codes)
     body = json.dumps(summary or {}, sort_keys=True, default=str).encode("utf-8")[:10000]
-    request = urllib.request.Request(target, data=body, method="POST", headers={"Content-Type": "application/json",
-                                                                               "User-Agent": "pgdrill"})
+    request = urllib.request.Request(target, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "pgdrill"})
     try:
         # urlopen() without its name: what it does, through the default opener (ansible-test's sanity
         # check wants Ansible's open_url in module_utils, but the engine also runs without Ansible).

@@ -259,8 +259,16 @@ class FedPipeline:
     of a failure. The backup feeds one stream to two of them at once: the encryption, and the
     table-of-contents check that reads the plaintext while it passes."""
 
-    def __init__(self, commands: Sequence[Sequence[str]], sink: Callable[[bytes], None], env: Dict[str, str], what: str,
-                 fix: str = "", head_read: bool = False, depth: int = 4) -> None:
+    def __init__(
+        self,
+        commands: Sequence[Sequence[str]],
+        sink: Callable[[bytes], None],
+        env: Dict[str, str],
+        what: str,
+        fix: str = "",
+        head_read: bool = False,
+        depth: int = 4,
+    ) -> None:
         import queue
 
         self._queue: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=depth)

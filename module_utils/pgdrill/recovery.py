@@ -84,9 +84,9 @@ def _role_name(token: str) -> str:
 
 class GlobalsPlan(NamedTuple):
     script: str
-    left_alone: List[str]   # roles the target already has: none of their statements ran
-    created: List[str]      # roles the script creates
-    changes: List[str]      # what was changed in the script, for the evidence
+    left_alone: List[str]  # roles the target already has: none of their statements ran
+    created: List[str]  # roles the script creates
+    changes: List[str]  # what was changed in the script, for the evidence
 
 
 def globals_for_target(script: str, existing_roles: Set[str], role_passwords: bool = True) -> GlobalsPlan:
@@ -175,8 +175,9 @@ class RestoreOptions:
         """The chosen schemas and tables as the fingerprint names them (``quote_ident`` is the
         server's, which knows its keywords)."""
         tables = (toc.split_table(table) for table in self.tables)
-        return fp.Scope(frozenset(quote_ident(schema) for schema in self.schemas),
-                        frozenset(f"{quote_ident(schema)}.{quote_ident(name)}" for schema, name in tables))
+        return fp.Scope(
+            frozenset(quote_ident(schema) for schema in self.schemas), frozenset(f"{quote_ident(schema)}.{quote_ident(name)}" for schema, name in tables)
+        )
 
 
 def _quote(name: str) -> str:
@@ -239,19 +240,30 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
         server = db.server_facts(admin)
         exists = db.database_exists(admin, target)
         situation = Situation(
-            target=target, target_exists=exists, replace=options.replace,
-            other_sessions=db.other_sessions(admin, target) if exists else 0, terminate=options.terminate,
-            is_source_on_same_server=target == source_facts.get("name") and same_server(source_facts, server), confirm=options.confirm,
+            target=target,
+            target_exists=exists,
+            replace=options.replace,
+            other_sessions=db.other_sessions(admin, target) if exists else 0,
+            terminate=options.terminate,
+            is_source_on_same_server=target == source_facts.get("name") and same_server(source_facts, server),
+            confirm=options.confirm,
         )
         problem = refusal(situation)
         if problem:
             raise problem
         with_globals = bool(options.globals and backup.file_of_kind("globals"))
         result: Dict[str, Any] = {
-            "set": backup.id, "target": target, "target_existed": exists, "replace": options.replace,
-            "server_version": server["server_version"], "server_majors": majors_note(source_facts, server["server_version_num"]),
-            "pg_restore": tools.path("pg_restore"), "globals": with_globals, "not_restored": options.not_restored(),
-            "roles_created": [], "globals_roles_left_alone": [],
+            "set": backup.id,
+            "target": target,
+            "target_existed": exists,
+            "replace": options.replace,
+            "server_version": server["server_version"],
+            "server_majors": majors_note(source_facts, server["server_version_num"]),
+            "pg_restore": tools.path("pg_restore"),
+            "globals": with_globals,
+            "not_restored": options.not_restored(),
+            "roles_created": [],
+            "globals_roles_left_alone": [],
         }
         if options.dry_run:
             return {**result, "dry_run": True, "commands": [], "command_lines": [], "timings": {}}
@@ -288,8 +300,7 @@ def _restorable(backup: BackupSet) -> Dict[str, Any]:
     return dump
 
 
-def _replay_globals(tools: PgTools, env: Dict[str, str], backup: BackupSet, admin, options: RestoreOptions, target: str,
-                    record: Record) -> Dict[str, Any]:
+def _replay_globals(tools: PgTools, env: Dict[str, str], backup: BackupSet, admin, options: RestoreOptions, target: str, record: Record) -> Dict[str, Any]:
     started = time.monotonic()
     globals_file = backup.path(backup.file_of_kind("globals")["name"])  # type: ignore[index]
     script = read_small(globals_file, options.identity).decode("utf-8")
@@ -303,9 +314,13 @@ def _replay_globals(tools: PgTools, env: Dict[str, str], backup: BackupSet, admi
         scratch.mark_roles(admin, created, target)  # dropped with the scratch database, even if the replay failed
     problems = globals_problems(done.stderr)
     if done.rc != 0 or problems:
-        raise PgdrillError(f"replaying the globals of {backup.id} failed: {(problems or [done.stderr.strip()])[0]}",
-                           "read psql's errors (roles the server already has are left alone; a tablespace needs its directory on this server)",
-                           rc=done.rc, stderr=done.stderr, cmd=argv)
+        raise PgdrillError(
+            f"replaying the globals of {backup.id} failed: {(problems or [done.stderr.strip()])[0]}",
+            "read psql's errors (roles the server already has are left alone; a tablespace needs its directory on this server)",
+            rc=done.rc,
+            stderr=done.stderr,
+            cmd=argv,
+        )
     record.step("globals", started)
     return {"globals_roles_left_alone": plan.left_alone, "roles_created": created, "globals_changes": plan.changes}
 
@@ -315,8 +330,12 @@ def _create_target(admin, target: str, source_facts: Dict[str, Any], document: D
 
     started = time.monotonic()
     db.create_database(admin, target, source_facts)
-    record.commands.append({"sql": f"CREATE DATABASE {_quote(target)} TEMPLATE template0 ENCODING {source_facts.get('encoding')} "
-                                   f"LC_COLLATE {source_facts.get('collate')} LC_CTYPE {source_facts.get('ctype')}"})
+    record.commands.append(
+        {
+            "sql": f"CREATE DATABASE {_quote(target)} TEMPLATE template0 ENCODING {source_facts.get('encoding')} "
+            f"LC_COLLATE {source_facts.get('collate')} LC_CTYPE {source_facts.get('ctype')}"
+        }
+    )
     if options.scratch:
         scratch.mark_database(admin, target, options.scratch, document.get("set") or "")
     owner = ((document.get("fingerprint") or {}).get("database") or {}).get("owner")
@@ -327,8 +346,17 @@ def _create_target(admin, target: str, source_facts: Dict[str, Any], document: D
     record.step("create_database", started)
 
 
-def _restore_archive(tools: PgTools, env: Dict[str, str], config: DatabaseConfig, backup: BackupSet, dump: Dict[str, Any],
-                     target: str, exists: bool, options: RestoreOptions, record: Record) -> None:
+def _restore_archive(
+    tools: PgTools,
+    env: Dict[str, str],
+    config: DatabaseConfig,
+    backup: BackupSet,
+    dump: Dict[str, Any],
+    target: str,
+    exists: bool,
+    options: RestoreOptions,
+    record: Record,
+) -> None:
     archive = backup.path(dump["name"])
     list_dir = None
     use_list = None
@@ -338,9 +366,19 @@ def _restore_archive(tools: PgTools, env: Dict[str, str], config: DatabaseConfig
             use_list = os.path.join(list_dir, "restore.list")
             with open(use_list, "w", encoding="utf-8") as handle:
                 handle.write(partial_list(read_toc(tools, env, archive, verbose=True, identity=options.identity), options.schemas, options.tables))
-        restored = restore_archive(tools, env, archive, target, jobs=options.jobs, work_dir=config.work_dir,
-                                   clean=options.replace and exists, no_owner=not options.owners,
-                                   no_privileges=not options.privileges, use_list=use_list, identity=options.identity)
+        restored = restore_archive(
+            tools,
+            env,
+            archive,
+            target,
+            jobs=options.jobs,
+            work_dir=config.work_dir,
+            clean=options.replace and exists,
+            no_owner=not options.owners,
+            no_privileges=not options.privileges,
+            use_list=use_list,
+            identity=options.identity,
+        )
     finally:
         if list_dir:
             import shutil
@@ -376,14 +414,15 @@ def partial_list(listing: str, schemas: Tuple[str, ...], tables: Tuple[str, ...]
             raise PgdrillError(f"{table!r} is not a table name", 'write tables as schema.table (quote a name that holds a dot: "a.b".c)') from None
         found = toc.find_relation(entries, schema, name)
         if len(found) != 1:
-            raise PgdrillError(f"the archive has {'no' if not found else 'more than one'} table {schema}.{name}",
-                               "name a table of the backed-up database as schema.table (pg_restore --list shows them)")
+            raise PgdrillError(
+                f"the archive has {'no' if not found else 'more than one'} table {schema}.{name}",
+                "name a table of the backed-up database as schema.table (pg_restore --list shows them)",
+            )
         roots.add(found[0].id)
     return toc.use_list(entries, toc.select(entries, roots))
 
 
-def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: RestoreOptions, record: Record,
-           majors: Dict[str, Any]) -> Dict[str, Any]:
+def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: RestoreOptions, record: Record, majors: Dict[str, Any]) -> Dict[str, Any]:
     """Compare the restored database with the set's fingerprint and row counts; any difference
     fails, naming the objects."""
     document = backup.manifest or {}
@@ -395,12 +434,20 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
         scope = options.scope(lambda name: conn.execute("SELECT quote_ident(%s)", (name,)).fetchone()[0]).with_partitions(expected_fp)
         if expected_fp:
             actual_fp = fp.take(conn)
-            differences, notes = fp.compare(expected_fp, actual_fp, owners=options.owners, privileges=options.privileges,
-                                            scope=scope, majors=(majors["source"], majors["target"]) if majors.get("source") else None)
+            differences, notes = fp.compare(
+                expected_fp,
+                actual_fp,
+                owners=options.owners,
+                privileges=options.privileges,
+                scope=scope,
+                majors=(majors["source"], majors["target"]) if majors.get("source") else None,
+            )
             fidelity = {"checked": True, **fp.summary(expected_fp, differences, notes, scope)}
             if not fidelity["objects"]:
-                raise PgdrillError("none of the chosen schemas and tables is in the backup's fingerprint: nothing could be compared",
-                                   "name schemas and tables as the source database has them")
+                raise PgdrillError(
+                    "none of the chosen schemas and tables is in the backup's fingerprint: nothing could be compared",
+                    "name schemas and tables as the source database has them",
+                )
         record.step("fingerprint", started)
         started = time.monotonic()
         counts = _row_counts(conn, document, scope)
@@ -413,8 +460,7 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
         raise PgdrillError(
             f"restored database '{target}' differs from the backup's fingerprint in {len(fidelity['differences'])} object(s): {shown}"
             + (f"; and {more} more" if more > 0 else ""),
-            "the restore is not the database that was backed up: read the differences; roles missing on this server are "
-            "created by replaying the globals",
+            "the restore is not the database that was backed up: read the differences; roles missing on this server are created by replaying the globals",
             fidelity=fidelity,
         )
     if counts.get("mismatches"):
@@ -422,7 +468,8 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
         raise PgdrillError(
             f"restored database '{target}' does not match the manifest: {len(counts['mismatches'])} table(s) differ, first {table}: expected {want}, found {got}",
             "the restore is incomplete or the target held other data; inspect it before use",
-            fidelity=fidelity, row_counts=counts,
+            fidelity=fidelity,
+            row_counts=counts,
         )
     return {"fidelity": fidelity, "row_counts": counts}
 

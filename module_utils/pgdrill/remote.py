@@ -103,22 +103,20 @@ def parse_remote(url: str) -> RemoteURL:
     text = (url or "").strip()
     shown = _shown(text)
     if text.startswith("s3://"):
-        rest = text[len("s3://"):]
+        rest = text[len("s3://") :]
         bucket, _, prefix = rest.partition("/")
         if "@" in bucket:
             raise PgdrillError(f"remote {shown!r}: credentials do not belong in the remote URL", "give them through the AWS chain: " + S3_CREDENTIALS_FIX)
         prefix = prefix.strip("/")
         if not _BUCKET_RE.match(bucket) or ".." in bucket:
-            raise PgdrillError(
-                f"remote {shown!r}: {_shown(bucket)!r} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' or '-')", URL_FIX
-            )
+            raise PgdrillError(f"remote {shown!r}: {_shown(bucket)!r} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' or '-')", URL_FIX)
         if prefix:
             problem = _prefix_problem(prefix)
             if problem:
                 raise PgdrillError(f"remote {shown!r}: the prefix {prefix!r} {problem}", URL_FIX)
         return RemoteURL("s3", bucket, prefix, "")
     if text.startswith("rclone:"):
-        rest = text[len("rclone:"):]
+        rest = text[len("rclone:") :]
         if rest.startswith(":"):  # rclone::BACKEND:PATH, an on-the-fly backend
             backend, sep, path = rest[1:].partition(":")
             name = ":" + backend
@@ -395,7 +393,9 @@ def _open_local(path: str) -> None:
 
 # --- S3 ------------------------------------------------------------------------------------------
 class S3Remote(Remote):
-    def __init__(self, url: RemoteURL, endpoint_url: Optional[str] = None, region: Optional[str] = None, profile: Optional[str] = None, part_size: int = PART_SIZE) -> None:
+    def __init__(
+        self, url: RemoteURL, endpoint_url: Optional[str] = None, region: Optional[str] = None, profile: Optional[str] = None, part_size: int = PART_SIZE
+    ) -> None:
         self.url = url
         self.endpoint_url = endpoint_url or None
         self.part_size = part_size
@@ -438,13 +438,18 @@ class S3Remote(Remote):
         except bex.PartialCredentialsError as exc:
             raise PgdrillError(f"{action} {where} failed: incomplete S3 credentials ({exc})", S3_CREDENTIALS_FIX) from None
         except bex.ProfileNotFound as exc:
-            raise PgdrillError(f"{action} {where} failed: {exc}", "set remote_profile to a profile in AWS_SHARED_CREDENTIALS_FILE (or ~/.aws/credentials)") from None
+            raise PgdrillError(
+                f"{action} {where} failed: {exc}", "set remote_profile to a profile in AWS_SHARED_CREDENTIALS_FILE (or ~/.aws/credentials)"
+            ) from None
         except bex.ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             message = str(error.get("Message", "")).strip()
             if code in ("NoSuchBucket",) or (code in ("404", "NotFound") and name is None):
-                raise PgdrillError(f"{action} {where} failed: bucket {self.url.bucket!r} does not exist", "create the bucket (with Object Lock if you want locked copies) or fix remote") from None
+                raise PgdrillError(
+                    f"{action} {where} failed: bucket {self.url.bucket!r} does not exist",
+                    "create the bucket (with Object Lock if you want locked copies) or fix remote",
+                ) from None
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidClientTokenId"):
                 raise PgdrillError(f"{action} {where} failed: the object storage refused the credentials ({code})", S3_CREDENTIALS_FIX) from None
             if code in ("AccessDenied", "403", "Forbidden"):
@@ -485,7 +490,7 @@ class S3Remote(Remote):
         with self._errors("listing"):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.url.bucket, Prefix=base, Delimiter="/"):
                 for item in page.get("Contents", []):
-                    name = item["Key"][len(base):]
+                    name = item["Key"][len(base) :]
                     if name and "/" not in name:
                         found.append(RemoteObject(name, int(item["Size"])))
         if with_sha256:
@@ -555,18 +560,14 @@ class S3Remote(Remote):
                 digest = hashlib.sha256(data).digest()
                 checksum = base64.b64encode(digest).decode()
                 number = len(parts) + 1
-                answer = self.client.upload_part(
-                    Bucket=self.url.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ChecksumSHA256=checksum
-                )
+                answer = self.client.upload_part(Bucket=self.url.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ChecksumSHA256=checksum)
                 parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
                 digests.append(digest)
                 sent += len(data)
             if sent != size or whole.hexdigest() != sha256:
                 raise mismatch(handle.name, "the sha256 of the bytes sent", whole.hexdigest(), f"{sha256} (given for the upload); the upload was abandoned")
             try:
-                self.client.complete_multipart_upload(
-                    Bucket=self.url.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
-                )
+                self.client.complete_multipart_upload(Bucket=self.url.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*")
             except ClientError as exc:
                 if str(exc.response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412"):
                     self._refuse_existing(name)
@@ -603,7 +604,7 @@ class S3Remote(Remote):
         with self._errors("listing incomplete uploads in"):
             for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.url.bucket, Prefix=base):
                 for item in page.get("Uploads", []):
-                    name = item["Key"][len(base):]
+                    name = item["Key"][len(base) :]
                     if name and "/" not in name:
                         found.append((name, item["UploadId"]))
         return sorted(found)
@@ -708,7 +709,9 @@ class RcloneRemote(Remote):
 
         where = self.where(name) if name else self.text
         return run(
-            [self.rclone, *self.flags, *args], self.env, f"{action} {where}",
+            [self.rclone, *self.flags, *args],
+            self.env,
+            f"{action} {where}",
             "check the rclone remote (rclone config, or RCLONE_CONFIG_* variables), that it is reachable, and rclone's message",
             check=check,
         )
@@ -720,7 +723,9 @@ class RcloneRemote(Remote):
         return PgdrillError(
             f"{action} {where} failed: rclone {describe_rc(done.rc)}: {last_line(done.stderr)}",
             "check the rclone remote (rclone config, or RCLONE_CONFIG_* variables), that it is reachable, and rclone's message",
-            rc=done.rc, stderr=done.stderr[-4000:], cmd=done.argv,
+            rc=done.rc,
+            stderr=done.stderr[-4000:],
+            cmd=done.argv,
         )
 
     def check(self) -> None:
@@ -736,7 +741,8 @@ class RcloneRemote(Remote):
                     raise PgdrillError(
                         f"remote {self.text}: rclone knows no remote or backend {remote!r}",
                         f"define it with 'rclone config' (or RCLONE_CONFIG_{remote.upper()}_TYPE and its other settings in the environment), or fix remote"
-                        if not remote.startswith(":") else "name a backend rclone has (rclone help backends)",
+                        if not remote.startswith(":")
+                        else "name a backend rclone has (rclone help backends)",
                     )
                 raise self._failed(done, "asking the features of", None)
             try:
@@ -779,7 +785,9 @@ class RcloneRemote(Remote):
         _open_local(path)
         name = check_object_name(name or os.path.basename(path))
         if lock is not None:
-            raise PgdrillError(f"remote {self.text}: Object Lock retention is set through s3:// remotes only", "use an s3:// remote, or a bucket policy with default retention")
+            raise PgdrillError(
+                f"remote {self.text}: Object Lock retention is set through s3:// remotes only", "use an s3:// remote, or a bucket policy with default retention"
+            )
         self._refuse_existing(name)
         kind = self.hash_type()
         local, size = _local_hashes(path, ["sha256"] + ([kind] if kind and kind != "sha256" else []))
@@ -807,7 +815,10 @@ class RcloneRemote(Remote):
             writer.write(data)
 
         stream(
-            [[self.rclone, *self.flags, "cat", self.path(name)]], sink, self.env, f"downloading {self.where(name)}",
+            [[self.rclone, *self.flags, "cat", self.path(name)]],
+            sink,
+            self.env,
+            f"downloading {self.where(name)}",
             "check the rclone remote and rclone's message",
         )
         if extra is not None and extra.hexdigest() != there.hashes[kind]:  # type: ignore[index]
@@ -866,5 +877,8 @@ def open_remote(
     if parsed.kind == "s3":
         return S3Remote(parsed, endpoint_url=endpoint_url, region=region, profile=profile)
     if endpoint_url or profile:
-        raise PgdrillError(f"remote {parsed.text}: remote_endpoint_url and remote_profile apply to s3:// remotes", "configure the endpoint and credentials in rclone's config for rclone remotes")
+        raise PgdrillError(
+            f"remote {parsed.text}: remote_endpoint_url and remote_profile apply to s3:// remotes",
+            "configure the endpoint and credentials in rclone's config for rclone remotes",
+        )
     return RcloneRemote(parsed, rclone=rclone, env=env)

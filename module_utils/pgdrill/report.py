@@ -30,8 +30,14 @@ def drills_of(records: Sequence[Dict[str, Any]], host: str, database: str, remot
     sources = {host} | ({remote} if remote else set())
     for record in records:
         if record.get("source_host") in sources and record.get("database") == database and record.get("outcome") in ("passed", "failed"):
-            out.append({"time": record.get("finished_at") or record.get("started_at"), "outcome": record.get("outcome"),
-                        "restore_seconds": (record.get("timings") or {}).get("restore"), "failed_step": record.get("failed_step")})
+            out.append(
+                {
+                    "time": record.get("finished_at") or record.get("started_at"),
+                    "outcome": record.get("outcome"),
+                    "restore_seconds": (record.get("timings") or {}).get("restore"),
+                    "failed_step": record.get("failed_step"),
+                }
+            )
     return sorted(out, key=lambda drill: str(_parse(drill["time"]) or ""))
 
 
@@ -112,8 +118,10 @@ def bars(points: Sequence[Tuple[str, float]], label: str, unit: str, css: str = 
     for index, (day, value) in enumerate(points):
         height = max(value / top * (HEIGHT - 4), 1)
         x, y = index * step + 1, HEIGHT - height
-        parts.append(f'<rect class="{css}" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}">'
-                     f'<title>{html.escape(day)}: {value:g} {html.escape(unit)}</title></rect>')
+        parts.append(
+            f'<rect class="{css}" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}">'
+            f"<title>{html.escape(day)}: {value:g} {html.escape(unit)}</title></rect>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -155,16 +163,17 @@ def _row_html(row: Dict[str, Any]) -> str:
     age = "-" if row.get("age_hours") is None else f"{row['age_hours']:.1f} h"
     cells = [
         f'<td class="state">{"OK" if row.get("ok") else "FAILING"}</td>',
-        f'<td><b>{html.escape(str(row.get("host")))}</b><br>{html.escape(str(row.get("database")))}{problems}</td>',
+        f"<td><b>{html.escape(str(row.get('host')))}</b><br>{html.escape(str(row.get('database')))}{problems}</td>",
         f'<td class="when">{utc(newest.get("time"))}<br><span class="muted">{html.escape(str(newest.get("set") or "no complete set"))}</span></td>',
         f'<td class="num">{age}<br>{human_size(newest.get("size"))}</td>',
-        f'<td>{html.escape(str(newest.get("verified") or "never"))}</td>',
-        f'<td>{html.escape(str(row.get("offsite") or "not configured"))}</td>',
+        f"<td>{html.escape(str(newest.get('verified') or 'never'))}</td>",
+        f"<td>{html.escape(str(row.get('offsite') or 'not configured'))}</td>",
         f'<td class="when">{utc(last_drill.get("time"))}<br><span class="muted">{html.escape(str(last_drill.get("outcome") or "no drill"))}'
-        + (f', restore {last_drill["restore_seconds"]:.1f} s' if isinstance(last_drill.get("restore_seconds"), (int, float)) else "") + "</span></td>",
-        f'<td>{bars(sizes, "backup size per day", "bytes")}{_caption("size per day", sizes, human_size)}'
-        f'{bars(durations, "backup duration per day", "s")}{_caption("duration per day", durations, _seconds)}</td>',
-        f'<td>{bars(restores, "drill restore time", "s", "drill")}{_caption("restore time per drill (RTO)", restores, _seconds)}</td>',
+        + (f", restore {last_drill['restore_seconds']:.1f} s" if isinstance(last_drill.get("restore_seconds"), (int, float)) else "")
+        + "</span></td>",
+        f"<td>{bars(sizes, 'backup size per day', 'bytes')}{_caption('size per day', sizes, human_size)}"
+        f"{bars(durations, 'backup duration per day', 's')}{_caption('duration per day', durations, _seconds)}</td>",
+        f"<td>{bars(restores, 'drill restore time', 's', 'drill')}{_caption('restore time per drill (RTO)', restores, _seconds)}</td>",
     ]
     return f'<tr class="{"passing" if row.get("ok") else "failing"}">' + "".join(cells) + "</tr>"
 
@@ -173,19 +182,27 @@ def render_html(rows: Sequence[Dict[str, Any]], generated: datetime, title: str 
     ordered = order(rows)
     failing = sum(1 for row in ordered if not row.get("ok"))
     head = ["", "host / database", "newest backup", "age / size", "verified", "off-host", "last drill", "backups", "drills"]
-    summary = (f'<b class="{"bad" if failing else "good"}">{failing} of {len(ordered)} failing</b>'
-               f' <span class="muted">· generated {generated.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}</span>')
-    return "".join([
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><div class=\"summary\">{summary}</div>",
-        "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>",
-        "".join(_row_html(row) for row in ordered),
-        "</tbody></table></body></html>\n",
-    ])
+    summary = (
+        f'<b class="{"bad" if failing else "good"}">{failing} of {len(ordered)} failing</b>'
+        f' <span class="muted">· generated {generated.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}</span>'
+    )
+    return "".join(
+        [
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+            f'<h1>{html.escape(title)}</h1><div class="summary">{summary}</div>',
+            "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>",
+            "".join(_row_html(row) for row in ordered),
+            "</tbody></table></body></html>\n",
+        ]
+    )
 
 
 def render_json(rows: Sequence[Dict[str, Any]], generated: datetime) -> str:
-    document = {"format": "pgdrill-report", "format_version": 1,
-                "generated_at": generated.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "rows": order(rows)}
+    document = {
+        "format": "pgdrill-report",
+        "format_version": 1,
+        "generated_at": generated.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "rows": order(rows),
+    }
     return json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"

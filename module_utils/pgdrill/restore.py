@@ -93,8 +93,7 @@ def list_archive(tools: PgTools, env: Dict[str, str], path: str, final_name: Opt
     return toc_entries(read_toc(tools, env, path, final_name, identity=identity))
 
 
-def read_toc(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None, verbose: bool = False,
-             identity: Optional[str] = None) -> str:
+def read_toc(tools: PgTools, env: Dict[str, str], path: str, final_name: Optional[str] = None, verbose: bool = False, identity: Optional[str] = None) -> str:
     """``pg_restore --list`` of an archive (``--verbose`` adds each entry's dependencies). An
     encrypted archive is decrypted on the way, with ``identity``: a head read, which proves the
     table of contents only (the manifest's sha256 proves the whole file)."""
@@ -127,8 +126,7 @@ def explained(exc: PgdrillError, tools: PgTools, identity: Optional[str] = None)
     missing_role = re.search(r'ERROR:\s+role "((?:[^"]|"")+)" does not exist', stderr)
     if missing_role:
         return PgdrillError(
-            f"{exc.problem.split(':')[0]}: role \"{missing_role.group(1)}\" does not exist on this server, and the archive "
-            "gives it objects or privileges",
+            f'{exc.problem.split(":")[0]}: role "{missing_role.group(1)}" does not exist on this server, and the archive gives it objects or privileges',
             "replay the set's globals first (restore_globals; pgdrill_drill_restore_globals: true, the drill's default), "
             "or restore without ownership and privileges (no_owner and no_privileges), which the outcome then names",
             **exc.details,
@@ -184,7 +182,9 @@ def read_small(path: str, identity: Optional[str] = None, limit: int = 64 << 20)
             raise explained(exc, PgTools(None), identity) from None
         data = b"".join(chunks)
     if len(data) > limit:
-        raise PgdrillError(f"{os.path.basename(path)} is larger than {limit >> 20} MiB, which no globals file is", "check the set: this file is not what it should be")
+        raise PgdrillError(
+            f"{os.path.basename(path)} is larger than {limit >> 20} MiB, which no globals file is", "check the set: this file is not what it should be"
+        )
     return data
 
 
@@ -194,20 +194,33 @@ def extract_media(path: str, destination: str, identity: Optional[str] = None) -
     ``..``) and restores links as links."""
     name = os.path.basename(path)
     if os.path.lexists(destination) and (not os.path.isdir(destination) or os.path.islink(destination) or os.listdir(destination)):
-        raise PgdrillError(f"{destination} exists and is not an empty directory; a media restore never overwrites files",
-                           "restore into a new or empty directory, then move it into place")
+        raise PgdrillError(
+            f"{destination} exists and is not an empty directory; a media restore never overwrites files",
+            "restore into a new or empty directory, then move it into place",
+        )
     os.makedirs(destination, mode=0o700, exist_ok=True)
     decode = decode_commands(name, identity, source=path)
     if plain_name(name).endswith(".tar.gz"):
         decode.append(["gzip", "-dc"] if decode else ["gzip", "-dc", path])
-    tar = ["tar", "--extract", "--file=-" if decode else f"--file={os.path.abspath(path)}", f"--directory={destination}", "--no-same-owner", "--delay-directory-restore"]
+    tar = [
+        "tar",
+        "--extract",
+        "--file=-" if decode else f"--file={os.path.abspath(path)}",
+        f"--directory={destination}",
+        "--no-same-owner",
+        "--delay-directory-restore",
+    ]
     started = time.monotonic()
     try:
         stream([*decode, tar], lambda data: None, child_env(), f"restoring the media archive {name} into {destination}", "read tar's message")
     except PgdrillError as exc:
         raise explained(exc, PgTools(None), identity) from None
-    return {"archive": name, "destination": destination, "seconds": round(time.monotonic() - started, 3),
-            "command": [word for stage in decode for word in stage + ["|"]] + tar}
+    return {
+        "archive": name,
+        "destination": destination,
+        "seconds": round(time.monotonic() - started, 3),
+        "command": [word for stage in decode for word in stage + ["|"]] + tar,
+    }
 
 
 def check_target_name(dbname: str) -> None:
@@ -303,22 +316,33 @@ def restore_archive(
             def write_all(data: bytes) -> None:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
 
             try:
-                stream(decode, write_all, env, f"decoding {os.path.basename(archive)}",
-                       "free space in the work directory (work_dir) or restore with jobs 1, which streams")
+                stream(
+                    decode,
+                    write_all,
+                    env,
+                    f"decoding {os.path.basename(archive)}",
+                    "free space in the work directory (work_dir) or restore with jobs 1, which streams",
+                )
             finally:
                 os.close(fd)
         except OSError as exc:
             import errno
 
-            what_failed = f"disk full decoding {os.path.basename(archive)} into {scratch}" if exc.errno == errno.ENOSPC \
+            what_failed = (
+                f"disk full decoding {os.path.basename(archive)} into {scratch}"
+                if exc.errno == errno.ENOSPC
                 else f"cannot write the decoded archive into {scratch}: {exc.strerror}"
+            )
             raise PgdrillError(what_failed, "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
         except PgdrillError as exc:
             if "No space left" in exc.message or "No space left" in str(exc.details.get("stderr", "")):
-                raise PgdrillError(f"disk full decoding {os.path.basename(archive)} into {scratch}", "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
+                raise PgdrillError(
+                    f"disk full decoding {os.path.basename(archive)} into {scratch}",
+                    "free space there, set work_dir to a larger filesystem, or restore with one job, which streams",
+                ) from None
             raise explained(exc, tools, identity) from None
         timings["decode"] = time.monotonic() - started
         argv = pg_restore_argv(tools, plain, dbname, jobs, clean, no_owner, no_privileges, use_list)

@@ -197,7 +197,7 @@ def _keep_reasons(counted: Sequence[SetFacts], policy: Policy, now: datetime) ->
             _add(reasons, newest.set_id, f"newest complete set holding {what} (never deleted, although it failed verification)")
             if not_bad is not None:
                 _add(reasons, not_bad.set_id, f"newest complete set holding {what} that has not failed verification")
-        for facts in group[:policy.keep_last]:
+        for facts in group[: policy.keep_last]:
             _add(reasons, facts.set_id, f"one of the newest {policy.keep_last} complete sets holding {what}")
         if not policy.tiered:
             continue
@@ -236,8 +236,14 @@ def _legacy_policy(keep_last, retention_days, debris_grace_hours) -> Policy:
     return Policy(keep_last=keep_last, retention_days=retention_days, debris_grace_hours=debris_grace_hours)
 
 
-def plan(sets: Sequence[SetFacts], now: datetime, policy: Optional[Policy] = None, retention_days: Optional[int] = None,
-         debris_grace_hours: Optional[float] = None, keep_last: Optional[int] = None) -> List[Decision]:
+def plan(
+    sets: Sequence[SetFacts],
+    now: datetime,
+    policy: Optional[Policy] = None,
+    retention_days: Optional[int] = None,
+    debris_grace_hours: Optional[float] = None,
+    keep_last: Optional[int] = None,
+) -> List[Decision]:
     """One decision per set, newest first. Kept sets carry every rule that keeps them.
 
     ``plan(sets, now, policy)``; the seed's ``plan(sets, now, keep_last, retention_days,
@@ -266,8 +272,10 @@ def plan(sets: Sequence[SetFacts], now: datetime, policy: Optional[Policy] = Non
             else:
                 reasons.append(f"incomplete, but within the {grace_hours:g}-hour grace period")
         elif is_future(facts.time, now):
-            reasons.append(f"dated {_days(-age)} in the future: the clock was wrong when it was taken, or is wrong now; "
-                           "never counted as a backup, left for a person to inspect")
+            reasons.append(
+                f"dated {_days(-age)} in the future: the clock was wrong when it was taken, or is wrong now; "
+                "never counted as a backup, left for a person to inspect"
+            )
         else:
             reasons.extend(reason for reason in must_keep.get(facts.set_id, []) if reason not in reasons)
             if not policy.tiered and age <= max_age:
@@ -275,7 +283,7 @@ def plan(sets: Sequence[SetFacts], now: datetime, policy: Optional[Policy] = Non
             if not reasons:
                 removal = _removal_reason(facts, age, policy)
         if facts.pinned:
-            reasons.append(f"pinned: \"{facts.pin_reason}\"" if facts.pin_reason else "pinned")
+            reasons.append(f'pinned: "{facts.pin_reason}"' if facts.pin_reason else "pinned")
         if reasons:
             decisions.append(Decision(facts.set_id, KEEP, ", ".join(reasons), tuple(reasons)))
         else:

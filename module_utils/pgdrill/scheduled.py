@@ -61,9 +61,16 @@ def _fetch_from_remote(config: DrillConfig, work_dir: str) -> str:
 
     directory = os.path.join(work_dir, f"copy-{config.prefix}")
     shutil.rmtree(directory, ignore_errors=True)  # an earlier drill's copy, if it was killed
-    series = DatabaseConfig(label=config.database, connection=config.connection, backup_dir=directory, prefix=config.prefix,
-                            remote=config.remote, remote_endpoint_url=config.remote_endpoint_url, remote_region=config.remote_region,
-                            remote_profile=config.remote_profile)
+    series = DatabaseConfig(
+        label=config.database,
+        connection=config.connection,
+        backup_dir=directory,
+        prefix=config.prefix,
+        remote=config.remote,
+        remote_endpoint_url=config.remote_endpoint_url,
+        remote_region=config.remote_region,
+        remote_profile=config.remote_profile,
+    )
     offsite.pull(series, None, directory)
     return directory
 
@@ -96,8 +103,12 @@ def _fetch_over_ssh(config: DrillConfig, work_dir: str) -> str:
     for stale in (copy, copy + ".partial"):
         shutil.rmtree(stale, ignore_errors=True)
     os.makedirs(copy + ".partial", mode=0o700)
-    run(["scp", "-B", *options, *(f"{config.source_ssh}:{config.source_dir}/{name}" for name in names), copy + ".partial/"], env,
-        f"copying {len(names)} file(s) of the newest set from {where}", fix)
+    run(
+        ["scp", "-B", *options, *(f"{config.source_ssh}:{config.source_dir}/{name}" for name in names), copy + ".partial/"],
+        env,
+        f"copying {len(names)} file(s) of the newest set from {where}",
+        fix,
+    )
     os.rename(copy + ".partial", copy)
     return copy
 
@@ -148,9 +159,15 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
     if config.ping_url:
         ping.send(config.ping_url, "start", {"database": config.database, "drill": True})
     steps = _Steps()
-    record: Dict[str, Any] = {"source_host": config.source_host, "staging_host": socket.gethostname(),
-                              "transfer": {"ssh": "direct"}.get(config.source, config.source),
-                              "database": config.database, "set": None, "runner": "pgdrill-backup drill", "started_at": started_at}
+    record: Dict[str, Any] = {
+        "source_host": config.source_host,
+        "staging_host": socket.gethostname(),
+        "transfer": {"ssh": "direct"}.get(config.source, config.source),
+        "database": config.database,
+        "set": None,
+        "runner": "pgdrill-backup drill",
+        "started_at": started_at,
+    }
     restore: Dict[str, Any] = {}
     smoke: Dict[str, Any] = {}
     cleanup: Dict[str, Any] = {}
@@ -163,20 +180,32 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
         checks = post_restore_steps(config)
         steps.next("pick the set")
         directory = fetch_newest_set(config, work_dir)
-        dbconfig = DatabaseConfig(label=config.database, connection=config.connection, backup_dir=directory, prefix=config.prefix,
-                                  pg_bin_dir=config.pg_bin_dir, work_dir=config.work_dir, restore_jobs=config.jobs,
-                                  encrypt_identity_file=config.identity_file)
+        dbconfig = DatabaseConfig(
+            label=config.database,
+            connection=config.connection,
+            backup_dir=directory,
+            prefix=config.prefix,
+            pg_bin_dir=config.pg_bin_dir,
+            work_dir=config.work_dir,
+            restore_jobs=config.jobs,
+            encrypt_identity_file=config.identity_file,
+        )
         backup = select_for_verify(scan(directory, config.prefix), None, False)[0]
         document = backup.manifest or {}
-        record.update(set=backup.id, files=document.get("files") or [],
-                      sha256=next((f.get("sha256") for f in document.get("files") or [] if f.get("kind") == "db"), None),
-                      tool_version=(document.get("tool") or {}).get("version"),
-                      pg_dump_version=(document.get("client") or {}).get("pg_dump_version"),
-                      source_server_version=(document.get("database") or {}).get("server_version"))
+        record.update(
+            set=backup.id,
+            files=document.get("files") or [],
+            sha256=next((f.get("sha256") for f in document.get("files") or [] if f.get("kind") == "db"), None),
+            tool_version=(document.get("tool") or {}).get("version"),
+            pg_dump_version=(document.get("client") or {}).get("pg_dump_version"),
+            source_server_version=(document.get("database") or {}).get("server_version"),
+        )
         age_hours = (datetime.now(timezone.utc) - backup.time).total_seconds() / 3600
         if config.max_age_hours and age_hours > config.max_age_hours:
-            raise PgdrillError(f"the newest complete set of {config.prefix}, {backup.id}, is {age_hours:.1f} h old (limit {config.max_age_hours:g} h)",
-                               "find out why the backups stopped (systemctl status pgdrill-backup.timer on the source), or raise max_age_hours")
+            raise PgdrillError(
+                f"the newest complete set of {config.prefix}, {backup.id}, is {age_hours:.1f} h old (limit {config.max_age_hours:g} h)",
+                "find out why the backups stopped (systemctl status pgdrill-backup.timer on the source), or raise max_age_hours",
+            )
         steps.next("verify on arrival")
         verified = verify_set(dbconfig, backup, restore=False, record=False)
         if not verified["ok"]:
@@ -185,9 +214,17 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
         steps.next("restore")
         _drop_leftovers(config)
         target = scratch_target(config, backup)
-        options = RestoreOptions(target=target, jobs=config.jobs, globals=config.restore_globals, role_passwords=config.role_passwords,
-                                 owners=config.owners, privileges=config.privileges, compare=True, scratch="restore drill",
-                                 maintenance_db=config.maintenance_db)
+        options = RestoreOptions(
+            target=target,
+            jobs=config.jobs,
+            globals=config.restore_globals,
+            role_passwords=config.role_passwords,
+            owners=config.owners,
+            privileges=config.privileges,
+            compare=True,
+            scratch="restore drill",
+            maintenance_db=config.maintenance_db,
+        )
         try:
             restore = restore_set(dbconfig, backup, options)
         except PgdrillError as exc:
@@ -224,8 +261,15 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
 
         shutil.rmtree(dbconfig.backup_dir, ignore_errors=True)  # the fetched copy of the set
     steps.next("record")
-    record.update(scratch_database=target, scratch_database_kept=keep, finished_at=_now(), timings=dict(steps.timings),
-                  outcome="passed" if passed else "failed", failed_step=failed_step, error=error)
+    record.update(
+        scratch_database=target,
+        scratch_database_kept=keep,
+        finished_at=_now(),
+        timings=dict(steps.timings),
+        outcome="passed" if passed else "failed",
+        failed_step=failed_step,
+        error=error,
+    )
     composed = drill.compose_record(record, restore, smoke, cleanup)
     line = drill.log_line(composed)
     evidence = None

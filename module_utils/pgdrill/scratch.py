@@ -60,8 +60,7 @@ def database_mark(admin, name: str) -> Optional[str]:
 
 
 def roles_made_for(admin, database: str) -> List[str]:
-    rows = admin.execute("SELECT rolname FROM pg_roles WHERE shobj_description(oid, 'pg_authid') = %s ORDER BY 1",
-                         (role_comment(database),)).fetchall()
+    rows = admin.execute("SELECT rolname FROM pg_roles WHERE shobj_description(oid, 'pg_authid') = %s ORDER BY 1", (role_comment(database),)).fetchall()
     return [row[0] for row in rows]
 
 
@@ -94,6 +93,5 @@ def leftovers(admin, prefix: str, older_than: timedelta, now: Optional[datetime]
     """Scratch databases whose name starts with ``prefix`` and whose mark is older than ``older_than``:
     left behind by a run that was killed before it could clean up."""
     now = now or datetime.now(timezone.utc)
-    rows = admin.execute("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE starts_with(datname, %s)",
-                         (prefix,)).fetchall()
+    rows = admin.execute("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE starts_with(datname, %s)", (prefix,)).fetchall()
     return sorted(name for name, comment in rows if (created_at(comment) or now) < now - older_than)

@@ -95,7 +95,7 @@ class Series:
             if pin["reason"] == reason:
                 return {"set": backup.id, "changed": False, "pin": pin}
             raise PgdrillError(
-                f"{backup.id} is already pinned by {pin['by']} at {pin['pinned_at']}: \"{pin['reason']}\"",
+                f'{backup.id} is already pinned by {pin["by"]} at {pin["pinned_at"]}: "{pin["reason"]}"',
                 f"a pin is written once: 'pgdrill-backup unpin {backup.id}' first to pin it with another reason",
             )
         if not backup.complete:
@@ -121,8 +121,18 @@ class Series:
 
 def set_facts(backup: catalog.BackupSet, protect: Optional[str] = None) -> retention.SetFacts:
     """What retention needs to know about a set."""
-    return retention.SetFacts(backup.id, backup.time, backup.complete, backup.damaged, backup.known_bad, backup.kinds,
-                              backup.id == protect, backup.problem if backup.damaged else "", backup.pinned, backup.pin_reason)
+    return retention.SetFacts(
+        backup.id,
+        backup.time,
+        backup.complete,
+        backup.damaged,
+        backup.known_bad,
+        backup.kinds,
+        backup.id == protect,
+        backup.problem if backup.damaged else "",
+        backup.pinned,
+        backup.pin_reason,
+    )
 
 
 def check_pin_reason(reason: Optional[str]) -> str:
@@ -131,7 +141,7 @@ def check_pin_reason(reason: Optional[str]) -> str:
     if not text or len(text) > MAX_PIN_REASON or not text.isprintable():
         raise PgdrillError(
             f"a pin needs a reason: one line of at most {MAX_PIN_REASON} printable characters, got {reason!r}",
-            "say why the set must stay, e.g. --reason \"before migration 0042\"",
+            'say why the set must stay, e.g. --reason "before migration 0042"',
         )
     return text
 
@@ -155,7 +165,6 @@ def pin_summary(backup: catalog.BackupSet) -> Optional[Dict[str, Any]]:
         "pinned_at": record.get("pinned_at") if isinstance(record.get("pinned_at"), str) else None,
         "by": record.get("by") if isinstance(record.get("by"), str) else "(unknown)",
     }
-
 
 
 def set_state(backup: catalog.BackupSet, now: datetime) -> str:

@@ -22,24 +22,98 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 # Kinds of entries that hold rows or define a relation: chosen explicitly, never pulled in as support.
 RELATIONS = ("TABLE", "VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE", "SEQUENCE")
 # What a chosen object may need without being chosen itself.
-SUPPORT = ("SCHEMA", "EXTENSION", "TYPE", "DOMAIN", "FUNCTION", "PROCEDURE", "AGGREGATE", "COLLATION", "OPERATOR",
-           "OPERATOR CLASS", "OPERATOR FAMILY", "CAST", "CONVERSION", "TEXT SEARCH CONFIGURATION",
-           "TEXT SEARCH DICTIONARY", "SHELL TYPE", "SEQUENCE", "SEQUENCE OWNED BY")
+SUPPORT = (
+    "SCHEMA",
+    "EXTENSION",
+    "TYPE",
+    "DOMAIN",
+    "FUNCTION",
+    "PROCEDURE",
+    "AGGREGATE",
+    "COLLATION",
+    "OPERATOR",
+    "OPERATOR CLASS",
+    "OPERATOR FAMILY",
+    "CAST",
+    "CONVERSION",
+    "TEXT SEARCH CONFIGURATION",
+    "TEXT SEARCH DICTIONARY",
+    "SHELL TYPE",
+    "SEQUENCE",
+    "SEQUENCE OWNED BY",
+)
 # Entries that go with a support object: its privileges, its comment, a sequence's value.
 DECORATIONS = ("ACL", "COMMENT", "SEQUENCE SET")
 # Multi-word kinds first, so "TABLE DATA" is not read as "TABLE".
-KINDS = sorted({
-    "TABLE DATA", "TABLE ATTACH", "INDEX ATTACH", "SEQUENCE SET", "SEQUENCE OWNED BY", "FK CONSTRAINT", "CHECK CONSTRAINT",
-    "DEFAULT ACL", "MATERIALIZED VIEW DATA", "MATERIALIZED VIEW", "ROW SECURITY", "PUBLICATION TABLE",
-    "PUBLICATION TABLES IN SCHEMA", "FOREIGN TABLE", "EVENT TRIGGER", "LARGE OBJECT", "BLOB METADATA", "BLOB DATA",
-    "OPERATOR CLASS", "OPERATOR FAMILY", "TEXT SEARCH CONFIGURATION", "TEXT SEARCH DICTIONARY", "TEXT SEARCH PARSER",
-    "TEXT SEARCH TEMPLATE", "SHELL TYPE", "USER MAPPING", "FOREIGN DATA WRAPPER", "FOREIGN SERVER", "DATABASE PROPERTIES",
-    "SEARCHPATH", "ENCODING", "STDSTRINGS",
-    "TABLE", "VIEW", "SEQUENCE", "INDEX", "CONSTRAINT", "TRIGGER", "POLICY", "RULE", "DEFAULT", "ACL", "COMMENT",
-    "SCHEMA", "EXTENSION", "TYPE", "DOMAIN", "FUNCTION", "PROCEDURE", "AGGREGATE", "COLLATION", "OPERATOR", "CAST",
-    "CONVERSION", "PUBLICATION", "SUBSCRIPTION", "BLOB", "BLOBS", "DATABASE", "STATISTICS", "LANGUAGE", "TRANSFORM",
-    "ACCESS METHOD",
-}, key=len, reverse=True)
+KINDS = sorted(
+    {
+        "TABLE DATA",
+        "TABLE ATTACH",
+        "INDEX ATTACH",
+        "SEQUENCE SET",
+        "SEQUENCE OWNED BY",
+        "FK CONSTRAINT",
+        "CHECK CONSTRAINT",
+        "DEFAULT ACL",
+        "MATERIALIZED VIEW DATA",
+        "MATERIALIZED VIEW",
+        "ROW SECURITY",
+        "PUBLICATION TABLE",
+        "PUBLICATION TABLES IN SCHEMA",
+        "FOREIGN TABLE",
+        "EVENT TRIGGER",
+        "LARGE OBJECT",
+        "BLOB METADATA",
+        "BLOB DATA",
+        "OPERATOR CLASS",
+        "OPERATOR FAMILY",
+        "TEXT SEARCH CONFIGURATION",
+        "TEXT SEARCH DICTIONARY",
+        "TEXT SEARCH PARSER",
+        "TEXT SEARCH TEMPLATE",
+        "SHELL TYPE",
+        "USER MAPPING",
+        "FOREIGN DATA WRAPPER",
+        "FOREIGN SERVER",
+        "DATABASE PROPERTIES",
+        "SEARCHPATH",
+        "ENCODING",
+        "STDSTRINGS",
+        "TABLE",
+        "VIEW",
+        "SEQUENCE",
+        "INDEX",
+        "CONSTRAINT",
+        "TRIGGER",
+        "POLICY",
+        "RULE",
+        "DEFAULT",
+        "ACL",
+        "COMMENT",
+        "SCHEMA",
+        "EXTENSION",
+        "TYPE",
+        "DOMAIN",
+        "FUNCTION",
+        "PROCEDURE",
+        "AGGREGATE",
+        "COLLATION",
+        "OPERATOR",
+        "CAST",
+        "CONVERSION",
+        "PUBLICATION",
+        "SUBSCRIPTION",
+        "BLOB",
+        "BLOBS",
+        "DATABASE",
+        "STATISTICS",
+        "LANGUAGE",
+        "TRANSFORM",
+        "ACCESS METHOD",
+    },
+    key=len,
+    reverse=True,
+)
 _ENTRY = re.compile(r"^(?P<id>\d+); (?P<tableoid>\d+) (?P<oid>\d+) (?P<rest>.*)$")
 _DEPENDS = re.compile(r"^;\s+depends on:(?P<ids>[\d ]*)$")
 
@@ -68,7 +142,7 @@ def parse(listing: str) -> List[Entry]:
             flush()
             rest = match["rest"]
             kind = next((k for k in KINDS if rest.startswith(k + " ")), rest.split(" ", 1)[0])
-            pending, depends = (int(match["id"]), line, kind, rest[len(kind) + 1:]), ()
+            pending, depends = (int(match["id"]), line, kind, rest[len(kind) + 1 :]), ()
             continue
         dep = _DEPENDS.match(line)
         if dep and pending:
@@ -91,8 +165,8 @@ def find_relation(entries: Iterable[Entry], schema: str, name: str) -> List[Entr
 def select(entries: List[Entry], roots: Set[int]) -> Set[int]:
     """The ids a partial restore of ``roots`` needs (see the module's description)."""
     by_id: Dict[int, Entry] = {e.id: e for e in entries}
-    chosen: Set[int] = set(roots)   # what was asked for and what depends only on it
-    support: Set[int] = set()       # what those need to exist
+    chosen: Set[int] = set(roots)  # what was asked for and what depends only on it
+    support: Set[int] = set()  # what those need to exist
     dependents: Dict[int, List[int]] = {}
     for entry in entries:
         for dep in entry.depends:

@@ -80,8 +80,9 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
     # As a superuser, the set's roles are replayed first (those the server lacks, as NOLOGIN roles
     # without passwords, dropped with the scratch database): a server that is not the source (a new
     # host after a disaster) then gets owners and privileges right too.
-    options = RestoreOptions(target=name, jobs=jobs, owners=superuser, privileges=superuser, scratch="verify", maintenance_db=config.dbname,
-                             globals=superuser, role_passwords=False)
+    options = RestoreOptions(
+        target=name, jobs=jobs, owners=superuser, privileges=superuser, scratch="verify", maintenance_db=config.dbname, globals=superuser, role_passwords=False
+    )
     checks = []
     try:
         outcome = restore_set(config, backup, options)
@@ -151,8 +152,13 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
         if dump and os.path.exists(backup.path(dump["name"])) and (identity or not is_encrypted(dump["name"])):
             try:
                 entries = list_archive(tools_for(config, backup), env, backup.path(dump["name"]), identity=identity)
-                checks.append(_check(f"archive {dump['name']}", True, f"pg_restore --list read {len(entries)} entries"
-                                     + (" (decrypted with the identity)" if is_encrypted(dump["name"]) else "")))
+                checks.append(
+                    _check(
+                        f"archive {dump['name']}",
+                        True,
+                        f"pg_restore --list read {len(entries)} entries" + (" (decrypted with the identity)" if is_encrypted(dump["name"]) else ""),
+                    )
+                )
             except PgdrillError as exc:
                 checks.append(_check(f"archive {dump['name']}", False, exc.message))
         media = backup.file_of_kind("media")
@@ -165,8 +171,7 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
             except Exception as exc:  # noqa: BLE001 - tarfile, gzip and zstd fail in several ways
                 checks.append(_check(f"archive {media['name']}", False, f"unreadable tar: {exc}"))
         if sealed and not identity:
-            checks.append(_check("decryption", True, "not tried: no encrypt_identity_file here (keyless verify: checksums and age headers)",
-                                 skipped=True))
+            checks.append(_check("decryption", True, "not tried: no encrypt_identity_file here (keyless verify: checksums and age headers)", skipped=True))
         if restore:
             if not dump:
                 checks.append(_check("restore", False, "the set has no database dump to restore"))
@@ -174,8 +179,14 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                 checks.append(_check("restore", False, "skipped: earlier checks failed"))
             elif not record:
                 # A dry run (--dry-run, check mode) changes nothing, on the server either.
-                checks.append(_check("restore", True, "not run in a dry run: it would restore into a scratch database and compare it "
-                                                      "with the fingerprint and row counts", skipped=True))
+                checks.append(
+                    _check(
+                        "restore",
+                        True,
+                        "not run in a dry run: it would restore into a scratch database and compare it with the fingerprint and row counts",
+                        skipped=True,
+                    )
+                )
             else:
                 try:
                     checks.extend(restore_and_compare(config, backup, jobs or config.restore_jobs))

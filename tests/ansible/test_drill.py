@@ -121,14 +121,25 @@ def test_drill_in_check_mode_picks_and_verifies_only(drill_env):
     assert drill_env.scratch_databases() == []
 
 
-@pytest.mark.parametrize("case,overrides,step,words", [
-    ("failing SQL check", {"pgdrill_drill_checks": [{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}]},
-     "smoke checks", "'impossible' failed"),
-    ("failing post-restore command", {"pgdrill_drill_post_restore_commands": [{"name": "migrate", "command": [sys.executable, "-c", "raise SystemExit(3)"]}]},
-     "smoke checks", "'migrate' failed: exit 3"),
-    ("missing set", {"pgdrill_drill_set": "ez360pm_20200101_000000_utc"}, "pick the set", "there is no complete backup set ez360pm_20200101_000000_utc"),
-    ("stale set", {"pgdrill_drill_max_age_hours": 0.0001}, "pick the set", "h old (limit"),
-])
+@pytest.mark.parametrize(
+    "case,overrides,step,words",
+    [
+        (
+            "failing SQL check",
+            {"pgdrill_drill_checks": [{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}]},
+            "smoke checks",
+            "'impossible' failed",
+        ),
+        (
+            "failing post-restore command",
+            {"pgdrill_drill_post_restore_commands": [{"name": "migrate", "command": [sys.executable, "-c", "raise SystemExit(3)"]}]},
+            "smoke checks",
+            "'migrate' failed: exit 3",
+        ),
+        ("missing set", {"pgdrill_drill_set": "ez360pm_20200101_000000_utc"}, "pick the set", "there is no complete backup set ez360pm_20200101_000000_utc"),
+        ("stale set", {"pgdrill_drill_max_age_hours": 0.0001}, "pick the set", "h old (limit"),
+    ],
+)
 def test_drill_fails_naming_the_step(drill_env, case, overrides, step, words):
     before = fingerprint(drill_env.source, drill_env.db)
     run = drill_env.drill(**overrides)
@@ -157,8 +168,9 @@ def test_drill_fails_at_cleanup_when_the_scratch_database_is_no_longer_pgdrills(
     """A post-restore command removes the scratch mark: the cleanup refuses to drop a database
     pgdrill cannot tell is its own, and the drill fails there, naming it."""
     unmark = "DO $$ BEGIN EXECUTE format('COMMENT ON DATABASE %I IS NULL', current_database()); END $$"
-    run = drill_env.drill(pgdrill_drill_post_restore_commands=[{"name": "unmark", "command": [drill_env.source.bin("psql"), "-X", "-c", unmark]}],
-                          pgdrill_drill_checks=[])
+    run = drill_env.drill(
+        pgdrill_drill_post_restore_commands=[{"name": "unmark", "command": [drill_env.source.bin("psql"), "-X", "-c", unmark]}], pgdrill_drill_checks=[]
+    )
     assert run.status == "failed"
     message = run.task("Fail the play when the drill failed")["res"]["msg"]
     assert "failed at step 'cleanup'" in message and "not a scratch database made by pgdrill" in message, message
@@ -207,12 +219,18 @@ def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, 
 def test_guarded_production_restore(tmp_path, pg, sample_db, monkeypatch):
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     config = tmp_path / "host.conf"
-    config.write_text(f"[pgdrill]\nbackup_dir = {tmp_path / 'b'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n[database {sample_db}]\n")
+    config.write_text(
+        f"[pgdrill]\nbackup_dir = {tmp_path / 'b'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n[database {sample_db}]\n"
+    )
     run_cli("--config", str(config))
     expected = pg.psql("SELECT count(*) FROM invoices", sample_db)
     pg.psql("TRUNCATE invoices CASCADE", sample_db)  # the disaster
-    base = {"pgdrill_config_path": str(config), "pgdrill_restore_database": sample_db, "pgdrill_restore_target": sample_db,
-            "pgdrill_restore_terminate_connections": True}
+    base = {
+        "pgdrill_config_path": str(config),
+        "pgdrill_restore_database": sample_db,
+        "pgdrill_restore_target": sample_db,
+        "pgdrill_restore_terminate_connections": True,
+    }
     refused = playbook_run(tmp_path, "restore_database.yml", base)
     assert refused.status == "failed"
     assert "the database this backup was taken from" in refused.task("Restore the backup set")["res"]["msg"]
@@ -222,14 +240,29 @@ def test_guarded_production_restore(tmp_path, pg, sample_db, monkeypatch):
     empty = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_confirm="", pgdrill_restore_target=""))
     assert empty.status == "failed" and "neither may be empty" in empty.task("Check the request")["res"]["msg"]
     assert pg.psql("SELECT count(*) FROM invoices", sample_db) != expected  # nothing was touched
-    done = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_confirm=sample_db, pgdrill_restore_post_commands=[
-        {"name": "check", "command": [sys.executable, "manage.py", "check", "--database", "default"], "chdir": DJANGO}]))
+    done = playbook_run(
+        tmp_path,
+        "restore_database.yml",
+        dict(
+            base,
+            pgdrill_restore_confirm=sample_db,
+            pgdrill_restore_post_commands=[{"name": "check", "command": [sys.executable, "manage.py", "check", "--database", "default"], "chdir": DJANGO}],
+        ),
+    )
     assert done.status == "successful", done.stdout[-4000:]
     assert pg.psql("SELECT count(*) FROM invoices", sample_db) == expected
     shown = done.task("Show what was run, to follow or repeat by hand")["res"]["msg"]
     assert any("pg_restore --exit-on-error" in " ".join(map(str, entry)) for entry in shown if isinstance(entry, list))
-    fresh = playbook_run(tmp_path, "restore_database.yml", {"pgdrill_config_path": str(config), "pgdrill_restore_database": sample_db,
-                                                            "pgdrill_restore_target": sample_db + "_copy", "pgdrill_restore_globals": True})
+    fresh = playbook_run(
+        tmp_path,
+        "restore_database.yml",
+        {
+            "pgdrill_config_path": str(config),
+            "pgdrill_restore_database": sample_db,
+            "pgdrill_restore_target": sample_db + "_copy",
+            "pgdrill_restore_globals": True,
+        },
+    )
     assert fresh.status == "successful" and pg.psql("SELECT count(*) FROM invoices", sample_db + "_copy") == expected
     shown = fresh.task("Show what was run, to follow or repeat by hand")["res"]["msg"]
     assert "-f -  # stdin: " in shown[2][0] and "_globals_" in shown[2][0]  # the globals went to psql first, filtered
@@ -248,22 +281,33 @@ def test_drill_replays_globals_for_owners_and_grants(tmp_path, pg, staging, monk
     pg.psql(f"CREATE ROLE {owner} NOLOGIN")
     pg.psql(f"CREATE ROLE {reader} LOGIN PASSWORD 'reader-{tag}'")
     pg.psql(f"CREATE DATABASE {dbname} OWNER {owner}")
-    pg.psql(f"CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 50) g; ALTER TABLE ledger OWNER TO {owner};"
-            f" GRANT SELECT ON ledger TO {reader}", dbname)
+    pg.psql(
+        f"CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 50) g; ALTER TABLE ledger OWNER TO {owner}; GRANT SELECT ON ledger TO {reader}", dbname
+    )
     config = tmp_path / "roles.conf"
-    config.write_text(f"[pgdrill]\nbackup_dir = {tmp_path / 'b'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n"
-                      f"[database {dbname}]\n")
+    config.write_text(
+        f"[pgdrill]\nbackup_dir = {tmp_path / 'b'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n[database {dbname}]\n"
+    )
     run_cli("--config", str(config))
     drill = {
-        "pgdrill_drill_source_host": "source", "pgdrill_drill_database": dbname, "pgdrill_drill_source_config": str(config),
-        "pgdrill_drill_work_dir": str(tmp_path / "work"), "pgdrill_drill_host": staging.host, "pgdrill_drill_port": staging.port,
-        "pgdrill_drill_login_user": "postgres", "pgdrill_drill_passfile": staging.passfile,
-        "pgdrill_drill_controller_dir": str(tmp_path / "controller"), "pgdrill_drill_log": str(tmp_path / "controller" / "log.md"),
+        "pgdrill_drill_source_host": "source",
+        "pgdrill_drill_database": dbname,
+        "pgdrill_drill_source_config": str(config),
+        "pgdrill_drill_work_dir": str(tmp_path / "work"),
+        "pgdrill_drill_host": staging.host,
+        "pgdrill_drill_port": staging.port,
+        "pgdrill_drill_login_user": "postgres",
+        "pgdrill_drill_passfile": staging.passfile,
+        "pgdrill_drill_controller_dir": str(tmp_path / "controller"),
+        "pgdrill_drill_log": str(tmp_path / "controller" / "log.md"),
         "pgdrill_drill_checks": [
             {"name": "owner kept", "sql": f"SELECT 1 FROM pg_tables WHERE tablename = 'ledger' AND tableowner = '{owner}'", "expect": "rows"},
             {"name": "grant kept", "sql": f"SELECT 1 WHERE has_table_privilege('{reader}', 'public.ledger', 'SELECT')", "expect": "rows"},
-            {"name": "no password, no login", "sql": f"SELECT 1 FROM pg_authid WHERE rolname = '{reader}' AND rolpassword IS NULL AND NOT rolcanlogin",
-             "expect": "rows"},
+            {
+                "name": "no password, no login",
+                "sql": f"SELECT 1 FROM pg_authid WHERE rolname = '{reader}' AND rolpassword IS NULL AND NOT rolcanlogin",
+                "expect": "rows",
+            },
         ],
     }
 
@@ -290,9 +334,21 @@ def test_drill_replays_globals_for_owners_and_grants(tmp_path, pg, staging, monk
         assert source_roles_on_staging() == []  # staging keeps no role of the source after the drill
         assert drill_env_line(tmp_path).endswith("· PASSED")
         # With role passwords asked for, the roles get the source's hash and LOGIN (and are still dropped after).
-        with_passwords = playbook_run(tmp_path, "run_restore_drill.yml", dict(drill, pgdrill_drill_role_passwords=True, pgdrill_drill_checks=[
-            {"name": "source's password", "sql": f"SELECT 1 FROM pg_authid WHERE rolname = '{reader}' AND rolpassword LIKE 'SCRAM%' AND rolcanlogin",
-             "expect": "rows"}]))
+        with_passwords = playbook_run(
+            tmp_path,
+            "run_restore_drill.yml",
+            dict(
+                drill,
+                pgdrill_drill_role_passwords=True,
+                pgdrill_drill_checks=[
+                    {
+                        "name": "source's password",
+                        "sql": f"SELECT 1 FROM pg_authid WHERE rolname = '{reader}' AND rolpassword LIKE 'SCRAM%' AND rolcanlogin",
+                        "expect": "rows",
+                    }
+                ],
+            ),
+        )
         assert with_passwords.status == "successful", with_passwords.stdout[-5000:]
         assert source_roles_on_staging() == []
         # A role staging already has is never changed, and never dropped.

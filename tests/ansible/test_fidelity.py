@@ -24,12 +24,31 @@ ROLES = ("rich_owner", "rich_reader", "rich_writer")
 
 
 def create_rich(cluster, dbname):
-    cluster.psql("CREATE ROLE rich_owner NOLOGIN; CREATE ROLE rich_reader LOGIN PASSWORD 'reader-secret'; CREATE ROLE rich_writer;"
-                 " GRANT rich_reader TO rich_writer")
+    cluster.psql(
+        "CREATE ROLE rich_owner NOLOGIN; CREATE ROLE rich_reader LOGIN PASSWORD 'reader-secret'; CREATE ROLE rich_writer; GRANT rich_reader TO rich_writer"
+    )
     cluster.psql(f'CREATE DATABASE "{dbname}" OWNER rich_owner')
     env = dict(os.environ, **cluster.env(dbname))
-    subprocess.run([cluster.bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "owner=rich_owner", "-v", "reader=rich_reader",
-                    "-v", "writer=rich_writer", "-f", RICH_SQL], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            cluster.bin("psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "owner=rich_owner",
+            "-v",
+            "reader=rich_reader",
+            "-v",
+            "writer=rich_writer",
+            "-f",
+            RICH_SQL,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def schema_dump(cluster, dbname, bindir=None):
@@ -47,8 +66,10 @@ class Source:
         create_rich(cluster, name)
         self.config = tmp_path / f"{name}.conf"
         self.backups = tmp_path / f"backups-{name}"
-        self.config.write_text(f"[pgdrill]\nbackup_dir = {self.backups}\nhost = {cluster.host}\nport = {cluster.port}\nuser = postgres\n"
-                               f"passfile = {cluster.passfile}\npg_bin_dir = {cluster.bindir}\n[database {name}]\n")
+        self.config.write_text(
+            f"[pgdrill]\nbackup_dir = {self.backups}\nhost = {cluster.host}\nport = {cluster.port}\nuser = postgres\n"
+            f"passfile = {cluster.passfile}\npg_bin_dir = {cluster.bindir}\n[database {name}]\n"
+        )
         run_cli("--config", str(self.config))
 
     def manifest(self):
@@ -81,10 +102,16 @@ def rich(pg, tmp_path):
 
 def drill(tmp_path, source, staging, **overrides):
     extravars = {
-        "pgdrill_drill_source_host": "source", "pgdrill_drill_database": source.db, "pgdrill_drill_source_config": str(source.config),
-        "pgdrill_drill_work_dir": str(tmp_path / "work"), "pgdrill_drill_host": staging.host, "pgdrill_drill_port": staging.port,
-        "pgdrill_drill_login_user": "postgres", "pgdrill_drill_passfile": staging.passfile,
-        "pgdrill_drill_controller_dir": str(tmp_path / "controller"), "pgdrill_drill_log": str(tmp_path / "controller" / "log.md"),
+        "pgdrill_drill_source_host": "source",
+        "pgdrill_drill_database": source.db,
+        "pgdrill_drill_source_config": str(source.config),
+        "pgdrill_drill_work_dir": str(tmp_path / "work"),
+        "pgdrill_drill_host": staging.host,
+        "pgdrill_drill_port": staging.port,
+        "pgdrill_drill_login_user": "postgres",
+        "pgdrill_drill_passfile": staging.passfile,
+        "pgdrill_drill_controller_dir": str(tmp_path / "controller"),
+        "pgdrill_drill_log": str(tmp_path / "controller" / "log.md"),
         **overrides,
     }
     run = playbook_run(tmp_path, "run_restore_drill.yml", extravars)
@@ -140,8 +167,13 @@ def test_rich_database_drilled_onto_fresh_staging_is_the_database(rich, fresh_st
         assert fresh_staging.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()", scratch) == "rich_owner"
         assert fresh_staging.psql("SELECT count(*) FROM pg_largeobject_metadata", scratch) == "2"
         # Roles the drill made: no password, no login.
-        assert fresh_staging.psql("SELECT string_agg(rolname || ':' || rolcanlogin || ':' || (rolpassword IS NULL), ',' ORDER BY rolname)"
-                                  " FROM pg_authid WHERE rolname LIKE 'rich\\_%'") == "rich_owner:false:true,rich_reader:false:true,rich_writer:false:true"
+        assert (
+            fresh_staging.psql(
+                "SELECT string_agg(rolname || ':' || rolcanlogin || ':' || (rolpassword IS NULL), ',' ORDER BY rolname)"
+                " FROM pg_authid WHERE rolname LIKE 'rich\\_%'"
+            )
+            == "rich_owner:false:true,rich_reader:false:true,rich_writer:false:true"
+        )
     finally:
         dropped = drop_scratch(fresh_staging, scratch)
     assert dropped["dropped"] and sorted(dropped["roles_dropped"]) == sorted(ROLES)
@@ -242,13 +274,15 @@ def test_partial_restore_of_tables_and_schemas(rich, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     pg = rich.cluster
     base = {"pgdrill_config_path": str(rich.config), "pgdrill_restore_database": rich.db}
-    tables = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_target="rich_invoices",
-                                                                 pgdrill_restore_tables=["app.invoices", '"a.b".c', "app.user"]))
+    tables = playbook_run(
+        tmp_path, "restore_database.yml", dict(base, pgdrill_restore_target="rich_invoices", pgdrill_restore_tables=["app.invoices", '"a.b".c', "app.user"])
+    )
     schemas = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_target="rich_app", pgdrill_restore_schemas=["app"]))
     try:
         assert tables.status == "successful", tables.stdout[-5000:]
-        restored = pg.psql("SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-                           "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')", "rich_invoices")
+        restored = pg.psql(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')", "rich_invoices"
+        )
         assert set(restored.splitlines()) == {'"a.b".c', "app.invoices", "app.invoices_2025", "app.invoices_2026", 'app."user"'}
         assert pg.psql("SELECT count(*) FROM app.invoices", "rich_invoices") == "2000"
         assert pg.psql("SELECT count(*) FROM pg_policy", "rich_invoices") == "1"  # its policy came with it
@@ -257,8 +291,7 @@ def test_partial_restore_of_tables_and_schemas(rich, tmp_path, monkeypatch):
         assert result["row_counts"]["tables"] == 4  # the table's partitions, "a.b".c and app."user" (a keyword, quoted)
         assert schemas.status == "successful", schemas.stdout[-5000:]
         assert pg.psql("SELECT count(*) FROM app.customers", "rich_app") == "300"
-        assert pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname <> 'app' AND schemaname NOT IN ('pg_catalog', 'information_schema')",
-                       "rich_app") == "0"
+        assert pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname <> 'app' AND schemaname NOT IN ('pg_catalog', 'information_schema')", "rich_app") == "0"
         unknown = playbook_run(tmp_path, "restore_database.yml", dict(base, pgdrill_restore_target="rich_none", pgdrill_restore_tables=["app.nope"]))
         assert unknown.status == "failed" and "the archive has no table app.nope" in unknown.task("Restore the backup set")["res"]["msg"]
     finally:

@@ -24,27 +24,45 @@ def staging():
 
 def browser(*args):
     assert os.path.exists(CHROMIUM), "./run installs Debian's chromium for the report page test"
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_report_page_after_a_backup_and_a_drill(tmp_path, pg, sample_db, staging, monkeypatch):
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     config = tmp_path / "source.conf"
-    config.write_text(f"[pgdrill]\nbackup_dir = {tmp_path / 'backups'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\n"
-                      f"passfile = {pg.passfile}\n[database {sample_db}]\n")
+    config.write_text(
+        f"[pgdrill]\nbackup_dir = {tmp_path / 'backups'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\n"
+        f"passfile = {pg.passfile}\n[database {sample_db}]\n"
+    )
     run_cli("--config", str(config))
     run_cli("--config", str(config), "--no-prune")
     controller = tmp_path / "controller"
-    drill = playbook_run(tmp_path, "run_restore_drill.yml", {
-        "pgdrill_drill_source_host": "source", "pgdrill_drill_database": sample_db, "pgdrill_drill_source_config": str(config),
-        "pgdrill_drill_work_dir": str(tmp_path / "work"), "pgdrill_drill_host": staging.host, "pgdrill_drill_port": staging.port,
-        "pgdrill_drill_login_user": "postgres", "pgdrill_drill_passfile": staging.passfile,
-        "pgdrill_drill_controller_dir": str(controller), "pgdrill_drill_log": str(controller / "log.md")})
+    drill = playbook_run(
+        tmp_path,
+        "run_restore_drill.yml",
+        {
+            "pgdrill_drill_source_host": "source",
+            "pgdrill_drill_database": sample_db,
+            "pgdrill_drill_source_config": str(config),
+            "pgdrill_drill_work_dir": str(tmp_path / "work"),
+            "pgdrill_drill_host": staging.host,
+            "pgdrill_drill_port": staging.port,
+            "pgdrill_drill_login_user": "postgres",
+            "pgdrill_drill_passfile": staging.passfile,
+            "pgdrill_drill_controller_dir": str(controller),
+            "pgdrill_drill_log": str(controller / "log.md"),
+        },
+    )
     assert drill.status == "successful", drill.stdout[-4000:]
     reports = tmp_path / "reports"
-    base = {"pgdrill_config_path": str(config), "pgdrill_backup_databases": [{"name": sample_db}],
-            "pgdrill_report_dir": str(reports), "pgdrill_report_evidence_dir": str(controller / "evidence")}
+    base = {
+        "pgdrill_config_path": str(config),
+        "pgdrill_backup_databases": [{"name": sample_db}],
+        "pgdrill_report_dir": str(reports),
+        "pgdrill_report_evidence_dir": str(controller / "evidence"),
+    }
 
     passing = playbook_run(tmp_path, "report_status.yml", base)
     assert passing.status == "successful", passing.stdout[-4000:]

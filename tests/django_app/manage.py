@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A minimal Django project standing in for EZ360PM in the drill tests: its migrate and check run
 against a restored database, configured the way the seed's settings are (POSTGRES_* variables)."""
+
 import os
 import sys
 

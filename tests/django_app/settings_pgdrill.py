@@ -1,5 +1,6 @@
 """The minimal project with pgdrill's Django app installed, configured the way the seed's
 config/settings/base.py reads its backup settings (EZ360_BACKUP_* variables, MEDIA_ROOT)."""
+
 import os
 
 from settings import *  # noqa: F401,F403

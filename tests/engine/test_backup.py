@@ -62,14 +62,16 @@ def test_row_counts_match_the_dump_even_while_the_application_writes(backup_env)
 
     cluster = backup_env.cluster
     before = int(cluster.psql("SELECT count(*) FROM ledger_entries", backup_env.dbname))
-    app = psycopg.connect(**{"host": cluster.host, "port": cluster.port, "user": "postgres", "passfile": cluster.passfile,
-                             "dbname": backup_env.dbname})
+    app = psycopg.connect(**{"host": cluster.host, "port": cluster.port, "user": "postgres", "passfile": cluster.passfile, "dbname": backup_env.dbname})
     try:
-        app.execute("INSERT INTO ledger_entries (company_id, account, entry_date, debit, credit, created_at) "
-                    "SELECT 1, 'x', now(), 1, 0, now() FROM generate_series(1, 50)")
+        app.execute(
+            "INSERT INTO ledger_entries (company_id, account, entry_date, debit, credit, created_at) "
+            "SELECT 1, 'x', now(), 1, 0, now() FROM generate_series(1, 50)"
+        )
         app.execute("LOCK TABLE ledger_entries IN ACCESS EXCLUSIVE MODE")
-        proc = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config], env=cli_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.time() + 60
         while cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'") == "0":
             assert time.time() < deadline and proc.poll() is None, "pg_dump never waited for the application's lock"
@@ -174,6 +176,7 @@ def test_media_goes_into_the_same_set_without_following_links_out(backup_env, tm
     raw = subprocess.run(["zstd", "-dc", os.path.join(backup_env.backup_dir, kinds["media"])], capture_output=True, check=True).stdout
     assert b"must not be archived" not in raw
     import io
+
     with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
         members = {m.name: m for m in archive.getmembers()}
     assert members["media/uploads/logo.png"].size == 4096 and members["media/uploads/link-out"].issym()
@@ -198,6 +201,7 @@ def test_media_only_and_missing_media_root(backup_env, tmp_path):
 
 def test_kill_9_mid_dump_leaves_no_final_file_and_the_next_run_cleans_up(tmp_path, pg, big_db):
     from helpers import write_config
+
     config = write_config(tmp_path / "c.conf", pg, big_db, tmp_path / "b", compression="gzip", compression_level=9)
     proc = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
@@ -224,7 +228,7 @@ def test_failed_dump_keeps_nothing_and_prunes_nothing(backup_env):
     backup_env.run()
     old_files = backup_env.files()
     backup_env.rewrite(keep_last=0, retention_days=0)  # any prune would now remove the old set... if it ran
-    backup_env.cluster.psql(f"REVOKE CONNECT ON DATABASE \"{backup_env.dbname}\" FROM PUBLIC")
+    backup_env.cluster.psql(f'REVOKE CONNECT ON DATABASE "{backup_env.dbname}" FROM PUBLIC')
     backup_env.cluster.psql("CREATE ROLE limited LOGIN PASSWORD 'limited-pw'")
     try:
         passfile = os.path.join(os.path.dirname(backup_env.config), "limited.pgpass")
@@ -236,5 +240,5 @@ def test_failed_dump_keeps_nothing_and_prunes_nothing(backup_env):
         assert "backup failed" in done.stderr
     finally:
         backup_env.cluster.psql("DROP ROLE limited")
-        backup_env.cluster.psql(f"GRANT CONNECT ON DATABASE \"{backup_env.dbname}\" TO PUBLIC")
+        backup_env.cluster.psql(f'GRANT CONNECT ON DATABASE "{backup_env.dbname}" TO PUBLIC')
     assert backup_env.files() == old_files

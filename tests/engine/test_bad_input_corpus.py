@@ -13,8 +13,22 @@ from pgdrill import cli
 from pgdrill.config import CONNECTION_SETTINGS, SETTINGS
 
 # Keys whose value is free text: only an empty value is wrong for them.
-TEXT_KEYS = {"backup_dir", "prefix", "media_root", "pg_bin_dir", "work_dir", "metrics_dir", "host", "user", "dbname", "service", "passfile",
-             "encrypt_identity_file", "remote_region", "remote_profile"}
+TEXT_KEYS = {
+    "backup_dir",
+    "prefix",
+    "media_root",
+    "pg_bin_dir",
+    "work_dir",
+    "metrics_dir",
+    "host",
+    "user",
+    "dbname",
+    "service",
+    "passfile",
+    "encrypt_identity_file",
+    "remote_region",
+    "remote_profile",
+}
 BAD_VALUES = ["", "-1", "1e20", "inf", "nan", "\u0663", "yes please", "99999999999999999999", "0x10", "1_000", "lz4"]
 
 

@@ -141,8 +141,9 @@ def test_password_never_in_argv_logs_or_backup_files(tmp_path, pg, big_db, how):
     else:
         config = write_config(tmp_path / "c.conf", pg, big_db, tmp_path / "b", compression="gzip", passfile="/nonexistent")
         extra = {"PGPASSWORD": password}
-    proc = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config, "--verbose"], env=cli_env(extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgdrill.cli", "--config", config, "--verbose"], env=cli_env(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     seen = []
     while proc.poll() is None:
         seen.extend(_descendants_cmdlines(proc.pid))

@@ -279,15 +279,18 @@ def test_inode_exhaustion_is_a_clear_error(backup_env, tmp_path):
         subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-@pytest.mark.parametrize("content", [
-    "0001-01-01T00:00:00+05:00",  # started_at of year 1 with an offset
-    "integer",
-    "deep",
-    "huge",
-    "../x",
-    "/etc/hostname",
-    "kind",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "0001-01-01T00:00:00+05:00",  # started_at of year 1 with an offset
+        "integer",
+        "deep",
+        "huge",
+        "../x",
+        "/etc/hostname",
+        "kind",
+    ],
+)
 def test_one_malformed_manifest_marks_only_its_own_set_damaged(backup_env, content):
     now = datetime.now(timezone.utc)
     prefix = backup_env.dbname
@@ -388,7 +391,10 @@ def test_backup_dir_inside_the_media_root_is_never_archived(backup_env, tmp_path
     for manifest in backup_env.manifests():
         name = next(f["name"] for f in manifest["files"] if f["kind"] == "media")
         import subprocess
-        listing = subprocess.run(f"zstd -dc {os.path.join(backup_env.backup_dir, name)} | tar -t", shell=True, capture_output=True, text=True, check=True).stdout
+
+        listing = subprocess.run(
+            f"zstd -dc {os.path.join(backup_env.backup_dir, name)} | tar -t", shell=True, capture_output=True, text=True, check=True
+        ).stdout
         assert "media/a.txt" in listing and "backups/" not in listing, listing
     backup_env.rewrite(media_root=media, backup_dir=media)
     done = backup_env.run("--media", check=1)
@@ -494,14 +500,17 @@ def test_max_runtime_stops_a_run_and_cleans_up(backup_env):
     backup_env.run()  # the series is free again
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--wait", "nan"], ["--wait", "from 0"]),
-    (["--wait", "inf"], ["--wait"]),
-    (["verify", "--jobs", "0"], ["--jobs", "from 1 to 256"]),
-    (["--out-dir", ""], ["backup_dir", "non-empty"]),
-    (["--no-prune", "prune"], ["--no-prune"]),
-    (["verify", "--all", "sample_20261126_021500_utc"], ["--all", "not both"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--wait", "nan"], ["--wait", "from 0"]),
+        (["--wait", "inf"], ["--wait"]),
+        (["verify", "--jobs", "0"], ["--jobs", "from 1 to 256"]),
+        (["--out-dir", ""], ["backup_dir", "non-empty"]),
+        (["--no-prune", "prune"], ["--no-prune"]),
+        (["verify", "--all", "sample_20261126_021500_utc"], ["--all", "not both"]),
+    ],
+)
 def test_bad_command_lines_exit_2_naming_the_flag(backup_env, args, words):
     done = backup_env.run(*args, check=2)
     assert all(word in done.stderr for word in words) and "Traceback" not in done.stderr, done.stderr
@@ -564,8 +573,12 @@ def test_verify_dry_run_on_a_read_only_backup_dir(backup_env, tmp_path):
 def test_operator_files_and_impossible_stamps_are_left_alone(backup_env):
     prefix = backup_env.dbname
     os.makedirs(backup_env.backup_dir, mode=0o700)
-    foreign = [f"{prefix}_db_20200101_000000_utc.sql", f"{prefix}_media_20200101_000000_utc.json",
-               f"{prefix}_db_20261399_000000_utc.dump", f"{prefix}_manifest_20261399_000000_utc.json"]
+    foreign = [
+        f"{prefix}_db_20200101_000000_utc.sql",
+        f"{prefix}_media_20200101_000000_utc.json",
+        f"{prefix}_db_20261399_000000_utc.dump",
+        f"{prefix}_manifest_20261399_000000_utc.json",
+    ]
     for name in foreign:
         path = os.path.join(backup_env.backup_dir, name)
         open(path, "w").write("an operator's file")
@@ -599,8 +612,9 @@ def test_output_into_a_closed_pipe_is_no_traceback(backup_env):
     for day in range(200):
         moment = datetime.now(timezone.utc) - timedelta(days=day + 1)
         fake_set(backup_env.backup_dir, backup_env.dbname, _stamp(moment), started=_iso(moment))
-    done = subprocess.run(f"{sys.executable} -m pgdrill.cli --config {backup_env.config} list | head -n 1",
-                          shell=True, capture_output=True, text=True, env=cli_env())
+    done = subprocess.run(
+        f"{sys.executable} -m pgdrill.cli --config {backup_env.config} list | head -n 1", shell=True, capture_output=True, text=True, env=cli_env()
+    )
     assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
 
 
@@ -619,7 +633,9 @@ def test_a_server_stopped_mid_dump_is_a_message_not_a_traceback(tmp_path):
         config = write_config(tmp_path / "pgdrill.conf", cluster, "app", tmp_path / "b", lock_wait_timeout=0)
         holder = psycopg.connect(host=cluster.host, port=cluster.port, user="postgres", passfile=cluster.passfile, dbname="app")
         holder.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")  # pg_dump and the row count wait here
-        run = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "pgdrill.cli", "--config", config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         time.sleep(2)
         cluster.stop()
         out, err = run.communicate(timeout=60)
@@ -659,8 +675,9 @@ def test_a_real_backup_taken_while_the_clock_ran_a_year_ahead(backup_env):
     from helpers import cli_env
 
     backup_env.rewrite(keep_last=3, retention_days=0)
-    ahead = subprocess.run(["faketime", "-f", "+365d", sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config],
-                           env=cli_env(), capture_output=True, text=True)
+    ahead = subprocess.run(
+        ["faketime", "-f", "+365d", sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config], env=cli_env(), capture_output=True, text=True
+    )
     assert ahead.returncode == 0, ahead.stderr
     (future,) = [row for row in _listing(backup_env).values()]
     assert future["state"] == "future"

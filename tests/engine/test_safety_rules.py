@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+import psycopg
 import pytest
 
 from helpers import cli_env, fake_set, write_config
@@ -36,8 +37,9 @@ def snapshot(directory, names):
 
 
 def start_backup(config, *args):
-    return subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config, *args], env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgdrill.cli", "--config", config, *args], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for_partial(directory, size=200_000, timeout=60):
@@ -155,7 +157,7 @@ def test_replacing_a_database_refuses_its_sessions_unless_told_to_end_them(backu
         assert session.execute("SELECT 1").fetchone() == (1,)  # untouched by the refusal
         outcome = restore_set(config, backup, RestoreOptions(target=target, replace=True, terminate=True))
         assert outcome["target_existed"] and outcome["fidelity"]["ok"]
-        with pytest.raises(Exception):
+        with pytest.raises(psycopg.OperationalError):  # its backend was terminated
             session.execute("SELECT 1")
     finally:
         session.close()
@@ -245,8 +247,13 @@ def test_a_backup_user_without_rights_to_the_directory_gets_the_fix(pg, sample_d
 
         shutil.copytree(os.path.dirname(pgdrill.__file__), os.path.join(base, "lib", "pgdrill"))
         subprocess.run(["chmod", "-R", "a+rX", os.path.join(base, "lib")], check=True)
-        done = subprocess.run(["runuser", "-u", LAB_USER, "--", "/usr/bin/python3", "-m", "pgdrill.cli", "--config", config],
-                              env=dict(cli_env(), PYTHONPATH=os.path.join(base, "lib")), capture_output=True, text=True, cwd="/")
+        done = subprocess.run(
+            ["runuser", "-u", LAB_USER, "--", "/usr/bin/python3", "-m", "pgdrill.cli", "--config", config],
+            env=dict(cli_env(), PYTHONPATH=os.path.join(base, "lib")),
+            capture_output=True,
+            text=True,
+            cwd="/",
+        )
         assert done.returncode == 1, done
         assert "permission denied" in done.stderr and "Fix:" in done.stderr and "Traceback" not in done.stderr
         assert not os.path.exists(os.path.join(target, "backups"))

@@ -25,9 +25,13 @@ def _drill_config(backup_env, tmp_path, ping_url, **extra):
         "ping_url": ping_url,
         # A post-restore command sees the scratch database's connection in its environment, no password in argv.
         "post_restore": f"\n  {sys.executable} -c \"import os; open('{marker}', 'w').write(os.environ['PGDATABASE'] + ' ' + "
-                        f"os.environ['POSTGRES_DB'] + ' ' + os.environ.get('PGPASSWORD', 'no-password'))\"",
-        "checks": json.dumps([{"name": "invoices exist", "sql": "SELECT 1 FROM public.invoices", "expect": "rows"},
-                              {"name": "writes roll back", "sql": "UPDATE public.invoices SET total = 0 RETURNING 1", "expect": "rows"}]),
+        f"os.environ['POSTGRES_DB'] + ' ' + os.environ.get('PGPASSWORD', 'no-password'))\"",
+        "checks": json.dumps(
+            [
+                {"name": "invoices exist", "sql": "SELECT 1 FROM public.invoices", "expect": "rows"},
+                {"name": "writes roll back", "sql": "UPDATE public.invoices SET total = 0 RETURNING 1", "expect": "rows"},
+            ]
+        ),
         **extra,
     }
     os.makedirs(tmp_path / "metrics", exist_ok=True)
@@ -102,8 +106,13 @@ def test_the_drill_command_restores_proves_smoke_tests_records_and_cleans_up(bac
 def test_a_failing_smoke_check_fails_the_drill_and_keep_on_failure_keeps_the_scratch_database(backup_env, tmp_path, ping_recorder):
     base, pings = ping_recorder
     backup_env.run()
-    _drill_config(backup_env, tmp_path, base + "/ping/k", keep="on_failure",
-                  checks=json.dumps([{"name": "no invoices", "sql": "SELECT 1 FROM public.invoices", "expect": "none"}]))
+    _drill_config(
+        backup_env,
+        tmp_path,
+        base + "/ping/k",
+        keep="on_failure",
+        checks=json.dumps([{"name": "no invoices", "sql": "SELECT 1 FROM public.invoices", "expect": "none"}]),
+    )
     done = backup_env.run("drill", check=1)
     assert "FAILED at smoke checks" in done.stdout
     [record] = _evidence(tmp_path)
@@ -155,13 +164,22 @@ def test_source_ssh_lists_the_source_directory_and_copies_only_the_newest_set(ba
     shims.mkdir()
     calls = tmp_path / "calls"
     (shims / "ssh").write_text(f'#!/bin/sh\necho "ssh $*" >> {calls}\nfor last; do :; done\nexec /bin/sh -c "$last"\n')
-    (shims / "scp").write_text(f'#!/bin/sh\necho "scp $*" >> {calls}\nfor last; do :; done\n'
-                               'for arg; do case "$arg" in source.example:*) cp -- "${arg#source.example:}" "$last";; esac; done\n')
+    (shims / "scp").write_text(
+        f'#!/bin/sh\necho "scp $*" >> {calls}\nfor last; do :; done\n'
+        'for arg; do case "$arg" in source.example:*) cp -- "${arg#source.example:}" "$last";; esac; done\n'
+    )
     for shim in ("ssh", "scp"):
         os.chmod(shims / shim, 0o755)
     work = tmp_path / "work"
-    _drill_config(backup_env, tmp_path, base + "/ping/k", source="ssh", source_ssh="source.example", work_dir=work,
-                  ssh_options="\n  -o BatchMode=yes\n  -i /etc/pgdrill-drill/id_ed25519")
+    _drill_config(
+        backup_env,
+        tmp_path,
+        base + "/ping/k",
+        source="ssh",
+        source_ssh="source.example",
+        work_dir=work,
+        ssh_options="\n  -o BatchMode=yes\n  -i /etc/pgdrill-drill/id_ed25519",
+    )
     done = backup_env.run("drill", env={"PATH": f"{shims}:{os.environ['PATH']}"})
     assert "PASSED" in done.stdout, done.stdout + done.stderr
     [record] = _evidence(tmp_path)

@@ -21,16 +21,25 @@ from helpers import cli_env
 #   mon    2026-02-02 12:00  Mon 13:00, W06
 #   tue    2026-02-03 12:00  Tue 13:00, W06
 DAYS = {
-    "dec31": "2025-12-31 12:00:00", "jan15": "2026-01-15 12:00:00", "jan31": "2026-01-31 12:00:00", "sun": "2026-02-01 22:30:00",
-    "mon0": "2026-02-01 23:30:00", "mon": "2026-02-02 12:00:00", "tue": "2026-02-03 12:00:00",
+    "dec31": "2025-12-31 12:00:00",
+    "jan15": "2026-01-15 12:00:00",
+    "jan31": "2026-01-31 12:00:00",
+    "sun": "2026-02-01 22:30:00",
+    "mon0": "2026-02-01 23:30:00",
+    "mon": "2026-02-02 12:00:00",
+    "tue": "2026-02-03 12:00:00",
 }
 NOW = "2026-02-04 12:00:00"
 TIERS = dict(keep_last=0, retention_days=0, keep_daily=2, keep_weekly=2, keep_monthly=2, keep_yearly=2)
 
 
 def _at(moment, env, *args, check=0):
-    done = subprocess.run(["faketime", "-f", f"@{moment}", sys.executable, "-m", "pgdrill.cli", "--config", env.config, *args],
-                          env=cli_env({"TZ": "UTC"}), capture_output=True, text=True)
+    done = subprocess.run(
+        ["faketime", "-f", f"@{moment}", sys.executable, "-m", "pgdrill.cli", "--config", env.config, *args],
+        env=cli_env({"TZ": "UTC"}),
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == check, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -57,8 +66,13 @@ def test_tiers_on_real_sets_follow_the_calendar_of_the_time_zone(taken):
     label_of = {name: label for label, name in names.items()}
     berlin = _plan(env, retention_timezone="Europe/Berlin")
     assert {label_of[name] for name, entry in berlin.items() if entry["action"] == "remove"} == {"jan15", "mon0"}
-    assert berlin[names["tue"]]["reasons"] == ["newest complete set holding a database dump (never deleted)", "daily (2026-02-03)",
-                                               "weekly (2026-W06)", "monthly (2026-02)", "yearly (2026)"]
+    assert berlin[names["tue"]]["reasons"] == [
+        "newest complete set holding a database dump (never deleted)",
+        "daily (2026-02-03)",
+        "weekly (2026-W06)",
+        "monthly (2026-02)",
+        "yearly (2026)",
+    ]
     assert berlin[names["mon"]]["reasons"] == ["daily (2026-02-02)"]
     assert berlin[names["sun"]]["reasons"] == ["weekly (2026-W05)"]
     assert berlin[names["jan31"]]["reasons"] == ["monthly (2026-01)"]
@@ -92,7 +106,7 @@ def test_pin_list_prune_unpin_on_real_sets(taken):
     assert f"keep         {names['jan31']}: monthly (2026-01)" in preview
     done = json.loads(_at(NOW, env, "prune", "--json").stdout)["results"][0]
     assert [entry["set"] for entry in done["removed"]] == [names["mon0"]]
-    assert os.path.exists(pin_file) and f"{env.dbname}_manifest_{pinned[len(env.dbname) + 1:-4]}_utc.json" in os.listdir(env.backup_dir)
+    assert os.path.exists(pin_file) and f"{env.dbname}_manifest_{pinned[len(env.dbname) + 1 : -4]}_utc.json" in os.listdir(env.backup_dir)
     assert json.loads(_at(NOW, env, "prune", "--json").stdout)["results"][0]["removed"] == []  # twice removes nothing more
     # Unpinned, the set is retention's again.
     assert "unpinned" in _at(NOW, env, "unpin", pinned).stdout and not os.path.exists(pin_file)
@@ -129,4 +143,6 @@ def test_pin_finds_the_series_by_the_sets_own_prefix(tmp_path):
     assert done.stdout.startswith("shop: shop_20261101_021500_utc pinned")
     rows = json.loads(run_cli("--config", str(config), "list", "--json").stdout)["results"]
     assert [(r["database"], [(s["set"], s["pinned"], s["pin"]["reason"]) for s in r["sets"]]) for r in rows] == [
-        ("shop", [("shop_20261101_021500_utc", True, "audit")]), ("shop_db", [("shop_db_20261101_021500_utc", True, "audit")])]
+        ("shop", [("shop_20261101_021500_utc", True, "audit")]),
+        ("shop_db", [("shop_db_20261101_021500_utc", True, "audit")]),
+    ]

@@ -18,7 +18,11 @@ def test_verify_restore_compares_the_fingerprint(backup_env):
     assert document["row_count_keys"] == "quoted" and "public.invoices" in document["row_counts"]
     done = backup_env.run("verify", "--restore")
     lines = [line.split(":")[0].split() for line in done.stdout.splitlines()[1:]]
-    assert [words for words in lines if words[-1] in ("restore", "fingerprint", "counts")] == [["ok", "restore"], ["ok", "fingerprint"], ["ok", "row", "counts"]]
+    assert [words for words in lines if words[-1] in ("restore", "fingerprint", "counts")] == [
+        ["ok", "restore"],
+        ["ok", "fingerprint"],
+        ["ok", "row", "counts"],
+    ]
     objects = len(document["fingerprint"]["objects"])
     assert f"{objects} objects match the backup's fingerprint" in done.stdout
 

@@ -92,10 +92,19 @@ def _fake_set(directory, prefix, started, with_manifest=True, mtime=None):
     names = [dump]
     if with_manifest:
         import hashlib
+
         document = manifest_mod.build(
-            prefix=prefix, stamp=stamp, started=started, finished=started, database={}, client={}, compression={},
+            prefix=prefix,
+            stamp=stamp,
+            started=started,
+            finished=started,
+            database={},
+            client={},
+            compression={},
             files=[{"name": dump, "kind": "db", "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}],
-            row_counts=None, options={}, host="test",
+            row_counts=None,
+            options={},
+            host="test",
         )
         mname = manifest_mod.manifest_name(prefix, stamp)
         with open(os.path.join(directory, mname), "wb") as handle:
@@ -183,13 +192,21 @@ def test_smoke_checks_that_write_leave_no_trace(pg, sample_db):
     before = pg.psql("SELECT count(*) FROM invoices", sample_db)
     conn = db.connect(connection, sample_db, autocommit=True)
     try:
-        results = run_checks(conn, [
-            {"name": "create invoice", "sql": "INSERT INTO invoices (company_id, client_id, number, issued_on, due_on, status, total, currency, lines, created_at)"
-                                              " SELECT 1, 1, 'INV-X', now(), now(), 'draft', 1, 'USD', '[]', now() RETURNING id", "expect": "rows"},
-            {"name": "count unchanged", "sql": "SELECT count(*) FROM invoices", "expect": "value", "value": int(before)},
-            {"name": "broken", "sql": "SELECT no_such_column FROM invoices", "expect": "rows"},
-            {"name": "still usable after a failed query", "sql": "SELECT 1", "expect": "rows"},
-        ], connection.libpq_env())
+        results = run_checks(
+            conn,
+            [
+                {
+                    "name": "create invoice",
+                    "sql": "INSERT INTO invoices (company_id, client_id, number, issued_on, due_on, status, total, currency, lines, created_at)"
+                    " SELECT 1, 1, 'INV-X', now(), now(), 'draft', 1, 'USD', '[]', now() RETURNING id",
+                    "expect": "rows",
+                },
+                {"name": "count unchanged", "sql": "SELECT count(*) FROM invoices", "expect": "value", "value": int(before)},
+                {"name": "broken", "sql": "SELECT no_such_column FROM invoices", "expect": "rows"},
+                {"name": "still usable after a failed query", "sql": "SELECT 1", "expect": "rows"},
+            ],
+            connection.libpq_env(),
+        )
     finally:
         conn.close()
     assert [r["ok"] for r in results] == [True, True, False, True], results

@@ -30,8 +30,15 @@ def servers(pg, pg16, pg18):
 
 
 def write_config(path, cluster, backup_dir, client_bindir=None, **settings):
-    values = {"backup_dir": backup_dir, "host": cluster.host, "port": cluster.port, "user": "postgres", "passfile": cluster.passfile,
-              "pg_bin_dir": client_bindir or cluster.bindir, **settings}
+    values = {
+        "backup_dir": backup_dir,
+        "host": cluster.host,
+        "port": cluster.port,
+        "user": "postgres",
+        "passfile": cluster.passfile,
+        "pg_bin_dir": client_bindir or cluster.bindir,
+        **settings,
+    }
     path.write_text("[pgdrill]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()) + "[database matrix]\n")
     return str(path)
 
@@ -110,14 +117,25 @@ def test_a_drill_on_each_major(major, servers, sets, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     config, backup = sets[major]
     cluster = servers[major]
-    run = playbook_run(tmp_path, "run_restore_drill.yml", {
-        "pgdrill_drill_source_host": "source", "pgdrill_drill_database": "matrix", "pgdrill_drill_source_config": config,
-        "pgdrill_drill_work_dir": str(tmp_path / "work"), "pgdrill_drill_host": cluster.host, "pgdrill_drill_port": cluster.port,
-        "pgdrill_drill_login_user": "postgres", "pgdrill_drill_passfile": cluster.passfile, "pgdrill_drill_pg_bin_dir": cluster.bindir,
-        "pgdrill_drill_controller_dir": str(tmp_path / "controller"), "pgdrill_drill_log": str(tmp_path / "controller" / "log.md"),
-        "pgdrill_drill_max_age_hours": 24,
-        "pgdrill_drill_checks": [{"name": "invoices", "sql": "SELECT count(*) FROM invoices", "expect": "value", "value": 400}],
-    })
+    run = playbook_run(
+        tmp_path,
+        "run_restore_drill.yml",
+        {
+            "pgdrill_drill_source_host": "source",
+            "pgdrill_drill_database": "matrix",
+            "pgdrill_drill_source_config": config,
+            "pgdrill_drill_work_dir": str(tmp_path / "work"),
+            "pgdrill_drill_host": cluster.host,
+            "pgdrill_drill_port": cluster.port,
+            "pgdrill_drill_login_user": "postgres",
+            "pgdrill_drill_passfile": cluster.passfile,
+            "pgdrill_drill_pg_bin_dir": cluster.bindir,
+            "pgdrill_drill_controller_dir": str(tmp_path / "controller"),
+            "pgdrill_drill_log": str(tmp_path / "controller" / "log.md"),
+            "pgdrill_drill_max_age_hours": 24,
+            "pgdrill_drill_checks": [{"name": "invoices", "sql": "SELECT count(*) FROM invoices", "expect": "value", "value": 400}],
+        },
+    )
     assert run.status == "successful", run.stdout[-5000:]
     line = (tmp_path / "controller" / "log.md").read_text().strip().splitlines()[-1]
     assert line.endswith("3/3 checks ok · PASSED"), line  # fingerprint, row counts, invoices

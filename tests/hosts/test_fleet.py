@@ -53,7 +53,11 @@ def run(inventory, tmp_path, playbook=None, module=None, args=None, pattern="pgd
     private.mkdir()
     env = host_env()
     kwargs = dict(
-        private_data_dir=str(private), inventory=inventory, extravars=extravars or {}, cmdline=cmdline, quiet=True,
+        private_data_dir=str(private),
+        inventory=inventory,
+        extravars=extravars or {},
+        cmdline=cmdline,
+        quiet=True,
         envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_FORKS": "4", "CONTAINERS_CONF": env["CONTAINERS_CONF"]},
     )
     os.environ["PATH"] = env["PATH"]
@@ -76,8 +80,9 @@ def per_host(events, event_name="runner_on_ok", task=None):
 
 
 def backup_files(inventory, tmp_path):
-    _, events, _ = run(inventory, tmp_path, module="ansible.builtin.shell",
-                       args="find /var/backups/pgdrill /var/backups/crm -name '*_utc.*' -printf '%f\\n' | sort")
+    _, events, _ = run(
+        inventory, tmp_path, module="ansible.builtin.shell", args="find /var/backups/pgdrill /var/backups/crm -name '*_utc.*' -printf '%f\\n' | sort"
+    )
     return {host: res[0]["stdout_lines"] for host, res in per_host(events).items()}
 
 
@@ -95,7 +100,7 @@ def age_manifests(inventory, tmp_path, pattern, days_by_rank):
         "            doc['started_at'] = when.isoformat().replace('+00:00', 'Z')\n"
         "            json.dump(doc, open(name, 'w'))\n"
     )
-    result, _, out = run(inventory, tmp_path, module="ansible.builtin.shell", args=f"python3 -c \"{script}\"", pattern=pattern)
+    result, _, out = run(inventory, tmp_path, module="ansible.builtin.shell", args=f'python3 -c "{script}"', pattern=pattern)
     assert result.status == "successful", out
 
 
@@ -123,7 +128,7 @@ def test_backups_retention_change_and_status_report(fleet, tmp_path):
     expected_removed = {}
     for host, names in files.items():
         for prefix in ("ez360pm", "crm-main"):
-            stamps = sorted((n.split("_manifest_")[1][:-len("_utc.json")] for n in names if n.startswith(prefix + "_manifest_")), reverse=True)
+            stamps = sorted((n.split("_manifest_")[1][: -len("_utc.json")] for n in names if n.startswith(prefix + "_manifest_")), reverse=True)
             expected_removed[(host, prefix)] = sorted(f"{prefix}_{stamp}_utc" for stamp in stamps[1:])
 
     # Preview: --check --diff names exactly the sets that would go, and deletes nothing.
@@ -200,9 +205,13 @@ def drill(inventory, tmp_path, extravars):
 def drill_from_staging(inventory, tmp_path):
     before = source_fingerprint(inventory, tmp_path)
     # Restoring owners and replaying roles needs a superuser on staging (the drill's defaults).
-    shell_on(inventory, tmp_path, "pgdrill-fleet-staging",
-             "runuser -u postgres -- psql -XAtq -c \"SELECT 1 FROM pg_roles WHERE rolname = 'drill_admin'\" | grep -q 1"
-             " || runuser -u postgres -- psql -Xq -c \"CREATE ROLE drill_admin SUPERUSER LOGIN PASSWORD 'staging-secret-5c2'\"")
+    shell_on(
+        inventory,
+        tmp_path,
+        "pgdrill-fleet-staging",
+        "runuser -u postgres -- psql -XAtq -c \"SELECT 1 FROM pg_roles WHERE rolname = 'drill_admin'\" | grep -q 1"
+        " || runuser -u postgres -- psql -Xq -c \"CREATE ROLE drill_admin SUPERUSER LOGIN PASSWORD 'staging-secret-5c2'\"",
+    )
     controller = tmp_path / "controller"
     log = controller / "drill-log.md"
     base = {
@@ -213,7 +222,9 @@ def drill_from_staging(inventory, tmp_path):
         "pgdrill_drill_password": "staging-secret-5c2",
         "pgdrill_drill_controller_dir": str(controller),
         "pgdrill_drill_log": str(log),
-        "pgdrill_drill_post_restore_commands": [{"name": "psql reaches the restored copy", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT 1"]}],
+        "pgdrill_drill_post_restore_commands": [
+            {"name": "psql reaches the restored copy", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT 1"]}
+        ],
         "pgdrill_drill_checks": [
             {"name": "invoices are all there", "sql": "SELECT count(*) FROM invoices", "expect": "value", "value": 200000},
             {"name": "create invoice", "sql": "INSERT INTO invoices (number) VALUES ('INV-DRILL') RETURNING id", "expect": "rows"},
@@ -224,8 +235,13 @@ def drill_from_staging(inventory, tmp_path):
     TIMINGS["drill"] = round(time.monotonic() - started, 1)
     assert status == "successful", out[-6000:]
     assert record["outcome"] == "passed" and record["source_host"] == "pgdrill-fleet-db1" and record["staging_host"] == "pgdrill-fleet-staging"
-    assert [c["name"] for c in record["checks"]] == ["fingerprint against the backup", "row counts against the manifest", "psql reaches the restored copy",
-                                                    "invoices are all there", "create invoice"]
+    assert [c["name"] for c in record["checks"]] == [
+        "fingerprint against the backup",
+        "row counts against the manifest",
+        "psql reaches the restored copy",
+        "invoices are all there",
+        "create invoice",
+    ]
     assert record["fidelity"]["ok"] and record["not_restored"] == [] and record["globals_roles_left_alone"] == ["pgdrill", "postgres"]
     assert all(c["ok"] for c in record["checks"]) and record["timings"]["restore"] > 0
     newest = record["set"]
@@ -236,12 +252,25 @@ def drill_from_staging(inventory, tmp_path):
     assert not any(p.is_file() for p in (controller / "transfer").rglob("*"))
 
     # Direct transfer: staging pulls the set from db1 with scp, as root with a key of its own.
-    public = shell_on(inventory, tmp_path, "pgdrill-fleet-staging",
-                      "test -f /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519; cat /root/.ssh/id_ed25519.pub")
-    address = shell_on(inventory, tmp_path, "pgdrill-fleet-db1",
-                       f"install -d -m 0700 /root/.ssh && echo '{public}' >> /root/.ssh/authorized_keys && hostname -I | cut -d' ' -f1")
-    direct = dict(base, pgdrill_drill_transfer="direct", pgdrill_drill_direct_address=address, pgdrill_drill_direct_user="root",
-                  pgdrill_drill_direct_ssh_options=["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"])
+    public = shell_on(
+        inventory,
+        tmp_path,
+        "pgdrill-fleet-staging",
+        "test -f /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519; cat /root/.ssh/id_ed25519.pub",
+    )
+    address = shell_on(
+        inventory,
+        tmp_path,
+        "pgdrill-fleet-db1",
+        f"install -d -m 0700 /root/.ssh && echo '{public}' >> /root/.ssh/authorized_keys && hostname -I | cut -d' ' -f1",
+    )
+    direct = dict(
+        base,
+        pgdrill_drill_transfer="direct",
+        pgdrill_drill_direct_address=address,
+        pgdrill_drill_direct_user="root",
+        pgdrill_drill_direct_ssh_options=["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"],
+    )
     shutil.rmtree(controller / "transfer")  # a drill through the controller would make it again
     started = time.monotonic()
     status, out, record = drill(inventory, tmp_path, direct)
@@ -252,17 +281,42 @@ def drill_from_staging(inventory, tmp_path):
 
     # Each way a drill can fail names its step, in the play's failure, the evidence and the drill log.
     dump = shell_on(inventory, tmp_path, "pgdrill-fleet-db2", "ls /var/backups/pgdrill/ez360pm_db_*.dump* | sort | tail -1")
-    shell_on(inventory, tmp_path, "pgdrill-fleet-db2", f"cp -p {dump} /root/saved.dump && printf 'XXXXXXXX' | dd of={dump} bs=1 seek=4096 conv=notrunc status=none")
+    shell_on(
+        inventory, tmp_path, "pgdrill-fleet-db2", f"cp -p {dump} /root/saved.dump && printf 'XXXXXXXX' | dd of={dump} bs=1 seek=4096 conv=notrunc status=none"
+    )
     failures = [
         ("corrupted set", dict(base, pgdrill_drill_source_host="pgdrill-fleet-db2"), "verify at the source", "sha256 does not match the manifest"),
-        ("missing set", dict(base, pgdrill_drill_set="ez360pm_20200101_000000_utc"), "pick the set", "there is no complete backup set ez360pm_20200101_000000_utc"),
+        (
+            "missing set",
+            dict(base, pgdrill_drill_set="ez360pm_20200101_000000_utc"),
+            "pick the set",
+            "there is no complete backup set ez360pm_20200101_000000_utc",
+        ),
         ("stale newest set", dict(base, pgdrill_drill_max_age_hours=0.0001), "pick the set", "h old (limit 0.0001 h)"),
-        ("unreachable source for a direct transfer", dict(direct, pgdrill_drill_direct_ssh_options=["-P", "1", "-o", "BatchMode=yes"]), "transfer", "Connection refused"),
-        ("failing SQL check", dict(base, pgdrill_drill_checks=[{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}]),
-         "smoke checks", "sql 'impossible' failed"),
-        ("failing post-restore command", dict(base, pgdrill_drill_keep_on_failure=True, pgdrill_drill_post_restore_commands=[
-            {"name": "migrate", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT * FROM no_such_table"]}]),
-         "smoke checks", "command 'migrate' failed"),
+        (
+            "unreachable source for a direct transfer",
+            dict(direct, pgdrill_drill_direct_ssh_options=["-P", "1", "-o", "BatchMode=yes"]),
+            "transfer",
+            "Connection refused",
+        ),
+        (
+            "failing SQL check",
+            dict(base, pgdrill_drill_checks=[{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}]),
+            "smoke checks",
+            "sql 'impossible' failed",
+        ),
+        (
+            "failing post-restore command",
+            dict(
+                base,
+                pgdrill_drill_keep_on_failure=True,
+                pgdrill_drill_post_restore_commands=[
+                    {"name": "migrate", "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "SELECT * FROM no_such_table"]}
+                ],
+            ),
+            "smoke checks",
+            "command 'migrate' failed",
+        ),
     ]
     for case, extravars, step, message in failures:
         status, out, record = drill(inventory, tmp_path, extravars)
@@ -273,16 +327,21 @@ def drill_from_staging(inventory, tmp_path):
     shell_on(inventory, tmp_path, "pgdrill-fleet-db2", f"mv /root/saved.dump {dump}")
 
     # Only the drill kept on failure left its scratch database (and its copy); every other was dropped.
-    kept = shell_on(inventory, tmp_path, "pgdrill-fleet-staging",
-                    "runuser -u postgres -- psql -XAt -c \"SELECT datname FROM pg_database WHERE datname LIKE 'drill_%'\"")
+    kept = shell_on(
+        inventory, tmp_path, "pgdrill-fleet-staging", "runuser -u postgres -- psql -XAt -c \"SELECT datname FROM pg_database WHERE datname LIKE 'drill_%'\""
+    )
     assert kept == record["scratch_database"] and record["scratch_database_kept"] is True
     assert shell_on(inventory, tmp_path, "pgdrill-fleet-staging", "ls /var/lib/pgdrill/drills") == f"evidence\n{newest}"
     shell_on(inventory, tmp_path, "pgdrill-fleet-staging", f"runuser -u postgres -- dropdb {kept}; rm -r /var/lib/pgdrill/drills/{newest}")
     assert source_fingerprint(inventory, tmp_path) == before
 
     # With drills judged, only the database that was drilled passes the report; the others name the missing drill.
-    result, events, out = run(inventory, tmp_path, playbook="report_status.yml",
-                              extravars={"pgdrill_report_dir": str(tmp_path / "reports"), "pgdrill_report_evidence_dir": str(controller / "evidence")})
+    result, events, out = run(
+        inventory,
+        tmp_path,
+        playbook="report_status.yml",
+        extravars={"pgdrill_report_dir": str(tmp_path / "reports"), "pgdrill_report_evidence_dir": str(controller / "evidence")},
+    )
     assert result.status == "failed"
     rows = json.loads((tmp_path / "reports" / "pgdrill-report.json").read_text())["rows"]
     drilled = [row for row in rows if row["ok"]]
@@ -316,28 +375,54 @@ def test_disaster_recovery_with_a_database_host_removed(fleet, tmp_path):
     subprocess.run(["podman", "rm", "-f", "pgdrill-fleet-db3"], env=host_env(), check=True, capture_output=True)
 
     # Staging: the drill's identity, and a superuser login for the restores (as in the drills above).
-    result, _, out = run(inventory, tmp_path, module="ansible.builtin.copy", pattern="pgdrill-fleet-staging",
-                         args=f"src={keys / 'drill.key'} dest=/root/drill.key mode=0600")
+    result, _, out = run(
+        inventory, tmp_path, module="ansible.builtin.copy", pattern="pgdrill-fleet-staging", args=f"src={keys / 'drill.key'} dest=/root/drill.key mode=0600"
+    )
     assert result.status == "successful", out[-3000:]
-    shell_on(inventory, tmp_path, "pgdrill-fleet-staging",
-             "runuser -u postgres -- psql -XAtq -c \"SELECT 1 FROM pg_roles WHERE rolname = 'drill_admin'\" | grep -q 1"
-             " || runuser -u postgres -- psql -Xq -c \"CREATE ROLE drill_admin SUPERUSER LOGIN PASSWORD 'staging-secret-5c2'\";"
-             " umask 077; echo '127.0.0.1:5432:*:drill_admin:staging-secret-5c2' > /root/.pgpass-drill")
+    shell_on(
+        inventory,
+        tmp_path,
+        "pgdrill-fleet-staging",
+        "runuser -u postgres -- psql -XAtq -c \"SELECT 1 FROM pg_roles WHERE rolname = 'drill_admin'\" | grep -q 1"
+        " || runuser -u postgres -- psql -Xq -c \"CREATE ROLE drill_admin SUPERUSER LOGIN PASSWORD 'staging-secret-5c2'\";"
+        " umask 077; echo '127.0.0.1:5432:*:drill_admin:staging-secret-5c2' > /root/.pgpass-drill",
+    )
     controller = tmp_path / "controller"
-    status, out, record = drill(inventory, tmp_path, {
-        "pgdrill_drill_database": "ez360pm", "pgdrill_drill_transfer": "remote", "pgdrill_drill_remote": REMOTE,
-        "pgdrill_drill_remote_prefix": "ez360pm", "pgdrill_drill_identity_file": "/root/drill.key",
-        "pgdrill_drill_host": "127.0.0.1", "pgdrill_drill_login_user": "drill_admin", "pgdrill_drill_password": "staging-secret-5c2",
-        "pgdrill_drill_controller_dir": str(controller), "pgdrill_drill_log": str(controller / "drill-log.md"),
-        "pgdrill_drill_checks": [{"name": "invoices", "sql": "SELECT 1 FROM invoices LIMIT 1", "expect": "rows"}],
-    })
+    status, out, record = drill(
+        inventory,
+        tmp_path,
+        {
+            "pgdrill_drill_database": "ez360pm",
+            "pgdrill_drill_transfer": "remote",
+            "pgdrill_drill_remote": REMOTE,
+            "pgdrill_drill_remote_prefix": "ez360pm",
+            "pgdrill_drill_identity_file": "/root/drill.key",
+            "pgdrill_drill_host": "127.0.0.1",
+            "pgdrill_drill_login_user": "drill_admin",
+            "pgdrill_drill_password": "staging-secret-5c2",
+            "pgdrill_drill_controller_dir": str(controller),
+            "pgdrill_drill_log": str(controller / "drill-log.md"),
+            "pgdrill_drill_checks": [{"name": "invoices", "sql": "SELECT 1 FROM invoices LIMIT 1", "expect": "rows"}],
+        },
+    )
     assert status == "successful", out[-6000:]
     assert record["outcome"] == "passed" and record["source_host"] == REMOTE and record["fidelity"]["ok"], record
 
-    result, _, out = run(inventory, tmp_path, playbook="restore_database.yml", extravars={
-        "pgdrill_restore_hosts": "pgdrill-fleet-staging", "pgdrill_restore_database": "ez360pm", "pgdrill_restore_target": "ez360pm_recovered",
-        "pgdrill_restore_remote": REMOTE, "pgdrill_restore_identity_file": "/root/drill.key", "pgdrill_restore_globals": True,
-        "pgdrill_restore_login_host": "127.0.0.1", "pgdrill_restore_login_user": "drill_admin", "pgdrill_restore_passfile": "/root/.pgpass-drill",
-    })
+    result, _, out = run(
+        inventory,
+        tmp_path,
+        playbook="restore_database.yml",
+        extravars={
+            "pgdrill_restore_hosts": "pgdrill-fleet-staging",
+            "pgdrill_restore_database": "ez360pm",
+            "pgdrill_restore_target": "ez360pm_recovered",
+            "pgdrill_restore_remote": REMOTE,
+            "pgdrill_restore_identity_file": "/root/drill.key",
+            "pgdrill_restore_globals": True,
+            "pgdrill_restore_login_host": "127.0.0.1",
+            "pgdrill_restore_login_user": "drill_admin",
+            "pgdrill_restore_passfile": "/root/.pgpass-drill",
+        },
+    )
     assert result.status == "successful", out[-6000:]
     assert source_fingerprint(inventory, tmp_path, "pgdrill-fleet-staging", "ez360pm_recovered") == before

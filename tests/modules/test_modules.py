@@ -43,7 +43,9 @@ def test_prune_check_mode_plans_and_deletes_nothing_with_diff(run_module, tmp_pa
     fake_set(directory, "shop", "20200101_000000", started="2020-01-01T00:00:00.000Z")
     fake_set(directory, "shop", "20261121_021500", started="2026-11-21T02:15:00.000Z")
     before = sorted(os.listdir(directory))
-    result, failed, _ = run_module("pgdrill_prune", {"backup_dir": str(directory), "prefix": "shop", "keep_last": 1, "retention_days": 30, "_ansible_diff": True}, check_mode=True)
+    result, failed, _ = run_module(
+        "pgdrill_prune", {"backup_dir": str(directory), "prefix": "shop", "keep_last": 1, "retention_days": 30, "_ansible_diff": True}, check_mode=True
+    )
     assert not failed and result["changed"] is True
     assert [r["set"] for r in result["removed"]] == ["shop_20200101_000000_utc"]
     assert sorted(os.listdir(directory)) == before
@@ -108,8 +110,9 @@ def test_verify_fails_naming_the_check(run_module, tmp_path):
     dump = fake_set(tmp_path / "b", "shop", "20261121_021500")
     with open(tmp_path / "b" / dump, "ab") as handle:
         handle.write(b"x")
-    result, failed, _ = run_module("pgdrill_verify", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "pg_bin_dir": bindir},
-                                   responses={"pg_restore": (0, "", "")})
+    result, failed, _ = run_module(
+        "pgdrill_verify", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "pg_bin_dir": bindir}, responses={"pg_restore": (0, "", "")}
+    )
     assert failed and result["changed"] is False and result["ok"] is False
     assert f"failed verification: checksum {dump}" in result["msg"]
 
@@ -135,7 +138,16 @@ def test_restore_command_building(tmp_path):
         result = restore.restore_archive(tools, {"PGPASSWORD": "x"}, "/b/shop_db_20261121_021500_utc.dump", "shop_check", jobs=4, clean=True, no_owner=True)
     finally:
         pipeline.use_runner(pipeline._default_runner)
-    assert seen[0][0] == [os.path.join(bindir, "pg_restore"), "--exit-on-error", "--dbname=shop_check", "--jobs=4", "--clean", "--if-exists", "--no-owner", "/b/shop_db_20261121_021500_utc.dump"]
+    assert seen[0][0] == [
+        os.path.join(bindir, "pg_restore"),
+        "--exit-on-error",
+        "--dbname=shop_check",
+        "--jobs=4",
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "/b/shop_db_20261121_021500_utc.dump",
+    ]
     assert result["commands"] == [seen[0][0]] and "pg_restore" in result["timings"]
 
 
@@ -152,8 +164,9 @@ def test_restore_refuses_a_connection_string_as_target(tmp_path):
 
 def test_restore_refuses_a_connection_string_target_before_connecting_or_creating(run_module, tmp_path):
     fake_set(str(tmp_path / "b"), "shop", "20261120_021500")
-    result, failed, commands = run_module("pgdrill_restore", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "target_db": "x=y",
-                                                              "login_host": "/nonexistent"})
+    result, failed, commands = run_module(
+        "pgdrill_restore", {"backup_dir": str(tmp_path / "b"), "prefix": "shop", "target_db": "x=y", "login_host": "/nonexistent"}
+    )
     assert failed and "refusing target database name 'x=y'" in result["msg"] and commands == []
 
 
@@ -172,26 +185,44 @@ def test_smoke_refuses_a_malformed_check_naming_it(run_module):
 
 
 def test_smoke_check_mode_runs_and_drops_nothing(run_module):
-    result, failed, _ = run_module("pgdrill_smoke", {"db": "shop_drill", "login_host": "/nonexistent", "drop": "always",
-                                                     "checks": [{"name": "login", "sql": "SELECT 1"}]}, check_mode=True)
+    result, failed, _ = run_module(
+        "pgdrill_smoke", {"db": "shop_drill", "login_host": "/nonexistent", "drop": "always", "checks": [{"name": "login", "sql": "SELECT 1"}]}, check_mode=True
+    )
     assert not failed and result["changed"] is True and result["dropped"] is False and "would run 1 commands and checks" in result["msg"]
 
 
 def test_evidence_is_written_private_and_whole_and_not_in_check_mode(run_module, tmp_path):
-    record = {"database": "shop", "source_host": "db1", "set": "shop_20261126_021500_utc", "started_at": "2026-11-26T07:30:00Z",
-              "finished_at": "2026-11-26T07:31:00Z", "outcome": "passed", "timings": {"restore": 9.7}}
-    restore = {"fidelity": {"checked": True, "objects": 40, "differences": [], "notes": [], "ok": True}, "not_restored": ["ownership"],
-               "row_counts": {"checked": True, "tables": 7, "rows": 70, "mismatches": []}, "timings": {"total": 9.7},
-               "commands": [{"argv": ["pg_restore", "--exit-on-error"]}], "server_majors": {"source": 15, "target": 15, "note": ""}}
+    record = {
+        "database": "shop",
+        "source_host": "db1",
+        "set": "shop_20261126_021500_utc",
+        "started_at": "2026-11-26T07:30:00Z",
+        "finished_at": "2026-11-26T07:31:00Z",
+        "outcome": "passed",
+        "timings": {"restore": 9.7},
+    }
+    restore = {
+        "fidelity": {"checked": True, "objects": 40, "differences": [], "notes": [], "ok": True},
+        "not_restored": ["ownership"],
+        "row_counts": {"checked": True, "tables": 7, "rows": 70, "mismatches": []},
+        "timings": {"total": 9.7},
+        "commands": [{"argv": ["pg_restore", "--exit-on-error"]}],
+        "server_majors": {"source": 15, "target": 15, "note": ""},
+    }
     directory = tmp_path / "evidence"
     result, failed, _ = run_module("pgdrill_evidence", {"record": record, "restore": restore, "directory": str(directory)}, check_mode=True)
     assert not failed and result["changed"] and not directory.exists()
-    assert result["log_line"] == "- 2026-11-26 07:31 UTC · shop from db1 · set shop_20261126_021500_utc · restore 9.7 s · 2/2 checks ok · PASSED (ownership not restored)"
+    assert (
+        result["log_line"]
+        == "- 2026-11-26 07:31 UTC · shop from db1 · set shop_20261126_021500_utc · restore 9.7 s · 2/2 checks ok · PASSED (ownership not restored)"
+    )
     result, failed, _ = run_module("pgdrill_evidence", {"record": record, "restore": restore, "directory": str(directory)})
     written = json.loads(open(result["path"]).read())
     assert written["restore_commands"] == [{"argv": ["pg_restore", "--exit-on-error"]}] and written["not_restored"] == ["ownership"]
     assert [c["name"] for c in written["checks"]] == ["fingerprint against the backup", "row counts against the manifest"]
     assert oct(os.stat(result["path"]).st_mode & 0o777) == "0o600" and oct(os.stat(directory).st_mode & 0o777) == "0o700"
+
+
 def test_dump_never_skips_for_a_set_from_the_future_and_warns_about_the_clock(run_module, tmp_path, monkeypatch):
     from datetime import datetime, timedelta, timezone
 
@@ -220,8 +251,15 @@ def _daily(directory, prefix, days):
 def test_prune_with_tiers_names_every_rule_and_diffs_why(run_module, tmp_path):
     directory = tmp_path / "b"
     _daily(directory, "shop", [1, 2, 3, 9, 10])
-    args = {"backup_dir": str(directory), "prefix": "shop", "keep_last": 0, "keep_daily": 2, "keep_weekly": 2, "retention_timezone": "Europe/Berlin",
-            "_ansible_diff": True}
+    args = {
+        "backup_dir": str(directory),
+        "prefix": "shop",
+        "keep_last": 0,
+        "keep_daily": 2,
+        "keep_weekly": 2,
+        "retention_timezone": "Europe/Berlin",
+        "_ansible_diff": True,
+    }
     result, failed, _ = run_module("pgdrill_prune", args, check_mode=True)
     assert not failed and result["changed"] is True
     assert [r["set"] for r in result["removed"]] == ["shop_20261102_021500_utc", "shop_20261101_021500_utc"]
@@ -237,7 +275,8 @@ def test_prune_with_tiers_names_every_rule_and_diffs_why(run_module, tmp_path):
     assert "shop_20261102" not in result["diff"]["after"] and len(os.listdir(directory)) == 10  # check mode deleted nothing
     result, failed, _ = run_module("pgdrill_prune", args)
     assert not failed and sorted(name for name in os.listdir(directory) if not name.startswith(".")) == sorted(
-        f"shop_{kind}_202611{day}_021500_utc.{ext}" for day in ("03", "09", "10") for kind, ext in (("db", "dump"), ("manifest", "json")))
+        f"shop_{kind}_202611{day}_021500_utc.{ext}" for day in ("03", "09", "10") for kind, ext in (("db", "dump"), ("manifest", "json"))
+    )
     result, failed, _ = run_module("pgdrill_prune", args)
     assert not failed and result["changed"] is False
 

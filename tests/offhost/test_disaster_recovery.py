@@ -61,9 +61,15 @@ def test_source_destroyed_database_and_media_come_back_from_the_remote(pg, keys,
     try:
         create_sample(source, "shop", scale=400)
         source.psql("CREATE ROLE auditor NOLOGIN; GRANT SELECT ON public.invoices TO auditor", "shop")
-        config = write_config(host / "pgdrill.conf", source, "shop", host / "backups", media_root=media,
-                              encrypt_recipients=f"{keys['drill'][1]} {keys['escrow'][1]}",
-                              **remote_settings(aws_env, locked_bucket, remote_object_lock_days=1, remote_object_lock_mode="compliance"))
+        config = write_config(
+            host / "pgdrill.conf",
+            source,
+            "shop",
+            host / "backups",
+            media_root=media,
+            encrypt_recipients=f"{keys['drill'][1]} {keys['escrow'][1]}",
+            **remote_settings(aws_env, locked_bucket, remote_object_lock_days=1, remote_object_lock_mode="compliance"),
+        )
         done = run_cli("--config", config, "--db", "--media")
         assert "pushed shop_" in done.stdout and "manifest last" in done.stdout
         listing = run_cli("--config", config, "list").stdout
@@ -80,8 +86,9 @@ def test_source_destroyed_database_and_media_come_back_from_the_remote(pg, keys,
     # A new host: the remote's address and the escrow key, nothing else of the old one.
     new = tmp_path / "new-host"
     new.mkdir()
-    config = write_config(new / "pgdrill.conf", pg, "postgres", new / "backups", prefix="shop", encrypt_identity_file=keys["escrow"][0],
-                          **remote_settings(aws_env, locked_bucket))
+    config = write_config(
+        new / "pgdrill.conf", pg, "postgres", new / "backups", prefix="shop", encrypt_identity_file=keys["escrow"][0], **remote_settings(aws_env, locked_bucket)
+    )
     remote_list = run_cli("--config", config, "list", "--remote").stdout
     assert "complete   encrypted" in remote_list, remote_list
     proof = run_cli("--config", config, "verify", "--remote", "--restore").stdout
@@ -144,8 +151,12 @@ def test_a_bit_flipped_in_the_bucket_fails_verify_remote_naming_the_object(backu
 
 
 def test_remote_retention_reports_locked_objects_as_kept(backup_env, aws_env, locked_bucket):
-    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no",
-                       **remote_settings(aws_env, locked_bucket, remote_object_lock_days=1, remote_object_lock_mode="compliance"))
+    backup_env.rewrite(
+        keep_last=1,
+        retention_days=0,
+        prune_after_backup="no",
+        **remote_settings(aws_env, locked_bucket, remote_object_lock_days=1, remote_object_lock_mode="compliance"),
+    )
     backup_env.run()
     backup_env.run()
     preview = backup_env.run("prune", "--remote", "--dry-run").stdout
@@ -201,8 +212,7 @@ def test_an_encrypted_series_through_rclone_over_sftp(backup_env, sftp, keys, tm
     assert "complete   encrypted" in backup_env.run("list", "--remote", env=env).stdout
     pulled = tmp_path / "pulled"
     backup_env.run("pull", "--to", str(pulled), env=env)
-    backup_env.rewrite(backup_dir=pulled, encrypt_identity_file=keys["drill"][0],
-                       remote=f"rclone:LABSFTP:pgdrill/{os.path.basename(str(tmp_path))}")
+    backup_env.rewrite(backup_dir=pulled, encrypt_identity_file=keys["drill"][0], remote=f"rclone:LABSFTP:pgdrill/{os.path.basename(str(tmp_path))}")
     done = backup_env.run("verify", "--restore", env=env).stdout
     assert "ok      fingerprint" in done and "FAILED" not in done, done
     assert "FAILED" not in backup_env.run("verify", "--remote", env=env).stdout

@@ -44,24 +44,28 @@ def pushed(tmp_path, pg, sample_db, keys, aws_env, bucket, monkeypatch):
 def test_staging_drills_the_newest_set_straight_from_the_remote(pushed, tmp_path, staging, keys, pg, sample_db):
     before = database_fingerprint(pg, sample_db)
     controller = tmp_path / "controller"
-    run = playbook_run(tmp_path, "run_restore_drill.yml", {
-        "pgdrill_drill_database": sample_db,
-        "pgdrill_drill_transfer": "remote",
-        "pgdrill_drill_remote": pushed["remote"],
-        "pgdrill_drill_remote_prefix": "ez360pm",
-        "pgdrill_drill_remote_endpoint_url": pushed["endpoint"],
-        "pgdrill_drill_remote_region": "us-east-1",
-        "pgdrill_drill_identity_file": keys["drill"][0],
-        "pgdrill_drill_install_tools": False,  # this machine has them (the venv's boto3)
-        "pgdrill_drill_work_dir": str(tmp_path / "staging-work"),
-        "pgdrill_drill_host": staging.host,
-        "pgdrill_drill_port": staging.port,
-        "pgdrill_drill_login_user": "postgres",
-        "pgdrill_drill_passfile": staging.passfile,
-        "pgdrill_drill_controller_dir": str(controller),
-        "pgdrill_drill_log": str(controller / "drill-log.md"),
-        "pgdrill_drill_checks": [{"name": "invoices", "sql": "SELECT 1 FROM public.invoices LIMIT 1", "expect": "rows"}],
-    })
+    run = playbook_run(
+        tmp_path,
+        "run_restore_drill.yml",
+        {
+            "pgdrill_drill_database": sample_db,
+            "pgdrill_drill_transfer": "remote",
+            "pgdrill_drill_remote": pushed["remote"],
+            "pgdrill_drill_remote_prefix": "ez360pm",
+            "pgdrill_drill_remote_endpoint_url": pushed["endpoint"],
+            "pgdrill_drill_remote_region": "us-east-1",
+            "pgdrill_drill_identity_file": keys["drill"][0],
+            "pgdrill_drill_install_tools": False,  # this machine has them (the venv's boto3)
+            "pgdrill_drill_work_dir": str(tmp_path / "staging-work"),
+            "pgdrill_drill_host": staging.host,
+            "pgdrill_drill_port": staging.port,
+            "pgdrill_drill_login_user": "postgres",
+            "pgdrill_drill_passfile": staging.passfile,
+            "pgdrill_drill_controller_dir": str(controller),
+            "pgdrill_drill_log": str(controller / "drill-log.md"),
+            "pgdrill_drill_checks": [{"name": "invoices", "sql": "SELECT 1 FROM public.invoices LIMIT 1", "expect": "rows"}],
+        },
+    )
     assert run.status == "successful", run.stdout[-6000:]
     evidence = json.load(open(next((controller / "evidence" / "staging").glob("*.json"))))
     assert evidence["outcome"] == "passed" and evidence["source_host"] == pushed["remote"]
@@ -74,21 +78,25 @@ def test_staging_drills_the_newest_set_straight_from_the_remote(pushed, tmp_path
 
 
 def test_restore_playbook_brings_the_database_back_from_the_remote_onto_a_new_host(pushed, tmp_path, staging, keys, pg, sample_db):
-    run = playbook_run(tmp_path, "restore_database.yml", {
-        "pgdrill_restore_hosts": "staging",  # the only host of the play: the source is gone
-        "pgdrill_restore_database": "ez360pm",
-        "pgdrill_restore_target": "ez360pm",
-        "pgdrill_restore_remote": pushed["remote"],
-        "pgdrill_restore_remote_endpoint_url": pushed["endpoint"],
-        "pgdrill_restore_remote_region": "us-east-1",
-        "pgdrill_restore_identity_file": keys["escrow"][0],
-        "pgdrill_restore_pull_dir": str(tmp_path / "new-host-backups"),
-        "pgdrill_restore_globals": True,
-        "pgdrill_restore_login_host": staging.host,
-        "pgdrill_restore_login_port": staging.port,
-        "pgdrill_restore_login_user": "postgres",
-        "pgdrill_restore_passfile": staging.passfile,
-    })
+    run = playbook_run(
+        tmp_path,
+        "restore_database.yml",
+        {
+            "pgdrill_restore_hosts": "staging",  # the only host of the play: the source is gone
+            "pgdrill_restore_database": "ez360pm",
+            "pgdrill_restore_target": "ez360pm",
+            "pgdrill_restore_remote": pushed["remote"],
+            "pgdrill_restore_remote_endpoint_url": pushed["endpoint"],
+            "pgdrill_restore_remote_region": "us-east-1",
+            "pgdrill_restore_identity_file": keys["escrow"][0],
+            "pgdrill_restore_pull_dir": str(tmp_path / "new-host-backups"),
+            "pgdrill_restore_globals": True,
+            "pgdrill_restore_login_host": staging.host,
+            "pgdrill_restore_login_port": staging.port,
+            "pgdrill_restore_login_user": "postgres",
+            "pgdrill_restore_passfile": staging.passfile,
+        },
+    )
     try:
         assert run.status == "successful", run.stdout[-6000:]
         restored = run.task("Restore the backup set")["res"]
@@ -109,11 +117,16 @@ def test_remote_retention_from_the_controller_previews_then_prunes(tmp_path, pg,
     )
     run_cli("--config", str(config))
     run_cli("--config", str(config))
-    extravars = {"pgdrill_backup_remote": f"s3://{bucket}/pgdrill", "pgdrill_backup_remote_endpoint_url": aws_env.endpoint_url,
-                 "pgdrill_backup_remote_region": "us-east-1", "pgdrill_backup_databases": [{"name": sample_db, "prefix": "shop"}],
-                 "pgdrill_prune_keep_last": 1, "pgdrill_prune_retention_days": 0,
-                 "pgdrill_prune_remote_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
-                 "pgdrill_prune_remote_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"]}
+    extravars = {
+        "pgdrill_backup_remote": f"s3://{bucket}/pgdrill",
+        "pgdrill_backup_remote_endpoint_url": aws_env.endpoint_url,
+        "pgdrill_backup_remote_region": "us-east-1",
+        "pgdrill_backup_databases": [{"name": sample_db, "prefix": "shop"}],
+        "pgdrill_prune_keep_last": 1,
+        "pgdrill_prune_retention_days": 0,
+        "pgdrill_prune_remote_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+        "pgdrill_prune_remote_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
+    }
     # The controller's credentials come only from the play's (vaulted) variables here, not from its environment.
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -122,8 +135,12 @@ def test_remote_retention_from_the_controller_previews_then_prunes(tmp_path, pg,
     result = preview.task("Prune each database's off-host copy from the controller")["res"]["results"][0]
     assert len(result["removed"]) == 1 and len(result["kept"]) == 1 and result["changed"]
     assert "would remove" in preview.stdout
-    listing = {"env": {"AWS_ACCESS_KEY_ID": extravars["pgdrill_prune_remote_access_key_id"],
-                       "AWS_SECRET_ACCESS_KEY": extravars["pgdrill_prune_remote_secret_access_key"]}}
+    listing = {
+        "env": {
+            "AWS_ACCESS_KEY_ID": extravars["pgdrill_prune_remote_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": extravars["pgdrill_prune_remote_secret_access_key"],
+        }
+    }
     assert run_cli("--config", str(config), "list", "--remote", **listing).stdout.count("complete") == 2  # the preview deleted nothing
     applied = playbook_run(tmp_path, "prune_remote.yml", extravars)
     assert applied.status == "successful", applied.stdout[-4000:]

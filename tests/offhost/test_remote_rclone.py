@@ -69,7 +69,7 @@ def test_a_bit_flipped_on_the_server_is_caught_by_the_manifest_sha256(sftp_remot
     out.mkdir()
     with pytest.raises(PgdrillError) as caught:
         remote.get(NAME, str(out), expected_sha256=sha, expected_size=size)
-    assert f"rclone:LABSFTP:" in caught.value.problem and NAME in caught.value.problem and "(the manifest)" in caught.value.problem
+    assert "rclone:LABSFTP:" in caught.value.problem and NAME in caught.value.problem and "(the manifest)" in caught.value.problem
     assert os.listdir(out) == []
 
 

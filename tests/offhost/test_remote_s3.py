@@ -14,7 +14,16 @@ from helpers import fake_set
 from pgdrill.errors import PgdrillError
 from pgdrill.fsio import sha256_of
 from pgdrill.remote import (
-    ABSENT, DELETED, LOCKED, LockSettings, open_remote, plan_upload, remote_debris, remote_set_problems, remote_sets, upload_order,
+    ABSENT,
+    DELETED,
+    LOCKED,
+    LockSettings,
+    open_remote,
+    plan_upload,
+    remote_debris,
+    remote_set_problems,
+    remote_sets,
+    upload_order,
 )
 from pgdrill_lab.s3server import S3Server
 

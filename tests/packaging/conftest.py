@@ -24,8 +24,7 @@ def check(argv, **kwargs) -> subprocess.CompletedProcess:
 
 def clean_env(**extra: str) -> dict:
     """The environment without this checkout's Python, Ansible and libpq settings."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("ANSIBLE_", "PG", "PGDRILL_", "EZ360_", "VIRTUAL_ENV", "PYTHON", "DJANGO_"))}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANSIBLE_", "PG", "PGDRILL_", "EZ360_", "VIRTUAL_ENV", "PYTHON", "DJANGO_"))}
     env.update(extra)
     return env
 

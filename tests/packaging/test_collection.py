@@ -32,8 +32,14 @@ def user(tmp_path_factory, collection_tarball):
     collections.mkdir()
     project = base / "project"
     project.mkdir()
-    env = clean_env(PATH=bindir + os.pathsep + os.environ["PATH"], ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_NOCOLOR="1",
-                    XDG_STATE_HOME=str(base / "state"), ANSIBLE_LOCAL_TEMP=str(base / "tmp"), ANSIBLE_HOME=str(base / "ansible-home"))
+    env = clean_env(
+        PATH=bindir + os.pathsep + os.environ["PATH"],
+        ANSIBLE_COLLECTIONS_PATH=str(collections),
+        ANSIBLE_NOCOLOR="1",
+        XDG_STATE_HOME=str(base / "state"),
+        ANSIBLE_LOCAL_TEMP=str(base / "tmp"),
+        ANSIBLE_HOME=str(base / "ansible-home"),
+    )
     check([os.path.join(bindir, "ansible-galaxy"), "collection", "install", collection_tarball, "-p", str(collections)], env=env, cwd=str(project))
 
     class User:
@@ -56,11 +62,15 @@ def test_installed_collection_has_everything_and_one_engine(user):
     # The engine the backup role installs on hosts is, file for file, what the modules import, and the checkout's.
     engine = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "module_utils", "pgdrill", "*.py")))
     for name in engine:
-        assert filecmp.cmp(user.root / "plugins" / "module_utils" / "pgdrill" / name, user.root / "roles" / "pgdrill_backup" / "files" / "pgdrill" / name, shallow=False)
+        assert filecmp.cmp(
+            user.root / "plugins" / "module_utils" / "pgdrill" / name, user.root / "roles" / "pgdrill_backup" / "files" / "pgdrill" / name, shallow=False
+        )
         assert filecmp.cmp(user.root / "plugins" / "module_utils" / "pgdrill" / name, os.path.join(REPO, "module_utils", "pgdrill", name), shallow=False)
     assert not (user.root / "plugins" / "module_utils" / "pgdrill" / "contrib").exists()
     text = "".join(p.read_text() for p in user.root.rglob("*.yml")) + "".join(p.read_text() for p in (user.root / "plugins" / "modules").glob("*.py"))
-    assert "ansible.module_utils.pgdrill" not in text and "playbook_dir" not in (user.root / "roles").joinpath("pgdrill_drill", "defaults", "main.yml").read_text()
+    assert (
+        "ansible.module_utils.pgdrill" not in text and "playbook_dir" not in (user.root / "roles").joinpath("pgdrill_drill", "defaults", "main.yml").read_text()
+    )
     manifest = json.loads((user.root / "MANIFEST.json").read_text())["collection_info"]
     assert (manifest["namespace"], manifest["name"]) == ("pgdrill", "pgdrill") and manifest["license"] == ["MIT"]
 
@@ -86,16 +96,31 @@ def _vars(user, pg, dbname, work):
 
     group = grp.getgrgid(pwd.getpwuid(os.getuid()).pw_gid).gr_name
     return {
-        "pgdrill_backup_manage_user": False, "pgdrill_backup_user": account, "pgdrill_backup_group": group,
-        "pgdrill_backup_install_owner": account, "pgdrill_backup_install_group": group, "pgdrill_backup_scheduler": "none",
-        "pgdrill_backup_install_dir": f"{work}/opt", "pgdrill_backup_config_dir": f"{work}/etc", "pgdrill_backup_command": f"{work}/bin/pgdrill-backup",
-        "pgdrill_backup_python": os.path.join(user.bin, "python"), "pgdrill_backup_dir": f"{work}/backups",
-        "pgdrill_backup_host": pg.host, "pgdrill_backup_port": pg.port, "pgdrill_backup_login_user": "postgres",
-        "pgdrill_backup_password": pg.password, "pgdrill_backup_databases": [{"name": dbname, "prefix": "shop"}],
+        "pgdrill_backup_manage_user": False,
+        "pgdrill_backup_user": account,
+        "pgdrill_backup_group": group,
+        "pgdrill_backup_install_owner": account,
+        "pgdrill_backup_install_group": group,
+        "pgdrill_backup_scheduler": "none",
+        "pgdrill_backup_install_dir": f"{work}/opt",
+        "pgdrill_backup_config_dir": f"{work}/etc",
+        "pgdrill_backup_command": f"{work}/bin/pgdrill-backup",
+        "pgdrill_backup_python": os.path.join(user.bin, "python"),
+        "pgdrill_backup_dir": f"{work}/backups",
+        "pgdrill_backup_host": pg.host,
+        "pgdrill_backup_port": pg.port,
+        "pgdrill_backup_login_user": "postgres",
+        "pgdrill_backup_password": pg.password,
+        "pgdrill_backup_databases": [{"name": dbname, "prefix": "shop"}],
         "pgdrill_config_path": f"{work}/etc/pgdrill.conf",
-        "pgdrill_drill_source_host": "localhost", "pgdrill_drill_database": dbname, "pgdrill_drill_source_config": f"{work}/etc/pgdrill.conf",
-        "pgdrill_drill_work_dir": f"{work}/staging", "pgdrill_drill_host": pg.host, "pgdrill_drill_port": pg.port,
-        "pgdrill_drill_login_user": "postgres", "pgdrill_drill_passfile": f"{work}/etc/pgpass",
+        "pgdrill_drill_source_host": "localhost",
+        "pgdrill_drill_database": dbname,
+        "pgdrill_drill_source_config": f"{work}/etc/pgdrill.conf",
+        "pgdrill_drill_work_dir": f"{work}/staging",
+        "pgdrill_drill_host": pg.host,
+        "pgdrill_drill_port": pg.port,
+        "pgdrill_drill_login_user": "postgres",
+        "pgdrill_drill_passfile": f"{work}/etc/pgpass",
         "pgdrill_drill_checks": [{"name": "rows", "sql": "SELECT 1 FROM invoices LIMIT 1", "expect": "rows"}],
     }
 
@@ -141,7 +166,8 @@ def _playbook(user, *args):
 
 def _inventory(user):
     (user.project / "inventory.ini").write_text(
-        f"[databases]\nlocalhost ansible_connection=local ansible_python_interpreter={os.path.join(user.bin, 'python')}\n")
+        f"[databases]\nlocalhost ansible_connection=local ansible_python_interpreter={os.path.join(user.bin, 'python')}\n"
+    )
 
 
 def test_a_playbook_outside_the_checkout_provisions_backs_up_and_drills(user, pg, sample_db, tmp_path):
@@ -171,8 +197,11 @@ def test_backup_role_can_install_the_engine_wheel_from_the_package_index(user, p
     work = tmp_path / "host"
     (work / "bin").mkdir(parents=True)
     _inventory(user)
-    settings = dict(_vars(user, pg, sample_db, work), pgdrill_backup_engine_from="index",
-                    pgdrill_backup_engine_pip_args=["--no-index", "--find-links", os.path.dirname(wheel)])
+    settings = dict(
+        _vars(user, pg, sample_db, work),
+        pgdrill_backup_engine_from="index",
+        pgdrill_backup_engine_pip_args=["--no-index", "--find-links", os.path.dirname(wheel)],
+    )
     (user.project / "index-vars.json").write_text(json.dumps(settings))
     (user.project / "provision.yml").write_text("---\n- name: Provision\n  hosts: databases\n  roles:\n    - role: pgdrill.pgdrill.pgdrill_backup\n")
     _playbook(user, "provision.yml", "-e", "@index-vars.json")

@@ -31,10 +31,25 @@ def test_ansible_lint_production_profile_passes_on_the_built_collection(tmp_path
     from build_collection import assemble
 
     root = assemble(str(tmp_path))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path), ANSIBLE_NOCOLOR="1",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-lint"), "--nocolor", "--offline", "--profile", "production",
-                           "--warn-list", "galaxy[no-repository]"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path), ANSIBLE_NOCOLOR="1", PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    )
+    done = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-lint"),
+            "--nocolor",
+            "--offline",
+            "--profile",
+            "production",
+            "--warn-list",
+            "galaxy[no-repository]",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert set(re.findall(r"^([a-z][a-z0-9-]*(?:\[[a-z0-9-]+\])?): ", output, re.M)) == {"galaxy[no-repository]"}, output[-4000:]

@@ -28,9 +28,17 @@ def project(pg):
     if not settings.configured:
         settings.configure(
             INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "pgdrill.contrib.django"],
-            DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "HOST": pg.host, "PORT": str(pg.port),
-                                   "NAME": "postgres", "USER": "postgres", "PASSWORD": pg.password,
-                                   "OPTIONS": {"sslmode": "disable", "application_name": "ez360_backup"}}},
+            DATABASES={
+                "default": {
+                    "ENGINE": "django.db.backends.postgresql",
+                    "HOST": pg.host,
+                    "PORT": str(pg.port),
+                    "NAME": "postgres",
+                    "USER": "postgres",
+                    "PASSWORD": pg.password,
+                    "OPTIONS": {"sslmode": "disable", "application_name": "ez360_backup"},
+                }
+            },
             USE_TZ=True,
         )
         django.setup()
@@ -47,8 +55,14 @@ def site(project, sample_db, tmp_path, monkeypatch):
     (media / "invoices").mkdir(parents=True)
     (media / "invoices" / "INV-1.pdf").write_bytes(b"%PDF-1.4 invoice")
     database = dict(settings.DATABASES["default"], NAME=sample_db)
-    with override_settings(DATABASES={"default": database}, MEDIA_ROOT=str(media), EZ360_BACKUP_DIR=str(tmp_path / "backups"),
-                           EZ360_BACKUP_RETENTION_DAYS=14, EZ360_BACKUP_KEEP_LAST=3, PGDRILL={"prefix": "ez360pm", "compression": "gzip"}):
+    with override_settings(
+        DATABASES={"default": database},
+        MEDIA_ROOT=str(media),
+        EZ360_BACKUP_DIR=str(tmp_path / "backups"),
+        EZ360_BACKUP_RETENTION_DAYS=14,
+        EZ360_BACKUP_KEEP_LAST=3,
+        PGDRILL={"prefix": "ez360pm", "compression": "gzip"},
+    ):
         yield tmp_path
 
 
@@ -131,13 +145,25 @@ def test_manage_py_in_a_process_keeps_the_password_off_every_command_line(pg, bi
     media = tmp_path / "media"
     media.mkdir()
     (media / "logo.png").write_bytes(os.urandom(2048))
-    env = cli_env({
-        "DJANGO_SETTINGS_MODULE": "settings_pgdrill", "POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_DB": big_db,
-        "POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": pg.password, "MEDIA_ROOT": str(media),
-        "EZ360_BACKUP_DIR": str(tmp_path / "backups"),
-    })
-    proc = subprocess.Popen([sys.executable, "manage.py", "ez360_backup", "--db", "--media", "--verbosity", "2"], cwd=DJANGO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = cli_env(
+        {
+            "DJANGO_SETTINGS_MODULE": "settings_pgdrill",
+            "POSTGRES_HOST": pg.host,
+            "POSTGRES_PORT": str(pg.port),
+            "POSTGRES_DB": big_db,
+            "POSTGRES_USER": "postgres",
+            "POSTGRES_PASSWORD": pg.password,
+            "MEDIA_ROOT": str(media),
+            "EZ360_BACKUP_DIR": str(tmp_path / "backups"),
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "ez360_backup", "--db", "--media", "--verbosity", "2"],
+        cwd=DJANGO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     seen = []
     while proc.poll() is None:
         seen.extend(_all_cmdlines())
@@ -152,6 +178,7 @@ def test_manage_py_in_a_process_keeps_the_password_off_every_command_line(pg, bi
     for name in names:
         assert pg.password.encode() not in (tmp_path / "backups" / name).read_bytes(), name
     # A failure is a CommandError, and manage.py exits with the engine's exit code.
-    bad = subprocess.run([sys.executable, "manage.py", "ez360_backup", "verify", "ez360pm_20000101_000000_utc"], cwd=DJANGO, env=env,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "manage.py", "ez360_backup", "verify", "ez360pm_20000101_000000_utc"], cwd=DJANGO, env=env, capture_output=True, text=True
+    )
     assert bad.returncode == 1 and "CommandError: verify failed" in bad.stderr, bad.stderr

@@ -39,6 +39,9 @@ def test_ansible_builder_creates_the_build_context_with_the_collection(tmp_path,
     requirements = (build / "requirements.yml").read_text().replace("/build/pgdrill/", f"{build}/pgdrill/")
     (tmp_path / "local-requirements.yml").write_text(requirements)
     galaxy = os.path.join(os.path.dirname(sys.executable), "ansible-galaxy")
-    check([galaxy, "collection", "install", "-r", "local-requirements.yml", "--collections-path", str(tmp_path / "ee-collections"), "--offline"],
-          cwd=str(tmp_path), env=clean_env())
+    check(
+        [galaxy, "collection", "install", "-r", "local-requirements.yml", "--collections-path", str(tmp_path / "ee-collections"), "--offline"],
+        cwd=str(tmp_path),
+        env=clean_env(),
+    )
     assert (tmp_path / "ee-collections" / "ansible_collections" / "pgdrill" / "pgdrill" / "meta" / "execution-environment.yml").is_file()

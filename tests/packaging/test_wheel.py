@@ -42,8 +42,11 @@ def test_the_wheel_holds_the_engine_and_one_command_only(wheel):
 
 
 def test_installed_outside_the_checkout_it_backs_up_a_real_cluster(venv, tmp_path, pg, sample_db):
-    where = check([os.path.join(venv, "python"), "-c", "import pgdrill, importlib.util; print(pgdrill.__file__); print(importlib.util.find_spec('pgdrill_lab'))"],
-                  env=clean_env(), cwd=str(tmp_path)).stdout.split("\n")
+    where = check(
+        [os.path.join(venv, "python"), "-c", "import pgdrill, importlib.util; print(pgdrill.__file__); print(importlib.util.find_spec('pgdrill_lab'))"],
+        env=clean_env(),
+        cwd=str(tmp_path),
+    ).stdout.split("\n")
     assert where[0].startswith(os.path.dirname(venv)) and not where[0].startswith(REPO) and where[1] == "None", where
     version = check([os.path.join(venv, "pgdrill-backup"), "--version"], env=clean_env(), cwd=str(tmp_path)).stdout
     assert re.fullmatch(r"pgdrill \d+\.\d+\.\d+\S*\n", version), version

@@ -48,19 +48,49 @@ def test_a_stale_backup_a_failing_run_and_an_overdue_drill_fire_and_a_healthy_se
         {"series": 'pgdrill_drill_last_success_timestamp_seconds{instance="db2",series="crm"}', "values": f"{NOW - 7 * DAY}x{hours}"},
     ]
     at = f"{hours}h"
-    tests = [{
-        "interval": "1h",
-        "input_series": series,
-        "alert_rule_test": [
-            {"eval_time": at, "alertname": "PgdrillBackupStale", "exp_alerts": [alert("PgdrillBackupStale", "No new backup of shop on db1 for 1d 6h 0m 0s", instance="db1", series="shop", severity="critical")]},
-            {"eval_time": at, "alertname": "PgdrillBackupFailing", "exp_alerts": [alert("PgdrillBackupFailing", "The last backup run of shop on db1 exited 1", instance="db1", series="shop", severity="critical")]},
-            {"eval_time": at, "alertname": "PgdrillDrillOverdue", "exp_alerts": [alert("PgdrillDrillOverdue", "shop has not passed a restore drill for 36d 0h 0m 0s", instance="db1", series="shop", severity="warning")]},
-        ],
-    }]
+    tests = [
+        {
+            "interval": "1h",
+            "input_series": series,
+            "alert_rule_test": [
+                {
+                    "eval_time": at,
+                    "alertname": "PgdrillBackupStale",
+                    "exp_alerts": [
+                        alert("PgdrillBackupStale", "No new backup of shop on db1 for 1d 6h 0m 0s", instance="db1", series="shop", severity="critical")
+                    ],
+                },
+                {
+                    "eval_time": at,
+                    "alertname": "PgdrillBackupFailing",
+                    "exp_alerts": [
+                        alert("PgdrillBackupFailing", "The last backup run of shop on db1 exited 1", instance="db1", series="shop", severity="critical")
+                    ],
+                },
+                {
+                    "eval_time": at,
+                    "alertname": "PgdrillDrillOverdue",
+                    "exp_alerts": [
+                        alert("PgdrillDrillOverdue", "shop has not passed a restore drill for 36d 0h 0m 0s", instance="db1", series="shop", severity="warning")
+                    ],
+                },
+            ],
+        }
+    ]
     done = run_promtool(tmp_path, tests)
     assert done.returncode == 0, done.stdout + done.stderr
     # And the same rules against a healthy fleet: nothing fires (an expectation of db1 alone would fail if db2 fired).
     healthy = [dict(s) for s in series if 'instance="db2"' in s["series"]]
-    done = run_promtool(tmp_path, [{"interval": "1h", "input_series": healthy, "alert_rule_test": [
-        {"eval_time": at, "alertname": name, "exp_alerts": []} for name in ("PgdrillBackupStale", "PgdrillBackupFailing", "PgdrillDrillOverdue")]}])
+    done = run_promtool(
+        tmp_path,
+        [
+            {
+                "interval": "1h",
+                "input_series": healthy,
+                "alert_rule_test": [
+                    {"eval_time": at, "alertname": name, "exp_alerts": []} for name in ("PgdrillBackupStale", "PgdrillBackupFailing", "PgdrillDrillOverdue")
+                ],
+            }
+        ],
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -43,24 +43,27 @@ def test_relative_default_backup_dir_is_next_to_the_config(tmp_path):
     assert config.backup_dir == os.path.join(str(tmp_path), "backups")
 
 
-@pytest.mark.parametrize("text,words", [
-    ("[pgdrill]\nkeep_last = many\n", ["keep_last", "'many'", "whole number"]),
-    ("[pgdrill]\nretention_days = -1\n", ["retention_days", "from 0 to 36500"]),
-    ("[pgdrill]\nretention_days = 1e20\n", ["retention_days", "from 0 to 36500"]),
-    ("[pgdrill]\nretention_days = 100000000000000000000\n", ["retention_days"]),
-    ("[pgdrill]\ndebris_grace_hours = inf\n", ["debris_grace_hours"]),
-    ("[pgdrill]\nlock_wait = inf\n", ["lock_wait"]),
-    ("[pgdrill]\nlock_wait = nan\n", ["lock_wait"]),
-    ("[pgdrill]\nkeep_last = \u0663\n", ["keep_last", "whole number"]),
-    ("[pgdrill]\nport = 70000\n", ["port", "65535"]),
-    ("[pgdrill]\nmax_runtime = -5\n", ["max_runtime"]),
-    ("[pgdrill]\ncompression = lz4\n", ["compression", "zstd, gzip, none"]),
-    ("[pgdrill]\nkeep_lats = 3\n", ["unknown key 'keep_lats'"]),
-    ("[pgdrill]\npassword = hunter2\n", ["password", ".pgpass"]),
-    ("[pgdril]\nkeep_last = 3\n", ["unknown section [pgdril]"]),
-    ("[pgdrill]\nprefix = a/b\n", ["prefix"]),
-    ("keep_last = 3\n", ["bad config file"]),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("[pgdrill]\nkeep_last = many\n", ["keep_last", "'many'", "whole number"]),
+        ("[pgdrill]\nretention_days = -1\n", ["retention_days", "from 0 to 36500"]),
+        ("[pgdrill]\nretention_days = 1e20\n", ["retention_days", "from 0 to 36500"]),
+        ("[pgdrill]\nretention_days = 100000000000000000000\n", ["retention_days"]),
+        ("[pgdrill]\ndebris_grace_hours = inf\n", ["debris_grace_hours"]),
+        ("[pgdrill]\nlock_wait = inf\n", ["lock_wait"]),
+        ("[pgdrill]\nlock_wait = nan\n", ["lock_wait"]),
+        ("[pgdrill]\nkeep_last = \u0663\n", ["keep_last", "whole number"]),
+        ("[pgdrill]\nport = 70000\n", ["port", "65535"]),
+        ("[pgdrill]\nmax_runtime = -5\n", ["max_runtime"]),
+        ("[pgdrill]\ncompression = lz4\n", ["compression", "zstd, gzip, none"]),
+        ("[pgdrill]\nkeep_lats = 3\n", ["unknown key 'keep_lats'"]),
+        ("[pgdrill]\npassword = hunter2\n", ["password", ".pgpass"]),
+        ("[pgdril]\nkeep_last = 3\n", ["unknown section [pgdril]"]),
+        ("[pgdrill]\nprefix = a/b\n", ["prefix"]),
+        ("keep_last = 3\n", ["bad config file"]),
+    ],
+)
 def test_bad_config_is_named(tmp_path, text, words):
     with pytest.raises(PgdrillError) as caught:
         load_configs(write(tmp_path, text), environ={})
@@ -87,8 +90,10 @@ def test_unknown_database_selection(tmp_path):
         load_configs(path, environ={}, only=["zzz"])
 
 
-@pytest.mark.parametrize("key,value", [("retention_days", 10**20), ("debris_grace_hours", float("inf")), ("lock_wait", float("nan")),
-                                       ("keep_last", -1), ("port", 70000), ("restore_jobs", 0)])
+@pytest.mark.parametrize(
+    "key,value",
+    [("retention_days", 10**20), ("debris_grace_hours", float("inf")), ("lock_wait", float("nan")), ("keep_last", -1), ("port", 70000), ("restore_jobs", 0)],
+)
 def test_typed_values_from_modules_obey_the_same_rules(key, value):
     from pgdrill.config import build_database_config
 
@@ -100,7 +105,9 @@ def test_typed_values_from_modules_obey_the_same_rules(key, value):
 def test_typed_values_round_trip():
     from pgdrill.config import build_database_config
 
-    config = build_database_config("x", {"backup_dir": "/b", "keep_last": 7, "debris_grace_hours": 0.00001, "globals": False, "lock_wait": 2.5}, "/", "module options", {})
+    config = build_database_config(
+        "x", {"backup_dir": "/b", "keep_last": 7, "debris_grace_hours": 0.00001, "globals": False, "lock_wait": 2.5}, "/", "module options", {}
+    )
     assert (config.keep_last, config.debris_grace_hours, config.globals, config.lock_wait) == (7, 0.00001, False, 2.5)
 
 
@@ -124,8 +131,11 @@ def test_ping_url_may_live_in_a_file_of_its_own_and_is_never_repeated(tmp_path):
 def test_tiers_time_zone_and_durations(tmp_path):
     from pgdrill.config import retention_policy
 
-    path = write(tmp_path, "[pgdrill]\nbackup_dir = /b\nkeep_daily = 7\nkeep_weekly = 4\nkeep_monthly = 12\nkeep_yearly = 2\n"
-                           "keep_within = 36h\nretention_timezone = Europe/Berlin\n[database shop]\nkeep_within = 2w\n[database crm]\nkeep_within = 3\n[database off]\nkeep_within = 0\n")
+    path = write(
+        tmp_path,
+        "[pgdrill]\nbackup_dir = /b\nkeep_daily = 7\nkeep_weekly = 4\nkeep_monthly = 12\nkeep_yearly = 2\n"
+        "keep_within = 36h\nretention_timezone = Europe/Berlin\n[database shop]\nkeep_within = 2w\n[database crm]\nkeep_within = 3\n[database off]\nkeep_within = 0\n",
+    )
     configs = {c.label: c for c in load_configs(path, environ={})}
     policy = retention_policy(configs["shop"])
     assert (policy.keep_daily, policy.keep_weekly, policy.keep_monthly, policy.keep_yearly) == (7, 4, 12, 2)
@@ -140,8 +150,11 @@ def test_tiers_time_zone_and_durations(tmp_path):
 def test_the_remote_keeps_its_own_tiers_or_the_local_ones(tmp_path):
     from pgdrill.config import retention_policy
 
-    path = write(tmp_path, "[pgdrill]\nbackup_dir = /b\nkeep_last = 3\nkeep_daily = 7\nretention_timezone = America/New_York\n"
-                           "remote_keep_last = 0\nremote_keep_monthly = 12\nremote_keep_yearly = 5\nremote_keep_within = 1w\n")
+    path = write(
+        tmp_path,
+        "[pgdrill]\nbackup_dir = /b\nkeep_last = 3\nkeep_daily = 7\nretention_timezone = America/New_York\n"
+        "remote_keep_last = 0\nremote_keep_monthly = 12\nremote_keep_yearly = 5\nremote_keep_within = 1w\n",
+    )
     (config,) = load_configs(path, environ={})
     local, remote = retention_policy(config), retention_policy(config, remote=True)
     assert (local.keep_last, local.keep_daily, local.keep_monthly, local.keep_yearly, local.keep_within) == (3, 7, 0, 0, 0)
@@ -149,16 +162,19 @@ def test_the_remote_keeps_its_own_tiers_or_the_local_ones(tmp_path):
     assert remote.timezone == local.timezone == "America/New_York" and remote.retention_days == local.retention_days == 14
 
 
-@pytest.mark.parametrize("text,words", [
-    ("retention_timezone = Mars/Olympus_Mons\n", ["retention_timezone", "'Mars/Olympus_Mons'", "IANA time zone", "tzdata"]),
-    ("retention_timezone = ../../etc/passwd\n", ["retention_timezone"]),
-    ("keep_within = 36m\n", ["keep_within", "36h, 14d or 2w"]),
-    ("keep_within = 1.5d\n", ["keep_within"]),
-    ("keep_within = 99999w\n", ["keep_within", "at most 36500 days"]),
-    ("keep_daily = -1\n", ["keep_daily", "whole number"]),
-    ("remote_keep_weekly = many\n", ["remote_keep_weekly", "whole number"]),
-    ("remote_keep_within = 5y\n", ["remote_keep_within"]),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("retention_timezone = Mars/Olympus_Mons\n", ["retention_timezone", "'Mars/Olympus_Mons'", "IANA time zone", "tzdata"]),
+        ("retention_timezone = ../../etc/passwd\n", ["retention_timezone"]),
+        ("keep_within = 36m\n", ["keep_within", "36h, 14d or 2w"]),
+        ("keep_within = 1.5d\n", ["keep_within"]),
+        ("keep_within = 99999w\n", ["keep_within", "at most 36500 days"]),
+        ("keep_daily = -1\n", ["keep_daily", "whole number"]),
+        ("remote_keep_weekly = many\n", ["remote_keep_weekly", "whole number"]),
+        ("remote_keep_within = 5y\n", ["remote_keep_within"]),
+    ],
+)
 def test_bad_retention_values_are_named(tmp_path, text, words):
     with pytest.raises(PgdrillError) as caught:
         load_configs(write(tmp_path, "[pgdrill]\n" + text), environ={})

@@ -51,12 +51,15 @@ def test_version_parsing_and_refusal():
     assert client_too_old(9, 100005)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ('FATAL:  password authentication failed for user "app"', "authentication failed"),
-    ("fe_sendauth: no password supplied", "no password"),
-    ('FATAL:  database "nope" does not exist', "database 'nope' does not exist"),
-    ('connection to server at "127.0.0.1", port 1 failed: Connection refused', "cannot reach"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('FATAL:  password authentication failed for user "app"', "authentication failed"),
+        ("fe_sendauth: no password supplied", "no password"),
+        ('FATAL:  database "nope" does not exist', "database 'nope' does not exist"),
+        ('connection to server at "127.0.0.1", port 1 failed: Connection refused', "cannot reach"),
+    ],
+)
 def test_connection_errors_name_problem_and_fix(text, expected):
     error = classify_connect_error(text, "database 'x' on h")
     assert expected in error.problem and error.fix
@@ -106,8 +109,18 @@ def test_smoke_check_specs_and_judgement():
     assert judge_rows({"expect": "rows"}, [(1,)])[0] and not judge_rows({"expect": "rows"}, [])[0]
     assert judge_rows({"expect": "none"}, [])[0] and not judge_rows({"expect": "none"}, [(1,)])[0]
     assert judge_rows({"expect": "value", "value": 3}, [(3,)])[0] and not judge_rows({"expect": "value", "value": 3}, [(4,)])[0]
-    line = log_line({"finished_at": "2026-11-26T07:30:00Z", "database": "ez360pm", "source_host": "db1", "set": "ez360pm_20261126_021500_utc",
-                     "timings": {"restore": 9.74}, "checks": [{"ok": True}, {"ok": False}], "outcome": "failed", "failed_step": "smoke checks"})
+    line = log_line(
+        {
+            "finished_at": "2026-11-26T07:30:00Z",
+            "database": "ez360pm",
+            "source_host": "db1",
+            "set": "ez360pm_20261126_021500_utc",
+            "timings": {"restore": 9.74},
+            "checks": [{"ok": True}, {"ok": False}],
+            "outcome": "failed",
+            "failed_step": "smoke checks",
+        }
+    )
     assert line == "- 2026-11-26 07:30 UTC · ez360pm from db1 · set ez360pm_20261126_021500_utc · restore 9.7 s · 1/2 checks ok · FAILED at smoke checks"
 
 

@@ -40,18 +40,24 @@ def test_the_drill_section_is_read_and_left_out_of_the_backup_series(tmp_path):
     assert drill.evidence_dir == str(tmp_path / "drills" / "evidence")
     assert "secret-key-91" not in repr(drill)
     steps = post_restore_steps(drill)
-    assert steps[0] == {"name": "/srv/app/venv/bin/python manage.py migrate --noinput",
-                        "command": ["/srv/app/venv/bin/python", "manage.py", "migrate", "--noinput"], "chdir": "/srv/app"}
+    assert steps[0] == {
+        "name": "/srv/app/venv/bin/python manage.py migrate --noinput",
+        "command": ["/srv/app/venv/bin/python", "manage.py", "migrate", "--noinput"],
+        "chdir": "/srv/app",
+    }
     assert [step["name"] for step in steps] == [steps[0]["name"], "/srv/app/venv/bin/python manage.py check", "login"]
 
 
-@pytest.mark.parametrize("line, words", [
-    ("keep = sometimes", ["keep = 'sometimes'", "never, on_failure, always"]),
-    ("jobs = 0", ["jobs = '0'", "from 1 to 256"]),
-    ("checks = {\"name\": 1}", ["checks", "JSON list"]),
-    ("password = hunter2", ["unknown key 'password'"]),
-    ("ping_url = htps://hc-ping.example/secret-key-91", ["ping_url = (hidden: it holds a secret)"]),
-])
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("keep = sometimes", ["keep = 'sometimes'", "never, on_failure, always"]),
+        ("jobs = 0", ["jobs = '0'", "from 1 to 256"]),
+        ('checks = {"name": 1}', ["checks", "JSON list"]),
+        ("password = hunter2", ["unknown key 'password'"]),
+        ("ping_url = htps://hc-ping.example/secret-key-91", ["ping_url = (hidden: it holds a secret)"]),
+    ],
+)
 def test_bad_drill_values_are_refused_naming_the_key(tmp_path, line, words):
     key = line.split(" = ")[0]
     text = "".join(kept for kept in FILE.splitlines(keepends=True) if not kept.startswith(key + " ="))
@@ -70,16 +76,22 @@ def test_a_drill_needs_its_database_its_source_and_valid_checks(tmp_path):
         load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\n"), environ={})
     assert load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource = remote\n"), environ={}).source == "remote"
     with pytest.raises(PgdrillError, match="checks in .* every check needs a name"):
-        load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource_dir = /x\nchecks = [{\"sql\": \"SELECT 1\"}]\n"), environ={})
+        load_drill_config(write(tmp_path, '[drill]\ndatabase = shop\nsource_dir = /x\nchecks = [{"sql": "SELECT 1"}]\n'), environ={})
 
 
 def test_the_newest_set_with_a_manifest_is_the_one_copied():
     from datetime import datetime, timezone
 
-    names = ["shop_db_20261101_021500_utc.dump", "shop_manifest_20261101_021500_utc.json", "shop_verify_20261101_021500_utc.json",
-             "shop_db_20261102_021500_utc.dump",  # no manifest yet: a backup still running
-             "shop_db_20991231_000000_utc.dump", "shop_manifest_20991231_000000_utc.json",  # dated ahead of the clock
-             "shop-old_manifest_20261103_021500_utc.json", "notes.txt"]
+    names = [
+        "shop_db_20261101_021500_utc.dump",
+        "shop_manifest_20261101_021500_utc.json",
+        "shop_verify_20261101_021500_utc.json",
+        "shop_db_20261102_021500_utc.dump",  # no manifest yet: a backup still running
+        "shop_db_20991231_000000_utc.dump",
+        "shop_manifest_20991231_000000_utc.json",  # dated ahead of the clock
+        "shop-old_manifest_20261103_021500_utc.json",
+        "notes.txt",
+    ]
     now = datetime(2026, 11, 27, tzinfo=timezone.utc)
     assert newest_set_files(names, "shop", now) == ["shop_db_20261101_021500_utc.dump", "shop_manifest_20261101_021500_utc.json"]
     assert newest_set_files(names, "crm", now) == []

@@ -7,8 +7,19 @@ import pytest
 from hypothesis import given, strategies as st
 
 from pgdrill.encryption import (
-    age_error_line, decrypt_argv, encrypt_argv, encrypted_name, explain_age_failure, find_age, header_problem,
-    identity_problem, manifest_entry, parse_recipients, recipient_fingerprint, recipient_problem, redact,
+    age_error_line,
+    decrypt_argv,
+    encrypt_argv,
+    encrypted_name,
+    explain_age_failure,
+    find_age,
+    header_problem,
+    identity_problem,
+    manifest_entry,
+    parse_recipients,
+    recipient_fingerprint,
+    recipient_problem,
+    redact,
 )
 from pgdrill.errors import PgdrillError
 from pgdrill.naming import parse_file_name
@@ -43,16 +54,19 @@ def test_relative_recipients_file_needs_a_base_dir(tmp_path):
         parse_recipients("@keys.txt")
 
 
-@pytest.mark.parametrize("value, words", [
-    ("", "empty"),
-    ("  , ", "empty"),
-    ("age1bad", "not an age recipient"),
-    (R1[:-1] + ("q" if R1[-1] != "q" else "p"), "checksum does not match"),
-    (R1.upper(), "lower case"),
-    ("ssh-ed25519", "SSH key"),
-    ("hello", "start with age1"),
-    ("@", "followed by a file name"),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("", "empty"),
+        ("  , ", "empty"),
+        ("age1bad", "not an age recipient"),
+        (R1[:-1] + ("q" if R1[-1] != "q" else "p"), "checksum does not match"),
+        (R1.upper(), "lower case"),
+        ("ssh-ed25519", "SSH key"),
+        ("hello", "start with age1"),
+        ("@", "followed by a file name"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_value(value, words):
     with pytest.raises(PgdrillError) as caught:
         parse_recipients(value)
@@ -141,7 +155,10 @@ def _stanza(kind=b"X25519", body=b"x" * 43):
     return b"-> " + kind + b" " + base64.b64encode(b"\1" * 32).rstrip(b"=") + b"\n" + body + b"\n"
 
 
-def _header(*stanzas, mac=base64.b64encode(b"\2" * 32).rstrip(b"=")):
+MAC = base64.b64encode(b"\2" * 32).rstrip(b"=")
+
+
+def _header(*stanzas, mac=MAC):
     return b"age-encryption.org/v1\n" + b"".join(stanzas) + b"--- " + mac + b"\n"
 
 
@@ -158,17 +175,20 @@ def test_header_with_a_long_stanza_body():
     assert problem is None and header.recipients == 1
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"", "empty"),
-    (b"PGDMP\x01\x0e", "not an age file"),
-    (b"-----BEGIN AGE ENCRYPTED FILE-----\n", "ASCII-armored"),
-    (b"age-encryption.org/v1\n-> X25519 abc\n", "truncated age header"),
-    (_header(), "without any recipient stanza"),
-    (_header(_stanza(), mac=b"short"), "MAC line is malformed"),
-    (_header(_stanza(body=b"not base64!")), "not base64"),
-    (_header(_stanza()), "no encrypted payload"),
-    (b"age-encryption.org/v1\nhello\n", "neither a stanza nor the MAC"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty"),
+        (b"PGDMP\x01\x0e", "not an age file"),
+        (b"-----BEGIN AGE ENCRYPTED FILE-----\n", "ASCII-armored"),
+        (b"age-encryption.org/v1\n-> X25519 abc\n", "truncated age header"),
+        (_header(), "without any recipient stanza"),
+        (_header(_stanza(), mac=b"short"), "MAC line is malformed"),
+        (_header(_stanza(body=b"not base64!")), "not base64"),
+        (_header(_stanza()), "no encrypted payload"),
+        (b"age-encryption.org/v1\nhello\n", "neither a stanza nor the MAC"),
+    ],
+)
 def test_damaged_headers_are_named(data, words):
     header, problem = header_problem(data)
     assert header is None and words in problem
@@ -187,11 +207,14 @@ def test_age_error_line_skips_the_bug_report_line():
     assert redact(f"bad {SECRET} here") == "bad AGE-SECRET-KEY-1...(secret, not shown) here"
 
 
-@pytest.mark.parametrize("said, words", [
-    ("no identity matched any of the recipients", "not one of the recipients"),
-    ("failed to decrypt and authenticate payload chunk", "damaged or truncated"),
-    ("failed to read header: parsing age header: unexpected intro", "not an intact age file"),
-])
+@pytest.mark.parametrize(
+    "said, words",
+    [
+        ("no identity matched any of the recipients", "not one of the recipients"),
+        ("failed to decrypt and authenticate payload chunk", "damaged or truncated"),
+        ("failed to read header: parsing age header: unexpected intro", "not an intact age file"),
+    ],
+)
 def test_age_failures_are_explained(said, words):
     problem, fix = explain_age_failure(f"age: error: {said}\nage: report unexpected\n", "/k/drill.key", "/b/x.dump.age")
     assert words in problem and "/b/x.dump.age" in problem and fix

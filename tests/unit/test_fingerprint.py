@@ -45,22 +45,27 @@ def test_a_lost_grant_is_named_with_expected_and_found():
 
 
 def test_missing_and_extra_objects_and_lost_rls():
-    actual = restored(**{"table app.invoices": {"schema": "app", "owner": "app_owner", "acl": ["app_owner=arwdDxt/app_owner", "reader=r/app_owner"]},
-                         "table app.stray": {"schema": "app", "owner": "x"}})
+    actual = restored(
+        **{
+            "table app.invoices": {"schema": "app", "owner": "app_owner", "acl": ["app_owner=arwdDxt/app_owner", "reader=r/app_owner"]},
+            "table app.stray": {"schema": "app", "owner": "x"},
+        }
+    )
     del actual["objects"]["index app.invoices_pkey"]
     found = {(d.object, d.what) for d in compare(fp(), actual)[0]}
-    assert found == {("index app.invoices_pkey", "missing from the restore"), ("table app.stray", "not in the backup"),
-                     ("table app.invoices", "rls differs")}
+    assert found == {("index app.invoices_pkey", "missing from the restore"), ("table app.stray", "not in the backup"), ("table app.invoices", "rls differs")}
 
 
 def test_owners_not_restored_are_not_compared_and_acls_are_read_owner_neutral():
     """Restored by postgres with --no-owner: every object is postgres's, and so is every grant."""
-    actual = restored(**{
-        "schema app": {"owner": "postgres", "acl": ["postgres=UC/postgres", "reader=U/postgres"]},
-        "table app.invoices": {"schema": "app", "owner": "postgres", "acl": ["postgres=arwdDxt/postgres", "reader=r/postgres"], "rls": True},
-        "table app.invoices_2025": {"schema": "app", "owner": "postgres", "partition_of": "app.invoices"},
-        "sequence app.numbers": {"schema": "app", "owner": "postgres", "last_value": 1234, "increment": 1},
-    })
+    actual = restored(
+        **{
+            "schema app": {"owner": "postgres", "acl": ["postgres=UC/postgres", "reader=U/postgres"]},
+            "table app.invoices": {"schema": "app", "owner": "postgres", "acl": ["postgres=arwdDxt/postgres", "reader=r/postgres"], "rls": True},
+            "table app.invoices_2025": {"schema": "app", "owner": "postgres", "partition_of": "app.invoices"},
+            "sequence app.numbers": {"schema": "app", "owner": "postgres", "last_value": 1234, "increment": 1},
+        }
+    )
     actual["database"]["owner"] = "postgres"
     actual["large_objects"]["owners"] = {"postgres": 2}
     assert compare(fp(), actual, owners=False) == ([], [])
@@ -68,8 +73,7 @@ def test_owners_not_restored_are_not_compared_and_acls_are_read_owner_neutral():
 
 
 def test_privileges_not_restored_leave_out_acls_and_default_privileges():
-    actual = restored(**{"table app.invoices": {"schema": "app", "owner": "app_owner", "rls": True},
-                         "schema app": {"owner": "app_owner"}})
+    actual = restored(**{"table app.invoices": {"schema": "app", "owner": "app_owner", "rls": True}, "schema app": {"owner": "app_owner"}})
     del actual["objects"]["default privileges of app_owner in schema app on tables"]
     assert compare(fp(), actual, privileges=False) == ([], [])
     assert len(compare(fp(), actual)[0]) == 3
@@ -84,10 +88,12 @@ def test_a_sequence_may_be_ahead_never_behind():
 
 
 def test_an_upgrade_explains_extension_versions_and_new_owner_privileges_only():
-    actual = restored(**{
-        "extension citext": {"version": "1.8", "in_schema": "public"},
-        "table app.invoices": {"schema": "app", "owner": "app_owner", "acl": ["app_owner=arwdDxtm/app_owner", "reader=r/app_owner"], "rls": True},
-    })
+    actual = restored(
+        **{
+            "extension citext": {"version": "1.8", "in_schema": "public"},
+            "table app.invoices": {"schema": "app", "owner": "app_owner", "acl": ["app_owner=arwdDxtm/app_owner", "reader=r/app_owner"], "rls": True},
+        }
+    )
     assert len(compare(fp(), actual)[0]) == 2  # same major: both are differences
     differences, notes = compare(fp(), actual, majors=(15, 18))
     assert differences == [] and {n.object for n in notes} == {"extension citext", "table app.invoices"}
@@ -98,14 +104,21 @@ def test_an_upgrade_explains_extension_versions_and_new_owner_privileges_only():
 
 
 def test_a_partial_restore_compares_what_was_asked_for_with_its_partitions():
-    actual = {"database": {}, "large_objects": {}, "objects": {
-        key: entry for key, entry in fp()["objects"].items() if key in ("table app.invoices", "table app.invoices_2025", "index app.invoices_pkey")}}
+    actual = {
+        "database": {},
+        "large_objects": {},
+        "objects": {
+            key: entry for key, entry in fp()["objects"].items() if key in ("table app.invoices", "table app.invoices_2025", "index app.invoices_pkey")
+        },
+    }
     scope = Scope(tables=frozenset({"app.invoices"})).with_partitions(fp())
     assert scope.tables == {"app.invoices", "app.invoices_2025"}
     assert compare(fp(), actual, scope=scope) == ([], [])
     assert summary(fp(), [], [], scope)["objects"] == 3
     assert [d.object for d in compare(fp(), actual, scope=Scope(schemas=frozenset({"app"})))[0]] == [
-        "default privileges of app_owner in schema app on tables", "sequence app.numbers"]
+        "default privileges of app_owner in schema app on tables",
+        "sequence app.numbers",
+    ]
 
 
 def test_relation_names_keep_quoted_dots():
@@ -118,28 +131,52 @@ def test_database_and_large_objects_compare_on_whole_restores():
     actual["large_objects"] = {"count": 1, "owners": {"app_owner": 1}, "bytes": 50}
     actual["database"]["collate"] = "en_US.UTF-8"
     found = {(d.object, d.what) for d in compare(fp(), actual)[0]}
-    assert found == {("database", "collate differs"), ("large objects", "count differs"), ("large objects", "bytes differs"),
-                     ("large objects", "owners differs")}
+    assert found == {
+        ("database", "collate differs"),
+        ("large objects", "count differs"),
+        ("large objects", "bytes differs"),
+        ("large objects", "owners differs"),
+    }
 
 
 def test_the_outcome_names_what_was_left_out_and_the_upgrade():
-    record = {"outcome": "passed", "database": "shop", "source_host": "db1", "set": "shop_20261127_021500_utc",
-              "finished_at": "2026-11-27T07:30:00Z", "timings": {"restore": 9.7},
-              "not_restored": ["ownership", "privileges"], "fidelity": {"checked": True, "notes": []},
-              "server_majors": {"source": 15, "target": 18, "note": "upgrade rehearsal 15 -> 18"}, "checks": [{"ok": True}]}
+    record = {
+        "outcome": "passed",
+        "database": "shop",
+        "source_host": "db1",
+        "set": "shop_20261127_021500_utc",
+        "finished_at": "2026-11-27T07:30:00Z",
+        "timings": {"restore": 9.7},
+        "not_restored": ["ownership", "privileges"],
+        "fidelity": {"checked": True, "notes": []},
+        "server_majors": {"source": 15, "target": 18, "note": "upgrade rehearsal 15 -> 18"},
+        "checks": [{"ok": True}],
+    }
     line = log_line(record)
-    assert line.startswith("- 2026-11-27 07:30 UTC") and line.endswith(
-        "PASSED (ownership and privileges not restored; upgrade rehearsal 15 -> 18)")
+    assert line.startswith("- 2026-11-27 07:30 UTC") and line.endswith("PASSED (ownership and privileges not restored; upgrade rehearsal 15 -> 18)")
     assert outcome_notes(dict(record, not_restored=[], server_majors={}, fidelity={"checked": False})) == ["no fingerprint in the set: row counts only"]
     assert log_line(dict(record, not_restored=[], server_majors={})).endswith("· PASSED")
 
 
 def test_evidence_from_a_failed_restore_keeps_its_differences_and_commands():
-    failed = {"failed": True, "msg": "differs",
-              "fidelity": {"checked": True, "objects": 9, "differences": [{"object": "table app.invoices", "what": "acl differs",
-                                                                           "expected": ["a"], "found": []}], "notes": [], "ok": False},
-              "restore": {"commands": [{"argv": ["pg_restore", "--exit-on-error"]}], "timings": {"total": 1.0}, "not_restored": [],
-                          "server_majors": {"source": 15, "target": 15, "note": ""}, "roles_created": ["app_owner"]}}
+    failed = {
+        "failed": True,
+        "msg": "differs",
+        "fidelity": {
+            "checked": True,
+            "objects": 9,
+            "differences": [{"object": "table app.invoices", "what": "acl differs", "expected": ["a"], "found": []}],
+            "notes": [],
+            "ok": False,
+        },
+        "restore": {
+            "commands": [{"argv": ["pg_restore", "--exit-on-error"]}],
+            "timings": {"total": 1.0},
+            "not_restored": [],
+            "server_majors": {"source": 15, "target": 15, "note": ""},
+            "roles_created": ["app_owner"],
+        },
+    }
     record = compose_record({"outcome": "failed"}, failed, {}, {"roles_dropped": ["app_owner"]})
     assert record["restore_commands"] == [{"argv": ["pg_restore", "--exit-on-error"]}] and record["roles_dropped"] == ["app_owner"]
     (check,) = record["checks"]

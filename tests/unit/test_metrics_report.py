@@ -6,10 +6,22 @@ from datetime import datetime, timezone
 from pgdrill import metrics, report
 
 SETS = [
-    {"set": "shop_20261127_021500_utc", "state": "complete", "time": "2026-11-27T02:15:00+00:00", "finished_at": "2026-11-27T02:15:09Z",
-     "sizes": {"db": 1200, "globals": 300}, "verification": {"ok": True, "restored": True, "checked_at": "2026-11-27T03:00:00Z"}},
-    {"set": "shop_20261126_021500_utc", "state": "complete", "time": "2026-11-26T02:15:00+00:00", "finished_at": "2026-11-26T02:15:08Z",
-     "sizes": {"db": 1100}, "verification": {"ok": True, "restored": False, "checked_at": "2026-11-26T03:00:00Z"}},
+    {
+        "set": "shop_20261127_021500_utc",
+        "state": "complete",
+        "time": "2026-11-27T02:15:00+00:00",
+        "finished_at": "2026-11-27T02:15:09Z",
+        "sizes": {"db": 1200, "globals": 300},
+        "verification": {"ok": True, "restored": True, "checked_at": "2026-11-27T03:00:00Z"},
+    },
+    {
+        "set": "shop_20261126_021500_utc",
+        "state": "complete",
+        "time": "2026-11-26T02:15:00+00:00",
+        "finished_at": "2026-11-26T02:15:08Z",
+        "sizes": {"db": 1100},
+        "verification": {"ok": True, "restored": False, "checked_at": "2026-11-26T03:00:00Z"},
+    },
     {"set": "shop_20261125_021500_utc", "state": "damaged", "time": "2026-11-25T02:15:00+00:00"},
 ]
 
@@ -45,13 +57,28 @@ def test_metrics_files_are_replaced_whole(tmp_path):
 
 
 ROWS = [
-    {"host": "db2", "database": "crm", "ok": True, "age_hours": 3.2, "newest": {"set": "crm_x", "time": "2026-11-27T02:15:00Z", "size": 10_000_000,
-                                                                           "verified": "ok"},
-     "sets": [{"time": "2026-11-26T02:15:00Z", "size": 9_000_000, "duration_seconds": 4.0}, {"time": "2026-11-27T02:15:00Z", "size": 10_000_000,
-                                                                                             "duration_seconds": 5.0}],
-     "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed", "restore_seconds": 12.5}]},
-    {"host": "db1", "database": "shop <main>", "ok": False, "age_hours": 30.2, "problems": ["newest backup is 30.2 h old (limit 26 h)"],
-     "newest": {"set": "shop_y", "time": "2026-11-26T00:00:00Z", "size": 20_000_000, "verified": "failed"}, "sets": [], "drills": []},
+    {
+        "host": "db2",
+        "database": "crm",
+        "ok": True,
+        "age_hours": 3.2,
+        "newest": {"set": "crm_x", "time": "2026-11-27T02:15:00Z", "size": 10_000_000, "verified": "ok"},
+        "sets": [
+            {"time": "2026-11-26T02:15:00Z", "size": 9_000_000, "duration_seconds": 4.0},
+            {"time": "2026-11-27T02:15:00Z", "size": 10_000_000, "duration_seconds": 5.0},
+        ],
+        "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed", "restore_seconds": 12.5}],
+    },
+    {
+        "host": "db1",
+        "database": "shop <main>",
+        "ok": False,
+        "age_hours": 30.2,
+        "problems": ["newest backup is 30.2 h old (limit 26 h)"],
+        "newest": {"set": "shop_y", "time": "2026-11-26T00:00:00Z", "size": 20_000_000, "verified": "failed"},
+        "sets": [],
+        "drills": [],
+    },
 ]
 
 
@@ -79,27 +106,34 @@ NOW = datetime(2026, 11, 27, 6, 0, tzinfo=timezone.utc)
 
 
 def test_judging_a_row_names_every_problem():
-    fresh = {"newest": {"set": "s1", "time": "2026-11-27T02:15:00Z", "verified": "ok"},
-             "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed"}]}
+    fresh = {"newest": {"set": "s1", "time": "2026-11-27T02:15:00Z", "verified": "ok"}, "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed"}]}
     assert report.judge(fresh, NOW, 26, 35) == dict(fresh, age_hours=3.8, ok=True, problems=[])
-    stale = dict(fresh, newest={"set": "s0", "time": "2026-11-25T02:15:00Z", "verified": "failed"},
-                 drills=[{"time": "2026-10-01T04:00:00Z", "outcome": "passed"}, {"time": "2026-11-26T04:00:00Z", "outcome": "failed"}])
+    stale = dict(
+        fresh,
+        newest={"set": "s0", "time": "2026-11-25T02:15:00Z", "verified": "failed"},
+        drills=[{"time": "2026-10-01T04:00:00Z", "outcome": "passed"}, {"time": "2026-11-26T04:00:00Z", "outcome": "failed"}],
+    )
     judged = report.judge(stale, NOW, 26, 35)
-    assert not judged["ok"] and judged["problems"] == ["newest backup s0 is 51.8 h old (limit 26 h)", "newest backup s0 failed verification",
-                                                       "last passed restore drill is 57 days old (limit 35 days)"]
-    assert report.judge({"newest": None, "drills": []}, NOW, 26, 35)["problems"] == ["no complete backup at all",
-                                                                                    "no passed restore drill (limit 35 days)"]
+    assert not judged["ok"] and judged["problems"] == [
+        "newest backup s0 is 51.8 h old (limit 26 h)",
+        "newest backup s0 failed verification",
+        "last passed restore drill is 57 days old (limit 35 days)",
+    ]
+    assert report.judge({"newest": None, "drills": []}, NOW, 26, 35)["problems"] == ["no complete backup at all", "no passed restore drill (limit 35 days)"]
     assert report.judge(dict(fresh, drills=[]), NOW, 26, 0)["ok"]  # 0: drills are not judged
 
 
 def test_drills_come_from_evidence_records_of_that_host_and_database():
-    records = [{"source_host": "db1", "database": "shop", "outcome": "passed", "finished_at": "2026-11-20T04:00:00Z", "timings": {"restore": 9.5}},
-               {"source_host": "db1", "database": "shop", "outcome": "checked", "finished_at": "2026-11-21T04:00:00Z"},
-               {"source_host": "db2", "database": "shop", "outcome": "passed", "finished_at": "2026-11-22T04:00:00Z"},
-               {"source_host": "db1", "database": "shop", "outcome": "failed", "finished_at": "2026-11-19T04:00:00Z", "failed_step": "restore"}]
+    records = [
+        {"source_host": "db1", "database": "shop", "outcome": "passed", "finished_at": "2026-11-20T04:00:00Z", "timings": {"restore": 9.5}},
+        {"source_host": "db1", "database": "shop", "outcome": "checked", "finished_at": "2026-11-21T04:00:00Z"},
+        {"source_host": "db2", "database": "shop", "outcome": "passed", "finished_at": "2026-11-22T04:00:00Z"},
+        {"source_host": "db1", "database": "shop", "outcome": "failed", "finished_at": "2026-11-19T04:00:00Z", "failed_step": "restore"},
+    ]
     assert report.drills_of(records, "db1", "shop") == [
         {"time": "2026-11-19T04:00:00Z", "outcome": "failed", "restore_seconds": None, "failed_step": "restore"},
-        {"time": "2026-11-20T04:00:00Z", "outcome": "passed", "restore_seconds": 9.5, "failed_step": None}]
+        {"time": "2026-11-20T04:00:00Z", "outcome": "passed", "restore_seconds": 9.5, "failed_step": None},
+    ]
 
 
 def test_drill_metrics_keep_the_last_success_through_a_failed_drill(tmp_path):
@@ -114,8 +148,11 @@ def test_drill_metrics_keep_the_last_success_through_a_failed_drill(tmp_path):
 
 
 def test_a_row_with_an_off_host_copy_fails_when_the_newest_set_is_not_complete_there():
-    row = {"remote": "s3://b/p", "newest": {"set": "s1", "time": "2026-11-27T02:15:00Z", "verified": "ok", "remote": "partial"},
-           "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed"}]}
+    row = {
+        "remote": "s3://b/p",
+        "newest": {"set": "s1", "time": "2026-11-27T02:15:00Z", "verified": "ok", "remote": "partial"},
+        "drills": [{"time": "2026-11-20T04:00:00Z", "outcome": "passed"}],
+    }
     assert report.judge(row, NOW, 26, 35)["problems"] == ["newest backup s1 has no complete off-host copy (partial on s3://b/p)"]
     row["newest"]["remote"] = "complete"
     assert report.judge(row, NOW, 26, 35)["ok"]
@@ -123,8 +160,10 @@ def test_a_row_with_an_off_host_copy_fails_when_the_newest_set_is_not_complete_t
 
 
 def test_drills_of_the_off_host_copy_count_for_the_host():
-    records = [{"source_host": "s3://b/p", "database": "shop", "outcome": "passed", "finished_at": "2026-11-20T04:00:00Z"},
-               {"source_host": "s3://other/p", "database": "shop", "outcome": "passed", "finished_at": "2026-11-21T04:00:00Z"}]
+    records = [
+        {"source_host": "s3://b/p", "database": "shop", "outcome": "passed", "finished_at": "2026-11-20T04:00:00Z"},
+        {"source_host": "s3://other/p", "database": "shop", "outcome": "passed", "finished_at": "2026-11-21T04:00:00Z"},
+    ]
     assert [drill["time"] for drill in report.drills_of(records, "db1", "shop", "s3://b/p")] == ["2026-11-20T04:00:00Z"]
     assert report.drills_of(records, "db1", "shop") == []
 

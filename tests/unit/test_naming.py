@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given, strategies as st
 
 from pgdrill.naming import (
-    KIND_EXTENSIONS, dump_extension, file_name, format_stamp, group_by_set, parse_file_name, parse_temp_name, temp_prefix, validate_prefix,
+    KIND_EXTENSIONS,
+    dump_extension,
+    file_name,
+    format_stamp,
+    group_by_set,
+    parse_file_name,
+    parse_temp_name,
+    temp_prefix,
+    validate_prefix,
 )
 
 
@@ -19,26 +27,32 @@ def test_compression_suffix_only_for_the_zstd_pipe():
     assert dump_extension("gzip", piped=False) == "dump"
 
 
-@pytest.mark.parametrize("name", [
-    "ez360pm_db_20261126_021500_utc.dump",
-    "my_app_db_20261126_021500_utc.dump.zst",
-    "shop.v2_media_20261126_021500_utc.tar.zst",
-    "x_globals_20261126_021500_utc.sql",
-    "x_manifest_20261126_021500_utc.json",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ez360pm_db_20261126_021500_utc.dump",
+        "my_app_db_20261126_021500_utc.dump.zst",
+        "shop.v2_media_20261126_021500_utc.tar.zst",
+        "x_globals_20261126_021500_utc.sql",
+        "x_manifest_20261126_021500_utc.json",
+    ],
+)
 def test_parse_round_trips(name):
     parsed = parse_file_name(name)
     assert parsed is not None and parsed.name == name
 
 
-@pytest.mark.parametrize("name", [
-    "ez360pm_db_20261126_021500_utc.dump.bak",  # extension not ours
-    "ez360pm_db_20261126_021500.dump",  # no _utc
-    "ez360pm_db_2026112_021500_utc.dump",  # short date
-    ".ez360pm_db_20261126_021500_utc.dump",  # hidden
-    "ez360pm_other_20261126_021500_utc.dump",  # unknown kind
-    "notes.txt",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ez360pm_db_20261126_021500_utc.dump.bak",  # extension not ours
+        "ez360pm_db_20261126_021500.dump",  # no _utc
+        "ez360pm_db_2026112_021500_utc.dump",  # short date
+        ".ez360pm_db_20261126_021500_utc.dump",  # hidden
+        "ez360pm_other_20261126_021500_utc.dump",  # unknown kind
+        "notes.txt",
+    ],
+)
 def test_foreign_names_are_not_ours(name):
     assert parse_file_name(name) is None
 
@@ -66,8 +80,11 @@ def test_prefix_validation(prefix, ok):
     assert (validate_prefix(prefix) is None) == ok
 
 
-@given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True), st.sampled_from(["db", "globals", "media", "manifest"]),
-       st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(timezone.utc)))
+@given(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True),
+    st.sampled_from(["db", "globals", "media", "manifest"]),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(timezone.utc)),
+)
 def test_any_valid_prefix_round_trips(prefix, kind, moment):
     name = file_name(prefix, kind, format_stamp(moment), KIND_EXTENSIONS[kind][0])
     parsed = parse_file_name(name)

@@ -12,8 +12,12 @@ def test_start_success_and_failure_reach_their_endpoints_with_a_summary(ping_rec
     assert ping.send(url, "success", {"set": "shop_20261127_021500_utc"}) is None
     assert ping.send(url, "fail", {"error": "disk full"}, exit_code=1) is None
     assert ping.send(url, "fail", exit_code=75, exit_codes=True) is None
-    assert received == [("/ping/5f1c-secret-key/start", {}), ("/ping/5f1c-secret-key", {"set": "shop_20261127_021500_utc"}),
-                        ("/ping/5f1c-secret-key/fail", {"error": "disk full"}), ("/ping/5f1c-secret-key/75", {})]
+    assert received == [
+        ("/ping/5f1c-secret-key/start", {}),
+        ("/ping/5f1c-secret-key", {"set": "shop_20261127_021500_utc"}),
+        ("/ping/5f1c-secret-key/fail", {"error": "disk full"}),
+        ("/ping/5f1c-secret-key/75", {}),
+    ]
 
 
 def test_a_failing_or_slow_or_absent_server_never_fails_the_run_nor_shows_the_key(ping_recorder, caplog):

@@ -83,5 +83,4 @@ def test_globals_for_staging_create_roles_without_passwords_or_login():
     assert "NOLOGIN NOREPLICATION" in plan.script  # already NOLOGIN: unchanged
     assert not [line for line in plan.script.splitlines() if line.startswith("ALTER ROLE") and " LOGIN" in line]
     assert 'GRANT app_owner TO "Report ""Reader""" GRANTED BY postgres;' in plan.script  # between new roles: kept
-    assert plan.changes == ["left out the statements for roles the target already has: postgres",
-                            "created 2 role(s) without passwords and NOLOGIN"]
+    assert plan.changes == ["left out the statements for roles the target already has: postgres", "created 2 role(s) without passwords and NOLOGIN"]

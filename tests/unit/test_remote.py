@@ -9,8 +9,19 @@ from hypothesis import given, strategies as st
 
 from pgdrill.errors import PgdrillError
 from pgdrill.remote import (
-    LockSettings, RemoteObject, composite_sha256, object_key, parse_lock, parse_remote, part_size_for, plan_upload,
-    remote_debris, remote_set_problems, remote_sets, retain_until, upload_order,
+    LockSettings,
+    RemoteObject,
+    composite_sha256,
+    object_key,
+    parse_lock,
+    parse_remote,
+    part_size_for,
+    plan_upload,
+    remote_debris,
+    remote_set_problems,
+    remote_sets,
+    retain_until,
+    upload_order,
 )
 
 STAMP = "20261127_021500"
@@ -18,38 +29,44 @@ DB, GLOBALS, MEDIA = (f"shop_db_{STAMP}_utc.dump.zst", f"shop_globals_{STAMP}_ut
 MANIFEST, VERIFY = f"shop_manifest_{STAMP}_utc.json", f"shop_verify_{STAMP}_utc.json"
 
 
-@pytest.mark.parametrize("url, kind, bucket, prefix, remote, text", [
-    ("s3://backups", "s3", "backups", "", "", "s3://backups"),
-    ("s3://backups/pgdrill/db1", "s3", "backups", "pgdrill/db1", "", "s3://backups/pgdrill/db1"),
-    (" s3://my.backups-1/pgdrill/ ", "s3", "my.backups-1", "pgdrill", "", "s3://my.backups-1/pgdrill"),
-    ("rclone:offsite:pgdrill/db1", "rclone", "", "pgdrill/db1", "offsite", "rclone:offsite:pgdrill/db1"),
-    ("rclone:my remote:/srv/backups/", "rclone", "", "/srv/backups", "my remote", "rclone:my remote:/srv/backups"),
-    ("rclone:offsite:", "rclone", "", "", "offsite", "rclone:offsite:"),
-    ("rclone::local:/srv/copies", "rclone", "", "/srv/copies", ":local", "rclone::local:/srv/copies"),
-])
+@pytest.mark.parametrize(
+    "url, kind, bucket, prefix, remote, text",
+    [
+        ("s3://backups", "s3", "backups", "", "", "s3://backups"),
+        ("s3://backups/pgdrill/db1", "s3", "backups", "pgdrill/db1", "", "s3://backups/pgdrill/db1"),
+        (" s3://my.backups-1/pgdrill/ ", "s3", "my.backups-1", "pgdrill", "", "s3://my.backups-1/pgdrill"),
+        ("rclone:offsite:pgdrill/db1", "rclone", "", "pgdrill/db1", "offsite", "rclone:offsite:pgdrill/db1"),
+        ("rclone:my remote:/srv/backups/", "rclone", "", "/srv/backups", "my remote", "rclone:my remote:/srv/backups"),
+        ("rclone:offsite:", "rclone", "", "", "offsite", "rclone:offsite:"),
+        ("rclone::local:/srv/copies", "rclone", "", "/srv/copies", ":local", "rclone::local:/srv/copies"),
+    ],
+)
 def test_remote_urls_parse(url, kind, bucket, prefix, remote, text):
     parsed = parse_remote(url)
     assert (parsed.kind, parsed.bucket, parsed.prefix, parsed.rclone_remote, parsed.text) == (kind, bucket, prefix, remote, text)
     assert parse_remote(parsed.text) == parsed
 
 
-@pytest.mark.parametrize("url, words", [
-    ("", "not a remote pgdrill understands"),
-    ("/srv/backups", "not a remote pgdrill understands"),
-    ("ftp://host/x", "s3:// object storage or through rclone"),
-    ("s3://", "not a valid bucket name"),
-    ("s3://ab", "not a valid bucket name"),
-    ("s3://Backups/x", "not a valid bucket name"),
-    ("s3://back..ups/x", "not a valid bucket name"),
-    ("s3://backups/a//b", "empty, '.' or '..'"),
-    ("s3://backups/a/../b", "empty, '.' or '..'"),
-    ("rclone:offsite", "rclone:REMOTE:PATH"),
-    ("rclone::pgdrill", "rclone::BACKEND:PATH"),
-    ("rclone::sftp,host=h,pass=secret:path", "do not belong in the remote URL"),
-    ("rclone:offsite,pass=secret:path", "rclone:REMOTE:PATH"),
-    ("s3://AKIA:secret@backups/x", "credentials do not belong"),
-    ("rclone:offsite:a/../b", "empty, '.' or '..'"),
-])
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("", "not a remote pgdrill understands"),
+        ("/srv/backups", "not a remote pgdrill understands"),
+        ("ftp://host/x", "s3:// object storage or through rclone"),
+        ("s3://", "not a valid bucket name"),
+        ("s3://ab", "not a valid bucket name"),
+        ("s3://Backups/x", "not a valid bucket name"),
+        ("s3://back..ups/x", "not a valid bucket name"),
+        ("s3://backups/a//b", "empty, '.' or '..'"),
+        ("s3://backups/a/../b", "empty, '.' or '..'"),
+        ("rclone:offsite", "rclone:REMOTE:PATH"),
+        ("rclone::pgdrill", "rclone::BACKEND:PATH"),
+        ("rclone::sftp,host=h,pass=secret:path", "do not belong in the remote URL"),
+        ("rclone:offsite,pass=secret:path", "rclone:REMOTE:PATH"),
+        ("s3://AKIA:secret@backups/x", "credentials do not belong"),
+        ("rclone:offsite:a/../b", "empty, '.' or '..'"),
+    ],
+)
 def test_bad_remote_urls_are_named(url, words):
     with pytest.raises(PgdrillError) as caught:
         parse_remote(url)
@@ -82,7 +99,7 @@ def test_upload_order_puts_the_manifest_last_and_leaves_verify_records_out():
 
 
 def test_a_remote_set_without_its_manifest_is_debris():
-    older = [f"shop_db_20261126_021500_utc.dump", f"shop_manifest_20261126_021500_utc.json"]
+    older = ["shop_db_20261126_021500_utc.dump", "shop_manifest_20261126_021500_utc.json"]
     names = older + [DB, GLOBALS, "other_db_20261127_021500_utc.dump", "README", ".shop_db_x.part-1"]
     sets = remote_sets(names, "shop")
     assert [(s.stamp, s.complete) for s in sets] == [("20261126_021500", True), (STAMP, False)]
@@ -118,10 +135,16 @@ def test_part_size_stays_within_ten_thousand_parts():
     assert size % (1 << 20) == 0 and -(-big // size) <= 10000
 
 
-@pytest.mark.parametrize("mode, days, expected", [
-    (None, None, None), ("COMPLIANCE", 0, None), (None, 30, LockSettings("GOVERNANCE", 30)),
-    ("compliance", 7, LockSettings("COMPLIANCE", 7)), ("GOVERNANCE", 1, LockSettings("GOVERNANCE", 1)),
-])
+@pytest.mark.parametrize(
+    "mode, days, expected",
+    [
+        (None, None, None),
+        ("COMPLIANCE", 0, None),
+        (None, 30, LockSettings("GOVERNANCE", 30)),
+        ("compliance", 7, LockSettings("COMPLIANCE", 7)),
+        ("GOVERNANCE", 1, LockSettings("GOVERNANCE", 1)),
+    ],
+)
 def test_lock_settings(mode, days, expected):
     assert parse_lock(mode, days) == expected
 
@@ -154,5 +177,7 @@ def test_a_remote_set_compared_with_its_manifest_from_a_listing():
     assert remote_set_problems(files, objects, "s3://b/p") == [f"s3://b/p/{GLOBALS} was stored with sha256 {'d' * 64}, the manifest says {'b' * 64}"]
     objects = {DB: RemoteObject(DB, 99, "a" * 64)}
     assert remote_set_problems(files, objects, "s3://b/p") == [
-        f"s3://b/p/{DB} has 99 bytes, the manifest says 100", f"s3://b/p/{GLOBALS} is missing", f"s3://b/p/{MEDIA} is missing",
+        f"s3://b/p/{DB} has 99 bytes, the manifest says 100",
+        f"s3://b/p/{GLOBALS} is missing",
+        f"s3://b/p/{MEDIA} is missing",
     ]

@@ -68,8 +68,10 @@ def test_every_decision_has_a_reason():
 def test_media_only_runs_never_push_out_the_last_database_dump():
     # Database backups stopped 20 days ago; media runs went on daily.
     sets = [facts(f"media{day}", day, kinds=frozenset({"media"})) for day in range(5)] + [
-        facts("db20", 20, kinds=frozenset({"db", "globals"})), facts("db21", 21, kinds=frozenset({"db", "globals"})),
-        facts("both30", 30, kinds=frozenset({"db", "media"}))]
+        facts("db20", 20, kinds=frozenset({"db", "globals"})),
+        facts("db21", 21, kinds=frozenset({"db", "globals"})),
+        facts("both30", 30, kinds=frozenset({"db", "media"})),
+    ]
     decisions = {d.set_id: d for d in plan(sets, NOW, keep_last=3, retention_days=7, debris_grace_hours=24)}
     assert decisions["db20"].action == KEEP and "database dump" in decisions["db20"].reason
     assert decisions["db21"].action == KEEP and decisions["both30"].action == KEEP  # the newest 3 holding a dump
@@ -101,8 +103,7 @@ def test_future_means_beyond_the_tolerance():
 
 KIND_CHOICES = [frozenset({"db"}), frozenset({"db", "globals"}), frozenset({"media"}), frozenset({"db", "media"})]
 set_strategy = st.lists(
-    st.tuples(st.floats(min_value=-400, max_value=400), st.booleans(), st.booleans(), st.booleans(),
-              st.sampled_from(KIND_CHOICES), st.booleans()),
+    st.tuples(st.floats(min_value=-400, max_value=400), st.booleans(), st.booleans(), st.booleans(), st.sampled_from(KIND_CHOICES), st.booleans()),
     max_size=40,
 )
 
@@ -111,8 +112,15 @@ set_strategy = st.lists(
 @given(set_strategy, st.integers(0, 20), st.integers(0, 60), st.floats(0, 100))
 def test_properties_of_any_plan(raw, keep_last, retention_days, grace):
     sets = [
-        SetFacts(f"s{i}", NOW - timedelta(days=age), complete, damaged=damaged and not complete, known_bad=bad and complete,
-                 kinds=kinds, protected=protected and i == 0)
+        SetFacts(
+            f"s{i}",
+            NOW - timedelta(days=age),
+            complete,
+            damaged=damaged and not complete,
+            known_bad=bad and complete,
+            kinds=kinds,
+            protected=protected and i == 0,
+        )
         for i, (age, complete, damaged, bad, kinds, protected) in enumerate(raw)
     ]
     decisions = plan(sets, NOW, keep_last, retention_days, grace)

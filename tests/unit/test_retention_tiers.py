@@ -42,10 +42,26 @@ def by_id(decisions):
 YEAR_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 YEAR = daily_sets(datetime(2025, 11, 27), datetime(2026, 11, 26))
 GOLDEN_7_4_12_2 = [
-    "2026-11-26", "2026-11-25", "2026-11-24", "2026-11-23", "2026-11-22", "2026-11-21", "2026-11-20",
-    "2026-11-15", "2026-11-08",
-    "2026-10-31", "2026-09-30", "2026-08-31", "2026-07-31", "2026-06-30", "2026-05-31", "2026-04-30", "2026-03-31",
-    "2026-02-28", "2026-01-31", "2025-12-31",
+    "2026-11-26",
+    "2026-11-25",
+    "2026-11-24",
+    "2026-11-23",
+    "2026-11-22",
+    "2026-11-21",
+    "2026-11-20",
+    "2026-11-15",
+    "2026-11-08",
+    "2026-10-31",
+    "2026-09-30",
+    "2026-08-31",
+    "2026-07-31",
+    "2026-06-30",
+    "2026-05-31",
+    "2026-04-30",
+    "2026-03-31",
+    "2026-02-28",
+    "2026-01-31",
+    "2025-12-31",
 ]
 
 
@@ -54,8 +70,13 @@ def test_a_year_of_daily_backups_with_7_4_12_2():
     decisions = plan(YEAR, YEAR_NOW, Policy(keep_last=0, keep_daily=7, keep_weekly=4, keep_monthly=12, keep_yearly=2))
     assert kept(decisions) == GOLDEN_7_4_12_2
     reasons = by_id(decisions)
-    assert reasons["2026-11-26"].reasons == ("newest complete set holding a database dump (never deleted)", "daily (2026-11-26)",
-                                            "weekly (2026-W48)", "monthly (2026-11)", "yearly (2026)")
+    assert reasons["2026-11-26"].reasons == (
+        "newest complete set holding a database dump (never deleted)",
+        "daily (2026-11-26)",
+        "weekly (2026-W48)",
+        "monthly (2026-11)",
+        "yearly (2026)",
+    )
     assert reasons["2026-11-22"].reasons == ("daily (2026-11-22)", "weekly (2026-W47)")
     assert reasons["2026-11-15"].reasons == ("weekly (2026-W46)",)
     assert reasons["2026-02-28"].reasons == ("monthly (2026-02)",)
@@ -116,8 +137,11 @@ def test_hourly_backups_never_block_the_daily_tier():
 def test_the_time_zone_decides_where_a_day_and_a_week_end():
     # Sunday Nov 22 22:30 UTC and 23:10 UTC: both Sunday in UTC and in New York, but 23:30 Sunday
     # and 00:10 Monday (another day, another ISO week) in Berlin; and a set a week before.
-    sets = [SetFacts("late", datetime(2026, 11, 22, 23, 10, tzinfo=UTC), True), SetFacts("early", datetime(2026, 11, 22, 22, 30, tzinfo=UTC), True),
-            SetFacts("before", datetime(2026, 11, 15, 12, 0, tzinfo=UTC), True)]
+    sets = [
+        SetFacts("late", datetime(2026, 11, 22, 23, 10, tzinfo=UTC), True),
+        SetFacts("early", datetime(2026, 11, 22, 22, 30, tzinfo=UTC), True),
+        SetFacts("before", datetime(2026, 11, 15, 12, 0, tzinfo=UTC), True),
+    ]
     for name, expected in (("UTC", ["late", "before"]), ("America/New_York", ["late", "before"]), ("Europe/Berlin", ["late", "early"])):
         for tier in ("keep_daily", "keep_weekly"):
             decisions = plan(sets, YEAR_NOW, Policy(keep_last=0, timezone=name, **{tier: 2}))
@@ -130,9 +154,11 @@ def test_the_time_zone_decides_where_a_day_and_a_week_end():
 def test_a_dst_change_moves_no_day_boundary():
     # New York springs forward on Sunday 2026-03-08 (02:00 EST -> 03:00 EDT). 23:30 local each
     # evening, then 00:30 local on Monday: three local days. A fixed UTC-5 would see two.
-    sets = [SetFacts("sat", datetime(2026, 3, 8, 4, 30, tzinfo=UTC), True),   # Sat Mar 7 23:30 EST
-            SetFacts("sun", datetime(2026, 3, 9, 3, 30, tzinfo=UTC), True),   # Sun Mar 8 23:30 EDT
-            SetFacts("mon", datetime(2026, 3, 9, 4, 30, tzinfo=UTC), True)]   # Mon Mar 9 00:30 EDT
+    sets = [
+        SetFacts("sat", datetime(2026, 3, 8, 4, 30, tzinfo=UTC), True),  # Sat Mar 7 23:30 EST
+        SetFacts("sun", datetime(2026, 3, 9, 3, 30, tzinfo=UTC), True),  # Sun Mar 8 23:30 EDT
+        SetFacts("mon", datetime(2026, 3, 9, 4, 30, tzinfo=UTC), True),
+    ]  # Mon Mar 9 00:30 EDT
     decisions = by_id(plan(sets, datetime(2026, 3, 10, tzinfo=UTC), Policy(keep_last=0, keep_daily=3, timezone="America/New_York")))
     assert [decisions[name].reasons[-1] for name in ("mon", "sun", "sat")] == ["daily (2026-03-09)", "daily (2026-03-08)", "daily (2026-03-07)"]
     # Lord Howe Island moves its clocks by half an hour (UTC+11 in summer, +10:30 in winter; back
@@ -156,16 +182,21 @@ def test_failed_sets_never_fill_a_tier_and_pins_always_stay():
 
 def test_a_pinned_set_stays_whatever_else_it_is():
     old = datetime(2020, 1, 1, tzinfo=UTC)
-    sets = [SetFacts("debris", old, False, pinned=True, pin_reason="audit"), SetFacts("plain", old, True, pinned=True, pin_reason="hold"),
-            SetFacts("new", YEAR_NOW, True)]
+    sets = [
+        SetFacts("debris", old, False, pinned=True, pin_reason="audit"),
+        SetFacts("plain", old, True, pinned=True, pin_reason="hold"),
+        SetFacts("new", YEAR_NOW, True),
+    ]
     for policy in (Policy(keep_last=0, retention_days=0, debris_grace_hours=0), Policy(keep_last=0, keep_daily=1)):
         assert kept(plan(sets, YEAR_NOW, policy)) == ["plain", "new", "debris"]
 
 
 def test_media_and_dumps_fill_their_tiers_apart():
-    sets = [SetFacts("media", datetime(2026, 11, 26, 3, 0, tzinfo=UTC), True, kinds=frozenset({"media"})),
-            SetFacts("db", datetime(2026, 11, 26, 2, 0, tzinfo=UTC), True, kinds=frozenset({"db", "globals"})),
-            SetFacts("db-older", datetime(2026, 11, 25, 2, 0, tzinfo=UTC), True)]
+    sets = [
+        SetFacts("media", datetime(2026, 11, 26, 3, 0, tzinfo=UTC), True, kinds=frozenset({"media"})),
+        SetFacts("db", datetime(2026, 11, 26, 2, 0, tzinfo=UTC), True, kinds=frozenset({"db", "globals"})),
+        SetFacts("db-older", datetime(2026, 11, 25, 2, 0, tzinfo=UTC), True),
+    ]
     decisions = by_id(plan(sets, YEAR_NOW, Policy(keep_last=0, keep_daily=1)))
     assert "daily media (2026-11-26)" in decisions["media"].reasons and "daily (2026-11-26)" in decisions["db"].reasons
     assert decisions["db-older"].action == REMOVE
@@ -193,8 +224,14 @@ set_flags = st.tuples(st.sampled_from(KIND_CHOICES), st.integers(0, 9), st.boole
 
 # DST changes (UTC): Berlin 2026-03-29 01:00 and 2026-10-25 01:00, New York 2026-03-08 07:00 and
 # 2026-11-01 06:00, Lord Howe (half an hour) 2026-04-04 15:00 and 2026-10-03 15:30.
-DST_CHANGES = [datetime(2026, 3, 29, 1, 0, tzinfo=UTC), datetime(2026, 10, 25, 1, 0, tzinfo=UTC), datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
-               datetime(2026, 11, 1, 6, 0, tzinfo=UTC), datetime(2026, 4, 4, 15, 0, tzinfo=UTC), datetime(2026, 10, 3, 15, 30, tzinfo=UTC)]
+DST_CHANGES = [
+    datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
+    datetime(2026, 10, 25, 1, 0, tzinfo=UTC),
+    datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
+    datetime(2026, 11, 1, 6, 0, tzinfo=UTC),
+    datetime(2026, 4, 4, 15, 0, tzinfo=UTC),
+    datetime(2026, 10, 3, 15, 30, tzinfo=UTC),
+]
 
 
 @st.composite
@@ -209,8 +246,18 @@ def schedules(draw):
         moment += gap
         complete = state != 0
         damaged = state == 1
-        sets.append(SetFacts(f"s{i:02d}", moment, complete and not damaged, damaged=damaged, known_bad=bad and state > 2,
-                             kinds=kinds, pinned=pinned and state in (0, 3), pin_reason="hold" if pinned and state in (0, 3) else ""))
+        sets.append(
+            SetFacts(
+                f"s{i:02d}",
+                moment,
+                complete and not damaged,
+                damaged=damaged,
+                known_bad=bad and state > 2,
+                kinds=kinds,
+                pinned=pinned and state in (0, 3),
+                pin_reason="hold" if pinned and state in (0, 3) else "",
+            )
+        )
     last = sets[-1].time if sets else start
     # The clock: right after the last set, much later, or behind it (sets from the future).
     now = last + timedelta(minutes=draw(st.integers(-3 * 24 * 60, 400 * 24 * 60)))
@@ -266,7 +313,7 @@ def test_floors_and_pins_always_hold(schedule, policy):
             good = [s for s in group if not s.known_bad]
             if good:
                 assert result[good[0].set_id].action == KEEP
-            for s in group[:policy.keep_last]:
+            for s in group[: policy.keep_last]:
                 assert result[s.set_id].action == KEEP
 
 

@@ -102,13 +102,13 @@ class BackupCommand(BaseCommand):
     def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         default = argparse.SUPPRESS if suppress else None
         flag_default = argparse.SUPPRESS if suppress else False
-        parser.add_argument("--database", metavar="ALIAS", default=argparse.SUPPRESS if suppress else "default",
-                            help="the DATABASES alias to back up (default: default)")
+        parser.add_argument(
+            "--database", metavar="ALIAS", default=argparse.SUPPRESS if suppress else "default", help="the DATABASES alias to back up (default: default)"
+        )
         parser.add_argument("--out-dir", metavar="DIR", default=default, help="backup directory, overriding EZ360_BACKUP_DIR and PGDRILL")
         parser.add_argument("--dry-run", action="store_true", default=flag_default, help="say what would be done, change nothing")
         parser.add_argument("--json", action="store_true", default=flag_default, help="print a machine-readable result")
-        parser.add_argument("--wait", metavar="SECONDS", type=cli._seconds, default=default,
-                            help="wait this long for another run of the same series to finish")
+        parser.add_argument("--wait", metavar="SECONDS", type=cli._seconds, default=default, help="wait this long for another run of the same series to finish")
 
     def add_arguments(self, parser) -> None:
         self._common(parser, suppress=False)
@@ -139,14 +139,24 @@ class BackupCommand(BaseCommand):
         if action == "backup" and options.get("no_prune"):
             config = replace(config, prune_after_backup=False)
         engine_args = argparse.Namespace(
-            db=options.get("db", False), media=options.get("media", False), dry_run=options.get("dry_run", False),
-            json=options.get("json", False), wait=options.get("wait"), set=options.get("set"), all=options.get("all", False),
-            restore=options.get("restore", False), jobs=options.get("jobs"),
+            db=options.get("db", False),
+            media=options.get("media", False),
+            dry_run=options.get("dry_run", False),
+            json=options.get("json", False),
+            wait=options.get("wait"),
+            set=options.get("set"),
+            all=options.get("all", False),
+            restore=options.get("restore", False),
+            jobs=options.get("jobs"),
             remote=False,  # the off-host copy is pgdrill-backup's (push, pull, --remote); the project's command works locally
         )
         handler = {"backup": cli.cmd_backup, "prune": cli.cmd_prune, "verify": cli.cmd_verify, "list": cli.cmd_list}[action]
-        with contextlib.redirect_stdout(_Writer(self.stdout)), _engine_log(_Writer(self.stderr), options.get("verbosity", 1) >= 2), \
-                _environment(libpq_env), _unwind_on_sigterm():
+        with (
+            contextlib.redirect_stdout(_Writer(self.stdout)),
+            _engine_log(_Writer(self.stderr), options.get("verbosity", 1) >= 2),
+            _environment(libpq_env),
+            _unwind_on_sigterm(),
+        ):
             try:
                 results = handler(engine_args, [config])
             except OSError as exc:

@@ -58,8 +58,9 @@ def _postgresql(alias: str, databases: Mapping[str, Any]) -> Mapping[str, Any]:
     return database
 
 
-def database_config(settings: Any, alias: str = "default", overrides: Optional[Mapping[str, object]] = None,
-                    environ: Optional[Mapping[str, str]] = None) -> Tuple[DatabaseConfig, Dict[str, str]]:
+def database_config(
+    settings: Any, alias: str = "default", overrides: Optional[Mapping[str, object]] = None, environ: Optional[Mapping[str, str]] = None
+) -> Tuple[DatabaseConfig, Dict[str, str]]:
     """(the series' config, libpq environment variables from OPTIONS) for ``DATABASES[alias]``."""
     environ = os.environ if environ is None else environ
     database = _postgresql(alias, getattr(settings, "DATABASES", {}) or {})
