@@ -127,3 +127,9 @@ def test_ruff_lint_and_format_pass():
     for argv in (["check", "."], ["format", "--check", "."]):
         done = subprocess.run([os.path.join(BIN, "ruff"), *argv], cwd=REPO, env=_env(), capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_finds_no_type_errors_in_the_engine():
+    """The engine (module_utils/pgdrill) type-checks as pyproject.toml's [tool.mypy] says."""
+    done = subprocess.run([os.path.join(BIN, "mypy")], cwd=REPO, env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

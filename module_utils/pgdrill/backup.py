@@ -462,7 +462,9 @@ class BackupRun:
             self.env,
             f"archiving media root {root}",
             producer=tar_producer(
-                root, exclude=excluded_dir(root, config.backup_dir), top=os.path.basename(os.path.abspath(config.media_root).rstrip(os.sep)) or None
+                root,
+                exclude=excluded_dir(root, config.backup_dir),
+                top=os.path.basename(os.path.abspath(root if not config.media_root else config.media_root).rstrip(os.sep)) or None,
             ),
         )
         self._record(writer, "media")

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
@@ -44,6 +45,13 @@ class BackupSet:
         return set_id(self.prefix, self.stamp)
 
     @property
+    def document(self) -> Dict[str, Any]:
+        """The trusted manifest. Only for a set whose manifest is trusted: else a PgdrillError."""
+        if self.manifest is None or self.manifest_error is not None:
+            raise PgdrillError(f"backup set {self.id} has no trusted manifest: {self.problem}", "choose a complete set: pgdrill-backup list")
+        return self.manifest
+
+    @property
     def manifest_trusted(self) -> bool:
         return self.manifest is not None and self.manifest_error is None
 
@@ -68,14 +76,14 @@ class BackupSet:
         """The kinds of backup the manifest lists (db, globals, media)."""
         if not self.manifest_trusted:
             return frozenset()
-        return frozenset(str(entry.get("kind")) for entry in self.manifest["files"])  # type: ignore[index]
+        return frozenset(str(entry.get("kind")) for entry in self.document["files"])
 
     @property
     def time(self) -> datetime:
         """When the set was taken: the manifest's start time; for a set without a trustworthy
         manifest, the newest modification time of its files (never older than the truth)."""
         if self.manifest_trusted:
-            return manifest_mod.parse_utc(self.manifest["started_at"])  # type: ignore[index]
+            return manifest_mod.parse_utc(self.document["started_at"])
         newest = max((entry.mtime for entry in self.files), default=0.0)
         return datetime.fromtimestamp(newest, tz=timezone.utc) if newest else parse_stamp(self.stamp)
 
@@ -163,7 +171,7 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
                 info = os.lstat(os.path.join(directory, item.name))
             except OSError:
                 continue  # gone meanwhile, or not ours to look at
-            if not os.path.stat.S_ISREG(info.st_mode):
+            if not stat.S_ISREG(info.st_mode):
                 continue  # a directory or link with a backup-like name is not ours
             backup.files.append(FileEntry(item.name, item.kind, item.ext, info.st_size, info.st_mtime))
         kinds = {entry.kind: entry for entry in backup.files}

@@ -114,9 +114,10 @@ def cmd_restore_media(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any
         if args.set:
             backup = find_set(sets, args.set)
         else:
-            backup = next((item for item in sets if item.complete and item.file_of_kind("media")), None)
-            if backup is None:
+            newest = next((item for item in sets if item.complete and item.file_of_kind("media")), None)
+            if newest is None:
                 raise PgdrillError(f"no complete set in {config.backup_dir} holds media", "take one with --media, or pull one: pgdrill-backup pull")
+            backup = newest
         entry = backup.file_of_kind("media")
         if not backup.complete or entry is None:
             raise PgdrillError(f"backup set {backup.id} is not complete or holds no media", "choose another set: pgdrill-backup list")
@@ -155,16 +156,16 @@ def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         include_media = args.media if explicit else config.media
         plan = plan_backup(config, include_db, include_media)  # one plan: printed by --dry-run, carried out otherwise
         if args.dry_run:
-            plan = plan.preview()
-            results.append({"database": config.label, "ok": True, "dry_run": True, "plan": plan})
+            preview = plan.preview()
+            results.append({"database": config.label, "ok": True, "dry_run": True, "plan": preview})
             if not args.json:
-                print(f"{config.label}: would write into {plan['backup_dir']}:")
-                for name in plan["files"]:
+                print(f"{config.label}: would write into {preview['backup_dir']}:")
+                for name in preview["files"]:
                     print(f"  {name}")
-                for note in plan["notes"]:
+                for note in preview["notes"]:
                     print(f"  note: {note}")
-                if plan["prune"] is not None:
-                    _print_prune(plan["prune"], dry_run=True, indent="  ")
+                if preview["prune"] is not None:
+                    _print_prune(preview["prune"], dry_run=True, indent="  ")
             continue
         try:
             result = operations.backup(config, plan, wait=args.wait)

@@ -14,7 +14,7 @@ import configparser
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import retention
 from .errors import PgdrillError
@@ -174,7 +174,24 @@ _INT_RE = re.compile(r"^[+]?[0-9]{1,12}$")
 _FLOAT_RE = re.compile(r"^[+]?([0-9]{1,12}(\.[0-9]*)?|\.[0-9]+)$")
 
 
-def _int_at_least(minimum: int, maximum: int = 10**9):
+class Rule:
+    """How one setting's text becomes a value, and the words for what it accepts (in messages).
+    Calling it parses; a refused value raises ValueError."""
+
+    def __init__(self, parse: Callable[[str], Any], accepts: str) -> None:
+        self.parse = parse
+        self.accepts = accepts
+
+    def __call__(self, text: str) -> Any:
+        return self.parse(text)
+
+
+def accepting(words: str) -> Callable[[Callable[[str], Any]], Rule]:
+    """Make a parsing function a Rule that accepts ``words``."""
+    return lambda parse: Rule(parse, words)
+
+
+def _int_at_least(minimum: int, maximum: int = 10**9) -> "Rule":
     def parse(text: str) -> int:
         if not _INT_RE.match(text.strip()):
             raise ValueError
@@ -183,11 +200,10 @@ def _int_at_least(minimum: int, maximum: int = 10**9):
             raise ValueError
         return value
 
-    parse.accepts = f"a whole number from {minimum} to {maximum}"  # type: ignore[attr-defined]
-    return parse
+    return Rule(parse, f"a whole number from {minimum} to {maximum}")
 
 
-def _float_at_least(minimum: float, maximum: float = 10.0**9):
+def _float_at_least(minimum: float, maximum: float = 10.0**9) -> "Rule":
     def parse(text: str) -> float:
         if not _FLOAT_RE.match(text.strip()):
             raise ValueError
@@ -196,8 +212,7 @@ def _float_at_least(minimum: float, maximum: float = 10.0**9):
             raise ValueError
         return value
 
-    parse.accepts = f"a number from {minimum:g} to {maximum:g} (digits and a decimal point)"  # type: ignore[attr-defined]
-    return parse
+    return Rule(parse, f"a number from {minimum:g} to {maximum:g} (digits and a decimal point)")
 
 
 def seconds(text: str) -> float:
@@ -209,6 +224,7 @@ _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 
 
+@accepting("yes or no (also true/false, on/off, 1/0)")
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in _TRUE:
@@ -218,20 +234,17 @@ def _bool(text: str) -> bool:
     raise ValueError
 
 
-_bool.accepts = "yes or no (also true/false, on/off, 1/0)"  # type: ignore[attr-defined]
-
-
-def _choice(*options: str):
+def _choice(*options: str) -> "Rule":
     def parse(text: str) -> str:
         value = text.strip().lower()
         if value not in options:
             raise ValueError
         return value
 
-    parse.accepts = "one of " + ", ".join(options)  # type: ignore[attr-defined]
-    return parse
+    return Rule(parse, "one of " + ", ".join(options))
 
 
+@accepting("a non-empty value")
 def _text(text: str) -> str:
     value = text.strip()
     if not value:
@@ -239,9 +252,7 @@ def _text(text: str) -> str:
     return value
 
 
-_text.accepts = "a non-empty value"  # type: ignore[attr-defined]
-
-
+@accepting("an http:// or https:// URL (a Healthchecks-style check URL), or @FILE holding one")
 def _ping_url(text: str) -> str:
     """A check URL, or ``@FILE`` holding one (so the secret can live in a 0600 file of its own)."""
     from .ping import valid
@@ -258,9 +269,6 @@ def _ping_url(text: str) -> str:
     return value
 
 
-_ping_url.accepts = "an http:// or https:// URL (a Healthchecks-style check URL), or @FILE holding one"  # type: ignore[attr-defined]
-
-
 class _Refused(ValueError):
     """A value refused with its own explanation (the parser knows better than a generic rule)."""
 
@@ -269,6 +277,7 @@ class _Refused(ValueError):
         self.error = error
 
 
+@accepting("age recipients (age1...) separated by commas or spaces, or @/path/to/recipients.txt")
 def _recipients(text: str) -> Tuple[str, ...]:
     """age recipients: ``age1...`` separated by commas or spaces, or ``@/path`` files of them.
     Anything that does not parse refuses the whole configuration: never a plaintext backup."""
@@ -280,9 +289,7 @@ def _recipients(text: str) -> Tuple[str, ...]:
         raise _Refused(exc) from None
 
 
-_recipients.accepts = "age recipients (age1...) separated by commas or spaces, or @/path/to/recipients.txt"  # type: ignore[attr-defined]
-
-
+@accepting("s3://BUCKET/PREFIX or rclone:REMOTE:PATH")
 def _remote(text: str) -> str:
     from .remote import parse_remote
 
@@ -292,9 +299,7 @@ def _remote(text: str) -> str:
         raise _Refused(exc) from None
 
 
-_remote.accepts = "s3://BUCKET/PREFIX or rclone:REMOTE:PATH"  # type: ignore[attr-defined]
-
-
+@accepting("an http:// or https:// URL of the S3 endpoint, without credentials")
 def _endpoint(text: str) -> str:
     value = text.strip()
     if not re.match(r"^https?://[A-Za-z0-9.\[\]:_-]+(/[^\s@]*)?$", value):
@@ -302,11 +307,11 @@ def _endpoint(text: str) -> str:
     return value.rstrip("/")
 
 
-_endpoint.accepts = "an http:// or https:// URL of the S3 endpoint, without credentials"  # type: ignore[attr-defined]
 # Values never repeated in messages: they carry a secret.
 SECRET_SETTINGS = ("ping_url",)
 
 
+@accepting("a whole number from 0 to 22 (gzip uses 0-9)")
 def _compression_level(text: str) -> int:
     if not _INT_RE.match(text.strip()):
         raise ValueError
@@ -316,13 +321,12 @@ def _compression_level(text: str) -> int:
     return value
 
 
-_compression_level.accepts = "a whole number from 0 to 22 (gzip uses 0-9)"  # type: ignore[attr-defined]
-
 _DURATION_RE = re.compile(r"^([0-9]{1,7})([hdw]?)$")
 _DURATION_UNITS = {"h": 3600, "d": 86400, "w": 604800, "": 86400}
 MAX_DURATION_DAYS = 36500
 
 
+@accepting((f"a duration: whole hours, days or weeks such as 36h, 14d or 2w (a plain number is days; 0 is off), at most {MAX_DURATION_DAYS} days"))
 def _duration(text: str) -> float:
     """A duration in seconds: ``36h``, ``14d``, ``2w``; a plain number is days, as retention_days."""
     match = _DURATION_RE.match(text.strip().lower())
@@ -334,11 +338,12 @@ def _duration(text: str) -> float:
     return float(value)
 
 
-_duration.accepts = (  # type: ignore[attr-defined]
-    f"a duration: whole hours, days or weeks such as 36h, 14d or 2w (a plain number is days; 0 is off), at most {MAX_DURATION_DAYS} days"
+@accepting(
+    (
+        "an IANA time zone name such as UTC, Europe/Berlin or America/New_York, as listed under "
+        "/usr/share/zoneinfo (install the tzdata package if the system has none)"
+    )
 )
-
-
 def _timezone(text: str) -> str:
     value = text.strip()
     try:
@@ -347,11 +352,6 @@ def _timezone(text: str) -> str:
         raise ValueError from None
     return value
 
-
-_timezone.accepts = (  # type: ignore[attr-defined]
-    "an IANA time zone name such as UTC, Europe/Berlin or America/New_York, as listed under "
-    "/usr/share/zoneinfo (install the tzdata package if the system has none)"
-)
 
 SETTINGS = {
     "backup_dir": _text,
@@ -426,7 +426,7 @@ def parse_value(key: str, raw: str, origin: str):
         shown = "(hidden: it holds a secret)" if key in SECRET_SETTINGS else repr(raw)
         raise PgdrillError(
             f"bad config value: {key} = {shown} in {origin}",
-            f"{key} must be {parser.accepts}",  # type: ignore[attr-defined]
+            f"{key} must be {parser.accepts}",
         ) from None
 
 
@@ -612,14 +612,13 @@ def _check_distinct_series(configs: List[DatabaseConfig]) -> None:
 DRILL_SECTION = "drill"
 
 
+@accepting("one entry a line")
 def _lines(text: str) -> Tuple[str, ...]:
     """One entry a line (post-restore commands); blank lines are skipped."""
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
-_lines.accepts = "one entry a line"  # type: ignore[attr-defined]
-
-
+@accepting("a JSON list (of smoke checks, in the pgdrill_smoke module's format)")
 def _json_list(text: str) -> Tuple[object, ...]:
     import json
 
@@ -628,8 +627,6 @@ def _json_list(text: str) -> Tuple[object, ...]:
         raise ValueError
     return tuple(value)
 
-
-_json_list.accepts = "a JSON list (of smoke checks, in the pgdrill_smoke module's format)"  # type: ignore[attr-defined]
 
 DRILL_SETTINGS = {
     "database": _text,
@@ -696,7 +693,7 @@ class DrillConfig:
     pg_bin_dir: Optional[str] = None
     post_restore: Tuple[str, ...] = ()
     post_restore_dir: Optional[str] = None
-    checks: Tuple[object, ...] = ()
+    checks: Tuple[Dict[str, Any], ...] = ()
     command_timeout: float = 3600.0
     keep: str = "never"
     log_file: Optional[str] = None
@@ -729,7 +726,7 @@ def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str,
             values[key] = DRILL_SETTINGS[key](raw)
         except ValueError:
             shown = "(hidden: it holds a secret)" if key in SECRET_SETTINGS else repr(raw)
-            raise PgdrillError(f"bad config value: {key} = {shown} in {origin}", f"{key} must be {DRILL_SETTINGS[key].accepts}") from None  # type: ignore[attr-defined]
+            raise PgdrillError(f"bad config value: {key} = {shown} in {origin}", f"{key} must be {DRILL_SETTINGS[key].accepts}") from None
     if "database" not in values:
         raise PgdrillError(f"bad config: {origin} lacks 'database'", "set database to the name of the drilled database (its evidence and metrics carry it)")
     if values.get("source", "local") in ("local", "ssh") and "source_dir" not in values:
@@ -744,7 +741,8 @@ def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str,
     from .drill import validate_checks
 
     try:
-        validate_checks(list(values.get("checks", ())))  # type: ignore[arg-type]
+        checks = values.get("checks", ())
+        validate_checks(list(checks) if isinstance(checks, (list, tuple)) else [])
     except PgdrillError as exc:
         raise PgdrillError(f"bad config value: checks in {origin}: {exc.problem}", exc.fix) from None
     base_dir = os.path.dirname(os.path.abspath(explicit))

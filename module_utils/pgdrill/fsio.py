@@ -181,12 +181,14 @@ class AtomicWriter:
     def sha256(self) -> str:
         return self._sha.hexdigest()
 
-    def write(self, data) -> None:
+    def write(self, data: bytes) -> None:
         view = memoryview(data)
         self._sha.update(view)
+        if self._fd is None:
+            raise PgdrillError(f"{self.temp_path} was already closed; nothing more can be written to it")
         try:
             while view:
-                written = os.write(self._fd, view)  # type: ignore[arg-type]
+                written = os.write(self._fd, view)
                 view = view[written:]
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import fcntl
 import os
 import stat
@@ -34,7 +36,7 @@ class SeriesLock:
         self.prefix = prefix
         self.directory = directory
         self.wait_seconds = wait_seconds
-        self._fd = None
+        self._fd: Optional[int] = None
 
     def _holder(self) -> str:
         try:

@@ -79,6 +79,16 @@ class RemoteSetInfo:
         return self.manifest is not None and not self.problems
 
     @property
+    def document(self) -> Dict[str, Any]:
+        """The manifest of a set whose manifest was read and trusted; else a PgdrillError."""
+        if self.manifest is None:
+            raise PgdrillError(
+                f"the remote copy of {self.set_id} has no trusted manifest: {'; '.join(self.problems) or 'none'}",
+                "pull another set (pgdrill-backup list --remote)",
+            )
+        return self.manifest
+
+    @property
     def state(self) -> str:
         if self.manifest is None and not self.problems:
             return "incomplete"
@@ -164,7 +174,7 @@ def objects_by_name(remote: Remote) -> Dict[str, RemoteObject]:
 
 def read_document(remote: Remote, name: str) -> Any:
     sink = DigestSink(keep=True)
-    remote.get_into(name, sink)  # type: ignore[arg-type]
+    remote.get_into(name, sink)
     return manifest_mod.decode_document(sink.data)
 
 
@@ -175,9 +185,9 @@ def catalog(remote: Remote, prefix: str, objects: Optional[Dict[str, RemoteObjec
     found = []
     for entry in remote_sets(objects, prefix):
         info = RemoteSetInfo(entry.set_id, prefix, entry.stamp, {item.name: objects[item.name] for item in entry.files})
-        if entry.complete:
+        if entry.manifest is not None:
             try:
-                document = read_document(remote, entry.manifest)  # type: ignore[arg-type]
+                document = read_document(remote, entry.manifest)
                 problems = manifest_mod.problems(document, prefix, entry.stamp)
             except (ValueError, PgdrillError) as exc:
                 document, problems = None, [f"unreadable manifest: {exc}"]
@@ -273,9 +283,9 @@ def pull(
             f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}", "pull another set (pgdrill-backup list --remote)"
         )
     directory = os.path.abspath(to_dir or config.backup_dir)
-    files = info.manifest["files"]  # type: ignore[index]
+    files = info.document["files"]
     manifest_name = manifest_mod.manifest_name(config.prefix, info.stamp)
-    result = {
+    result: Dict[str, Any] = {
         "set": info.set_id,
         "directory": directory,
         "remote": remote.text,
@@ -302,7 +312,7 @@ def pull(
         if getattr(parse_file_name(name), "kind", None) == "pin" and not os.path.exists(os.path.join(directory, name)):
             remote.get(name, directory)
     if not os.path.exists(os.path.join(directory, manifest_name)):
-        write_atomic(directory, manifest_name, manifest_mod.encode(info.manifest))  # type: ignore[arg-type]
+        write_atomic(directory, manifest_name, manifest_mod.encode(info.document))
     return result
 
 
@@ -337,7 +347,7 @@ def verify_remote(
                 checks.extend(_restore_pulled(config, info, remote, jobs, verify_set))
             else:
                 checks.extend(_remote_checksum(remote, entry) for entry in info.manifest["files"])
-        result = {"set": info.set_id, "remote": remote.text, "ok": all(check["ok"] for check in checks), "checks": checks, "restored": restore}
+        result: Dict[str, Any] = {"set": info.set_id, "remote": remote.text, "ok": all(check["ok"] for check in checks), "checks": checks, "restored": restore}
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -348,7 +358,7 @@ def _remote_checksum(remote: Remote, entry: Dict[str, Any]) -> Dict[str, Any]:
     name = f"remote checksum {entry['name']}"
     sink = DigestSink()
     try:
-        remote.get_into(entry["name"], sink, expected_sha256=entry["sha256"], expected_size=entry["size"])  # type: ignore[arg-type]
+        remote.get_into(entry["name"], sink, expected_sha256=entry["sha256"], expected_size=entry["size"])
     except PgdrillError as exc:
         return {"name": name, "ok": False, "detail": exc.message}
     return {"name": name, "ok": True, "detail": f"downloaded: sha256 and size ({sink.size} bytes) match the manifest"}
@@ -358,15 +368,15 @@ def _restore_pulled(config: DatabaseConfig, info: RemoteSetInfo, remote: Remote,
     parent = config.work_dir or None
     directory = tempfile.mkdtemp(prefix=".pgdrill-pulled-", dir=parent)
     try:
-        checks = []
-        for entry in info.manifest["files"]:  # type: ignore[index]
+        checks: List[Dict[str, Any]] = []
+        for entry in info.document["files"]:
             name = f"remote checksum {entry['name']}"
             try:
                 remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
             except PgdrillError as exc:
                 return checks + [{"name": name, "ok": False, "detail": exc.message}]
             checks.append({"name": name, "ok": True, "detail": f"downloaded: sha256 and size ({entry['size']} bytes) match the manifest"})
-        write_atomic(directory, manifest_mod.manifest_name(info.prefix, info.stamp), manifest_mod.encode(info.manifest))  # type: ignore[arg-type]
+        write_atomic(directory, manifest_mod.manifest_name(info.prefix, info.stamp), manifest_mod.encode(info.document))
         local = replace(config, backup_dir=directory)
         backup = next(item for item in scan(directory, config.prefix) if item.id == info.set_id)
         outcome = verify_set(local, backup, restore=True, jobs=jobs)  # its record goes with the temporary directory

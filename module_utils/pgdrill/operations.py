@@ -32,7 +32,9 @@ def observe(config: DatabaseConfig, command: str, started: float, exit_code: int
         ping.send(config.ping_url, "success" if exit_code == EXIT_OK else "fail", summary, exit_code, config.ping_exit_codes)
     if config.metrics_dir:
         try:
-            state = dict(command="backup", started=started, exit_code=exit_code, duration=round(time.time() - started, 3)) if command == "backup" else {}
+            state: Dict[str, Any] = (
+                dict(command="backup", started=started, exit_code=exit_code, duration=round(time.time() - started, 3)) if command == "backup" else {}
+            )
             metrics.update(config.metrics_dir, config.prefix, Series(config).describe(), remote=remote, **state)
         except PgdrillError as exc:
             log.error("%s: %s", config.label, exc.message)

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from typing import BinaryIO, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import BinaryIO, Callable, Dict, IO, List, NamedTuple, Optional, Sequence, Union, cast
 
 from .errors import PgdrillError
 
@@ -131,6 +131,13 @@ class _SinkFile:
         pass
 
 
+def _pipe(handle: Optional[IO[bytes]]) -> BinaryIO:
+    """A pipe end Popen made because it was asked to (subprocess.PIPE): never None then."""
+    if handle is None:
+        raise RuntimeError("a pipe pgdrill asked for was not made")
+    return cast(BinaryIO, handle)
+
+
 def judge(rcs: Sequence[int], head_read: bool) -> List[int]:
     """Indexes of the programs whose exit counts as a failure. Pure: the pipeline rule in one place."""
     failed = [index for index, rc in enumerate(rcs) if rc != 0]
@@ -159,30 +166,27 @@ def stream(
     if not commands:
         if producer is None:
             raise ValueError("stream() needs a command or a producer")
-        producer(_SinkFile(sink))  # type: ignore[arg-type]
+        producer(cast(BinaryIO, _SinkFile(sink)))  # it has the one method a producer calls: write
         return
-    procs: List[subprocess.Popen] = []
-    stderr_files: List[BinaryIO] = []
+    procs: List["subprocess.Popen[bytes]"] = []
+    stderr_files: List[IO[bytes]] = []
     producer_error: List[BaseException] = []
     thread: Optional[threading.Thread] = None
     try:
         for index, argv in enumerate(commands):
-            err = tempfile.TemporaryFile()
+            err: IO[bytes] = tempfile.TemporaryFile()
             stderr_files.append(err)
-            if index == 0:
-                stdin = subprocess.PIPE if producer else subprocess.DEVNULL
-            else:
-                stdin = procs[-1].stdout
+            stdin: Union[int, IO[bytes]] = (subprocess.PIPE if producer else subprocess.DEVNULL) if index == 0 else _pipe(procs[-1].stdout)
             try:
                 proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
             except FileNotFoundError:
                 raise PgdrillError(f"{what} failed: {argv[0]} is not installed", fix or "install it or fix PATH") from None
             if index > 0:
-                procs[-1].stdout.close()  # the child holds it now; our copy would hide SIGPIPE
-            _grow_pipe(proc.stdout)
+                _pipe(procs[-1].stdout).close()  # the child holds it now; our copy would hide SIGPIPE
+            _grow_pipe(_pipe(proc.stdout))
             procs.append(proc)
         if producer is not None:
-            target = procs[0].stdin
+            target = _pipe(procs[0].stdin)
 
             def feed() -> None:
                 try:
@@ -200,9 +204,9 @@ def stream(
             thread = threading.Thread(target=feed, name="pgdrill-producer", daemon=True)
             thread.start()
         if consumer is not None:
-            consumer(procs[-1].stdout)
+            consumer(_pipe(procs[-1].stdout))
         else:
-            fd = procs[-1].stdout.fileno()
+            fd = _pipe(procs[-1].stdout).fileno()
             while True:
                 data = os.read(fd, CHUNK)
                 if not data:
@@ -222,10 +226,10 @@ def stream(
             thread.join()
     rcs = [proc.returncode for proc in procs]
     stderrs = []
-    for err in stderr_files:
-        err.seek(0)
-        stderrs.append(err.read().decode("utf-8", "replace"))
-        err.close()
+    for captured in stderr_files:
+        captured.seek(0)
+        stderrs.append(captured.read().decode("utf-8", "replace"))
+        captured.close()
     failed = judge(rcs, head_read)
     if producer_error:
         exc = producer_error[0]

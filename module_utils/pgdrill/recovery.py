@@ -302,7 +302,10 @@ def _restorable(backup: BackupSet) -> Dict[str, Any]:
 
 def _replay_globals(tools: PgTools, env: Dict[str, str], backup: BackupSet, admin, options: RestoreOptions, target: str, record: Record) -> Dict[str, Any]:
     started = time.monotonic()
-    globals_file = backup.path(backup.file_of_kind("globals")["name"])  # type: ignore[index]
+    entry = backup.file_of_kind("globals")
+    if entry is None:
+        raise PgdrillError(f"backup set {backup.id} holds no globals to replay", "restore without globals")
+    globals_file = backup.path(entry["name"])
     script = read_small(globals_file, options.identity).decode("utf-8")
     plan = globals_for_target(script, db.role_names(admin), options.role_passwords)
     argv = [tools.path("psql"), "-X", "-q", "-d", options.maintenance_db, "-f", "-"]
@@ -384,8 +387,8 @@ def _restore_archive(
             import shutil
 
             shutil.rmtree(list_dir, ignore_errors=True)
-    record.commands.extend({"argv": argv} if "|" not in argv else {"pipeline": _split_pipe(argv)} for argv in restored["commands"])  # type: ignore[union-attr]
-    record.timings.update({key: round(value, 3) for key, value in restored["timings"].items()})  # type: ignore[union-attr]
+    record.commands.extend({"argv": argv} if "|" not in argv else {"pipeline": _split_pipe(argv)} for argv in restored["commands"])
+    record.timings.update({key: round(value, 3) for key, value in restored["timings"].items()})
 
 
 def _split_pipe(argv: List[str]) -> List[List[str]]:

@@ -38,7 +38,7 @@ import os
 import re
 import shutil
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 from .errors import PgdrillError
 from .fsio import AtomicWriter
@@ -250,7 +250,7 @@ def plan_upload(local: Dict[str, int], remote: Dict[str, RemoteObject]) -> Uploa
         else:
             conflicts.append(name)
     if conflicts:
-        upload = [name for name in upload if parse_file_name(name).kind != "manifest"]  # type: ignore[union-attr]
+        upload = [name for name in upload if getattr(parse_file_name(name), "kind", None) != "manifest"]
     return UploadPlan(upload, present, conflicts)
 
 
@@ -295,6 +295,18 @@ def mismatch(where: str, what: str, found: Any, expected: Any) -> PgdrillError:
 
 
 # --- the interface ---------------------------------------------------------------------------------
+class Received(Protocol):
+    """Where a download goes: an AtomicWriter (a file that appears only once checked), or a sink
+    that only hashes (verify --remote). Both count and hash what they were given."""
+
+    size: int
+
+    @property
+    def sha256(self) -> str: ...
+
+    def write(self, data: bytes) -> None: ...
+
+
 class Remote:
     """What the engine asks of off-host storage. Names are a set's file names, under the URL's prefix."""
 
@@ -320,7 +332,7 @@ class Remote:
     def put(self, path: str, name: Optional[str] = None, sha256: Optional[str] = None, lock: Optional[LockSettings] = None) -> RemoteObject:
         raise NotImplementedError
 
-    def get_into(self, name: str, writer: AtomicWriter, expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> RemoteObject:
+    def get_into(self, name: str, writer: "Received", expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> RemoteObject:
         raise NotImplementedError
 
     def delete(self, name: str) -> str:
@@ -360,7 +372,7 @@ class Remote:
                 "nothing to do if it is this set's file; otherwise remove it from the remote by hand",
             )
 
-    def _verify_arrival(self, name: str, writer: AtomicWriter, there: RemoteObject, expected_sha256: Optional[str], expected_size: Optional[int]) -> None:
+    def _verify_arrival(self, name: str, writer: "Received", there: RemoteObject, expected_sha256: Optional[str], expected_size: Optional[int]) -> None:
         where = self.where(name)
         if writer.size != there.size:
             raise mismatch(where, "the size received", writer.size, f"{there.size} (the remote's listing)")
@@ -578,7 +590,7 @@ class S3Remote(Remote):
             raise
         return composite_sha256(digests)
 
-    def get_into(self, name: str, writer: AtomicWriter, expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> RemoteObject:
+    def get_into(self, name: str, writer: "Received", expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> RemoteObject:
         there = self.stat(name)
         if there is None:
             raise PgdrillError(f"{self.where(name)} does not exist", "list the remote to see which sets it holds")
@@ -800,7 +812,7 @@ class RcloneRemote(Remote):
             raise mismatch(where, f"the stored {kind}", stored.hashes[kind], local[kind])
         return RemoteObject(name, stored.size, local["sha256"], stored.hashes)
 
-    def get_into(self, name: str, writer: AtomicWriter, expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> RemoteObject:
+    def get_into(self, name: str, writer: "Received", expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> RemoteObject:
         from .pipeline import stream
 
         there = self.stat(name)
@@ -821,8 +833,9 @@ class RcloneRemote(Remote):
             f"downloading {self.where(name)}",
             "check the rclone remote and rclone's message",
         )
-        if extra is not None and extra.hexdigest() != there.hashes[kind]:  # type: ignore[index]
-            raise mismatch(self.where(name), f"the {kind} of what arrived", extra.hexdigest(), f"{there.hashes[kind]} (the remote's)")  # type: ignore[index]
+        stored = there.hashes.get(kind) if kind else None
+        if extra is not None and extra.hexdigest() != stored:
+            raise mismatch(self.where(name), f"the {kind} of what arrived", extra.hexdigest(), f"{stored} (the remote's)")
         self._verify_arrival(name, writer, there, expected_sha256, expected_size)
         return there
 

@@ -60,8 +60,8 @@ def judge(row: Dict[str, Any], now: datetime, max_age_hours: float, max_drill_ag
         if row.get("remote") and newest.get("remote") != "complete":
             problems.append(f"newest backup {newest.get('set')} has no complete off-host copy ({newest.get('remote') or 'unknown'} on {row['remote']})")
     if max_drill_age_days > 0:
-        passed = [_parse(d.get("time")) for d in row.get("drills") or [] if d.get("outcome") == "passed"]
-        passed = [moment for moment in passed if moment is not None]
+        parsed = (_parse(d.get("time")) for d in row.get("drills") or [] if d.get("outcome") == "passed")
+        passed = [moment for moment in parsed if moment is not None]
         if not passed:
             problems.append(f"no passed restore drill (limit {max_drill_age_days:g} days)")
         else:

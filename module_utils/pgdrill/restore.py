@@ -10,7 +10,7 @@ import re
 import shutil
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from .errors import PgdrillError
 from .media import count_members
@@ -152,7 +152,7 @@ def read_media(path: str, identity: Optional[str] = None) -> int:
         decode.append(["gzip", "-dc"] if decode else ["gzip", "-dc", path])
     if not decode:
         with open(path, "rb") as raw:
-            return count_members(raw)  # type: ignore[arg-type]
+            return count_members(raw)
     counted: List[int] = []
 
     def consume(stdout) -> None:  # noqa: ANN001 - a pipe
@@ -279,7 +279,7 @@ def restore_archive(
     no_privileges: bool = False,
     use_list: Optional[str] = None,
     identity: Optional[str] = None,
-) -> Dict[str, object]:
+) -> Dict[str, Any]:
     """Restore ``archive`` into the existing database ``dbname``.
 
     An archive pg_restore cannot read as it is (``.dump.zst``, or encrypted ``.age``) streams

@@ -129,7 +129,7 @@ def post_restore_steps(config: DrillConfig) -> List[Dict[str, Any]]:
         if config.post_restore_dir:
             step["chdir"] = config.post_restore_dir
         steps.append(step)
-    steps.extend(dict(check) for check in config.checks)  # type: ignore[call-overload]
+    steps.extend(dict(check) for check in config.checks)
     drill.validate_checks(steps)
     return steps
 

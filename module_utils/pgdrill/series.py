@@ -91,7 +91,7 @@ class Series:
         reason = check_pin_reason(reason)
         backup = catalog.find_set(self.sets(), wanted)
         if backup.pinned:
-            pin = pin_summary(backup)
+            pin = pin_summary(backup) or {}
             if pin["reason"] == reason:
                 return {"set": backup.id, "changed": False, "pin": pin}
             raise PgdrillError(
@@ -129,7 +129,7 @@ def set_facts(backup: catalog.BackupSet, protect: Optional[str] = None) -> reten
         backup.known_bad,
         backup.kinds,
         backup.id == protect,
-        backup.problem if backup.damaged else "",
+        (backup.problem or "") if backup.damaged else "",
         backup.pinned,
         backup.pin_reason,
     )

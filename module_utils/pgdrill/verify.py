@@ -31,7 +31,7 @@ def _check(name: str, ok: bool, detail: str, **extra: Any) -> Dict[str, Any]:
 
 def check_files(backup: BackupSet) -> List[Dict[str, Any]]:
     checks = []
-    for entry in backup.manifest.get("files", []):  # type: ignore[union-attr]
+    for entry in backup.document.get("files", []):
         path = backup.path(entry["name"])
         name = f"checksum {entry['name']}"
         if not os.path.lexists(path):
@@ -92,7 +92,7 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
         checks.append(_counts_check(outcome["row_counts"]))
     except PgdrillError as exc:
         fidelity = exc.details.get("fidelity")
-        if fidelity is None:
+        if not isinstance(fidelity, dict):
             checks.append(_check("restore", False, exc.message))
         else:
             checks.append(_check("restore", True, f"restored into scratch database {name}"))
@@ -139,12 +139,12 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
     env = child_env(config.connection.libpq_env())
     checks: List[Dict[str, Any]] = []
     if not backup.manifest_trusted:
-        checks.append(_check("manifest", False, backup.problem))
+        checks.append(_check("manifest", False, backup.problem or "the manifest cannot be trusted"))
     else:
-        checks.append(_check("manifest", True, f"{len(backup.manifest['files'])} files listed"))  # type: ignore[index]
+        checks.append(_check("manifest", True, f"{len(backup.document['files'])} files listed"))
         checks.extend(check_files(backup))
         identity = config.encrypt_identity_file
-        sealed = [entry for entry in backup.manifest["files"] if is_encrypted(entry["name"])]  # type: ignore[index]
+        sealed = [entry for entry in backup.document["files"] if is_encrypted(entry["name"])]
         for entry in sealed:
             if os.path.exists(backup.path(entry["name"])):
                 checks.append(_header_check(backup.path(entry["name"]), entry["name"]))

@@ -74,7 +74,10 @@ def test_a_drill_needs_its_database_its_source_and_valid_checks(tmp_path):
         load_drill_config(write(tmp_path, "[pgdrill]\n"), environ={})
     with pytest.raises(PgdrillError, match="lacks 'source_dir'"):
         load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\n"), environ={})
-    assert load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource = remote\n"), environ={}).source == "remote"
+    remote = load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource = remote\nremote = s3://backups/pgdrill\n"), environ={})
+    assert (remote.source, remote.remote) == ("remote", "s3://backups/pgdrill")
+    with pytest.raises(PgdrillError, match="source = remote but no 'remote'"):
+        load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource = remote\n"), environ={})
     with pytest.raises(PgdrillError, match="checks in .* every check needs a name"):
         load_drill_config(write(tmp_path, '[drill]\ndatabase = shop\nsource_dir = /x\nchecks = [{"sql": "SELECT 1"}]\n'), environ={})
 
