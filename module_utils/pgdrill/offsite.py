@@ -44,16 +44,22 @@ def set_files(backup: BackupSet) -> Dict[str, int]:
     return {entry.name: entry.size for entry in backup.files if entry.kind in TRAVELS}
 
 
-def owed_sets(local: Sequence[BackupSet], remote_objects: Dict[str, RemoteObject], prefix: str) -> List[BackupSet]:
+def is_sealed(backup: BackupSet) -> bool:
+    """True when the set's manifest says its files are encrypted."""
+    return bool(backup.manifest_trusted and backup.document.get("encryption"))
+
+
+def owed_sets(local: Sequence[BackupSet], remote_objects: Dict[str, RemoteObject], prefix: str, sealed_only: bool = False) -> List[BackupSet]:
     """The complete local sets a push still owes the remote, oldest first: every set newer than
     the newest set complete on the remote, and every set the remote holds only part of (an
     interrupted push). Older sets missing from the remote are not owed: remote retention may
-    have removed them on purpose. Pure."""
+    have removed them on purpose. With ``sealed_only`` (an encrypted series) a set taken before
+    encryption was turned on is never owed: plaintext does not leave the host on its own. Pure."""
     on_remote = {entry.set_id: entry for entry in remote_sets(remote_objects, prefix)}
     newest_remote = max((entry.stamp for entry in on_remote.values() if entry.complete), default="")
     owed = []
     for backup in sorted(local, key=lambda item: item.stamp):
-        if not backup.complete:
+        if not backup.complete or (sealed_only and not is_sealed(backup)):
             continue
         there = on_remote.get(backup.id)
         missing = any(name not in remote_objects for name in set_files(backup))
@@ -252,14 +258,19 @@ def push(
     sets = scan(config.backup_dir, config.prefix)
     objects = objects_by_name(remote)
     if owed:
-        chosen = owed_sets(sets, objects, config.prefix)
+        chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted)
     elif every:
-        chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete]
+        chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete and (is_sealed(backup) or not config.encrypted)]
     else:
         chosen = [find_set(sets, wanted)]
     for backup in chosen:
         if not backup.complete:
             raise PgdrillError(f"backup set {backup.id} is not complete ({backup.problem}); only complete sets are pushed", "verify it, or push another set")
+        if config.encrypted and not is_sealed(backup):
+            raise PgdrillError(
+                f"backup set {backup.id} was taken before encryption was turned on: its files are plaintext, and this series keeps plaintext on the host",
+                "push encrypted sets only (take a new backup), or push this one from a config without encrypt_recipients if you mean to",
+            )
     lock = lock_settings(config)
     results = [push_set(remote, backup, objects, lock, dry_run) for backup in chosen]
     return {

@@ -216,3 +216,17 @@ def test_an_encrypted_series_through_rclone_over_sftp(backup_env, sftp, keys, tm
     done = backup_env.run("verify", "--restore", env=env).stdout
     assert "ok      fingerprint" in done and "FAILED" not in done, done
     assert "FAILED" not in backup_env.run("verify", "--remote", env=env).stdout
+
+
+def test_turning_encryption_on_never_sends_the_older_plaintext_sets_off_the_host(backup_env, aws_env, bucket, keys):
+    backup_env.rewrite(prune_after_backup="no")
+    backup_env.run()  # a plaintext set, taken before encryption and the remote were configured
+    plain = sorted(name for name in backup_env.files() if "_manifest_" in name)[0].replace("_manifest", "").replace(".json", "")
+    backup_env.rewrite(prune_after_backup="no", encrypt_recipients=keys["drill"][1], **remote_settings(aws_env, bucket))
+    assert "pushed " in backup_env.run().stdout
+    remote = open_remote(f"s3://{bucket}/pgdrill", endpoint_url=aws_env.endpoint_url, region="us-east-1")
+    names = [item.name for item in remote.list()]
+    assert names and all(name.endswith((".age", ".json")) for name in names), names
+    assert backup_env.run("push", "--all").stdout.count(" -> ") == 1  # --all too: the encrypted set only
+    refused = backup_env.run("push", plain, check=1)
+    assert "taken before encryption was turned on" in refused.stderr
