@@ -248,29 +248,17 @@ def cmd_pull(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 
 
 def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
-    if args.remote:
-
-        def work(config: DatabaseConfig) -> Dict[str, Any]:
+    def work(config: DatabaseConfig) -> Dict[str, Any]:
+        if args.remote:
             outcome = offsite.prune_remote(config, dry_run=args.dry_run)
-            if not args.json:
-                print(f"{config.label}: {outcome['remote']} ({outcome['policy']})")
-                _print_prune(outcome["removed"] + outcome["kept"], args.dry_run, "  ")
-            return outcome
-
-        return _each(configs, "remote prune", work)
-    results = []
-    for config in configs:
-        try:
+        else:
             outcome = operations.prune(config, dry_run=args.dry_run, wait=args.wait)
-        except PgdrillError as exc:
-            log.error("%s: prune failed: %s", config.label, exc.message)
-            results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
-            continue
-        results.append({"database": config.label, "ok": True, **outcome})
         if not args.json:
-            print(f"{config.label}: {config.backup_dir} ({outcome['policy']})")
+            print(f"{config.label}: {outcome.get('remote') or config.backup_dir} ({outcome['policy']})")
             _print_prune(outcome["removed"] + outcome["kept"], args.dry_run, "  ")
-    return results
+        return outcome
+
+    return _each(configs, "remote prune" if args.remote else "prune", work)
 
 
 def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:

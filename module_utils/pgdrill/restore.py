@@ -62,8 +62,8 @@ def require_identity(path: str, identity: Optional[str]) -> str:
 
 def decode_commands(name: str, identity: Optional[str] = None, source: Optional[str] = None, from_stdin: bool = False) -> List[List[str]]:
     """The programs that turn a file named ``name`` into what its plain extension says: ``age
-    --decrypt`` for ``.age``, then ``zstd -d`` for a piped ``.zst``; empty when it is readable as
-    it is. The first program reads ``source`` (default: ``name``), or with ``from_stdin`` its
+    --decrypt`` for ``.age``, then ``zstd -d`` for a piped ``.zst`` (or ``gzip -d`` for a media
+    archive's ``.gz``); empty when it is readable as it is. The first program reads ``source`` (default: ``name``), or with ``from_stdin`` its
     standard input."""
     from .encryption import decrypt_argv, find_age
 
@@ -74,6 +74,8 @@ def decode_commands(name: str, identity: Optional[str] = None, source: Optional[
         source = None
     if is_piped_zstd(name):
         commands.append([zstd_path(), "-dcq"] + ([source] if source else []))
+    elif plain_name(name).endswith(".gz"):
+        commands.append(["gzip", "-dc"] + ([source] if source else []))
     return commands
 
 
@@ -148,8 +150,6 @@ def read_media(path: str, identity: Optional[str] = None) -> int:
     returns its member count."""
     name = os.path.basename(path)
     decode = decode_commands(name, identity, source=path)
-    if path.endswith(".gz") or plain_name(path).endswith(".tar.gz"):
-        decode.append(["gzip", "-dc"] if decode else ["gzip", "-dc", path])
     if not decode:
         with open(path, "rb") as raw:
             return count_members(raw)
@@ -200,8 +200,6 @@ def extract_media(path: str, destination: str, identity: Optional[str] = None) -
         )
     os.makedirs(destination, mode=0o700, exist_ok=True)
     decode = decode_commands(name, identity, source=path)
-    if plain_name(name).endswith(".tar.gz"):
-        decode.append(["gzip", "-dc"] if decode else ["gzip", "-dc", path])
     tar = [
         "tar",
         "--extract",

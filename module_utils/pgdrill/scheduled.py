@@ -52,6 +52,25 @@ def fetch_newest_set(config: DrillConfig, work_dir: str) -> str:
     return _fetch_from_remote(config, work_dir)
 
 
+def series_config(config: DrillConfig, directory: str) -> DatabaseConfig:
+    """The drilled series as the engine's other commands see it: its sets in ``directory``, its
+    off-host copy, the staging server and the identity that decrypts. Pure."""
+    return DatabaseConfig(
+        label=config.database,
+        connection=config.connection,
+        backup_dir=directory,
+        prefix=config.prefix,
+        pg_bin_dir=config.pg_bin_dir,
+        work_dir=config.work_dir,
+        restore_jobs=config.jobs,
+        encrypt_identity_file=config.identity_file,
+        remote=config.remote,
+        remote_endpoint_url=config.remote_endpoint_url,
+        remote_region=config.remote_region,
+        remote_profile=config.remote_profile,
+    )
+
+
 def _fetch_from_remote(config: DrillConfig, work_dir: str) -> str:
     """Pull the newest complete set of the off-host copy into ``work_dir/copy-<prefix>``, each file
     checked against the manifest on arrival; encrypted files stay encrypted (the restore decrypts)."""
@@ -61,17 +80,7 @@ def _fetch_from_remote(config: DrillConfig, work_dir: str) -> str:
 
     directory = os.path.join(work_dir, f"copy-{config.prefix}")
     shutil.rmtree(directory, ignore_errors=True)  # an earlier drill's copy, if it was killed
-    series = DatabaseConfig(
-        label=config.database,
-        connection=config.connection,
-        backup_dir=directory,
-        prefix=config.prefix,
-        remote=config.remote,
-        remote_endpoint_url=config.remote_endpoint_url,
-        remote_region=config.remote_region,
-        remote_profile=config.remote_profile,
-    )
-    offsite.pull(series, None, directory)
+    offsite.pull(series_config(config, directory), None, directory)
     return directory
 
 
@@ -180,16 +189,7 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
         checks = post_restore_steps(config)
         steps.next("pick the set")
         directory = fetch_newest_set(config, work_dir)
-        dbconfig = DatabaseConfig(
-            label=config.database,
-            connection=config.connection,
-            backup_dir=directory,
-            prefix=config.prefix,
-            pg_bin_dir=config.pg_bin_dir,
-            work_dir=config.work_dir,
-            restore_jobs=config.jobs,
-            encrypt_identity_file=config.identity_file,
-        )
+        dbconfig = series_config(config, directory)
         backup = select_for_verify(scan(directory, config.prefix), None, False)[0]
         document = backup.manifest or {}
         record.update(
