@@ -77,6 +77,8 @@ class S3Server:
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
             "-admin.ui=false",
+            # weed's master otherwise reports statistics to a public URL: nothing here leaves loopback.
+            "-master.telemetry=false",
             "-webdav=false",
             f"-s3.port={p['s3']}",
             f"-master.port={p['master']}",

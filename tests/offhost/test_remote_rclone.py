@@ -150,3 +150,12 @@ def test_an_sftp_push_killed_mid_file_leaves_no_final_name_and_the_next_one_comp
     assert remote.abort_incomplete_uploads() == 1 and remote.list() == []
     assert remote.put(path).sha256 == sha256_of(path)[0]
     assert remote.incomplete_uploads() == []
+
+
+def test_the_lab_s3_server_never_reports_telemetry_beyond_loopback(s3server):
+    """weed's master reports statistics to a public URL unless told not to; every address it listens
+    on is loopback."""
+    with open(f"/proc/{s3server.proc.pid}/cmdline", "rb") as handle:
+        argv = handle.read().split(b"\0")
+    assert b"-master.telemetry=false" in argv
+    assert b"-ip=127.0.0.1" in argv and b"-ip.bind=127.0.0.1" in argv
