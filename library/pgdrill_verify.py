@@ -77,6 +77,16 @@ ok:
   returned: always
   type: bool
   sample: true
+verdict:
+  description:
+    - V(passed) when every check passed; V(bad) when the set's own bytes are proven bad (a checksum, a
+      ciphertext that does not authenticate, an archive that is rejected, restored content that differs);
+      V(inconclusive) when a check could not run (a wrong or missing key, a server that is down, a missing
+      tool or privilege). Only V(bad) counts against the set in retention; V(inconclusive) leaves the set's
+      recorded verdict as it was. With O(all), the worst of the sets.
+  returned: always
+  type: str
+  sample: passed
 set:
   description: The set verified (the last one with O(all)).
   returned: always
@@ -129,12 +139,17 @@ def main():
             )
     except PgdrillError as exc:
         fail(module, exc, changed=False)
-    output = dict(changed=False, ok=all(r["ok"] for r in results), set=results[-1]["set"], checks=results[-1]["checks"])
+    verdicts = [r.get("verdict", "passed" if r["ok"] else "bad") for r in results]
+    worst = next((v for v in ("bad", "inconclusive") if v in verdicts), "passed")
+    output = dict(changed=False, ok=all(r["ok"] for r in results), verdict=worst, set=results[-1]["set"], checks=results[-1]["checks"])
     if params["all"]:
         output["results"] = results
     failed = [(r["set"], check) for r in results for check in r["checks"] if not check["ok"]]
     if failed:
-        name, check = failed[0]
+        # The check to name: one that blames the set, when any does.
+        name, check = next((item for item in failed if item[1].get("blame") == "set"), failed[0])
+        if worst == "inconclusive":
+            module.fail_json(msg=f"backup set {name} could not be verified (the set is not blamed): {check['name']}: {check['detail']}", **output)
         module.fail_json(msg=f"backup set {name} failed verification: {check['name']}: {check['detail']}", **output)
     module.exit_json(**output)
 

@@ -36,6 +36,7 @@ VERIFY = "tests/engine/test_verify_prune_list.py::"
 HARD = "tests/engine/test_hardening.py::"
 TIERS = "tests/unit/test_retention_tiers.py::"
 RETENTION = "tests/engine/test_tiers_and_pins.py::"
+VERDICTS = "tests/engine/test_verdicts.py::"
 
 MUTANTS = [
     Mutant(
@@ -68,6 +69,56 @@ MUTANTS = [
         'elif digest != entry["sha256"]:',
         "elif False:",
         [VERIFY + "test_bit_flip_fails_verify_and_is_remembered"],
+    ),
+    # A failed check blames the set only when its own bytes are proven bad (tests/engine/test_verdicts.py).
+    Mutant(
+        "verdict: a check that could not run blames the set",
+        ENGINE + "verify.py",
+        "    if isinstance(exc, SetDamaged):\n        return _check(name, False, exc.message)",
+        "    if True:\n        return _check(name, False, exc.message)",
+        [VERDICTS + "test_a_wrong_key_never_makes_good_sets_prunable"],
+    ),
+    Mutant(
+        "verdict: any failed check makes the set bad",
+        ENGINE + "verdict.py",
+        "    if any(isinstance(check, dict) and blame_of(check) == BLAME_SET for check in failed):",
+        "    if failed:",
+        [VERDICTS + "test_a_missing_tool_or_a_server_that_is_down_blames_nothing_and_keeps_the_last_verdict"],
+    ),
+    Mutant(
+        "verdict: an inconclusive run forgets the last conclusive verdict",
+        ENGINE + "manifest.py",
+        '        document["last_conclusive"] = verdict.conclusive(previous)',
+        '        document["last_conclusive"] = None',
+        [VERDICTS + "test_a_missing_tool_or_a_server_that_is_down_blames_nothing_and_keeps_the_last_verdict"],
+    ),
+    Mutant(
+        "verdict: a role without CREATEDB blames the set",
+        ENGINE + "verify.py",
+        '            checks.append(_failed_check("restore", exc))\n        else:',
+        '            checks.append(_check("restore", False, exc.message))\n        else:',
+        [VERDICTS + "test_a_role_without_createdb_cannot_verify_by_restore_and_blames_nothing"],
+    ),
+    Mutant(
+        "verdict: restored rows that differ do not blame the set",
+        ENGINE + "recovery.py",
+        "        raise SetDamaged(\n            f\"restored database '{target}' does not match the manifest",
+        "        raise PgdrillError(\n            f\"restored database '{target}' does not match the manifest",
+        [VERDICTS + "test_restored_content_that_differs_blames_the_set"],
+    ),
+    Mutant(
+        "verdict: a flipped byte is only 'could not verify'",
+        ENGINE + "verify.py",
+        '            checks.append(_check(name, False, "sha256 does not match the manifest: the file is corrupted"))',
+        '            checks.append(_check(name, False, "sha256 does not match the manifest: the file is corrupted", blame=ENVIRONMENT))',
+        [VERDICTS + "test_bytes_proven_bad_still_count_against_the_set"],
+    ),
+    Mutant(
+        "verdict: age's 'does not authenticate' is not damage",
+        ENGINE + "encryption.py",
+        '            "use another set or another copy (local or remote); this file cannot be trusted",\n            True,',
+        '            "use another set or another copy (local or remote); this file cannot be trusted",\n            False,',
+        ["tests/unit/test_encryption.py::test_age_failures_are_explained"],
     ),
     Mutant(
         "fsio: a final file may be replaced",

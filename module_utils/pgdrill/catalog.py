@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import manifest as manifest_mod
+from . import manifest as manifest_mod, verdict
 from .errors import PgdrillError
 from .fsio import NOFOLLOW, os_error
 from .retention import is_future
@@ -103,16 +103,18 @@ class BackupSet:
 
     @property
     def verified(self) -> str:
-        """never, ok, ok+restore, or failed."""
-        record = self.verification
-        if not record:
+        """never, ok, ok+restore, or failed: the last conclusive verdict. A run that could not verify
+        (a wrong key, a server down) leaves it as it was."""
+        last = verdict.conclusive(self.verification)
+        if last is None:
             return "never"
-        if not record.get("ok"):
+        if last["verdict"] == verdict.BAD:
             return "failed"
-        return "ok+restore" if record.get("restored") else "ok"
+        return "ok+restore" if last["restored"] else "ok"
 
     @property
     def known_bad(self) -> bool:
+        """Its own bytes were proven bad: the only verification outcome that counts against a set."""
         return self.verified == "failed"
 
     @property

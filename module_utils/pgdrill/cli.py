@@ -276,6 +276,8 @@ def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                 print(f"{label}: {outcome['set']}")
                 for check in outcome["checks"]:
                     print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
+                if outcome.get("verdict") == "inconclusive":
+                    print("  could not verify: nothing above blames the set, whose recorded verdict stays as it was; fix what is named and verify again")
 
         try:
             if args.remote:
@@ -349,7 +351,14 @@ def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
                 print(
                     f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']:<10}{there} {pin}".rstrip()
                 )
+                unverified = (row.get("verification") or {}).get("could_not_verify")
+                if unverified:
+                    print(f"    the last verify could not run ({_shorten(unverified)}): VERIFIED is the verdict before it")
     return results
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def cmd_pin(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:

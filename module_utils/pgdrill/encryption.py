@@ -30,7 +30,7 @@ import re
 import shutil
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
-from .errors import PgdrillError
+from .errors import PgdrillError, SetDamaged
 
 HEADER_INTRO = b"age-encryption.org/v1"
 ARMOR_INTRO = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -338,7 +338,7 @@ def read_header(path: str) -> AgeHeader:
         raise PgdrillError(f"cannot read {path}: {exc.strerror}") from None
     header, problem = header_problem(data)
     if header is None:
-        raise PgdrillError(f"{path} {problem}", "this file is not an intact pgdrill-encrypted backup; use another set")
+        raise SetDamaged(f"{path} {problem}", "this file is not an intact pgdrill-encrypted backup; use another set")
     return header
 
 
@@ -352,24 +352,34 @@ def age_error_line(stderr: str) -> str:
     return redact(lines[-1]) if lines else "(no error output)"
 
 
-def explain_age_failure(stderr: str, identity_file: Optional[str], subject: str) -> "tuple[str, str]":
-    """(problem, fix) for a failed ``age --decrypt`` of ``subject``. Pure."""
+def explain_age_failure(stderr: str, identity_file: Optional[str], subject: str) -> "tuple[str, str, bool]":
+    """(problem, fix, damaged) for a failed ``age --decrypt`` of ``subject``. ``damaged`` is true only
+    when age proved the file itself bad (it does not authenticate, is truncated, has no intact
+    header); a key that does not match says nothing about the file. Pure."""
     said = age_error_line(stderr)
     if "no identity matched" in said:
         return (
             f"{subject} cannot be decrypted with identity {identity_file}: it is not one of the recipients the set was encrypted to",
             "use the identity of one of the recipients in the set's manifest (compare fingerprints), e.g. the escrow key",
+            False,
         )
     if "failed to decrypt and authenticate payload chunk" in said or "unexpected EOF" in said or "last chunk" in said:
         return (
             f"{subject} is damaged or truncated: age found it does not authenticate ({said}); whatever was decrypted before that was discarded",
             "use another set or another copy (local or remote); this file cannot be trusted",
+            True,
         )
     if "header" in said:
-        return (f"{subject} is not an intact age file: {said}", "use another set or another copy; the file is damaged or not encrypted by pgdrill")
+        return (f"{subject} is not an intact age file: {said}", "use another set or another copy; the file is damaged or not encrypted by pgdrill", True)
     if "identity" in said or (identity_file and identity_file in said):
-        return (f"age could not use identity {identity_file}: {said}", "set encrypt_identity_file to a readable file age-keygen wrote")
-    return (f"age could not decrypt {subject}: {said}", "read age's message above")
+        return (f"age could not use identity {identity_file}: {said}", "set encrypt_identity_file to a readable file age-keygen wrote", False)
+    return (f"age could not decrypt {subject}: {said}", "read age's message above", False)
+
+
+def age_failure(stderr: str, identity_file: Optional[str], subject: str, label: str, details: Dict[str, object]) -> PgdrillError:
+    """The error for a failed decryption: SetDamaged when age proved the file bad."""
+    problem, fix, damaged = explain_age_failure(stderr, identity_file, subject)
+    return (SetDamaged if damaged else PgdrillError)(f"{label} failed: {problem}", fix, **details)
 
 
 def decrypt_to(
@@ -400,6 +410,5 @@ def decrypt_to(
     except PgdrillError as exc:
         stderr = str(exc.details.get("stderr", ""))
         if "age: error:" in stderr or ": age " in exc.problem:
-            problem, fix = explain_age_failure(stderr, identity, source)
-            raise PgdrillError(f"{label} failed: {problem}", fix, **exc.details) from None
+            raise age_failure(stderr, identity, source, label, exc.details) from None
         raise

@@ -24,3 +24,12 @@ class PgdrillError(Exception):
 
 class LockBusy(PgdrillError):
     """Another run holds the lock of the same backup series."""
+
+
+class SetDamaged(PgdrillError):
+    """The backup set's own bytes are proven bad: a checksum that does not match, a ciphertext that
+    does not authenticate, an archive pg_restore or zstd rejects, restored content that differs.
+
+    Only this failure may count against a set (retention then treats it as bad). Every other
+    failure of a check (a wrong key, a server that is down, a missing tool or privilege) says the
+    check could not be made, and nothing about the set."""

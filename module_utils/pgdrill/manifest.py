@@ -8,7 +8,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import __version__
+from . import __version__, verdict
 from .naming import file_name, parse_file_name
 
 # Bounds on what is read as a manifest or a verification record: a real one is a few kB (a few MB
@@ -151,13 +151,20 @@ def decode_document(data: bytes) -> Any:
         raise ValueError(f"not a usable JSON document ({type(exc).__name__})") from None
 
 
-def build_verification(checks: List[Dict[str, Any]], restored: bool, checked_at: datetime) -> Dict[str, Any]:
-    return {
+def build_verification(checks: List[Dict[str, Any]], restored: bool, checked_at: datetime, previous: Any = None) -> Dict[str, Any]:
+    """A verification record. An inconclusive one keeps the set's last conclusive verdict
+    (``previous`` is the record it replaces): a check that could not run changes nothing."""
+    outcome = verdict.of_checks(checks)
+    document = {
         "format": VERIFY_FORMAT,
         "format_version": FORMAT_VERSION,
         "checked_at": utc_iso(checked_at),
-        "ok": all(check["ok"] for check in checks),
+        "ok": outcome == verdict.PASSED,
+        "verdict": outcome,
         "restored": restored,
         "checks": checks,
         "tool": {"name": "pgdrill", "version": __version__},
     }
+    if outcome == verdict.INCONCLUSIVE:
+        document["last_conclusive"] = verdict.conclusive(previous)
+    return document

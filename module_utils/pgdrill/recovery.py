@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 from . import db, encryption, fingerprint as fp, restore, scratch, toc
 from .catalog import BackupSet
 from .config import DatabaseConfig
-from .errors import PgdrillError
+from .errors import PgdrillError, SetDamaged
 from .pgtools import PgTools, server_major
 from .pipeline import child_env, run
 from .restore import check_target_name, read_small, read_toc, restore_archive
@@ -280,7 +280,8 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
         if options.compare:
             result.update(_prove(config, backup, target, options, record, result["server_majors"]))
     except PgdrillError as exc:
-        raise PgdrillError(exc.problem, exc.fix, **{**exc.details, "restore": _outcome(result, record, started_all)}) from None
+        kind = SetDamaged if isinstance(exc, SetDamaged) else PgdrillError
+        raise kind(exc.problem, exc.fix, **{**exc.details, "restore": _outcome(result, record, started_all)}) from None
     outcome = _outcome(result, record, started_all)
     log.info("restored %s into %s in %.1f s", backup.id, target, outcome["timings"]["total"])
     return outcome
@@ -460,7 +461,10 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
     if fidelity.get("differences"):
         shown = "; ".join(fp.Difference(**d).describe() for d in fidelity["differences"][:5])
         more = len(fidelity["differences"]) - 5
-        raise PgdrillError(
+        # Content that differs proves the set bad, unless every difference is the server's own (an
+        # extension installed at another version there): that says nothing about the set.
+        blame_set = not all(server_side(d) for d in fidelity["differences"])
+        raise (SetDamaged if blame_set else PgdrillError)(
             f"restored database '{target}' differs from the backup's fingerprint in {len(fidelity['differences'])} object(s): {shown}"
             + (f"; and {more} more" if more > 0 else ""),
             "the restore is not the database that was backed up: read the differences; roles missing on this server are created by replaying the globals",
@@ -468,13 +472,19 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
         )
     if counts.get("mismatches"):
         table, want, got = counts["mismatches"][0]
-        raise PgdrillError(
+        raise SetDamaged(
             f"restored database '{target}' does not match the manifest: {len(counts['mismatches'])} table(s) differ, first {table}: expected {want}, found {got}",
             "the restore is incomplete or the target held other data; inspect it before use",
             fidelity=fidelity,
             row_counts=counts,
         )
     return {"fidelity": fidelity, "row_counts": counts}
+
+
+def server_side(difference: Dict[str, Any]) -> bool:
+    """A fingerprint difference that belongs to the server restored into, not to the set: the
+    version of an installed extension. Pure."""
+    return str(difference.get("object", "")).startswith("extension ") and difference.get("what") == "version differs"
 
 
 def _row_counts(conn, document: Dict[str, Any], scope: fp.Scope) -> Dict[str, Any]:

@@ -12,7 +12,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
-from .errors import PgdrillError
+from .errors import PgdrillError, SetDamaged
 from .media import count_members
 from .pgtools import PgTools, archive_too_new, find_zstd
 from .pipeline import child_env, run, run_into, stream
@@ -117,11 +117,10 @@ def explained(exc: PgdrillError, tools: PgTools, identity: Optional[str] = None)
     """pg_restore's (and age's) cryptic failures, with the problem and the fix."""
     stderr = str(exc.details.get("stderr", ""))
     if "age: error:" in stderr or ": age " in exc.problem:
-        from .encryption import explain_age_failure
+        from .encryption import age_failure
 
         subject = exc.problem.split(" failed:")[0]
-        problem, fix = explain_age_failure(stderr, identity, subject.replace("reading the archive ", "").replace("restoring ", ""))
-        return PgdrillError(f"{subject} failed: {problem}", fix, **exc.details)
+        return age_failure(stderr, identity, subject.replace("reading the archive ", "").replace("restoring ", ""), subject, exc.details)
     if "unsupported version" in stderr and "file header" in stderr:
         error = archive_too_new(None, f"pg_restore ({tools.path('pg_restore')})")
         return PgdrillError(f"{exc.problem}: {error.problem}", error.fix, **exc.details)
@@ -142,7 +141,30 @@ def explained(exc: PgdrillError, tools: PgTools, identity: Optional[str] = None)
         )
     if 'unrecognized configuration parameter "transaction_timeout"' in stderr:
         return PgdrillError(f"{exc.problem}: the server does not know transaction_timeout", TRANSACTION_TIMEOUT_FIX, **exc.details)
+    damage = archive_damage(stderr)
+    if damage:
+        return SetDamaged(
+            f"{exc.problem.split(':')[0]}: the archive itself is damaged ({damage})", "use another set or another copy (local or remote)", **exc.details
+        )
     return exc
+
+
+# What pg_restore and zstd say when the bytes of an archive are bad (not the server, the key or a tool).
+ARCHIVE_DAMAGE = re.compile(
+    r"did not find magic string in file header|input file is too short|input file does not appear to be a valid archive"
+    r"|could not read (?:from )?input file: end of file|unexpected end of file|could not uncompress data|corrupt(?:ed)? (?:data|block|input)"
+    r"|invalid (?:block|stored block lengths|distance too far back|code lengths set)|Data corruption detected|Unknown frame descriptor"
+    r"|Restored data doesn't match checksum|premature end|truncated input|could not find header for file|unrecognized data block type",
+    re.IGNORECASE,
+)
+
+
+def archive_damage(stderr: str) -> Optional[str]:
+    """The line of ``stderr`` that proves an archive's own bytes bad, or None. Pure."""
+    for line in stderr.splitlines():
+        if ARCHIVE_DAMAGE.search(line):
+            return line.strip()
+    return None
 
 
 def read_media(path: str, identity: Optional[str] = None) -> int:

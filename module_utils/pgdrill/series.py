@@ -10,7 +10,7 @@ import socket
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import catalog, manifest as manifest_mod, retention
+from . import catalog, manifest as manifest_mod, retention, verdict
 from .config import DatabaseConfig, retention_policy
 from .errors import PgdrillError
 from .fsio import ensure_private_dir, fsync_dir, remove_file, write_atomic
@@ -202,10 +202,19 @@ def describe_set(backup: catalog.BackupSet, now: datetime) -> Dict[str, Any]:
 
 
 def _verification_summary(record: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """When the set was last verified, how deep, and whether it passed (for metrics and reports)."""
+    """The set's last conclusive verification (when, how deep, whether it passed: for metrics and
+    reports), the latest run's verdict, and why that run could not verify, if it could not."""
     if not isinstance(record, dict):
         return None
-    return {"ok": bool(record.get("ok")), "restored": bool(record.get("restored")), "checked_at": record.get("checked_at")}
+    last = verdict.conclusive(record) or {}
+    return {
+        "ok": last.get("verdict") == verdict.PASSED,
+        "restored": bool(last.get("restored")),
+        "checked_at": last.get("checked_at"),
+        "verdict": verdict.of_record(record),
+        "could_not_verify": verdict.could_not_verify(record),
+        "latest_checked_at": record.get("checked_at"),
+    }
 
 
 def future_sets_problem(rows: List[Dict[str, Any]]) -> Optional[str]:

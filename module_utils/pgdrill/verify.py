@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 from . import db, manifest as manifest_mod, scratch
 from .catalog import BackupSet
 from .config import DatabaseConfig
-from .errors import PgdrillError
+from .errors import PgdrillError, SetDamaged
 from .fsio import AtomicWriter, sha256_of
 from .pipeline import child_env
 from .recovery import RestoreOptions, restore_set, tools_for
@@ -25,8 +25,21 @@ log = logging.getLogger("pgdrill")
 SCRATCH_PREFIX = "pgdrill_verify_"
 
 
-def _check(name: str, ok: bool, detail: str, **extra: Any) -> Dict[str, Any]:
-    return {"name": name, "ok": ok, "detail": detail, **extra}
+# Who a failed check blames. Only SET counts against a set: its own bytes are proven bad.
+SET = "set"
+ENVIRONMENT = "environment"
+
+
+def _check(name: str, ok: bool, detail: str, blame: str = SET, **extra: Any) -> Dict[str, Any]:
+    """One check's result; a failed one says whom it blames (the set, or what was needed to check it)."""
+    return {"name": name, "ok": ok, "detail": detail, **({} if ok else {"blame": blame}), **extra}
+
+
+def _failed_check(name: str, exc: PgdrillError) -> Dict[str, Any]:
+    """A check that raised: the set is blamed only for a SetDamaged."""
+    if isinstance(exc, SetDamaged):
+        return _check(name, False, exc.message)
+    return _check(name, False, f"could not verify: {exc.message}", blame=ENVIRONMENT)
 
 
 def check_files(backup: BackupSet) -> List[Dict[str, Any]]:
@@ -40,7 +53,9 @@ def check_files(backup: BackupSet) -> List[Dict[str, Any]]:
         try:
             digest, size = sha256_of(path)
         except OSError as exc:
-            checks.append(_check(name, False, f"cannot read it: {exc.strerror} (pgdrill never reads a backup file through a symbolic link)"))
+            # Unreadable (permissions, an I/O error): the bytes were not seen, so nothing is proven.
+            detail = f"could not verify: cannot read it: {exc.strerror} (pgdrill never reads a backup file through a symbolic link)"
+            checks.append(_check(name, False, detail, blame=ENVIRONMENT))
             continue
         if size != entry["size"]:
             checks.append(_check(name, False, f"size is {size} bytes, manifest says {entry['size']}"))
@@ -57,7 +72,7 @@ def _header_check(path: str, name: str) -> Dict[str, Any]:
     try:
         header = read_header(path)
     except PgdrillError as exc:
-        return _check(f"age header {name}", False, exc.message)
+        return _failed_check(f"age header {name}", exc)
     return _check(f"age header {name}", True, f"intact, encrypted to {header.recipients} recipient(s)")
 
 
@@ -93,14 +108,15 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
     except PgdrillError as exc:
         fidelity = exc.details.get("fidelity")
         if not isinstance(fidelity, dict):
-            checks.append(_check("restore", False, exc.message))
+            checks.append(_failed_check("restore", exc))
         else:
             checks.append(_check("restore", True, f"restored into scratch database {name}"))
             if fidelity.get("differences"):
-                checks.append(_check("fingerprint", False, exc.message, differences=fidelity["differences"]))
+                blame = SET if isinstance(exc, SetDamaged) else ENVIRONMENT
+                checks.append(_check("fingerprint", False, exc.message, blame=blame, differences=fidelity["differences"]))
             else:
                 checks.append(_fidelity_check(fidelity, options))
-                checks.append(_check("row counts", False, exc.message))
+                checks.append(_failed_check("row counts", exc))
     finally:
         admin = db.connect(config.connection, config.dbname, autocommit=True)
         try:
@@ -160,23 +176,23 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                     )
                 )
             except PgdrillError as exc:
-                checks.append(_check(f"archive {dump['name']}", False, exc.message))
+                checks.append(_failed_check(f"archive {dump['name']}", exc))
         media = backup.file_of_kind("media")
         if media and os.path.exists(backup.path(media["name"])) and (identity or not is_encrypted(media["name"])):
             try:
                 members = read_media(backup.path(media["name"]), identity)
                 checks.append(_check(f"archive {media['name']}", True, f"tar read {members} members"))
             except PgdrillError as exc:
-                checks.append(_check(f"archive {media['name']}", False, exc.message))
-            except Exception as exc:  # noqa: BLE001 - tarfile, gzip and zstd fail in several ways
+                checks.append(_failed_check(f"archive {media['name']}", exc))
+            except Exception as exc:  # noqa: BLE001 - tarfile, gzip and zstd fail in several ways on bad bytes
                 checks.append(_check(f"archive {media['name']}", False, f"unreadable tar: {exc}"))
         if sealed and not identity:
             checks.append(_check("decryption", True, "not tried: no encrypt_identity_file here (keyless verify: checksums and age headers)", skipped=True))
         if restore:
             if not dump:
-                checks.append(_check("restore", False, "the set has no database dump to restore"))
+                checks.append(_check("restore", False, "the set has no database dump to restore", blame=ENVIRONMENT))
             elif not all(check["ok"] for check in checks):
-                checks.append(_check("restore", False, "skipped: earlier checks failed"))
+                checks.append(_check("restore", False, "skipped: earlier checks failed", blame=ENVIRONMENT, skipped=True))
             elif not record:
                 # A dry run (--dry-run, check mode) changes nothing, on the server either.
                 checks.append(
@@ -191,12 +207,14 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                 try:
                     checks.extend(restore_and_compare(config, backup, jobs or config.restore_jobs))
                 except PgdrillError as exc:
-                    checks.append(_check("restore", False, exc.message))
+                    checks.append(_failed_check("restore", exc))
+                except Exception as exc:  # noqa: BLE001 - the server refused something: it could not verify, the set is not to blame
+                    checks.append(_check("restore", False, f"could not verify: {type(exc).__name__}: {exc}".strip(), blame=ENVIRONMENT))
     ok = all(check["ok"] for check in checks)
-    document = manifest_mod.build_verification(checks, restored=restore, checked_at=utcnow())
+    document = manifest_mod.build_verification(checks, restored=restore, checked_at=utcnow(), previous=backup.verification)
     if record and backup.manifest_trusted:
         with AtomicWriter(backup.directory, manifest_mod.verification_name(backup.prefix, backup.stamp)) as writer:
             writer.write(manifest_mod.encode(document))
             writer.commit(replace=True)
         backup.verification = document
-    return {"set": backup.id, "ok": ok, "checks": checks, "restored": restore}
+    return {"set": backup.id, "ok": ok, "verdict": document["verdict"], "checks": checks, "restored": restore}

@@ -208,16 +208,20 @@ def test_age_error_line_skips_the_bug_report_line():
 
 
 @pytest.mark.parametrize(
-    "said, words",
+    "said, words, damaged",
     [
-        ("no identity matched any of the recipients", "not one of the recipients"),
-        ("failed to decrypt and authenticate payload chunk", "damaged or truncated"),
-        ("failed to read header: parsing age header: unexpected intro", "not an intact age file"),
+        # A key that is not a recipient proves nothing about the file: never "damaged".
+        ("no identity matched any of the recipients", "not one of the recipients", False),
+        ("failed to decrypt and authenticate payload chunk", "damaged or truncated", True),
+        ("failed to read header: parsing age header: unexpected intro", "not an intact age file", True),
+        ("reading identity file: open /k/drill.key: permission denied", "could not use identity", False),
     ],
 )
-def test_age_failures_are_explained(said, words):
-    problem, fix = explain_age_failure(f"age: error: {said}\nage: report unexpected\n", "/k/drill.key", "/b/x.dump.age")
-    assert words in problem and "/b/x.dump.age" in problem and fix
+def test_age_failures_are_explained(said, words, damaged):
+    problem, fix, proven_bad = explain_age_failure(f"age: error: {said}\nage: report unexpected\n", "/k/drill.key", "/b/x.dump.age")
+    assert words in problem and fix
+    assert "/b/x.dump.age" in problem or "identity file" in said
+    assert proven_bad is damaged
 
 
 def test_identity_file_checks(tmp_path):
