@@ -143,6 +143,7 @@ def row_of(item, records):
             "time": newest.get("time"),
             "size": newest.get("size"),
             "verified": newest.get("verified"),
+            "could_not_verify": (newest.get("verification") or {}).get("could_not_verify"),
             "remote": newest.get("remote"),
         },
         "sets": [{"time": entry.get("time"), "size": entry.get("size"), "duration_seconds": entry.get("duration_seconds")} for entry in sets],

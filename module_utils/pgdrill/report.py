@@ -57,6 +57,9 @@ def judge(row: Dict[str, Any], now: datetime, max_age_hours: float, max_drill_ag
             problems.append(f"newest backup {newest.get('set')} is {age_hours:.1f} h old (limit {max_age_hours:g} h)")
         if newest.get("verified") == "failed":
             problems.append(f"newest backup {newest.get('set')} failed verification")
+        elif newest.get("could_not_verify"):
+            # Not held against the set, but a verify that cannot run proves nothing: someone must look.
+            problems.append(f"newest backup {newest.get('set')} could not be verified: {newest['could_not_verify']}")
         if row.get("remote") and newest.get("remote") != "complete":
             problems.append(f"newest backup {newest.get('set')} has no complete off-host copy ({newest.get('remote') or 'unknown'} on {row['remote']})")
     if max_drill_age_days > 0:

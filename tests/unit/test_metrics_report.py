@@ -121,6 +121,9 @@ def test_judging_a_row_names_every_problem():
     ]
     assert report.judge({"newest": None, "drills": []}, NOW, 26, 35)["problems"] == ["no complete backup at all", "no passed restore drill (limit 35 days)"]
     assert report.judge(dict(fresh, drills=[]), NOW, 26, 0)["ok"]  # 0: drills are not judged
+    # A verify that could not run blames nothing, but fails the row until someone looks.
+    blocked = dict(fresh, newest=dict(fresh["newest"], could_not_verify="could not verify: no identity matched"))
+    assert report.judge(blocked, NOW, 26, 35)["problems"] == ["newest backup s1 could not be verified: could not verify: no identity matched"]
 
 
 def test_drills_come_from_evidence_records_of_that_host_and_database():
