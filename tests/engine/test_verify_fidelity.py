@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from helpers import run_cli, write_config
 from pgdrill.fingerprint import OWNER_DEFAULTS, default_acl
 from pgdrill.verify import SCRATCH_PREFIX
 
@@ -125,3 +126,27 @@ def test_the_owner_default_acls_are_the_servers_own_acldefault(request, server):
                 f"SELECT array_to_string(ARRAY(SELECT x::text FROM unnest(acldefault('{kind}', (SELECT oid FROM pg_roles WHERE rolname = '{owner}'))) x ORDER BY 1), '|')"
             )
             assert sorted(found.split("|")) == default_acl(kind, owner, cluster.major), (kind, owner)
+
+
+def test_a_role_that_owns_its_database_backs_it_up_and_verify_restore_names_createdb(pg, tmp_path, owner_role):
+    """Not a superuser: the globals come without password hashes (one line says so), the set is
+    complete; verify --restore without CREATEDB fails naming the fix, and passes once it has it."""
+    role, database, passfile, password = owner_role
+    config = write_config(tmp_path / "owner.conf", pg, database, tmp_path / "backups", user=role, passfile=passfile)
+    done = run_cli("--config", config, check=None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "password" in line]
+    assert len(warnings) == 1 and "without their passwords" in warnings[0] and "superuser" in warnings[0], done.stderr
+    names = os.listdir(tmp_path / "backups")
+    globals_file = next(name for name in names if "_globals_" in name)
+    script = (tmp_path / "backups" / globals_file).read_text()
+    assert f"CREATE ROLE {role};" in script and "SCRAM-SHA-256$" not in script and password not in script
+    manifest = json.load(open(glob.glob(str(tmp_path / "backups" / "*_manifest_*.json"))[0]))
+    assert manifest["options"]["globals"] is True and manifest["options"]["role_passwords"] is False
+    assert run_cli("--config", config, "list").stdout.split()[-2:] == ["complete", "never"]
+
+    refused = run_cli("--config", config, "verify", "--restore", check=1)
+    assert "CREATEDB" in refused.stdout and f"ALTER ROLE {role} CREATEDB" in refused.stdout, refused.stdout
+    pg.psql(f"ALTER ROLE {role} CREATEDB")
+    verified = run_cli("--config", config, "verify", "--restore", check=0)
+    assert "ok      restore" in verified.stdout and "FAILED" not in verified.stdout, verified.stdout
