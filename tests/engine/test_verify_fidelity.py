@@ -7,7 +7,10 @@ import os
 import pytest
 
 from helpers import run_cli, write_config
+from pgdrill.catalog import scan
+from pgdrill.config import load_configs
 from pgdrill.fingerprint import OWNER_DEFAULTS, default_acl
+from pgdrill.recovery import RestoreOptions, restore_set
 from pgdrill.verify import SCRATCH_PREFIX
 
 
@@ -150,3 +153,45 @@ def test_a_role_that_owns_its_database_backs_it_up_and_verify_restore_names_crea
     pg.psql(f"ALTER ROLE {role} CREATEDB")
     verified = run_cli("--config", config, "verify", "--restore", check=0)
     assert "ok      restore" in verified.stdout and "FAILED" not in verified.stdout, verified.stdout
+
+
+def test_a_partial_restore_keeps_the_value_of_a_sequence_it_pulls_in(backup_env):
+    """Restoring one table whose default draws from a sequence of its own (not owned by the table)
+    brings the sequence as a dependency, and with it the value it had: new rows must not reuse ids."""
+    pg = backup_env.cluster
+    pg.psql(
+        "CREATE SEQUENCE public.ticket_no; CREATE TABLE public.tickets (id bigint PRIMARY KEY DEFAULT nextval('public.ticket_no'), note text);"
+        " INSERT INTO public.tickets (note) SELECT 'n' FROM generate_series(1, 5); SELECT setval('public.ticket_no', 777);",
+        backup_env.dbname,
+    )
+    backup_env.run()
+    (config,) = load_configs(backup_env.config, environ={})
+    backup = next(s for s in scan(config.backup_dir, config.prefix) if s.complete)
+    target = f"{backup_env.dbname}_tickets"
+    try:
+        outcome = restore_set(config, backup, RestoreOptions(target=target, tables=("public.tickets",)))
+        assert outcome["fidelity"]["ok"] and outcome["row_counts"]["tables"] == 1
+        assert pg.psql("SELECT last_value FROM public.ticket_no", target) == "777"
+        assert pg.psql("SELECT count(*) FROM pg_class WHERE relname = 'invoices'", target) == "0"  # only what was asked for
+    finally:
+        pg.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+
+
+def test_the_fingerprint_records_column_privileges_and_a_lost_one_fails(backup_env):
+    pg = backup_env.cluster
+    role = f"clerk_{backup_env.dbname}"
+    pg.psql(f"CREATE ROLE {role} NOLOGIN; GRANT SELECT (id) ON public.invoices TO {role}", backup_env.dbname)
+    try:
+        backup_env.run()
+        path = manifest_path(backup_env)
+        document = json.load(open(path))
+        assert document["fingerprint"]["objects"]["table public.invoices"]["column_acls"] == {"id": [f"{role}=r/postgres"]}
+        backup_env.run("verify", "--restore")
+        document["fingerprint"]["objects"]["table public.invoices"]["column_acls"]["id"].append("auditor=r/postgres")
+        with open(path, "w") as handle:
+            json.dump(document, handle)
+        done = backup_env.run("verify", "--restore", check=1)
+        assert "table public.invoices: column acls differs" in done.stdout, done.stdout
+    finally:
+        pg.psql(f'DROP DATABASE IF EXISTS "{backup_env.dbname}" WITH (FORCE)')
+        pg.psql(f"DROP ROLE IF EXISTS {role}")

@@ -1,7 +1,7 @@
 """The comparison between a backup's fingerprint and a restored database's: pure rules."""
 
 from pgdrill.drill import compose_record, log_line, outcome_notes
-from pgdrill.fingerprint import Scope, compare, relation_name, summary
+from pgdrill.fingerprint import Scope, compare, default_acl, relation_name, summary
 
 
 def fp():
@@ -201,6 +201,7 @@ def test_an_acl_equal_to_the_owners_default_is_the_default():
         assert compare(explicit, nulls, majors=majors) == ([], []), majors
     for majors in (None, (15, 15), (15, 16)):
         assert compare(nulls, explicit, majors=majors) == ([], []), majors
+    assert default_acl("r", "app", 16) == ["app=arwdDxt/app"] and default_acl("r", "app", 17) == ["app=arwdDxtm/app"]
     # 17 gave owners MAINTAIN: {app=arwdDxt/app} on 17 is less than the default, a real difference
     assert [d.object for d in compare(explicit, nulls, majors=(17, 17))[0]] == ['table "a.b".c', "table app.invoices_2025"]
     # an owner who revoked part of their own privileges is not the default
