@@ -204,3 +204,27 @@ def conn(pg, sample_db, tmp_path):
         "pg_passfile": pg.passfile,
         "pg_db": sample_db,
     }
+
+
+@pytest.fixture
+def owner_role(pg, tmp_path):
+    """The usual least-privilege application role: it owns its database and everything in it, and
+    is neither a superuser nor allowed CREATEDB. Yields (role, database, passfile, password)."""
+    role = f"shop_{os.getpid()}"
+    database = f"{role}_db"
+    password = "owner-" + os.urandom(6).hex()
+    pg.psql(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB PASSWORD '{password}'")
+    pg.psql(f"CREATE DATABASE {database} OWNER {role}")
+    pg.psql(
+        f"SET ROLE {role}; CREATE TABLE orders (id bigserial PRIMARY KEY, item text); INSERT INTO orders (item) SELECT 'i' || g FROM generate_series(1, 50) g;"
+        " GRANT SELECT ON orders TO " + role,
+        database,
+    )
+    passfile = tmp_path / "owner.pgpass"
+    passfile.write_text(f"*:*:*:{role}:{password}\n")
+    passfile.chmod(0o600)
+    yield role, database, str(passfile), password
+    pg.psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    for name in pg.psql(f"SELECT datname FROM pg_database WHERE datname LIKE 'pgdrill\\_verify\\_%' AND pg_get_userbyid(datdba) = '{role}'").split():
+        pg.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg.psql(f"DROP ROLE IF EXISTS {role}")

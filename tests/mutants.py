@@ -37,6 +37,9 @@ HARD = "tests/engine/test_hardening.py::"
 TIERS = "tests/unit/test_retention_tiers.py::"
 RETENTION = "tests/engine/test_tiers_and_pins.py::"
 VERDICTS = "tests/engine/test_verdicts.py::"
+FIDELITY = "tests/engine/test_verify_fidelity.py::"
+FINGERPRINT = "tests/unit/test_fingerprint.py::"
+DJANGO = "tests/packaging/test_django_command.py::"
 
 MUTANTS = [
     Mutant(
@@ -336,6 +339,90 @@ MUTANTS = [
         "        if config.max_age_hours and age_hours > config.max_age_hours:",
         "        if False:",
         ["tests/engine/test_scheduled_drill.py::test_a_stale_newest_set_fails_the_drill_before_any_restore"],
+    ),
+    # Issue 18, slice "restore proofs that do not lie, and the seed's command for an ordinary Django role".
+    Mutant(
+        "fidelity: an ACL equal to its owner's default fails the proof",
+        ENGINE + "fingerprint.py",
+        '            if field == "acl" and _acl_as_compared(key, want, source_major) == _acl_as_compared(key, got, target_major):',
+        "            if False:",
+        [
+            FIDELITY + "test_an_acl_equal_to_the_owners_default_does_not_fail_the_restore_proof",
+            FINGERPRINT + "test_an_acl_equal_to_the_owners_default_is_the_default",
+        ],
+    ),
+    Mutant(
+        "fidelity: the owner's default ACL of a major is not the server's acldefault",
+        ENGINE + "fingerprint.py",
+        "if major is not None and major >= since)",
+        "if major is not None and major > since)",
+        [FINGERPRINT + "test_an_acl_equal_to_the_owners_default_is_the_default", FIDELITY + "test_the_owner_default_acls_are_the_servers_own_acldefault"],
+    ),
+    Mutant(
+        "fidelity: column privileges not recorded",
+        ENGINE + "fingerprint.py",
+        '            "column_acls": {column: _acl(value) for column, value in sorted((column_acls or {}).items())},',
+        '            "column_acls": {},',
+        [FIDELITY + "test_the_fingerprint_records_column_privileges_and_a_lost_one_fails"],
+    ),
+    Mutant(
+        "fidelity: column privileges not compared",
+        ENGINE + "fingerprint.py",
+        '            if field in ("schema", "table", "for_role", "increment"):',
+        '            if field in ("schema", "table", "for_role", "increment", "column_acls"):',
+        [FINGERPRINT + "test_column_privileges_are_compared"],
+    ),
+    Mutant(
+        "fidelity: an extension version on the same major is an upgrade note",
+        ENGINE + "fingerprint.py",
+        "    if not majors or majors[0] >= majors[1]:",
+        "    if not majors or majors[0] > majors[1]:",
+        [FINGERPRINT + "test_an_extension_version_differs_on_the_same_major_or_a_downgrade"],
+    ),
+    Mutant(
+        "partial restore: a sequence pulled in as a dependency loses its value",
+        ENGINE + "toc.py",
+        'DECORATIONS = ("ACL", "COMMENT", "SEQUENCE SET")',
+        'DECORATIONS = ("ACL", "COMMENT")',
+        [FIDELITY + "test_a_partial_restore_keeps_the_value_of_a_sequence_it_pulls_in"],
+    ),
+    Mutant(
+        "globals: a role that may not read password hashes fails the backup",
+        ENGINE + "backup.py",
+        "    if wanted and not readable:",
+        "    if False:",
+        [FIDELITY + "test_a_role_that_owns_its_database_backs_it_up_and_verify_restore_names_createdb"],
+    ),
+    Mutant(
+        "verify --restore: a role without CREATEDB is not told so",
+        ENGINE + "db.py",
+        '        if "permission denied to create database" in str(exc):',
+        "        if False:",
+        [FIDELITY + "test_a_role_that_owns_its_database_backs_it_up_and_verify_restore_names_createdb"],
+    ),
+    Mutant(
+        "django: --no-prune ignored",
+        ENGINE + "contrib/django/command.py",
+        '        if action == "backup" and options.get("no_prune"):',
+        "        if False:",
+        [DJANGO + "test_retention_from_the_seed_settings_and_no_prune"],
+    ),
+    Mutant(
+        "django: DATABASES OPTIONS do not reach pg_dump",
+        ENGINE + "contrib/django/command.py",
+        "            _environment(libpq_env),",
+        "            _environment({}),",
+        [DJANGO + "test_manage_py_in_a_process_keeps_the_password_off_every_command_line"],
+    ),
+    Mutant(
+        "django: pgdrill's own psycopg defaults override DATABASES OPTIONS",
+        ENGINE + "db.py",
+        "if not environ.get(LIBPQ_VARIABLES[key])}",
+        "if True}",
+        [
+            DJANGO + "test_options_reach_libpq_and_win_over_pgdrills_own_defaults",
+            DJANGO + "test_manage_py_in_a_process_keeps_the_password_off_every_command_line",
+        ],
     ),
 ]
 

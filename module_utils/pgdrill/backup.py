@@ -35,6 +35,17 @@ GLOBALS_PERMISSION_FIX = (
 )
 
 
+def globals_passwords(wanted: bool, readable: bool, user: str) -> "tuple[bool, Optional[str]]":
+    """Whether the globals file carries the roles' password hashes, and the line saying what was
+    left out when the role may not read them (an ordinary owner of its database). Pure."""
+    if wanted and not readable:
+        return False, (
+            f"the roles in the globals file are saved without their passwords: reading password hashes needs a superuser and {user} is not one "
+            "(a restore onto a new server then needs the passwords set again); connect as a superuser to keep them, or set role_passwords = no to say so"
+        )
+    return wanted, None
+
+
 def _unique_stamp(series: Series) -> "tuple[datetime, str]":
     """A start time whose stamp no existing file of the series uses (two runs in one second)."""
     while True:
@@ -241,6 +252,7 @@ class BackupRun:
         self.writers: List[AtomicWriter] = []
         self.entries: List[Dict[str, Any]] = []
         self.manifest_path: Optional[str] = None
+        self.role_passwords = config.role_passwords  # settled against the role's rights when the globals are taken
         # Every stage that writes a file of an encrypted series ends in age: no plaintext on disk.
         self.encrypt: List[List[str]] = [encryption.encrypt_argv(config.encrypt_recipients, encryption.find_age())] if config.encrypted else []
 
@@ -301,7 +313,7 @@ class BackupRun:
             row_counts=row_counts,
             options={
                 "globals": bool(self.include_db and config.globals),
-                "role_passwords": config.role_passwords,
+                "role_passwords": self.role_passwords,
                 "media_root": os.path.abspath(config.media_root) if self.include_media and config.media_root else None,
                 "row_counts": config.row_counts,
             },
@@ -340,6 +352,10 @@ class BackupRun:
             plan = self.tools.compression_plan(config.compression, config.effective_level())
             if plan.note:
                 log.warning("%s", plan.note)
+            if config.globals:
+                self.role_passwords, note = globals_passwords(config.role_passwords, db.can_read_role_passwords(conn), facts["user"])
+                if note:
+                    log.warning("%s", note)
             snapshot = db.export_snapshot(conn)
             lock_ms = int(config.lock_wait_timeout * 1000)
             if lock_ms:
@@ -437,7 +453,7 @@ class BackupRun:
         # --database takes a connection string when the value holds '=': pass one, so that a
         # database named "a=b" is a name and not connection settings.
         argv = [pg_dumpall, "--globals-only", f"--database={conninfo_value('dbname', self.config.dbname)}"]
-        if not self.config.role_passwords:
+        if not self.role_passwords:
             argv.append("--no-role-passwords")
         writer = self._writer("globals", stamp, "sql")
         try:

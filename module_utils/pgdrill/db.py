@@ -8,8 +8,9 @@ need no connection (naming, retention, listing, pruning) run without it.
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from .config import Connection
 from .errors import PgdrillError
@@ -67,15 +68,21 @@ def classify_connect_error(text: str, target: str) -> PgdrillError:
     return PgdrillError(f"cannot connect to {target}: {first}", "check the connection settings in the pgdrill config")
 
 
+def connect_defaults(environ: Mapping[str, str]) -> Dict[str, object]:
+    """pgdrill's own connect_timeout and application_name, unless the environment sets them (a
+    Django project's DATABASES OPTIONS arrive as PGCONNECT_TIMEOUT, PGAPPNAME): libpq's environment
+    counts for less than a keyword, so a keyword here would silently override them. Pure."""
+    defaults: Dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT, "application_name": "pgdrill"}
+    return {key: value for key, value in defaults.items() if not environ.get(LIBPQ_VARIABLES[key])}
+
+
+LIBPQ_VARIABLES = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
+
+
 def connect(connection: Connection, dbname: Optional[str] = None, autocommit: bool = False):
     psycopg = _psycopg()
     try:
-        return psycopg.connect(
-            autocommit=autocommit,
-            connect_timeout=CONNECT_TIMEOUT,
-            application_name="pgdrill",
-            **connection.psycopg_kwargs(dbname),
-        )
+        return psycopg.connect(autocommit=autocommit, **connect_defaults(os.environ), **connection.psycopg_kwargs(dbname))
     except psycopg.OperationalError as exc:
         raise classify_connect_error(str(exc), connection.describe(dbname)) from None
 
@@ -158,6 +165,11 @@ def is_superuser(conn) -> bool:
     return conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
 
 
+def can_read_role_passwords(conn) -> bool:
+    """May this role read the password hashes (pg_authid)? Superusers only, unless granted."""
+    return bool(conn.execute("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')").fetchone()[0])
+
+
 def role_names(conn) -> Set[str]:
     return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
 
@@ -184,6 +196,12 @@ def create_database(conn, name: str, facts: Dict[str, Any]) -> None:
     try:
         conn.execute(sql.SQL(" ").join(parts))
     except Exception as exc:  # noqa: BLE001
+        if "permission denied to create database" in str(exc):
+            role = conn.execute("SELECT quote_ident(current_user)").fetchone()[0]
+            raise PgdrillError(
+                f"cannot create database '{name}': the role {role} may not create databases (it lacks CREATEDB)",
+                f"as a superuser, run: ALTER ROLE {role} CREATEDB; or connect as a login user that has CREATEDB (restoring on a scratch server)",
+            ) from None
         raise PgdrillError(
             f"cannot create database '{name}': {str(exc).strip().splitlines()[0]}",
             f"the connecting role needs CREATEDB, and the server needs the source's locale ({facts.get('collate')}) installed",

@@ -331,6 +331,70 @@ def _upgrade_explains(field: str, key: str, wanted: Any, found: Any, majors: Opt
     return False
 
 
+# acldefault(kind, owner) as the server computes it, in aclitem letters: (the owner's, PUBLIC's).
+# An ACL equal to it grants exactly what a NULL ACL grants, and pg_dump emits nothing for it, so a
+# restore has NULL where the source had ``{app=arwdDxt/app}``: both mean "the default". Tables gain
+# the privileges of NEW_PRIVILEGES from their major on (MAINTAIN in 17).
+OWNER_DEFAULTS = {"r": ("arwdDxt", ""), "s": ("rwU", ""), "f": ("X", "X"), "n": ("UC", ""), "T": ("U", "U"), "L": ("rw", "")}
+_ACL_KINDS = (
+    ("schema ", "n"),
+    ("sequence ", "s"),
+    ("function ", "f"),
+    ("procedure ", "f"),
+    ("aggregate ", "f"),
+    ("window function ", "f"),
+    ("type ", "T"),
+    ("domain ", "T"),
+)
+_DEFAULT_ACL_KINDS = {"tables": "r", "sequences": "s", "functions": "f", "types": "T", "schemas": "n"}
+
+
+def acl_kind(key: str) -> Optional[str]:
+    """The acldefault kind of a fingerprint object (``r`` for every relation but sequences), or
+    None for objects without an ACL of their own. Pure."""
+    if key.startswith(DEFAULT_ACL_KEY):
+        return _DEFAULT_ACL_KINDS.get(key.rsplit(" on ", 1)[-1])
+    for prefix, kind in _ACL_KINDS:
+        if key.startswith(prefix):
+            return kind
+    return "r" if relation_name(key) is not None else None
+
+
+def default_acl(kind: str, owner: str, major: Optional[int]) -> List[str]:
+    """acldefault(kind, owner) on a server of ``major``, as sorted aclitem texts. Pure."""
+    own, world = OWNER_DEFAULTS[kind]
+    if kind == "r":
+        own += "".join(letters for since, letters in sorted(NEW_PRIVILEGES.items()) if major is not None and major >= since)
+    items = [f"{_aclname(owner)}={own}/{_aclname(owner)}"] + ([f"={world}/{_aclname(owner)}"] if world else [])
+    return sorted(items)
+
+
+def _aclname(role: str) -> str:
+    """A role name as aclitem text writes it (double-quoted when it holds anything but letters,
+    digits and underscores). Pure."""
+    return role if role and all((c.isascii() and c.isalnum()) or c == "_" for c in role) else '"' + role.replace('"', '""') + '"'
+
+
+def is_owner_default(acl: Optional[List[str]], kind: Optional[str], owner: Optional[str], major: Optional[int]) -> bool:
+    """Is ``acl`` the owner's default, which a NULL ACL means too? With ``major`` unknown, the
+    default of any major counts. Pure."""
+    if acl is None or kind is None or not owner:
+        return False
+    majors = [major] if major is not None else [None, *NEW_PRIVILEGES]
+    return sorted(acl) in (default_acl(kind, owner, m) for m in majors)
+
+
+def _acl_as_compared(key: str, entry: Dict[str, Any], major: Optional[int]) -> Optional[List[str]]:
+    """An object's ACL for the comparison: None (the default) when it equals its owner's default. Pure."""
+    owner = entry.get("for_role") if key.startswith(DEFAULT_ACL_KEY) else entry.get("owner")
+    return None if is_owner_default(entry.get("acl"), acl_kind(key), owner, major) else entry.get("acl")
+
+
+def _without_default_entries(objects: Dict[str, Dict[str, Any]], major: Optional[int]) -> Dict[str, Dict[str, Any]]:
+    """Default privileges that grant only the role's default say nothing: as if absent. Pure."""
+    return {key: entry for key, entry in objects.items() if not key.startswith(DEFAULT_ACL_KEY) or _acl_as_compared(key, entry, major) is not None}
+
+
 def compare(
     expected: Dict[str, Any],
     actual: Dict[str, Any],
@@ -351,8 +415,9 @@ def compare(
         # Default privileges are privileges through and through: left out with them.
         return scope.holds(key, entry) and (privileges or not key.startswith(DEFAULT_ACL_KEY))
 
-    want_objects = {key: entry for key, entry in expected.get("objects", {}).items() if compared(key, entry)}
-    got_objects = {key: entry for key, entry in actual.get("objects", {}).items() if compared(key, entry)}
+    source_major, target_major = majors or (None, None)
+    want_objects = _without_default_entries({key: entry for key, entry in expected.get("objects", {}).items() if compared(key, entry)}, source_major)
+    got_objects = _without_default_entries({key: entry for key, entry in actual.get("objects", {}).items() if compared(key, entry)}, target_major)
     for key in sorted(set(want_objects) | set(got_objects)):
         if key not in got_objects:
             differences.append(Difference(key, "missing from the restore", "present", "absent"))
@@ -369,6 +434,8 @@ def compare(
             if field in PRIVILEGE_FIELDS and not privileges:
                 continue
             wanted, found = want.get(field), got.get(field)
+            if field == "acl" and _acl_as_compared(key, want, source_major) == _acl_as_compared(key, got, target_major):
+                continue  # the same privileges, one side written as the owner's default
             if field == "acl" and not owners:
                 wanted, found = _owner_neutral(wanted, want.get("owner")), _owner_neutral(found, got.get("owner"))
             if field == "column_acls" and not owners:

@@ -11,6 +11,7 @@ import sys
 import time
 
 import django
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -97,13 +98,22 @@ def test_out_dir_and_the_neutral_alias(site):
     assert not (site / "backups").exists()
 
 
-def test_retention_from_the_seed_settings(site):
-    for _ in range(4):
-        run("ez360_backup", "--no-prune")
-        time.sleep(1.1)  # one set per second: stamps have seconds
+def _sets(site):
+    return sorted(name for name in os.listdir(site / "backups") if "_manifest_" in name)
+
+
+def test_retention_from_the_seed_settings_and_no_prune(site):
     with override_settings(EZ360_BACKUP_RETENTION_DAYS=0, EZ360_BACKUP_KEEP_LAST=2):
+        for count in range(1, 5):
+            run("ez360_backup", "--no-prune")
+            assert len(_sets(site)) == count  # --no-prune: retention (which keeps 2) did not run
+            time.sleep(1.1)  # one set per second: stamps have seconds
         out, _ = run("ez360_backup", "prune")
     assert out.count("removed") == 2 and out.count("keep") >= 2, out
+    assert len(_sets(site)) == 2
+    with override_settings(EZ360_BACKUP_RETENTION_DAYS=0, EZ360_BACKUP_KEEP_LAST=1):
+        run("ez360_backup")  # without --no-prune the run applies retention
+    assert len(_sets(site)) == 1
 
 
 def test_failures_become_command_errors_with_the_engines_exit_codes(site):
@@ -126,7 +136,52 @@ def test_failures_become_command_errors_with_the_engines_exit_codes(site):
     with pytest.raises(CommandError) as usage:
         run("ez360_backup", "--no-prune", "list")
     assert usage.value.returncode == 2
-    assert not any("_manifest_" in name for name in os.listdir(site / "backups")) if (site / "backups").exists() else True
+    # The refused password reached the server (the series' lock is in the backup directory) and no set was kept.
+    assert (site / "backups").is_dir() and _sets(site) == []
+
+
+def test_a_role_that_owns_its_database_but_is_no_superuser(site, owner_role):
+    """The usual Django role: the seed's first command works out of the box (the globals without
+    password hashes, one line says so), and verify --restore says it needs CREATEDB."""
+    role, database, _, password = owner_role
+    settings_of_the_project = dict(settings.DATABASES["default"], NAME=database, USER=role, PASSWORD=password)
+    with override_settings(DATABASES={"default": settings_of_the_project}):
+        out, err = run("ez360_backup")
+        assert "backup set ez360pm_" in out
+        lines = [line for line in err.splitlines() if "password" in line]
+        assert len(lines) == 1 and "without their passwords" in lines[0] and password not in err, err
+        listed, _ = run("ez360_backup", "list")
+        assert listed.split()[-2:] == ["complete", "never"], listed
+        shown = io.StringIO()
+        with pytest.raises(CommandError) as refused:
+            call_command("ez360_backup", "verify", "--restore", stdout=shown, stderr=io.StringIO())
+    assert refused.value.returncode == 1 and "lacks CREATEDB" in shown.getvalue() and f"ALTER ROLE {role} CREATEDB" in shown.getvalue(), shown.getvalue()
+
+
+def pg_connection(pg):
+    return {"host": pg.host, "port": pg.port, "user": "postgres", "password": pg.password}
+
+
+def test_options_reach_libpq_and_win_over_pgdrills_own_defaults():
+    """DATABASES OPTIONS become libpq settings; the ones pgdrill would otherwise set itself on its
+    psycopg connections (connect_timeout, application_name) yield to them."""
+    from pgdrill import db
+    from pgdrill.contrib.django.engine_config import database_config
+
+    options = {
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ca.pem",
+        "sslcert": "/c.pem",
+        "sslkey": "/k.pem",
+        "connect_timeout": 3,
+        "application_name": "shop",
+    }
+    project = type("Settings", (), {"DATABASES": {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": "shop", "OPTIONS": options}}})
+    config, env = database_config(project, environ={})
+    assert config.connection.sslmode == "verify-full"
+    assert env == {"PGSSLROOTCERT": "/etc/ca.pem", "PGSSLCERT": "/c.pem", "PGSSLKEY": "/k.pem", "PGCONNECT_TIMEOUT": "3", "PGAPPNAME": "shop"}
+    assert db.connect_defaults(env) == {}
+    assert db.connect_defaults({}) == {"connect_timeout": db.CONNECT_TIMEOUT, "application_name": "pgdrill"}
 
 
 def _all_cmdlines():
@@ -165,12 +220,19 @@ def test_manage_py_in_a_process_keeps_the_password_off_every_command_line(pg, bi
         stderr=subprocess.PIPE,
     )
     seen = []
-    while proc.poll() is None:
-        seen.extend(_all_cmdlines())
-        time.sleep(0.02)
+    sessions = set()  # (application_name, what the session runs) of the connections to the database
+    with psycopg.connect(**pg_connection(pg), dbname="postgres", autocommit=True) as watcher:
+        while proc.poll() is None:
+            seen.extend(_all_cmdlines())
+            for name, query in watcher.execute("SELECT application_name, query FROM pg_stat_activity WHERE datname = %s", (big_db,)).fetchall():
+                sessions.add((name, "pg_dump" if query.startswith("COPY ") else "row count" if "count(*)" in query else "other"))
+            time.sleep(0.02)
     out, err = proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert any(b"pg_dump" in cmd for cmd in seen), "the poll never saw pg_dump running"
+    # OPTIONS' application_name reached pg_dump and pgdrill's own psycopg connection (counting rows)
+    assert {("ez360_backup", "pg_dump"), ("ez360_backup", "row count")} <= sessions, sessions
+    assert not any(name == "pgdrill" for name, _ in sessions), sessions
     assert not any(pg.password.encode() in cmd for cmd in seen)
     assert pg.password.encode() not in out + err
     names = os.listdir(tmp_path / "backups")

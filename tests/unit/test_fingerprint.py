@@ -1,7 +1,7 @@
 """The comparison between a backup's fingerprint and a restored database's: pure rules."""
 
 from pgdrill.drill import compose_record, log_line, outcome_notes
-from pgdrill.fingerprint import Scope, compare, relation_name, summary
+from pgdrill.fingerprint import Scope, compare, default_acl, relation_name, summary
 
 
 def fp():
@@ -181,3 +181,56 @@ def test_evidence_from_a_failed_restore_keeps_its_differences_and_commands():
     assert record["restore_commands"] == [{"argv": ["pg_restore", "--exit-on-error"]}] and record["roles_dropped"] == ["app_owner"]
     (check,) = record["checks"]
     assert check["name"] == "fingerprint against the backup" and not check["ok"] and "table app.invoices: acl differs" in check["detail"]
+
+
+def test_an_acl_equal_to_the_owners_default_is_the_default():
+    """``grant select on a to app`` by a table's owner app stores {app=arwdDxt/app}, which pg_dump
+    does not emit: the restore has no ACL. Both mean acldefault(kind, owner), on both sides."""
+    explicit = restored(
+        **{
+            "table app.invoices_2025": {"schema": "app", "owner": "app_owner", "partition_of": "app.invoices", "acl": ["app_owner=arwdDxt/app_owner"]},
+            "sequence app.numbers": {"schema": "app", "owner": "app_owner", "last_value": 1234, "increment": 1, "acl": ["app_owner=rwU/app_owner"]},
+            "function app.f()": {"schema": "app", "owner": "app_owner", "acl": ["=X/app_owner", "app_owner=X/app_owner"]},
+            "type app.mood": {"schema": "app", "owner": "app_owner", "acl": ["app_owner=U/app_owner", "=U/app_owner"]},
+            'table "a.b".c': {"schema": '"a.b"', "owner": "Büro", "acl": ['"Büro"=arwdDxt/"Büro"']},
+        }
+    )
+    nulls = restored(**{"function app.f()": {"schema": "app", "owner": "app_owner"}, "type app.mood": {"schema": "app", "owner": "app_owner"}})
+    nulls["objects"]['table "a.b".c'] = {"schema": '"a.b"', "owner": "Büro"}
+    for majors in (None, (15, 15), (16, 17)):
+        assert compare(explicit, nulls, majors=majors) == ([], []), majors
+    for majors in (None, (15, 15), (15, 16)):
+        assert compare(nulls, explicit, majors=majors) == ([], []), majors
+    assert default_acl("r", "app", 16) == ["app=arwdDxt/app"] and default_acl("r", "app", 17) == ["app=arwdDxtm/app"]
+    # 17 gave owners MAINTAIN: {app=arwdDxt/app} on 17 is less than the default, a real difference
+    assert [d.object for d in compare(explicit, nulls, majors=(17, 17))[0]] == ['table "a.b".c', "table app.invoices_2025"]
+    # an owner who revoked part of their own privileges is not the default
+    revoked = restored(
+        **{"sequence app.numbers": {"schema": "app", "owner": "app_owner", "last_value": 1234, "increment": 1, "acl": ["app_owner=r/app_owner"]}}
+    )
+    assert [d.what for d in compare(revoked, fp())[0]] == ["acl differs"]
+    # the default of another role is not the owner's default
+    other = restored(**{"sequence app.numbers": {"schema": "app", "owner": "app_owner", "last_value": 1234, "increment": 1, "acl": ["reader=rwU/reader"]}})
+    assert [d.what for d in compare(other, fp())[0]] == ["acl differs"]
+
+
+def test_default_privileges_equal_to_the_default_are_the_default():
+    key = "default privileges of app_owner on functions"
+    explicit = restored(**{key: {"for_role": "app_owner", "acl": ["=X/app_owner", "app_owner=X/app_owner"]}})
+    assert compare(explicit, fp()) == ([], [])  # neither side has an entry that grants anything more
+
+
+def test_column_privileges_are_compared():
+    source = restored(**{"table app.invoices": dict(fp()["objects"]["table app.invoices"], column_acls={"total": ["reader=r/app_owner"]})})
+    differences, notes = compare(source, fp(), majors=(15, 15))
+    assert notes == [] and [(d.object, d.what) for d in differences] == [("table app.invoices", "column acls differs")]
+    assert compare(source, fp(), privileges=False) == ([], [])
+
+
+def test_an_extension_version_differs_on_the_same_major_or_a_downgrade():
+    """Only a restore into a newer major explains another extension version."""
+    actual = restored(**{"extension citext": {"version": "1.8", "in_schema": "public"}})
+    for majors in ((15, 15), (18, 18), (18, 15), None):
+        differences, notes = compare(fp(), actual, majors=majors)
+        assert notes == [] and [d.object for d in differences] == ["extension citext"], majors
+    assert [n.object for n in compare(fp(), actual, majors=(15, 16))[1]] == ["extension citext"]
