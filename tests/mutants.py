@@ -36,6 +36,7 @@ VERIFY = "tests/engine/test_verify_prune_list.py::"
 HARD = "tests/engine/test_hardening.py::"
 TIERS = "tests/unit/test_retention_tiers.py::"
 RETENTION = "tests/engine/test_tiers_and_pins.py::"
+CORPUS = "tests/engine/test_bad_input_corpus.py::"
 
 MUTANTS = [
     Mutant(
@@ -285,6 +286,21 @@ MUTANTS = [
         "        if config.max_age_hours and age_hours > config.max_age_hours:",
         "        if False:",
         ["tests/engine/test_scheduled_drill.py::test_a_stale_newest_set_fails_the_drill_before_any_restore"],
+    ),
+    # Issue 18, engine hardening (manifests, work files, keys, dates, metrics).
+    Mutant(
+        "hardening: manifest field types not checked",
+        ENGINE + "manifest.py",
+        '    found.extend(schema_problems(document, SCHEMA, ""))',
+        "    pass",
+        [CORPUS + "test_manifest_fields_of_the_wrong_type_or_date_make_the_set_damaged_everywhere"],
+    ),
+    Mutant(
+        "hardening: impossible manifest dates accepted",
+        ENGINE + "manifest.py",
+        "        return moment.tzinfo is not None and EARLIEST <= moment <= LATEST",
+        "        return moment.tzinfo is not None",
+        [CORPUS + "test_manifest_fields_of_the_wrong_type_or_date_make_the_set_damaged_everywhere"],
     ),
 ]
 
