@@ -302,6 +302,13 @@ MUTANTS = [
         "        return moment.tzinfo is not None",
         [CORPUS + "test_manifest_fields_of_the_wrong_type_or_date_make_the_set_damaged_everywhere"],
     ),
+    Mutant(
+        "hardening: an identity file others can read is used",
+        ENGINE + "encryption.py",
+        "    if mode & 0o077:",
+        "    if False:",
+        ["tests/unit/test_encryption.py::test_an_identity_file_others_can_read_or_write_is_refused_as_ssh_refuses_its_keys"],
+    ),
 ]
 
 
