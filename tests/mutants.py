@@ -309,6 +309,20 @@ MUTANTS = [
         "    if False:",
         ["tests/unit/test_encryption.py::test_an_identity_file_others_can_read_or_write_is_refused_as_ssh_refuses_its_keys"],
     ),
+    Mutant(
+        "hardening: the decoded work file stays on disk",
+        ENGINE + "restore.py",
+        "            os.unlink(plain)",
+        "            pass",
+        ["tests/offhost/test_encrypted_sets.py::test_kill_9_of_verify_restore_leaves_no_plaintext_and_the_next_run_removes_its_work_directory"],
+    ),
+    Mutant(
+        "hardening: work directories of killed runs stay",
+        ENGINE + "fsio.py",
+        "    remove_stale_work_dirs(parent, kind)",
+        "    pass",
+        ["tests/offhost/test_encrypted_sets.py::test_kill_9_of_verify_restore_leaves_no_plaintext_and_the_next_run_removes_its_work_directory"],
+    ),
 ]
 
 
