@@ -323,6 +323,27 @@ MUTANTS = [
         "    pass",
         ["tests/offhost/test_encrypted_sets.py::test_kill_9_of_verify_restore_leaves_no_plaintext_and_the_next_run_removes_its_work_directory"],
     ),
+    Mutant(
+        "hardening: metrics from the newest set, complete or not",
+        ENGINE + "metrics.py",
+        '    newest = next((entry for entry in sets if entry.get("state") == "complete"), None)',
+        "    newest = next(iter(sets), None)",
+        ["tests/unit/test_metrics_report.py::test_last_success_and_sizes_come_from_the_newest_complete_set_not_the_newest_set"],
+    ),
+    Mutant(
+        "hardening: the metrics file is rewritten in place",
+        ENGINE + "metrics.py",
+        "            os.replace(temp, os.path.join(directory, name))",
+        '            open(os.path.join(directory, name), "w").write(open(temp).read()); os.unlink(temp)',
+        ["tests/unit/test_metrics_report.py::test_the_metrics_file_is_replaced_never_rewritten_in_place"],
+    ),
+    Mutant(
+        "hardening: only a readable pin file pins",
+        ENGINE + "catalog.py",
+        '        return any(entry.kind == "pin" for entry in self.files)',
+        '        return isinstance(self.pin, dict) and isinstance(self.pin.get("reason"), str)',
+        [RETENTION + "test_an_empty_or_unreadable_pin_file_still_pins_its_set"],
+    ),
 ]
 
 
