@@ -40,6 +40,7 @@ VERDICTS = "tests/engine/test_verdicts.py::"
 FIDELITY = "tests/engine/test_verify_fidelity.py::"
 FINGERPRINT = "tests/unit/test_fingerprint.py::"
 DJANGO = "tests/packaging/test_django_command.py::"
+CORPUS = "tests/engine/test_bad_input_corpus.py::"
 
 MUTANTS = [
     Mutant(
@@ -423,6 +424,63 @@ MUTANTS = [
             DJANGO + "test_options_reach_libpq_and_win_over_pgdrills_own_defaults",
             DJANGO + "test_manage_py_in_a_process_keeps_the_password_off_every_command_line",
         ],
+    ),
+    # Issue 18, engine hardening (manifests, work files, keys, dates, metrics).
+    Mutant(
+        "hardening: manifest field types not checked",
+        ENGINE + "manifest.py",
+        '    found.extend(schema_problems(document, SCHEMA, ""))',
+        "    pass",
+        [CORPUS + "test_manifest_fields_of_the_wrong_type_or_date_make_the_set_damaged_everywhere"],
+    ),
+    Mutant(
+        "hardening: impossible manifest dates accepted",
+        ENGINE + "manifest.py",
+        "        return moment.tzinfo is not None and EARLIEST <= moment <= LATEST",
+        "        return moment.tzinfo is not None",
+        [CORPUS + "test_manifest_fields_of_the_wrong_type_or_date_make_the_set_damaged_everywhere"],
+    ),
+    Mutant(
+        "hardening: an identity file others can read is used",
+        ENGINE + "encryption.py",
+        "    if mode & 0o077:",
+        "    if False:",
+        ["tests/unit/test_encryption.py::test_an_identity_file_others_can_read_or_write_is_refused_as_ssh_refuses_its_keys"],
+    ),
+    Mutant(
+        "hardening: the decoded work file stays on disk",
+        ENGINE + "restore.py",
+        "            os.unlink(plain)",
+        "            pass",
+        ["tests/offhost/test_encrypted_sets.py::test_kill_9_of_verify_restore_leaves_no_plaintext_and_the_next_run_removes_its_work_directory"],
+    ),
+    Mutant(
+        "hardening: work directories of killed runs stay",
+        ENGINE + "fsio.py",
+        "    remove_stale_work_dirs(parent, kind)",
+        "    pass",
+        ["tests/offhost/test_encrypted_sets.py::test_kill_9_of_verify_restore_leaves_no_plaintext_and_the_next_run_removes_its_work_directory"],
+    ),
+    Mutant(
+        "hardening: metrics from the newest set, complete or not",
+        ENGINE + "metrics.py",
+        '    newest = next((entry for entry in sets if entry.get("state") == "complete"), None)',
+        "    newest = next(iter(sets), None)",
+        ["tests/unit/test_metrics_report.py::test_last_success_and_sizes_come_from_the_newest_complete_set_not_the_newest_set"],
+    ),
+    Mutant(
+        "hardening: the metrics file is rewritten in place",
+        ENGINE + "metrics.py",
+        "            os.replace(temp, os.path.join(directory, name))",
+        '            open(os.path.join(directory, name), "w").write(open(temp).read()); os.unlink(temp)',
+        ["tests/unit/test_metrics_report.py::test_the_metrics_file_is_replaced_never_rewritten_in_place"],
+    ),
+    Mutant(
+        "hardening: only a readable pin file pins",
+        ENGINE + "catalog.py",
+        '        return any(entry.kind == "pin" for entry in self.files)',
+        '        return isinstance(self.pin, dict) and isinstance(self.pin.get("reason"), str)',
+        [RETENTION + "test_an_empty_or_unreadable_pin_file_still_pins_its_set"],
     ),
 ]
 

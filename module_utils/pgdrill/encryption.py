@@ -248,11 +248,23 @@ def identity_problem(path: str) -> Optional[str]:
     return None
 
 
+def identity_mode_problem(path: str, mode: int) -> Optional[str]:
+    """Why a secret key file with permission bits ``mode`` is refused, as ssh refuses its keys:
+    any access for group or others. Pure."""
+    if mode & 0o077:
+        return f"identity file {path} is open to other users (mode {mode & 0o7777:04o}): a secret key must be readable by its owner alone"
+    return None
+
+
 def check_identity(path: str) -> str:
-    """``path`` as an absolute path when it holds an age identity; else a PgdrillError."""
+    """``path`` as an absolute path when it holds an age identity only its owner can read; else a
+    PgdrillError."""
     problem = identity_problem(path)
     if problem:
         raise PgdrillError(problem, "set encrypt_identity_file to the file age-keygen wrote for one of the set's recipients")
+    problem = identity_mode_problem(path, os.stat(path).st_mode)
+    if problem:
+        raise PgdrillError(problem, f"chmod 600 {path}; if others could read it, treat the key as exposed and rotate it")
     return os.path.abspath(path)
 
 

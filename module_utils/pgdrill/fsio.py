@@ -8,8 +8,12 @@ import errno
 import hashlib
 import os
 import secrets
+import shutil
 import stat
-from typing import Optional
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Iterator, List, Optional
 
 from .errors import PgdrillError
 from .naming import temp_prefix
@@ -286,3 +290,73 @@ def sha256_of(path: str, chunk: int = 1 << 20) -> "tuple[str, int]":
             digest.update(view[:read])
             size += read
     return digest.hexdigest(), size
+
+
+# --- private work directories ------------------------------------------------------------------
+# Plaintext work files (a decoded archive, a pulled set) live only in a private (0700) directory
+# named .pgdrill-<kind>-XXXX, which its run holds an flock on for its whole life. A run killed with
+# -9 cannot remove it; the next run that makes one of that kind removes every one no run holds.
+WORK_LOCK = ".in-use"
+WORK_GRACE_SECONDS = 60.0  # a directory without its lock file yet is being made
+
+
+def _stale_work_dir(path: str, euid: int, now: float) -> bool:
+    """Is ``path`` a work directory of ours that no run holds? Takes nothing: a probe."""
+    import fcntl
+
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != euid:
+        return False
+    try:
+        fd = os.open(os.path.join(path, WORK_LOCK), os.O_RDONLY | NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return now - info.st_mtime > WORK_GRACE_SECONDS
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False  # a live run holds it
+    finally:
+        os.close(fd)
+
+
+def remove_stale_work_dirs(parent: str, kind: str) -> List[str]:
+    """Remove the work directories of ``kind`` in ``parent`` that are ours and no run holds (left
+    by a run that was killed). Returns their paths."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    removed = []
+    euid, now = os.geteuid(), time.time()
+    for name in sorted(names):
+        path = os.path.join(parent, name)
+        if name.startswith(f".pgdrill-{kind}-") and _stale_work_dir(path, euid, now):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+@contextmanager
+def private_work_dir(parent: Optional[str], kind: str) -> Iterator[str]:
+    """A private directory for plaintext work files in ``parent`` (default: the system's temporary
+    directory), held for the block and removed after it; stale ones of ``kind`` go first."""
+    import fcntl
+
+    parent = parent or tempfile.gettempdir()
+    remove_stale_work_dirs(parent, kind)
+    directory = tempfile.mkdtemp(prefix=f".pgdrill-{kind}-", dir=parent)  # mode 0700
+    try:
+        fd = os.open(os.path.join(directory, WORK_LOCK), os.O_RDWR | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield directory
+        finally:
+            os.close(fd)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

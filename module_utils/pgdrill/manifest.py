@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
 
 from . import __version__, verdict
 from .naming import file_name, parse_file_name
@@ -109,8 +110,133 @@ def file_entry_problem(entry: Any, prefix: str, stamp: str) -> Optional[str]:
     return None
 
 
+# Times a set can have been taken: pgdrill did not exist before 2000, and every date up to 9000
+# converts to any time zone (an impossible one, 0001-01-01, would overflow in retention's calendar).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+
+def plausible_time(value: Any) -> bool:
+    """An ISO 8601 time with a zone, within the years a set can have been taken. Pure."""
+    if not isinstance(value, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return moment.tzinfo is not None and EARLIEST <= moment <= LATEST
+    except (ValueError, OverflowError):
+        return False
+
+
+# The schema of every manifest field any code reads: Is (a predicate and what it expects), an
+# object's fields ({name: schema}), MapOf or ListOf a schema. A field may be null or absent (sets of
+# older pgdrill lack some); when it is there, it has the type the code reading it expects.
+class Is(NamedTuple):
+    predicate: Callable[[Any], bool]
+    expected: str
+
+
+class MapOf(NamedTuple):
+    inner: Any
+
+
+class ListOf(NamedTuple):
+    inner: Any
+
+
+Schema = Union[Is, MapOf, ListOf, Dict[str, Any]]
+TEXT = Is(lambda v: isinstance(v, str), "a string")
+COUNT = Is(lambda v: type(v) is int and v >= 0, "a whole number of at least 0")
+INTEGER = Is(lambda v: type(v) is int, "a whole number")
+NUMBER = Is(lambda v: type(v) in (int, float) and math.isfinite(v), "a number")
+FLAG = Is(lambda v: type(v) is bool, "true or false")
+TIME = Is(plausible_time, f"a time with its zone between the years {EARLIEST.year} and {LATEST.year}")
+IDENTIFIER = Is(lambda v: type(v) in (str, int), "a string or a whole number")
+ACL = ListOf(TEXT)
+FINGERPRINT_OBJECT: Dict[str, Schema] = {
+    "schema": TEXT,
+    "table": TEXT,
+    "for_role": TEXT,
+    "owner": TEXT,
+    "acl": ACL,
+    "column_acls": MapOf(ACL),
+    "partition_of": TEXT,
+    "last_value": INTEGER,
+    "increment": INTEGER,
+    "version": TEXT,
+    "in_schema": TEXT,
+}
+SCHEMA: Dict[str, Schema] = {
+    "set": TEXT,
+    "host": TEXT,
+    "tool": {"name": TEXT, "version": TEXT},
+    "started_at": TIME,
+    "finished_at": TIME,
+    "duration_seconds": NUMBER,
+    "database": {
+        "name": TEXT,
+        "server_version": TEXT,
+        "server_version_num": COUNT,
+        "encoding": TEXT,
+        "collate": TEXT,
+        "ctype": TEXT,
+        "locale_provider": TEXT,
+        "icu_locale": TEXT,
+        "builtin_locale": TEXT,
+        "user": TEXT,
+        "system_identifier": IDENTIFIER,
+    },
+    "client": {"pg_dump_version": TEXT, "pg_dump_major": COUNT, "pg_dump_path": TEXT, "toc_entries": COUNT, "note": TEXT},
+    "compression": {"method": TEXT, "level": INTEGER, "piped": FLAG},
+    "row_counts": MapOf(COUNT),
+    "row_count_keys": TEXT,
+    "fingerprint": {
+        "database": {"encoding": TEXT, "collate": TEXT, "ctype": TEXT, "owner": TEXT},
+        "objects": MapOf(FINGERPRINT_OBJECT),
+        "large_objects": {"count": COUNT, "bytes": COUNT, "owners": MapOf(COUNT)},
+    },
+    "encryption": {"method": TEXT, "format": TEXT, "recipients": ListOf(TEXT)},
+    "options": {},
+}
+
+
+def _expected(schema: Schema) -> str:
+    if isinstance(schema, Is):
+        return schema.expected
+    if isinstance(schema, dict):
+        return "an object"
+    plural = _expected(schema.inner).split(" ", 1)[1] + "s"
+    return ("an object of " if isinstance(schema, MapOf) else "a list of ") + plural
+
+
+def schema_problems(value: Any, schema: Schema, path: str) -> List[str]:
+    """Where ``value`` (not null) breaks ``schema``, each as "field X: expected Y". Pure."""
+    if isinstance(schema, Is):
+        return [] if schema.predicate(value) else [f"field {path}: expected {schema.expected}"]
+    wrong = [f"field {path}: expected {_expected(schema)}"]
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return wrong
+        found: List[str] = []
+        for key, inner in schema.items():
+            if value.get(key) is not None:
+                found.extend(schema_problems(value[key], inner, f"{path}.{key}" if path else key))
+        return found
+    if isinstance(schema, MapOf) and isinstance(value, dict):
+        pairs = [(f"{path}[{str(key)[:100]!r}]", item) for key, item in value.items()]
+    elif isinstance(schema, ListOf) and isinstance(value, list):
+        pairs = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return wrong
+    for where, item in pairs:
+        bad = [f"field {where}: expected {_expected(schema.inner)}"] if item is None else schema_problems(item, schema.inner, where)
+        if bad:
+            return bad  # the first bad item of a list or map says enough
+    return []
+
+
 def problems(document: Any, prefix: str, stamp: str) -> List[str]:
-    """What is wrong with a manifest read from disk; empty when it can be trusted. Pure."""
+    """What is wrong with a manifest read from disk or from a remote; empty when it can be trusted:
+    every field any code reads has the type the code expects. Pure."""
     if not isinstance(document, dict):
         return ["not a JSON object"]
     found = []
@@ -120,10 +246,8 @@ def problems(document: Any, prefix: str, stamp: str) -> List[str]:
         found.append(f"format_version {document.get('format_version')!r} is not supported by pgdrill {__version__}")
     if document.get("prefix") != prefix or document.get("stamp") != stamp:
         found.append("prefix or stamp does not match the file name")
-    try:
-        parse_utc(document["started_at"])
-    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
-        found.append("started_at is missing or not a time")
+    if document.get("started_at") is None:
+        found.append("started_at is missing")
     files = document.get("files")
     if not isinstance(files, list) or not files:
         found.append("files is missing or empty")
@@ -132,10 +256,8 @@ def problems(document: Any, prefix: str, stamp: str) -> List[str]:
             problem = file_entry_problem(entry, prefix, stamp)
             if problem:
                 found.append(problem)
-    for key in ("row_counts", "database", "options", "client", "compression"):
-        if not isinstance(document.get(key), (dict, type(None))):
-            found.append(f"{key} is neither an object nor null")
-    return found
+    found.extend(schema_problems(document, SCHEMA, ""))
+    return found[:10]
 
 
 def decode_document(data: bytes) -> Any:

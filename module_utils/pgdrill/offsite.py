@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -27,7 +25,7 @@ from . import manifest as manifest_mod, retention
 from .catalog import BackupSet, scan
 from .config import DatabaseConfig, retention_policy
 from .errors import PgdrillError
-from .fsio import ensure_private_dir, sha256_of, write_atomic
+from .fsio import ensure_private_dir, private_work_dir, sha256_of, write_atomic
 from .naming import parse_file_name, parse_stamp
 from .remote import LOCKED, LockSettings, Remote, RemoteObject, open_remote, parse_lock, plan_upload, remote_set_problems, remote_sets
 from .series import utcnow
@@ -376,9 +374,8 @@ def _remote_checksum(remote: Remote, entry: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _restore_pulled(config: DatabaseConfig, info: RemoteSetInfo, remote: Remote, jobs: Optional[int], verify_set) -> List[Dict[str, Any]]:
-    parent = config.work_dir or None
-    directory = tempfile.mkdtemp(prefix=".pgdrill-pulled-", dir=parent)
-    try:
+    # A private directory that the next run removes should this one be killed (its files may be plaintext).
+    with private_work_dir(config.work_dir or None, "pulled") as directory:
         checks: List[Dict[str, Any]] = []
         for entry in info.document["files"]:
             name = f"remote checksum {entry['name']}"
@@ -392,8 +389,6 @@ def _restore_pulled(config: DatabaseConfig, info: RemoteSetInfo, remote: Remote,
         backup = next(item for item in scan(directory, config.prefix) if item.id == info.set_id)
         outcome = verify_set(local, backup, restore=True, jobs=jobs)  # its record goes with the temporary directory
         return checks + [check for check in outcome["checks"] if check["name"] != "manifest" and not check["name"].startswith("checksum ")]
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional[Remote] = None, now: Optional[datetime] = None) -> Dict[str, Any]:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 from .errors import PgdrillError, SetDamaged
+from .fsio import private_work_dir
 from .media import count_members
 from .pgtools import PgTools, archive_too_new, find_zstd
 from .pipeline import child_env, run, run_into, stream
@@ -287,6 +286,30 @@ def _restore(argvs: List[List[str]], env: Dict[str, str], what: str, tools: PgTo
         raise explained(exc, tools, identity) from None
 
 
+def _decode_into(fd: int, decode: List[List[str]], env: Dict[str, str], archive: str, scratch: str, tools: PgTools, identity: Optional[str]) -> None:
+    """Decode ``archive`` through ``decode`` into the open file ``fd``; disk full is named."""
+    import errno
+
+    def write_all(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    fix = "free space in the work directory (work_dir), set work_dir to a larger filesystem, or restore with one job, which streams"
+    try:
+        stream(decode, write_all, env, f"decoding {os.path.basename(archive)}", fix)
+    except OSError as exc:
+        full = exc.errno == errno.ENOSPC
+        raise PgdrillError(
+            f"disk full decoding {os.path.basename(archive)} into {scratch}" if full else f"cannot write the decoded archive into {scratch}: {exc.strerror}",
+            fix,
+        ) from None
+    except PgdrillError as exc:
+        if "No space left" in exc.message or "No space left" in str(exc.details.get("stderr", "")):
+            raise PgdrillError(f"disk full decoding {os.path.basename(archive)} into {scratch}", fix) from None
+        raise explained(exc, tools, identity) from None
+
+
 def restore_archive(
     tools: PgTools,
     env: Dict[str, str],
@@ -325,51 +348,24 @@ def restore_archive(
         _restore([*decode, argv], env, what, tools, identity)
         timings["pg_restore"] = time.monotonic() - started
         return {"commands": commands, "timings": timings}
-    scratch = tempfile.mkdtemp(prefix=".pgdrill-work-", dir=work_dir or os.path.dirname(os.path.abspath(archive)))
-    try:
+    # Parallel jobs need a seekable file: the plaintext is decoded into a file unlinked as soon as it
+    # is made, in a private work directory; pg_restore reads it through this process's open
+    # descriptor, so a run killed with -9 leaves no plaintext behind (and its empty directory goes
+    # with the next run).
+    with private_work_dir(work_dir or os.path.dirname(os.path.abspath(archive)), "work") as scratch:
         plain = os.path.join(scratch, "archive.dump")
         commands.append([word for stage in decode for word in stage + ["|"]][:-1])
         started = time.monotonic()
+        fd = os.open(plain, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
-            fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-
-            def write_all(data: bytes) -> None:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-
-            try:
-                stream(
-                    decode,
-                    write_all,
-                    env,
-                    f"decoding {os.path.basename(archive)}",
-                    "free space in the work directory (work_dir) or restore with jobs 1, which streams",
-                )
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            import errno
-
-            what_failed = (
-                f"disk full decoding {os.path.basename(archive)} into {scratch}"
-                if exc.errno == errno.ENOSPC
-                else f"cannot write the decoded archive into {scratch}: {exc.strerror}"
-            )
-            raise PgdrillError(what_failed, "free space there, set work_dir to a larger filesystem, or restore with one job, which streams") from None
-        except PgdrillError as exc:
-            if "No space left" in exc.message or "No space left" in str(exc.details.get("stderr", "")):
-                raise PgdrillError(
-                    f"disk full decoding {os.path.basename(archive)} into {scratch}",
-                    "free space there, set work_dir to a larger filesystem, or restore with one job, which streams",
-                ) from None
-            raise explained(exc, tools, identity) from None
-        timings["decode"] = time.monotonic() - started
-        argv = pg_restore_argv(tools, plain, dbname, jobs, clean, no_owner, no_privileges, use_list)
-        commands.append(argv)
-        started = time.monotonic()
-        _restore([argv], env, what, tools)
-        timings["pg_restore"] = time.monotonic() - started
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+            os.unlink(plain)
+            _decode_into(fd, decode, env, archive, scratch, tools, identity)
+            timings["decode"] = time.monotonic() - started
+            argv = pg_restore_argv(tools, f"/proc/{os.getpid()}/fd/{fd}", dbname, jobs, clean, no_owner, no_privileges, use_list)
+            commands.append(argv)
+            started = time.monotonic()
+            _restore([argv], env, what, tools)
+            timings["pg_restore"] = time.monotonic() - started
+        finally:
+            os.close(fd)
     return {"commands": commands, "timings": timings}

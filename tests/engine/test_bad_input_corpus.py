@@ -118,3 +118,68 @@ def test_hostile_files_in_the_backup_directory(backup_env, tmp_path, lock_is_a_l
             assert done.returncode in (1, 2) and "Fix:" in done.stderr, (command, done.returncode, done.stderr)
         assert _snapshot(watched) == before, command
     assert victim.read_text() == "precious\n"
+
+
+# Manifest fields of the wrong type or an impossible date (issue 18, D6 and T1): each makes its set
+# "damaged (field X: expected Y)" in list, verify --restore and the scheduled drill, and no prune
+# or backup crashes on it, in a time zone far from UTC with every tier set.
+MANIFEST_CASES = [
+    ("fingerprint", lambda m: m.update(fingerprint="abc"), "field fingerprint: expected an object"),
+    ("row count", lambda m: m.update(row_counts={"public.invoices": "abc"}), "field row_counts['public.invoices']: expected a whole number"),
+    ("pg_dump_major", lambda m: m["client"].update(pg_dump_major="x"), "field client.pg_dump_major: expected a whole number"),
+    (
+        "acl",
+        lambda m: m["fingerprint"]["objects"].update({"table public.x": {"acl": [1]}}),
+        "field fingerprint.objects['table public.x'].acl[0]: expected a string",
+    ),
+    ("sequence", lambda m: m["fingerprint"]["objects"].update({"sequence public.s": {"last_value": "9"}}), "last_value: expected a whole number"),
+    ("database", lambda m: m.update(database=["app"]), "field database: expected an object"),
+    ("encryption", lambda m: m.update(encryption="age"), "field encryption: expected an object"),
+    ("year 1", lambda m: m.update(started_at="0001-01-01T00:00:00Z"), "field started_at: expected a time"),
+    ("year 9999", lambda m: m.update(started_at="9999-12-31T23:59:59Z"), "field started_at: expected a time"),
+]
+
+
+def test_manifest_fields_of_the_wrong_type_or_date_make_the_set_damaged_everywhere(backup_env, tmp_path, ping_recorder):
+    import json
+
+    base, pings = ping_recorder
+    pg = backup_env.cluster
+    backup_env.rewrite(retention_timezone="Pacific/Kiritimati", keep_last=1, keep_daily=3, keep_weekly=2, keep_monthly=2, keep_yearly=2)
+    drill = {
+        "database": backup_env.dbname,
+        "source_dir": backup_env.backup_dir,
+        "host": pg.host,
+        "port": pg.port,
+        "user": "postgres",
+        "passfile": pg.passfile,
+        "evidence_dir": tmp_path / "evidence",
+        "log_file": tmp_path / "drill-log.md",
+        "ping_url": base + "/ping/k",
+    }
+    with open(backup_env.config, "a", encoding="utf-8") as handle:
+        handle.write("\n[drill]\n" + "".join(f"{key} = {value}\n" for key, value in drill.items()))
+    backup_env.run("--no-prune")
+    [manifest] = [os.path.join(backup_env.backup_dir, name) for name in backup_env.files() if "_manifest_" in name]
+    original = open(manifest, encoding="utf-8").read()
+    set_id = json.loads(original)["set"]
+    for label, change, expected in MANIFEST_CASES:
+        document = json.loads(original)
+        change(document)
+        with open(manifest, "w", encoding="utf-8") as handle:
+            json.dump(document, handle)
+        listing = backup_env.run("list", check=None)
+        assert "Traceback" not in listing.stderr and "damaged" in listing.stdout, (label, listing.stdout, listing.stderr)
+        done = backup_env.run("verify", "--restore", set_id, check=1)
+        assert "Traceback" not in done.stderr and expected in done.stdout + done.stderr, (label, done.stdout, done.stderr)
+        done = backup_env.run("drill", check=1)
+        assert "Traceback" not in done.stderr and "FAILED" in done.stdout, (label, done.stdout, done.stderr)
+        assert pings[-1][0] == "/ping/k/fail", label
+        assert not pg.psql("SELECT datname FROM pg_database WHERE datname LIKE 'drill\\_%' OR datname LIKE 'pgdrill\\_verify%'").split(), label
+        done = backup_env.run("prune", check=None)
+        assert done.returncode == 0 and "Traceback" not in done.stderr and os.path.exists(manifest), (label, done.stderr)
+    done = backup_env.run(check=None)  # a backup prunes after it: the damaged set stays, the run succeeds
+    assert done.returncode == 0 and "Traceback" not in done.stderr and os.path.exists(manifest), done.stderr
+    assert len([name for name in backup_env.files() if "_manifest_" in name]) == 2
+    evidence = [json.load(open(os.path.join(tmp_path, "evidence", name))) for name in os.listdir(tmp_path / "evidence")]
+    assert evidence and all(record["outcome"] == "failed" for record in evidence)

@@ -146,3 +146,23 @@ def test_pin_finds_the_series_by_the_sets_own_prefix(tmp_path):
         ("shop", [("shop_20261101_021500_utc", True, "audit")]),
         ("shop_db", [("shop_db_20261101_021500_utc", True, "audit")]),
     ]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff not json", b"[]", b'{"reason": 5}'])
+def test_an_empty_or_unreadable_pin_file_still_pins_its_set(backup_env, content):
+    """Fail safe (issue 18): whatever a pin file holds, its set stays through every prune."""
+    from datetime import datetime, timedelta, timezone
+
+    from helpers import fake_set
+
+    old = datetime.now(timezone.utc) - timedelta(days=90)
+    stamp = old.strftime("%Y%m%d_%H%M%S")
+    prefix = backup_env.dbname
+    fake_set(backup_env.backup_dir, prefix, stamp, started=old.isoformat())
+    with open(os.path.join(backup_env.backup_dir, f"{prefix}_pin_{stamp}_utc.json"), "wb") as handle:
+        handle.write(content)
+    backup_env.rewrite(keep_last=0, retention_days=1)
+    backup_env.run("--no-prune")  # a newer set, so the old one is not the newest
+    done = backup_env.run("prune")
+    assert "pinned" in done.stdout and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert os.path.exists(os.path.join(backup_env.backup_dir, f"{prefix}_manifest_{stamp}_utc.json")), done.stdout

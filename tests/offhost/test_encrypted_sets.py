@@ -105,3 +105,83 @@ def test_recipients_that_do_not_parse_refuse_the_configuration(backup_env, tmp_p
     backup_env.rewrite(encrypt_recipients=f"@{tmp_path}/missing-recipients.txt")
     done = backup_env.run(check=2)
     assert "does not exist" in done.stderr and backup_env.files() == []
+
+
+def _held_pg_restore_bin(pg, tmp_path):
+    """A pg_bin_dir whose pg_restore, when run with parallel jobs (the restore that reads a decoded
+    work file), says so in a marker file and waits: the moment a real kill -9 is sent."""
+    bindir = tmp_path / "held-bin"
+    bindir.mkdir()
+    for name in os.listdir(pg.bindir):
+        if name != "pg_restore":
+            os.symlink(os.path.join(pg.bindir, name), bindir / name)
+    marker = tmp_path / "pg_restore-started"
+    script = bindir / "pg_restore"
+    script.write_text(f'#!/bin/sh\ncase "$*" in *--jobs=*) echo "$*" > {marker}; sleep 60;; esac\nexec {pg.bin("pg_restore")} "$@"\n')
+    script.chmod(0o755)
+    return str(bindir), marker
+
+
+def _kill_when_restoring(config, marker, *args):
+    import signal
+    import sys
+    import time
+
+    from helpers import cli_env
+
+    process = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config, *args], env=cli_env(), start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), f"pg_restore never started (exit {process.poll()})"
+    os.kill(process.pid, signal.SIGKILL)  # the run itself, as the OOM killer or an operator would
+    process.wait()
+    os.killpg(process.pid, signal.SIGKILL)  # then the programs it left, so nothing holds a file open
+    return marker.read_text()
+
+
+def _plaintext_left(root, keys):
+    """Regular files under ``root`` that are not age ciphertext nor pgdrill's own lock files."""
+    found = []
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            if name == ".in-use" or name.endswith(".lock") or not os.path.isfile(path) or os.path.getsize(path) == 0:
+                continue
+            with open(path, "rb") as handle:
+                if not handle.read(30).startswith(b"age-encryption.org/v1") and "_manifest_" not in name and "_verify_" not in name:
+                    found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("where", ["local", "remote"])
+def test_kill_9_of_verify_restore_leaves_no_plaintext_and_the_next_run_removes_its_work_directory(sealed, keys, tmp_path, where, request):
+    """Issue 18 item 7 (E8/E9): the decoded archive a parallel restore needs never outlives the run,
+    and its private directory (or the pulled set's) goes with the next run of the series."""
+    pg = sealed.cluster
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    settings = dict(encrypt_recipients=keys["drill"][1], encrypt_identity_file=keys["drill"][0], work_dir=str(work), restore_jobs=2)
+    if where == "remote":
+        from test_disaster_recovery import remote_settings
+
+        aws_env = request.getfixturevalue("aws_env")
+        settings.update(remote_settings(aws_env, request.getfixturevalue("bucket")))
+    sealed.rewrite(**settings)
+    sealed.run()
+    bindir, marker = _held_pg_restore_bin(pg, tmp_path)
+    sealed.rewrite(pg_bin_dir=bindir, **settings)
+    args = ["verify", "--restore"] + (["--remote"] if where == "remote" else [])
+    argv = _kill_when_restoring(sealed.config, marker, *args)
+    assert "--jobs=2" in argv
+    left = _plaintext_left(work, keys) + _plaintext_left(sealed.backup_dir, keys)
+    assert not left, f"plaintext left after kill -9: {left}"
+    for name in os.listdir(work):
+        assert os.stat(work / name).st_mode & 0o777 == 0o700, name  # private, whatever is left
+    os.unlink(os.path.join(bindir, "pg_restore"))
+    os.symlink(pg.bin("pg_restore"), os.path.join(bindir, "pg_restore"))
+    done = sealed.run(*args)
+    assert "FAILED" not in done.stdout, done.stdout
+    assert [name for name in os.listdir(work) if name.startswith(".pgdrill-")] == [], os.listdir(work)
+    for name in pg.psql("SELECT datname FROM pg_database WHERE datname LIKE 'pgdrill%'").split():
+        pg.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # the killed run's scratch database

@@ -8,6 +8,7 @@ from hypothesis import given, strategies as st
 
 from pgdrill.encryption import (
     age_error_line,
+    check_identity,
     decrypt_argv,
     encrypt_argv,
     encrypted_name,
@@ -230,6 +231,20 @@ def test_identity_file_checks(tmp_path):
     assert "not an identity" in identity_problem(str(tmp_path / "pub"))
     (tmp_path / "id").write_text(f"# public key: {R1}\n{SECRET}\n")
     assert identity_problem(str(tmp_path / "id")) is None
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o644, 0o604, 0o620, 0o660, 0o666])
+def test_an_identity_file_others_can_read_or_write_is_refused_as_ssh_refuses_its_keys(tmp_path, mode):
+    path = tmp_path / "drill.key"
+    path.write_text(f"# public key: {R1}\n{SECRET}\n")
+    path.chmod(mode)
+    with pytest.raises(PgdrillError) as caught:
+        check_identity(str(path))
+    assert f"mode {mode:04o}" in caught.value.problem and str(path) in caught.value.problem
+    assert caught.value.fix.startswith(f"chmod 600 {path}") and SECRET not in caught.value.message
+    for private in (0o600, 0o400):
+        path.chmod(private)
+        assert check_identity(str(path)) == str(path)
 
 
 def test_find_age_says_how_to_install(tmp_path):

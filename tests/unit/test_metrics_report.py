@@ -1,6 +1,7 @@
 """The metrics file's text and the report page's content: pure rendering."""
 
 import json
+import os
 from datetime import datetime, timezone
 
 from pgdrill import metrics, report
@@ -179,3 +180,24 @@ def test_remote_metrics_say_when_the_newest_set_is_off_host():
     assert 'pgdrill_remote_newest_set_uploaded{series="shop",target="s3://b/p"} 1' in text
     state["remote"]["s3://b/p"]["uploaded_sets"] = []
     assert 'pgdrill_remote_newest_set_uploaded{series="shop",target="s3://b/p"} 0' in metrics.render(metrics.series_samples("shop", sets, state))
+
+
+def test_last_success_and_sizes_come_from_the_newest_complete_set_not_the_newest_set():
+    newest_damaged = {"set": "shop_20261128_021500_utc", "state": "damaged", "finished_at": "2026-11-28T02:15:09Z", "sizes": {"db": 7}}
+    newest_incomplete = {"set": "shop_20261129_021500_utc", "state": "incomplete", "time": "2026-11-29T02:15:00+00:00", "sizes": {"db": 3}}
+    lines = metrics.render(metrics.series_samples("shop", [newest_incomplete, newest_damaged] + SETS, {})).splitlines()
+    assert 'pgdrill_backup_last_success_timestamp_seconds{series="shop"} 1795745709' in lines  # 2026-11-27T02:15:09Z
+    assert 'pgdrill_backup_last_size_bytes{kind="db",series="shop"} 1200' in lines
+    assert not any(line.endswith(" 7") or line.endswith(" 3") for line in lines if "size_bytes" in line)
+
+
+def test_the_metrics_file_is_replaced_never_rewritten_in_place(tmp_path):
+    """A collector that opened the file before a run reads the old file whole; the new one is a new file."""
+    path = metrics.update(str(tmp_path), "shop", SETS, command="backup", started=1.0, exit_code=0, duration=2.0)
+    before = open(path).read()
+    with open(path) as reader:
+        inode = os.fstat(reader.fileno()).st_ino
+        metrics.update(str(tmp_path), "shop", SETS[1:], command="backup", started=5.0, exit_code=1, duration=2.0)
+        assert reader.read() == before  # the old file, whole, to whoever holds it
+    assert os.stat(path).st_ino != inode and open(path).read() != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pgdrill_shop.prom", "pgdrill_shop.state.json"]
