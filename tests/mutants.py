@@ -36,6 +36,7 @@ VERIFY = "tests/engine/test_verify_prune_list.py::"
 HARD = "tests/engine/test_hardening.py::"
 TIERS = "tests/unit/test_retention_tiers.py::"
 RETENTION = "tests/engine/test_tiers_and_pins.py::"
+UNTRUSTED = "tests/offhost/test_remote_untrusted.py::"
 
 MUTANTS = [
     Mutant(
@@ -285,6 +286,97 @@ MUTANTS = [
         "        if config.max_age_hours and age_hours > config.max_age_hours:",
         "        if False:",
         ["tests/engine/test_scheduled_drill.py::test_a_stale_newest_set_fails_the_drill_before_any_restore"],
+    ),
+    # --- issue 18, slice "the remote is untrusted input" ---------------------------------------
+    Mutant(
+        "remote: names matched with a trailing newline",
+        ENGINE + "naming.py",
+        "match = FINAL_RE.fullmatch(name)",
+        "match = re.match(_FINAL + '$', name)",
+        [
+            "tests/unit/test_naming.py::test_names_are_matched_whole_a_trailing_newline_is_not_a_match",
+            UNTRUSTED + "test_a_key_ending_in_a_newline_is_foreign_and_crashes_nothing",
+        ],
+    ),
+    Mutant(
+        "remote: push owes only sets newer than the newest remote stamp",
+        ENGINE + "offsite.py",
+        "            candidates.append(backup)",
+        "            candidates.extend([backup] if backup.id in on_remote or backup.stamp > max([e.stamp for e in on_remote.values() if e.complete] or ['']) else [])",
+        [
+            "tests/unit/test_remote.py::test_owed_sets_ignore_the_stamps_a_planted_future_set_stops_nothing",
+            UNTRUSTED + "test_a_set_dated_2099_planted_on_the_remote_stops_no_later_upload",
+        ],
+    ),
+    Mutant(
+        "remote: the next backup does not finish a set the remote holds part of",
+        ENGINE + "offsite.py",
+        "    absent = [backup for backup in candidates if backup.id not in on_remote]",
+        "    absent = list(candidates)",
+        ["tests/unit/test_remote.py::test_owed_sets_ignore_the_stamps_a_planted_future_set_stops_nothing"],
+    ),
+    Mutant(
+        "remote: a same-name, same-size object is taken for the file",
+        ENGINE + "offsite.py",
+        "    junk = [problem for problem in",
+        "    junk = [] and [problem for problem in",
+        [UNTRUSTED + "test_a_junk_object_of_the_right_size_is_not_taken_for_the_file"],
+    ),
+    Mutant(
+        "remote: complete on the remote from the manifest alone",
+        ENGINE + "offsite.py",
+        '    return "damaged"\n',
+        '    return "complete"\n',
+        [UNTRUSTED + "test_a_pushed_set_whose_dump_was_deleted_is_not_complete_there"],
+    ),
+    Mutant(
+        "remote: retention ignores what verify --remote proved bad",
+        ENGINE + "offsite.py",
+        "            info.set_id in bad,",
+        "            False,",
+        [UNTRUSTED + "test_remote_retention_honours_what_verify_remote_proved_bad"],
+    ),
+    Mutant(
+        "remote: pull without a set does not fall back from a corrupt newest set",
+        ENGINE + "offsite.py",
+        "            except Mismatch as exc:",
+        "            except KeyError as exc:",
+        [UNTRUSTED + "test_pull_without_a_set_falls_back_to_the_newest_set_that_verifies"],
+    ),
+    Mutant(
+        "remote: pull does not check the manifest's sha256 on arrival",
+        ENGINE + "offsite.py",
+        '            if not dry_run:\n                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])',
+        '            if not dry_run:\n                remote.get(entry["name"], directory, expected_size=entry["size"])',
+        [UNTRUSTED + "test_pull_checks_every_file_against_the_manifest_on_arrival"],
+    ),
+    Mutant(
+        "remote: remote manifests skip the local validity checks",
+        ENGINE + "offsite.py",
+        "                problems = manifest_mod.problems(document, prefix, entry.stamp)",
+        "                problems = []",
+        [UNTRUSTED + "test_remote_manifests_pass_the_same_checks_as_local_ones"],
+    ),
+    Mutant(
+        "remote: a damaged remote set is pruned as debris",
+        ENGINE + "offsite.py",
+        "            bool(info.problems),",
+        "            False,",
+        [UNTRUSTED + "test_a_damaged_remote_set_is_kept_for_a_person_not_pruned_as_debris"],
+    ),
+    Mutant(
+        "remote: prune deletes data files before the manifest",
+        ENGINE + "offsite.py",
+        '        names = sorted(info.objects, key=lambda name: 0 if "_manifest_" in name else 1)',
+        "        names = sorted(info.objects)",
+        [UNTRUSTED + "test_remote_prune_deletes_each_manifest_first"],
+    ),
+    Mutant(
+        "remote: hidden object names accepted",
+        ENGINE + "remote.py",
+        'if not name or "/" in name or name.startswith(".") or',
+        'if not name or "/" in name or',
+        ["tests/unit/test_remote.py::test_remote_object_names_are_plain_file_names"],
     ),
 ]
 
