@@ -155,7 +155,7 @@ def main():
         try:
             remote = offsite.open_for(config)
             objects = offsite.objects_by_name(remote)
-            states = offsite.remote_states([entry["set"] for entry in sets], objects, config.prefix)
+            states = offsite.remote_states(Series(config).sets(), objects, config.prefix)
             if module.params["on_remote"]:
                 now = utcnow()
                 remote_sets = [info.row(now) for info in offsite.catalog(remote, config.prefix, objects)]

@@ -41,6 +41,7 @@ FIDELITY = "tests/engine/test_verify_fidelity.py::"
 FINGERPRINT = "tests/unit/test_fingerprint.py::"
 DJANGO = "tests/packaging/test_django_command.py::"
 CORPUS = "tests/engine/test_bad_input_corpus.py::"
+UNTRUSTED = "tests/offhost/test_remote_untrusted.py::"
 
 MUTANTS = [
     Mutant(
@@ -77,15 +78,15 @@ MUTANTS = [
     # A failed check blames the set only when its own bytes are proven bad (tests/engine/test_verdicts.py).
     Mutant(
         "verdict: a check that could not run blames the set",
-        ENGINE + "verify.py",
-        "    if isinstance(exc, SetDamaged):\n        return _check(name, False, exc.message)",
-        "    if True:\n        return _check(name, False, exc.message)",
+        ENGINE + "verdict.py",
+        "    if isinstance(exc, SetDamaged):\n        return check(name, False, exc.message)",
+        "    if True:\n        return check(name, False, exc.message)",
         [VERDICTS + "test_a_wrong_key_never_makes_good_sets_prunable"],
     ),
     Mutant(
         "verdict: any failed check makes the set bad",
         ENGINE + "verdict.py",
-        "    if any(isinstance(check, dict) and blame_of(check) == BLAME_SET for check in failed):",
+        "    if any(isinstance(item, dict) and blame_of(item) == BLAME_SET for item in failed):",
         "    if failed:",
         [VERDICTS + "test_a_missing_tool_or_a_server_that_is_down_blames_nothing_and_keeps_the_last_verdict"],
     ),
@@ -99,8 +100,8 @@ MUTANTS = [
     Mutant(
         "verdict: a role without CREATEDB blames the set",
         ENGINE + "verify.py",
-        '            checks.append(_failed_check("restore", exc))\n        else:',
-        '            checks.append(_check("restore", False, exc.message))\n        else:',
+        '            checks.append(verdict.failed_check("restore", exc))\n        else:',
+        '            checks.append(verdict.check("restore", False, exc.message))\n        else:',
         [VERDICTS + "test_a_role_without_createdb_cannot_verify_by_restore_and_blames_nothing"],
     ),
     Mutant(
@@ -113,8 +114,8 @@ MUTANTS = [
     Mutant(
         "verdict: a flipped byte is only 'could not verify'",
         ENGINE + "verify.py",
-        '            checks.append(_check(name, False, "sha256 does not match the manifest: the file is corrupted"))',
-        '            checks.append(_check(name, False, "sha256 does not match the manifest: the file is corrupted", blame=ENVIRONMENT))',
+        '            checks.append(verdict.check(name, False, "sha256 does not match the manifest: the file is corrupted"))',
+        '            checks.append(verdict.check(name, False, "sha256 does not match the manifest: the file is corrupted", blame="environment"))',
         [VERDICTS + "test_bytes_proven_bad_still_count_against_the_set"],
     ),
     Mutant(
@@ -481,6 +482,97 @@ MUTANTS = [
         '        return any(entry.kind == "pin" for entry in self.files)',
         '        return isinstance(self.pin, dict) and isinstance(self.pin.get("reason"), str)',
         [RETENTION + "test_an_empty_or_unreadable_pin_file_still_pins_its_set"],
+    ),
+    # --- issue 18, slice "the remote is untrusted input" ---------------------------------------
+    Mutant(
+        "remote: names matched with a trailing newline",
+        ENGINE + "naming.py",
+        "match = FINAL_RE.fullmatch(name)",
+        "match = re.match(_FINAL + '$', name)",
+        [
+            "tests/unit/test_naming.py::test_names_are_matched_whole_a_trailing_newline_is_not_a_match",
+            UNTRUSTED + "test_a_key_ending_in_a_newline_is_foreign_and_crashes_nothing",
+        ],
+    ),
+    Mutant(
+        "remote: push owes only sets newer than the newest remote stamp",
+        ENGINE + "offsite.py",
+        "            candidates.append(backup)",
+        "            candidates.extend([backup] if backup.id in on_remote or backup.stamp > max([e.stamp for e in on_remote.values() if e.complete] or ['']) else [])",
+        [
+            "tests/unit/test_remote.py::test_owed_sets_ignore_the_stamps_a_planted_future_set_stops_nothing",
+            UNTRUSTED + "test_a_set_dated_2099_planted_on_the_remote_stops_no_later_upload",
+        ],
+    ),
+    Mutant(
+        "remote: the next backup does not finish a set the remote holds part of",
+        ENGINE + "offsite.py",
+        "    absent = [backup for backup in candidates if backup.id not in on_remote]",
+        "    absent = list(candidates)",
+        ["tests/unit/test_remote.py::test_owed_sets_ignore_the_stamps_a_planted_future_set_stops_nothing"],
+    ),
+    Mutant(
+        "remote: a same-name, same-size object is taken for the file",
+        ENGINE + "offsite.py",
+        "    junk = [problem for problem in",
+        "    junk = [] and [problem for problem in",
+        [UNTRUSTED + "test_a_junk_object_of_the_right_size_is_not_taken_for_the_file"],
+    ),
+    Mutant(
+        "remote: complete on the remote from the manifest alone",
+        ENGINE + "offsite.py",
+        '    return "damaged"\n',
+        '    return "complete"\n',
+        [UNTRUSTED + "test_a_pushed_set_whose_dump_was_deleted_is_not_complete_there"],
+    ),
+    Mutant(
+        "remote: retention ignores what verify --remote proved bad",
+        ENGINE + "offsite.py",
+        "            info.set_id in bad,",
+        "            False,",
+        [UNTRUSTED + "test_remote_retention_honours_what_verify_remote_proved_bad"],
+    ),
+    Mutant(
+        "remote: pull without a set does not fall back from a corrupt newest set",
+        ENGINE + "offsite.py",
+        "            except Mismatch as exc:",
+        "            except KeyError as exc:",
+        [UNTRUSTED + "test_pull_without_a_set_falls_back_to_the_newest_set_that_verifies"],
+    ),
+    Mutant(
+        "remote: pull does not check the manifest's sha256 on arrival",
+        ENGINE + "offsite.py",
+        '            if not dry_run:\n                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])',
+        '            if not dry_run:\n                remote.get(entry["name"], directory, expected_size=entry["size"])',
+        [UNTRUSTED + "test_pull_checks_every_file_against_the_manifest_on_arrival"],
+    ),
+    Mutant(
+        "remote: remote manifests skip the local validity checks",
+        ENGINE + "offsite.py",
+        "                problems = manifest_mod.problems(document, prefix, entry.stamp)",
+        "                problems = []",
+        [UNTRUSTED + "test_remote_manifests_pass_the_same_checks_as_local_ones"],
+    ),
+    Mutant(
+        "remote: a damaged remote set is pruned as debris",
+        ENGINE + "offsite.py",
+        "            bool(info.problems),",
+        "            False,",
+        [UNTRUSTED + "test_a_damaged_remote_set_is_kept_for_a_person_not_pruned_as_debris"],
+    ),
+    Mutant(
+        "remote: prune deletes data files before the manifest",
+        ENGINE + "offsite.py",
+        '        names = sorted(info.objects, key=lambda name: 0 if "_manifest_" in name else 1)',
+        "        names = sorted(info.objects)",
+        [UNTRUSTED + "test_remote_prune_deletes_each_manifest_first"],
+    ),
+    Mutant(
+        "remote: hidden object names accepted",
+        ENGINE + "remote.py",
+        'if not name or "/" in name or name.startswith(".") or',
+        'if not name or "/" in name or',
+        ["tests/unit/test_remote.py::test_remote_object_names_are_plain_file_names"],
     ),
 ]
 

@@ -298,7 +298,7 @@ def _remote_column(config: DatabaseConfig, rows: List[Dict[str, Any]]) -> None:
     if not config.remote:
         return
     try:
-        states = offsite.remote_states([row["set"] for row in rows], offsite.objects_by_name(offsite.open_for(config)), config.prefix)
+        states = offsite.remote_states(Series(config).sets(), offsite.objects_by_name(offsite.open_for(config)), config.prefix)
     except PgdrillError as exc:
         log.warning("%s: cannot read the off-host copy: %s", config.label, exc.message)
         states = {}

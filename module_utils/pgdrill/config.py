@@ -605,6 +605,16 @@ def _check_distinct_series(configs: List[DatabaseConfig]) -> None:
                 "give each database its own 'prefix' or 'backup_dir'",
             )
         seen[key] = config.label
+        if config.remote:
+            # One remote series per prefix: two sections pushing the same prefix to the same remote
+            # would mix their sets there, and a pull for one could fetch the other's.
+            there = ("remote:" + config.remote.rstrip("/"), config.prefix)
+            if there in seen:
+                raise PgdrillError(
+                    f"bad config: databases '{seen[there]}' and '{config.label}' would share the remote series '{config.prefix}' in {config.remote}",
+                    "give each database its own 'prefix' or its own 'remote' path",
+                )
+            seen[there] = config.label
 
 
 # The [drill] section: what ``pgdrill-backup drill`` (a scheduled restore drill on staging) restores

@@ -31,14 +31,16 @@ _PLAIN_KIND_EXTENSIONS = {
     "pin": ("json",),
 }
 KIND_EXTENSIONS = {kind: exts + tuple(f"{ext}.age" for ext in exts if ext != "json") for kind, exts in _PLAIN_KIND_EXTENSIONS.items()}
-PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _EXT_ALT = "|".join(re.escape(e) for e in sorted(EXTENSIONS, key=len, reverse=True))
 _FINAL = r"(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)_(?P<kind>%s)_(?P<stamp>\d{8}_\d{6})_utc\.(?P<ext>%s)" % (
     "|".join(KINDS),
     _EXT_ALT,
 )
-FINAL_RE = re.compile(r"^%s$" % _FINAL)
-TEMP_RE = re.compile(r"^\.(?P<final>%s)\.part-[A-Za-z0-9_]+$" % _FINAL)
+# Matched whole (re.fullmatch), never with "$", which also accepts a trailing newline: a name that
+# ends in one is someone else's file, never one of the engine's.
+FINAL_RE = re.compile(_FINAL)
+TEMP_RE = re.compile(r"\.(?P<final>%s)\.part-[A-Za-z0-9_]+" % _FINAL)
 
 
 class BackupFileName(NamedTuple):
@@ -58,7 +60,7 @@ class BackupFileName(NamedTuple):
 
 def validate_prefix(prefix: str) -> Optional[str]:
     """Return why ``prefix`` is unusable, or None when it is fine."""
-    if not PREFIX_RE.match(prefix or ""):
+    if not PREFIX_RE.fullmatch(prefix or ""):
         return f"prefix {prefix!r} must start with a letter or digit and hold only letters, digits, '.', '_' or '-' (at most 63 characters)"
     return None
 
@@ -94,7 +96,7 @@ def parse_file_name(name: str) -> Optional[BackupFileName]:
     """Parse a final file name; None for anything that is not one of the engine's files: a kind
     with an extension the engine never writes for it (an operator's ``x_db_..._utc.sql``), or a
     stamp that is no time (``20261399_...``), is someone else's file and never touched."""
-    match = FINAL_RE.match(name)
+    match = FINAL_RE.fullmatch(name)
     if not match or match["ext"] not in KIND_EXTENSIONS[match["kind"]] or not _valid_stamp(match["stamp"]):
         return None
     return BackupFileName(match["prefix"], match["kind"], match["stamp"], match["ext"])
@@ -102,16 +104,16 @@ def parse_file_name(name: str) -> Optional[BackupFileName]:
 
 def parse_temp_name(name: str) -> Optional[BackupFileName]:
     """Parse a temporary file name and return the final name it was meant for, or None."""
-    match = TEMP_RE.match(name)
+    match = TEMP_RE.fullmatch(name)
     return parse_file_name(match["final"]) if match else None
 
 
-SET_ID_RE = re.compile(r"^(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)_(?P<stamp>\d{8}_\d{6})_utc$")
+SET_ID_RE = re.compile(r"(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)_(?P<stamp>\d{8}_\d{6})_utc")
 
 
 def parse_set_id(text: str) -> Optional["tuple[str, str]"]:
     """(prefix, stamp) of a set id ``<prefix>_<stamp>_utc``, or None."""
-    match = SET_ID_RE.match(text)
+    match = SET_ID_RE.fullmatch(text)
     return (match["prefix"], match["stamp"]) if match and _valid_stamp(match["stamp"]) else None
 
 

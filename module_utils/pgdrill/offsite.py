@@ -15,19 +15,20 @@ the I/O below them is thin and goes through :mod:`remote` only.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import manifest as manifest_mod, retention
+from . import manifest as manifest_mod, retention, verdict
 from .catalog import BackupSet, scan
 from .config import DatabaseConfig, retention_policy
 from .errors import PgdrillError
-from .fsio import ensure_private_dir, private_work_dir, sha256_of, write_atomic
+from .fsio import AtomicWriter, ensure_private_dir, private_work_dir, sha256_of, write_atomic
 from .naming import parse_file_name, parse_stamp
-from .remote import LOCKED, LockSettings, Remote, RemoteObject, open_remote, parse_lock, plan_upload, remote_set_problems, remote_sets
+from .remote import LOCKED, LockSettings, Mismatch, Remote, RemoteObject, open_remote, parse_lock, plan_upload, remote_set_problems, remote_sets
 from .series import utcnow
 
 log = logging.getLogger("pgdrill")
@@ -47,23 +48,45 @@ def is_sealed(backup: BackupSet) -> bool:
     return bool(backup.manifest_trusted and backup.document.get("encryption"))
 
 
-def owed_sets(local: Sequence[BackupSet], remote_objects: Dict[str, RemoteObject], prefix: str, sealed_only: bool = False) -> List[BackupSet]:
-    """The complete local sets a push still owes the remote, oldest first: every set newer than
-    the newest set complete on the remote, and every set the remote holds only part of (an
-    interrupted push). Older sets missing from the remote are not owed: remote retention may
-    have removed them on purpose. With ``sealed_only`` (an encrypted series) a set taken before
-    encryption was turned on is never owed: plaintext does not leave the host on its own. Pure."""
+def owed_sets(
+    local: Sequence[BackupSet],
+    remote_objects: Dict[str, RemoteObject],
+    prefix: str,
+    sealed_only: bool = False,
+    policy: Optional[retention.Policy] = None,
+    now: Optional[datetime] = None,
+) -> List[BackupSet]:
+    """The complete local sets a push still owes the remote, oldest first: every one the remote
+    lacks a file of (absent, or held only in part), whatever the stamps: a set planted on the
+    remote, or one taken while the clock was wrong, never stops later uploads. With ``policy``
+    (the remote's retention), a set absent from the remote that remote retention would remove at
+    once (it removed it on purpose, or would) is not owed; one the remote holds part of always is.
+    With ``sealed_only`` (an encrypted series) a set taken before encryption was turned on is
+    never owed: plaintext does not leave the host on its own. Pure."""
     on_remote = {entry.set_id: entry for entry in remote_sets(remote_objects, prefix)}
-    newest_remote = max((entry.stamp for entry in on_remote.values() if entry.complete), default="")
-    owed = []
+    candidates = []
     for backup in sorted(local, key=lambda item: item.stamp):
         if not backup.complete or (sealed_only and not is_sealed(backup)):
             continue
-        there = on_remote.get(backup.id)
-        missing = any(name not in remote_objects for name in set_files(backup))
-        if missing and (backup.stamp > newest_remote or (there is not None)):
-            owed.append(backup)
-    return owed
+        if any(name not in remote_objects or remote_objects[name].size != size for name, size in set_files(backup).items()):
+            candidates.append(backup)
+    if policy is None:
+        return candidates
+    absent = [backup for backup in candidates if backup.id not in on_remote]
+    if not absent:
+        return candidates
+    facts = [
+        retention.SetFacts(entry.set_id, parse_stamp(entry.stamp), entry.complete, kinds=frozenset(item.kind for item in entry.files))
+        for entry in on_remote.values()
+    ] + [retention.SetFacts(backup.id, backup.time, True, kinds=backup.kinds, pinned=backup.pinned) for backup in absent]
+    removed = {decision.set_id for decision in retention.plan(facts, now or utcnow(), policy) if decision.action == retention.REMOVE}
+    return [backup for backup in candidates if backup.id not in removed]
+
+
+def future_remote_sets(remote_objects: Dict[str, RemoteObject], prefix: str, now: datetime) -> List[str]:
+    """Sets on the remote whose manifest is there and whose stamp lies in the future: planted, or
+    taken while a clock was wrong. They are owed nothing and stop nothing; a person should look. Pure."""
+    return [entry.set_id for entry in remote_sets(remote_objects, prefix) if entry.complete and retention.is_future(parse_stamp(entry.stamp), now)]
 
 
 @dataclass
@@ -130,6 +153,65 @@ class RemoteSetInfo:
             "pinned": self.pin is not None,
             "finished_at": (self.manifest or {}).get("finished_at"),
         }
+
+
+# --- what verify --remote proved (records on the host) ---------------------------------------------
+REMOTE_RECORDS_DIR = ".pgdrill-remote-verify"
+
+
+def check_blames_set(check: Dict[str, Any]) -> bool:
+    """A failed check blames the set only when the set's own bytes are proven bad (one rule for
+    local and remote checks: verdict.blame_of). Pure."""
+    return check.get("ok") is not True and verdict.blame_of(check) == verdict.BLAME_SET
+
+
+def records_path(config: DatabaseConfig, remote_text: str) -> str:
+    """Where this host keeps what verify --remote proved about a remote's sets: in its own backup
+    directory, keyed by the remote target and the series; never on the remote, where anyone who
+    can write to the bucket could forge a record."""
+    digest = hashlib.sha256(remote_text.encode()).hexdigest()[:16]
+    return os.path.join(config.backup_dir, REMOTE_RECORDS_DIR, f"{config.prefix}-{digest}.json")
+
+
+def read_records(config: DatabaseConfig, remote_text: str) -> Dict[str, Dict[str, Any]]:
+    """set id -> the last conclusive verdict (passed or bad) of verify --remote; an unreadable
+    record file reads as none (with a warning), which makes retention delete less, never more."""
+    path = records_path(config, remote_text)
+    try:
+        with open(path, "rb") as handle:
+            document = manifest_mod.decode_document(handle.read(manifest_mod.MAX_DOCUMENT_BYTES + 1))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("%s: cannot read the record of remote verifications %s (%s); every remote set counts as not proven bad", config.label, path, exc)
+        return {}
+    sets = document.get("sets") if isinstance(document, dict) else None
+    return {str(key): value for key, value in (sets or {}).items() if isinstance(value, dict) and value.get("verdict") in ("passed", "bad")}
+
+
+def record_verdicts(config: DatabaseConfig, remote_text: str, results: Sequence[Dict[str, Any]]) -> None:
+    """Remember the conclusive verdicts of these results; an inconclusive one leaves the set's
+    record as it was."""
+    conclusive = [result for result in results if result.get("verdict") in verdict.CONCLUSIVE]
+    if not conclusive:
+        return
+    records = read_records(config, remote_text)
+    for result in conclusive:
+        failed = [f"{check['name']}: {check['detail']}" for check in result["checks"] if check_blames_set(check)]
+        records[result["set"]] = {"verdict": result["verdict"], "checked_at": manifest_mod.utc_iso(utcnow()), "problem": "; ".join(failed)[:2000] or None}
+    path = records_path(config, remote_text)
+    ensure_private_dir(os.path.dirname(path))
+    document = {"format": "pgdrill-remote-verifications", "format_version": 1, "remote": remote_text, "prefix": config.prefix, "sets": records}
+    with AtomicWriter(os.path.dirname(path), os.path.basename(path)) as writer:
+        writer.write(json.dumps(document, indent=2, sort_keys=True).encode() + b"\n")
+        writer.commit(replace=True)
+
+
+def known_bad(records: Dict[str, Dict[str, Any]]) -> Dict[str, str]:
+    """set id -> why, for the sets verify --remote (or a pull) proved bad. Pure."""
+    return {
+        set_id: str(record.get("problem") or "failed verification on the remote") for set_id, record in records.items() if record.get("verdict") == verdict.BAD
+    }
 
 
 # --- a sink that only hashes -------------------------------------------------------------------
@@ -236,12 +318,35 @@ def push_set(remote: Remote, backup: BackupSet, objects: Dict[str, RemoteObject]
             "find out how a different file got there (another host writing the same prefix?) and remove it by hand, then push again",
         )
     expected = {entry["name"]: entry["sha256"] for entry in (backup.manifest or {}).get("files", [])}
+    junk = [problem for problem in (_present_problem(remote, name, expected.get(name) or sha256_of(backup.path(name))[0]) for name in plan.present) if problem]
+    if junk:
+        raise PgdrillError(
+            f"the remote holds objects of {backup.id} with the right names and sizes but other contents: {'; '.join(junk)}; "
+            "the set is not complete there, and pgdrill never overwrites a remote object",
+            "find out how they got there (another host writing the same prefix, or someone with write access to the bucket), "
+            "remove them from the remote by hand, then push again",
+        )
     uploaded = []
     for name in plan.upload:
         if not dry_run:
             remote.put(backup.path(name), name, sha256=expected.get(name), lock=lock)
         uploaded.append(name)
     return {"set": backup.id, "uploaded": uploaded, "present": plan.present, "dry_run": dry_run}
+
+
+def _present_problem(remote: Remote, name: str, sha256: str) -> Optional[str]:
+    """None when the remote's ``name`` is this very file: its stored sha256 equals the local one,
+    or, where the remote stores none (an object written by someone else, a backend without
+    sha256), the download hashes to it. Else what is wrong. A same-name, same-size object is
+    never taken on trust."""
+    there = remote.stat(name)
+    if there is None:
+        return f"{remote.where(name)} vanished while it was checked"
+    if there.sha256 is not None:
+        return None if there.sha256 == sha256 else f"{remote.where(name)} was stored with sha256 {there.sha256}, the local file's is {sha256}"
+    sink = DigestSink()
+    remote.get_into(name, sink)
+    return None if sink.sha256 == sha256 else f"{remote.where(name)} has sha256 {sink.sha256} (downloaded), the local file's is {sha256}"
 
 
 def push(
@@ -255,8 +360,18 @@ def push(
     remote = remote or open_for(config)
     sets = scan(config.backup_dir, config.prefix)
     objects = objects_by_name(remote)
+    ahead = future_remote_sets(objects, config.prefix, utcnow())
+    if ahead:
+        log.warning(
+            "%s: %s holds %d set(s) dated in the future (%s): planted by someone who can write there, or taken while a clock was wrong; "
+            "they stop no upload and never count as recent: check them (pgdrill-backup verify --remote --all) and remove them by hand",
+            config.label,
+            remote.text,
+            len(ahead),
+            ", ".join(ahead[:5]),
+        )
     if owed:
-        chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted)
+        chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True))
     elif every:
         chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete and (is_sealed(backup) or not config.encrypted)]
     else:
@@ -275,23 +390,72 @@ def push(
         "remote": remote.text,
         "sets": results,
         "dry_run": dry_run,
-        "uploaded_sets": sorted({entry.set_id for entry in remote_sets(objects, config.prefix) if entry.complete} | {result["set"] for result in results}),
+        "uploaded_sets": uploaded_sets(sets, objects, config.prefix, [result["set"] for result in results] if not dry_run else []),
     }
 
 
 def pull(
     config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[str] = None, remote: Optional[Remote] = None, dry_run: bool = False
 ) -> Dict[str, Any]:
-    """Download a complete set (the newest by default) into ``to_dir`` (default: the backup
-    directory). Each file gets its final name only after its sha256 and size matched the
-    manifest; the manifest comes last, so an interrupted pull leaves no set that counts."""
+    """Download a complete set into ``to_dir`` (default: the backup directory). Each file gets its
+    final name only after its sha256 and size matched the manifest; the manifest comes last, so an
+    interrupted pull leaves no set that counts.
+
+    A named set is that set or an error. Without one, the newest set that verifies: sets dated in
+    the future, damaged on the remote, proven bad by verify --remote, or whose bytes do not match
+    their manifest on arrival are skipped, each named with why (``skipped``); an error only when
+    no set verifies."""
     remote = remote or open_for(config)
-    info = choose(catalog(remote, config.prefix), wanted)
-    if not info.complete:
-        raise PgdrillError(
-            f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}", "pull another set (pgdrill-backup list --remote)"
-        )
+    sets = catalog(remote, config.prefix)
     directory = os.path.abspath(to_dir or config.backup_dir)
+    if wanted is not None:
+        info = choose(sets, wanted)
+        if not info.complete:
+            raise PgdrillError(
+                f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
+                "pull another set (pgdrill-backup list --remote)",
+            )
+        return _pull_set(config, info, directory, remote, dry_run)
+    bad = known_bad(read_records(config, remote.text))
+    now = utcnow()
+    skipped: List[Dict[str, str]] = []
+    for info in sets:
+        why = pull_skip_reason(info, bad, now)
+        if why is None:
+            try:
+                result = _pull_set(config, info, directory, remote, dry_run)
+            except Mismatch as exc:
+                why = f"its bytes do not match its manifest: {exc.problem}"
+                record_verdicts(config, remote.text, [{"set": info.set_id, "verdict": "bad", "checks": [{"name": "pull", "ok": False, "detail": exc.problem}]}])
+            else:
+                result["skipped"] = skipped
+                return result
+        if why:
+            log.warning("%s: skipped %s on %s: %s", config.label, info.set_id, remote.text, why)
+            skipped.append({"set": info.set_id, "why": why})
+    if not skipped:
+        raise PgdrillError("the remote holds no complete backup set of this series", "push one first: pgdrill-backup push (or check remote and prefix)")
+    raise PgdrillError(
+        "the remote holds no backup set of this series that verifies: " + "; ".join(f"{entry['set']}: {entry['why']}" for entry in skipped),
+        "check the remote storage (pgdrill-backup verify --remote --all) and bring the sets back from another copy",
+    )
+
+
+def pull_skip_reason(info: RemoteSetInfo, bad: Dict[str, str], now: datetime) -> Optional[str]:
+    """Why a pull without a named set passes over this remote set ("" for debris of an interrupted
+    push, not worth naming), or None to try it. Pure."""
+    if info.manifest is None and not info.problems:
+        return ""
+    if not info.complete:
+        return "damaged on the remote: " + "; ".join(info.problems)
+    if retention.is_future(info.time, now):
+        return "dated in the future: planted, or taken while a clock was wrong"
+    if info.set_id in bad:
+        return f"verify --remote proved it bad: {bad[info.set_id]}"
+    return None
+
+
+def _pull_set(config: DatabaseConfig, info: RemoteSetInfo, directory: str, remote: Remote, dry_run: bool) -> Dict[str, Any]:
     files = info.document["files"]
     manifest_name = manifest_mod.manifest_name(config.prefix, info.stamp)
     result: Dict[str, Any] = {
@@ -305,16 +469,22 @@ def pull(
     }
     if not dry_run:
         ensure_private_dir(directory)
-    for entry in files:
-        path = os.path.join(directory, entry["name"])
-        if os.path.isfile(path) and sha256_of(path) == (entry["sha256"], entry["size"]):
-            result["present"].append(entry["name"])
-            continue
-        if os.path.lexists(path):
-            raise PgdrillError(f"{path} exists and is not the file the remote set lists", "pull into an empty directory (--to DIR), or move that file away")
-        if not dry_run:
-            remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
-        result["downloaded"].append(entry["name"])  # in a dry run: what would be
+    try:
+        for entry in files:
+            path = os.path.join(directory, entry["name"])
+            if os.path.isfile(path) and sha256_of(path) == (entry["sha256"], entry["size"]):
+                result["present"].append(entry["name"])
+                continue
+            if os.path.lexists(path):
+                raise PgdrillError(f"{path} exists and is not the file the remote set lists", "pull into an empty directory (--to DIR), or move that file away")
+            if not dry_run:
+                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
+            result["downloaded"].append(entry["name"])  # in a dry run: what would be
+    except Mismatch:
+        if not dry_run:  # what this pull brought of a set that proved bad goes again: no debris of it stays
+            for name in result["downloaded"]:
+                os.unlink(os.path.join(directory, name))
+        raise
     if dry_run:
         return result
     for name in sorted(info.objects):  # a pin travels with its set
@@ -346,18 +516,31 @@ def verify_remote(
     for info in chosen:
         checks: List[Dict[str, Any]] = []
         if info.manifest is None:
-            checks.append({"name": "manifest", "ok": False, "detail": "; ".join(info.problems) or "no manifest"})
+            checks.append({"name": "manifest", "ok": False, "blame": "set", "detail": "; ".join(info.problems) or "no manifest"})
         else:
             checks.append(
-                {"name": "listing", "ok": not info.problems, "detail": "; ".join(info.problems) or f"{len(info.objects)} objects as the manifest lists them"}
+                {
+                    "name": "listing",
+                    "ok": not info.problems,
+                    "blame": "set",
+                    "detail": "; ".join(info.problems) or f"{len(info.objects)} objects as the manifest lists them",
+                }
             )
             if restore and not info.problems:
                 # One download: the pull checks each object's sha256 on arrival, then the restore runs on it.
                 checks.extend(_restore_pulled(config, info, remote, jobs, verify_set))
             else:
                 checks.extend(_remote_checksum(remote, entry) for entry in info.manifest["files"])
-        result: Dict[str, Any] = {"set": info.set_id, "remote": remote.text, "ok": all(check["ok"] for check in checks), "checks": checks, "restored": restore}
+        result: Dict[str, Any] = {
+            "set": info.set_id,
+            "remote": remote.text,
+            "ok": all(check["ok"] for check in checks),
+            "verdict": verdict.of_checks(checks),
+            "checks": checks,
+            "restored": restore,
+        }
         results.append(result)
+        record_verdicts(config, remote.text, [result])
         if on_result is not None:
             on_result(result)
     return results
@@ -369,7 +552,7 @@ def _remote_checksum(remote: Remote, entry: Dict[str, Any]) -> Dict[str, Any]:
     try:
         remote.get_into(entry["name"], sink, expected_sha256=entry["sha256"], expected_size=entry["size"])
     except PgdrillError as exc:
-        return {"name": name, "ok": False, "detail": exc.message}
+        return verdict.failed_check(name, exc)
     return {"name": name, "ok": True, "detail": f"downloaded: sha256 and size ({sink.size} bytes) match the manifest"}
 
 
@@ -382,7 +565,7 @@ def _restore_pulled(config: DatabaseConfig, info: RemoteSetInfo, remote: Remote,
             try:
                 remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
             except PgdrillError as exc:
-                return checks + [{"name": name, "ok": False, "detail": exc.message}]
+                return checks + [verdict.failed_check(name, exc)]
             checks.append({"name": name, "ok": True, "detail": f"downloaded: sha256 and size ({entry['size']} bytes) match the manifest"})
         write_atomic(directory, manifest_mod.manifest_name(info.prefix, info.stamp), manifest_mod.encode(info.document))
         local = replace(config, backup_dir=directory)
@@ -400,13 +583,14 @@ def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional
     now = now or utcnow()
     sets = catalog(remote, config.prefix)
     policy = retention_policy(config, remote=True)
+    bad = known_bad(read_records(config, remote.text))
     facts = [
         retention.SetFacts(
             info.set_id,
             info.time,
             info.complete,
             bool(info.problems),
-            False,
+            info.set_id in bad,
             info.kinds if info.complete else frozenset(),
             False,
             "; ".join(info.problems),
@@ -455,8 +639,40 @@ def unpin_remote(config: DatabaseConfig, set_id: str, remote: Optional[Remote] =
     return remote.delete(manifest_mod.pin_name(config.prefix, stamp))
 
 
-def remote_states(local_ids: Sequence[str], objects: Dict[str, RemoteObject], prefix: str) -> Dict[str, str]:
-    """For ``list``: each local set's state on the remote (complete, partial or absent), from the
-    listing alone. Pure."""
-    there = {entry.set_id: entry for entry in remote_sets(objects, prefix)}
-    return {set_id: ("absent" if set_id not in there else "complete" if there[set_id].complete else "partial") for set_id in local_ids}
+def remote_state(backup: BackupSet, objects: Dict[str, RemoteObject]) -> str:
+    """A local set's state on the remote, from the listing alone: ``complete`` only when every
+    file it sends there (its manifest included) is there with its size; ``partial`` without the
+    manifest (an interrupted push: the next one finishes it); ``damaged`` when the manifest is
+    there but an object is missing or has another size; ``absent`` when nothing is. Pure."""
+    files = set_files(backup)
+    there = {name for name in files if name in objects}
+    if not there:
+        return "absent"
+    manifest = manifest_mod.manifest_name(backup.prefix, backup.stamp)
+    if manifest not in there:
+        return "partial"
+    if all(name in objects and objects[name].size == size for name, size in files.items() if getattr(parse_file_name(name), "kind", None) != "pin"):
+        return "complete"
+    return "damaged"
+
+
+def remote_states(local: Sequence[BackupSet], objects: Dict[str, RemoteObject], prefix: str) -> Dict[str, str]:
+    """For ``list``, ``pgdrill_info`` and reports: each local set's state on the remote (see
+    :func:`remote_state`), from one listing. Pure."""
+    return {backup.id: remote_state(backup, objects) for backup in local if backup.prefix == prefix}
+
+
+def uploaded_sets(local: Sequence[BackupSet], objects: Dict[str, RemoteObject], prefix: str, pushed: Sequence[str] = ()) -> List[str]:
+    """The sets complete on the remote after a push (for the metrics): those this push completed,
+    local sets whose every object is there with its size, and sets only the remote holds whose
+    manifest is there (their objects are checked against it by list --remote and verify --remote). Pure."""
+    by_id = {backup.id: backup for backup in local}
+    done = set(pushed)
+    for entry in remote_sets(objects, prefix):
+        backup = by_id.get(entry.set_id)
+        if backup is not None and backup.complete:
+            if remote_state(backup, objects) == "complete":
+                done.add(entry.set_id)
+        elif entry.complete:
+            done.add(entry.set_id)
+    return sorted(done)

@@ -40,7 +40,7 @@ import shutil
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
-from .errors import PgdrillError
+from .errors import PgdrillError, SetDamaged
 from .fsio import AtomicWriter
 from .naming import BackupFileName, group_by_set, parse_file_name, set_id
 
@@ -74,9 +74,9 @@ class RemoteURL(NamedTuple):
         return f"rclone:{self.rclone_remote}:{self.prefix}"
 
 
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_RCLONE_NAME_RE = re.compile(r"^[A-Za-z0-9_.+@-][A-Za-z0-9_.+@ -]*$")
-_RCLONE_BACKEND_RE = re.compile(r"^:[a-z0-9]+$")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_RCLONE_NAME_RE = re.compile(r"[A-Za-z0-9_.+@-][A-Za-z0-9_.+@ -]*")
+_RCLONE_BACKEND_RE = re.compile(r":[a-z0-9]+")  # all matched whole (fullmatch)
 
 
 def _prefix_problem(prefix: str) -> Optional[str]:
@@ -108,7 +108,7 @@ def parse_remote(url: str) -> RemoteURL:
         if "@" in bucket:
             raise PgdrillError(f"remote {shown!r}: credentials do not belong in the remote URL", "give them through the AWS chain: " + S3_CREDENTIALS_FIX)
         prefix = prefix.strip("/")
-        if not _BUCKET_RE.match(bucket) or ".." in bucket:
+        if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
             raise PgdrillError(f"remote {shown!r}: {_shown(bucket)!r} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' or '-')", URL_FIX)
         if prefix:
             problem = _prefix_problem(prefix)
@@ -120,7 +120,7 @@ def parse_remote(url: str) -> RemoteURL:
         if rest.startswith(":"):  # rclone::BACKEND:PATH, an on-the-fly backend
             backend, sep, path = rest[1:].partition(":")
             name = ":" + backend
-            if not sep or not _RCLONE_BACKEND_RE.match(name):
+            if not sep or not _RCLONE_BACKEND_RE.fullmatch(name):
                 if "," in backend:
                     raise PgdrillError(
                         f"remote {shown!r}: backend parameters do not belong in the remote URL (it appears in process lists and logs)",
@@ -129,7 +129,7 @@ def parse_remote(url: str) -> RemoteURL:
                 raise PgdrillError(f"remote {shown!r}: write an on-the-fly backend as rclone::BACKEND:PATH, e.g. rclone::local:/srv/backups", URL_FIX)
         else:
             name, sep, path = rest.partition(":")
-            if not sep or not name or not _RCLONE_NAME_RE.match(name) or name != name.strip():
+            if not sep or not name or not _RCLONE_NAME_RE.fullmatch(name) or name != name.strip():
                 raise PgdrillError(f"remote {shown!r}: name the rclone remote and a path, as rclone:REMOTE:PATH", URL_FIX)
         path = path.rstrip("/") if path not in ("/",) else path
         if path and path != "/":
@@ -287,8 +287,13 @@ def part_size_for(size: int, minimum: int = PART_SIZE) -> int:
     return max(minimum, -(-needed // MIB) * MIB)
 
 
+class Mismatch(SetDamaged):
+    """What arrived from (or was stored on) the remote is not the file it should be: the copy's own
+    bytes are proven bad, unlike a server that is down or credentials that are refused."""
+
+
 def mismatch(where: str, what: str, found: Any, expected: Any) -> PgdrillError:
-    return PgdrillError(
+    return Mismatch(
         f"{where}: {what} is {found}, expected {expected}; the copy is damaged or not the file it should be",
         "do not trust this copy: use another set or another copy, and check the remote storage",
     )
@@ -681,7 +686,7 @@ class S3Remote(Remote):
 RCLONE_FLAGS = ("--log-level", "ERROR", "--retries", "2", "--low-level-retries", "3", "--contimeout", "15s", "--timeout", "5m")
 RCLONE_NOT_FOUND = (3, 4)  # directory not found, file not found
 _HASH_PREFERENCE = ("sha256", "sha1", "md5")
-_PARTIAL_RE = re.compile(r"^(?P<final>.+)\.[0-9a-f]{8}\.partial$")
+_PARTIAL_RE = re.compile(r"(?P<final>.+)\.[0-9a-f]{8}\.partial")
 
 
 def find_rclone(path_env: Optional[str] = None) -> str:
@@ -844,7 +849,7 @@ class RcloneRemote(Remote):
         of the engine's file names."""
         found = []
         for item in self.list():
-            match = _PARTIAL_RE.match(item.name)
+            match = _PARTIAL_RE.fullmatch(item.name)
             if match and parse_file_name(match["final"]) is not None:
                 found.append((match["final"], item.name))
         return sorted(found)

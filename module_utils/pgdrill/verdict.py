@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Optional
 
+from .errors import PgdrillError, SetDamaged
+
 PASSED = "passed"
 BAD = "bad"
 INCONCLUSIVE = "inconclusive"
@@ -25,21 +27,33 @@ BLAME_ENVIRONMENT = "environment"
 _LEGACY_PROOFS = ("checksum ", "age header ")
 
 
-def blame_of(check: Dict[str, Any]) -> str:
+def check(name: str, ok: bool, detail: str, blame: str = BLAME_SET, **extra: Any) -> Dict[str, Any]:
+    """One check's result; a failed one says whom it blames (the set, or what was needed to check it)."""
+    return {"name": name, "ok": ok, "detail": detail, **({} if ok else {"blame": blame}), **extra}
+
+
+def failed_check(name: str, exc: PgdrillError) -> Dict[str, Any]:
+    """A check that raised: the set is blamed only for a SetDamaged."""
+    if isinstance(exc, SetDamaged):
+        return check(name, False, exc.message)
+    return check(name, False, f"could not verify: {exc.message}", blame=BLAME_ENVIRONMENT)
+
+
+def blame_of(result: Dict[str, Any]) -> str:
     """Whom a failed check blames (records of older pgdrill versions: by the check's name)."""
-    blame = check.get("blame")
+    blame = result.get("blame")
     if blame in (BLAME_SET, BLAME_ENVIRONMENT):
         return str(blame)
-    name = str(check.get("name", ""))
+    name = str(result.get("name", ""))
     return BLAME_SET if name == "manifest" or name.startswith(_LEGACY_PROOFS) else BLAME_ENVIRONMENT
 
 
 def of_checks(checks: Iterable[Any]) -> str:
     """passed when every check passed; bad when a failed one blames the set; else inconclusive."""
-    failed = [check for check in checks if not (isinstance(check, dict) and check.get("ok") is True)]
+    failed = [item for item in checks if not (isinstance(item, dict) and item.get("ok") is True)]
     if not failed:
         return PASSED
-    if any(isinstance(check, dict) and blame_of(check) == BLAME_SET for check in failed):
+    if any(isinstance(item, dict) and blame_of(item) == BLAME_SET for item in failed):
         return BAD
     return INCONCLUSIVE
 
@@ -73,7 +87,7 @@ def could_not_verify(record: Any) -> Optional[str]:
     """Why the latest run could not verify the set (its first failed check), or None."""
     if of_record(record) != INCONCLUSIVE:
         return None
-    for check in record.get("checks") or []:
-        if isinstance(check, dict) and check.get("ok") is not True and not check.get("skipped"):
-            return str(check.get("detail") or check.get("name") or "a check could not run")
+    for item in record.get("checks") or []:
+        if isinstance(item, dict) and item.get("ok") is not True and not item.get("skipped"):
+            return str(item.get("detail") or item.get("name") or "a check could not run")
     return "a check could not run"

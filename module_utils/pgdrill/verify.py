@@ -10,7 +10,7 @@ import secrets
 from datetime import timedelta
 from typing import Any, Dict, List, Optional
 
-from . import db, manifest as manifest_mod, scratch
+from . import db, manifest as manifest_mod, scratch, verdict
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError, SetDamaged
@@ -25,44 +25,27 @@ log = logging.getLogger("pgdrill")
 SCRATCH_PREFIX = "pgdrill_verify_"
 
 
-# Who a failed check blames. Only SET counts against a set: its own bytes are proven bad.
-SET = "set"
-ENVIRONMENT = "environment"
-
-
-def _check(name: str, ok: bool, detail: str, blame: str = SET, **extra: Any) -> Dict[str, Any]:
-    """One check's result; a failed one says whom it blames (the set, or what was needed to check it)."""
-    return {"name": name, "ok": ok, "detail": detail, **({} if ok else {"blame": blame}), **extra}
-
-
-def _failed_check(name: str, exc: PgdrillError) -> Dict[str, Any]:
-    """A check that raised: the set is blamed only for a SetDamaged."""
-    if isinstance(exc, SetDamaged):
-        return _check(name, False, exc.message)
-    return _check(name, False, f"could not verify: {exc.message}", blame=ENVIRONMENT)
-
-
 def check_files(backup: BackupSet) -> List[Dict[str, Any]]:
     checks = []
     for entry in backup.document.get("files", []):
         path = backup.path(entry["name"])
         name = f"checksum {entry['name']}"
         if not os.path.lexists(path):
-            checks.append(_check(name, False, "file is missing"))
+            checks.append(verdict.check(name, False, "file is missing"))
             continue
         try:
             digest, size = sha256_of(path)
         except OSError as exc:
             # Unreadable (permissions, an I/O error): the bytes were not seen, so nothing is proven.
             detail = f"could not verify: cannot read it: {exc.strerror} (pgdrill never reads a backup file through a symbolic link)"
-            checks.append(_check(name, False, detail, blame=ENVIRONMENT))
+            checks.append(verdict.check(name, False, detail, blame=verdict.BLAME_ENVIRONMENT))
             continue
         if size != entry["size"]:
-            checks.append(_check(name, False, f"size is {size} bytes, manifest says {entry['size']}"))
+            checks.append(verdict.check(name, False, f"size is {size} bytes, manifest says {entry['size']}"))
         elif digest != entry["sha256"]:
-            checks.append(_check(name, False, "sha256 does not match the manifest: the file is corrupted"))
+            checks.append(verdict.check(name, False, "sha256 does not match the manifest: the file is corrupted"))
         else:
-            checks.append(_check(name, True, f"sha256 and size ({size} bytes) match"))
+            checks.append(verdict.check(name, True, f"sha256 and size ({size} bytes) match"))
     return checks
 
 
@@ -72,8 +55,8 @@ def _header_check(path: str, name: str) -> Dict[str, Any]:
     try:
         header = read_header(path)
     except PgdrillError as exc:
-        return _failed_check(f"age header {name}", exc)
-    return _check(f"age header {name}", True, f"intact, encrypted to {header.recipients} recipient(s)")
+        return verdict.failed_check(f"age header {name}", exc)
+    return verdict.check(f"age header {name}", True, f"intact, encrypted to {header.recipients} recipient(s)")
 
 
 def scratch_name(prefix: str) -> str:
@@ -102,21 +85,21 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
     try:
         outcome = restore_set(config, backup, options)
         seconds = outcome["timings"]["total"]
-        checks.append(_check("restore", True, f"restored into scratch database {name} in {seconds:.1f} s", seconds=seconds))
+        checks.append(verdict.check("restore", True, f"restored into scratch database {name} in {seconds:.1f} s", seconds=seconds))
         checks.append(_fidelity_check(outcome["fidelity"], options))
         checks.append(_counts_check(outcome["row_counts"]))
     except PgdrillError as exc:
         fidelity = exc.details.get("fidelity")
         if not isinstance(fidelity, dict):
-            checks.append(_failed_check("restore", exc))
+            checks.append(verdict.failed_check("restore", exc))
         else:
-            checks.append(_check("restore", True, f"restored into scratch database {name}"))
+            checks.append(verdict.check("restore", True, f"restored into scratch database {name}"))
             if fidelity.get("differences"):
-                blame = SET if isinstance(exc, SetDamaged) else ENVIRONMENT
-                checks.append(_check("fingerprint", False, exc.message, blame=blame, differences=fidelity["differences"]))
+                blame = verdict.BLAME_SET if isinstance(exc, SetDamaged) else verdict.BLAME_ENVIRONMENT
+                checks.append(verdict.check("fingerprint", False, exc.message, blame=blame, differences=fidelity["differences"]))
             else:
                 checks.append(_fidelity_check(fidelity, options))
-                checks.append(_failed_check("row counts", exc))
+                checks.append(verdict.failed_check("row counts", exc))
     finally:
         admin = db.connect(config.connection, config.dbname, autocommit=True)
         try:
@@ -128,16 +111,16 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
 
 def _fidelity_check(fidelity: Dict[str, Any], options: RestoreOptions) -> Dict[str, Any]:
     if not fidelity.get("checked"):
-        return _check("fingerprint", True, f"skipped: {fidelity.get('reason')}")
+        return verdict.check("fingerprint", True, f"skipped: {fidelity.get('reason')}")
     left_out = options.not_restored()
     detail = f"{fidelity['objects']} objects match the backup's fingerprint" + (f" ({' and '.join(left_out)} not restored)" if left_out else "")
-    return _check("fingerprint", True, detail, not_restored=left_out)
+    return verdict.check("fingerprint", True, detail, not_restored=left_out)
 
 
 def _counts_check(counts: Dict[str, Any]) -> Dict[str, Any]:
     if not counts.get("checked"):
-        return _check("row counts", True, "skipped: the manifest has no row counts (row_counts = no)")
-    return _check("row counts", True, f"{counts['tables']} tables, {counts['rows']} rows match the manifest")
+        return verdict.check("row counts", True, "skipped: the manifest has no row counts (row_counts = no)")
+    return verdict.check("row counts", True, f"{counts['tables']} tables, {counts['rows']} rows match the manifest")
 
 
 def _drop_leftovers(admin, config: DatabaseConfig) -> None:
@@ -155,9 +138,9 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
     env = child_env(config.connection.libpq_env())
     checks: List[Dict[str, Any]] = []
     if not backup.manifest_trusted:
-        checks.append(_check("manifest", False, backup.problem or "the manifest cannot be trusted"))
+        checks.append(verdict.check("manifest", False, backup.problem or "the manifest cannot be trusted"))
     else:
-        checks.append(_check("manifest", True, f"{len(backup.document['files'])} files listed"))
+        checks.append(verdict.check("manifest", True, f"{len(backup.document['files'])} files listed"))
         checks.extend(check_files(backup))
         identity = config.encrypt_identity_file
         sealed = [entry for entry in backup.document["files"] if is_encrypted(entry["name"])]
@@ -169,34 +152,36 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
             try:
                 entries = list_archive(tools_for(config, backup), env, backup.path(dump["name"]), identity=identity)
                 checks.append(
-                    _check(
+                    verdict.check(
                         f"archive {dump['name']}",
                         True,
                         f"pg_restore --list read {len(entries)} entries" + (" (decrypted with the identity)" if is_encrypted(dump["name"]) else ""),
                     )
                 )
             except PgdrillError as exc:
-                checks.append(_failed_check(f"archive {dump['name']}", exc))
+                checks.append(verdict.failed_check(f"archive {dump['name']}", exc))
         media = backup.file_of_kind("media")
         if media and os.path.exists(backup.path(media["name"])) and (identity or not is_encrypted(media["name"])):
             try:
                 members = read_media(backup.path(media["name"]), identity)
-                checks.append(_check(f"archive {media['name']}", True, f"tar read {members} members"))
+                checks.append(verdict.check(f"archive {media['name']}", True, f"tar read {members} members"))
             except PgdrillError as exc:
-                checks.append(_failed_check(f"archive {media['name']}", exc))
+                checks.append(verdict.failed_check(f"archive {media['name']}", exc))
             except Exception as exc:  # noqa: BLE001 - tarfile, gzip and zstd fail in several ways on bad bytes
-                checks.append(_check(f"archive {media['name']}", False, f"unreadable tar: {exc}"))
+                checks.append(verdict.check(f"archive {media['name']}", False, f"unreadable tar: {exc}"))
         if sealed and not identity:
-            checks.append(_check("decryption", True, "not tried: no encrypt_identity_file here (keyless verify: checksums and age headers)", skipped=True))
+            checks.append(
+                verdict.check("decryption", True, "not tried: no encrypt_identity_file here (keyless verify: checksums and age headers)", skipped=True)
+            )
         if restore:
             if not dump:
-                checks.append(_check("restore", False, "the set has no database dump to restore", blame=ENVIRONMENT))
+                checks.append(verdict.check("restore", False, "the set has no database dump to restore", blame=verdict.BLAME_ENVIRONMENT))
             elif not all(check["ok"] for check in checks):
-                checks.append(_check("restore", False, "skipped: earlier checks failed", blame=ENVIRONMENT, skipped=True))
+                checks.append(verdict.check("restore", False, "skipped: earlier checks failed", blame=verdict.BLAME_ENVIRONMENT, skipped=True))
             elif not record:
                 # A dry run (--dry-run, check mode) changes nothing, on the server either.
                 checks.append(
-                    _check(
+                    verdict.check(
                         "restore",
                         True,
                         "not run in a dry run: it would restore into a scratch database and compare it with the fingerprint and row counts",
@@ -207,9 +192,9 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
                 try:
                     checks.extend(restore_and_compare(config, backup, jobs or config.restore_jobs))
                 except PgdrillError as exc:
-                    checks.append(_failed_check("restore", exc))
+                    checks.append(verdict.failed_check("restore", exc))
                 except Exception as exc:  # noqa: BLE001 - the server refused something: it could not verify, the set is not to blame
-                    checks.append(_check("restore", False, f"could not verify: {type(exc).__name__}: {exc}".strip(), blame=ENVIRONMENT))
+                    checks.append(verdict.check("restore", False, f"could not verify: {type(exc).__name__}: {exc}".strip(), blame=verdict.BLAME_ENVIRONMENT))
     ok = all(check["ok"] for check in checks)
     document = manifest_mod.build_verification(checks, restored=restore, checked_at=utcnow(), previous=backup.verification)
     if record and backup.manifest_trusted:

@@ -87,7 +87,9 @@ def test_local_backend_offers_sha256(tmp_path):
     assert remote.hash_type() == "sha256" and stored.sha256 == sha
     assert remote.stat(NAME).sha256 == sha  # listed with the sha256 computed by the backend
     with open(target / NAME, "r+b") as handle:
-        handle.write(b"X")
+        first = handle.read(1)
+        handle.seek(0)
+        handle.write(bytes([first[0] ^ 0x01]))  # always a change (writing b"X" was none when the random first byte was X)
     out = tmp_path / "pulled"
     out.mkdir()
     with pytest.raises(PgdrillError, match=r"\(the manifest\)"):

@@ -84,6 +84,19 @@ def test_two_databases_cannot_share_a_series(tmp_path):
         load_configs(path, environ={})
 
 
+def test_two_databases_cannot_share_a_remote_series(tmp_path):
+    """Issue 18, R24: the same prefix pushed to the same remote from two backup directories."""
+    remote = "remote = s3://backups/pgdrill\n"
+    path = write(tmp_path, f"[pgdrill]\nprefix = same\n{remote}[database a]\nbackup_dir = /a\n[database b]\nbackup_dir = /b\nremote = s3://backups/pgdrill/\n")
+    with pytest.raises(PgdrillError, match="share the remote series 'same'") as caught:
+        load_configs(path, environ={})
+    assert "'a' and 'b'" in caught.value.problem and "prefix" in caught.value.fix
+    other = write(
+        tmp_path, f"[pgdrill]\nprefix = same\n{remote}[database a]\nbackup_dir = /a\n[database b]\nbackup_dir = /b\nremote = s3://backups/pgdrill/b\n"
+    )
+    assert [c.remote for c in load_configs(other, environ={})] == ["s3://backups/pgdrill", "s3://backups/pgdrill/b"]
+
+
 def test_unknown_database_selection(tmp_path):
     path = write(tmp_path, "[database a]\n")
     with pytest.raises(PgdrillError, match="'zzz' is not in the configuration"):

@@ -108,3 +108,21 @@ def test_prefix_of_set_ids_and_file_names():
     assert prefix_of("20261126_021500") is None
     assert set_id_of_manifest("app_manifest_20261126_021500_utc.json") == "app_20261126_021500_utc"
     assert set_id_of_manifest("app_db_20261126_021500_utc.dump") is None
+
+
+def test_names_are_matched_whole_a_trailing_newline_is_not_a_match():
+    """Issue 18, R9: "$" accepts a trailing newline; names are matched whole everywhere."""
+    from pgdrill.naming import parse_set_id, parse_temp_name, validate_prefix
+    from pgdrill.errors import PgdrillError
+    from pgdrill.remote import parse_remote
+
+    for name in ("app_db_20261126_021500_utc.dump", "app_manifest_20261126_021500_utc.json"):
+        assert parse_file_name(name) is not None
+        for tail in ("\n", "\r\n", " ", "\n\n"):
+            assert parse_file_name(name + tail) is None, repr(name + tail)
+    assert parse_temp_name(".app_db_20261126_021500_utc.dump.part-abc") is not None
+    assert parse_temp_name(".app_db_20261126_021500_utc.dump.part-abc\n") is None
+    assert parse_set_id("app_20261126_021500_utc") and parse_set_id("app_20261126_021500_utc\n") is None
+    assert validate_prefix("app") is None and validate_prefix("app\n") is not None
+    with pytest.raises(PgdrillError):
+        parse_remote("rclone:nas\n:backups")

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, strategies as st
 
+from pgdrill import offsite
 from pgdrill.errors import PgdrillError
 from pgdrill.remote import (
     LockSettings,
@@ -181,3 +182,50 @@ def test_a_remote_set_compared_with_its_manifest_from_a_listing():
         f"s3://b/p/{GLOBALS} is missing",
         f"s3://b/p/{MEDIA} is missing",
     ]
+
+
+def _local_sets(tmp_path, stamps):
+    from helpers import fake_set
+    from pgdrill.catalog import scan
+
+    for stamp in stamps:
+        fake_set(str(tmp_path), "shop", stamp, payload=stamp.encode(), started=f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T02:15:00.000Z")
+    return scan(str(tmp_path), "shop")
+
+
+def _objects(tmp_path, sets, extra=()):
+    import os
+
+    found = {name: RemoteObject(name, os.path.getsize(tmp_path / name)) for backup in sets for name in offsite.set_files(backup)}
+    found.update({name: RemoteObject(name, 5) for name in extra})
+    return found
+
+
+def test_owed_sets_ignore_the_stamps_a_planted_future_set_stops_nothing(tmp_path):
+    """Issue 18, R16: every complete local set the remote lacks (or holds in part) is owed."""
+    from pgdrill.retention import Policy
+
+    older, newer = sorted(_local_sets(tmp_path, ["20261118_021500", "20261119_021500"]), key=lambda b: b.stamp)
+    planted = ["shop_db_20991231_235959_utc.dump", "shop_manifest_20991231_235959_utc.json"]
+    now = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    remote = _objects(tmp_path, [], planted)
+    assert [b.id for b in offsite.owed_sets([older, newer], remote, "shop", policy=Policy(), now=now)] == [older.id, newer.id]
+    remote = _objects(tmp_path, [newer], planted)
+    assert [b.id for b in offsite.owed_sets([older, newer], remote, "shop", policy=Policy(), now=now)] == [older.id]
+    assert offsite.future_remote_sets(remote, "shop", now) == ["shop_20991231_235959_utc"]
+    partial = {name: item for name, item in _objects(tmp_path, [older, newer]).items() if "_manifest_" not in name or newer.stamp in name}
+    assert [b.id for b in offsite.owed_sets([older, newer], partial, "shop", policy=Policy(keep_last=1, retention_days=0), now=now)] == [older.id]
+    # A set absent from the remote that the remote's retention would remove at once is not owed.
+    assert offsite.owed_sets([older, newer], remote, "shop", policy=Policy(keep_last=1, retention_days=0), now=now) == []
+    resized = dict(_objects(tmp_path, [older, newer]), **{older.files[0].name: RemoteObject(older.files[0].name, 1)})
+    assert [b.id for b in offsite.owed_sets([older, newer], resized, "shop", policy=Policy(), now=now)] == [older.id]
+
+
+@pytest.mark.parametrize("name", ["", "..", ".", ".hidden_db_20261127_021500_utc.dump", "a/b", "../x", "x\n", "x\x00"])
+def test_remote_object_names_are_plain_file_names(name):
+    """Rule: no '/', '..' or hidden names among a remote's objects."""
+    from pgdrill.remote import check_object_name
+
+    with pytest.raises(ValueError):
+        check_object_name(name)
+    assert check_object_name(DB) == DB
