@@ -286,6 +286,14 @@ MUTANTS = [
         "        if False:",
         ["tests/engine/test_scheduled_drill.py::test_a_stale_newest_set_fails_the_drill_before_any_restore"],
     ),
+    # Issue 18, slice "drills, pings, roles and the new user's path".
+    Mutant(
+        "ping: no wall-clock deadline, only the socket's per-read timeout",
+        ENGINE + "ping.py",
+        "    worker.join(timeout)",
+        "    worker.join()",
+        ["tests/unit/test_ping.py::test_a_server_that_trickles_its_answer_is_cut_at_the_deadline_by_the_wall_clock"],
+    ),
 ]
 
 
