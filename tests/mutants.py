@@ -294,6 +294,48 @@ MUTANTS = [
         "    worker.join()",
         ["tests/unit/test_ping.py::test_a_server_that_trickles_its_answer_is_cut_at_the_deadline_by_the_wall_clock"],
     ),
+    Mutant(
+        "scheduled drill: a damaged set is drilled anyway (no verification on arrival)",
+        ENGINE + "scheduled.py",
+        '        if not verified["ok"]:',
+        "        if False:",
+        ["tests/engine/test_scheduled_drill.py::test_a_damaged_set_fails_the_drill_on_arrival_before_any_scratch_database"],
+    ),
+    Mutant(
+        "scheduled drill: keep = on_failure keeps the scratch database of a passed drill",
+        ENGINE + "scheduled.py",
+        '(config.keep == "on_failure" and not passed)',
+        '(config.keep == "on_failure")',
+        ["tests/engine/test_scheduled_drill.py::test_keep_on_failure_drops_the_scratch_database_of_a_passed_drill_and_no_smoke_check_is_said"],
+    ),
+    Mutant(
+        "drill: a failing post-restore command passes",
+        ENGINE + "drill.py",
+        "                ok = done.returncode == 0",
+        "                ok = True",
+        ["tests/engine/test_scheduled_drill.py::test_a_failing_post_restore_command_fails_the_drill"],
+    ),
+    Mutant(
+        "scheduled drill: a drill whose record cannot be written still passes",
+        ENGINE + "scheduled.py",
+        '    return (False, "record", f"cannot record the drill: {problem}") if passed else (passed, failed_step, error)',
+        "    return (passed, failed_step, error)",
+        ["tests/engine/test_scheduled_drill.py::test_a_drill_whose_log_line_cannot_be_written_fails_everywhere"],
+    ),
+    Mutant(
+        "drill evidence: two drills in the same second share one record",
+        ENGINE + "drill.py",
+        '    drill_id = re.sub(r"[^A-Za-z0-9]", "", str(record.get("drill_id") or ""))',
+        '    drill_id = ""',
+        ["tests/engine/test_scheduled_drill.py::test_two_drills_in_the_same_second_keep_two_evidence_records_and_two_log_lines"],
+    ),
+    Mutant(
+        "drill log: the restore's own proofs counted as smoke checks",
+        ENGINE + "drill.py",
+        '    if record.get("outcome") == "passed" and not any(check.get("kind") in SMOKE_KINDS for check in checks):',
+        "    if False:",
+        ["tests/engine/test_scheduled_drill.py::test_keep_on_failure_drops_the_scratch_database_of_a_passed_drill_and_no_smoke_check_is_said"],
+    ),
 ]
 
 
