@@ -336,6 +336,20 @@ MUTANTS = [
         "    if False:",
         ["tests/engine/test_scheduled_drill.py::test_keep_on_failure_drops_the_scratch_database_of_a_passed_drill_and_no_smoke_check_is_said"],
     ),
+    Mutant(
+        "verify --restore: the scratch proof needs the configured database to exist",
+        ENGINE + "db.py",
+        "    for name in dict.fromkeys((preferred, *MAINTENANCE_DATABASES)):",
+        "    for name in (preferred,):",
+        ["tests/engine/test_new_user_path.py::test_verify_restore_on_a_new_host_does_not_need_the_configured_database"],
+    ),
+    Mutant(
+        "config: a config without database sections speaks as 'default'",
+        ENGINE + "config.py",
+        "        config = replace(config, label=prefix)  # a config without [database NAME] sections: its messages name the series",
+        "        pass",
+        ["tests/engine/test_new_user_path.py::test_a_config_without_database_sections_names_the_series_in_its_messages_not_default"],
+    ),
 ]
 
 
