@@ -82,12 +82,12 @@ path:
   description: Path of the record written.
   returned: always
   type: str
-  sample: /var/lib/pgdrill/drills/evidence/drill_ez360pm_20261126T073000Z.json
+  sample: /var/lib/pgdrill/drills/evidence/drill_ez360pm_20261126T073000Z_5c0ffee1.json
 log_line:
   description: The dated Markdown line for the drill log.
   returned: always
   type: str
-  sample: "- 2026-11-26 07:30 UTC · ez360pm from db1 · set ez360pm_20261126_021500_utc · restore 9.7 s · 10/10 checks ok · PASSED"
+  sample: "- 2026-11-26 07:30 UTC · drill 5c0ffee1 · ez360pm from db1 · set ez360pm_20261126_021500_utc · restore 9.7 s · 10/10 checks ok · PASSED"
 record:
   description: The record as written.
   returned: always
@@ -98,7 +98,7 @@ record:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill.drill import compose_record, evidence_name, log_line, write_evidence
+from ansible.module_utils.pgdrill.drill import compose_record, evidence_name, log_line, new_drill_id, write_evidence
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.ansible_support import fail
 
@@ -116,7 +116,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    record = compose_record(params["record"], params["restore"], params["smoke"], params["cleanup"])
+    # Each drill its own record and its own log line, even two of the same set in the same second.
+    record = compose_record({"drill_id": new_drill_id(), **params["record"]}, params["restore"], params["smoke"], params["cleanup"])
     path = os.path.join(params["directory"], evidence_name(record))
     if not module.check_mode:
         try:

@@ -574,6 +574,70 @@ MUTANTS = [
         'if not name or "/" in name or',
         ["tests/unit/test_remote.py::test_remote_object_names_are_plain_file_names"],
     ),
+    # Issue 18, slice "drills, pings, roles and the new user's path".
+    Mutant(
+        "ping: no wall-clock deadline, only the socket's per-read timeout",
+        ENGINE + "ping.py",
+        "    worker.join(timeout)",
+        "    worker.join()",
+        ["tests/unit/test_ping.py::test_a_server_that_trickles_its_answer_is_cut_at_the_deadline_by_the_wall_clock"],
+    ),
+    Mutant(
+        "scheduled drill: a damaged set is drilled anyway (no verification on arrival)",
+        ENGINE + "scheduled.py",
+        '        if not verified["ok"]:',
+        "        if False:",
+        ["tests/engine/test_scheduled_drill.py::test_a_damaged_set_fails_the_drill_on_arrival_before_any_scratch_database"],
+    ),
+    Mutant(
+        "scheduled drill: keep = on_failure keeps the scratch database of a passed drill",
+        ENGINE + "scheduled.py",
+        '(config.keep == "on_failure" and not passed)',
+        '(config.keep == "on_failure")',
+        ["tests/engine/test_scheduled_drill.py::test_keep_on_failure_drops_the_scratch_database_of_a_passed_drill_and_no_smoke_check_is_said"],
+    ),
+    Mutant(
+        "drill: a failing post-restore command passes",
+        ENGINE + "drill.py",
+        "                ok = done.returncode == 0",
+        "                ok = True",
+        ["tests/engine/test_scheduled_drill.py::test_a_failing_post_restore_command_fails_the_drill"],
+    ),
+    Mutant(
+        "scheduled drill: a drill whose record cannot be written still passes",
+        ENGINE + "scheduled.py",
+        '    return (False, "record", f"cannot record the drill: {problem}") if passed else (passed, failed_step, error)',
+        "    return (passed, failed_step, error)",
+        ["tests/engine/test_scheduled_drill.py::test_a_drill_whose_log_line_cannot_be_written_fails_everywhere"],
+    ),
+    Mutant(
+        "drill evidence: two drills in the same second share one record",
+        ENGINE + "drill.py",
+        '    drill_id = re.sub(r"[^A-Za-z0-9]", "", str(record.get("drill_id") or ""))',
+        '    drill_id = ""',
+        ["tests/engine/test_scheduled_drill.py::test_two_drills_in_the_same_second_keep_two_evidence_records_and_two_log_lines"],
+    ),
+    Mutant(
+        "drill log: the restore's own proofs counted as smoke checks",
+        ENGINE + "drill.py",
+        '    if record.get("outcome") == "passed" and not any(check.get("kind") in SMOKE_KINDS for check in checks):',
+        "    if False:",
+        ["tests/engine/test_scheduled_drill.py::test_keep_on_failure_drops_the_scratch_database_of_a_passed_drill_and_no_smoke_check_is_said"],
+    ),
+    Mutant(
+        "verify --restore: the scratch proof needs the configured database to exist",
+        ENGINE + "db.py",
+        "    for name in dict.fromkeys((preferred, *MAINTENANCE_DATABASES)):",
+        "    for name in (preferred,):",
+        ["tests/engine/test_new_user_path.py::test_verify_restore_on_a_new_host_does_not_need_the_configured_database"],
+    ),
+    Mutant(
+        "config: a config without database sections speaks as 'default'",
+        ENGINE + "config.py",
+        "        config = replace(config, label=prefix)  # a config without [database NAME] sections: its messages name the series",
+        "        pass",
+        ["tests/engine/test_new_user_path.py::test_a_config_without_database_sections_names_the_series_in_its_messages_not_default"],
+    ),
 ]
 
 

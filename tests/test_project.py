@@ -133,3 +133,23 @@ def test_mypy_finds_no_type_errors_in_the_engine():
     """The engine (module_utils/pgdrill) type-checks as pyproject.toml's [tool.mypy] says."""
     done = subprocess.run([os.path.join(BIN, "mypy")], cwd=REPO, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_roles_claim_only_the_platforms_their_host_tests_run_on():
+    """galaxy_info platforms name what tests/hosts proves (the images the Molecule scenarios start),
+    nothing more; the README names what is expected to work but untested."""
+    import glob
+    import re
+
+    import yaml
+
+    tested = set()
+    for scenario in glob.glob(os.path.join(REPO, "molecule", "*", "molecule.yml")):
+        for platform in yaml.safe_load(open(scenario))["platforms"]:
+            tested.add(re.fullmatch(r"localhost/pgdrill-dbhost:(\w+)", platform["image"]).group(1))
+    assert tested == {"bookworm"}
+    for meta in glob.glob(os.path.join(REPO, "roles", "*", "meta", "main.yml")):
+        platforms = yaml.safe_load(open(meta))["galaxy_info"]["platforms"]
+        assert platforms == [{"name": "Debian", "versions": sorted(tested)}], meta
+    readme = open(os.path.join(REPO, "README.md")).read()
+    assert "Tested on Debian 12 (bookworm)" in readme and "expected to work but untested" in readme

@@ -518,6 +518,8 @@ def build_database_config(label: str, values: Mapping[str, object], base_dir: st
     if problem:
         raise PgdrillError(f"bad config value in {source}: {problem}", "set 'prefix' to a plain name such as the database name")
     config = replace(config, prefix=prefix, backup_dir=os.path.abspath(os.path.expanduser(config.backup_dir)))
+    if label == "default":
+        config = replace(config, label=prefix)  # a config without [database NAME] sections: its messages name the series
     config = replace(config, remote_object_lock_mode=config.remote_object_lock_mode.upper())
     if config.remote_object_lock_days and not (config.remote or "").startswith("s3://"):
         raise PgdrillError(
@@ -569,7 +571,7 @@ def load_configs(
                 f"database {unknown[0]!r} is not in the configuration",
                 "name one of: " + ", ".join(sorted(sections)),
             )
-        configs = [config for config in configs if config.label in only]
+        configs = [config for name, config in zip(sections, configs) if name in only]
     _check_distinct_series(configs)
     return configs
 

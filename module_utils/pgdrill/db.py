@@ -87,6 +87,26 @@ def connect(connection: Connection, dbname: Optional[str] = None, autocommit: bo
         raise classify_connect_error(str(exc), connection.describe(dbname)) from None
 
 
+MAINTENANCE_DATABASES = ("postgres", "template1")
+
+
+def connect_maintenance(connection: Connection, preferred: str) -> Tuple[Any, str]:
+    """An autocommit connection for creating and dropping a scratch database, and the database it is
+    in: ``preferred`` (the configured one, which a role without superuser can reach), else, when
+    that database does not exist (a new host after a disaster: a scratch restore must not need it),
+    postgres or template1. Any other failure is raised as it is."""
+    missing: Optional[PgdrillError] = None
+    for name in dict.fromkeys((preferred, *MAINTENANCE_DATABASES)):
+        try:
+            return connect(connection, name, autocommit=True), name
+        except PgdrillError as exc:
+            if f"database '{name}' does not exist" not in exc.message:
+                raise
+            missing = missing or exc
+    assert missing is not None
+    raise missing
+
+
 def server_facts(conn) -> Dict[str, Any]:
     """Version, encoding and locale of the connected database, in one version-independent query."""
     row = conn.execute(

@@ -189,6 +189,19 @@ def outcome_notes(record: Dict[str, Any]) -> List[str]:
     return notes
 
 
+SMOKE_KINDS = ("sql", "command")
+
+
+def checks_summary(record: Dict[str, Any]) -> str:
+    """How many checks passed; a passed drill without smoke checks says that none are configured,
+    not "2/2 checks ok" for the restore's own proofs. Pure."""
+    checks = record.get("checks") or []
+    passed = sum(1 for check in checks if check.get("ok"))
+    if record.get("outcome") == "passed" and not any(check.get("kind") in SMOKE_KINDS for check in checks):
+        return f"{passed}/{len(checks)} restore proofs ok, no smoke checks configured"
+    return f"{passed}/{len(checks)} checks ok"
+
+
 def log_line(record: Dict[str, Any]) -> str:
     """The dated Markdown line a drill appends to the drill log (the seed's docs/MEMORY.md step). Pure."""
     when = record.get("finished_at") or record.get("started_at") or ""
@@ -196,47 +209,61 @@ def log_line(record: Dict[str, Any]) -> str:
         when = datetime.fromisoformat(str(when).replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
     except ValueError:
         pass
-    checks = record.get("checks") or []
-    passed = sum(1 for check in checks if check.get("ok"))
     restore = (record.get("timings") or {}).get("restore")
     notes = outcome_notes(record)
     outcomes = {"passed": "PASSED" + (f" ({'; '.join(notes)})" if notes else ""), "checked": "CHECK MODE: chosen and verified at the source, nothing restored"}
     outcome = outcomes.get(str(record.get("outcome")), f"FAILED at {record.get('failed_step') or 'unknown step'}")
     parts = [
         when,
+        *([f"drill {record['drill_id']}"] if record.get("drill_id") else []),  # in the evidence file's name too
         f"{record.get('database')} from {record.get('source_host')}",
         f"set {record.get('set') or 'none'}",
         f"restore {restore:.1f} s" if isinstance(restore, (int, float)) else "no restore",
-        f"{passed}/{len(checks)} checks ok",
+        checks_summary(record),
         outcome,
     ]
     return "- " + " · ".join(parts)
 
 
+def new_drill_id() -> str:
+    """A drill's own id: two drills started in the same second still keep two records and two lines."""
+    import secrets
+
+    return secrets.token_hex(4)
+
+
 def evidence_name(record: Dict[str, Any]) -> str:
-    """``drill_<database>_<started stamp>.json``. Pure."""
+    """``drill_<database>_<started stamp>_<drill id>.json``. Pure."""
     import re
 
     stamp = re.sub(r"[^0-9TZ]", "", str(record.get("started_at") or "")) or "unknown"
-    return f"drill_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(record.get('database') or 'db'))}_{stamp}.json"
+    drill_id = re.sub(r"[^A-Za-z0-9]", "", str(record.get("drill_id") or ""))
+    return f"drill_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(record.get('database') or 'db'))}_{stamp}{'_' + drill_id if drill_id else ''}.json"
 
 
 def write_evidence(directory: str, record: Dict[str, Any], metrics_dir: Optional[str] = None) -> str:
-    """Write a drill's evidence record (0600, atomically; the same drill written again replaces it)
-    and, for a drill that ran, its metrics. The one writer for the playbook drill (pgdrill_evidence)
-    and the scheduled one (pgdrill-backup drill)."""
+    """Write a drill's evidence record (0600, atomically; the same drill, by its id, written again
+    replaces it) and, with ``metrics_dir``, its metrics (:func:`record_metrics`). The one writer for
+    the playbook drill (pgdrill_evidence) and the scheduled one (pgdrill-backup drill)."""
     from .fsio import AtomicWriter, ensure_private_dir
     from .manifest import encode
-    from .metrics import update_drill
-    from .naming import prefix_of
 
     name = evidence_name(record)
     ensure_private_dir(directory)
     with AtomicWriter(directory, name) as writer:
         writer.write(encode(record))
         writer.commit(replace=True)
-    if metrics_dir and record.get("outcome") in ("passed", "failed"):
+    if metrics_dir:
+        record_metrics(metrics_dir, record)
+    return os.path.join(directory, name)
+
+
+def record_metrics(metrics_dir: str, record: Dict[str, Any]) -> None:
+    """The metrics of a drill that ran (passed or failed; not one in check mode)."""
+    from .metrics import update_drill
+    from .naming import prefix_of
+
+    if record.get("outcome") in ("passed", "failed"):
         series = prefix_of(str(record.get("set") or "")) or str(record.get("database"))
         restore = (record.get("timings") or {}).get("restore")
         update_drill(metrics_dir, series, str(record.get("source_host")), time.time(), record["outcome"] == "passed", restore)
-    return os.path.join(directory, name)

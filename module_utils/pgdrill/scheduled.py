@@ -11,6 +11,7 @@ Where the set comes from is one hook, :func:`fetch_newest_set`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -169,6 +170,7 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
         ping.send(config.ping_url, "start", {"database": config.database, "drill": True})
     steps = _Steps()
     record: Dict[str, Any] = {
+        "drill_id": drill.new_drill_id(),
         "source_host": config.source_host,
         "staging_host": socket.gethostname(),
         "transfer": {"ssh": "direct"}.get(config.source, config.source),
@@ -261,26 +263,34 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
 
         shutil.rmtree(dbconfig.backup_dir, ignore_errors=True)  # the fetched copy of the set
     steps.next("record")
-    record.update(
-        scratch_database=target,
-        scratch_database_kept=keep,
-        finished_at=_now(),
-        timings=dict(steps.timings),
-        outcome="passed" if passed else "failed",
-        failed_step=failed_step,
-        error=error,
-    )
-    composed = drill.compose_record(record, restore, smoke, cleanup)
-    line = drill.log_line(composed)
-    evidence = None
+    record.update(scratch_database=target, scratch_database_kept=keep, finished_at=_now(), timings=dict(steps.timings))
+
+    def outcome(passed: bool, failed_step: Optional[str], error: Optional[str]) -> Dict[str, Any]:
+        return drill.compose_record(dict(record, outcome="passed" if passed else "failed", failed_step=failed_step, error=error), restore, smoke, cleanup)
+
+    # The outcome is one thing: a drill whose record cannot be written failed, and the evidence, the
+    # log line, the metrics, the ping and the exit code all say so. The log is opened first and its
+    # line appended last, so a failure to write anything is known before the line says PASSED.
+    log_fd, evidence = None, None
+    try:
+        log_fd = _open_log(config.log_file) if config.log_file else None
+    except PgdrillError as exc:
+        passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
+    composed = outcome(passed, failed_step, error)
     try:
         evidence = drill.write_evidence(config.evidence_dir, composed, config.metrics_dir)
-        if config.log_file:
-            _append_line(config.log_file, line)
     except (PgdrillError, OSError) as exc:
-        problem = exc.message if isinstance(exc, PgdrillError) else f"{exc.strerror}: {exc.filename}"
-        log.error("%s: cannot record the drill: %s", config.database, problem)
-        passed, error = False, error or f"cannot record the drill: {problem}"
+        passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
+        composed = outcome(passed, failed_step, error)
+        evidence = _rewrite_evidence(config, composed)  # the evidence may be written and the metrics not
+    if log_fd is not None:
+        try:
+            _append_line(log_fd, str(config.log_file), drill.log_line(composed))
+        except PgdrillError as exc:
+            passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
+            composed = outcome(passed, failed_step, error)
+            evidence = _rewrite_evidence(config, composed)
+    line = drill.log_line(composed)
     exit_code = EXIT_OK if passed else EXIT_FAILED
     if config.ping_url:
         summary = {"database": config.database, "set": record.get("set"), "outcome": composed["outcome"], "drill": True}
@@ -315,12 +325,47 @@ def _drop_leftovers(config: DrillConfig) -> None:
         admin.close()
 
 
-def _append_line(path: str, line: str) -> None:
-    """Append the drill log line (the Markdown log the playbook drill writes on the controller)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+def _open_log(path: str) -> int:
+    """The drill log (the Markdown log the playbook drill writes on the controller), open to append a line."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise PgdrillError(
+            f"cannot open the drill log {path}: {exc.strerror or exc}", "make log_file a writable file (its folder must be a directory)"
+        ) from exc
+
+
+def _append_line(descriptor: int, path: str, line: str) -> None:
+    """Append the line in one write, to disk; closes the log either way."""
+    try:
+        data = (line + "\n").encode("utf-8")
+        if os.write(descriptor, data) != len(data):
+            raise OSError(errno.ENOSPC, "the line was cut short")
+        os.fsync(descriptor)
+    except OSError as exc:
+        raise PgdrillError(f"cannot append to the drill log {path}: {exc.strerror or exc}", "free space on its filesystem, or make log_file writable") from exc
+    finally:
+        os.close(descriptor)
+
+
+def _record_problem(exc: Exception) -> str:
+    return exc.message if isinstance(exc, PgdrillError) else f"{getattr(exc, 'strerror', None) or exc}: {getattr(exc, 'filename', None) or 'a file'}"
+
+
+def _unrecorded(
+    config: DrillConfig, exc: Exception, passed: bool, failed_step: Optional[str], error: Optional[str]
+) -> "tuple[bool, Optional[str], Optional[str]]":
+    """A drill whose record cannot be written failed at "record" (an earlier failure stays the one named)."""
+    problem = _record_problem(exc)
+    log.error("%s: cannot record the drill: %s", config.database, problem)
+    return (False, "record", f"cannot record the drill: {problem}") if passed else (passed, failed_step, error)
+
+
+def _rewrite_evidence(config: DrillConfig, composed: Dict[str, Any]) -> Optional[str]:
+    """The evidence and the metrics again, now saying failed (same drill id, same file); None if that failed too."""
+    try:
+        return drill.write_evidence(config.evidence_dir, composed, config.metrics_dir)
+    except (PgdrillError, OSError) as exc:
+        log.error("%s: cannot record the drill: %s", config.database, _record_problem(exc))
+        return None

@@ -69,7 +69,7 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
     whatever happens. Owners and privileges are restored when the connecting role can set them
     (a superuser); otherwise the result says they were not."""
     name = scratch_name(backup.prefix)
-    admin = db.connect(config.connection, config.dbname, autocommit=True)
+    admin, maintenance = db.connect_maintenance(config.connection, config.dbname)
     try:
         _drop_leftovers(admin, config)
         superuser = db.is_superuser(admin)
@@ -79,7 +79,7 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
     # without passwords, dropped with the scratch database): a server that is not the source (a new
     # host after a disaster) then gets owners and privileges right too.
     options = RestoreOptions(
-        target=name, jobs=jobs, owners=superuser, privileges=superuser, scratch="verify", maintenance_db=config.dbname, globals=superuser, role_passwords=False
+        target=name, jobs=jobs, owners=superuser, privileges=superuser, scratch="verify", maintenance_db=maintenance, globals=superuser, role_passwords=False
     )
     checks = []
     try:
@@ -101,7 +101,7 @@ def restore_and_compare(config: DatabaseConfig, backup: BackupSet, jobs: int) ->
                 checks.append(_fidelity_check(fidelity, options))
                 checks.append(verdict.failed_check("row counts", exc))
     finally:
-        admin = db.connect(config.connection, config.dbname, autocommit=True)
+        admin = db.connect(config.connection, maintenance, autocommit=True)
         try:
             scratch.drop(admin, name)
         finally:

@@ -5,6 +5,7 @@ dropped, for a passing drill and for one whose restore loses a GRANT."""
 import glob
 import json
 import os
+import shutil
 import sys
 
 
@@ -193,3 +194,94 @@ def test_source_ssh_lists_the_source_directory_and_copies_only_the_newest_set(ba
     assert asked and all(stamp in name for name in asked) and not any("_verify_" in name for name in asked)
     assert set(asked) == {entry["name"] for entry in record["files"]} | {newest}
     assert os.listdir(work) == []  # the copy is removed after the drill
+
+
+def test_a_damaged_set_fails_the_drill_on_arrival_before_any_scratch_database(backup_env, tmp_path, ping_recorder):
+    base, pings = ping_recorder
+    backup_env.run()
+    _drill_config(backup_env, tmp_path, base + "/ping/k")
+    dump = next(os.path.join(backup_env.backup_dir, name) for name in backup_env.files() if "_db_" in name)
+    with open(dump, "r+b") as handle:
+        handle.seek(os.path.getsize(dump) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    done = backup_env.run("drill", check=1)
+    assert "FAILED at verify on arrival" in done.stdout, done.stdout + done.stderr
+    [record] = _evidence(tmp_path)
+    assert record["failed_step"] == "verify on arrival" and "failed verification" in record["error"] and "sha256" in record["error"]
+    assert record["scratch_database"] is None and _scratch_left(backup_env.cluster) == []
+    assert pings[-1][0] == "/ping/k/fail"
+
+
+def test_keep_on_failure_drops_the_scratch_database_of_a_passed_drill_and_no_smoke_check_is_said(backup_env, tmp_path, ping_recorder):
+    base, pings = ping_recorder
+    backup_env.run()
+    _drill_config(backup_env, tmp_path, base + "/ping/k", keep="on_failure", post_restore="", checks="[]")
+    done = backup_env.run("drill")
+    assert "PASSED" in done.stdout, done.stdout + done.stderr
+    [record] = _evidence(tmp_path)
+    left = _scratch_left(backup_env.cluster)
+    for name in left:
+        backup_env.cluster.psql(f'DROP DATABASE IF EXISTS "{name}"')
+    assert record["scratch_database_kept"] is False and left == []
+    # Only the restore's own proofs ran: the line says no smoke check is configured, not "2/2 checks ok".
+    [line] = (tmp_path / "drill-log.md").read_text().splitlines()
+    assert "no smoke checks configured" in line and "2/2 restore proofs ok" in line and "checks ok" not in line, line
+    assert pings[-1][0] == "/ping/k"
+
+
+def test_a_failing_post_restore_command_fails_the_drill(backup_env, tmp_path, ping_recorder):
+    base, pings = ping_recorder
+    backup_env.run()
+    _drill_config(backup_env, tmp_path, base + "/ping/k", post_restore=f"{sys.executable} -c \"import sys; sys.exit('migrations are missing')\"", checks="[]")
+    done = backup_env.run("drill", check=1)
+    assert "FAILED at smoke checks" in done.stdout, done.stdout + done.stderr
+    [record] = _evidence(tmp_path)
+    assert record["outcome"] == "failed" and record["failed_step"] == "smoke checks"
+    assert "migrations are missing" in record["error"] and "exit 1" in record["error"]
+    assert _scratch_left(backup_env.cluster) == [] and pings[-1][0] == "/ping/k/fail"
+
+
+def test_a_drill_whose_log_line_cannot_be_written_fails_everywhere(backup_env, tmp_path, ping_recorder):
+    """The outcome is one thing: the exit code, the evidence, the log line, the metrics and the ping agree."""
+    base, pings = ping_recorder
+    backup_env.run()
+    (tmp_path / "not-a-directory").write_text("")
+    _drill_config(backup_env, tmp_path, base + "/ping/k", log_file=tmp_path / "not-a-directory" / "drill-log.md")
+    done = backup_env.run("drill", check=1)
+    assert "PASSED" not in done.stdout and "FAILED at record" in done.stdout, done.stdout + done.stderr
+    assert "cannot record the drill" in done.stderr and "drill-log.md" in done.stderr
+    [record] = _evidence(tmp_path)
+    assert record["outcome"] == "failed" and record["failed_step"] == "record" and "drill-log.md" in record["error"]
+    label = f'{{series="{backup_env.dbname}",source="db1"}}'
+    metrics = _metrics(tmp_path)
+    assert metrics[f"pgdrill_drill_last_passed{label}"] == 0 and f"pgdrill_drill_last_success_timestamp_seconds{label}" not in metrics
+    assert pings[-1][0] == "/ping/k/fail" and pings[-1][1]["failed_step"] == "record"
+    assert _scratch_left(backup_env.cluster) == []
+
+    # A log that opens but cannot take the line (a full disk): the evidence, written before, is rewritten as failed.
+    backup_env.rewrite()
+    shutil.rmtree(tmp_path / "evidence")
+    _drill_config(backup_env, tmp_path, base + "/ping/k", log_file="/dev/full")
+    done = backup_env.run("drill", check=1)
+    assert "FAILED at record" in done.stdout and "No space left on device" in done.stderr, done.stdout + done.stderr
+    [record] = _evidence(tmp_path)
+    assert record["outcome"] == "failed" and record["failed_step"] == "record" and "No space left" in record["error"]
+    assert pings[-1][0] == "/ping/k/fail"
+
+
+def test_two_drills_in_the_same_second_keep_two_evidence_records_and_two_log_lines(backup_env, tmp_path, ping_recorder, monkeypatch):
+    from pgdrill import scheduled
+    from pgdrill.config import load_drill_config
+
+    base, _ = ping_recorder
+    backup_env.run()
+    _drill_config(backup_env, tmp_path, base + "/ping/k", post_restore="", checks="[]")
+    monkeypatch.setattr(scheduled, "_now", lambda: "2026-11-27T07:30:00Z")
+    config = load_drill_config(backup_env.config)
+    first, second = scheduled.run_drill(config), scheduled.run_drill(config)
+    assert first["exit_code"] == second["exit_code"] == 0
+    assert first["evidence"] != second["evidence"] and len(_evidence(tmp_path)) == 2
+    lines = (tmp_path / "drill-log.md").read_text().splitlines()
+    assert lines == [first["log_line"], second["log_line"]] and lines[0] != lines[1]

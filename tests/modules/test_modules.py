@@ -193,6 +193,7 @@ def test_smoke_check_mode_runs_and_drops_nothing(run_module):
 
 def test_evidence_is_written_private_and_whole_and_not_in_check_mode(run_module, tmp_path):
     record = {
+        "drill_id": "5c0ffee1",
         "database": "shop",
         "source_host": "db1",
         "set": "shop_20261126_021500_utc",
@@ -213,11 +214,12 @@ def test_evidence_is_written_private_and_whole_and_not_in_check_mode(run_module,
     result, failed, _ = run_module("pgdrill_evidence", {"record": record, "restore": restore, "directory": str(directory)}, check_mode=True)
     assert not failed and result["changed"] and not directory.exists()
     assert (
-        result["log_line"]
-        == "- 2026-11-26 07:31 UTC · shop from db1 · set shop_20261126_021500_utc · restore 9.7 s · 2/2 checks ok · PASSED (ownership not restored)"
+        result["log_line"] == "- 2026-11-26 07:31 UTC · drill 5c0ffee1 · shop from db1 · set shop_20261126_021500_utc · restore 9.7 s · 2/2 restore proofs ok, "
+        "no smoke checks configured · PASSED (ownership not restored)"
     )
     result, failed, _ = run_module("pgdrill_evidence", {"record": record, "restore": restore, "directory": str(directory)})
     written = json.loads(open(result["path"]).read())
+    assert os.path.basename(result["path"]) == "drill_shop_20261126T073000Z_5c0ffee1.json"
     assert written["restore_commands"] == [{"argv": ["pg_restore", "--exit-on-error"]}] and written["not_restored"] == ["ownership"]
     assert [c["name"] for c in written["checks"]] == ["fingerprint against the backup", "row counts against the manifest"]
     assert oct(os.stat(result["path"]).st_mode & 0o777) == "0o600" and oct(os.stat(directory).st_mode & 0o777) == "0o700"

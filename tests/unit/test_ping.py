@@ -33,3 +33,44 @@ def test_a_failing_or_slow_or_absent_server_never_fails_the_run_nor_shows_the_ke
 def test_urls_are_checked_and_shown_without_secrets():
     assert ping.valid("https://hc-ping.com/uuid") and not ping.valid("ftp://x/y") and not ping.valid("hc-ping.com/uuid")
     assert ping.shown("https://user:pw@hc-ping.com:8443/abc?x=1") == "https://hc-ping.com:8443/…"
+
+
+def test_a_server_that_trickles_its_answer_is_cut_at_the_deadline_by_the_wall_clock(caplog):
+    """A socket timeout bounds each read, not the request: a server that sends one byte every 0.4 s
+    never trips it. The deadline is for the whole request, wall clock."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10:
+                    if stop.wait(0.4):
+                        break
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        started = time.monotonic()
+        message = ping.send(f"http://127.0.0.1:{listener.getsockname()[1]}/trickle-secret-key", "success", timeout=2.0)
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert elapsed < 3.5, f"the ping held the run {elapsed:.1f} s with a 2 s deadline"
+    assert message and "no answer within 2 s" in message and "the run itself is not affected" in message
+    assert "secret-key" not in message and "secret-key" not in caplog.text
