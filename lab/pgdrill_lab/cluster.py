@@ -154,10 +154,28 @@ class Cluster:
             capture_output=True,
         )
         os.unlink(pwfile)
+        return self.start_server()
+
+    def start_server(self, timeout: int = 60) -> "Cluster":
+        """Start the server on this cluster's data directory (made by initdb, or restored into it)."""
         listen = "127.0.0.1" if self.tcp else ""
         options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses='{listen}' -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
-            self._as_owner([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", os.path.join(self.base, "server.log"), "-w", "-o", options, "start"]),
+            self._as_owner(
+                [
+                    os.path.join(self.bindir, "pg_ctl"),
+                    "-D",
+                    self.data,
+                    "-l",
+                    os.path.join(self.base, "server.log"),
+                    "-w",
+                    "-t",
+                    str(timeout),
+                    "-o",
+                    options,
+                    "start",
+                ]
+            ),
             check=True,
             capture_output=True,
         )
@@ -166,6 +184,15 @@ class Cluster:
             os.chmod(self.passfile, 0o600)
             handle.write(f"*:*:*:{SUPERUSER}:{self.password}\n")
         return self
+
+    def restart(self) -> None:
+        """Restart the server (settings that need one, such as archive_mode); the log stays in a
+        file, so no pipe of the caller is held open by the server."""
+        subprocess.run(
+            self._as_owner([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", os.path.join(self.base, "server.log"), "-w", "-m", "fast", "restart"]),
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self) -> None:
         if self.running:

