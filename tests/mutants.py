@@ -574,6 +574,36 @@ MUTANTS = [
         'if not name or "/" in name or',
         ["tests/unit/test_remote.py::test_remote_object_names_are_plain_file_names"],
     ),
+    # Issue 18, engine hardening (second slice): media members, age mid-dump, encrypted gzip media,
+    # calendar buckets in retention_timezone, failed pushes in the metrics, E7 end to end.
+    Mutant(
+        "hardening2: monthly buckets in UTC, not in retention_timezone",
+        ENGINE + "retention.py",
+        '        return moment.astimezone(tz).strftime("%Y-%m")',
+        '        return moment.astimezone(timezone.utc).strftime("%Y-%m")',
+        [TIERS + "test_monthly_and_yearly_buckets_end_at_midnight_in_the_retention_timezone", TIERS + "test_a_month_boundary_far_from_utc"],
+    ),
+    Mutant(
+        "hardening2: yearly buckets in UTC, not in retention_timezone",
+        ENGINE + "retention.py",
+        '        return moment.astimezone(tz).strftime("%Y")',
+        '        return moment.astimezone(timezone.utc).strftime("%Y")',
+        [TIERS + "test_monthly_and_yearly_buckets_end_at_midnight_in_the_retention_timezone"],
+    ),
+    Mutant(
+        "hardening2: an identity file others can read is used by verify --restore",
+        ENGINE + "encryption.py",
+        "    problem = identity_mode_problem(path, os.stat(path).st_mode)",
+        "    problem = None",
+        [VERDICTS + "test_an_identity_file_others_can_read_is_refused_with_the_chmod_fix_and_blames_nothing"],
+    ),
+    Mutant(
+        "hardening2: an identity file others can read blames the set",
+        ENGINE + "encryption.py",
+        '        raise PgdrillError(problem, f"chmod 600 {path}; if others could read it',
+        '        raise SetDamaged(problem, f"chmod 600 {path}; if others could read it',
+        [VERDICTS + "test_an_identity_file_others_can_read_is_refused_with_the_chmod_fix_and_blames_nothing"],
+    ),
 ]
 
 

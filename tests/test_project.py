@@ -133,3 +133,28 @@ def test_mypy_finds_no_type_errors_in_the_engine():
     """The engine (module_utils/pgdrill) type-checks as pyproject.toml's [tool.mypy] says."""
     done = subprocess.run([os.path.join(BIN, "mypy")], cwd=REPO, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_property_test_has_fixed_examples_and_a_fixed_seed():
+    """A verdict never depends on chance: each Hypothesis test also runs fixed @example cases, and
+    the profile tests/conftest.py loads draws the same examples on every run."""
+    import ast
+
+    from hypothesis import settings
+
+    assert settings.default.derandomize and settings.default.database is None
+    without = []
+    for root, _, files in os.walk(os.path.join(REPO, "tests")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            with open(path, encoding="utf-8") as handle:
+                tree = ast.parse(handle.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                    called = [d.func for d in node.decorator_list if isinstance(d, ast.Call)]
+                    names = {getattr(f, "id", getattr(f, "attr", "")) for f in called} | {getattr(d, "id", "") for d in node.decorator_list}
+                    if "given" in names and not names & {"example", "fixed_examples"}:
+                        without.append(f"{os.path.relpath(path, REPO)}::{node.name}")
+    assert without == [], f"property tests without @example cases: {without}"
