@@ -604,6 +604,20 @@ MUTANTS = [
         '        raise SetDamaged(problem, f"chmod 600 {path}; if others could read it',
         [VERDICTS + "test_an_identity_file_others_can_read_is_refused_with_the_chmod_fix_and_blames_nothing"],
     ),
+    Mutant(
+        "hardening2: an age stage that dies mid-dump is ignored",
+        ENGINE + "backup.py",
+        "        sealer.close()\n        try:\n            checker.close()",
+        "        sealer.abort()\n        try:\n            checker.close()",
+        [SAFETY + "test_an_age_stage_that_dies_mid_dump_fails_the_backup_and_prunes_nothing"],
+    ),
+    Mutant(
+        "hardening2: a fed pipeline's failure is not raised",
+        ENGINE + "pipeline.py",
+        "        self._finish()\n        if self._error:\n            raise self._error[0]",
+        "        self._finish()\n        if False:\n            raise self._error[0]",
+        [SAFETY + "test_an_age_stage_that_dies_mid_dump_fails_the_backup_and_prunes_nothing"],
+    ),
 ]
 
 
