@@ -618,6 +618,13 @@ MUTANTS = [
         "        self._finish()\n        if False:\n            raise self._error[0]",
         [SAFETY + "test_an_age_stage_that_dies_mid_dump_fails_the_backup_and_prunes_nothing"],
     ),
+    Mutant(
+        "hardening2: an encrypted gzip media archive is not gunzipped",
+        ENGINE + "restore.py",
+        '    elif plain_name(name).endswith(".gz"):',
+        '    elif name.endswith(".gz"):',
+        ["tests/offhost/test_encrypted_sets.py::test_an_encrypted_series_with_gzip_verifies_and_restores_its_media"],
+    ),
 ]
 
 
