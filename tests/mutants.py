@@ -625,6 +625,27 @@ MUTANTS = [
         '    elif name.endswith(".gz"):',
         ["tests/offhost/test_encrypted_sets.py::test_an_encrypted_series_with_gzip_verifies_and_restores_its_media"],
     ),
+    Mutant(
+        "hardening2: a backup whose push failed records a remote success",
+        ENGINE + "operations.py",
+        '"succeeded": None if failed or not pushed else time.time()}',
+        '"succeeded": time.time()}',
+        ["tests/offhost/test_push_metrics.py::test_a_failed_push_never_records_a_remote_success"],
+    ),
+    Mutant(
+        "hardening2: a failed pgdrill-backup push records a remote success",
+        ENGINE + "operations.py",
+        '"succeeded": time.time() if pushed else None},',
+        '"succeeded": time.time()},',
+        ["tests/offhost/test_push_metrics.py::test_a_failed_push_never_records_a_remote_success"],
+    ),
+    Mutant(
+        "hardening2: a failed push erases the last remote success",
+        ENGINE + "metrics.py",
+        '        if remote.get("succeeded") is not None:',
+        "        if True:",
+        ["tests/offhost/test_push_metrics.py::test_a_failed_push_never_records_a_remote_success"],
+    ),
 ]
 
 
