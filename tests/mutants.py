@@ -42,6 +42,7 @@ FINGERPRINT = "tests/unit/test_fingerprint.py::"
 DJANGO = "tests/packaging/test_django_command.py::"
 CORPUS = "tests/engine/test_bad_input_corpus.py::"
 UNTRUSTED = "tests/offhost/test_remote_untrusted.py::"
+MEDIA = "tests/engine/test_media_members.py::"
 
 MUTANTS = [
     Mutant(
@@ -645,6 +646,34 @@ MUTANTS = [
         '        if remote.get("succeeded") is not None:',
         "        if True:",
         ["tests/offhost/test_push_metrics.py::test_a_failed_push_never_records_a_remote_success"],
+    ),
+    Mutant(
+        "hardening2: verify reads a crafted media archive without checking its members",
+        ENGINE + "media.py",
+        "            check_member(member, names, links)\n            members += 1",
+        "            members += 1",
+        [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why"],
+    ),
+    Mutant(
+        "hardening2: restore-media extracts before checking every member",
+        ENGINE + "restore.py",
+        "    read_media(path, identity)\n    os.makedirs(destination, mode=0o700, exist_ok=True)",
+        "    os.makedirs(destination, mode=0o700, exist_ok=True)",
+        [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why"],
+    ),
+    Mutant(
+        "hardening2: a media member with '..' in its path is accepted",
+        ENGINE + "media.py",
+        '    if ".." in name.split("/"):',
+        "    if False:",
+        [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why"],
+    ),
+    Mutant(
+        "hardening2: a media member under an earlier symbolic link is accepted",
+        ENGINE + "media.py",
+        "        links.add(normal)",
+        "        pass",
+        [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why", MEDIA + "test_the_member_rule"],
     ),
 ]
 
