@@ -11,6 +11,7 @@ import sys
 from typing import Dict, List, Optional
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 import ansible.module_utils
 import ansible_runner
@@ -27,6 +28,11 @@ PLAYBOOKS = os.path.join(REPO, "tests", "ansible", "playbooks")
 if os.path.join(REPO, "module_utils") not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
 _names = itertools.count(1)
+# Hypothesis draws the same examples on every run and keeps no database of past failures: a verdict
+# never depends on chance or on what an earlier run happened to find (each property test also has
+# fixed @example cases).
+hypothesis_settings.register_profile("pgdrill", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.load_profile("pgdrill")
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,7 @@ FINGERPRINT = "tests/unit/test_fingerprint.py::"
 DJANGO = "tests/packaging/test_django_command.py::"
 CORPUS = "tests/engine/test_bad_input_corpus.py::"
 UNTRUSTED = "tests/offhost/test_remote_untrusted.py::"
+MEDIA = "tests/engine/test_media_members.py::"
 
 MUTANTS = [
     Mutant(
@@ -637,6 +638,106 @@ MUTANTS = [
         "        config = replace(config, label=prefix)  # a config without [database NAME] sections: its messages name the series",
         "        pass",
         ["tests/engine/test_new_user_path.py::test_a_config_without_database_sections_names_the_series_in_its_messages_not_default"],
+    ),
+    # Issue 18, engine hardening (second slice): media members, age mid-dump, encrypted gzip media,
+    # calendar buckets in retention_timezone, failed pushes in the metrics, E7 end to end.
+    Mutant(
+        "hardening2: monthly buckets in UTC, not in retention_timezone",
+        ENGINE + "retention.py",
+        '        return moment.astimezone(tz).strftime("%Y-%m")',
+        '        return moment.astimezone(timezone.utc).strftime("%Y-%m")',
+        [TIERS + "test_monthly_and_yearly_buckets_end_at_midnight_in_the_retention_timezone", TIERS + "test_a_month_boundary_far_from_utc"],
+    ),
+    Mutant(
+        "hardening2: yearly buckets in UTC, not in retention_timezone",
+        ENGINE + "retention.py",
+        '        return moment.astimezone(tz).strftime("%Y")',
+        '        return moment.astimezone(timezone.utc).strftime("%Y")',
+        [TIERS + "test_monthly_and_yearly_buckets_end_at_midnight_in_the_retention_timezone"],
+    ),
+    Mutant(
+        "hardening2: an identity file others can read is used by verify --restore",
+        ENGINE + "encryption.py",
+        "    problem = identity_mode_problem(path, os.stat(path).st_mode)",
+        "    problem = None",
+        [VERDICTS + "test_an_identity_file_others_can_read_is_refused_with_the_chmod_fix_and_blames_nothing"],
+    ),
+    Mutant(
+        "hardening2: an identity file others can read blames the set",
+        ENGINE + "encryption.py",
+        '        raise PgdrillError(problem, f"chmod 600 {path}; if others could read it',
+        '        raise SetDamaged(problem, f"chmod 600 {path}; if others could read it',
+        [VERDICTS + "test_an_identity_file_others_can_read_is_refused_with_the_chmod_fix_and_blames_nothing"],
+    ),
+    Mutant(
+        "hardening2: an age stage that dies mid-dump is ignored",
+        ENGINE + "backup.py",
+        "        sealer.close()\n        try:\n            checker.close()",
+        "        sealer.abort()\n        try:\n            checker.close()",
+        [SAFETY + "test_an_age_stage_that_dies_mid_dump_fails_the_backup_and_prunes_nothing"],
+    ),
+    Mutant(
+        "hardening2: a fed pipeline's failure is not raised",
+        ENGINE + "pipeline.py",
+        "        self._finish()\n        if self._error:\n            raise self._error[0]",
+        "        self._finish()\n        if False:\n            raise self._error[0]",
+        [SAFETY + "test_an_age_stage_that_dies_mid_dump_fails_the_backup_and_prunes_nothing"],
+    ),
+    Mutant(
+        "hardening2: an encrypted gzip media archive is not gunzipped",
+        ENGINE + "restore.py",
+        '    elif plain_name(name).endswith(".gz"):',
+        '    elif name.endswith(".gz"):',
+        ["tests/offhost/test_encrypted_sets.py::test_an_encrypted_series_with_gzip_verifies_and_restores_its_media"],
+    ),
+    Mutant(
+        "hardening2: a backup whose push failed records a remote success",
+        ENGINE + "operations.py",
+        '"succeeded": None if failed or not pushed else time.time()}',
+        '"succeeded": time.time()}',
+        ["tests/offhost/test_push_metrics.py::test_a_failed_push_never_records_a_remote_success"],
+    ),
+    Mutant(
+        "hardening2: a failed pgdrill-backup push records a remote success",
+        ENGINE + "operations.py",
+        '"succeeded": time.time() if pushed else None},',
+        '"succeeded": time.time()},',
+        ["tests/offhost/test_push_metrics.py::test_a_failed_push_never_records_a_remote_success"],
+    ),
+    Mutant(
+        "hardening2: a failed push erases the last remote success",
+        ENGINE + "metrics.py",
+        '        if remote.get("succeeded") is not None:',
+        "        if True:",
+        ["tests/offhost/test_push_metrics.py::test_a_failed_push_never_records_a_remote_success"],
+    ),
+    Mutant(
+        "hardening2: verify reads a crafted media archive without checking its members",
+        ENGINE + "media.py",
+        "            check_member(member, names, links)\n            members += 1",
+        "            members += 1",
+        [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why"],
+    ),
+    Mutant(
+        "hardening2: restore-media extracts before checking every member",
+        ENGINE + "restore.py",
+        "    read_media(path, identity)\n    os.makedirs(destination, mode=0o700, exist_ok=True)",
+        "    os.makedirs(destination, mode=0o700, exist_ok=True)",
+        [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why"],
+    ),
+    Mutant(
+        "hardening2: a media member with '..' in its path is accepted",
+        ENGINE + "media.py",
+        '    if ".." in name.split("/"):',
+        "    if False:",
+        [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why"],
+    ),
+    Mutant(
+        "hardening2: a media member under an earlier symbolic link is accepted",
+        ENGINE + "media.py",
+        "        links.add(normal)",
+        "        pass",
+        [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why", MEDIA + "test_the_member_rule"],
     ),
 ]
 

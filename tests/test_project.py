@@ -153,3 +153,28 @@ def test_the_roles_claim_only_the_platforms_their_host_tests_run_on():
         assert platforms == [{"name": "Debian", "versions": sorted(tested)}], meta
     readme = open(os.path.join(REPO, "README.md")).read()
     assert "Tested on Debian 12 (bookworm)" in readme and "expected to work but untested" in readme
+
+
+def test_every_property_test_has_fixed_examples_and_a_fixed_seed():
+    """A verdict never depends on chance: each Hypothesis test also runs fixed @example cases, and
+    the profile tests/conftest.py loads draws the same examples on every run."""
+    import ast
+
+    from hypothesis import settings
+
+    assert settings.default.derandomize and settings.default.database is None
+    without = []
+    for root, _, files in os.walk(os.path.join(REPO, "tests")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            with open(path, encoding="utf-8") as handle:
+                tree = ast.parse(handle.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                    called = [d.func for d in node.decorator_list if isinstance(d, ast.Call)]
+                    names = {getattr(f, "id", getattr(f, "attr", "")) for f in called} | {getattr(d, "id", "") for d in node.decorator_list}
+                    if "given" in names and not names & {"example", "fixed_examples"}:
+                        without.append(f"{os.path.relpath(path, REPO)}::{node.name}")
+    assert without == [], f"property tests without @example cases: {without}"

@@ -422,7 +422,7 @@ class BackupRun:
             stream(commands, writer.write, self.env, what, fix)
             return None
         chunks: List[bytes] = []
-        sealer = FedPipeline(self.encrypt, writer.write, self.env, f"encrypting the dump of {target} with age", encryption.INSTALL_FIX)
+        sealer = FedPipeline(self.encrypt, writer.write, self.env, f"encrypting the dump of {target} with age", encryption.ENCRYPT_FAILED_FIX)
         checker = FedPipeline(
             toc_commands(self.tools, "x." + plain_ext),
             chunks.append,

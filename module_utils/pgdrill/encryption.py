@@ -41,6 +41,8 @@ HEADER_LIMIT = 64 * 1024
 FINGERPRINT_CHARS = 16
 
 INSTALL_FIX = "install age: apt install age (Debian 12+, Ubuntu 22.04+), or put the age binary on PATH"
+# An encrypting stage that failed while a backup streamed through it: the run keeps nothing.
+ENCRYPT_FAILED_FIX = f"nothing was kept from this run; read age's message (memory, a signal) and run the backup again; if age is missing: {INSTALL_FIX}"
 RECIPIENTS_FIX = (
     "give age public keys (age1..., as age-keygen prints them; 'age-keygen -y IDENTITY' shows an "
     "identity's), separated by commas or spaces, or @/path/to/recipients.txt with one per line"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO, Callable, Optional, Set
 
-from .errors import PgdrillError
+from .errors import PgdrillError, SetDamaged
 
 
 def check_media_root(media_root: Optional[str], backup_dir: Optional[str] = None) -> str:
@@ -91,11 +91,65 @@ def tar_producer(root: str, exclude: Optional[str] = None, top: Optional[str] = 
     return produce
 
 
+def _normal(name: str) -> str:
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
+
+
+def member_problem(member: tarfile.TarInfo, names: Set[str], links: Set[str]) -> Optional[str]:
+    """Why a media archive may not hold ``member``, or None; ``names`` and ``links`` are the
+    (normalised) names of the earlier members and of the earlier symbolic links, and are updated.
+
+    pgdrill's own archives hold files, directories, symbolic links (stored, never followed) and
+    hard links to earlier members, all under one relative top directory. Anything else would be
+    written outside the destination, through a link, or as a device or pipe: it is refused before
+    anything is extracted. Pure but for the two sets."""
+    name = member.name
+    normal = _normal(name)
+    if name.startswith("/"):
+        return "has an absolute path"
+    if ".." in name.split("/"):
+        return "has '..' in its path (it would land outside the destination)"
+    if not normal:
+        return "has an empty name"
+    parts = normal.split("/")
+    through = next((prefix for prefix in ("/".join(parts[:end]) for end in range(1, len(parts))) if prefix in links), None)
+    if through:
+        return f"lies under the symbolic link {through} (extracting it would write through the link)"
+    if member.ischr() or member.isblk():
+        return "is a device file"
+    if member.isfifo():
+        return "is a named pipe (fifo)"
+    if member.islnk():
+        target = member.linkname
+        if target.startswith("/") or ".." in target.split("/") or _normal(target) not in names:
+            return f"is a hard link to {target!r}, which is not an earlier member of the archive"
+    elif not (member.isfile() or member.isdir() or member.issym()):
+        return f"is of a type media archives never hold (tar type {member.type!r})"
+    names.add(normal)
+    if member.issym():
+        links.add(normal)
+    return None
+
+
+def check_member(member: tarfile.TarInfo, names: Set[str], links: Set[str]) -> None:
+    """A SetDamaged naming ``member`` and why, when the rule above refuses it."""
+    problem = member_problem(member, names, links)
+    if problem:
+        raise SetDamaged(
+            f"the media archive's member {member.name!r} {problem}; pgdrill never writes such a member, so nothing was extracted",
+            "use another set or another copy (local or remote), and find out who wrote this archive",
+        )
+
+
 def count_members(stream: BinaryIO) -> int:
-    """Read a whole tar stream (so every member is checked) and count its members."""
+    """Read a whole tar stream (so every member is checked, by :func:`member_problem` too) and
+    count its members."""
     members = 0
+    names: Set[str] = set()
+    links: Set[str] = set()
     with tarfile.open(fileobj=stream, mode="r|") as archive:
         for member in archive:
+            check_member(member, names, links)
             members += 1
             if member.isfile():
                 handle = archive.extractfile(member)

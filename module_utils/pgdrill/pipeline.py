@@ -54,8 +54,8 @@ def describe_rc(rc: int) -> str:
 
 
 # Lines some programs print after their error, which would hide it: age ends every failure with
-# a request for bug reports.
-TRAILERS = ("age: report unexpected or unhelpful errors",)
+# a request for bug reports, GNU tar with a summary that names no member.
+TRAILERS = ("age: report unexpected or unhelpful errors", "tar: Exiting with failure status due to previous errors")
 
 
 def last_line(text: str) -> str:

@@ -211,14 +211,17 @@ def read_small(path: str, identity: Optional[str] = None, limit: int = 64 << 20)
 
 def extract_media(path: str, destination: str, identity: Optional[str] = None) -> Dict[str, object]:
     """Unpack a media archive into ``destination``, which must be missing or empty: a media
-    restore never overwrites files. GNU tar keeps every member inside it (no absolute names, no
-    ``..``) and restores links as links."""
+    restore never overwrites files. The archive is read whole first and every member checked
+    (media.member_problem: no absolute or ``..`` path, no device or pipe, no hard link outside it,
+    nothing under a link), so a crafted archive is refused by member before anything is written;
+    then GNU tar extracts it and restores links as links."""
     name = os.path.basename(path)
     if os.path.lexists(destination) and (not os.path.isdir(destination) or os.path.islink(destination) or os.listdir(destination)):
         raise PgdrillError(
             f"{destination} exists and is not an empty directory; a media restore never overwrites files",
             "restore into a new or empty directory, then move it into place",
         )
+    read_media(path, identity)
     os.makedirs(destination, mode=0o700, exist_ok=True)
     decode = decode_commands(name, identity, source=path)
     tar = [

@@ -636,11 +636,23 @@ def test_a_server_stopped_mid_dump_is_a_message_not_a_traceback(tmp_path):
         run = subprocess.Popen(
             [sys.executable, "-m", "pgdrill.cli", "--config", config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        time.sleep(2)
+        # The dump has started: pg_dump's session is connected and waits on the table's lock.
+        probe = psycopg.connect(host=cluster.host, port=cluster.port, user="postgres", passfile=cluster.passfile, dbname="app", autocommit=True)
+        waiting = []
+        deadline = time.monotonic() + 60
+        while not waiting and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.1)
+            waiting = probe.execute(
+                "SELECT query FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock' AND query ILIKE 'LOCK TABLE %'"
+            ).fetchall()
+        sessions = probe.execute("SELECT application_name, wait_event_type, query FROM pg_stat_activity WHERE datname = 'app'").fetchall()
+        probe.close()
+        assert waiting, f"pg_dump never got to the table's lock (exit {run.poll()}): {sessions}"
         cluster.stop()
         out, err = run.communicate(timeout=60)
         holder.close()
     assert run.returncode == 1 and "Traceback" not in err and "backup failed" in err, err
+    assert "pg_dump" in err, err
     assert [name for name in os.listdir(tmp_path / "b") if not name.startswith(".pgdrill-")] == []
 
 

@@ -259,3 +259,62 @@ def test_a_backup_user_without_rights_to_the_directory_gets_the_fix(pg, sample_d
         assert not os.path.exists(os.path.join(target, "backups"))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+AGE_DYING = """#!/bin/sh
+# age that encrypts part of its input, then fails: its output stops after some bytes and it exits 1.
+case " $* " in *" --encrypt "*) ;; *) exec {age} "$@" ;; esac
+{age} "$@" | head -c 200000
+exit 1
+"""
+
+
+def _age_processes(parent):
+    """The pids of the age programs (encrypting) among ``parent``'s children."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and os.path.basename(argv[0]) == b"age" and b"--encrypt" in argv:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.parametrize("death", ["exits 1 after some bytes", "killed mid-stream"])
+def test_an_age_stage_that_dies_mid_dump_fails_the_backup_and_prunes_nothing(tmp_path, pg, big_db, death):
+    """A set that no key could decrypt must never count as complete: when age fails (or is killed)
+    while the dump streams through it, the run exits non-zero, no file takes its final name, no
+    manifest is written, and two complete sets past retention stay byte for byte."""
+    import shutil
+
+    key = tmp_path / "k.key"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True).stdout.strip()
+    backups = tmp_path / "b"
+    before = old_sets(str(backups), big_db)
+    config = write_config(tmp_path / "c.conf", pg, big_db, backups, compression="zstd", keep_last=0, retention_days=0, encrypt_recipients=recipient)
+    env = cli_env()
+    if death == "exits 1 after some bytes":
+        bindir = tmp_path / "bin"
+        bindir.mkdir()
+        (bindir / "age").write_text(AGE_DYING.format(age=shutil.which("age")))
+        (bindir / "age").chmod(0o755)
+        env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"
+    proc = subprocess.Popen([sys.executable, "-m", "pgdrill.cli", "--config", config], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if death == "killed mid-stream":
+        wait_for_partial(str(backups))
+        (age,) = _age_processes(proc.pid) or [None]
+        assert age, "the dump streams through an age process"
+        os.kill(age, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, (out, err)
+    assert "age" in err and "backup failed" in err and "Traceback" not in err, err
+    assert "nothing was kept from this run" in err, err  # the fix fits what happened (not only "install age")
+    names = os.listdir(backups)
+    assert sorted(n for n in names if not n.startswith(".")) == sorted(before), names  # no final name, no manifest
+    assert snapshot(str(backups), before) == before

@@ -159,3 +159,23 @@ def test_restored_content_that_differs_blames_the_set(backup_env):
     assert "could not verify" not in done.stdout and "row counts" in done.stdout
     row = json.loads(backup_env.run("list", "--json").stdout)["results"][0]["sets"][0]
     assert row["verified"] == "failed" and row["verification"]["verdict"] == "bad"
+
+
+def test_an_identity_file_others_can_read_is_refused_with_the_chmod_fix_and_blames_nothing(backup_env, keypair):
+    """E7 through the whole engine: verify --restore with a 0644 identity file exits 1 naming
+    chmod 600; the verdict is inconclusive, the set keeps its last conclusive verdict, and prune
+    keeps every set. With the mode fixed, the same set verifies."""
+    (key_a, recipient_a), _ = keypair
+    sets = _daily_sets(backup_env, encrypt_recipients=recipient_a)
+    backup_env.rewrite(**DAILY, encrypt_recipients=recipient_a, encrypt_identity_file=key_a)
+    _at(NOW, backup_env, "verify", sets[-1], "--restore")
+    os.chmod(key_a, 0o644)
+    done = _at(NOW, backup_env, "verify", sets[-1], "--restore", check=1)
+    assert f"chmod 600 {key_a}" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "open to other users (mode 0644)" in done.stdout + done.stderr
+    row = _listing(backup_env)[sets[-1]]
+    assert row["verification"]["verdict"] == "inconclusive", row
+    assert row["verified"] == "ok+restore", "an inconclusive run keeps the last conclusive verdict"
+    assert _prune(backup_env) == []
+    os.chmod(key_a, 0o600)
+    _at(NOW, backup_env, "verify", sets[-1], "--restore")

@@ -4,7 +4,7 @@ import base64
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 from pgdrill.encryption import (
     age_error_line,
@@ -117,6 +117,11 @@ def test_plugin_recipients_are_named_as_such():
 
 
 @given(st.text(max_size=80))
+@example(R1)
+@example(f"{R1}, {R2}")
+@example(f"# escrow\n{R2}\n")
+@example("age1nope")
+@example("")
 def test_anything_parsed_is_a_valid_recipient(text):
     try:
         found = parse_recipients(text)

@@ -1,7 +1,7 @@
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 from pgdrill.naming import (
     KIND_EXTENSIONS,
@@ -85,6 +85,10 @@ def test_prefix_validation(prefix, ok):
     st.sampled_from(["db", "globals", "media", "manifest"]),
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(timezone.utc)),
 )
+@example("ez360pm", "db", datetime(2026, 11, 26, 2, 15, tzinfo=timezone.utc))
+@example("my-app.v2", "manifest", datetime(2000, 1, 1, tzinfo=timezone.utc))
+@example("a_db_b", "globals", datetime(2099, 1, 1, tzinfo=timezone.utc))
+@example("shop_media", "media", datetime(2026, 12, 31, 23, 59, 59, tzinfo=timezone.utc))
 def test_any_valid_prefix_round_trips(prefix, kind, moment):
     name = file_name(prefix, kind, format_stamp(moment), KIND_EXTENSIONS[kind][0])
     parsed = parse_file_name(name)

@@ -5,7 +5,7 @@ import hashlib
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 from pgdrill import offsite
 from pgdrill.errors import PgdrillError
@@ -77,6 +77,12 @@ def test_bad_remote_urls_are_named(url, words):
 
 
 @given(st.text(max_size=60))
+@example("s3://backups/pgdrill/db1")
+@example(" s3://my.backups-1/pgdrill/ ")
+@example("rclone:my remote:/srv/backups/")
+@example("rclone::local:/srv/copies")
+@example("s3://backups/a\n")
+@example("")
 def test_whatever_parses_round_trips(text):
     try:
         parsed = parse_remote(text)

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from pgdrill.retention import FUTURE_TOLERANCE, KEEP, REMOVE, SetFacts, is_future, plan, retention_kinds
 
@@ -110,6 +110,28 @@ set_strategy = st.lists(
 
 @settings(max_examples=400)
 @given(set_strategy, st.integers(0, 20), st.integers(0, 60), st.floats(0, 100))
+@example([], 0, 0, 0.0)
+@example(
+    [
+        (0.5, True, False, False, frozenset({"db"}), True),
+        (1.5, True, False, True, frozenset({"db"}), False),
+        (2.5, False, True, False, frozenset({"db"}), False),
+    ],
+    0,
+    0,
+    0.0,
+)
+@example(
+    [
+        (-2.0, True, False, False, frozenset({"db", "media"}), False),
+        (3.0, True, False, False, frozenset({"media"}), False),
+        (200.0, True, False, False, frozenset({"db"}), False),
+    ],
+    1,
+    30,
+    24.0,
+)
+@example([(0.0, False, False, False, frozenset({"db"}), False), (400.0, True, False, True, frozenset({"db", "globals"}), False)], 20, 60, 100.0)
 def test_properties_of_any_plan(raw, keep_last, retention_days, grace):
     sets = [
         SetFacts(

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from pgdrill.retention import KEEP, REMOVE, Policy, SetFacts, is_future, plan, retention_kinds
 
@@ -169,6 +169,56 @@ def test_a_dst_change_moves_no_day_boundary():
     assert decisions["a"].reasons == ("daily (2026-04-05)",) and decisions["b"].reasons[-1] == "daily (2026-04-06)"
 
 
+# Months and years end where retention_timezone says, far from UTC too: Kiritimati is UTC+14 and
+# Pago Pago UTC-11 all year (no DST), so one UTC day holds the end of a month or year there.
+FAR_ZONES_NOW = datetime(2027, 1, 20, tzinfo=UTC)
+NEW_YEAR_SETS = [
+    SetFacts("pago-new", datetime(2027, 1, 1, 11, 30, tzinfo=UTC), True),  # Fri 2027-01-01 00:30 in Pago Pago, 2027-01-02 01:30 in Kiritimati
+    SetFacts("pago-old", datetime(2027, 1, 1, 10, 30, tzinfo=UTC), True),  # Thu 2026-12-31 23:30 in Pago Pago, 2027-01-02 00:30 in Kiritimati
+    SetFacts("kiri-new", datetime(2026, 12, 31, 10, 30, tzinfo=UTC), True),  # 2027-01-01 00:30 in Kiritimati, 2026-12-30 23:30 in Pago Pago
+    SetFacts("kiri-old", datetime(2026, 12, 31, 9, 30, tzinfo=UTC), True),  # 2026-12-31 23:30 in Kiritimati
+    SetFacts("november", datetime(2026, 11, 15, 12, 0, tzinfo=UTC), True),
+]
+
+
+@pytest.mark.parametrize(
+    "zone_name,monthly,yearly",
+    [
+        # UTC: pago-* are January 2027, kiri-* December 2026.
+        ("UTC", {"pago-new": "2027-01", "kiri-new": "2026-12"}, {"pago-new": "2027", "kiri-new": "2026"}),
+        # Kiritimati (+14): every set of Dec 31 10:00 UTC on is in 2027; kiri-old is the last of 2026.
+        ("Pacific/Kiritimati", {"pago-new": "2027-01", "kiri-old": "2026-12"}, {"pago-new": "2027", "kiri-old": "2026"}),
+        # Pago Pago (-11): pago-old is still 2026-12-31 there, so it is the last set of December and of 2026.
+        ("Pacific/Pago_Pago", {"pago-new": "2027-01", "pago-old": "2026-12"}, {"pago-new": "2027", "pago-old": "2026"}),
+    ],
+)
+def test_monthly_and_yearly_buckets_end_at_midnight_in_the_retention_timezone(zone_name, monthly, yearly):
+    for tier, expected in (("monthly", monthly), ("yearly", yearly)):
+        decisions = plan(NEW_YEAR_SETS, FAR_ZONES_NOW, Policy(keep_last=0, timezone=zone_name, **{f"keep_{tier}": 2}))
+        assert kept(decisions) == sorted(expected, reverse=True), (zone_name, tier)
+        for set_id, label in expected.items():
+            assert f"{tier} ({label})" in by_id(decisions)[set_id].reasons, (zone_name, tier, by_id(decisions)[set_id].reasons)
+
+
+@pytest.mark.parametrize(
+    "zone_name,expected",
+    [
+        ("UTC", {"b": "monthly (2026-06)", "a": "monthly (2026-05)"}),
+        ("Pacific/Kiritimati", {"b": "monthly (2026-06)", "april": "monthly (2026-04)"}),  # a is June 1 00:15 there
+        ("Pacific/Pago_Pago", {"b": "monthly (2026-05)", "april": "monthly (2026-04)"}),  # b is May 31 23:45 there
+    ],
+)
+def test_a_month_boundary_far_from_utc(zone_name, expected):
+    sets = [
+        SetFacts("b", datetime(2026, 6, 1, 10, 45, tzinfo=UTC), True),
+        SetFacts("a", datetime(2026, 5, 31, 10, 15, tzinfo=UTC), True),
+        SetFacts("april", datetime(2026, 4, 15, 12, 0, tzinfo=UTC), True),
+    ]
+    decisions = by_id(plan(sets, datetime(2026, 6, 10, tzinfo=UTC), Policy(keep_last=0, keep_monthly=2, timezone=zone_name)))
+    assert kept(decisions.values()) == sorted(expected, reverse=True), zone_name
+    assert {set_id: decisions[set_id].reasons[-1] for set_id in expected} == expected, zone_name
+
+
 def test_failed_sets_never_fill_a_tier_and_pins_always_stay():
     sets = daily_sets(datetime(2026, 11, 20), datetime(2026, 11, 26))
     sets = [s._replace(known_bad=s.set_id in ("2026-11-25", "2026-11-24")) for s in sets]
@@ -278,6 +328,36 @@ policies = st.builds(
 )
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+# Fixed cases every property test runs first, whatever Hypothesis draws (tests/conftest.py also fixes
+# its seed): the golden year, the new year far from UTC, nothing at all, and a mix of every state.
+GOLDEN_POLICY = Policy(keep_last=0, keep_daily=7, keep_weekly=4, keep_monthly=12, keep_yearly=2)
+FAR_POLICY = Policy(keep_last=1, keep_monthly=2, keep_yearly=2, timezone="Pacific/Kiritimati")
+MIXED = (
+    [
+        SetFacts("m0", datetime(2026, 3, 7, 23, 0, tzinfo=UTC), True, kinds=frozenset({"db", "globals"})),
+        SetFacts("m1", datetime(2026, 3, 8, 6, 30, tzinfo=UTC), False, damaged=True),
+        SetFacts("m2", datetime(2026, 3, 8, 7, 30, tzinfo=UTC), True, known_bad=True),
+        SetFacts("m3", datetime(2026, 3, 9, 12, 0, tzinfo=UTC), True, kinds=frozenset({"media"}), pinned=True, pin_reason="hold"),
+        SetFacts("m4", datetime(2026, 6, 1, 2, 15, tzinfo=UTC), True, kinds=frozenset({"db", "media"})),
+        SetFacts("m5", datetime(2026, 6, 2, 2, 15, tzinfo=UTC), True, kinds=frozenset({"globals"})),
+        SetFacts("m6", datetime(2026, 6, 10, 2, 15, tzinfo=UTC), True),  # from the future
+    ],
+    datetime(2026, 6, 5, tzinfo=UTC),
+)
+MIXED_POLICY = Policy(keep_last=1, keep_daily=2, keep_weekly=1, keep_monthly=2, keep_yearly=1, keep_within=36 * 3600.0, timezone="America/New_York")
+
+
+def fixed_examples(test):
+    """The fixed cases above, for a property test taking (schedule, policy)."""
+    for schedule, policy in (
+        ((YEAR, YEAR_NOW), GOLDEN_POLICY),
+        ((NEW_YEAR_SETS, FAR_ZONES_NOW), FAR_POLICY),
+        (([], YEAR_NOW), Policy()),
+        (MIXED, MIXED_POLICY),
+    ):
+        test = example(schedule, policy)(test)
+    return test
+
 
 def counted_of(sets, now):
     return sorted((s for s in sets if s.complete and not s.damaged and not is_future(s.time, now)), key=lambda s: (s.time, s.set_id), reverse=True)
@@ -295,6 +375,7 @@ def bucket(tier, moment, zone_name):
 
 @PROPERTY
 @given(schedules(), policies)
+@fixed_examples
 def test_floors_and_pins_always_hold(schedule, policy):
     sets, now = schedule
     result = {d.set_id: d for d in plan(sets, now, policy)}
@@ -319,6 +400,7 @@ def test_floors_and_pins_always_hold(schedule, policy):
 
 @PROPERTY
 @given(schedules(), policies)
+@fixed_examples
 def test_each_tier_keeps_the_newest_set_of_at_most_its_count_of_buckets(schedule, policy):
     sets, now = schedule
     decisions = plan(sets, now, policy)
@@ -359,6 +441,9 @@ def test_each_tier_keeps_the_newest_set_of_at_most_its_count_of_buckets(schedule
 
 @PROPERTY
 @given(schedules(), policies, st.randoms(use_true_random=False))
+@example((YEAR, YEAR_NOW), GOLDEN_POLICY, random.Random(13))
+@example(MIXED, MIXED_POLICY, random.Random(7))
+@example((NEW_YEAR_SETS, FAR_ZONES_NOW), FAR_POLICY, random.Random(1))
 def test_the_order_sets_are_listed_in_changes_nothing(schedule, policy, rnd):
     sets, now = schedule
     shuffled = list(sets)
@@ -368,6 +453,7 @@ def test_the_order_sets_are_listed_in_changes_nothing(schedule, policy, rnd):
 
 @PROPERTY
 @given(schedules(), policies)
+@fixed_examples
 def test_applying_the_plan_twice_removes_nothing_more(schedule, policy):
     sets, now = schedule
     first = plan(sets, now, policy)
