@@ -178,3 +178,22 @@ def test_every_property_test_has_fixed_examples_and_a_fixed_seed():
                     if "given" in names and not names & {"example", "fixed_examples"}:
                         without.append(f"{os.path.relpath(path, REPO)}::{node.name}")
     assert without == [], f"property tests without @example cases: {without}"
+
+
+def test_every_mutant_still_finds_the_line_it_breaks():
+    """./run mutants is not part of the suite (it takes a while), but a mutant whose original text
+    no longer occurs exactly once would report STALE there: catch that here, on every run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutants", os.path.join(REPO, "tests", "mutants.py"))
+    mutants = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mutants)
+    stale = []
+    for mutant in mutants.MUTANTS:
+        with open(os.path.join(REPO, mutant.path), encoding="utf-8") as handle:
+            count = handle.read().count(mutant.original)
+        if count != 1:
+            stale.append(f"{mutant.name}: its text occurs {count} times in {mutant.path}")
+    names = [mutant.name for mutant in mutants.MUTANTS]
+    assert not stale, stale
+    assert len(names) == len(set(names)), "two mutants share a name"
