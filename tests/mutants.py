@@ -638,6 +638,14 @@ MUTANTS = [
         "        pass",
         ["tests/engine/test_new_user_path.py::test_a_config_without_database_sections_names_the_series_in_its_messages_not_default"],
     ),
+    # Issue 18, slice "drills, roles and the new user's path" (what was left: drill2).
+    Mutant(
+        "restore-media: DIR gets the media root's own name inside it, not its files",
+        ENGINE + "restore.py",
+        "        MEDIA_TOP_AS_DESTINATION,\n",
+        "",
+        ["tests/engine/test_new_user_path.py::test_restore_media_to_dir_puts_what_media_root_held_into_dir"],
+    ),
 ]
 
 
