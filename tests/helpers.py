@@ -131,6 +131,25 @@ def listing(path):
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
+def tree_hash(root) -> str:
+    """Names, modes, link targets and contents of every entry under ``root`` (``root`` itself: its mode)."""
+    import stat
+
+    digest = hashlib.sha256(f"{stat.S_IMODE(os.lstat(root).st_mode):o}\0".encode())
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            digest.update(f"{os.path.relpath(path, root)}\0{stat.S_IMODE(info.st_mode):o}\0".encode())
+            if stat.S_ISLNK(info.st_mode):
+                digest.update(os.readlink(path).encode())
+            elif stat.S_ISREG(info.st_mode):
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+    return digest.hexdigest()
+
+
 def database_fingerprint(cluster, dbname):
     """The source database's catalog (schema-only dump) and data (every row of every table)."""
     env = dict(os.environ, **cluster.env(dbname))

@@ -739,6 +739,52 @@ MUTANTS = [
         "        pass",
         [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why", MEDIA + "test_the_member_rule"],
     ),
+    # Issue 18, slice "drills, roles and the new user's path" (what was left: drill2).
+    Mutant(
+        "restore-media: DIR gets the media root's own name inside it, not its files",
+        ENGINE + "restore.py",
+        "        MEDIA_TOP_AS_DESTINATION,\n",
+        "",
+        ["tests/engine/test_new_user_path.py::test_restore_media_to_dir_puts_what_media_root_held_into_dir"],
+    ),
+    Mutant(
+        "scheduled drill: a kept copy of the set keeps the globals (the source's password hashes)",
+        ENGINE + "drill.py",
+        'if isinstance(entry, dict) and entry.get("kind") == "globals"]',
+        "if False]",
+        ["tests/engine/test_scheduled_drill.py::test_keep_always_keeps_the_fetched_copy_without_the_globals_and_says_where"],
+    ),
+    Mutant(
+        "drill log: a kept scratch database and kept copies are not said",
+        ENGINE + "drill.py",
+        "        *([kept] if kept else []),\n",
+        "",
+        [
+            "tests/engine/test_scheduled_drill.py::test_keep_always_keeps_the_fetched_copy_without_the_globals_and_says_where",
+            "tests/ansible/test_drill.py::test_passing_drill_can_keep_its_database_for_inspection",
+        ],
+    ),
+    Mutant(
+        "drill log: a line without the drill's id (a repeated drill of the same set can lose its line)",
+        ENGINE + "drill.py",
+        """        *([f"drill {record['drill_id']}"] if record.get("drill_id") else []),""",
+        "",
+        ["tests/ansible/test_drill.py::test_a_repeated_drill_of_the_same_set_adds_a_line_of_its_own_to_the_drill_log"],
+    ),
+    Mutant(
+        "drill role: a kept copy of the set keeps the globals",
+        "roles/pgdrill_drill/tasks/main.yml",
+        'loop: "{{ __pgdrill_drill_kept_places | product(__pgdrill_drill_kept_left_out) | list }}"',
+        "loop: []",
+        ["tests/ansible/test_drill.py::test_passing_drill_can_keep_its_database_for_inspection"],
+    ),
+    Mutant(
+        "backup role: the folder of the command is not created",
+        "roles/pgdrill_backup/tasks/engine.yml",
+        "  when: not __pgdrill_backup_command_dir.stat.exists",
+        "  when: false",
+        ["tests/ansible/test_backup_role.py::test_backup_role_creates_the_commands_folder_and_check_mode_predicts_it"],
+    ),
 ]
 
 

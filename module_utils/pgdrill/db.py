@@ -103,8 +103,7 @@ def connect_maintenance(connection: Connection, preferred: str) -> Tuple[Any, st
             if f"database '{name}' does not exist" not in exc.message:
                 raise
             missing = missing or exc
-    assert missing is not None
-    raise missing
+    raise missing or PgdrillError(f"none of {preferred}, {', '.join(MAINTENANCE_DATABASES)} can be reached", "create one of them")
 
 
 def server_facts(conn) -> Dict[str, Any]:

@@ -202,6 +202,40 @@ def checks_summary(record: Dict[str, Any]) -> str:
     return f"{passed}/{len(checks)} checks ok"
 
 
+def left_out_of_kept_copies(files: List[Dict[str, Any]]) -> List[str]:
+    """The files of a set that a copy kept after a drill never holds: the globals, with the source's
+    role password hashes (the source still has them). The playbook drill's role applies the same
+    rule to the manifest's kinds. Pure."""
+    return [str(entry.get("name")) for entry in files if isinstance(entry, dict) and entry.get("kind") == "globals"]
+
+
+def strip_kept_copy(directory: str, files: List[Dict[str, Any]]) -> List[str]:
+    """Remove from ``directory``, a copy of a set kept after a drill, the files it must not hold
+    (:func:`left_out_of_kept_copies`); returns their names."""
+    names = left_out_of_kept_copies(files)
+    for name in names:
+        try:
+            os.unlink(os.path.join(directory, os.path.basename(name)))
+        except FileNotFoundError:
+            pass
+    return names
+
+
+def kept_note(record: Dict[str, Any]) -> Optional[str]:
+    """What a drill kept on purpose (pgdrill_drill_keep, keep = ...) and where: the scratch database
+    and the copies of the set, with the files left out of them (the globals, which hold the source's
+    password hashes). Pure."""
+    if not record.get("scratch_database_kept"):
+        return None
+    note = f"kept: scratch database {record.get('scratch_database')}"
+    copies = [str(copy) for copy in record.get("kept_copies") or []]
+    if copies:
+        left_out = [str(name) for name in record.get("kept_copies_left_out") or []]
+        note += f", {'copies' if len(copies) > 1 else 'copy'} of the set at {' and '.join(copies)}"
+        note += f" without {', '.join(left_out)}" if left_out else ""
+    return note
+
+
 def log_line(record: Dict[str, Any]) -> str:
     """The dated Markdown line a drill appends to the drill log (the seed's docs/MEMORY.md step). Pure."""
     when = record.get("finished_at") or record.get("started_at") or ""
@@ -213,6 +247,7 @@ def log_line(record: Dict[str, Any]) -> str:
     notes = outcome_notes(record)
     outcomes = {"passed": "PASSED" + (f" ({'; '.join(notes)})" if notes else ""), "checked": "CHECK MODE: chosen and verified at the source, nothing restored"}
     outcome = outcomes.get(str(record.get("outcome")), f"FAILED at {record.get('failed_step') or 'unknown step'}")
+    kept = kept_note(record)
     parts = [
         when,
         *([f"drill {record['drill_id']}"] if record.get("drill_id") else []),  # in the evidence file's name too
@@ -220,6 +255,7 @@ def log_line(record: Dict[str, Any]) -> str:
         f"set {record.get('set') or 'none'}",
         f"restore {restore:.1f} s" if isinstance(restore, (int, float)) else "no restore",
         checks_summary(record),
+        *([kept] if kept else []),
         outcome,
     ]
     return "- " + " · ".join(parts)

@@ -209,12 +209,20 @@ def read_small(path: str, identity: Optional[str] = None, limit: int = 64 << 20)
     return data
 
 
+# The first component of every member name (the media root's own name) becomes "."; S: symbolic
+# link targets are not names in the archive and stay as they were.
+MEDIA_TOP_AS_DESTINATION = "--transform=s,^[^/]*,.,S"
+
+
 def extract_media(path: str, destination: str, identity: Optional[str] = None) -> Dict[str, object]:
     """Unpack a media archive into ``destination``, which must be missing or empty: a media
-    restore never overwrites files. The archive is read whole first and every member checked
-    (media.member_problem: no absolute or ``..`` path, no device or pipe, no hard link outside it,
-    nothing under a link), so a crafted archive is refused by member before anything is written;
-    then GNU tar extracts it and restores links as links."""
+    restore never overwrites files. ``destination`` becomes what the media root was: the archive's
+    top directory (the root, under its own name) is unpacked as ``destination`` itself, with its
+    mode, and everything under it directly inside. The archive is read whole first and every
+    member checked (media.member_problem: no absolute or ``..`` path, no device or pipe, no hard
+    link outside it, nothing under a link), so a crafted archive is refused by member before
+    anything is written; then GNU tar extracts it and restores links as links (their targets are
+    left as they were)."""
     name = os.path.basename(path)
     if os.path.lexists(destination) and (not os.path.isdir(destination) or os.path.islink(destination) or os.listdir(destination)):
         raise PgdrillError(
@@ -231,6 +239,7 @@ def extract_media(path: str, destination: str, identity: Optional[str] = None) -
         f"--directory={destination}",
         "--no-same-owner",
         "--delay-directory-restore",
+        MEDIA_TOP_AS_DESTINATION,
     ]
     started = time.monotonic()
     try:

@@ -258,10 +258,16 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
             log.error("%s: could not drop the scratch database %s: %s", config.database, target, exc.message)
             if passed:
                 passed, failed_step, error = False, "cleanup", exc.message
-    if config.source != "local" and not keep and dbconfig is not None and _inside(dbconfig.backup_dir, work_dir):
-        import shutil
+    if config.source != "local" and dbconfig is not None and _inside(dbconfig.backup_dir, work_dir):
+        if keep:  # the fetched copy stays with the scratch database, without the source's password hashes
+            record.update(
+                kept_copies=[f"{record['staging_host']}:{dbconfig.backup_dir}"],
+                kept_copies_left_out=drill.strip_kept_copy(dbconfig.backup_dir, record.get("files") or []),
+            )
+        else:
+            import shutil
 
-        shutil.rmtree(dbconfig.backup_dir, ignore_errors=True)  # the fetched copy of the set
+            shutil.rmtree(dbconfig.backup_dir, ignore_errors=True)  # the fetched copy of the set
     steps.next("record")
     record.update(scratch_database=target, scratch_database_kept=keep, finished_at=_now(), timings=dict(steps.timings))
 

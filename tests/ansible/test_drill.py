@@ -209,11 +209,40 @@ def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, 
     kept = drill_env.scratch_databases()
     assert record["outcome"] == "passed" and record["scratch_database_kept"] is True and kept == [record["scratch_database"]]
     assert staging.psql("SELECT count(*) FROM invoices", kept[0]) == drill_env.source.psql("SELECT count(*) FROM invoices", drill_env.db)
-    assert os.path.isdir(tmp_path / "staging-work" / record["set"])  # the copy stays with the database
+    # The copies stay with the database, on staging and on the controller, but never the globals: they
+    # hold the source's role password hashes (the source still has them). The evidence and the log
+    # line say what was kept and where.
+    staging_copy = tmp_path / "staging-work" / record["set"]
+    controller_copy = drill_env.controller / "transfer" / "staging" / record["set"]
+    globals_file = next(entry["name"] for entry in record["files"] if entry["kind"] == "globals")
+    dump_file = next(entry["name"] for entry in record["files"] if entry["kind"] == "db")
+    for copy in (staging_copy, controller_copy):
+        assert dump_file in os.listdir(copy) and not [name for name in os.listdir(copy) if "_globals_" in name], (copy, os.listdir(copy))
+    assert record["kept_copies"] == [f"staging:{staging_copy}", f"localhost:{controller_copy}"], record["kept_copies"]
+    assert record["kept_copies_left_out"] == [globals_file]
+    line = drill_env.log.read_text().strip().splitlines()[-1]
+    assert f"kept: scratch database {kept[0]}, copies of the set at staging:{staging_copy} and localhost:{controller_copy} without {globals_file}" in line
+    assert line.endswith("PASSED"), line
     # Django's migrate ran against the restored copy, and only there.
     assert int(staging.psql("SELECT count(*) FROM django_migrations WHERE app = 'ledger'", kept[0])) >= 1
     assert drill_env.source.psql("SELECT to_regclass('django_migrations') IS NULL", drill_env.db) == "t"
     staging.psql(f'DROP DATABASE "{kept[0]}" WITH (FORCE)')
+
+
+def test_a_repeated_drill_of_the_same_set_adds_a_line_of_its_own_to_the_drill_log(drill_env):
+    """Each drill is a line: the second drill of the same set (the role appends with lineinfile, which
+    adds no line equal to one already there) gets its own line, naming its own evidence's drill id."""
+    ids = []
+    for _ in range(2):
+        run = drill_env.drill(pgdrill_drill_checks=[], pgdrill_drill_post_restore_commands=[])
+        assert run.status == "successful", run.stdout[-4000:]
+        ids.append(drill_env.evidence()["drill_id"])
+    lines = drill_env.log.read_text().strip().splitlines()
+    assert len(lines) == 2 and ids[0] != ids[1], lines
+    sets = {line.split(" · set ")[1].split(" · ")[0] for line in lines}
+    assert len(sets) == 1, lines  # the same set, drilled twice
+    for line, drill_id in zip(lines, ids):
+        assert f" · drill {drill_id} · " in line, (line, drill_id)
 
 
 def test_guarded_production_restore(tmp_path, pg, sample_db, monkeypatch):

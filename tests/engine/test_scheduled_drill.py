@@ -155,12 +155,8 @@ def test_bad_drill_config_exits_2_naming_the_key_and_a_remote_source_names_what_
     assert "source = remote but no 'remote'" in done.stderr and "s3://BUCKET/PREFIX" in done.stderr
 
 
-def test_source_ssh_lists_the_source_directory_and_copies_only_the_newest_set(backup_env, tmp_path, ping_recorder):
-    """ssh and scp are stand-ins here that run locally (the real ones: molecule/backup, a drill of
-    another host's sets): what is tested is which files are asked for, and that the copy goes."""
-    base, _ = ping_recorder
-    backup_env.run()
-    backup_env.run("--no-prune")
+def _ssh_shims(tmp_path):
+    """ssh and scp stand-ins that run locally, recording their calls."""
     shims = tmp_path / "shims"
     shims.mkdir()
     calls = tmp_path / "calls"
@@ -171,6 +167,38 @@ def test_source_ssh_lists_the_source_directory_and_copies_only_the_newest_set(ba
     )
     for shim in ("ssh", "scp"):
         os.chmod(shims / shim, 0o755)
+    return shims, calls
+
+
+def test_keep_always_keeps_the_fetched_copy_without_the_globals_and_says_where(backup_env, tmp_path, ping_recorder):
+    """keep = always keeps the scratch database and the copy of the set the drill fetched, but not the
+    globals file (the source's role password hashes): the evidence and the log line say where the copy is."""
+    base, _ = ping_recorder
+    backup_env.run()
+    shims, _ = _ssh_shims(tmp_path)
+    work = tmp_path / "work"
+    _drill_config(backup_env, tmp_path, base + "/ping/k", source="ssh", source_ssh="source.example", work_dir=work, keep="always")
+    done = backup_env.run("drill", env={"PATH": f"{shims}:{os.environ['PATH']}"})
+    assert "PASSED" in done.stdout, done.stdout + done.stderr
+    [record] = _evidence(tmp_path)
+    copy = work / f"copy-{backup_env.dbname}"
+    globals_file = next(entry["name"] for entry in record["files"] if entry["kind"] == "globals")
+    dump_file = next(entry["name"] for entry in record["files"] if entry["kind"] == "db")
+    assert dump_file in os.listdir(copy) and globals_file not in os.listdir(copy), os.listdir(copy)
+    assert record["scratch_database_kept"] and record["kept_copies"] == [f"{record['staging_host']}:{copy}"]
+    assert record["kept_copies_left_out"] == [globals_file]
+    line = (tmp_path / "drill-log.md").read_text().strip().splitlines()[-1]
+    assert f"kept: scratch database {record['scratch_database']}, copy of the set at {record['staging_host']}:{copy} without {globals_file}" in line, line
+    backup_env.cluster.psql(f'DROP DATABASE "{record["scratch_database"]}" WITH (FORCE)')
+
+
+def test_source_ssh_lists_the_source_directory_and_copies_only_the_newest_set(backup_env, tmp_path, ping_recorder):
+    """ssh and scp are stand-ins here that run locally (the real ones: molecule/backup, a drill of
+    another host's sets): what is tested is which files are asked for, and that the copy goes."""
+    base, _ = ping_recorder
+    backup_env.run()
+    backup_env.run("--no-prune")
+    shims, calls = _ssh_shims(tmp_path)
     work = tmp_path / "work"
     _drill_config(
         backup_env,

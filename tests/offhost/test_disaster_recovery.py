@@ -7,35 +7,16 @@ bucket, locked objects under remote retention."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import stat
 
 import pytest
 
-from helpers import run_cli, write_config
+from helpers import run_cli, tree_hash, write_config
 from pgdrill.remote import open_remote
 from pgdrill_lab.cluster import Cluster
 from pgdrill_lab.sample import create_sample
-
-
-def tree_hash(root: str) -> str:
-    """Names, modes, link targets and contents of every entry under ``root``."""
-    digest = hashlib.sha256()
-    for directory, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            path = os.path.join(directory, name)
-            info = os.lstat(path)
-            digest.update(f"{os.path.relpath(path, root)}\0{stat.S_IMODE(info.st_mode):o}\0".encode())
-            if stat.S_ISLNK(info.st_mode):
-                digest.update(os.readlink(path).encode())
-            elif stat.S_ISREG(info.st_mode):
-                with open(path, "rb") as handle:
-                    digest.update(handle.read())
-    return digest.hexdigest()
 
 
 def make_media(root) -> str:
@@ -100,7 +81,7 @@ def test_source_destroyed_database_and_media_come_back_from_the_remote(pg, keys,
     assert os.listdir(new / "backups")  # the pulled set is a local set like any other
     assert "FAILED" not in run_cli("--config", config, "verify", "--restore").stdout
     run_cli("--config", config, "restore-media", "--to", str(new / "media"))
-    assert tree_hash(str(new / "media" / "media")) == media_before
+    assert tree_hash(str(new / "media")) == media_before
 
 
 def test_server_down_fails_the_run_keeps_the_set_and_the_next_run_uploads_what_is_owed(backup_env, aws_env, bucket):
