@@ -350,17 +350,28 @@ def _present_problem(remote: Remote, name: str, sha256: str) -> Optional[str]:
 
 
 def push(
-    config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, owed: bool = False, dry_run: bool = False, remote: Optional[Remote] = None
+    config: DatabaseConfig,
+    wanted: Optional[str] = None,
+    every: bool = False,
+    owed: bool = False,
+    dry_run: bool = False,
+    remote: Optional[Remote] = None,
+    now: Optional[datetime] = None,
 ) -> Dict[str, Any]:
     """Push sets of the series (the caller holds its lock): one named set, the newest complete set
     (default), every complete set (``every``), or the sets a push still owes (``owed``: what the
-    backup run does after each set, so an upload that failed is retried by the next run)."""
+    backup run does after each set, so an upload that failed is retried by the next run). Each
+    real push first aborts the series' multipart uploads that were interrupted over a day ago."""
     from .catalog import find_set
 
     remote = remote or open_for(config)
+    now = now or utcnow()
     sets = scan(config.backup_dir, config.prefix)
     objects = objects_by_name(remote)
-    ahead = future_remote_sets(objects, config.prefix, utcnow())
+    aborted = [] if dry_run else remote.abort_stale_uploads(config.prefix, now)
+    if aborted:
+        log.info("%s: aborted %d interrupted upload(s) on %s: %s", config.label, len(aborted), remote.text, ", ".join(aborted))
+    ahead = future_remote_sets(objects, config.prefix, now)
     if ahead:
         log.warning(
             "%s: %s holds %d set(s) dated in the future (%s): planted by someone who can write there, or taken while a clock was wrong; "
@@ -371,7 +382,7 @@ def push(
             ", ".join(ahead[:5]),
         )
     if owed:
-        chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True))
+        chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True), now=now)
     elif every:
         chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete and (is_sealed(backup) or not config.encrypted)]
     else:
@@ -385,11 +396,14 @@ def push(
                 "push encrypted sets only (take a new backup), or push this one from a config without encrypt_recipients if you mean to",
             )
     lock = lock_settings(config)
+    if lock is not None and chosen:
+        remote.check_lock(lock)
     results = [push_set(remote, backup, objects, lock, dry_run) for backup in chosen]
     return {
         "remote": remote.text,
         "sets": results,
         "dry_run": dry_run,
+        "aborted_uploads": aborted,
         "uploaded_sets": uploaded_sets(sets, objects, config.prefix, [result["set"] for result in results] if not dry_run else []),
     }
 

@@ -229,3 +229,29 @@ def test_remote_object_names_are_plain_file_names(name):
     with pytest.raises(ValueError):
         check_object_name(name)
     assert check_object_name(DB) == DB
+
+
+def test_stale_uploads_are_the_series_own_and_older_than_a_day():
+    """R13: only this series' names (matched whole), only uploads started over a day ago."""
+    from datetime import datetime, timedelta, timezone
+
+    from pgdrill.remote import stale_uploads
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
+    old, young = now - timedelta(days=1, seconds=1), now - timedelta(hours=23)
+    uploads = [
+        ("shop_db_20261101_000000_utc.dump", "a", old),
+        ("shop_db_20261102_000000_utc.dump", "b", young),
+        ("shopping_db_20261101_000000_utc.dump", "c", old),
+        ("shop_db_20261101_000000_utc.dump\n", "d", old),
+        ("notes.txt", "e", old),
+    ]
+    assert stale_uploads(uploads, "shop", now) == [("shop_db_20261101_000000_utc.dump", "a")]
+
+
+def test_a_urls_userinfo_never_shows():
+    from pgdrill.remote import without_userinfo
+
+    assert without_userinfo("https://key:secret@s3.example.net:9000/x") == "https://...@s3.example.net:9000/x"
+    assert without_userinfo("https://key:pa/ss@host") == "https://...@host"
+    assert without_userinfo("https://s3.example.net") == "https://s3.example.net"

@@ -1,0 +1,109 @@
+"""The remote is untrusted input, the rest of it (issue 18, items 12, 14 and 15): foreign sets are
+refused by pull, stale multipart uploads of the series are aborted, Object Lock settings on a bucket
+without Object Lock are named, downloads are private, a push killed by SIGTERM is a failure on
+record, pins of sets only the remote holds, unpin under Object Lock, no secret of an endpoint URL in
+any message. Real backups, a real S3 server on loopback, the command in its own process."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import timedelta
+
+import pytest
+
+from pgdrill.errors import PgdrillError
+from pgdrill.remote import open_remote
+
+
+def settings(aws_env, bucket, **extra):
+    return {"remote": f"s3://{bucket}/pgdrill", "remote_endpoint_url": aws_env.endpoint_url, "remote_region": "us-east-1", **extra}
+
+
+def remote_of(aws_env, bucket):
+    return open_remote(f"s3://{bucket}/pgdrill", endpoint_url=aws_env.endpoint_url, region="us-east-1")
+
+
+def local_set_ids(backup_env):
+    return sorted(name.replace("_manifest", "").replace(".json", "") for name in backup_env.files() if "_manifest_" in name)
+
+
+# --- S4: a secret inside remote_endpoint_url ------------------------------------------------------
+def test_a_secret_in_the_endpoint_url_is_refused_at_load_and_never_echoed(backup_env, aws_env, bucket):
+    secret = "s3cr3t-Zq9"
+    for endpoint in (f"https://AKIAX:{secret}@s3.example.net", f"https://AKIAX:{secret}@s3.example.net/ bad", f"http://{secret}@127.0.0.1:1"):
+        backup_env.rewrite(**settings(aws_env, bucket, remote_endpoint_url=endpoint))
+        done = backup_env.run("list", "--remote", check=2)
+        assert secret not in done.stdout + done.stderr, done.stderr
+        assert "remote_endpoint_url" in done.stderr and "credentials" in done.stderr and "Fix:" in done.stderr, done.stderr
+
+
+def test_the_s3_client_never_puts_an_endpoints_userinfo_in_a_message(aws_env, bucket):
+    """Given to the engine past the config (a module, a drill): the message says where, not the secret."""
+    secret = "s3cr3t-Zq9"
+    for endpoint in (f"http://AKIAX:{secret}@127.0.0.1:1", f"http://{secret}@127.0.0.1:1"):
+        with pytest.raises(PgdrillError) as caught:
+            open_remote(f"s3://{bucket}/pgdrill", endpoint_url=endpoint, region="us-east-1").list()
+        assert secret not in caught.value.message and "127.0.0.1:1" in caught.value.message, caught.value.message
+
+
+# --- R23: every download is private -----------------------------------------------------------------
+def test_every_file_a_pull_writes_is_private_whatever_the_umask(backup_env, tmp_path):
+    """rclone (here its local backend) and the manifest written after it: 0600, under umask 000."""
+    store = tmp_path / "store"
+    backup_env.rewrite(remote=f"rclone::local:{store}", globals="yes")
+    backup_env.run()
+    (set_id,) = local_set_ids(backup_env)
+    backup_env.run("pin", set_id, "--reason", "kept")
+    target = tmp_path / "pulled"
+    old = os.umask(0)
+    try:
+        backup_env.run("pull", set_id, "--to", str(target))
+    finally:
+        os.umask(old)
+    names = sorted(os.listdir(target))
+    assert any("_globals_" in name for name in names) and any("_pin_" in name for name in names), names
+    modes = {name: oct(stat.S_IMODE(os.stat(target / name).st_mode)) for name in names if not name.startswith(".")}
+    assert set(modes.values()) == {"0o600"}, modes
+    assert oct(stat.S_IMODE(os.stat(target).st_mode)) == "0o700"
+
+
+# --- R20: Object Lock settings on a bucket without Object Lock ------------------------------------
+def test_object_lock_days_on_a_bucket_without_object_lock_is_named(backup_env, aws_env, bucket):
+    backup_env.rewrite(**settings(aws_env, bucket, remote_object_lock_days=3))
+    done = backup_env.run(check=1)
+    assert "Object Lock" in done.stderr and bucket in done.stderr and "remote_object_lock_days" in done.stderr, done.stderr
+    assert "Fix:" in done.stderr or "fix" in done.stderr.lower(), done.stderr
+    assert remote_of(aws_env, bucket).list() == []  # nothing pushed unlocked in its place
+
+
+def test_object_lock_days_on_a_locked_bucket_push(backup_env, aws_env, locked_bucket):
+    backup_env.rewrite(**settings(aws_env, locked_bucket, remote_object_lock_days=1))
+    backup_env.run()
+    assert any("_manifest_" in item.name for item in remote_of(aws_env, locked_bucket).list())
+
+
+# --- R13: stale multipart uploads of the series ---------------------------------------------------
+def test_each_push_aborts_the_series_stale_multipart_uploads_only(backup_env, aws_env, bucket):
+    from pgdrill import offsite
+    from pgdrill.config import load_configs
+    from pgdrill.series import utcnow
+
+    backup_env.rewrite(**settings(aws_env, bucket, remote_upload="no"))
+    backup_env.run()
+    prefix = backup_env.dbname
+    client = aws_env.client()
+    ours = f"pgdrill/{prefix}_db_20261101_000000_utc.dump"
+    others = [f"pgdrill/other{prefix}_db_20261101_000000_utc.dump", "pgdrill/notes.txt", f"pgdrill/deeper/{prefix}_db_20261101_000000_utc.dump"]
+    for key in [ours, *others]:
+        client.create_multipart_upload(Bucket=bucket, Key=key)
+
+    def pending():
+        return sorted(item["Key"] for item in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+
+    (config,) = load_configs(backup_env.config, environ={})
+    offsite.push(config, owed=True)  # a fresh upload may be one in progress: left alone
+    assert pending() == sorted([ours, *others])
+    outcome = offsite.push(config, owed=True, now=utcnow() + timedelta(days=1, minutes=5))
+    assert pending() == sorted(others), pending()
+    assert outcome["aborted_uploads"] == [f"{prefix}_db_20261101_000000_utc.dump"]
