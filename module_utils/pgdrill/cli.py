@@ -382,12 +382,14 @@ def cmd_pin(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         pin = outcome["pin"]
         would = "would be " if args.dry_run else ""
         if unpin:
-            text = f'{would}unpinned (pinned by {pin["by"]}: "{pin["reason"]}")' if outcome["changed"] else "not pinned; nothing to do"
+            text = f'{would}unpinned (pinned by {pin["by"]}: "{pin["reason"]}")' if outcome["changed"] and pin else "not pinned; nothing to do"
+            text = f"{would}unpinned" if outcome["changed"] and not pin else text
         elif outcome["changed"]:
             text = f'{would}pinned: "{pin["reason"]}"; no retention rule deletes it, here or on the remote'
         else:
             text = f'already pinned by {pin["by"]} at {pin["pinned_at"]}: "{pin["reason"]}"; nothing changed'
-        print(f"{config.label}: {outcome['set']} {text}")
+        remote = outcome.get("remote")
+        print(f"{config.label}: {outcome['set']} {text}" + (f" ({remote})" if remote and (outcome["changed"] or unpin) else ""))
     return [{"database": config.label, "ok": True, "dry_run": args.dry_run, **outcome}]
 
 

@@ -653,6 +653,58 @@ def unpin_remote(config: DatabaseConfig, set_id: str, remote: Optional[Remote] =
     return remote.delete(manifest_mod.pin_name(config.prefix, stamp))
 
 
+def remote_pin_summary(info: RemoteSetInfo) -> Optional[Dict[str, Any]]:
+    """A remote set's pin as ``list`` shows a local one (reason, when, by whom); None without one. Pure."""
+    if info.pin is None:
+        return None
+    return {key: str(info.pin.get(key)) if isinstance(info.pin.get(key), str) else default for key, default in PIN_FIELDS}
+
+
+PIN_FIELDS = (("reason", "(unreadable pin)"), ("pinned_at", None), ("by", "(unknown)"))
+
+
+def pin_remote_only(
+    config: DatabaseConfig, wanted: str, reason: Optional[str], unpin: bool = False, dry_run: bool = False, remote: Optional[Remote] = None
+) -> Dict[str, Any]:
+    """Pin (or unpin) a set that only the off-host copy holds: its pin is uploaded beside it (with
+    the series' Object Lock settings), so that remote retention keeps it, as a local pin keeps a
+    local set. The caller holds the series lock."""
+    from .series import check_pin_reason, pinned_by
+
+    remote = remote or open_for(config)
+    info = choose(catalog(remote, config.prefix), wanted)
+    pin = remote_pin_summary(info)
+    if unpin:
+        if pin is None:
+            return {"set": info.set_id, "changed": False, "pin": None, "remote": "not pinned on the remote"}
+        return {
+            "set": info.set_id,
+            "changed": True,
+            "pin": pin,
+            "remote": "remote pin " + ("would be removed" if dry_run else unpin_remote(config, info.set_id, remote)),
+        }
+    text = check_pin_reason(reason)
+    if pin is not None:
+        if pin["reason"] == text:
+            return {"set": info.set_id, "changed": False, "pin": pin, "remote": "already pinned on the remote"}
+        raise PgdrillError(
+            f'{info.set_id} is already pinned on {remote.text} by {pin["by"]} at {pin["pinned_at"]}: "{pin["reason"]}"',
+            f"a pin is written once: 'pgdrill-backup unpin {info.set_id}' first to pin it with another reason",
+        )
+    if not info.complete:
+        raise PgdrillError(
+            f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
+            "pin a complete set: 'pgdrill-backup list --remote' shows their state",
+        )
+    document = manifest_mod.build_pin(info.set_id, text, utcnow(), pinned_by())
+    name = manifest_mod.pin_name(config.prefix, info.stamp)
+    if not dry_run:
+        with private_work_dir(config.work_dir or None, "pin") as directory:
+            remote.put(write_atomic(directory, name, manifest_mod.encode(document)).final_path, name, lock=lock_settings(config))
+    summary = {key: document[key] for key in ("reason", "pinned_at", "by")}
+    return {"set": info.set_id, "changed": True, "pin": summary, "remote": "pin uploaded (the set is on the remote only)"}
+
+
 def remote_state(backup: BackupSet, objects: Dict[str, RemoteObject]) -> str:
     """A local set's state on the remote, from the listing alone: ``complete`` only when every
     file it sends there (its manifest included) is there with its size; ``partial`` without the

@@ -16,6 +16,7 @@ from . import metrics, offsite, ping
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
 from .errors import LockBusy, PgdrillError
+from .remote import DELETED, LOCKED
 from .retention import is_future
 from .series import Series, utcnow
 from .verify import verify_set
@@ -127,15 +128,35 @@ def pin(config: DatabaseConfig, wanted: str, reason: Optional[str], unpin: bool 
     check_set_directory(wanted, config.backup_dir)
     series = Series(config)
     with nullcontext() if dry_run else series.lock(wait):
-        outcome = series.unpin(wanted, dry_run=dry_run) if unpin else series.pin(wanted, reason or "", dry_run=dry_run)
-        if config.remote and not dry_run and outcome.get("changed"):
-            outcome["remote"] = _pin_on_remote(config, outcome["set"], unpin)
+        if config.remote and not _held_here(series, wanted):
+            # A set only the off-host copy holds (pruned here, or pushed from a lost host) is pinned there.
+            outcome = offsite.pin_remote_only(config, wanted, reason, unpin=unpin, dry_run=dry_run)
+        else:
+            outcome = series.unpin(wanted, dry_run=dry_run) if unpin else series.pin(wanted, reason or "", dry_run=dry_run)
+            if config.remote and not dry_run and (outcome.get("changed") or unpin):
+                outcome["remote"] = _pin_on_remote(config, outcome["set"], unpin)
+                outcome["changed"] = outcome["changed"] or outcome["remote"] == f"remote pin {DELETED}"
+        if unpin and outcome.get("remote") == f"remote pin {LOCKED}":
+            raise PgdrillError(
+                f"{outcome['set']}: the pin on {config.remote} stays: Object Lock protects it until its retain-until date, "
+                "and remote retention keeps the set until it is gone" + (" (the pin on this host is removed)" if outcome["pin"] else ""),
+                f"run 'pgdrill-backup unpin {outcome['set']}' again after that date, or lift the object's retention with the storage's own tools",
+            )
         return outcome
+
+
+def _held_here(series: Series, wanted: str) -> bool:
+    try:
+        find_set(series.sets(), wanted)
+    except PgdrillError:
+        return False
+    return True
 
 
 def _pin_on_remote(config: DatabaseConfig, set_id: str, unpin: bool) -> str:
     """Carry a pin (or its removal) to the off-host copy at once; a failure is reported, not
-    raised: the local pin stands, and the next backup run pushes a pin the remote lacks."""
+    raised: the local pin stands, and the next backup run pushes a pin the remote lacks. An unpin
+    whose remote pin Object Lock keeps is the caller's failure to raise."""
     try:
         if unpin:
             return f"remote pin {offsite.unpin_remote(config, set_id)}"

@@ -6,6 +6,7 @@ any message. Real backups, a real S3 server on loopback, the command in its own 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from datetime import timedelta
@@ -107,3 +108,46 @@ def test_each_push_aborts_the_series_stale_multipart_uploads_only(backup_env, aw
     outcome = offsite.push(config, owed=True, now=utcnow() + timedelta(days=1, minutes=5))
     assert pending() == sorted(others), pending()
     assert outcome["aborted_uploads"] == [f"{prefix}_db_20261101_000000_utc.dump"]
+
+
+# --- R29, R30: pins of the off-host copy ----------------------------------------------------------
+def test_a_set_only_the_remote_holds_can_be_pinned_and_remote_retention_keeps_it(backup_env, aws_env, bucket):
+    backup_env.rewrite(prune_after_backup="no", **settings(aws_env, bucket))
+    backup_env.run()
+    backup_env.run()
+    older, newer = local_set_ids(backup_env)
+    stamp = older[len(backup_env.dbname) + 1 : -len("_utc")]
+    for name in backup_env.files():
+        if stamp in name:
+            os.unlink(os.path.join(backup_env.backup_dir, name))
+    assert local_set_ids(backup_env) == [newer]
+    done = backup_env.run("pin", older, "--reason", "before migration 0042")
+    assert older in done.stdout and "pinned" in done.stdout and "remote" in done.stdout, done.stdout
+    again = backup_env.run("pin", older, "--reason", "before migration 0042")
+    assert "already pinned" in again.stdout, again.stdout
+    rows = {row["set"]: row for row in json.loads(backup_env.run("list", "--remote", "--json").stdout)["results"][0]["sets"]}
+    assert rows[older]["pinned"] and not rows[newer]["pinned"], rows
+    backup_env.rewrite(prune_after_backup="no", keep_last=1, retention_days=0, **settings(aws_env, bucket))
+    pruned = backup_env.run("prune", "--remote").stdout
+    assert f"keep         {older}" in pruned and "pinned" in pruned.split(older, 1)[1].splitlines()[0], pruned
+    assert older in backup_env.run("list", "--remote").stdout
+    unpinned = backup_env.run("unpin", older)
+    assert "unpinned" in unpinned.stdout, unpinned.stdout
+    pruned = backup_env.run("prune", "--remote").stdout
+    assert f"removed      {older}" in pruned, pruned
+
+
+def test_unpin_never_says_unpinned_while_an_object_locked_remote_pin_stays(backup_env, aws_env, locked_bucket):
+    backup_env.rewrite(**settings(aws_env, locked_bucket, remote_object_lock_days=1))
+    backup_env.run()
+    (set_id,) = local_set_ids(backup_env)
+    pinned = backup_env.run("pin", set_id, "--reason", "audit")
+    assert "pin uploaded" in pinned.stdout or "remote" in pinned.stdout, pinned.stdout
+    done = backup_env.run("unpin", set_id, check=1)
+    assert "unpinned" not in done.stdout, done.stdout
+    assert "Object Lock" in done.stderr and "Fix:" in done.stderr, done.stderr
+    rows = json.loads(backup_env.run("list", "--remote", "--json").stdout)["results"][0]["sets"]
+    assert rows[0]["pinned"], rows  # what unpin said is what is there
+    # Asked again, it names the remote pin again rather than "not pinned; nothing to do".
+    again = backup_env.run("unpin", set_id, check=1)
+    assert "nothing to do" not in again.stdout and "Object Lock" in again.stderr, again.stdout + again.stderr
