@@ -57,15 +57,9 @@ def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[s
 
     try:
         result = BackupRun(config, plan=plan).execute(wait=wait, after=upload)
-    except PgdrillError as exc:
-        observe(
-            config,
-            "backup",
-            started,
-            EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED,
-            {"database": config.label, "error": exc.message},
-            remote=_remote_state(config, pushed, failed=True),
-        )
+    except BaseException as exc:  # a failure, or SIGTERM (SystemExit) or Ctrl-C mid-run: a failed run on record all the same
+        code, error = run_failure(exc)
+        observe(config, "backup", started, code, {"database": config.label, "error": error}, remote=_remote_state(config, pushed, failed=True))
         raise
     document = result["manifest"]
     if pushed:
@@ -79,6 +73,19 @@ def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[s
         remote=_remote_state(config, pushed, failed=False),
     )
     return result
+
+
+def run_failure(exc: BaseException) -> "tuple[int, str]":
+    """The exit code and the words a failed run is recorded with: a PgdrillError's own, a run stopped
+    by a signal (SIGTERM unwinds as SystemExit(128 + 15), Ctrl-C as KeyboardInterrupt) by its
+    signal, never 0. Pure."""
+    if isinstance(exc, PgdrillError):
+        return (EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED), exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "interrupted (SIGINT) before the run finished"
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code > 128:
+        return exc.code, f"stopped by signal {exc.code - 128} before the run finished"
+    return EXIT_FAILED, f"the run ended early: {type(exc).__name__}: {exc}"
 
 
 def _remote_state(config: DatabaseConfig, pushed: Dict[str, Any], failed: bool) -> Optional[Dict[str, Any]]:

@@ -151,3 +151,62 @@ def test_unpin_never_says_unpinned_while_an_object_locked_remote_pin_stays(backu
     # Asked again, it names the remote pin again rather than "not pinned; nothing to do".
     again = backup_env.run("unpin", set_id, check=1)
     assert "nothing to do" not in again.stdout and "Object Lock" in again.stderr, again.stdout + again.stderr
+
+
+# --- R26: SIGTERM during a push -------------------------------------------------------------------
+def prom(path):
+    """name{labels} -> value of a metrics file."""
+    out = {}
+    for line in open(path, encoding="utf-8"):
+        if line.strip() and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def test_sigterm_during_the_push_of_a_backup_fails_the_ping_and_the_metrics(backup_env, aws_env, tmp_path, ping_recorder):
+    """The backup is done, its push hangs on a storage that stopped answering, systemd stops the
+    unit: the run ends non-zero, the heartbeat says fail, the metrics record the attempt."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import cli_env
+    from pgdrill_lab.s3server import S3Server
+
+    base, pings = ping_recorder
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    with S3Server(name="tests-s3-frozen") as server:
+        server.create_bucket("pgdrill-frozen")
+        backup_env.rewrite(
+            metrics_dir=str(metrics),
+            ping_url=base + "/ping/k",
+            remote="s3://pgdrill-frozen/pgdrill",
+            remote_endpoint_url=server.endpoint_url,
+            remote_region="us-east-1",
+        )
+        env = cli_env(server.env())
+        backup_env.run(env=server.env())  # one good run: exit code 0 on record
+        first = prom(metrics / f"pgdrill_{backup_env.dbname}.prom")
+        os.killpg(server.proc.pid, signal.SIGSTOP)  # the storage accepts connections and never answers
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            deadline = time.monotonic() + 120
+            while len(local_set_ids(backup_env)) < 2 and time.monotonic() < deadline and child.poll() is None:
+                time.sleep(0.2)
+            time.sleep(2)  # the set is written: the run is in its push
+            assert child.poll() is None, child.communicate()
+            child.send_signal(signal.SIGTERM)
+            out, err = child.communicate(timeout=60)
+        finally:
+            os.killpg(server.proc.pid, signal.SIGCONT)
+    assert child.returncode != 0, (out, err)
+    assert pings[-1][0] == "/ping/k/fail", pings
+    label = f'{{series="{backup_env.dbname}"}}'
+    after = prom(metrics / f"pgdrill_{backup_env.dbname}.prom")
+    assert after[f"pgdrill_backup_last_exit_code{label}"] != 0, after
+    assert after[f"pgdrill_backup_last_attempt_timestamp_seconds{label}"] > first[f"pgdrill_backup_last_attempt_timestamp_seconds{label}"]
