@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(pull, suppress=True)
     pull.add_argument("set", nargs="?", metavar="SET", help="set name or stamp (default: the newest complete set on the remote)")
     pull.add_argument("--to", metavar="DIR", help="download into DIR (default: the backup directory)")
+    pull.add_argument(
+        "--accept-foreign",
+        action="store_true",
+        help="into an encrypted series, also take a set that is plaintext, encrypted to other recipients, or taken on another host",
+    )
     media = sub.add_parser("restore-media", help="unpack a set's media archive into a new or empty directory")
     _common(media, suppress=True)
     media.add_argument("set", nargs="?", metavar="SET", help="set name or stamp (default: the newest complete set holding media)")
@@ -231,11 +236,11 @@ def cmd_pull(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 
         directory = os.path.abspath(args.to or config.backup_dir)
         if args.dry_run:
-            outcome = offsite.pull(config, args.set, directory, dry_run=True)
+            outcome = offsite.pull(config, args.set, directory, dry_run=True, accept_foreign=args.accept_foreign)
         else:
             ensure_private_dir(directory)
             with SeriesLock(directory, config.prefix, config.lock_wait if args.wait is None else args.wait):
-                outcome = offsite.pull(config, args.set, directory)
+                outcome = offsite.pull(config, args.set, directory, accept_foreign=args.accept_foreign)
         if not args.json:
             verb = "would pull" if args.dry_run else "pulled"
             print(

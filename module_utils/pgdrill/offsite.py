@@ -408,8 +408,44 @@ def push(
     }
 
 
+ACCEPT_FOREIGN_FIX = "pull a set of this series' own, or pass --accept-foreign (pgdrill_pull: accept_foreign: true) if you mean to take this one"
+
+
+def foreign_problem(document: Dict[str, Any], recipients: Sequence[str], hosts: Sequence[str]) -> Optional[str]:
+    """Why a remote set does not belong in an encrypted series (whose recipients' fingerprints are
+    ``recipients``, and whose sets on this host name ``hosts``), or None: a plaintext set, one
+    encrypted to none of the series' recipients, one taken on another host than the series' own
+    sets. Anyone who can write to the bucket can plant a set; it is not taken silently. Pure."""
+    if not recipients:
+        return None  # a plaintext series: nothing to compare with
+    sealed = document.get("encryption")
+    if not isinstance(sealed, dict):
+        return f"its files are plaintext, and this series is encrypted (taken on {document.get('host')!r})"
+    theirs = {str(item) for item in sealed.get("recipients") or []}
+    if not theirs & set(recipients):
+        return f"it is encrypted to other recipients than this series ({', '.join(sorted(theirs)) or 'none named'})"
+    if hosts and document.get("host") not in hosts:
+        return f"it was taken on {document.get('host')!r}, and this series' sets here come from {', '.join(sorted(hosts))}"
+    return None
+
+
+def series_hosts(config: DatabaseConfig, directories: Sequence[str]) -> List[str]:
+    """The hosts the series' complete sets in these directories name (where its sets come from)."""
+    found = set()
+    for directory in dict.fromkeys(directories):
+        for backup in scan(directory, config.prefix) if os.path.isdir(directory) else []:
+            if backup.complete and isinstance(backup.document.get("host"), str):
+                found.add(backup.document["host"])
+    return sorted(found)
+
+
 def pull(
-    config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[str] = None, remote: Optional[Remote] = None, dry_run: bool = False
+    config: DatabaseConfig,
+    wanted: Optional[str] = None,
+    to_dir: Optional[str] = None,
+    remote: Optional[Remote] = None,
+    dry_run: bool = False,
+    accept_foreign: bool = False,
 ) -> Dict[str, Any]:
     """Download a complete set into ``to_dir`` (default: the backup directory). Each file gets its
     final name only after its sha256 and size matched the manifest; the manifest comes last, so an
@@ -418,10 +454,15 @@ def pull(
     A named set is that set or an error. Without one, the newest set that verifies: sets dated in
     the future, damaged on the remote, proven bad by verify --remote, or whose bytes do not match
     their manifest on arrival are skipped, each named with why (``skipped``); an error only when
-    no set verifies."""
+    no set verifies. Into an encrypted series, a foreign set (:func:`foreign_problem`) is refused
+    or skipped unless ``accept_foreign``."""
+    from .encryption import recipient_fingerprint
+
     remote = remote or open_for(config)
     sets = catalog(remote, config.prefix)
     directory = os.path.abspath(to_dir or config.backup_dir)
+    recipients = [recipient_fingerprint(item) for item in config.encrypt_recipients] if config.encrypted and not accept_foreign else []
+    hosts = series_hosts(config, [directory, config.backup_dir]) if recipients else []
     if wanted is not None:
         info = choose(sets, wanted)
         if not info.complete:
@@ -429,12 +470,17 @@ def pull(
                 f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
                 "pull another set (pgdrill-backup list --remote)",
             )
+        foreign = foreign_problem(info.document, recipients, hosts)
+        if foreign:
+            raise PgdrillError(f"{info.set_id} on {remote.text} is not a set of this series: {foreign}", ACCEPT_FOREIGN_FIX)
         return _pull_set(config, info, directory, remote, dry_run)
     bad = known_bad(read_records(config, remote.text))
     now = utcnow()
     skipped: List[Dict[str, str]] = []
     for info in sets:
         why = pull_skip_reason(info, bad, now)
+        foreign = foreign_problem(info.document, recipients, hosts) if why is None else None
+        why = f"not a set of this series: {foreign} (--accept-foreign takes it)" if foreign else why
         if why is None:
             try:
                 result = _pull_set(config, info, directory, remote, dry_run)

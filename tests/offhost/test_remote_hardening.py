@@ -210,3 +210,46 @@ def test_sigterm_during_the_push_of_a_backup_fails_the_ping_and_the_metrics(back
     after = prom(metrics / f"pgdrill_{backup_env.dbname}.prom")
     assert after[f"pgdrill_backup_last_exit_code{label}"] != 0, after
     assert after[f"pgdrill_backup_last_attempt_timestamp_seconds{label}"] > first[f"pgdrill_backup_last_attempt_timestamp_seconds{label}"]
+
+
+# --- R25: pull into an encrypted series -----------------------------------------------------------
+def plant_set_from(backup_env, tmp_path, aws_env, bucket, name, host, **extra):
+    """A set pushed to the same remote series by another config (another backup directory), its
+    manifest saying it was taken on ``host``: what another host, or anyone who can write to the
+    bucket, puts there."""
+    import time
+
+    from helpers import run_cli, write_config
+
+    time.sleep(1.1)  # a stamp of its own (stamps are to the second)
+    directory = tmp_path / name
+    config = write_config(tmp_path / f"{name}.conf", backup_env.cluster, backup_env.dbname, directory, **settings(aws_env, bucket, remote_upload="no", **extra))
+    run_cli("--config", config)
+    (manifest,) = [directory / item for item in os.listdir(directory) if "_manifest_" in item]
+    document = json.loads(manifest.read_text())
+    document["host"] = host
+    manifest.write_text(json.dumps(document))
+    run_cli("--config", config, "push")
+    return document["set"]
+
+
+def test_pull_into_an_encrypted_series_refuses_a_foreign_set_unless_asked(backup_env, aws_env, bucket, keys, tmp_path):
+    (_, ours), (_, stranger) = keys["drill"], keys["stranger"]
+    backup_env.rewrite(prune_after_backup="no", encrypt_recipients=ours, **settings(aws_env, bucket))
+    backup_env.run()
+    (own,) = local_set_ids(backup_env)
+    plaintext = plant_set_from(backup_env, tmp_path, aws_env, bucket, "plain", "intruder")
+    other_keys = plant_set_from(backup_env, tmp_path, aws_env, bucket, "strange", "intruder", encrypt_recipients=stranger)
+    other_host = plant_set_from(backup_env, tmp_path, aws_env, bucket, "elsewhere", "elsewhere.example", encrypt_recipients=ours)
+    # Named: refused, with the reason and the way to take it all the same.
+    for set_id, words in ((plaintext, "plaintext"), (other_keys, "other recipients"), (other_host, "'elsewhere.example'")):
+        done = backup_env.run("pull", set_id, check=1)
+        assert words in done.stderr and "--accept-foreign" in done.stderr, done.stderr
+        assert set_id not in local_set_ids(backup_env)
+    # The newest set: the foreign ones are skipped, each named; the series' own is pulled.
+    target = tmp_path / "restore-here"
+    done = backup_env.run("pull", "--to", str(target), "--json")
+    outcome = json.loads(done.stdout)["results"][0]
+    assert outcome["set"] == own and {entry["set"] for entry in outcome["skipped"]} == {plaintext, other_keys, other_host}, outcome
+    taken = backup_env.run("pull", plaintext, "--accept-foreign")
+    assert f"pulled {plaintext}" in taken.stdout, taken.stdout

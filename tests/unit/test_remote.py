@@ -255,3 +255,17 @@ def test_a_urls_userinfo_never_shows():
     assert without_userinfo("https://key:secret@s3.example.net:9000/x") == "https://...@s3.example.net:9000/x"
     assert without_userinfo("https://key:pa/ss@host") == "https://...@host"
     assert without_userinfo("https://s3.example.net") == "https://s3.example.net"
+
+
+def test_a_foreign_set_for_an_encrypted_series():
+    """R25: plaintext, other recipients, another host than the series' own sets; a plaintext series
+    and a directory without sets of the series compare nothing they cannot."""
+    from pgdrill.offsite import foreign_problem
+
+    sealed = {"host": "db1", "encryption": {"method": "age", "recipients": ["fp-a", "fp-b"]}}
+    assert foreign_problem(sealed, ["fp-a"], ["db1"]) is None
+    assert foreign_problem(sealed, ["fp-b", "fp-c"], []) is None  # a key rotation keeps one recipient
+    assert "plaintext" in foreign_problem({"host": "db1", "encryption": None}, ["fp-a"], ["db1"])
+    assert "other recipients" in foreign_problem(sealed, ["fp-c"], ["db1"])
+    assert "'db1'" in foreign_problem(sealed, ["fp-a"], ["db2"])
+    assert foreign_problem({"host": "x", "encryption": None}, [], ["db1"]) is None
