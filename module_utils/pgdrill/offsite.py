@@ -334,6 +334,22 @@ def push_set(remote: Remote, backup: BackupSet, objects: Dict[str, RemoteObject]
     return {"set": backup.id, "uploaded": uploaded, "present": plan.present, "dry_run": dry_run}
 
 
+def _abort_stale_uploads(config: DatabaseConfig, remote: Remote, now: datetime) -> List[str]:
+    """Abort the series' uploads interrupted over a day ago. Credentials that may not list or abort
+    them (put-only hosts) do not fail the push: a warning says what to grant, or what does it instead."""
+    try:
+        return remote.abort_stale_uploads(config.prefix, now)
+    except PgdrillError as exc:
+        log.warning(
+            "%s: cannot abort interrupted uploads on %s (%s); their parts stay billed: grant s3:ListBucketMultipartUploads and "
+            "s3:AbortMultipartUpload, or give the bucket a lifecycle rule that aborts incomplete multipart uploads",
+            config.label,
+            remote.text,
+            exc.problem,
+        )
+        return []
+
+
 def _present_problem(remote: Remote, name: str, sha256: str) -> Optional[str]:
     """None when the remote's ``name`` is this very file: its stored sha256 equals the local one,
     or, where the remote stores none (an object written by someone else, a backend without
@@ -368,7 +384,7 @@ def push(
     now = now or utcnow()
     sets = scan(config.backup_dir, config.prefix)
     objects = objects_by_name(remote)
-    aborted = [] if dry_run else remote.abort_stale_uploads(config.prefix, now)
+    aborted = [] if dry_run else _abort_stale_uploads(config, remote, now)
     if aborted:
         log.info("%s: aborted %d interrupted upload(s) on %s: %s", config.label, len(aborted), remote.text, ", ".join(aborted))
     ahead = future_remote_sets(objects, config.prefix, now)

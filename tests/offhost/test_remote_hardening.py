@@ -253,3 +253,37 @@ def test_pull_into_an_encrypted_series_refuses_a_foreign_set_unless_asked(backup
     assert outcome["set"] == own and {entry["set"] for entry in outcome["skipped"]} == {plaintext, other_keys, other_host}, outcome
     taken = backup_env.run("pull", plaintext, "--accept-foreign")
     assert f"pulled {plaintext}" in taken.stdout, taken.stdout
+
+
+# --- put-only credentials: "access denied" on delete is a failure, not "kept (locked)" ------------
+@pytest.fixture(scope="module")
+def put_only_server():
+    from pgdrill_lab.s3server import S3Server
+
+    with S3Server(name="tests-s3-put-only", put_only_user=True) as server:
+        server.create_bucket("pgdrill-put-only")
+        yield server
+
+
+def test_put_only_credentials_push_but_a_denied_delete_fails_the_remote_prune(backup_env, put_only_server, monkeypatch, tmp_path):
+    server = put_only_server
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    remote = {"remote": "s3://pgdrill-put-only/pgdrill", "remote_endpoint_url": server.endpoint_url, "remote_region": "us-east-1"}
+    backup_env.rewrite(prune_after_backup="no", keep_last=1, retention_days=0, **remote)
+    put_only = server.put_only_env()
+    backup_env.run(env=put_only)  # the host pushes with put-only credentials
+    backup_env.run(env=put_only)
+    older, newer = local_set_ids(backup_env)
+    names = sorted(item["Key"] for item in server.client().list_objects_v2(Bucket="pgdrill-put-only")["Contents"])
+    assert sum("_manifest_" in name for name in names) == 2, names
+    done = backup_env.run("prune", "--remote", env=put_only, check=1)
+    assert "access denied" in done.stderr and "s3:DeleteObject" in done.stderr, done.stderr
+    assert "locked" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert sorted(item["Key"] for item in server.client().list_objects_v2(Bucket="pgdrill-put-only")["Contents"]) == names
+    # The controller, with delete rights, prunes.
+    pruned = backup_env.run("prune", "--remote", env=server.env()).stdout
+    assert f"removed      {older}" in pruned, pruned
