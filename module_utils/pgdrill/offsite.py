@@ -334,6 +334,31 @@ def push_set(remote: Remote, backup: BackupSet, objects: Dict[str, RemoteObject]
     return {"set": backup.id, "uploaded": uploaded, "present": plan.present, "dry_run": dry_run}
 
 
+def remote_only_sets(local: Sequence[BackupSet], remote_objects: Dict[str, RemoteObject], prefix: str, limit: int = 3) -> List[str]:
+    """Manifest names of the newest complete remote sets (at most ``limit``) this host does not hold:
+    where another host's sets would show. Pure."""
+    here = {backup.id for backup in local}
+    found = [entry.manifest for entry in remote_sets(remote_objects, prefix) if entry.complete and entry.set_id not in here]
+    return [name for name in reversed(found) if name][:limit]
+
+
+def _other_hosts(config: DatabaseConfig, remote: Remote, local: Sequence[BackupSet], objects: Dict[str, RemoteObject]) -> List[str]:
+    """The other hosts whose sets of this series the remote holds (a fleet sharing one remote path)."""
+    import socket
+
+    ours = set(series_hosts(config, [config.backup_dir])) or {socket.gethostname()}
+    found = set()
+    for name in remote_only_sets(local, objects, config.prefix):
+        try:
+            document = read_document(remote, name)
+        except (ValueError, PgdrillError):
+            continue  # list --remote and verify --remote name what is wrong with it
+        host = document.get("host") if isinstance(document, dict) else None
+        if isinstance(host, str) and host not in ours:
+            found.add(host)
+    return sorted(found)
+
+
 def _abort_stale_uploads(config: DatabaseConfig, remote: Remote, now: datetime) -> List[str]:
     """Abort the series' uploads interrupted over a day ago. Credentials that may not list or abort
     them (put-only hosts) do not fail the push: a warning says what to grant, or what does it instead."""
@@ -396,6 +421,17 @@ def push(
             remote.text,
             len(ahead),
             ", ".join(ahead[:5]),
+        )
+    shared = _other_hosts(config, remote, sets, objects)
+    if shared:
+        log.warning(
+            "%s: %s holds sets of the series '%s' taken on other hosts (%s): hosts that share one remote path mix their sets there, "
+            "and each one's pulls and remote retention see the others'; give each host its own remote path (s3://BUCKET/PREFIX/HOST, "
+            "the pgdrill_backup role's default)",
+            config.label,
+            remote.text,
+            config.prefix,
+            ", ".join(shared),
         )
     if owed:
         chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True), now=now)

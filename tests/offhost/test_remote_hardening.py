@@ -287,3 +287,14 @@ def test_put_only_credentials_push_but_a_denied_delete_fails_the_remote_prune(ba
     # The controller, with delete rights, prunes.
     pruned = backup_env.run("prune", "--remote", env=server.env()).stdout
     assert f"removed      {older}" in pruned, pruned
+
+
+# --- item 12: a fleet sharing one remote path -------------------------------------------------------
+def test_a_push_warns_when_another_host_writes_the_same_remote_series(backup_env, aws_env, bucket, tmp_path):
+    backup_env.rewrite(**settings(aws_env, bucket))
+    backup_env.run()
+    quiet = backup_env.run()
+    assert "other hosts" not in quiet.stderr, quiet.stderr  # its own sets, here or pruned here, are no other host's
+    plant_set_from(backup_env, tmp_path, aws_env, bucket, "db2", "db2.example")
+    done = backup_env.run()
+    assert "db2.example" in done.stderr and "its own remote path" in done.stderr, done.stderr
