@@ -42,9 +42,18 @@ def _answers(url: str) -> bool:
         return False
 
 
-# What a backup host's put-only credentials may do (README, "Off-host copies"): upload, read and list;
-# never delete, and nothing else.
-PUT_ONLY_ACTIONS = ["s3:PutObject", "s3:GetObject", "s3:ListBucket"]
+# What a backup host's put-only credentials may do (README, "Off-host copies"): upload, read and list
+# (object versions and their retention included, so that a prune with them gets as far as the
+# delete itself); never delete, and nothing else.
+PUT_ONLY_ACTIONS = [
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:GetObjectVersion",
+    "s3:GetObjectRetention",
+    "s3:GetObjectLegalHold",
+]
 
 
 class S3Server:
