@@ -236,7 +236,7 @@ def test_hostile_objects_on_the_remote(backup_env, corpus_s3, tmp_path, monkeypa
         return f"{prefix}_{stamp}_utc"
 
     damaged = {}
-    for days, (label, change, expected) in enumerate(MANIFEST_CASES, start=20):
+    for days, (_label, change, expected) in enumerate(MANIFEST_CASES, start=20):
         damaged[copy_of_set(_remote_stamp(days), change)] = expected
     damaged[copy_of_set(_remote_stamp(40), lambda m: m["files"][0].update(size="12"))] = "size"
     damaged[copy_of_set(_remote_stamp(41), lambda m: m.update(files={"a": 1}))] = "files"
