@@ -44,11 +44,29 @@ def test_the_roles_remote_includes_the_host_by_default(remote, folder, expected)
     assert render_config(pgdrill_backup_remote="") == []
 
 
-def test_prune_remote_finds_the_same_path_as_the_role():
-    with open(os.path.join(ROLE, "templates", "etc", "pgdrill", "pgdrill.conf.j2"), encoding="utf-8") as handle:
-        line = next(line for line in handle if line.startswith("remote = "))
-    expression = line.split(" = ", 1)[1].strip().replace("pgdrill_backup_remote_host_folder", "__folder")
+def render_prune_remote(**variables):
+    """The remote prune_remote.yml's task hands pgdrill_prune, rendered with the task's own vars."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
     with open(os.path.join(REPO, "playbooks", "prune_remote.yml"), encoding="utf-8") as handle:
-        playbook = handle.read()
-    assert f'remote: "{expression}"' in playbook
-    assert '__folder: "{{ pgdrill_backup_remote_host_folder | default(inventory_hostname) }}"' in playbook
+        (play,) = yaml.safe_load(handle)
+    task = next(task for task in play["tasks"] if "pgdrill_prune" in task)
+    own = {key: trust_as_template(value) for key, value in task["vars"].items()}
+    values = dict(own, inventory_hostname="db1.example.net", **variables)
+    return Templar(loader=DataLoader(), variables=values).template(trust_as_template(task["pgdrill_prune"]["remote"]))
+
+
+@pytest.mark.parametrize(
+    "remote, folder",
+    [
+        ("s3://acme-backups/pgdrill", None),
+        ("s3://acme-backups/pgdrill/", None),
+        ("rclone:offsite:", None),
+        ("s3://acme-backups/pgdrill", "db-one"),
+        ("s3://a-b/x", ""),
+    ],
+)
+def test_prune_remote_finds_the_same_path_as_the_role(remote, folder):
+    extra = {} if folder is None else {"pgdrill_backup_remote_host_folder": folder}
+    assert [render_prune_remote(pgdrill_backup_remote=remote, **extra)] == render_config(pgdrill_backup_remote=remote, **extra)
