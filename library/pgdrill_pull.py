@@ -34,6 +34,14 @@ options:
     description:
       - Directory to download into (created 0700). Defaults to O(backup_dir).
     type: path
+  accept_foreign:
+    description:
+      - Into an encrypted series (a O(config) whose section has C(encrypt_recipients)), a set whose
+        manifest says it is plaintext, encrypted to none of the series' recipients, or taken on
+        another host than the series' sets in O(dest) is refused (named O(set)) or skipped (the
+        newest set). V(true) takes such a set all the same.
+    type: bool
+    default: false
 attributes:
   platform:
     support: full
@@ -76,6 +84,30 @@ downloaded:
   returned: always
   type: list
   elements: str
+remote:
+  description: The off-host copy the set came from.
+  returned: always
+  type: str
+  sample: s3://acme-backups/pgdrill
+skipped:
+  description:
+    - Without O(set), the newer sets passed over on the way to the newest set that verifies, each
+      with why (dated in the future, damaged on the remote, proven bad by a remote verify, bytes
+      that did not match the manifest on arrival, or not a set of this encrypted series). Empty
+      when the newest set was pulled, or when O(set) was given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    set:
+      description: The set skipped.
+      type: str
+      sample: ez360pm_20261127_021500_utc
+    why:
+      description: Why it was skipped.
+      type: str
+      sample: "its bytes do not match its manifest: ..."
+  sample: []
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -88,7 +120,7 @@ from ansible.module_utils.pgdrill.locking import SeriesLock
 
 def main():
     module = AnsibleModule(
-        argument_spec=remote_argument_spec(set=dict(type="str"), dest=dict(type="path")),
+        argument_spec=remote_argument_spec(set=dict(type="str"), dest=dict(type="path"), accept_foreign=dict(type="bool", default=False)),
         supports_check_mode=True,
     )
     params = module.params
@@ -96,11 +128,11 @@ def main():
         config = database_config(params)
         directory = params["dest"] or config.backup_dir
         if module.check_mode:
-            outcome = offsite.pull(config, params["set"], directory, dry_run=True)
+            outcome = offsite.pull(config, params["set"], directory, dry_run=True, accept_foreign=params["accept_foreign"])
         else:
             ensure_private_dir(directory)
             with SeriesLock(directory, config.prefix, config.lock_wait):
-                outcome = offsite.pull(config, params["set"], directory)
+                outcome = offsite.pull(config, params["set"], directory, accept_foreign=params["accept_foreign"])
     except PgdrillError as exc:
         fail(module, exc)
     module.exit_json(
@@ -110,6 +142,7 @@ def main():
         files=outcome["files"],
         downloaded=outcome["downloaded"],
         remote=outcome["remote"],
+        skipped=outcome.get("skipped") or [],
     )
 
 

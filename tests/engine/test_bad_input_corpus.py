@@ -183,3 +183,109 @@ def test_manifest_fields_of_the_wrong_type_or_date_make_the_set_damaged_everywhe
     assert len([name for name in backup_env.files() if "_manifest_" in name]) == 2
     evidence = [json.load(open(os.path.join(tmp_path, "evidence", name))) for name in os.listdir(tmp_path / "evidence")]
     assert evidence and all(record["outcome"] == "failed" for record in evidence)
+
+
+# The remote is untrusted input (issue 18): whatever anyone who can write to the bucket puts there,
+# manifests of the wrong type, names with newlines, planted objects, sets dated in the future, no
+# command crashes, each names what is wrong (exit 1 or 0, never a traceback), the series' own set
+# stays complete and pullable, and nothing planted is changed by any command.
+@pytest.fixture(scope="module")
+def corpus_s3():
+    from pgdrill_lab.s3server import S3Server
+
+    with S3Server(name="tests-s3-corpus") as server:
+        server.create_bucket("pgdrill-corpus")
+        yield server
+
+
+def _remote_stamp(days):
+    return (datetime.now(timezone.utc) - timedelta(days=days)).strftime("%Y%m%d_%H%M%S")
+
+
+def test_hostile_objects_on_the_remote(backup_env, corpus_s3, tmp_path, monkeypatch):
+    import json
+
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    env = corpus_s3.env()
+    client = corpus_s3.client()
+    base = f"{backup_env.dbname}-{os.path.basename(str(tmp_path))}"[:60]
+    backup_env.rewrite(remote=f"s3://pgdrill-corpus/{base}", remote_endpoint_url=corpus_s3.endpoint_url, remote_region="us-east-1", prune_after_backup="no")
+    backup_env.run(env=env)  # the series' own set, pushed
+    prefix = backup_env.dbname
+    objects = {item["Key"][len(base) + 1 :]: item["Key"] for item in client.list_objects_v2(Bucket="pgdrill-corpus", Prefix=base + "/")["Contents"]}
+    (own_manifest,) = [name for name in objects if "_manifest_" in name]
+    own_stamp = own_manifest[len(prefix) + len("_manifest_") : -len("_utc.json")]
+    own = json.loads(client.get_object(Bucket="pgdrill-corpus", Key=objects[own_manifest])["Body"].read())
+    body = {name: client.get_object(Bucket="pgdrill-corpus", Key=key)["Body"].read() for name, key in objects.items() if name != own_manifest}
+
+    def plant(name, data):
+        client.put_object(Bucket="pgdrill-corpus", Key=f"{base}/{name}", Body=data)
+
+    def copy_of_set(stamp, change=None, started_at=None):
+        """The series' own set under another stamp, its manifest changed by ``change``."""
+        document = json.loads(json.dumps(own).replace(own_stamp, stamp))
+        if started_at:
+            document["started_at"] = started_at
+        if change:
+            change(document)
+        for name, data in body.items():
+            plant(name.replace(own_stamp, stamp), data)
+        plant(f"{prefix}_manifest_{stamp}_utc.json", json.dumps(document).encode())
+        return f"{prefix}_{stamp}_utc"
+
+    damaged = {}
+    for days, (_label, change, expected) in enumerate(MANIFEST_CASES, start=20):
+        damaged[copy_of_set(_remote_stamp(days), change)] = expected
+    damaged[copy_of_set(_remote_stamp(40), lambda m: m["files"][0].update(size="12"))] = "size"
+    damaged[copy_of_set(_remote_stamp(41), lambda m: m.update(files={"a": 1}))] = "files"
+    unreadable = ((42, b"[]", "not a JSON object"), (43, b"not json", "unreadable manifest"), (44, b"null", "not a JSON object"))
+    for days, text, expected in unreadable + ((45, b'{"format": "pgdrill-manifest"', "unreadable manifest"),):
+        stamp = _remote_stamp(days)
+        plant(f"{prefix}_manifest_{stamp}_utc.json", text)
+        damaged[f"{prefix}_{stamp}_utc"] = expected
+    future = copy_of_set("20991231_235959", started_at="2099-12-31T23:59:59.000Z")
+    newline = _remote_stamp(50)
+    plant(f"{prefix}_db_{newline}_utc.dump\n", b"PGDMP")  # names matched whole: foreign
+    plant(f"{prefix}_manifest_{newline}_utc.json\n", b"{}")
+    plant(own_manifest + "\n", b"{}")
+    plant(f"{prefix}_db_{_remote_stamp(51)}_utc.dump", b"PGDMP debris")  # an object of no set
+    plant(f".{prefix}_manifest_{own_stamp}_utc.json", b"{}")  # hidden
+    plant(f"{prefix}_db_20261399_000000_utc.dump", b"impossible stamp")
+    plant("notes.txt", b"not pgdrill's")
+    before = {item["Key"]: item["ETag"] for item in client.list_objects_v2(Bucket="pgdrill-corpus", Prefix=base + "/")["Contents"]}
+
+    own_id = f"{prefix}_{own_stamp}_utc"
+    listing = backup_env.run("list", "--remote", "--json", env=env)
+    rows = {row["set"]: row for row in json.loads(listing.stdout)["results"][0]["sets"]}
+    assert rows[own_id]["state"] == "complete" and rows[future]["state"] == "future", rows
+    for set_id, expected in damaged.items():
+        assert rows[set_id]["state"] == "damaged" and expected in rows[set_id]["problem"], (set_id, rows[set_id])
+    assert not any("\n" in row["set"] for row in rows.values())
+    commands = [
+        (["list", "--remote"], (0,)),
+        (["list"], (0,)),
+        (["verify", "--remote"], (0,)),
+        (["verify", "--remote", "--all"], (1,)),
+        (["prune", "--remote", "--dry-run"], (0,)),
+        (["pull", "--to", str(tmp_path / "pulled")], (0,)),
+        (["pull", future, "--to", str(tmp_path / "future")], (0, 1)),
+        ([], (0,)),  # a backup and its push: the future set stops nothing, and is named
+        (["push", "--all"], (0,)),
+    ]
+    commands += [(["pull", set_id, "--to", str(tmp_path / "damaged")], (1,)) for set_id in damaged]
+    commands += [(["verify", "--remote", set_id], (1,)) for set_id in list(damaged)[:3]]
+    for command, codes in commands:
+        done = backup_env.run(*command, env=env, check=None)
+        assert "Traceback" not in done.stderr, (command, done.stderr)
+        assert done.returncode in codes, (command, done.returncode, done.stdout, done.stderr)
+        if done.returncode:
+            assert "Fix:" in done.stderr or "FAILED" in done.stdout, (command, done.stderr)
+        if command and command[0] == "pull" and "damaged" in command[-1]:
+            assert "not complete" in done.stderr, (command, done.stderr)
+    pulled = sorted(os.listdir(tmp_path / "pulled"))
+    assert any(own_stamp in name for name in pulled) and not any(f"{prefix}_" in name and own_stamp not in name for name in pulled), pulled
+    assert not [name for name in os.listdir(tmp_path / "damaged") if not name.startswith(".")]
+    after = {item["Key"]: item["ETag"] for item in client.list_objects_v2(Bucket="pgdrill-corpus", Prefix=base + "/")["Contents"]}
+    assert {key: tag for key, tag in after.items() if key in before} == before  # nothing planted changed or went

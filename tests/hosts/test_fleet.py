@@ -27,6 +27,8 @@ TIMINGS = {}
 # outlives db3's container, as a bucket outlives a lost host.
 OFFSITE = "/var/tmp/pgdrill-fleet-offsite"
 REMOTE = "rclone::local:/srv/offsite/pgdrill"
+# Each host pushes into its own folder under the fleet's remote (the backup role's default).
+DB3_REMOTE = REMOTE + "/pgdrill-fleet-db3"
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +369,7 @@ def test_disaster_recovery_with_a_database_host_removed(fleet, tmp_path):
     assert result.status == "successful", out[-5000:]
     result, _, out = run(inventory, tmp_path, playbook="run_backup.yml", cmdline="-l pgdrill-fleet-db3")
     assert result.status == "successful", out[-5000:]
-    stored = os.listdir(os.path.join(OFFSITE, "pgdrill"))
+    stored = os.listdir(os.path.join(OFFSITE, "pgdrill", "pgdrill-fleet-db3"))
     assert any(name.startswith("ez360pm_manifest_") for name in stored), stored
     assert all(name.endswith((".age", ".json")) for name in stored), stored  # no plaintext left the host
     before = source_fingerprint(inventory, tmp_path, "pgdrill-fleet-db3")
@@ -394,7 +396,7 @@ def test_disaster_recovery_with_a_database_host_removed(fleet, tmp_path):
         {
             "pgdrill_drill_database": "ez360pm",
             "pgdrill_drill_transfer": "remote",
-            "pgdrill_drill_remote": REMOTE,
+            "pgdrill_drill_remote": DB3_REMOTE,
             "pgdrill_drill_remote_prefix": "ez360pm",
             "pgdrill_drill_identity_file": "/root/drill.key",
             "pgdrill_drill_host": "127.0.0.1",
@@ -406,7 +408,7 @@ def test_disaster_recovery_with_a_database_host_removed(fleet, tmp_path):
         },
     )
     assert status == "successful", out[-6000:]
-    assert record["outcome"] == "passed" and record["source_host"] == REMOTE and record["fidelity"]["ok"], record
+    assert record["outcome"] == "passed" and record["source_host"] == DB3_REMOTE and record["fidelity"]["ok"], record
 
     result, _, out = run(
         inventory,
@@ -416,7 +418,7 @@ def test_disaster_recovery_with_a_database_host_removed(fleet, tmp_path):
             "pgdrill_restore_hosts": "pgdrill-fleet-staging",
             "pgdrill_restore_database": "ez360pm",
             "pgdrill_restore_target": "ez360pm_recovered",
-            "pgdrill_restore_remote": REMOTE,
+            "pgdrill_restore_remote": DB3_REMOTE,
             "pgdrill_restore_identity_file": "/root/drill.key",
             "pgdrill_restore_globals": True,
             "pgdrill_restore_login_host": "127.0.0.1",

@@ -108,11 +108,13 @@ def test_restore_playbook_brings_the_database_back_from_the_remote_onto_a_new_ho
 
 
 def test_remote_retention_from_the_controller_previews_then_prunes(tmp_path, pg, sample_db, aws_env, bucket, monkeypatch):
+    """The host 'source' pushes where the backup role puts it by default: its own folder under
+    pgdrill_backup_remote; prune_remote.yml finds it there."""
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     config = tmp_path / "source.conf"
     config.write_text(
         f"[pgdrill]\nbackup_dir = {tmp_path / 'backups'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n"
-        f"prune_after_backup = no\nremote = s3://{bucket}/pgdrill\nremote_endpoint_url = {aws_env.endpoint_url}\nremote_region = us-east-1\n"
+        f"prune_after_backup = no\nremote = s3://{bucket}/pgdrill/source\nremote_endpoint_url = {aws_env.endpoint_url}\nremote_region = us-east-1\n"
         f"[database {sample_db}]\nprefix = shop\n"
     )
     run_cli("--config", str(config))

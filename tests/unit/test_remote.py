@@ -235,3 +235,43 @@ def test_remote_object_names_are_plain_file_names(name):
     with pytest.raises(ValueError):
         check_object_name(name)
     assert check_object_name(DB) == DB
+
+
+def test_stale_uploads_are_the_series_own_and_older_than_a_day():
+    """R13: only this series' names (matched whole), only uploads started over a day ago."""
+    from datetime import datetime, timedelta, timezone
+
+    from pgdrill.remote import stale_uploads
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
+    old, young = now - timedelta(days=1, seconds=1), now - timedelta(hours=23)
+    uploads = [
+        ("shop_db_20261101_000000_utc.dump", "a", old),
+        ("shop_db_20261102_000000_utc.dump", "b", young),
+        ("shopping_db_20261101_000000_utc.dump", "c", old),
+        ("shop_db_20261101_000000_utc.dump\n", "d", old),
+        ("notes.txt", "e", old),
+    ]
+    assert stale_uploads(uploads, "shop", now) == [("shop_db_20261101_000000_utc.dump", "a")]
+
+
+def test_a_urls_userinfo_never_shows():
+    from pgdrill.remote import without_userinfo
+
+    assert without_userinfo("https://key:secret@s3.example.net:9000/x") == "https://...@s3.example.net:9000/x"
+    assert without_userinfo("https://key:pa/ss@host") == "https://...@host"
+    assert without_userinfo("https://s3.example.net") == "https://s3.example.net"
+
+
+def test_a_foreign_set_for_an_encrypted_series():
+    """R25: plaintext, other recipients, another host than the series' own sets; a plaintext series
+    and a directory without sets of the series compare nothing they cannot."""
+    from pgdrill.offsite import foreign_problem
+
+    sealed = {"host": "db1", "encryption": {"method": "age", "recipients": ["fp-a", "fp-b"]}}
+    assert foreign_problem(sealed, ["fp-a"], ["db1"]) is None
+    assert foreign_problem(sealed, ["fp-b", "fp-c"], []) is None  # a key rotation keeps one recipient
+    assert "plaintext" in foreign_problem({"host": "db1", "encryption": None}, ["fp-a"], ["db1"])
+    assert "other recipients" in foreign_problem(sealed, ["fp-c"], ["db1"])
+    assert "'db1'" in foreign_problem(sealed, ["fp-a"], ["db2"])
+    assert foreign_problem({"host": "x", "encryption": None}, [], ["db1"]) is None
