@@ -5,6 +5,7 @@ from __future__ import annotations
 from pgdrill.encryption import encrypt_argv, find_age
 from pgdrill.fsio import AtomicWriter
 from pgdrill.pipeline import child_env, stream
+from pgdrill.remote import open_remote
 
 NAME = "shop_db_20261127_021500_utc.dump.zst.age"
 
@@ -23,3 +24,17 @@ def encrypt_dump(pg, dbname, directory, recipients, compress=True):
         stream(commands, writer.write, dump_env(pg, dbname), f"pg_dump of {dbname}")
         path = writer.commit()
     return path, writer
+
+
+def s3_settings(aws_env, bucket, **extra):
+    """Config keys for a series pushing to ``bucket`` on the test's S3 server."""
+    return {"remote": f"s3://{bucket}/pgdrill", "remote_endpoint_url": aws_env.endpoint_url, "remote_region": "us-east-1", **extra}
+
+
+def s3_remote(aws_env, bucket):
+    """The same remote, opened directly (to look at, or plant objects in, the bucket)."""
+    return open_remote(f"s3://{bucket}/pgdrill", endpoint_url=aws_env.endpoint_url, region="us-east-1")
+
+
+def local_set_ids(backup_env):
+    return sorted(name.replace("_manifest", "").replace(".json", "") for name in backup_env.files() if "_manifest_" in name)

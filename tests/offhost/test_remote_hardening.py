@@ -15,25 +15,14 @@ import pytest
 
 from pgdrill.errors import PgdrillError
 from pgdrill.remote import open_remote
-
-
-def settings(aws_env, bucket, **extra):
-    return {"remote": f"s3://{bucket}/pgdrill", "remote_endpoint_url": aws_env.endpoint_url, "remote_region": "us-east-1", **extra}
-
-
-def remote_of(aws_env, bucket):
-    return open_remote(f"s3://{bucket}/pgdrill", endpoint_url=aws_env.endpoint_url, region="us-east-1")
-
-
-def local_set_ids(backup_env):
-    return sorted(name.replace("_manifest", "").replace(".json", "") for name in backup_env.files() if "_manifest_" in name)
+from offhost_helpers import local_set_ids, s3_remote, s3_settings
 
 
 # --- S4: a secret inside remote_endpoint_url ------------------------------------------------------
 def test_a_secret_in_the_endpoint_url_is_refused_at_load_and_never_echoed(backup_env, aws_env, bucket):
     secret = "s3cr3t-Zq9"
     for endpoint in (f"https://AKIAX:{secret}@s3.example.net", f"https://AKIAX:{secret}@s3.example.net/ bad", f"http://{secret}@127.0.0.1:1"):
-        backup_env.rewrite(**settings(aws_env, bucket, remote_endpoint_url=endpoint))
+        backup_env.rewrite(**s3_settings(aws_env, bucket, remote_endpoint_url=endpoint))
         done = backup_env.run("list", "--remote", check=2)
         assert secret not in done.stdout + done.stderr, done.stderr
         assert "remote_endpoint_url" in done.stderr and "credentials" in done.stderr and "Fix:" in done.stderr, done.stderr
@@ -71,17 +60,17 @@ def test_every_file_a_pull_writes_is_private_whatever_the_umask(backup_env, tmp_
 
 # --- R20: Object Lock settings on a bucket without Object Lock ------------------------------------
 def test_object_lock_days_on_a_bucket_without_object_lock_is_named(backup_env, aws_env, bucket):
-    backup_env.rewrite(**settings(aws_env, bucket, remote_object_lock_days=3))
+    backup_env.rewrite(**s3_settings(aws_env, bucket, remote_object_lock_days=3))
     done = backup_env.run(check=1)
     assert "Object Lock" in done.stderr and bucket in done.stderr and "remote_object_lock_days" in done.stderr, done.stderr
     assert "Fix:" in done.stderr or "fix" in done.stderr.lower(), done.stderr
-    assert remote_of(aws_env, bucket).list() == []  # nothing pushed unlocked in its place
+    assert s3_remote(aws_env, bucket).list() == []  # nothing pushed unlocked in its place
 
 
 def test_object_lock_days_on_a_locked_bucket_push(backup_env, aws_env, locked_bucket):
-    backup_env.rewrite(**settings(aws_env, locked_bucket, remote_object_lock_days=1))
+    backup_env.rewrite(**s3_settings(aws_env, locked_bucket, remote_object_lock_days=1))
     backup_env.run()
-    assert any("_manifest_" in item.name for item in remote_of(aws_env, locked_bucket).list())
+    assert any("_manifest_" in item.name for item in s3_remote(aws_env, locked_bucket).list())
 
 
 # --- R13: stale multipart uploads of the series ---------------------------------------------------
@@ -90,7 +79,7 @@ def test_each_push_aborts_the_series_stale_multipart_uploads_only(backup_env, aw
     from pgdrill.config import load_configs
     from pgdrill.series import utcnow
 
-    backup_env.rewrite(**settings(aws_env, bucket, remote_upload="no"))
+    backup_env.rewrite(**s3_settings(aws_env, bucket, remote_upload="no"))
     backup_env.run()
     prefix = backup_env.dbname
     client = aws_env.client()
@@ -112,7 +101,7 @@ def test_each_push_aborts_the_series_stale_multipart_uploads_only(backup_env, aw
 
 # --- R29, R30: pins of the off-host copy ----------------------------------------------------------
 def test_a_set_only_the_remote_holds_can_be_pinned_and_remote_retention_keeps_it(backup_env, aws_env, bucket):
-    backup_env.rewrite(prune_after_backup="no", **settings(aws_env, bucket))
+    backup_env.rewrite(prune_after_backup="no", **s3_settings(aws_env, bucket))
     backup_env.run()
     backup_env.run()
     older, newer = local_set_ids(backup_env)
@@ -127,7 +116,7 @@ def test_a_set_only_the_remote_holds_can_be_pinned_and_remote_retention_keeps_it
     assert "already pinned" in again.stdout, again.stdout
     rows = {row["set"]: row for row in json.loads(backup_env.run("list", "--remote", "--json").stdout)["results"][0]["sets"]}
     assert rows[older]["pinned"] and not rows[newer]["pinned"], rows
-    backup_env.rewrite(prune_after_backup="no", keep_last=1, retention_days=0, **settings(aws_env, bucket))
+    backup_env.rewrite(prune_after_backup="no", keep_last=1, retention_days=0, **s3_settings(aws_env, bucket))
     pruned = backup_env.run("prune", "--remote").stdout
     assert f"keep         {older}" in pruned and "pinned" in pruned.split(older, 1)[1].splitlines()[0], pruned
     assert older in backup_env.run("list", "--remote").stdout
@@ -138,7 +127,7 @@ def test_a_set_only_the_remote_holds_can_be_pinned_and_remote_retention_keeps_it
 
 
 def test_unpin_never_says_unpinned_while_an_object_locked_remote_pin_stays(backup_env, aws_env, locked_bucket):
-    backup_env.rewrite(**settings(aws_env, locked_bucket, remote_object_lock_days=1))
+    backup_env.rewrite(**s3_settings(aws_env, locked_bucket, remote_object_lock_days=1))
     backup_env.run()
     (set_id,) = local_set_ids(backup_env)
     pinned = backup_env.run("pin", set_id, "--reason", "audit")
@@ -223,19 +212,22 @@ def plant_set_from(backup_env, tmp_path, aws_env, bucket, name, host, **extra):
 
     time.sleep(1.1)  # a stamp of its own (stamps are to the second)
     directory = tmp_path / name
-    config = write_config(tmp_path / f"{name}.conf", backup_env.cluster, backup_env.dbname, directory, **settings(aws_env, bucket, remote_upload="no", **extra))
+    config = write_config(
+        tmp_path / f"{name}.conf", backup_env.cluster, backup_env.dbname, directory, **s3_settings(aws_env, bucket, remote_upload="no", **extra)
+    )
     run_cli("--config", config)
     (manifest,) = [directory / item for item in os.listdir(directory) if "_manifest_" in item]
     document = json.loads(manifest.read_text())
     document["host"] = host
     manifest.write_text(json.dumps(document))
     run_cli("--config", config, "push")
+    time.sleep(1.1)  # and the next run of the test's own series gets a later stamp than the planted set
     return document["set"]
 
 
 def test_pull_into_an_encrypted_series_refuses_a_foreign_set_unless_asked(backup_env, aws_env, bucket, keys, tmp_path):
     (_, ours), (_, stranger) = keys["drill"], keys["stranger"]
-    backup_env.rewrite(prune_after_backup="no", encrypt_recipients=ours, **settings(aws_env, bucket))
+    backup_env.rewrite(prune_after_backup="no", encrypt_recipients=ours, **s3_settings(aws_env, bucket))
     backup_env.run()
     (own,) = local_set_ids(backup_env)
     plaintext = plant_set_from(backup_env, tmp_path, aws_env, bucket, "plain", "intruder")
@@ -291,7 +283,7 @@ def test_put_only_credentials_push_but_a_denied_delete_fails_the_remote_prune(ba
 
 # --- item 12: a fleet sharing one remote path -------------------------------------------------------
 def test_a_push_warns_when_another_host_writes_the_same_remote_series(backup_env, aws_env, bucket, tmp_path):
-    backup_env.rewrite(**settings(aws_env, bucket))
+    backup_env.rewrite(**s3_settings(aws_env, bucket))
     backup_env.run()
     quiet = backup_env.run()
     assert "other hosts" not in quiet.stderr, quiet.stderr  # its own sets, here or pruned here, are no other host's

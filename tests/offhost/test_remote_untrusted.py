@@ -8,19 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from pgdrill.remote import open_remote
-
-
-def settings(aws_env, bucket, **extra):
-    return {"remote": f"s3://{bucket}/pgdrill", "remote_endpoint_url": aws_env.endpoint_url, "remote_region": "us-east-1", **extra}
-
-
-def remote_of(aws_env, bucket):
-    return open_remote(f"s3://{bucket}/pgdrill", endpoint_url=aws_env.endpoint_url, region="us-east-1")
-
-
-def local_set_ids(backup_env):
-    return sorted(name.replace("_manifest", "").replace(".json", "") for name in backup_env.files() if "_manifest_" in name)
+from offhost_helpers import local_set_ids, s3_remote, s3_settings
 
 
 def remote_states(backup_env):
@@ -35,7 +23,7 @@ def plant(aws_env, bucket, name, body, **extra):
 def test_a_set_dated_2099_planted_on_the_remote_stops_no_later_upload(backup_env, aws_env, bucket):
     """R16: every complete local set absent from the remote is owed, whatever the stamps; the planted
     set is named in a warning."""
-    backup_env.rewrite(prune_after_backup="no", **settings(aws_env, bucket))
+    backup_env.rewrite(prune_after_backup="no", **s3_settings(aws_env, bucket))
     backup_env.run()
     prefix = backup_env.dbname
     future = f"{prefix}_manifest_20991231_235959_utc.json"
@@ -51,12 +39,12 @@ def test_a_set_dated_2099_planted_on_the_remote_stops_no_later_upload(backup_env
 def test_an_older_set_missing_from_the_remote_is_owed(backup_env, aws_env, bucket):
     """R16: a set the remote lacks is owed even when a newer set is complete there (the remote's own
     retention, with the same rules, would keep it)."""
-    backup_env.rewrite(prune_after_backup="no", **settings(aws_env, bucket, remote_upload="no"))
+    backup_env.rewrite(prune_after_backup="no", **s3_settings(aws_env, bucket, remote_upload="no"))
     backup_env.run()
     backup_env.run()
     older, newer = local_set_ids(backup_env)
     backup_env.run("push", newer)
-    backup_env.rewrite(prune_after_backup="no", **settings(aws_env, bucket))
+    backup_env.rewrite(prune_after_backup="no", **s3_settings(aws_env, bucket))
     backup_env.run()
     states = remote_states(backup_env)
     assert states[older] == "complete" and list(states.values()).count("complete") == 3, states
@@ -65,21 +53,21 @@ def test_an_older_set_missing_from_the_remote_is_owed(backup_env, aws_env, bucke
 def test_a_junk_object_of_the_right_size_is_not_taken_for_the_file(backup_env, aws_env, bucket):
     """R14: a planted object with the name and size of the globals file: push refuses the set (its
     manifest is not uploaded) and names the object; nothing calls the set complete."""
-    backup_env.rewrite(**settings(aws_env, bucket, remote_upload="no"))
+    backup_env.rewrite(**s3_settings(aws_env, bucket, remote_upload="no"))
     backup_env.run()
     globals_name = next(name for name in backup_env.files() if "_globals_" in name)
     size = os.path.getsize(os.path.join(backup_env.backup_dir, globals_name))
     plant(aws_env, bucket, globals_name, b"x" * size)
     done = backup_env.run("push", check=1)
     assert globals_name in done.stderr and "sha256" in done.stderr, done.stderr
-    remote = remote_of(aws_env, bucket)
+    remote = s3_remote(aws_env, bucket)
     assert not any("_manifest_" in item.name for item in remote.list())
     assert list(remote_states(backup_env).values()) == ["partial"]
 
 
 def test_the_same_bytes_put_there_without_pgdrills_sha256_count_as_uploaded(backup_env, aws_env, bucket):
     """R14: an object without a stored sha256 is hashed by download; the right bytes are kept."""
-    backup_env.rewrite(**settings(aws_env, bucket, remote_upload="no"))
+    backup_env.rewrite(**s3_settings(aws_env, bucket, remote_upload="no"))
     backup_env.run()
     globals_name = next(name for name in backup_env.files() if "_globals_" in name)
     with open(os.path.join(backup_env.backup_dir, globals_name), "rb") as handle:
@@ -91,7 +79,7 @@ def test_the_same_bytes_put_there_without_pgdrills_sha256_count_as_uploaded(back
 
 def test_a_key_ending_in_a_newline_is_foreign_and_crashes_nothing(backup_env, aws_env, bucket, tmp_path):
     """R9: names are matched whole; a stray key with a trailing newline is someone else's."""
-    backup_env.rewrite(**settings(aws_env, bucket))
+    backup_env.rewrite(**s3_settings(aws_env, bucket))
     backup_env.run()
     dump = next(name for name in backup_env.files() if "_db_" in name)
     prefix = backup_env.dbname
@@ -107,7 +95,7 @@ def test_a_key_ending_in_a_newline_is_foreign_and_crashes_nothing(backup_env, aw
 
 def test_a_pushed_set_whose_dump_was_deleted_is_not_complete_there(backup_env, aws_env, bucket):
     """R15: completeness on the remote means every listed object with its size."""
-    backup_env.rewrite(**settings(aws_env, bucket))
+    backup_env.rewrite(**s3_settings(aws_env, bucket))
     backup_env.run()
     (set_id,) = local_set_ids(backup_env)
     dump = next(name for name in backup_env.files() if "_db_" in name)
@@ -137,7 +125,7 @@ def dumps(backup_env):
 def test_remote_retention_honours_what_verify_remote_proved_bad(backup_env, aws_env, bucket):
     """R10: the only good remote set is never deleted while newer corrupt ones are kept; the record
     lives on the host, not on the remote."""
-    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no", **settings(aws_env, bucket))
+    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no", **s3_settings(aws_env, bucket))
     for _ in range(3):
         backup_env.run()
     oldest, middle, newest = local_set_ids(backup_env)
@@ -145,7 +133,7 @@ def test_remote_retention_honours_what_verify_remote_proved_bad(backup_env, aws_
         flip_a_bit(aws_env, bucket, dump)
     done = backup_env.run("verify", "--remote", "--all", check=1)
     assert done.stdout.count("FAILED  remote checksum") == 2, done.stdout
-    assert not any("verif" in item.name for item in remote_of(aws_env, bucket).list())  # nothing recorded on the remote
+    assert not any("verif" in item.name for item in s3_remote(aws_env, bucket).list())  # nothing recorded on the remote
     pruned = backup_env.run("prune", "--remote").stdout
     assert f"removed      {middle}" in pruned and f"removed      {oldest}" not in pruned, pruned
     assert "has not failed verification" in pruned.split(oldest, 1)[1].splitlines()[0], pruned
@@ -156,7 +144,7 @@ def test_remote_retention_honours_what_verify_remote_proved_bad(backup_env, aws_
 def test_pull_without_a_set_falls_back_to_the_newest_set_that_verifies(backup_env, aws_env, bucket, tmp_path):
     """R32: the newest remote set is corrupt: pull (as DR and the drill do) takes the next one and
     says what it skipped and why; it fails only when no set verifies, leaving nothing behind."""
-    backup_env.rewrite(prune_after_backup="no", **settings(aws_env, bucket))
+    backup_env.rewrite(prune_after_backup="no", **s3_settings(aws_env, bucket))
     backup_env.run()
     backup_env.run()
     older, newer = local_set_ids(backup_env)
@@ -177,7 +165,7 @@ def test_pull_without_a_set_falls_back_to_the_newest_set_that_verifies(backup_en
 def test_pull_checks_every_file_against_the_manifest_on_arrival(backup_env, aws_env, bucket, tmp_path):
     """Rule: a forged object whose stored sha256 matches its own (other) bytes is still refused: the
     manifest's sha256 is what counts."""
-    backup_env.rewrite(**settings(aws_env, bucket))
+    backup_env.rewrite(**s3_settings(aws_env, bucket))
     backup_env.run()
     (dump,) = dumps(backup_env)
     forged = os.urandom(os.path.getsize(os.path.join(backup_env.backup_dir, dump)))
@@ -191,7 +179,7 @@ def test_pull_checks_every_file_against_the_manifest_on_arrival(backup_env, aws_
 
 def test_remote_manifests_pass_the_same_checks_as_local_ones(backup_env, aws_env, bucket, tmp_path):
     """Rule: a remote manifest listing a file that is not a plain name of its set is damaged."""
-    backup_env.rewrite(**settings(aws_env, bucket))
+    backup_env.rewrite(**s3_settings(aws_env, bucket))
     backup_env.run()
     prefix = backup_env.dbname
     stamp = "20261101_000000"
@@ -223,7 +211,7 @@ def test_remote_manifests_pass_the_same_checks_as_local_ones(backup_env, aws_env
 
 def test_a_damaged_remote_set_is_kept_for_a_person_not_pruned_as_debris(backup_env, aws_env, bucket):
     """Rule: a remote set whose manifest is there but a file is missing is damaged, never debris."""
-    backup_env.rewrite(keep_last=1, retention_days=0, debris_grace_hours=0, prune_after_backup="no", **settings(aws_env, bucket))
+    backup_env.rewrite(keep_last=1, retention_days=0, debris_grace_hours=0, prune_after_backup="no", **s3_settings(aws_env, bucket))
     backup_env.run()
     backup_env.run()
     oldest, _ = local_set_ids(backup_env)
@@ -237,10 +225,10 @@ def test_remote_prune_deletes_each_manifest_first(backup_env, aws_env, bucket):
     from pgdrill import offsite
     from pgdrill.config import load_configs
 
-    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no", **settings(aws_env, bucket))
+    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no", **s3_settings(aws_env, bucket))
     backup_env.run()
     backup_env.run()
-    remote = remote_of(aws_env, bucket)
+    remote = s3_remote(aws_env, bucket)
     order = []
     delete = remote.delete
     remote.delete = lambda name: order.append(name) or delete(name)
