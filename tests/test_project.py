@@ -137,7 +137,7 @@ def test_mypy_finds_no_type_errors_in_the_engine():
 
 def test_the_roles_claim_only_the_platforms_their_host_tests_run_on():
     """galaxy_info platforms name what tests/hosts proves (the images the Molecule scenarios start),
-    nothing more; the README names what is expected to work but untested."""
+    nothing more; docs/installing.md names what is expected to work but untested."""
     import glob
     import re
 
@@ -151,8 +151,8 @@ def test_the_roles_claim_only_the_platforms_their_host_tests_run_on():
     for meta in glob.glob(os.path.join(REPO, "roles", "*", "meta", "main.yml")):
         platforms = yaml.safe_load(open(meta))["galaxy_info"]["platforms"]
         assert platforms == [{"name": "Debian", "versions": sorted(tested)}], meta
-    readme = open(os.path.join(REPO, "README.md")).read()
-    assert "Tested on Debian 12 (bookworm)" in readme and "expected to work but untested" in readme
+    installing = open(os.path.join(REPO, "docs", "installing.md")).read()
+    assert "Tested on Debian 12 (bookworm)" in installing and "expected to work but untested" in installing
 
 
 def test_every_property_test_has_fixed_examples_and_a_fixed_seed():
@@ -197,3 +197,65 @@ def test_every_mutant_still_finds_the_line_it_breaks():
     names = [mutant.name for mutant in mutants.MUTANTS]
     assert not stale, stale
     assert len(names) == len(set(names)), "two mutants share a name"
+
+
+# Pages another part of the build writes (docs/settings.md is generated from the engine's settings
+# table): a link to one is checked as soon as the page exists.
+GENERATED_PAGES = {os.path.join("docs", "settings.md")}
+
+
+def _markdown_headings(path):
+    """The #anchors of a Markdown page's headings, as GitHub makes them (repeated ones get -1, -2, ...)."""
+    import re
+
+    anchors, seen, fenced = set(), {}, False
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("```"):
+                fenced = not fenced
+            elif not fenced and re.match(r"#{1,6} ", line):
+                slug = re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+                anchors.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+                seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def _relative_links(path):
+    """Each relative link target of a Markdown page, outside code blocks and code spans."""
+    import re
+
+    targets, fenced = [], False
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("```"):
+                fenced = not fenced
+                continue
+            if fenced:
+                continue
+            for target in re.findall(r"\]\(([^)\s]+)\)", re.sub(r"`[^`]*`", "", line)):
+                if not re.match(r"[a-z][a-z0-9+.-]*:", target):
+                    targets.append(target)
+    return targets
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    """Every relative Markdown link in README.md and docs/*.md points at a file that exists, and its
+    #anchor at a heading of that page; every page of docs/ is reachable from the README."""
+    import glob
+
+    pages = [os.path.join(REPO, "README.md")] + sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))
+    broken, linked = [], set()
+    for page in pages:
+        for target in _relative_links(page):
+            name, _, anchor = target.partition("#")
+            resolved = os.path.normpath(os.path.join(os.path.dirname(page), name)) if name else page
+            where = f"{os.path.relpath(page, REPO)}: {target}"
+            linked.add(resolved)
+            if not os.path.exists(resolved):
+                if os.path.relpath(resolved, REPO) not in GENERATED_PAGES:
+                    broken.append(f"{where} (no such file)")
+            elif anchor and (not resolved.endswith(".md") or anchor not in _markdown_headings(resolved)):
+                broken.append(f"{where} (no such heading)")
+    assert broken == [], broken
+    unlinked = [os.path.relpath(page, REPO) for page in pages[1:] if page not in linked]
+    assert unlinked == [], f"docs pages nothing links to: {unlinked}"

@@ -51,8 +51,8 @@ def test_restore_media_to_dir_puts_what_media_root_held_into_dir(backup_env, tmp
     empty.mkdir(mode=0o700)
     backup_env.run("restore-media", "--to", str(empty))
     assert tree_hash(empty) == tree_hash(media)
-    # --help and the README say the same.
+    # --help and the command reference (docs/host-command.md) say the same.
     assert "directly in DIR" in " ".join(backup_env.run("restore-media", "--help").stdout.split())
-    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8") as handle:
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "host-command.md"), encoding="utf-8") as handle:
         readme = " ".join(handle.read().split())
     assert "restore-media [SET] --to DIR restore a set's media root as DIR (new or empty): what MEDIA_ROOT held goes directly in DIR" in readme
