@@ -474,7 +474,7 @@ MUTANTS = [
     ),
     Mutant(
         "hardening: the metrics file is rewritten in place",
-        ENGINE + "metrics.py",
+        ENGINE + "fsio.py",
         "            os.replace(temp, os.path.join(directory, name))",
         '            open(os.path.join(directory, name), "w").write(open(temp).read()); os.unlink(temp)',
         ["tests/unit/test_metrics_report.py::test_the_metrics_file_is_replaced_never_rewritten_in_place"],
