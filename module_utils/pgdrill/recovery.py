@@ -223,12 +223,8 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     then prove it against the set's fingerprint and row counts. Raises PgdrillError for a refusal,
     a failed step or any difference; the error's details carry the result so far."""
     dump = _restorable(backup)
-    if options.identity is None and config.encrypt_identity_file:
-        options = dataclasses.replace(options, identity=config.encrypt_identity_file)
-    if restore.is_encrypted(dump["name"]):
-        encryption.check_identity(restore.require_identity(dump["name"], options.identity))
-    document = backup.manifest or {}
-    source_facts = document.get("database") or {}
+    options = _with_identity(config, options, dump["name"])
+    source_facts = (backup.manifest or {}).get("database") or {}
     target = options.target or default_target(backup)
     check_target_name(target)  # before anything is created
     record = Record()
@@ -238,45 +234,18 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     admin = db.connect(config.connection, options.maintenance_db, autocommit=True)
     try:
         server = db.server_facts(admin)
-        exists = db.database_exists(admin, target)
-        situation = Situation(
-            target=target,
-            target_exists=exists,
-            replace=options.replace,
-            other_sessions=db.other_sessions(admin, target) if exists else 0,
-            terminate=options.terminate,
-            is_source_on_same_server=target == source_facts.get("name") and same_server(source_facts, server),
-            confirm=options.confirm,
-        )
+        situation = _situation(admin, target, source_facts, server, options)
         problem = refusal(situation)
         if problem:
             raise problem
-        with_globals = bool(options.globals and backup.file_of_kind("globals"))
-        result: Dict[str, Any] = {
-            "set": backup.id,
-            "target": target,
-            "target_existed": exists,
-            "replace": options.replace,
-            "server_version": server["server_version"],
-            "server_majors": majors_note(source_facts, server["server_version_num"]),
-            "pg_restore": tools.path("pg_restore"),
-            "globals": with_globals,
-            "not_restored": options.not_restored(),
-            "roles_created": [],
-            "globals_roles_left_alone": [],
-        }
+        result = planned_result(backup, situation, server, source_facts, tools.path("pg_restore"), options)
         if options.dry_run:
             return {**result, "dry_run": True, "commands": [], "command_lines": [], "timings": {}}
-        if with_globals:
-            result.update(_replay_globals(tools, env, backup, admin, options, target, record))
-        if exists and situation.other_sessions and options.terminate:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (target,))
-        if not exists:
-            _create_target(admin, target, source_facts, document, options, record)
+        result.update(_prepare_target(tools, env, backup, admin, options, situation, record, result["globals"]))
     finally:
         admin.close()
     try:
-        _restore_archive(tools, env, config, backup, dump, target, exists, options, record)
+        _restore_archive(tools, env, config, backup, dump, target, situation.target_exists, options, record)
         if options.compare:
             result.update(_prove(config, backup, target, options, record, result["server_majors"]))
     except PgdrillError as exc:
@@ -285,6 +254,63 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     outcome = _outcome(result, record, started_all)
     log.info("restored %s into %s in %.1f s", backup.id, target, outcome["timings"]["total"])
     return outcome
+
+
+def _with_identity(config: DatabaseConfig, options: RestoreOptions, dump_name: str) -> RestoreOptions:
+    """The options with the configured age identity when none is given; an encrypted dump's
+    identity is checked before anything is created."""
+    if options.identity is None and config.encrypt_identity_file:
+        options = dataclasses.replace(options, identity=config.encrypt_identity_file)
+    if restore.is_encrypted(dump_name):
+        encryption.check_identity(restore.require_identity(dump_name, options.identity))
+    return options
+
+
+def _situation(admin, target: str, source_facts: Dict[str, Any], server: Dict[str, Any], options: RestoreOptions) -> Situation:
+    """What the guard needs to know about the target, asked of the server."""
+    exists = db.database_exists(admin, target)
+    return Situation(
+        target=target,
+        target_exists=exists,
+        replace=options.replace,
+        other_sessions=db.other_sessions(admin, target) if exists else 0,
+        terminate=options.terminate,
+        is_source_on_same_server=target == source_facts.get("name") and same_server(source_facts, server),
+        confirm=options.confirm,
+    )
+
+
+def planned_result(
+    backup: BackupSet, situation: Situation, server: Dict[str, Any], source_facts: Dict[str, Any], pg_restore: str, options: RestoreOptions
+) -> Dict[str, Any]:
+    """What the restore will do, as its result starts (a dry run returns it as it is). Pure."""
+    return {
+        "set": backup.id,
+        "target": situation.target,
+        "target_existed": situation.target_exists,
+        "replace": options.replace,
+        "server_version": server["server_version"],
+        "server_majors": majors_note(source_facts, server["server_version_num"]),
+        "pg_restore": pg_restore,
+        "globals": bool(options.globals and backup.file_of_kind("globals")),
+        "not_restored": options.not_restored(),
+        "roles_created": [],
+        "globals_roles_left_alone": [],
+    }
+
+
+def _prepare_target(
+    tools: PgTools, env: Dict[str, str], backup: BackupSet, admin, options: RestoreOptions, situation: Situation, record: Record, with_globals: bool
+) -> Dict[str, Any]:
+    """Before pg_restore: the set's globals replayed (when asked), the target's other sessions
+    ended (when allowed), a missing target created. Returns what the replay adds to the result."""
+    replayed = _replay_globals(tools, env, backup, admin, options, situation.target, record) if with_globals else {}
+    if situation.target_exists and situation.other_sessions and options.terminate:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (situation.target,))
+    if not situation.target_exists:
+        document = backup.manifest or {}
+        _create_target(admin, situation.target, document.get("database") or {}, document, options, record)
+    return replayed
 
 
 def _outcome(result: Dict[str, Any], record: Record, started_all: float) -> Dict[str, Any]:
@@ -504,12 +530,6 @@ def _row_counts(conn, document: Dict[str, Any], scope: fp.Scope) -> Dict[str, An
 def _count_in_scope(table: str, scope: fp.Scope) -> bool:
     """Row-count keys and the scope are both quoted ``schema.table`` names. Pure."""
     return table in scope.tables or any(table.startswith(schema + ".") for schema in scope.schemas)
-
-
-def compare_row_counts(config: DatabaseConfig, target: str, expected: Dict[str, int], legacy_keys: bool = False) -> Dict[str, Any]:
-    """Count the rows of every table the manifest lists in the restored ``target``."""
-    diffs = db.count_mismatches(config.connection, target, expected, legacy_keys)
-    return {"checked": True, "tables": len(expected), "rows": sum(expected.values()), "mismatches": diffs}
 
 
 def describe_commands(commands: List[Dict[str, Any]]) -> List[str]:
