@@ -218,7 +218,7 @@ class BackupPlan:
 
 def sealed(config: DatabaseConfig, ext: str) -> str:
     """The extension a file gets: ``.age`` after the plain one when the series is encrypted. Pure."""
-    return f"{ext}.{encryption.EXTENSION}" if config.encrypted else ext
+    return encryption.encrypted_name(ext) if config.encrypted else ext
 
 
 def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> BackupPlan:
@@ -277,9 +277,7 @@ class BackupRun:
     """One run for one database. ``execute`` returns the result or raises PgdrillError; on failure
     every file this run wrote is removed and nothing is pruned."""
 
-    def __init__(
-        self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None, plan: Optional[BackupPlan] = None
-    ) -> None:
+    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, plan: Optional[BackupPlan] = None) -> None:
         self.plan = plan or plan_backup(config, include_db, include_media)
         self.config = config
         self.include_db = self.plan.include_db
