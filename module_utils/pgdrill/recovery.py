@@ -4,7 +4,7 @@
 proven against the set's fingerprint.
 
 The steps are separate functions: the guard (pure: every refusal rule in one place), the plan, the
-replay of the globals (filtered, pure), the restore itself, and the comparison with the fingerprint
+replay of the globals (filtered by globals_script, pure), the restore itself, and the comparison with the fingerprint
 and the row counts taken at backup time. ``restore_set`` runs them in order.
 """
 
@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from . import db, encryption, fingerprint as fp, restore, scratch, toc
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError, SetDamaged
+from .globals_script import globals_for_target, globals_problems
 from .pgtools import PgTools, server_major
 from .pipeline import child_env, run
 from .restore import check_target_name, read_small, read_toc, restore_archive
@@ -69,68 +71,6 @@ def same_server(manifest_facts: Dict[str, Any], target_facts: Dict[str, Any]) ->
     if source_id and target_id:
         return str(source_id) == str(target_id)
     return True
-
-
-_ROLE_STATEMENT = re.compile(r'^(?:CREATE ROLE|ALTER ROLE|COMMENT ON ROLE)\s+("(?:[^"]|"")+"|[^\s;"]+)')
-_IDENT = r'("(?:[^"]|"")+"|[^\s;"]+)'
-_MEMBERSHIP = re.compile(r"^GRANT\s+%s\s+TO\s+%s" % (_IDENT, _IDENT))
-_PASSWORD = re.compile(r"\s+PASSWORD\s+'(?:[^']|'')*'")
-_LOGIN = re.compile(r"(?<=\s)LOGIN(?=[\s;])")
-
-
-def _role_name(token: str) -> str:
-    return token[1:-1].replace('""', '"') if token.startswith('"') else token
-
-
-class GlobalsPlan(NamedTuple):
-    script: str
-    left_alone: List[str]  # roles the target already has: none of their statements ran
-    created: List[str]  # roles the script creates
-    changes: List[str]  # what was changed in the script, for the evidence
-
-
-def globals_for_target(script: str, existing_roles: Set[str], role_passwords: bool = True) -> GlobalsPlan:
-    """The globals script (pg_dumpall --globals-only) made safe for the target server. Pure.
-
-    - Roles the target already has are left exactly as they are: their CREATE, ALTER and COMMENT
-      statements, and memberships granted to them, are left out (replaying them would overwrite
-      their passwords and attributes, the superuser's among them, with the source's).
-    - Without ``role_passwords`` the roles it creates get no password and NOLOGIN: a drill must not
-      make production credentials work on staging.
-    - New roles, memberships among them, and tablespaces stay.
-    """
-    kept: List[str] = []
-    skipped: List[str] = []
-    created: List[str] = []
-    stripped = 0
-    for line in script.splitlines(keepends=True):
-        role_match = _ROLE_STATEMENT.match(line)
-        member_match = _MEMBERSHIP.match(line)
-        name = _role_name(role_match.group(1)) if role_match else None
-        if name in existing_roles:
-            skipped += [name] if name not in skipped else []
-            continue
-        if member_match and _role_name(member_match.group(2)) in existing_roles:
-            continue  # a membership for a role the target already has would change that role
-        if name and line.startswith("CREATE ROLE"):
-            created.append(name)
-        if name and line.startswith("ALTER ROLE") and not role_passwords:
-            new_line = _LOGIN.sub("NOLOGIN", _PASSWORD.sub("", line))
-            stripped += new_line != line
-            line = new_line
-        kept.append(line)
-    changes = []
-    if skipped:
-        changes.append("left out the statements for roles the target already has: " + ", ".join(skipped))
-    if created and not role_passwords:
-        changes.append(f"created {len(created)} role(s) without passwords and NOLOGIN")
-    return GlobalsPlan("".join(kept), skipped, created, changes)
-
-
-def globals_problems(stderr: str) -> List[str]:
-    """psql errors from replaying globals, except roles or tablespaces that already exist. Pure."""
-    errors = [line.strip() for line in stderr.splitlines() if "ERROR:" in line]
-    return [line for line in errors if not re.search(r"already exists", line)]
 
 
 def default_target(backup: BackupSet) -> str:
@@ -411,8 +351,6 @@ def _restore_archive(
         )
     finally:
         if list_dir:
-            import shutil
-
             shutil.rmtree(list_dir, ignore_errors=True)
     record.commands.extend({"argv": argv} if "|" not in argv else {"pipeline": _split_pipe(argv)} for argv in restored["commands"])
     record.timings.update({key: round(value, 3) for key, value in restored["timings"].items()})
@@ -456,41 +394,53 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
     """Compare the restored database with the set's fingerprint and row counts; any difference
     fails, naming the objects."""
     document = backup.manifest or {}
-    expected_fp = document.get("fingerprint")
     started = time.monotonic()
-    fidelity: Dict[str, Any] = {"checked": False, "reason": "the set has no fingerprint (taken by pgdrill 0.1, or it could not be taken)"}
     conn = db.connect(config.connection, target)
     try:
-        scope = options.scope(lambda name: conn.execute("SELECT quote_ident(%s)", (name,)).fetchone()[0]).with_partitions(expected_fp)
-        if expected_fp:
-            actual_fp = fp.take(conn)
-            differences, notes = fp.compare(
-                expected_fp,
-                actual_fp,
-                owners=options.owners,
-                privileges=options.privileges,
-                scope=scope,
-                majors=(majors["source"], majors["target"]) if majors.get("source") else None,
-            )
-            fidelity = {"checked": True, **fp.summary(expected_fp, differences, notes, scope)}
-            if not fidelity["objects"]:
-                raise PgdrillError(
-                    "none of the chosen schemas and tables is in the backup's fingerprint: nothing could be compared",
-                    "name schemas and tables as the source database has them",
-                )
+        scope = options.scope(lambda name: conn.execute("SELECT quote_ident(%s)", (name,)).fetchone()[0]).with_partitions(document.get("fingerprint"))
+        fidelity = _fidelity(conn, document.get("fingerprint"), options, scope, majors)
         record.step("fingerprint", started)
         started = time.monotonic()
         counts = _row_counts(conn, document, scope)
         record.step("row_counts", started)
     finally:
         conn.close()
+    problem = proof_failure(target, fidelity, counts)
+    if problem:
+        raise problem
+    return {"fidelity": fidelity, "row_counts": counts}
+
+
+def _fidelity(conn, expected_fp: Optional[Dict[str, Any]], options: RestoreOptions, scope: fp.Scope, majors: Dict[str, Any]) -> Dict[str, Any]:
+    """The restored database's fingerprint compared with the set's, within ``scope``."""
+    if not expected_fp:
+        return {"checked": False, "reason": "the set has no fingerprint (taken by pgdrill 0.1, or it could not be taken)"}
+    differences, notes = fp.compare(
+        expected_fp,
+        fp.take(conn),
+        owners=options.owners,
+        privileges=options.privileges,
+        scope=scope,
+        majors=(majors["source"], majors["target"]) if majors.get("source") else None,
+    )
+    fidelity = {"checked": True, **fp.summary(expected_fp, differences, notes, scope)}
+    if not fidelity["objects"]:
+        raise PgdrillError(
+            "none of the chosen schemas and tables is in the backup's fingerprint: nothing could be compared",
+            "name schemas and tables as the source database has them",
+        )
+    return fidelity
+
+
+def proof_failure(target: str, fidelity: Dict[str, Any], counts: Dict[str, Any]) -> Optional[PgdrillError]:
+    """The error of a restore that is not the database that was backed up, or None. Pure."""
     if fidelity.get("differences"):
         shown = "; ".join(fp.Difference(**d).describe() for d in fidelity["differences"][:5])
         more = len(fidelity["differences"]) - 5
         # Content that differs proves the set bad, unless every difference is the server's own (an
         # extension installed at another version there): that says nothing about the set.
         blame_set = not all(server_side(d) for d in fidelity["differences"])
-        raise (SetDamaged if blame_set else PgdrillError)(
+        return (SetDamaged if blame_set else PgdrillError)(
             f"restored database '{target}' differs from the backup's fingerprint in {len(fidelity['differences'])} object(s): {shown}"
             + (f"; and {more} more" if more > 0 else ""),
             "the restore is not the database that was backed up: read the differences; roles missing on this server are created by replaying the globals",
@@ -498,13 +448,13 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
         )
     if counts.get("mismatches"):
         table, want, got = counts["mismatches"][0]
-        raise SetDamaged(
+        return SetDamaged(
             f"restored database '{target}' does not match the manifest: {len(counts['mismatches'])} table(s) differ, first {table}: expected {want}, found {got}",
             "the restore is incomplete or the target held other data; inspect it before use",
             fidelity=fidelity,
             row_counts=counts,
         )
-    return {"fidelity": fidelity, "row_counts": counts}
+    return None
 
 
 def server_side(difference: Dict[str, Any]) -> bool:
