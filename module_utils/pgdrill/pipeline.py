@@ -12,6 +12,7 @@ SIGPIPE is accepted, but only when the program that closed the pipe itself succe
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import tempfile
@@ -316,8 +317,6 @@ class FedPipeline:
         head_read: bool = False,
         depth: int = 4,
     ) -> None:
-        import queue
-
         self._queue: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=depth)
         self._stopped = threading.Event()  # the first program no longer reads (done, or failed)
         self._aborted = False
@@ -347,8 +346,6 @@ class FedPipeline:
     def feed(self, data: bytes) -> None:
         """Pass ``data`` on; returns at once when the pipeline no longer reads (a head read that
         has what it needs, or a failure that close() will report)."""
-        import queue
-
         while not self._stopped.is_set():
             try:
                 self._queue.put(data, timeout=0.2)
@@ -357,8 +354,6 @@ class FedPipeline:
                 continue
 
     def _finish(self) -> None:
-        import queue
-
         while not self._stopped.is_set():
             try:
                 self._queue.put(None, timeout=0.2)
@@ -379,6 +374,6 @@ class FedPipeline:
         while True:  # make room so that a producer blocked in get() sees the end
             try:
                 self._queue.get_nowait()
-            except Exception:  # noqa: BLE001 - queue.Empty
+            except queue.Empty:
                 break
         self._finish()

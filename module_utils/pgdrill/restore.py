@@ -5,12 +5,14 @@ pg_dump itself) and custom-format dumps piped through zstd (``.dump.zst``)."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from .encryption import age_failure, decrypt_argv, find_age
 from .errors import PgdrillError, SetDamaged
 from .fsio import private_work_dir
 from .media import count_members
@@ -45,11 +47,6 @@ def plain_name(path: str) -> str:
     return path[: -len(".age")] if is_encrypted(path) else path
 
 
-def needs_decoding(path: str) -> bool:
-    """True when pg_restore or tar cannot read the file as it is (zstd piped, or encrypted)."""
-    return is_encrypted(path) or is_piped_zstd(path)
-
-
 def require_identity(path: str, identity: Optional[str]) -> str:
     if not identity:
         raise PgdrillError(
@@ -65,8 +62,6 @@ def decode_commands(name: str, identity: Optional[str] = None, source: Optional[
     --decrypt`` for ``.age``, then ``zstd -d`` for a piped ``.zst`` (or ``gzip -d`` for a media
     archive's ``.gz``); empty when it is readable as it is. The first program reads ``source`` (default: ``name``), or with ``from_stdin`` its
     standard input."""
-    from .encryption import decrypt_argv, find_age
-
     source = None if from_stdin else os.path.abspath(source or name)
     commands: List[List[str]] = []
     if is_encrypted(name):
@@ -117,8 +112,6 @@ def explained(exc: PgdrillError, tools: PgTools, identity: Optional[str] = None)
     """pg_restore's (and age's) cryptic failures, with the problem and the fix."""
     stderr = str(exc.details.get("stderr", ""))
     if "age: error:" in stderr or ": age " in exc.problem:
-        from .encryption import age_failure
-
         subject = exc.problem.split(" failed:")[0]
         return age_failure(stderr, identity, subject.replace("reading the archive ", "").replace("restoring ", ""), subject, exc.details)
     if "unsupported version" in stderr and "file header" in stderr:
@@ -301,7 +294,6 @@ def _restore(argvs: List[List[str]], env: Dict[str, str], what: str, tools: PgTo
 
 def _decode_into(fd: int, decode: List[List[str]], env: Dict[str, str], archive: str, scratch: str, tools: PgTools, identity: Optional[str]) -> None:
     """Decode ``archive`` through ``decode`` into the open file ``fd``; disk full is named."""
-    import errno
 
     def write_all(data: bytes) -> None:
         view = memoryview(data)
