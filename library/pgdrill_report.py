@@ -18,6 +18,7 @@ description:
   - The page lists failing rows first, in red, with the newest backup's age, size and verified
     state, the last drill's date, outcome and restore time, and charts of backup size and duration
     per day and of each drill's restore time (the measured recovery time). Dates are UTC.
+  - A file is written only when what it says changed (its generation time aside); C(changed) says whether one was.
   - "Runs where the evidence is, normally the controller (C(delegate_to: localhost), C(run_once))."
 version_added: "0.2.0"
 author: pgdrill maintainers (@pgdrill)
@@ -56,10 +57,10 @@ attributes:
     description: Runs wherever the task runs (the managed host, or the controller when delegated there).
   check_mode:
     support: full
-    description: Judges the rows and returns them; writes nothing.
+    description: Judges the rows and returns them, and whether the page would change; writes nothing.
   diff_mode:
-    support: none
-    description: The page is rewritten whole on every run.
+    support: full
+    description: The page and its JSON before and after, for each that changes.
 """
 
 EXAMPLES = r"""
@@ -102,11 +103,10 @@ import os
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill.fsio import ensure_private_dir
-from ansible.module_utils.pgdrill.metrics import write_atomic_text
+from ansible.module_utils.pgdrill.fsio import ensure_private_dir, write_text
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.ansible_support import fail
-from ansible.module_utils.pgdrill.report import drills_of, judge, order, render_html, render_json
+from ansible.module_utils.pgdrill.report import drills_of, judge, order, render_html, render_json, same_report
 
 
 def evidence_records(directory):
@@ -155,6 +155,25 @@ def row_of(item, records):
     }
 
 
+def current_text(path):
+    """The file as it is now, or None when there is none to compare with."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, ValueError):
+        return None
+
+
+def changes(directory, pages):
+    """The pages (name to new text) whose content differs from what ``directory`` holds: name, old text, new text."""
+    found = []
+    for name, text in pages.items():
+        old = current_text(os.path.join(directory, name))
+        if not same_report(old, text):
+            found.append((name, old, text))
+    return found
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -170,16 +189,25 @@ def main():
     now = datetime.now(timezone.utc)
     records = evidence_records(params["evidence_dir"]) if params["evidence_dir"] else []
     rows = order([judge(row_of(item, records), now, params["max_age_hours"], params["max_drill_age_days"]) for item in params["rows"]])
-    html_path = os.path.join(params["directory"], "pgdrill-report.html")
-    json_path = os.path.join(params["directory"], "pgdrill-report.json")
-    if not module.check_mode:
+    directory = params["directory"]
+    changed = changes(directory, {"pgdrill-report.html": render_html(rows, now), "pgdrill-report.json": render_json(rows, now)})
+    if changed and not module.check_mode:
         try:
-            ensure_private_dir(params["directory"])
-            write_atomic_text(params["directory"], "pgdrill-report.html", render_html(rows, now), mode=0o600)
-            write_atomic_text(params["directory"], "pgdrill-report.json", render_json(rows, now), mode=0o600)
+            ensure_private_dir(directory)
+            for name, _old, text in changed:
+                write_text(directory, name, text, f"the report {name}", "make the report directory writable by this user, or choose another one", mode=0o600)
         except PgdrillError as exc:
             fail(module, exc)
-    module.exit_json(changed=True, rows=rows, failing=sum(1 for row in rows if not row["ok"]), html=html_path, json=json_path)
+    result = dict(
+        changed=bool(changed),
+        rows=rows,
+        failing=sum(1 for row in rows if not row["ok"]),
+        html=os.path.join(directory, "pgdrill-report.html"),
+        json=os.path.join(directory, "pgdrill-report.json"),
+    )
+    if module._diff and changed:
+        result["diff"] = [dict(before=old or "", after=text, before_header=name, after_header=name) for name, old, text in changed]
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

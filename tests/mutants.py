@@ -110,8 +110,8 @@ MUTANTS = [
     Mutant(
         "verdict: restored rows that differ do not blame the set",
         ENGINE + "recovery.py",
-        "        raise SetDamaged(\n            f\"restored database '{target}' does not match the manifest",
-        "        raise PgdrillError(\n            f\"restored database '{target}' does not match the manifest",
+        "        return SetDamaged(\n            f\"restored database '{target}' does not match the manifest",
+        "        return PgdrillError(\n            f\"restored database '{target}' does not match the manifest",
         [VERDICTS + "test_restored_content_that_differs_blames_the_set"],
     ),
     Mutant(
@@ -214,14 +214,14 @@ MUTANTS = [
     ),
     Mutant(
         "globals: the target's own roles replayed over",
-        ENGINE + "recovery.py",
+        ENGINE + "globals_script.py",
         "        if name in existing_roles:",
         "        if False:",
         ["tests/unit/test_recovery_guard.py"],
     ),
     Mutant(
         "globals: staging roles get the source's passwords",
-        ENGINE + "recovery.py",
+        ENGINE + "globals_script.py",
         '            new_line = _LOGIN.sub("NOLOGIN", _PASSWORD.sub("", line))',
         "            new_line = line",
         ["tests/unit/test_recovery_guard.py"],
@@ -474,7 +474,7 @@ MUTANTS = [
     ),
     Mutant(
         "hardening: the metrics file is rewritten in place",
-        ENGINE + "metrics.py",
+        ENGINE + "fsio.py",
         "            os.replace(temp, os.path.join(directory, name))",
         '            open(os.path.join(directory, name), "w").write(open(temp).read()); os.unlink(temp)',
         ["tests/unit/test_metrics_report.py::test_the_metrics_file_is_replaced_never_rewritten_in_place"],

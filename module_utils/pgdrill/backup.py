@@ -12,17 +12,17 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional
 
 from . import db, encryption, fingerprint as fingerprint_mod, manifest as manifest_mod
+from .backup_plan import BackupPlan, media_command, plan_backup, sealed
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
 from .media import check_media_root, excluded_dir, tar_producer
-from .naming import dump_extension, file_name, format_stamp, media_extension
-from .pgtools import PgTools, cross_version_note, find_zstd, server_major
+from .naming import dump_extension, file_name, format_stamp
+from .pgtools import CompressionPlan, PgTools, cross_version_note, find_zstd, server_major
 from .pipeline import FedPipeline, child_env, stream
 from .restore import list_archive, toc_commands, toc_entries, explained
 from .series import Series, utcnow
@@ -149,99 +149,49 @@ def _take_fingerprint(conn, target: str) -> Optional[Dict[str, Any]]:
         return None
 
 
-def media_compression(method: str, zstd: Optional[str]) -> "tuple[str, Optional[str]]":
-    """How the media archive is compressed, and a note when that is not what was asked. Pure."""
-    if method == "zstd" and not zstd:
-        return "gzip", "zstd is not installed; the media archive uses gzip"
-    return method, None
+def dump_commands(plan: CompressionPlan, pg_dump: str, snapshot: str, lock_ms: int, stdbuf: Optional[str], zstd: str) -> List[List[str]]:
+    """pg_dump in the exported snapshot, and the compressor after it when the plan pipes one. Pure."""
+    argv = [*plan.pg_dump_prefix(stdbuf), pg_dump, "--format=custom", *plan.pg_dump_args(), f"--snapshot={snapshot}"]
+    if lock_ms:
+        argv.append(f"--lock-wait-timeout={lock_ms}")
+    compressor = plan.compressor(zstd)
+    return [argv, compressor] if compressor else [argv]
 
 
-def media_command(method: str, level: int, zstd: Optional[str]) -> List[List[str]]:
-    """The compressor after tar, if any. Pure."""
-    if method == "zstd":
-        return [[zstd or "zstd", "-q", "-T0", f"-{min(level, 19)}", "-c"]]
-    if method == "gzip":
-        return [["gzip", "-c", f"-{min(max(level, 1), 9)}"]]
-    return []
+def _export_snapshot(conn, lock_ms: int) -> str:
+    """Export the dump's snapshot; the row count waits for the same locks as pg_dump, so it gets the same limit."""
+    snapshot = db.export_snapshot(conn)
+    if lock_ms:
+        conn.execute(f"SET lock_timeout = {lock_ms}")
+    return snapshot
 
 
-@dataclass(frozen=True)
-class BackupPlan:
-    """What one run will do, decided once: :meth:`preview` prints it (--dry-run, check mode) and
-    :class:`BackupRun` carries it out, so the two cannot drift apart. The database dump's own
-    compression is settled against the server's version at run time (a preview has no server)."""
-
-    config: DatabaseConfig
-    include_db: bool
-    include_media: bool
-    media_method: str
-    zstd: Optional[str]
-    notes: "tuple[str, ...]" = ()
-
-    @property
-    def media_level(self) -> int:
-        return self.config.effective_level(self.media_method)
-
-    def media_ext(self) -> str:
-        return media_extension(self.media_method)
-
-    def preview(self) -> Dict[str, Any]:
-        """The files a run would write now, without connecting or writing."""
-        config = self.config
-        stamp = format_stamp(utcnow())
-        files = []
-        notes = list(self.notes)
-        if self.include_db:
-            tools = PgTools(config.pg_bin_dir)
-            plan = tools.compression_plan(config.compression, config.effective_level()) if tools.find("pg_dump") else None
-            if plan is None:
-                notes.append("pg_dump is not installed; the backup would fail")
-                ext = dump_extension(config.compression, True)
-            else:
-                ext = dump_extension(plan.method, plan.piped)
-                if plan.note:
-                    notes.append(plan.note)
-            files.append(file_name(config.prefix, "db", stamp, sealed(config, ext)))
-            if config.globals:
-                files.append(file_name(config.prefix, "globals", stamp, sealed(config, "sql")))
-        if self.include_media:
-            files.append(file_name(config.prefix, "media", stamp, sealed(config, self.media_ext())))
-        files.append(manifest_mod.manifest_name(config.prefix, stamp))
-        return {
-            "database": config.dbname,
-            "backup_dir": config.backup_dir,
-            "files": files,
-            "notes": notes,
-            "prune": Series(config).plan_prune() if config.prune_after_backup else None,
-        }
+def counted_rows(counter: Optional[_Counter], target: str, lock_ms: int, lock_wait_timeout: float) -> Optional[Dict[str, int]]:
+    """The row counts taken beside the dump (None when not counted), or the error that stopped them."""
+    if counter is None:
+        return None
+    if counter.error:
+        if lock_ms and "lock timeout" in str(counter.error):
+            raise lock_timeout_error(PgdrillError(str(counter.error)), target, lock_wait_timeout)
+        raise PgdrillError(f"counting rows of {target} failed: {counter.error}", "set row_counts = no to skip counting")
+    return counter.counts
 
 
-def sealed(config: DatabaseConfig, ext: str) -> str:
-    """The extension a file gets: ``.age`` after the plain one when the series is encrypted. Pure."""
-    return f"{ext}.{encryption.EXTENSION}" if config.encrypted else ext
-
-
-def plan_backup(config: DatabaseConfig, include_db: bool, include_media: bool) -> BackupPlan:
-    """Decide what a run does (for the run itself, --dry-run and check mode)."""
-    if not include_db and not include_media:
-        raise PgdrillError("nothing to back up", "pass --db, --media or both")
-    zstd = find_zstd()
-    notes = []
-    method = config.compression
-    if include_media:
-        method, note = media_compression(config.compression, zstd)
-        if note:
-            notes.append(note)
-    return BackupPlan(config, include_db, include_media, method, zstd, tuple(notes))
+def _end_snapshot(conn, target: str) -> None:
+    """End the snapshot's transaction; a server gone after the dump fails the run."""
+    try:
+        conn.rollback()
+    except Exception as exc:  # noqa: BLE001 - the server went away after the dump
+        raise PgdrillError(
+            f"the connection to {target} was lost at the end of the dump: {exc}", "check that the server is running and run the backup again"
+        ) from None
 
 
 class BackupRun:
     """One run for one database. ``execute`` returns the result or raises PgdrillError; on failure
     every file this run wrote is removed and nothing is pruned."""
 
-    def __init__(
-        self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, password: Optional[str] = None, plan: Optional[BackupPlan] = None
-    ) -> None:
+    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, plan: Optional[BackupPlan] = None) -> None:
         self.plan = plan or plan_backup(config, include_db, include_media)
         self.config = config
         self.include_db = self.plan.include_db
@@ -338,68 +288,25 @@ class BackupRun:
         self.entries.append({"name": writer.final_name, "kind": kind, "size": writer.size, "sha256": writer.sha256})
 
     def _dump(self, stamp: str):
+        """The database dump, in steps: settle the client and the compression against the server,
+        export a snapshot, take the fingerprint in it, stream pg_dump into the set while the row
+        counts are taken in the same snapshot, check the archive; then the globals."""
         config = self.config
         target = config.connection.describe(config.dbname)
+        lock_ms = int(config.lock_wait_timeout * 1000)
         conn = db.connect(config.connection, config.dbname)
         try:
             facts = db.server_facts(conn)
-            self.tools = self.tools.for_server(server_major(facts["server_version_num"]))
-            pg_dump = self.tools.path("pg_dump")
-            client_major, client_version = self.tools.require_client_for("pg_dump", facts["server_version_num"], facts["server_version"])
-            version_note = cross_version_note(client_major, server_major(facts["server_version_num"]))
-            if version_note:
-                log.warning("%s", version_note)
-            plan = self.tools.compression_plan(config.compression, config.effective_level())
-            if plan.note:
-                log.warning("%s", plan.note)
-            if config.globals:
-                self.role_passwords, note = globals_passwords(config.role_passwords, db.can_read_role_passwords(conn), facts["user"])
-                if note:
-                    log.warning("%s", note)
-            snapshot = db.export_snapshot(conn)
-            lock_ms = int(config.lock_wait_timeout * 1000)
-            if lock_ms:
-                # The row count waits for the same locks as pg_dump: give it the same limit.
-                conn.execute(f"SET lock_timeout = {lock_ms}")
+            client, plan = self._settle_client(conn, facts)
+            snapshot = _export_snapshot(conn, lock_ms)
             fingerprint = _take_fingerprint(conn, target)
             counter = _Counter(conn) if config.row_counts else None
-            if counter:
-                counter.start()
-            argv = [*plan.pg_dump_prefix(shutil.which("stdbuf")), pg_dump, "--format=custom", *plan.pg_dump_args(), f"--snapshot={snapshot}"]
-            if lock_ms:
-                argv.append(f"--lock-wait-timeout={lock_ms}")
-            commands = [argv]
-            compressor = plan.compressor(find_zstd() or "zstd")
-            if compressor:
-                commands.append(compressor)
+            commands = dump_commands(plan, client["pg_dump_path"], snapshot, lock_ms, shutil.which("stdbuf"), find_zstd() or "zstd")
             writer = self._writer("db", stamp, dump_extension(plan.method, plan.piped))
-            log.info("dumping %s to %s", target, writer.final_name)
-            try:
-                entries = self._stream_dump(commands, writer, target, dump_extension(plan.method, plan.piped))
-            except PgdrillError as exc:
-                if counter:
-                    _quietly(conn.cancel, "cancelling the row count")
-                if lock_ms and is_lock_timeout(exc):
-                    raise lock_timeout_error(exc, target, config.lock_wait_timeout) from None
-                raise
-            except BaseException:
-                if counter:
-                    _quietly(conn.cancel, "cancelling the row count")
-                raise
-            finally:
-                if counter:
-                    counter.join()
+            entries = self._dump_while_counting(conn, counter, commands, writer, target, dump_extension(plan.method, plan.piped), lock_ms)
             self._record(writer, "db")
-            if counter and counter.error:
-                if lock_ms and "lock timeout" in str(counter.error):
-                    raise lock_timeout_error(PgdrillError(str(counter.error)), target, config.lock_wait_timeout)
-                raise PgdrillError(f"counting rows of {target} failed: {counter.error}", "set row_counts = no to skip counting")
-            try:
-                conn.rollback()
-            except Exception as exc:  # noqa: BLE001 - the server went away after the dump
-                raise PgdrillError(
-                    f"the connection to {target} was lost at the end of the dump: {exc}", "check that the server is running and run the backup again"
-                ) from None
+            row_counts = counted_rows(counter, target, lock_ms, config.lock_wait_timeout)
+            _end_snapshot(conn, target)
         finally:
             _quietly(conn.close, "closing the connection")
         if entries is None:
@@ -407,9 +314,52 @@ class BackupRun:
         log.info("archive check: pg_restore --list read %d entries", len(entries))
         if config.globals:
             self._globals(stamp, target)
-        client = {"pg_dump_version": client_version, "pg_dump_major": client_major, "pg_dump_path": pg_dump, "toc_entries": len(entries), "note": version_note}
+        client["toc_entries"] = len(entries)
         compression = {"method": plan.method, "level": plan.level, "piped": plan.piped}
-        return facts, client, compression, (counter.counts if counter else None), fingerprint
+        return facts, client, compression, row_counts, fingerprint
+
+    def _settle_client(self, conn, facts: Dict[str, Any]) -> "tuple[Dict[str, Any], CompressionPlan]":
+        """The pg_dump for this server (its client facts for the manifest), the compression plan,
+        and whether the globals keep the roles' passwords; every compromise is logged."""
+        config = self.config
+        self.tools = self.tools.for_server(server_major(facts["server_version_num"]))
+        pg_dump = self.tools.path("pg_dump")
+        client_major, client_version = self.tools.require_client_for("pg_dump", facts["server_version_num"], facts["server_version"])
+        version_note = cross_version_note(client_major, server_major(facts["server_version_num"]))
+        if version_note:
+            log.warning("%s", version_note)
+        plan = self.tools.compression_plan(config.compression, config.effective_level())
+        if plan.note:
+            log.warning("%s", plan.note)
+        if config.globals:
+            self.role_passwords, note = globals_passwords(config.role_passwords, db.can_read_role_passwords(conn), facts["user"])
+            if note:
+                log.warning("%s", note)
+        return {"pg_dump_version": client_version, "pg_dump_major": client_major, "pg_dump_path": pg_dump, "toc_entries": None, "note": version_note}, plan
+
+    def _dump_while_counting(
+        self, conn, counter: Optional[_Counter], commands: List[List[str]], writer: AtomicWriter, target: str, plain_ext: str, lock_ms: int
+    ) -> Optional[List[str]]:
+        """pg_dump's stream into ``writer`` while ``counter`` counts rows on the snapshot's own
+        connection; a failed dump cancels the count, and a lock wait that gave up is named."""
+        if counter:
+            counter.start()
+        log.info("dumping %s to %s", target, writer.final_name)
+        try:
+            return self._stream_dump(commands, writer, target, plain_ext)
+        except PgdrillError as exc:
+            if counter:
+                _quietly(conn.cancel, "cancelling the row count")
+            if lock_ms and is_lock_timeout(exc):
+                raise lock_timeout_error(exc, target, self.config.lock_wait_timeout) from None
+            raise
+        except BaseException:
+            if counter:
+                _quietly(conn.cancel, "cancelling the row count")
+            raise
+        finally:
+            if counter:
+                counter.join()
 
     def _stream_dump(self, commands: List[List[str]], writer: AtomicWriter, target: str, plain_ext: str) -> Optional[List[str]]:
         """pg_dump's stream into the dump file. For an encrypted series the stream is encrypted on

@@ -242,15 +242,3 @@ def compare_counts(expected: Dict[str, int], actual: Dict[str, int]) -> List[Tup
     """Tables whose counts differ, as (table, expected, actual). Pure."""
     keys = sorted(set(expected) | set(actual))
     return [(key, expected.get(key), actual.get(key)) for key in keys if expected.get(key) != actual.get(key)]
-
-
-def count_mismatches(
-    connection: Connection, dbname: str, expected: Dict[str, int], legacy_keys: bool = False
-) -> List[Tuple[str, Optional[int], Optional[int]]]:
-    """Count the rows of a restored database and compare them with a manifest's counts."""
-    conn = connect(connection, dbname)
-    try:
-        actual = count_rows(conn, legacy_keys)
-    finally:
-        conn.close()
-    return compare_counts(expected, actual)

@@ -31,6 +31,7 @@ import shutil
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from .errors import PgdrillError, SetDamaged
+from .pipeline import stream
 
 HEADER_INTRO = b"age-encryption.org/v1"
 ARMOR_INTRO = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -413,8 +414,6 @@ def decrypt_to(
     had exited 0 on the plaintext prefix age wrote before failing; the caller must discard
     everything the sink received (abort its AtomicWriter).
     """
-    from .pipeline import stream
-
     program = age or find_age()
     identity = check_identity(identity_file)
     commands = [decrypt_argv(identity, os.path.abspath(source), program)] + [list(argv) for argv in then]

@@ -277,6 +277,28 @@ def write_atomic(directory: str, final_name: str, data: bytes) -> AtomicWriter:
     return writer
 
 
+def write_text(directory: str, name: str, text: str, what: str, fix: str, mode: int = 0o644) -> str:
+    """Replace ``directory/name`` whole with ``text`` (a temporary file, fsync, rename): a reader
+    never sees half a file. ``what`` names the file in the error (``metrics``, ``the report page``),
+    ``fix`` says how to make its directory writable."""
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp, mode)
+            os.replace(temp, os.path.join(directory, name))
+        except BaseException:
+            if os.path.exists(temp):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        raise PgdrillError(f"cannot write {what} into {directory}: {exc.strerror}", fix) from None
+    return os.path.join(directory, name)
+
+
 def sha256_of(path: str, chunk: int = 1 << 20) -> "tuple[str, int]":
     digest = hashlib.sha256()
     size = 0

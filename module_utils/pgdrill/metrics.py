@@ -6,19 +6,18 @@ run as a non-zero exit code, without anyone running a playbook.
 
 What a file says is derived from the backup directory (the sets, their manifests and verification
 records) plus a small state record of the last run of each command (when it started, how it
-ended), kept beside the file. Rendering is pure; writing is a temp file and a rename.
+ended), kept beside the file. Rendering is pure; writing is fsio.write_text (a temp file and a rename).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional
 
 from . import __version__
-from .errors import PgdrillError
+from .fsio import write_text
 
 HELP = {
     "pgdrill_backup_last_success_timestamp_seconds": "When the newest complete backup set finished (Unix time).",
@@ -131,19 +130,21 @@ def drill_samples(series: str, source: str, state: Dict[str, Any]) -> List[Sampl
 def update_drill(directory: str, series: str, source: str, finished: float, passed: bool, restore_seconds: Optional[float]) -> str:
     """Record a drill and rewrite the drill metrics of the series (kept apart from the backup
     metrics: staging holds no backups of its own)."""
-    name = file_name(f"drill_{series}")
-    state_name = name[:-5] + ".state.json"
-    try:
-        with open(os.path.join(directory, state_name), encoding="utf-8") as handle:
-            state = json.load(handle)
-        state = state if isinstance(state, dict) else {}
-    except (OSError, ValueError):
-        state = {}
+    state = read_state(directory, f"drill_{series}")
     state.update(last_attempt=finished, last_passed=passed)
     if passed:
         state.update(last_success=finished, restore_seconds=restore_seconds)
-    write_atomic_text(directory, state_name, json.dumps(state, sort_keys=True), mode=0o600)
-    return write_atomic_text(directory, name, render(drill_samples(series, source, state)))
+    write_metrics_text(directory, state_file_name(f"drill_{series}"), json.dumps(state, sort_keys=True), mode=0o600)
+    return write_metrics_text(directory, file_name(f"drill_{series}"), render(drill_samples(series, source, state)))
+
+
+METRICS_DIR_FIX = "make metrics_dir exist and writable by the backup user (the pgdrill_backup role can create it)"
+
+
+def write_metrics_text(directory: str, name: str, text: str, mode: int = 0o644) -> str:
+    """A metrics or state file, replaced whole: the collector never reads half a file. World-readable
+    by default, because node_exporter runs as its own user; metrics hold no secrets."""
+    return write_text(directory, name, text, "metrics", METRICS_DIR_FIX, mode)
 
 
 def file_name(series: str) -> str:
@@ -151,33 +152,14 @@ def file_name(series: str) -> str:
     return f"pgdrill_{safe}.prom"
 
 
-def write_atomic_text(directory: str, name: str, text: str, mode: int = 0o644) -> str:
-    """Replace ``directory/name`` whole: the collector never reads half a file. World-readable by
-    default, because node_exporter runs as its own user; metrics hold no secrets."""
-    try:
-        handle, temp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, mode)
-            os.replace(temp, os.path.join(directory, name))
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
-    except OSError as exc:
-        raise PgdrillError(
-            f"cannot write metrics into {directory}: {exc.strerror}",
-            "make metrics_dir exist and writable by the backup user (the pgdrill_backup role can create it)",
-        ) from None
-    return os.path.join(directory, name)
+def state_file_name(series: str) -> str:
+    """The state record kept beside a series' metrics file."""
+    return file_name(series)[:-5] + ".state.json"
 
 
 def read_state(directory: str, series: str) -> Dict[str, Any]:
     try:
-        with open(os.path.join(directory, file_name(series)[:-5] + ".state.json"), encoding="utf-8") as handle:
+        with open(os.path.join(directory, state_file_name(series)), encoding="utf-8") as handle:
             document = json.load(handle)
         return document if isinstance(document, dict) else {}
     except (OSError, ValueError):
@@ -203,8 +185,8 @@ def update(
         entry["uploaded_sets"] = sorted(remote.get("uploaded_sets") or [])[-50:]
         if remote.get("succeeded") is not None:
             entry["last_success"] = remote["succeeded"]
-        write_atomic_text(directory, file_name(series)[:-5] + ".state.json", json.dumps(state, sort_keys=True), mode=0o600)
+        write_metrics_text(directory, state_file_name(series), json.dumps(state, sort_keys=True), mode=0o600)
     if command:
         state[command] = {**state.get(command, {}), "started": started, "exit_code": exit_code, "duration": duration}
-        write_atomic_text(directory, file_name(series)[:-5] + ".state.json", json.dumps(state, sort_keys=True), mode=0o600)
-    return write_atomic_text(directory, file_name(series), render(series_samples(series, sets, state)))
+        write_metrics_text(directory, state_file_name(series), json.dumps(state, sort_keys=True), mode=0o600)
+    return write_metrics_text(directory, file_name(series), render(series_samples(series, sets, state)))

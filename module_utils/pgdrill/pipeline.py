@@ -12,6 +12,7 @@ SIGPIPE is accepted, but only when the program that closed the pipe itself succe
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import tempfile
@@ -173,63 +174,109 @@ def stream(
     producer_error: List[BaseException] = []
     thread: Optional[threading.Thread] = None
     try:
-        for index, argv in enumerate(commands):
-            err: IO[bytes] = tempfile.TemporaryFile()
-            stderr_files.append(err)
-            stdin: Union[int, IO[bytes]] = (subprocess.PIPE if producer else subprocess.DEVNULL) if index == 0 else _pipe(procs[-1].stdout)
-            try:
-                proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
-            except FileNotFoundError:
-                raise PgdrillError(f"{what} failed: {argv[0]} is not installed", fix or "install it or fix PATH") from None
-            if index > 0:
-                _pipe(procs[-1].stdout).close()  # the child holds it now; our copy would hide SIGPIPE
-            _grow_pipe(_pipe(proc.stdout))
-            procs.append(proc)
+        _start(commands, env, what, fix, producer is not None, procs, stderr_files)
         if producer is not None:
-            target = _pipe(procs[0].stdin)
-
-            def feed() -> None:
-                try:
-                    producer(target)
-                except BrokenPipeError:
-                    pass  # the consumer died; its exit code tells why
-                except BaseException as exc:  # noqa: BLE001 - reported below
-                    producer_error.append(exc)
-                finally:
-                    try:
-                        target.close()
-                    except BrokenPipeError:
-                        pass
-
-            thread = threading.Thread(target=feed, name="pgdrill-producer", daemon=True)
-            thread.start()
-        if consumer is not None:
-            consumer(_pipe(procs[-1].stdout))
-        else:
-            fd = _pipe(procs[-1].stdout).fileno()
-            while True:
-                data = os.read(fd, CHUNK)
-                if not data:
-                    break
-                sink(data)
+            thread = _start_producer(producer, _pipe(procs[0].stdin), producer_error)
+        _drain(_pipe(procs[-1].stdout), sink, consumer)
     except BaseException:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
         raise
     finally:
-        for proc in procs:
-            if proc.stdout and not proc.stdout.closed:
-                proc.stdout.close()
-            proc.wait()
-        if thread is not None:
-            thread.join()
-    rcs = [proc.returncode for proc in procs]
+        _wait(procs, thread)
+    _raise_failure(commands, [proc.returncode for proc in procs], _read_stderrs(stderr_files), producer_error, head_read, what, fix)
+
+
+def _start(
+    commands: Sequence[Sequence[str]],
+    env: Dict[str, str],
+    what: str,
+    fix: str,
+    fed: bool,
+    procs: List["subprocess.Popen[bytes]"],
+    stderr_files: List[IO[bytes]],
+) -> None:
+    """Start the programs, each reading the one before (the first reads a pipe when ``fed``), each
+    writing its errors to a temporary file; ``procs`` and ``stderr_files`` grow as they start, so
+    that a failure half-way stops those already running."""
+    for index, argv in enumerate(commands):
+        err: IO[bytes] = tempfile.TemporaryFile()
+        stderr_files.append(err)
+        stdin: Union[int, IO[bytes]] = (subprocess.PIPE if fed else subprocess.DEVNULL) if index == 0 else _pipe(procs[-1].stdout)
+        try:
+            proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
+        except FileNotFoundError:
+            raise PgdrillError(f"{what} failed: {argv[0]} is not installed", fix or "install it or fix PATH") from None
+        if index > 0:
+            _pipe(procs[-1].stdout).close()  # the child holds it now; our copy would hide SIGPIPE
+        _grow_pipe(_pipe(proc.stdout))
+        procs.append(proc)
+
+
+def _start_producer(producer: Callable[[BinaryIO], None], target: BinaryIO, errors: List[BaseException]) -> threading.Thread:
+    """Run ``producer`` into the first program's input from a thread; its failure lands in ``errors``."""
+
+    def feed() -> None:
+        try:
+            producer(target)
+        except BrokenPipeError:
+            pass  # the consumer died; its exit code tells why
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+        finally:
+            try:
+                target.close()
+            except BrokenPipeError:
+                pass
+
+    thread = threading.Thread(target=feed, name="pgdrill-producer", daemon=True)
+    thread.start()
+    return thread
+
+
+def _drain(output: BinaryIO, sink: Callable[[bytes], None], consumer: Optional[Callable[[BinaryIO], None]]) -> None:
+    """The last program's output to ``consumer`` as a file, or to ``sink`` chunk by chunk."""
+    if consumer is not None:
+        consumer(output)
+        return
+    fd = output.fileno()
+    while True:
+        data = os.read(fd, CHUNK)
+        if not data:
+            break
+        sink(data)
+
+
+def _wait(procs: List["subprocess.Popen[bytes]"], thread: Optional[threading.Thread]) -> None:
+    for proc in procs:
+        if proc.stdout and not proc.stdout.closed:
+            proc.stdout.close()
+        proc.wait()
+    if thread is not None:
+        thread.join()
+
+
+def _read_stderrs(stderr_files: List[IO[bytes]]) -> List[str]:
     stderrs = []
     for captured in stderr_files:
         captured.seek(0)
         stderrs.append(captured.read().decode("utf-8", "replace"))
         captured.close()
+    return stderrs
+
+
+def blamed(rcs: Sequence[int], failed: Sequence[int]) -> int:
+    """The program to name for a failed pipeline: a program killed by SIGPIPE is usually the victim
+    of a later one's failure, so the first failure that is not SIGPIPE. Pure."""
+    causes = [index for index in failed if rcs[index] != -signal.SIGPIPE] or list(failed)
+    return causes[0]
+
+
+def _raise_failure(
+    commands: Sequence[Sequence[str]], rcs: List[int], stderrs: List[str], producer_error: List[BaseException], head_read: bool, what: str, fix: str
+) -> None:
+    """Raise the pipeline's failure, if any: the producer's first, else the program to blame."""
     failed = judge(rcs, head_read)
     if producer_error:
         exc = producer_error[0]
@@ -237,12 +284,9 @@ def stream(
             raise exc
         raise PgdrillError(f"{what} failed: {exc}", fix)
     if failed:
-        # A program killed by SIGPIPE is usually the victim of a later one's failure: blame the cause.
-        causes = [index for index in failed if rcs[index] != -signal.SIGPIPE] or failed
-        first = causes[0]
-        name = program_name(commands[first])
+        first = blamed(rcs, failed)
         raise PgdrillError(
-            f"{what} failed: {name} {describe_rc(rcs[first])}: {last_line(stderrs[first])}",
+            f"{what} failed: {program_name(commands[first])} {describe_rc(rcs[first])}: {last_line(stderrs[first])}",
             fix,
             rc=rcs[first],
             stderr=_tail(stderrs[first]),
@@ -273,8 +317,6 @@ class FedPipeline:
         head_read: bool = False,
         depth: int = 4,
     ) -> None:
-        import queue
-
         self._queue: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=depth)
         self._stopped = threading.Event()  # the first program no longer reads (done, or failed)
         self._aborted = False
@@ -304,8 +346,6 @@ class FedPipeline:
     def feed(self, data: bytes) -> None:
         """Pass ``data`` on; returns at once when the pipeline no longer reads (a head read that
         has what it needs, or a failure that close() will report)."""
-        import queue
-
         while not self._stopped.is_set():
             try:
                 self._queue.put(data, timeout=0.2)
@@ -314,8 +354,6 @@ class FedPipeline:
                 continue
 
     def _finish(self) -> None:
-        import queue
-
         while not self._stopped.is_set():
             try:
                 self._queue.put(None, timeout=0.2)
@@ -336,6 +374,6 @@ class FedPipeline:
         while True:  # make room so that a producer blocked in get() sees the end
             try:
                 self._queue.get_nowait()
-            except Exception:  # noqa: BLE001 - queue.Empty
+            except queue.Empty:
                 break
         self._finish()

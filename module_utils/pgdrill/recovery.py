@@ -4,7 +4,7 @@
 proven against the set's fingerprint.
 
 The steps are separate functions: the guard (pure: every refusal rule in one place), the plan, the
-replay of the globals (filtered, pure), the restore itself, and the comparison with the fingerprint
+replay of the globals (filtered by globals_script, pure), the restore itself, and the comparison with the fingerprint
 and the row counts taken at backup time. ``restore_set`` runs them in order.
 """
 
@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from . import db, encryption, fingerprint as fp, restore, scratch, toc
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError, SetDamaged
+from .globals_script import globals_for_target, globals_problems
 from .pgtools import PgTools, server_major
 from .pipeline import child_env, run
 from .restore import check_target_name, read_small, read_toc, restore_archive
@@ -69,68 +71,6 @@ def same_server(manifest_facts: Dict[str, Any], target_facts: Dict[str, Any]) ->
     if source_id and target_id:
         return str(source_id) == str(target_id)
     return True
-
-
-_ROLE_STATEMENT = re.compile(r'^(?:CREATE ROLE|ALTER ROLE|COMMENT ON ROLE)\s+("(?:[^"]|"")+"|[^\s;"]+)')
-_IDENT = r'("(?:[^"]|"")+"|[^\s;"]+)'
-_MEMBERSHIP = re.compile(r"^GRANT\s+%s\s+TO\s+%s" % (_IDENT, _IDENT))
-_PASSWORD = re.compile(r"\s+PASSWORD\s+'(?:[^']|'')*'")
-_LOGIN = re.compile(r"(?<=\s)LOGIN(?=[\s;])")
-
-
-def _role_name(token: str) -> str:
-    return token[1:-1].replace('""', '"') if token.startswith('"') else token
-
-
-class GlobalsPlan(NamedTuple):
-    script: str
-    left_alone: List[str]  # roles the target already has: none of their statements ran
-    created: List[str]  # roles the script creates
-    changes: List[str]  # what was changed in the script, for the evidence
-
-
-def globals_for_target(script: str, existing_roles: Set[str], role_passwords: bool = True) -> GlobalsPlan:
-    """The globals script (pg_dumpall --globals-only) made safe for the target server. Pure.
-
-    - Roles the target already has are left exactly as they are: their CREATE, ALTER and COMMENT
-      statements, and memberships granted to them, are left out (replaying them would overwrite
-      their passwords and attributes, the superuser's among them, with the source's).
-    - Without ``role_passwords`` the roles it creates get no password and NOLOGIN: a drill must not
-      make production credentials work on staging.
-    - New roles, memberships among them, and tablespaces stay.
-    """
-    kept: List[str] = []
-    skipped: List[str] = []
-    created: List[str] = []
-    stripped = 0
-    for line in script.splitlines(keepends=True):
-        role_match = _ROLE_STATEMENT.match(line)
-        member_match = _MEMBERSHIP.match(line)
-        name = _role_name(role_match.group(1)) if role_match else None
-        if name in existing_roles:
-            skipped += [name] if name not in skipped else []
-            continue
-        if member_match and _role_name(member_match.group(2)) in existing_roles:
-            continue  # a membership for a role the target already has would change that role
-        if name and line.startswith("CREATE ROLE"):
-            created.append(name)
-        if name and line.startswith("ALTER ROLE") and not role_passwords:
-            new_line = _LOGIN.sub("NOLOGIN", _PASSWORD.sub("", line))
-            stripped += new_line != line
-            line = new_line
-        kept.append(line)
-    changes = []
-    if skipped:
-        changes.append("left out the statements for roles the target already has: " + ", ".join(skipped))
-    if created and not role_passwords:
-        changes.append(f"created {len(created)} role(s) without passwords and NOLOGIN")
-    return GlobalsPlan("".join(kept), skipped, created, changes)
-
-
-def globals_problems(stderr: str) -> List[str]:
-    """psql errors from replaying globals, except roles or tablespaces that already exist. Pure."""
-    errors = [line.strip() for line in stderr.splitlines() if "ERROR:" in line]
-    return [line for line in errors if not re.search(r"already exists", line)]
 
 
 def default_target(backup: BackupSet) -> str:
@@ -223,12 +163,8 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     then prove it against the set's fingerprint and row counts. Raises PgdrillError for a refusal,
     a failed step or any difference; the error's details carry the result so far."""
     dump = _restorable(backup)
-    if options.identity is None and config.encrypt_identity_file:
-        options = dataclasses.replace(options, identity=config.encrypt_identity_file)
-    if restore.is_encrypted(dump["name"]):
-        encryption.check_identity(restore.require_identity(dump["name"], options.identity))
-    document = backup.manifest or {}
-    source_facts = document.get("database") or {}
+    options = _with_identity(config, options, dump["name"])
+    source_facts = (backup.manifest or {}).get("database") or {}
     target = options.target or default_target(backup)
     check_target_name(target)  # before anything is created
     record = Record()
@@ -238,45 +174,18 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     admin = db.connect(config.connection, options.maintenance_db, autocommit=True)
     try:
         server = db.server_facts(admin)
-        exists = db.database_exists(admin, target)
-        situation = Situation(
-            target=target,
-            target_exists=exists,
-            replace=options.replace,
-            other_sessions=db.other_sessions(admin, target) if exists else 0,
-            terminate=options.terminate,
-            is_source_on_same_server=target == source_facts.get("name") and same_server(source_facts, server),
-            confirm=options.confirm,
-        )
+        situation = _situation(admin, target, source_facts, server, options)
         problem = refusal(situation)
         if problem:
             raise problem
-        with_globals = bool(options.globals and backup.file_of_kind("globals"))
-        result: Dict[str, Any] = {
-            "set": backup.id,
-            "target": target,
-            "target_existed": exists,
-            "replace": options.replace,
-            "server_version": server["server_version"],
-            "server_majors": majors_note(source_facts, server["server_version_num"]),
-            "pg_restore": tools.path("pg_restore"),
-            "globals": with_globals,
-            "not_restored": options.not_restored(),
-            "roles_created": [],
-            "globals_roles_left_alone": [],
-        }
+        result = planned_result(backup, situation, server, source_facts, tools.path("pg_restore"), options)
         if options.dry_run:
             return {**result, "dry_run": True, "commands": [], "command_lines": [], "timings": {}}
-        if with_globals:
-            result.update(_replay_globals(tools, env, backup, admin, options, target, record))
-        if exists and situation.other_sessions and options.terminate:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (target,))
-        if not exists:
-            _create_target(admin, target, source_facts, document, options, record)
+        result.update(_prepare_target(tools, env, backup, admin, options, situation, record, result["globals"]))
     finally:
         admin.close()
     try:
-        _restore_archive(tools, env, config, backup, dump, target, exists, options, record)
+        _restore_archive(tools, env, config, backup, dump, target, situation.target_exists, options, record)
         if options.compare:
             result.update(_prove(config, backup, target, options, record, result["server_majors"]))
     except PgdrillError as exc:
@@ -285,6 +194,63 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     outcome = _outcome(result, record, started_all)
     log.info("restored %s into %s in %.1f s", backup.id, target, outcome["timings"]["total"])
     return outcome
+
+
+def _with_identity(config: DatabaseConfig, options: RestoreOptions, dump_name: str) -> RestoreOptions:
+    """The options with the configured age identity when none is given; an encrypted dump's
+    identity is checked before anything is created."""
+    if options.identity is None and config.encrypt_identity_file:
+        options = dataclasses.replace(options, identity=config.encrypt_identity_file)
+    if restore.is_encrypted(dump_name):
+        encryption.check_identity(restore.require_identity(dump_name, options.identity))
+    return options
+
+
+def _situation(admin, target: str, source_facts: Dict[str, Any], server: Dict[str, Any], options: RestoreOptions) -> Situation:
+    """What the guard needs to know about the target, asked of the server."""
+    exists = db.database_exists(admin, target)
+    return Situation(
+        target=target,
+        target_exists=exists,
+        replace=options.replace,
+        other_sessions=db.other_sessions(admin, target) if exists else 0,
+        terminate=options.terminate,
+        is_source_on_same_server=target == source_facts.get("name") and same_server(source_facts, server),
+        confirm=options.confirm,
+    )
+
+
+def planned_result(
+    backup: BackupSet, situation: Situation, server: Dict[str, Any], source_facts: Dict[str, Any], pg_restore: str, options: RestoreOptions
+) -> Dict[str, Any]:
+    """What the restore will do, as its result starts (a dry run returns it as it is). Pure."""
+    return {
+        "set": backup.id,
+        "target": situation.target,
+        "target_existed": situation.target_exists,
+        "replace": options.replace,
+        "server_version": server["server_version"],
+        "server_majors": majors_note(source_facts, server["server_version_num"]),
+        "pg_restore": pg_restore,
+        "globals": bool(options.globals and backup.file_of_kind("globals")),
+        "not_restored": options.not_restored(),
+        "roles_created": [],
+        "globals_roles_left_alone": [],
+    }
+
+
+def _prepare_target(
+    tools: PgTools, env: Dict[str, str], backup: BackupSet, admin, options: RestoreOptions, situation: Situation, record: Record, with_globals: bool
+) -> Dict[str, Any]:
+    """Before pg_restore: the set's globals replayed (when asked), the target's other sessions
+    ended (when allowed), a missing target created. Returns what the replay adds to the result."""
+    replayed = _replay_globals(tools, env, backup, admin, options, situation.target, record) if with_globals else {}
+    if situation.target_exists and situation.other_sessions and options.terminate:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (situation.target,))
+    if not situation.target_exists:
+        document = backup.manifest or {}
+        _create_target(admin, situation.target, document.get("database") or {}, document, options, record)
+    return replayed
 
 
 def _outcome(result: Dict[str, Any], record: Record, started_all: float) -> Dict[str, Any]:
@@ -385,8 +351,6 @@ def _restore_archive(
         )
     finally:
         if list_dir:
-            import shutil
-
             shutil.rmtree(list_dir, ignore_errors=True)
     record.commands.extend({"argv": argv} if "|" not in argv else {"pipeline": _split_pipe(argv)} for argv in restored["commands"])
     record.timings.update({key: round(value, 3) for key, value in restored["timings"].items()})
@@ -430,41 +394,53 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
     """Compare the restored database with the set's fingerprint and row counts; any difference
     fails, naming the objects."""
     document = backup.manifest or {}
-    expected_fp = document.get("fingerprint")
     started = time.monotonic()
-    fidelity: Dict[str, Any] = {"checked": False, "reason": "the set has no fingerprint (taken by pgdrill 0.1, or it could not be taken)"}
     conn = db.connect(config.connection, target)
     try:
-        scope = options.scope(lambda name: conn.execute("SELECT quote_ident(%s)", (name,)).fetchone()[0]).with_partitions(expected_fp)
-        if expected_fp:
-            actual_fp = fp.take(conn)
-            differences, notes = fp.compare(
-                expected_fp,
-                actual_fp,
-                owners=options.owners,
-                privileges=options.privileges,
-                scope=scope,
-                majors=(majors["source"], majors["target"]) if majors.get("source") else None,
-            )
-            fidelity = {"checked": True, **fp.summary(expected_fp, differences, notes, scope)}
-            if not fidelity["objects"]:
-                raise PgdrillError(
-                    "none of the chosen schemas and tables is in the backup's fingerprint: nothing could be compared",
-                    "name schemas and tables as the source database has them",
-                )
+        scope = options.scope(lambda name: conn.execute("SELECT quote_ident(%s)", (name,)).fetchone()[0]).with_partitions(document.get("fingerprint"))
+        fidelity = _fidelity(conn, document.get("fingerprint"), options, scope, majors)
         record.step("fingerprint", started)
         started = time.monotonic()
         counts = _row_counts(conn, document, scope)
         record.step("row_counts", started)
     finally:
         conn.close()
+    problem = proof_failure(target, fidelity, counts)
+    if problem:
+        raise problem
+    return {"fidelity": fidelity, "row_counts": counts}
+
+
+def _fidelity(conn, expected_fp: Optional[Dict[str, Any]], options: RestoreOptions, scope: fp.Scope, majors: Dict[str, Any]) -> Dict[str, Any]:
+    """The restored database's fingerprint compared with the set's, within ``scope``."""
+    if not expected_fp:
+        return {"checked": False, "reason": "the set has no fingerprint (taken by pgdrill 0.1, or it could not be taken)"}
+    differences, notes = fp.compare(
+        expected_fp,
+        fp.take(conn),
+        owners=options.owners,
+        privileges=options.privileges,
+        scope=scope,
+        majors=(majors["source"], majors["target"]) if majors.get("source") else None,
+    )
+    fidelity = {"checked": True, **fp.summary(expected_fp, differences, notes, scope)}
+    if not fidelity["objects"]:
+        raise PgdrillError(
+            "none of the chosen schemas and tables is in the backup's fingerprint: nothing could be compared",
+            "name schemas and tables as the source database has them",
+        )
+    return fidelity
+
+
+def proof_failure(target: str, fidelity: Dict[str, Any], counts: Dict[str, Any]) -> Optional[PgdrillError]:
+    """The error of a restore that is not the database that was backed up, or None. Pure."""
     if fidelity.get("differences"):
         shown = "; ".join(fp.Difference(**d).describe() for d in fidelity["differences"][:5])
         more = len(fidelity["differences"]) - 5
         # Content that differs proves the set bad, unless every difference is the server's own (an
         # extension installed at another version there): that says nothing about the set.
         blame_set = not all(server_side(d) for d in fidelity["differences"])
-        raise (SetDamaged if blame_set else PgdrillError)(
+        return (SetDamaged if blame_set else PgdrillError)(
             f"restored database '{target}' differs from the backup's fingerprint in {len(fidelity['differences'])} object(s): {shown}"
             + (f"; and {more} more" if more > 0 else ""),
             "the restore is not the database that was backed up: read the differences; roles missing on this server are created by replaying the globals",
@@ -472,13 +448,13 @@ def _prove(config: DatabaseConfig, backup: BackupSet, target: str, options: Rest
         )
     if counts.get("mismatches"):
         table, want, got = counts["mismatches"][0]
-        raise SetDamaged(
+        return SetDamaged(
             f"restored database '{target}' does not match the manifest: {len(counts['mismatches'])} table(s) differ, first {table}: expected {want}, found {got}",
             "the restore is incomplete or the target held other data; inspect it before use",
             fidelity=fidelity,
             row_counts=counts,
         )
-    return {"fidelity": fidelity, "row_counts": counts}
+    return None
 
 
 def server_side(difference: Dict[str, Any]) -> bool:
@@ -504,12 +480,6 @@ def _row_counts(conn, document: Dict[str, Any], scope: fp.Scope) -> Dict[str, An
 def _count_in_scope(table: str, scope: fp.Scope) -> bool:
     """Row-count keys and the scope are both quoted ``schema.table`` names. Pure."""
     return table in scope.tables or any(table.startswith(schema + ".") for schema in scope.schemas)
-
-
-def compare_row_counts(config: DatabaseConfig, target: str, expected: Dict[str, int], legacy_keys: bool = False) -> Dict[str, Any]:
-    """Count the rows of every table the manifest lists in the restored ``target``."""
-    diffs = db.count_mismatches(config.connection, target, expected, legacy_keys)
-    return {"checked": True, "tables": len(expected), "rows": sum(expected.values()), "mismatches": diffs}
 
 
 def describe_commands(commands: List[Dict[str, Any]]) -> List[str]:

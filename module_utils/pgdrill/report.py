@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -209,3 +210,13 @@ def render_json(rows: Sequence[Dict[str, Any]], generated: datetime) -> str:
         "rows": order(rows),
     }
     return json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+
+
+# When a rendering was made: not part of what the page says.
+_GENERATED = re.compile(r"generated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC|\"generated_at\": \"[^\"]*\"")
+
+
+def same_report(old: Optional[str], new: str) -> bool:
+    """Whether two renderings of the page (or of its JSON) say the same thing, apart from when they
+    were generated. Pure."""
+    return old is not None and _GENERATED.sub("", old) == _GENERATED.sub("", new)

@@ -5,11 +5,14 @@ pg_dump itself) and custom-format dumps piped through zstd (``.dump.zst``)."""
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import re
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
+from .encryption import age_failure, decrypt_argv, find_age
 from .errors import PgdrillError, SetDamaged
 from .fsio import private_work_dir
 from .media import count_members
@@ -44,11 +47,6 @@ def plain_name(path: str) -> str:
     return path[: -len(".age")] if is_encrypted(path) else path
 
 
-def needs_decoding(path: str) -> bool:
-    """True when pg_restore or tar cannot read the file as it is (zstd piped, or encrypted)."""
-    return is_encrypted(path) or is_piped_zstd(path)
-
-
 def require_identity(path: str, identity: Optional[str]) -> str:
     if not identity:
         raise PgdrillError(
@@ -64,8 +62,6 @@ def decode_commands(name: str, identity: Optional[str] = None, source: Optional[
     --decrypt`` for ``.age``, then ``zstd -d`` for a piped ``.zst`` (or ``gzip -d`` for a media
     archive's ``.gz``); empty when it is readable as it is. The first program reads ``source`` (default: ``name``), or with ``from_stdin`` its
     standard input."""
-    from .encryption import decrypt_argv, find_age
-
     source = None if from_stdin else os.path.abspath(source or name)
     commands: List[List[str]] = []
     if is_encrypted(name):
@@ -116,8 +112,6 @@ def explained(exc: PgdrillError, tools: PgTools, identity: Optional[str] = None)
     """pg_restore's (and age's) cryptic failures, with the problem and the fix."""
     stderr = str(exc.details.get("stderr", ""))
     if "age: error:" in stderr or ": age " in exc.problem:
-        from .encryption import age_failure
-
         subject = exc.problem.split(" failed:")[0]
         return age_failure(stderr, identity, subject.replace("reading the archive ", "").replace("restoring ", ""), subject, exc.details)
     if "unsupported version" in stderr and "file header" in stderr:
@@ -300,7 +294,6 @@ def _restore(argvs: List[List[str]], env: Dict[str, str], what: str, tools: PgTo
 
 def _decode_into(fd: int, decode: List[List[str]], env: Dict[str, str], archive: str, scratch: str, tools: PgTools, identity: Optional[str]) -> None:
     """Decode ``archive`` through ``decode`` into the open file ``fd``; disk full is named."""
-    import errno
 
     def write_all(data: bytes) -> None:
         view = memoryview(data)
@@ -320,6 +313,27 @@ def _decode_into(fd: int, decode: List[List[str]], env: Dict[str, str], archive:
         if "No space left" in exc.message or "No space left" in str(exc.details.get("stderr", "")):
             raise PgdrillError(f"disk full decoding {os.path.basename(archive)} into {scratch}", fix) from None
         raise explained(exc, tools, identity) from None
+
+
+def restore_route(needs_decoding: bool, jobs: int) -> str:
+    """How an archive reaches pg_restore: read as it is (``direct``), decoded on the way into one job
+    (``stream``), or, for parallel jobs, decoded first into a seekable work file (``work_file``). Pure."""
+    if not needs_decoding:
+        return "direct"
+    if jobs <= 1:
+        return "stream"
+    return "work_file"
+
+
+def pipeline_words(stages: List[List[str]]) -> List[str]:
+    """A pipeline's programs as one word list, each followed by ``|`` (the record's shape). Pure."""
+    return [word for stage in stages for word in stage + ["|"]]
+
+
+def _timed(timings: Dict[str, float], step: str, action: Callable[[], None]) -> None:
+    started = time.monotonic()
+    action()
+    timings[step] = time.monotonic() - started
 
 
 def restore_archive(
@@ -343,41 +357,44 @@ def restore_archive(
     afterwards whatever happens. Returns the commands run and the time each step took.
     """
     what = f"restoring {os.path.basename(archive)} into database '{dbname}'"
-    timings: Dict[str, float] = {}
-    commands: List[List[str]] = []
+    argv_for = functools.partial(pg_restore_argv, tools, dbname=dbname, clean=clean, no_owner=no_owner, no_privileges=no_privileges, use_list=use_list)
     decode = decode_commands(os.path.basename(archive), identity, source=archive)
-    if not decode:
-        argv = pg_restore_argv(tools, archive, dbname, jobs, clean, no_owner, no_privileges, use_list)
-        commands.append(argv)
-        started = time.monotonic()
-        _restore([argv], env, what, tools)
-        timings["pg_restore"] = time.monotonic() - started
-        return {"commands": commands, "timings": timings}
-    if jobs <= 1:
-        argv = pg_restore_argv(tools, "-", dbname, 1, clean, no_owner, no_privileges, use_list)
-        commands.append([word for stage in decode for word in stage + ["|"]] + argv)
-        started = time.monotonic()
-        _restore([*decode, argv], env, what, tools, identity)
-        timings["pg_restore"] = time.monotonic() - started
-        return {"commands": commands, "timings": timings}
-    # Parallel jobs need a seekable file: the plaintext is decoded into a file unlinked as soon as it
-    # is made, in a private work directory; pg_restore reads it through this process's open
-    # descriptor, so a run killed with -9 leaves no plaintext behind (and its empty directory goes
-    # with the next run).
+    timings: Dict[str, float] = {}
+    route = restore_route(bool(decode), jobs)
+    if route == "work_file":
+        return _restore_from_work_file(decode, functools.partial(argv_for, jobs=jobs), env, archive, work_dir, what, tools, identity)
+    if route == "stream":
+        argv = argv_for("-", jobs=1)
+        _timed(timings, "pg_restore", lambda: _restore([*decode, argv], env, what, tools, identity))
+        return {"commands": [pipeline_words(decode) + argv], "timings": timings}
+    argv = argv_for(archive, jobs=jobs)
+    _timed(timings, "pg_restore", lambda: _restore([argv], env, what, tools))
+    return {"commands": [argv], "timings": timings}
+
+
+def _restore_from_work_file(
+    decode: List[List[str]],
+    argv_for: Callable[[str], List[str]],
+    env: Dict[str, str],
+    archive: str,
+    work_dir: Optional[str],
+    what: str,
+    tools: PgTools,
+    identity: Optional[str],
+) -> Dict[str, Any]:
+    """Parallel jobs need a seekable file: the plaintext is decoded into a file unlinked as soon as it
+    is made, in a private work directory; pg_restore reads it through this process's open
+    descriptor, so a run killed with -9 leaves no plaintext behind (and its empty directory goes
+    with the next run)."""
+    timings: Dict[str, float] = {}
     with private_work_dir(work_dir or os.path.dirname(os.path.abspath(archive)), "work") as scratch:
         plain = os.path.join(scratch, "archive.dump")
-        commands.append([word for stage in decode for word in stage + ["|"]][:-1])
-        started = time.monotonic()
         fd = os.open(plain, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             os.unlink(plain)
-            _decode_into(fd, decode, env, archive, scratch, tools, identity)
-            timings["decode"] = time.monotonic() - started
-            argv = pg_restore_argv(tools, f"/proc/{os.getpid()}/fd/{fd}", dbname, jobs, clean, no_owner, no_privileges, use_list)
-            commands.append(argv)
-            started = time.monotonic()
-            _restore([argv], env, what, tools)
-            timings["pg_restore"] = time.monotonic() - started
+            _timed(timings, "decode", lambda: _decode_into(fd, decode, env, archive, scratch, tools, identity))
+            argv = argv_for(f"/proc/{os.getpid()}/fd/{fd}")
+            _timed(timings, "pg_restore", lambda: _restore([argv], env, what, tools))
         finally:
             os.close(fd)
-    return {"commands": commands, "timings": timings}
+    return {"commands": [pipeline_words(decode)[:-1], argv], "timings": timings}

@@ -135,71 +135,85 @@ def verify_set(config: DatabaseConfig, backup: BackupSet, restore: bool = False,
     """Run every check on ``backup``; returns {"ok", "checks", ...}. Never raises for a failed check:
     a failed check is a result. The caller holds the series lock. ``record`` false is a dry run:
     nothing is written, and no scratch database is made."""
-    env = child_env(config.connection.libpq_env())
-    checks: List[Dict[str, Any]] = []
     if not backup.manifest_trusted:
-        checks.append(verdict.check("manifest", False, backup.problem or "the manifest cannot be trusted"))
+        checks = [verdict.check("manifest", False, backup.problem or "the manifest cannot be trusted")]
     else:
-        checks.append(verdict.check("manifest", True, f"{len(backup.document['files'])} files listed"))
-        checks.extend(check_files(backup))
-        identity = config.encrypt_identity_file
-        sealed = [entry for entry in backup.document["files"] if is_encrypted(entry["name"])]
-        for entry in sealed:
-            if os.path.exists(backup.path(entry["name"])):
-                checks.append(_header_check(backup.path(entry["name"]), entry["name"]))
-        dump = backup.file_of_kind("db")
-        if dump and os.path.exists(backup.path(dump["name"])) and (identity or not is_encrypted(dump["name"])):
-            try:
-                entries = list_archive(tools_for(config, backup), env, backup.path(dump["name"]), identity=identity)
-                checks.append(
-                    verdict.check(
-                        f"archive {dump['name']}",
-                        True,
-                        f"pg_restore --list read {len(entries)} entries" + (" (decrypted with the identity)" if is_encrypted(dump["name"]) else ""),
-                    )
-                )
-            except PgdrillError as exc:
-                checks.append(verdict.failed_check(f"archive {dump['name']}", exc))
-        media = backup.file_of_kind("media")
-        if media and os.path.exists(backup.path(media["name"])) and (identity or not is_encrypted(media["name"])):
-            try:
-                members = read_media(backup.path(media["name"]), identity)
-                checks.append(verdict.check(f"archive {media['name']}", True, f"tar read {members} members"))
-            except PgdrillError as exc:
-                checks.append(verdict.failed_check(f"archive {media['name']}", exc))
-            except Exception as exc:  # noqa: BLE001 - tarfile, gzip and zstd fail in several ways on bad bytes
-                checks.append(verdict.check(f"archive {media['name']}", False, f"unreadable tar: {exc}"))
-        if sealed and not identity:
-            checks.append(
-                verdict.check("decryption", True, "not tried: no encrypt_identity_file here (keyless verify: checksums and age headers)", skipped=True)
-            )
+        checks = [verdict.check("manifest", True, f"{len(backup.document['files'])} files listed"), *check_files(backup), *_archive_checks(config, backup)]
         if restore:
-            if not dump:
-                checks.append(verdict.check("restore", False, "the set has no database dump to restore", blame=verdict.BLAME_ENVIRONMENT))
-            elif not all(check["ok"] for check in checks):
-                checks.append(verdict.check("restore", False, "skipped: earlier checks failed", blame=verdict.BLAME_ENVIRONMENT, skipped=True))
-            elif not record:
-                # A dry run (--dry-run, check mode) changes nothing, on the server either.
-                checks.append(
-                    verdict.check(
-                        "restore",
-                        True,
-                        "not run in a dry run: it would restore into a scratch database and compare it with the fingerprint and row counts",
-                        skipped=True,
-                    )
-                )
-            else:
-                try:
-                    checks.extend(restore_and_compare(config, backup, jobs or config.restore_jobs))
-                except PgdrillError as exc:
-                    checks.append(verdict.failed_check("restore", exc))
-                except Exception as exc:  # noqa: BLE001 - the server refused something: it could not verify, the set is not to blame
-                    checks.append(verdict.check("restore", False, f"could not verify: {type(exc).__name__}: {exc}".strip(), blame=verdict.BLAME_ENVIRONMENT))
-    ok = all(check["ok"] for check in checks)
+            stand_in = restore_stand_in(bool(backup.file_of_kind("db")), all(check["ok"] for check in checks), record)
+            checks.extend([stand_in] if stand_in else _restore_checks(config, backup, jobs or config.restore_jobs))
+    return _recorded(backup, checks, restore, record)
+
+
+def _archive_checks(config: DatabaseConfig, backup: BackupSet) -> List[Dict[str, Any]]:
+    """The checks that read the files: the age header of each encrypted one (keyless), the dump's
+    table of contents and the media archive's members (decrypted when the identity is here)."""
+    identity = config.encrypt_identity_file
+    sealed = [entry for entry in backup.document["files"] if is_encrypted(entry["name"])]
+    checks = [_header_check(backup.path(entry["name"]), entry["name"]) for entry in sealed if os.path.exists(backup.path(entry["name"]))]
+    dump = backup.file_of_kind("db")
+    if dump and os.path.exists(backup.path(dump["name"])) and (identity or not is_encrypted(dump["name"])):
+        checks.append(_dump_check(config, backup, dump["name"], identity))
+    media = backup.file_of_kind("media")
+    if media and os.path.exists(backup.path(media["name"])) and (identity or not is_encrypted(media["name"])):
+        checks.append(_media_check(backup.path(media["name"]), media["name"], identity))
+    if sealed and not identity:
+        checks.append(verdict.check("decryption", True, "not tried: no encrypt_identity_file here (keyless verify: checksums and age headers)", skipped=True))
+    return checks
+
+
+def _dump_check(config: DatabaseConfig, backup: BackupSet, name: str, identity: Optional[str]) -> Dict[str, Any]:
+    try:
+        entries = list_archive(tools_for(config, backup), child_env(config.connection.libpq_env()), backup.path(name), identity=identity)
+    except PgdrillError as exc:
+        return verdict.failed_check(f"archive {name}", exc)
+    decrypted = " (decrypted with the identity)" if is_encrypted(name) else ""
+    return verdict.check(f"archive {name}", True, f"pg_restore --list read {len(entries)} entries" + decrypted)
+
+
+def _media_check(path: str, name: str, identity: Optional[str]) -> Dict[str, Any]:
+    try:
+        members = read_media(path, identity)
+    except PgdrillError as exc:
+        return verdict.failed_check(f"archive {name}", exc)
+    except Exception as exc:  # noqa: BLE001 - tarfile, gzip and zstd fail in several ways on bad bytes
+        return verdict.check(f"archive {name}", False, f"unreadable tar: {exc}")
+    return verdict.check(f"archive {name}", True, f"tar read {members} members")
+
+
+def restore_stand_in(has_dump: bool, checks_passed: bool, record: bool) -> Optional[Dict[str, Any]]:
+    """The restore check when no restore is run (no dump, earlier checks failed, a dry run), or
+    None: run it. Pure."""
+    if not has_dump:
+        return verdict.check("restore", False, "the set has no database dump to restore", blame=verdict.BLAME_ENVIRONMENT)
+    if not checks_passed:
+        return verdict.check("restore", False, "skipped: earlier checks failed", blame=verdict.BLAME_ENVIRONMENT, skipped=True)
+    if not record:
+        # A dry run (--dry-run, check mode) changes nothing, on the server either.
+        return verdict.check(
+            "restore",
+            True,
+            "not run in a dry run: it would restore into a scratch database and compare it with the fingerprint and row counts",
+            skipped=True,
+        )
+    return None
+
+
+def _restore_checks(config: DatabaseConfig, backup: BackupSet, jobs: int) -> List[Dict[str, Any]]:
+    try:
+        return restore_and_compare(config, backup, jobs)
+    except PgdrillError as exc:
+        return [verdict.failed_check("restore", exc)]
+    except Exception as exc:  # noqa: BLE001 - the server refused something: it could not verify, the set is not to blame
+        return [verdict.check("restore", False, f"could not verify: {type(exc).__name__}: {exc}".strip(), blame=verdict.BLAME_ENVIRONMENT)]
+
+
+def _recorded(backup: BackupSet, checks: List[Dict[str, Any]], restore: bool, record: bool) -> Dict[str, Any]:
+    """The verification record, written beside the set (replacing the last one) unless a dry run."""
     document = manifest_mod.build_verification(checks, restored=restore, checked_at=utcnow(), previous=backup.verification)
     if record and backup.manifest_trusted:
         with AtomicWriter(backup.directory, manifest_mod.verification_name(backup.prefix, backup.stamp)) as writer:
             writer.write(manifest_mod.encode(document))
             writer.commit(replace=True)
         backup.verification = document
-    return {"set": backup.id, "ok": ok, "verdict": document["verdict"], "checks": checks, "restored": restore}
+    return {"set": backup.id, "ok": all(check["ok"] for check in checks), "verdict": document["verdict"], "checks": checks, "restored": restore}

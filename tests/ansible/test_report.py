@@ -91,3 +91,28 @@ def test_report_page_after_a_backup_and_a_drill(tmp_path, pg, sample_db, staging
     if kept:
         shot.rename(kept)
     assert glob.glob(str(controller / "evidence" / "*" / "*.json"))
+
+
+def test_the_report_module_writes_and_reports_changed_only_when_the_page_changes(run_module, tmp_path):
+    reports = tmp_path / "reports"
+    row = {"host": "db1", "database": "shop", "info": {"newest": None, "sets": []}}
+    args = {"rows": [row], "directory": str(reports), "max_age_hours": 26.0, "max_drill_age_days": 35.0, "_ansible_diff": True}
+
+    planned, failed, _ = run_module("pgdrill_report", args, check_mode=True)
+    assert not failed and planned["changed"] is True and not reports.exists()
+    assert [d["after_header"] for d in planned["diff"]] == ["pgdrill-report.html", "pgdrill-report.json"]
+
+    first, failed, _ = run_module("pgdrill_report", args)
+    assert not failed and first["changed"] is True and first["failing"] == 1
+    page = reports / "pgdrill-report.html"
+    written = page.stat().st_mtime_ns, page.read_text()
+
+    again, failed, _ = run_module("pgdrill_report", args)
+    assert not failed and again["changed"] is False and "diff" not in again and again["rows"] == first["rows"]
+    assert (page.stat().st_mtime_ns, page.read_text()) == written
+    checked, failed, _ = run_module("pgdrill_report", args, check_mode=True)
+    assert not failed and checked["changed"] is False
+
+    other, failed, _ = run_module("pgdrill_report", dict(args, rows=[row, dict(row, host="db2")]))
+    assert not failed and other["changed"] is True and "db2" in page.read_text()
+    assert [d["after_header"] for d in other["diff"]] == ["pgdrill-report.html", "pgdrill-report.json"]

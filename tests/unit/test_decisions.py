@@ -142,7 +142,8 @@ def test_existing_directory_rules():
 
 
 def test_backup_decisions():
-    from pgdrill.backup import conninfo_value, is_lock_timeout, media_command, media_compression
+    from pgdrill.backup import conninfo_value, is_lock_timeout
+    from pgdrill.backup_plan import media_command, media_compression
     from pgdrill.errors import PgdrillError
 
     assert conninfo_value("dbname", "a=b") == "dbname='a=b'"

@@ -1,4 +1,5 @@
-from pgdrill.recovery import Situation, globals_for_target, globals_problems, refusal, same_server
+from pgdrill.globals_script import globals_for_target, globals_problems
+from pgdrill.recovery import Situation, refusal, same_server
 
 
 def situation(**kw):
