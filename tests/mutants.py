@@ -859,7 +859,7 @@ MUTANTS = [
     ),
     Mutant(
         "config: an endpoint with credentials is repeated in the message",
-        ENGINE + "config.py",
+        ENGINE + "rules.py",
         '    if "@" in value:  # user:secret@host',
         "    if False:  # user:secret@host",
         [REMOTE2 + "test_a_secret_in_the_endpoint_url_is_refused_at_load_and_never_echoed"],

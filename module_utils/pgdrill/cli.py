@@ -493,7 +493,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def cmd_drill(args) -> int:
     """``pgdrill-backup drill``: the [drill] section's drill, the same engine code as the playbook's."""
-    from .config import load_drill_config
+    from .drill_config import load_drill_config
     from .scheduled import run_drill
 
     try:

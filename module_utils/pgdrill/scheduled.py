@@ -24,7 +24,8 @@ from typing import Any, Dict, List, Optional
 
 from . import db, drill, ping, scratch
 from .catalog import BackupSet, scan
-from .config import DatabaseConfig, DrillConfig
+from .config import DatabaseConfig
+from .drill_config import DrillConfig
 from .errors import PgdrillError
 from .fsio import os_error
 from .operations import select_for_verify
