@@ -19,7 +19,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import __version__, operations
 from .backup import plan_backup
-from .config import DatabaseConfig, load_configs, parse_value
+from .compat import load_seed_configs
+from .config import DatabaseConfig, parse_value
 from .drill_config import load_drill_config
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
 from .fsio import os_error
@@ -444,7 +445,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error("drill takes its set and database from the config's [drill] section, not --out-dir or --database")
         return cmd_drill(args)
     try:
-        configs = load_configs(args.config, overrides=overrides, only=args.database)
+        configs = load_seed_configs(args.config, overrides=overrides, only=args.database)
     except PgdrillError as exc:
         print(f"pgdrill: {exc.message}", file=sys.stderr)
         if args.json:

@@ -3,8 +3,8 @@
 """Configuration: one INI file, environment overrides, command-line overrides.
 
 Precedence, lowest first: built-in defaults, the file's ``[pgdrill]`` section, its
-``[database NAME]`` section, the environment (``PGDRILL_*``, with the seed's ``EZ360_BACKUP_*``
-names as aliases), then command-line flags. Values are checked here, once, and a bad one is
+``[database NAME]`` section, the environment (``PGDRILL_*``, and the aliases a caller passes:
+pgdrill-backup passes the seed's names, see compat.py), then command-line flags. Values are checked here, once, and a bad one is
 reported with the key, the value, where it came from and what would be accepted.
 """
 
@@ -39,12 +39,12 @@ MAIN_SECTION = "pgdrill"
 DRILL_SECTION = "drill"  # read by drill_config.py; the backup series skip it
 DATABASE_SECTION = "database "
 
-# Environment overrides: the first name that is set wins.
-ENV_OVERRIDES: Dict[str, Tuple[str, ...]] = {
-    "backup_dir": ("PGDRILL_BACKUP_DIR", "EZ360_BACKUP_DIR"),
-    "retention_days": ("PGDRILL_RETENTION_DAYS", "EZ360_BACKUP_RETENTION_DAYS"),
-    "keep_last": ("PGDRILL_KEEP_LAST", "EZ360_BACKUP_KEEP_LAST"),
-    "media_root": ("PGDRILL_MEDIA_ROOT", "MEDIA_ROOT"),
+# Environment overrides; a caller's aliases (name -> key) come after these: the first name that is set wins.
+ENV_OVERRIDES: Dict[str, str] = {
+    "PGDRILL_BACKUP_DIR": "backup_dir",
+    "PGDRILL_RETENTION_DAYS": "retention_days",
+    "PGDRILL_KEEP_LAST": "keep_last",
+    "PGDRILL_MEDIA_ROOT": "media_root",
 }
 COMPRESSION_METHODS = ("zstd", "gzip", "none")
 
@@ -286,13 +286,11 @@ def _resolve(values: Mapping[str, str], origin: str) -> Dict[str, object]:
     return {key: parse_value(key, raw, origin) for key, raw in values.items()}
 
 
-def _environment_values(environ: Mapping[str, str]) -> Dict[str, object]:
+def _environment_values(environ: Mapping[str, str], aliases: Mapping[str, str]) -> Dict[str, object]:
     out: Dict[str, object] = {}
-    for key, names in ENV_OVERRIDES.items():
-        for name in names:
-            if environ.get(name, "").strip():
-                out[key] = parse_value(key, environ[name], f"environment variable {name}")
-                break
+    for name, key in {**ENV_OVERRIDES, **aliases}.items():
+        if key not in out and environ.get(name, "").strip():
+            out[key] = parse_value(key, environ[name], f"environment variable {name}")
     return out
 
 
@@ -362,8 +360,10 @@ def load_configs(
     environ: Optional[Mapping[str, str]] = None,
     overrides: Optional[Mapping[str, object]] = None,
     only: Optional[List[str]] = None,
+    env_aliases: Optional[Mapping[str, str]] = None,
 ) -> List[DatabaseConfig]:
-    """Load the configuration of every database, or of those named in ``only``.
+    """Load the configuration of every database, or of those named in ``only``. ``env_aliases``
+    (variable name -> key) are read after the ``PGDRILL_*`` names (compat.py has the seed's).
 
     ``path`` None means $PGDRILL_CONFIG, else /etc/pgdrill/pgdrill.conf when it exists, else none.
     """
@@ -384,7 +384,7 @@ def load_configs(
             sections["default"] = shared
     else:
         sections["default"] = {}
-    env_values = _environment_values(environ)
+    env_values = _environment_values(environ, env_aliases or {})
     extra = dict(overrides or {})
     origin = explicit or "defaults and environment"
     configs = [build_database_config(name, {**values, **env_values, **extra}, base_dir, origin, environ) for name, values in sections.items()]
