@@ -173,7 +173,7 @@ MUTANTS = [
     Mutant(
         "cli: SIGTERM not turned into an unwind",
         ENGINE + "cli.py",
-        "    signal.signal(signal.SIGTERM, _on_sigterm)",
+        "    signal.signal(signal.SIGTERM, on_sigterm)",
         "    pass",
         [SAFETY + "test_sigterm_mid_dump_removes_the_partial_files_and_exits_143"],
     ),

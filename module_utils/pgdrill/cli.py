@@ -21,6 +21,7 @@ from . import __version__, operations
 from .backup import plan_backup
 from .compat import load_seed_configs
 from .config import DatabaseConfig, parse_value
+from .console import PipeSafeStdout, on_sigterm
 from .drill_config import load_drill_config
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
 from .fsio import os_error
@@ -391,47 +392,13 @@ def _print_pin(label: str, outcome: Dict[str, Any], unpin: bool, dry_run: bool) 
     print(f"{label}: {outcome['set']} {text}" + (f" ({remote})" if remote and (outcome["changed"] or unpin) else ""))
 
 
-class _PipeSafeStdout:
-    """stdout that survives its reader going away (``pgdrill-backup list | head``): the rest of the
-    output is dropped, the work itself goes on and its exit code stands."""
-
-    def __init__(self, stream) -> None:
-        self._stream = stream
-
-    def _silence(self) -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
-
-    def write(self, text: str) -> int:
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            self._silence()
-            return len(text)
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            self._silence()
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    # Unwind like Ctrl-C so that partial files are removed on the way out.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
-    if not isinstance(sys.stdout, _PipeSafeStdout):
-        sys.stdout = _PipeSafeStdout(sys.stdout)
+    if not isinstance(sys.stdout, PipeSafeStdout):
+        sys.stdout = PipeSafeStdout(sys.stdout)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="pgdrill: %(message)s")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     overrides: Dict[str, Any] = {}
     if args.out_dir is not None:
         overrides["backup_dir"] = args.out_dir  # checked like the config's backup_dir ("" is refused)

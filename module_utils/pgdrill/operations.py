@@ -25,7 +25,7 @@ from .recovery import RestoreOptions, restore_set
 from .remote import DELETED, LOCKED
 from .restore import extract_media
 from .retention import is_future
-from .series import Series, utcnow
+from .series import Series, future_sets_problem, recent_set, utcnow
 from .verify import verify_set
 
 
@@ -314,3 +314,10 @@ def restore_media(config: DatabaseConfig, wanted: Optional[str], destination: st
     if not backup.complete or entry is None:
         raise PgdrillError(f"backup set {backup.id} is not complete or holds no media", "choose another set: pgdrill-backup list")
     return {"set": backup.id, **extract_media(backup.path(entry["name"]), destination, config.encrypt_identity_file)}
+
+
+def recent_backup(config: DatabaseConfig, max_age: int) -> "tuple[Optional[Dict[str, Any]], Optional[str]]":
+    """(the newest complete set when it is younger than ``max_age`` seconds, else None; with a
+    ``max_age``, the clock problem of sets dated in the future, which never count as recent)."""
+    recent = recent_set(Series(config), max_age)
+    return recent, future_sets_problem(Series(config).describe()) if max_age > 0 else None

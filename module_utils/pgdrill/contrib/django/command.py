@@ -30,6 +30,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ... import cli
+from ...console import on_sigterm
 from ...errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, PgdrillError
 from ...fsio import os_error
 from .engine_config import database_config
@@ -86,7 +87,7 @@ def _unwind_on_sigterm() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:
