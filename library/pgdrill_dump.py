@@ -168,7 +168,6 @@ from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill import manifest as manifest_mod
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.naming import set_id_of_manifest
-from ansible.module_utils.pgdrill.series import Series, future_sets_problem, recent_set
 
 
 def main():
@@ -200,11 +199,9 @@ def main():
             row_counts=params["row_counts"],
             prune_after_backup=params["prune"],
         )
-        recent = recent_set(Series(config), params["skip_if_newer_than"])
-        if params["skip_if_newer_than"] > 0:
-            clock = future_sets_problem(Series(config).describe())
-            if clock:
-                module.warn(clock)  # such sets never count as recent: a backup is taken
+        recent, clock = operations.recent_backup(config, params["skip_if_newer_than"])
+        if clock:
+            module.warn(clock)  # such sets never count as recent: a backup is taken
         if recent:
             module.exit_json(
                 changed=False,

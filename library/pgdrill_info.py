@@ -134,35 +134,23 @@ clock_problem:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import database_config, fail, remote_argument_spec
-from ansible.module_utils.pgdrill import offsite
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.series import Series, future_sets_problem, utcnow
+from ansible.module_utils.pgdrill.offsite import NO_REMOTE_FIX
+from ansible.module_utils.pgdrill.series import future_sets_problem
 
 
 def main():
     module = AnsibleModule(argument_spec=remote_argument_spec(on_remote=dict(type="bool", default=False)), supports_check_mode=True)
-    remote_sets = None
     try:
         config = database_config(module.params)
-        sets = Series(config).describe()
         if module.params["on_remote"] and not config.remote:
-            raise PgdrillError("on_remote was asked for, but no off-host copy is configured", offsite.NO_REMOTE_FIX)
+            raise PgdrillError("on_remote was asked for, but no off-host copy is configured", NO_REMOTE_FIX)
+        # The off-host state is reported, never fatal: a report must still show the local sets.
+        listing = operations.describe(config, remote_sets=module.params["on_remote"])
     except PgdrillError as exc:
         fail(module, exc)
-    remote_problem = None
-    if config.remote:
-        # The off-host state is reported, never fatal: a report must still show the local sets.
-        try:
-            remote = offsite.open_for(config)
-            objects = offsite.objects_by_name(remote)
-            states = offsite.remote_states(Series(config).sets(), objects, config.prefix)
-            if module.params["on_remote"]:
-                now = utcnow()
-                remote_sets = [info.row(now) for info in offsite.catalog(remote, config.prefix, objects)]
-        except PgdrillError as exc:
-            states, remote_problem = {}, exc.message
-        for entry in sets:
-            entry["remote"] = states.get(entry["set"], "unknown")
+    sets = listing["sets"]
     complete = [entry for entry in sets if entry["state"] == "complete"]
     newest = complete[0] if complete else None
     module.exit_json(
@@ -176,9 +164,9 @@ def main():
         future_count=sum(1 for entry in sets if entry["state"] == "future"),
         clock_problem=future_sets_problem(sets),
         remote=config.remote,
-        remote_problem=remote_problem,
+        remote_problem=listing["remote_problem"],
         newest_on_remote=(newest or {}).get("remote") == "complete" if config.remote else None,
-        remote_sets=remote_sets,
+        remote_sets=listing["remote_sets"],
     )
 
 

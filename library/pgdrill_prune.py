@@ -172,7 +172,7 @@ backup_dir:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import database_config, fail, remote_argument_spec
-from ansible.module_utils.pgdrill import offsite, operations
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
 
 RETENTION_OPTIONS = (
@@ -223,10 +223,7 @@ def main():
     params = module.params
     try:
         config = database_config(params, **{key: params[key] for key in RETENTION_OPTIONS})
-        if params["on_remote"]:
-            outcome = offsite.prune_remote(config, dry_run=module.check_mode)
-        else:
-            outcome = operations.prune(config, dry_run=module.check_mode, wait=config.lock_wait)
+        outcome = operations.prune(config, dry_run=module.check_mode, wait=config.lock_wait, on_remote=params["on_remote"])
     except PgdrillError as exc:
         fail(module, exc)
     result = dict(

@@ -112,10 +112,8 @@ skipped:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import database_config, fail, remote_argument_spec
-from ansible.module_utils.pgdrill import offsite
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.fsio import ensure_private_dir
-from ansible.module_utils.pgdrill.locking import SeriesLock
 
 
 def main():
@@ -127,12 +125,7 @@ def main():
     try:
         config = database_config(params)
         directory = params["dest"] or config.backup_dir
-        if module.check_mode:
-            outcome = offsite.pull(config, params["set"], directory, dry_run=True, accept_foreign=params["accept_foreign"])
-        else:
-            ensure_private_dir(directory)
-            with SeriesLock(directory, config.prefix, config.lock_wait):
-                outcome = offsite.pull(config, params["set"], directory, accept_foreign=params["accept_foreign"])
+        outcome = operations.pull(config, params["set"], directory, dry_run=module.check_mode, accept_foreign=params["accept_foreign"])
     except PgdrillError as exc:
         fail(module, exc)
     module.exit_json(

@@ -221,10 +221,9 @@ row_counts:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import database_config, fail, install_runner, remote_argument_spec
-from ansible.module_utils.pgdrill.catalog import find_set
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.recovery import RestoreOptions, restore_set
-from ansible.module_utils.pgdrill.series import Series
+from ansible.module_utils.pgdrill.recovery import RestoreOptions
 
 
 def main():
@@ -252,7 +251,6 @@ def main():
     install_runner(module)
     try:
         config = database_config(params)
-        backup = find_set(Series(config).sets(), params["set"])
         options = RestoreOptions(
             target=params["target_db"],
             replace=params["replace"],
@@ -270,7 +268,7 @@ def main():
             maintenance_db=params["maintenance_db"],
             dry_run=module.check_mode,
         )
-        result = restore_set(config, backup, options)
+        result = operations.restore(config, params["set"], options)
     except PgdrillError as exc:
         fail(module, exc)
     result.pop("dry_run", None)

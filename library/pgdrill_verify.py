@@ -110,7 +110,7 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import database_config, fail, install_runner, remote_argument_spec
-from ansible.module_utils.pgdrill import offsite, operations
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
 
 
@@ -129,14 +129,18 @@ def main():
     install_runner(module)
     try:
         config = database_config(params)
-        if params["on_remote"]:
-            results = offsite.verify_remote(
-                config, params["set"], every=params["all"], restore=params["restore"] and not module.check_mode, jobs=params["jobs"]
-            )
-        else:
-            results = operations.verify(
-                config, params["set"], every=params["all"], restore=params["restore"], jobs=params["jobs"], record=not module.check_mode, wait=config.lock_wait
-            )
+        # On the remote nothing is recorded, and check mode leaves out the restore (it would create a scratch database).
+        restore = params["restore"] and not (params["on_remote"] and module.check_mode)
+        results = operations.verify(
+            config,
+            params["set"],
+            every=params["all"],
+            restore=restore,
+            jobs=params["jobs"],
+            record=not module.check_mode,
+            wait=config.lock_wait,
+            on_remote=params["on_remote"],
+        )
     except PgdrillError as exc:
         fail(module, exc, changed=False)
     verdicts = [r.get("verdict", "passed" if r["ok"] else "bad") for r in results]

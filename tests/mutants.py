@@ -173,7 +173,7 @@ MUTANTS = [
     Mutant(
         "cli: SIGTERM not turned into an unwind",
         ENGINE + "cli.py",
-        "    signal.signal(signal.SIGTERM, _on_sigterm)",
+        "    signal.signal(signal.SIGTERM, on_sigterm)",
         "    pass",
         [SAFETY + "test_sigterm_mid_dump_removes_the_partial_files_and_exits_143"],
     ),
@@ -859,7 +859,7 @@ MUTANTS = [
     ),
     Mutant(
         "config: an endpoint with credentials is repeated in the message",
-        ENGINE + "config.py",
+        ENGINE + "rules.py",
         '    if "@" in value:  # user:secret@host',
         "    if False:  # user:secret@host",
         [REMOTE2 + "test_a_secret_in_the_endpoint_url_is_refused_at_load_and_never_echoed"],

@@ -11,7 +11,7 @@ import os
 from dataclasses import replace
 from typing import Any, Dict, Optional, Sequence
 
-from .config import DatabaseConfig, build_database_config, load_configs
+from .config import Connection, DatabaseConfig, build_database_config, load_configs
 from .errors import PgdrillError
 from .pipeline import Completed, use_runner
 
@@ -81,8 +81,6 @@ def remote_settings(params: Dict[str, Any]) -> Dict[str, Any]:
 
 def connection_of(params: Dict[str, Any], base=None):
     """A Connection from the connection options, over ``base`` (say, a config file's) when given."""
-    from .config import Connection
-
     values = {key: params[option] for option, key in _CONNECTION_KEYS.items() if params.get(option) is not None}
     if params.get("login_password"):
         values["password"] = params["login_password"]

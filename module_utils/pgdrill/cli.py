@@ -14,17 +14,21 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Dict, List, Optional
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional
 
-from . import __version__, offsite, operations
+from . import __version__, operations
 from .backup import plan_backup
-from .config import DatabaseConfig, load_configs, parse_value
-from .errors import LockBusy, PgdrillError
+from .compat import load_seed_configs
+from .config import DatabaseConfig, parse_value
+from .console import PipeSafeStdout, on_sigterm
+from .drill_config import load_drill_config
+from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
 from .fsio import os_error
 from .naming import prefix_of
-from .series import Series, future_sets_problem, utcnow
+from .scheduled import run_drill
+from .series import future_sets_problem
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 log = logging.getLogger("pgdrill")
 
 
@@ -111,25 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_restore_media(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
-    from .catalog import find_set
-    from .restore import extract_media
-
     def work(config: DatabaseConfig) -> Dict[str, Any]:
-        sets = Series(config).sets()
-        if args.set:
-            backup = find_set(sets, args.set)
-        else:
-            newest = next((item for item in sets if item.complete and item.file_of_kind("media")), None)
-            if newest is None:
-                raise PgdrillError(f"no complete set in {config.backup_dir} holds media", "take one with --media, or pull one: pgdrill-backup pull")
-            backup = newest
-        entry = backup.file_of_kind("media")
-        if not backup.complete or entry is None:
-            raise PgdrillError(f"backup set {backup.id} is not complete or holds no media", "choose another set: pgdrill-backup list")
-        done = extract_media(backup.path(entry["name"]), os.path.abspath(args.to), config.encrypt_identity_file)
+        done = operations.restore_media(config, args.set, os.path.abspath(args.to))
         if not args.json:
-            print(f"{config.label}: media of {backup.id} restored into {done['destination']} in {done['seconds']:.1f} s")
-        return {"set": backup.id, **done}
+            print(f"{config.label}: media of {done['set']} restored into {done['destination']} in {done['seconds']:.1f} s")
+        return done
 
     return _each(configs, "media restore", work)
 
@@ -154,44 +144,47 @@ def _human_age(seconds: Optional[float]) -> str:
 
 def cmd_backup(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     explicit = args.db or args.media
-    results = []
-    for config in configs:
+
+    def work(config: DatabaseConfig) -> Dict[str, Any]:
         # As in the seed: no flag means the database; --db and --media choose exactly.
         include_db = args.db or not explicit
         include_media = args.media if explicit else config.media
         plan = plan_backup(config, include_db, include_media)  # one plan: printed by --dry-run, carried out otherwise
         if args.dry_run:
             preview = plan.preview()
-            results.append({"database": config.label, "ok": True, "dry_run": True, "plan": preview})
             if not args.json:
-                print(f"{config.label}: would write into {preview['backup_dir']}:")
-                for name in preview["files"]:
-                    print(f"  {name}")
-                for note in preview["notes"]:
-                    print(f"  note: {note}")
-                if preview["prune"] is not None:
-                    _print_prune(preview["prune"], dry_run=True, indent="  ")
-            continue
-        try:
-            result = operations.backup(config, plan, wait=args.wait)
-        except PgdrillError as exc:
-            log.error("%s: backup failed: %s", config.label, exc.message)
-            results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
-            continue
-        document = result["manifest"]
-        results.append({"database": config.label, "ok": True, **result})
+                _print_preview(config, preview)
+            return {"dry_run": True, "plan": preview}
+        result = operations.backup(config, plan, wait=args.wait)
         if not args.json:
-            sizes = ", ".join(f"{entry['kind']} {_human_size(entry['size'])}" for entry in document["files"])
-            print(f"{config.label}: backup set {document['set']} written to {result['directory']} ({sizes}) in {document['duration_seconds']:.1f} s")
-            for entry in (result.get("push") or {}).get("sets", []):
-                print(f"{config.label}: pushed {entry['set']} to {result['push']['remote']} ({len(entry['uploaded'])} file(s) uploaded, manifest last)")
-            if "prune" in result:
-                removed = result["prune"]["removed"]
-                print(
-                    f"{config.label}: retention kept {len(result['prune']['kept'])} set(s), removed {len(removed)}"
-                    + (": " + ", ".join(e["set"] for e in removed) if removed else "")
-                )
-    return results
+            _print_backup(config, result)
+        return result
+
+    return _each(configs, "backup", work)
+
+
+def _print_preview(config: DatabaseConfig, preview: Dict[str, Any]) -> None:
+    print(f"{config.label}: would write into {preview['backup_dir']}:")
+    for name in preview["files"]:
+        print(f"  {name}")
+    for note in preview["notes"]:
+        print(f"  note: {note}")
+    if preview["prune"] is not None:
+        _print_prune(preview["prune"], dry_run=True, indent="  ")
+
+
+def _print_backup(config: DatabaseConfig, result: Dict[str, Any]) -> None:
+    document = result["manifest"]
+    sizes = ", ".join(f"{entry['kind']} {_human_size(entry['size'])}" for entry in document["files"])
+    print(f"{config.label}: backup set {document['set']} written to {result['directory']} ({sizes}) in {document['duration_seconds']:.1f} s")
+    for entry in (result.get("push") or {}).get("sets", []):
+        print(f"{config.label}: pushed {entry['set']} to {result['push']['remote']} ({len(entry['uploaded'])} file(s) uploaded, manifest last)")
+    if "prune" in result:
+        removed = result["prune"]["removed"]
+        print(
+            f"{config.label}: retention kept {len(result['prune']['kept'])} set(s), removed {len(removed)}"
+            + (": " + ", ".join(e["set"] for e in removed) if removed else "")
+        )
 
 
 def _print_prune(plan: List[Dict[str, Any]], dry_run: bool, indent: str = "") -> None:
@@ -202,15 +195,25 @@ def _print_prune(plan: List[Dict[str, Any]], dry_run: bool, indent: str = "") ->
         print(f"{indent}{verb:<12} {entry['set']}: {', '.join(entry.get('reasons') or [entry['reason']])}")
 
 
-def _each(configs: List[DatabaseConfig], action: str, work) -> List[Dict[str, Any]]:
-    """Run ``work(config)`` for every database; a failure is a result naming it, not an exception."""
-    results = []
+def _failed(label: str, action: str, exc: PgdrillError) -> Dict[str, Any]:
+    """The one result of a failed command for a database, logged."""
+    log.error("%s: %s failed: %s", label, action, exc.message)
+    return {"database": label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)}
+
+
+def _each(
+    configs: List[DatabaseConfig], action: str, work: Callable[[DatabaseConfig], Optional[Dict[str, Any]]], results: Optional[List[Dict[str, Any]]] = None
+) -> List[Dict[str, Any]]:
+    """Run ``work(config)`` for every database; a failure is a result naming it, not an exception.
+    ``work`` returns its database's result, or None when it put its own results (one per set) into ``results``."""
+    results = [] if results is None else results
     for config in configs:
         try:
-            results.append({"database": config.label, "ok": True, **work(config)})
+            outcome = work(config)
+            if outcome is not None:
+                results.append({"database": config.label, "ok": True, **outcome})
         except PgdrillError as exc:
-            log.error("%s: %s failed: %s", config.label, action, exc.message)
-            results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
+            results.append(_failed(config.label, action, exc))
     return results
 
 
@@ -231,16 +234,8 @@ def cmd_push(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 
 def cmd_pull(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     def work(config: DatabaseConfig) -> Dict[str, Any]:
-        from .locking import SeriesLock
-        from .fsio import ensure_private_dir
-
         directory = os.path.abspath(args.to or config.backup_dir)
-        if args.dry_run:
-            outcome = offsite.pull(config, args.set, directory, dry_run=True, accept_foreign=args.accept_foreign)
-        else:
-            ensure_private_dir(directory)
-            with SeriesLock(directory, config.prefix, config.lock_wait if args.wait is None else args.wait):
-                outcome = offsite.pull(config, args.set, directory, accept_foreign=args.accept_foreign)
+        outcome = operations.pull(config, args.set, directory, dry_run=args.dry_run, accept_foreign=args.accept_foreign, wait=args.wait)
         if not args.json:
             verb = "would pull" if args.dry_run else "pulled"
             print(
@@ -254,10 +249,7 @@ def cmd_pull(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 
 def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     def work(config: DatabaseConfig) -> Dict[str, Any]:
-        if args.remote:
-            outcome = offsite.prune_remote(config, dry_run=args.dry_run)
-        else:
-            outcome = operations.prune(config, dry_run=args.dry_run, wait=args.wait)
+        outcome = operations.prune(config, dry_run=args.dry_run, wait=args.wait, on_remote=args.remote)
         if not args.json:
             print(f"{config.label}: {outcome.get('remote') or config.backup_dir} ({outcome['policy']})")
             _print_prune(outcome["removed"] + outcome["kept"], args.dry_run, "  ")
@@ -267,66 +259,58 @@ def cmd_prune(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
 
 
 def cmd_verify(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
-    results = []
+    results: List[Dict[str, Any]] = []
     targets = configs
     prefix = prefix_of(os.path.basename(args.set)) if args.set else None
     if prefix and len(configs) > 1:
         # The set's own prefix picks its series: "app_db_..." belongs to [database app_db], not to app.
         targets = [c for c in configs if c.prefix == prefix] or configs
-    for config in targets:
 
-        def show(outcome: Dict[str, Any], label: str = config.label) -> None:
-            results.append({"database": label, **outcome})
+    def work(config: DatabaseConfig) -> None:
+        def show(outcome: Dict[str, Any]) -> None:
+            results.append({"database": config.label, **outcome})
             if not args.json:
-                print(f"{label}: {outcome['set']}")
-                for check in outcome["checks"]:
-                    print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
-                if outcome.get("verdict") == "inconclusive":
-                    print("  could not verify: nothing above blames the set, whose recorded verdict stays as it was; fix what is named and verify again")
+                _print_verify(config.label, outcome)
 
-        try:
-            if args.remote:
-                if args.dry_run:
-                    raise PgdrillError("verify --remote has no dry run: it only reads the remote", "leave out --dry-run")
-                offsite.verify_remote(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs, on_result=show)
-                continue
-            operations.verify(config, args.set, every=args.all, restore=args.restore, jobs=args.jobs, record=not args.dry_run, wait=args.wait, on_result=show)
-        except PgdrillError as exc:
-            log.error("%s: verify failed: %s", config.label, exc.message)
-            results.append({"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)})
-    return results
+        if args.remote and args.dry_run:
+            raise PgdrillError("verify --remote has no dry run: it only reads the remote", "leave out --dry-run")
+        operations.verify(
+            config,
+            args.set,
+            every=args.all,
+            restore=args.restore,
+            jobs=args.jobs,
+            record=not args.dry_run,
+            wait=args.wait,
+            on_result=show,
+            on_remote=args.remote,
+        )
+
+    return _each(targets, "verify", work, results)
 
 
-def _remote_column(config: DatabaseConfig, rows: List[Dict[str, Any]]) -> None:
-    """Each set's state on the off-host copy, from one listing; "unknown" (and a warning) when the
-    remote cannot be read: list never fails for it."""
-    if not config.remote:
-        return
-    try:
-        states = offsite.remote_states(Series(config).sets(), offsite.objects_by_name(offsite.open_for(config)), config.prefix)
-    except PgdrillError as exc:
-        log.warning("%s: cannot read the off-host copy: %s", config.label, exc.message)
-        states = {}
-    for row in rows:
-        row["remote"] = states.get(row["set"], "unknown")
+def _print_verify(label: str, outcome: Dict[str, Any]) -> None:
+    print(f"{label}: {outcome['set']}")
+    for check in outcome["checks"]:
+        print(f"  {'ok' if check['ok'] else 'FAILED':<7} {check['name']}: {check['detail']}")
+    if outcome.get("verdict") == "inconclusive":
+        print("  could not verify: nothing above blames the set, whose recorded verdict stays as it was; fix what is named and verify again")
 
 
 def cmd_list_remote(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     def work(config: DatabaseConfig) -> Dict[str, Any]:
-        remote = offsite.open_for(config)
-        now = utcnow()
-        rows = [info.row(now) for info in offsite.catalog(remote, config.prefix)]
+        listing = operations.describe_remote(config)
         if not args.json:
-            print(f"{config.label}: {remote.text}")
-            if not rows:
+            print(f"{config.label}: {listing['remote']}")
+            if not listing["sets"]:
                 print("  (no backup sets)")
-            for row in rows:
+            for row in listing["sets"]:
                 when = row["time"][:19].replace("T", " ")
                 flags = ("encrypted" if row["encrypted"] else "plain") + (", pinned" if row["pinned"] else "")
                 print(f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {flags}")
                 if row["problem"]:
                     print(f"    {row['problem']}")
-        return {"remote": remote.text, "sets": rows}
+        return listing
 
     return _each(configs, "remote list", work)
 
@@ -334,32 +318,39 @@ def cmd_list_remote(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]
 def cmd_list(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
     if args.remote:
         return cmd_list_remote(args, configs)
-    results = []
-    for config in configs:
-        rows = Series(config).describe()
-        _remote_column(config, rows)
-        results.append({"database": config.label, "ok": True, "backup_dir": config.backup_dir, "sets": rows})
+
+    def work(config: DatabaseConfig) -> Dict[str, Any]:
+        listing = operations.describe(config)
+        rows = listing["sets"]
+        if listing["remote_problem"]:
+            log.warning("%s: cannot read the off-host copy: %s", config.label, listing["remote_problem"])
         clock = future_sets_problem(rows)
         if clock:
             log.warning("%s: %s", config.label, clock)
         if not args.json:
-            print(f"{config.label}: {config.backup_dir}")
-            if not rows:
-                print("  (no backup sets)")
-                continue
-            remote = f" {'REMOTE':<10}" if config.remote else ""
-            print(f"  {'SET':<40} {'TIME (UTC)':<19}  {'AGE':>8}  {'SIZE':>9}  {'STATE':<10} {'VERIFIED':<10}{remote} PIN")
-            for row in rows:
-                when = row["time"][:19].replace("T", " ")
-                there = f" {row['remote']:<10}" if config.remote else ""
-                pin = f'pinned: "{row["pin"]["reason"]}" ({row["pin"]["by"]}, {row["pin"]["pinned_at"]})' if row["pinned"] else ""
-                print(
-                    f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']:<10}{there} {pin}".rstrip()
-                )
-                unverified = (row.get("verification") or {}).get("could_not_verify")
-                if unverified:
-                    print(f"    the last verify could not run ({_shorten(unverified)}): VERIFIED is the verdict before it")
-    return results
+            _print_list(config, rows)
+        return {"backup_dir": config.backup_dir, "sets": rows}
+
+    return _each(configs, "list", work)
+
+
+def _print_list(config: DatabaseConfig, rows: List[Dict[str, Any]]) -> None:
+    print(f"{config.label}: {config.backup_dir}")
+    if not rows:
+        print("  (no backup sets)")
+        return
+    remote = f" {'REMOTE':<10}" if config.remote else ""
+    print(f"  {'SET':<40} {'TIME (UTC)':<19}  {'AGE':>8}  {'SIZE':>9}  {'STATE':<10} {'VERIFIED':<10}{remote} PIN")
+    for row in rows:
+        when = row["time"][:19].replace("T", " ")
+        there = f" {row['remote']:<10}" if config.remote else ""
+        pin = f'pinned: "{row["pin"]["reason"]}" ({row["pin"]["by"]}, {row["pin"]["pinned_at"]})' if row["pinned"] else ""
+        print(
+            f"  {row['set']:<40} {when:<19}  {_human_age(row['age_seconds']):>8}  {_human_size(row['size']):>9}  {row['state']:<10} {row['verified']:<10}{there} {pin}".rstrip()
+        )
+        unverified = (row.get("verification") or {}).get("could_not_verify")
+        if unverified:
+            print(f"    the last verify could not run ({_shorten(unverified)}): VERIFIED is the verdict before it")
 
 
 def _shorten(text: str, limit: int = 160) -> str:
@@ -377,68 +368,37 @@ def cmd_pin(args, configs: List[DatabaseConfig]) -> List[Dict[str, Any]]:
         )
         log.error("%s", message)
         return [{"ok": False, "error": message}]
-    config = targets[0]
-    try:
+
+    def work(config: DatabaseConfig) -> Dict[str, Any]:
         outcome = operations.pin(config, args.set, getattr(args, "reason", None), unpin=unpin, dry_run=args.dry_run, wait=args.wait)
-    except PgdrillError as exc:
-        log.error("%s: %s failed: %s", config.label, args.command, exc.message)
-        return [{"database": config.label, "ok": False, "error": exc.message, "locked": isinstance(exc, LockBusy)}]
-    if not args.json:
-        pin = outcome["pin"]
-        would = "would be " if args.dry_run else ""
-        if unpin:
-            text = f'{would}unpinned (pinned by {pin["by"]}: "{pin["reason"]}")' if outcome["changed"] and pin else "not pinned; nothing to do"
-            text = f"{would}unpinned" if outcome["changed"] and not pin else text
-        elif outcome["changed"]:
-            text = f'{would}pinned: "{pin["reason"]}"; no retention rule deletes it, here or on the remote'
-        else:
-            text = f'already pinned by {pin["by"]} at {pin["pinned_at"]}: "{pin["reason"]}"; nothing changed'
-        remote = outcome.get("remote")
-        print(f"{config.label}: {outcome['set']} {text}" + (f" ({remote})" if remote and (outcome["changed"] or unpin) else ""))
-    return [{"database": config.label, "ok": True, "dry_run": args.dry_run, **outcome}]
+        if not args.json:
+            _print_pin(config.label, outcome, unpin, args.dry_run)
+        return {"dry_run": args.dry_run, **outcome}
+
+    return _each(targets, args.command, work)
 
 
-class _PipeSafeStdout:
-    """stdout that survives its reader going away (``pgdrill-backup list | head``): the rest of the
-    output is dropped, the work itself goes on and its exit code stands."""
-
-    def __init__(self, stream) -> None:
-        self._stream = stream
-
-    def _silence(self) -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self._stream.fileno())
-        os.close(devnull)
-
-    def write(self, text: str) -> int:
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            self._silence()
-            return len(text)
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            self._silence()
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
-
-
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    # Unwind like Ctrl-C so that partial files are removed on the way out.
-    raise SystemExit(128 + signum)
+def _print_pin(label: str, outcome: Dict[str, Any], unpin: bool, dry_run: bool) -> None:
+    pin = outcome["pin"]
+    would = "would be " if dry_run else ""
+    if unpin:
+        text = f'{would}unpinned (pinned by {pin["by"]}: "{pin["reason"]}")' if outcome["changed"] and pin else "not pinned; nothing to do"
+        text = f"{would}unpinned" if outcome["changed"] and not pin else text
+    elif outcome["changed"]:
+        text = f'{would}pinned: "{pin["reason"]}"; no retention rule deletes it, here or on the remote'
+    else:
+        text = f'already pinned by {pin["by"]} at {pin["pinned_at"]}: "{pin["reason"]}"; nothing changed'
+    remote = outcome.get("remote")
+    print(f"{label}: {outcome['set']} {text}" + (f" ({remote})" if remote and (outcome["changed"] or unpin) else ""))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    if not isinstance(sys.stdout, _PipeSafeStdout):
-        sys.stdout = _PipeSafeStdout(sys.stdout)
+    if not isinstance(sys.stdout, PipeSafeStdout):
+        sys.stdout = PipeSafeStdout(sys.stdout)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING, format="pgdrill: %(message)s")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     overrides: Dict[str, Any] = {}
     if args.out_dir is not None:
         overrides["backup_dir"] = args.out_dir  # checked like the config's backup_dir ("" is refused)
@@ -452,7 +412,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error("drill takes its set and database from the config's [drill] section, not --out-dir or --database")
         return cmd_drill(args)
     try:
-        configs = load_configs(args.config, overrides=overrides, only=args.database)
+        configs = load_seed_configs(args.config, overrides=overrides, only=args.database)
     except PgdrillError as exc:
         print(f"pgdrill: {exc.message}", file=sys.stderr)
         if args.json:
@@ -493,9 +453,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def cmd_drill(args) -> int:
     """``pgdrill-backup drill``: the [drill] section's drill, the same engine code as the playbook's."""
-    from .config import load_drill_config
-    from .scheduled import run_drill
-
     try:
         config = load_drill_config(args.config)
     except PgdrillError as exc:
@@ -517,8 +474,6 @@ def cmd_drill(args) -> int:
 
 
 def _without_prune(config: DatabaseConfig) -> DatabaseConfig:
-    from dataclasses import replace
-
     return replace(config, prune_after_backup=False)
 
 

@@ -1,8 +1,13 @@
 # Copyright (c) 2026 pgdrill maintainers
 # SPDX-License-Identifier: MIT
-"""The one error type the engine raises for conditions a user can fix."""
+"""The one error type the engine raises for conditions a user can fix, and the exit codes a run ends
+with (pgdrill-backup's, the Django command's and the scheduled drill's alike)."""
 
 from __future__ import annotations
+
+# 0 everything asked for succeeded; 1 a backup, check or prune failed; 2 bad usage or configuration;
+# 75 (EX_TEMPFAIL) another run holds the series lock: try again later.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 
 
 class PgdrillError(Exception):

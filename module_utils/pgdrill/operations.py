@@ -1,8 +1,10 @@
 # Copyright (c) 2026 pgdrill maintainers
 # SPDX-License-Identifier: MIT
-"""The operations the host command and the Ansible modules share, written once: a backup run with
-its heartbeat, lock-then-prune, and lock-select-verify; each real run then rewrites the series'
-metrics."""
+"""The operations the host command, the Ansible modules and the Django command share, written once: a
+backup run with its heartbeat, lock-then-prune, lock-select-verify, lock-then-pull, pins, the
+listing with the off-host state, restores of a set and of its media, and the same on the off-host
+copy; each real run of a command that changes the series then rewrites its metrics. The front ends
+parse their arguments, call these, and present the outcome."""
 
 from __future__ import annotations
 
@@ -13,17 +15,21 @@ from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional
 
 from . import metrics, offsite, ping
+from .backup import BackupRun
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
-from .errors import LockBusy, PgdrillError
+from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, LockBusy, PgdrillError
+from .fsio import ensure_private_dir
+from .locking import SeriesLock
+from .recovery import RestoreOptions, restore_set
 from .remote import DELETED, LOCKED
+from .restore import extract_media
 from .retention import is_future
-from .series import Series, utcnow
+from .series import Series, future_sets_problem, recent_set, utcnow
 from .verify import verify_set
 
 
 log = logging.getLogger("pgdrill")
-EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 75
 
 
 def observe(config: DatabaseConfig, command: str, started: float, exit_code: int, summary: Dict[str, Any], remote: Optional[Dict[str, Any]] = None) -> None:
@@ -44,8 +50,6 @@ def observe(config: DatabaseConfig, command: str, started: float, exit_code: int
 def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[str, Any]:
     """One backup run (``plan`` from backup.plan_backup), pinged at its start and end, its outcome
     in the metrics."""
-    from .backup import BackupRun
-
     started = time.time()
     if config.ping_url:
         ping.send(config.ping_url, "start", {"database": config.label})
@@ -117,8 +121,11 @@ def push(config: DatabaseConfig, wanted: Optional[str] = None, every: bool = Fal
         )
 
 
-def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] = None) -> Dict[str, Any]:
-    """Apply retention under the series lock; a dry run only reads (no lock file, no directory)."""
+def prune(config: DatabaseConfig, dry_run: bool = False, wait: Optional[float] = None, on_remote: bool = False) -> Dict[str, Any]:
+    """Apply retention under the series lock; a dry run only reads (no lock file, no directory).
+    ``on_remote``: to the off-host copy instead, with its own rules."""
+    if on_remote:
+        return offsite.prune_remote(config, dry_run=dry_run)
     series = Series(config)
     if dry_run:
         return series.prune(dry_run=True)
@@ -216,10 +223,14 @@ def verify(
     record: bool = True,
     wait: Optional[float] = None,
     on_result: Optional[Callable[[Dict[str, Any]], None]] = None,
+    on_remote: bool = False,
 ) -> List[Dict[str, Any]]:
     """Verify the chosen sets under the series lock; one result per set, each also handed to
     ``on_result`` as soon as it is known (``verify --all`` prints as it goes). A dry run (``record``
-    false) on a directory this user cannot write (a read-only mount, a copy) reads without a lock."""
+    false) on a directory this user cannot write (a read-only mount, a copy) reads without a lock.
+    ``on_remote``: the off-host copy's sets instead, downloaded and hashed (nothing is stored)."""
+    if on_remote:
+        return offsite.verify_remote(config, wanted, every=every, restore=restore, jobs=jobs, on_result=on_result)
     check_set_directory(wanted, config.backup_dir)
     series = Series(config)
     with nullcontext() if not record and _read_only(config.backup_dir) else series.lock(wait):
@@ -236,3 +247,77 @@ def verify(
             if record:
                 observe(config, "verify", time.time(), EXIT_OK, {})
         return results
+
+
+def pull(
+    config: DatabaseConfig, wanted: Optional[str], directory: str, dry_run: bool = False, accept_foreign: bool = False, wait: Optional[float] = None
+) -> Dict[str, Any]:
+    """Download a set from the off-host copy into ``directory`` (made 0700) under the lock of the
+    series there, waiting ``wait`` seconds (default: the config's lock_wait); a dry run only reads."""
+    if dry_run:
+        return offsite.pull(config, wanted, directory, dry_run=True, accept_foreign=accept_foreign)
+    ensure_private_dir(directory)
+    with SeriesLock(directory, config.prefix, config.lock_wait if wait is None else wait):
+        return offsite.pull(config, wanted, directory, accept_foreign=accept_foreign)
+
+
+def describe(config: DatabaseConfig, remote_sets: bool = False) -> Dict[str, Any]:
+    """The series' sets, newest first. With an off-host copy, each set's state there from one
+    listing ("unknown", and ``remote_problem`` saying why, when it cannot be read: a listing never
+    fails for it); ``remote_sets`` adds the off-host copy's own sets from the same listing."""
+    rows = Series(config).describe()
+    out: Dict[str, Any] = {"sets": rows, "remote_problem": None, "remote_sets": None}
+    if not config.remote:
+        return out
+    states: Dict[str, str] = {}
+    try:
+        remote = offsite.open_for(config)
+        objects = offsite.objects_by_name(remote)
+        states = offsite.remote_states(Series(config).sets(), objects, config.prefix)
+        if remote_sets:
+            out["remote_sets"] = _remote_rows(remote, config.prefix, objects)
+    except PgdrillError as exc:
+        out["remote_problem"] = exc.message
+    for row in rows:
+        row["remote"] = states.get(row["set"], "unknown")
+    return out
+
+
+def describe_remote(config: DatabaseConfig) -> Dict[str, Any]:
+    """The sets on the off-host copy, newest first, each with its manifest read and checked against the listing."""
+    remote = offsite.open_for(config)
+    return {"remote": remote.text, "sets": _remote_rows(remote, config.prefix)}
+
+
+def _remote_rows(remote, prefix: str, objects=None) -> List[Dict[str, Any]]:
+    now = utcnow()
+    return [info.row(now) for info in offsite.catalog(remote, prefix, objects)]
+
+
+def restore(config: DatabaseConfig, wanted: Optional[str], options: RestoreOptions) -> Dict[str, Any]:
+    """Restore a set of the series (the newest complete one by default) as ``options`` say."""
+    return restore_set(config, find_set(Series(config).sets(), wanted), options)
+
+
+def restore_media(config: DatabaseConfig, wanted: Optional[str], destination: str) -> Dict[str, Any]:
+    """Restore a set's media root (the newest complete set holding media by default) as
+    ``destination``, a new or empty directory."""
+    sets = Series(config).sets()
+    if wanted:
+        backup = find_set(sets, wanted)
+    else:
+        newest = next((item for item in sets if item.complete and item.file_of_kind("media")), None)
+        if newest is None:
+            raise PgdrillError(f"no complete set in {config.backup_dir} holds media", "take one with --media, or pull one: pgdrill-backup pull")
+        backup = newest
+    entry = backup.file_of_kind("media")
+    if not backup.complete or entry is None:
+        raise PgdrillError(f"backup set {backup.id} is not complete or holds no media", "choose another set: pgdrill-backup list")
+    return {"set": backup.id, **extract_media(backup.path(entry["name"]), destination, config.encrypt_identity_file)}
+
+
+def recent_backup(config: DatabaseConfig, max_age: int) -> "tuple[Optional[Dict[str, Any]], Optional[str]]":
+    """(the newest complete set when it is younger than ``max_age`` seconds, else None; with a
+    ``max_age``, the clock problem of sets dated in the future, which never count as recent)."""
+    recent = recent_set(Series(config), max_age)
+    return recent, future_sets_problem(Series(config).describe()) if max_age > 0 else None

@@ -24,15 +24,15 @@ from typing import Any, Dict, List, Optional
 
 from . import db, drill, ping, scratch
 from .catalog import BackupSet, scan
-from .config import DatabaseConfig, DrillConfig
-from .errors import PgdrillError
+from .config import DatabaseConfig
+from .drill_config import DrillConfig
+from .errors import EXIT_FAILED, EXIT_OK, PgdrillError
 from .fsio import os_error
 from .operations import select_for_verify
 from .recovery import RestoreOptions, restore_set
 from .verify import verify_set
 
 log = logging.getLogger("pgdrill")
-EXIT_OK, EXIT_FAILED = 0, 1
 LEFTOVER_GRACE = timedelta(hours=24)
 
 

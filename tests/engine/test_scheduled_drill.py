@@ -301,7 +301,7 @@ def test_a_drill_whose_log_line_cannot_be_written_fails_everywhere(backup_env, t
 
 def test_two_drills_in_the_same_second_keep_two_evidence_records_and_two_log_lines(backup_env, tmp_path, ping_recorder, monkeypatch):
     from pgdrill import scheduled
-    from pgdrill.config import load_drill_config
+    from pgdrill.drill_config import load_drill_config
 
     base, _ = ping_recorder
     backup_env.run()

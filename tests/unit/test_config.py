@@ -21,6 +21,8 @@ def test_seed_defaults_without_a_file(tmp_path, monkeypatch):
 
 
 def test_seed_env_names_are_aliases_and_pgdrill_names_win(tmp_path):
+    from pgdrill.compat import load_seed_configs as load_configs  # the seed's names: pgdrill-backup's loader
+
     env = {"EZ360_BACKUP_DIR": "/srv/b", "EZ360_BACKUP_RETENTION_DAYS": "30", "EZ360_BACKUP_KEEP_LAST": "5", "PGDATABASE": "d"}
     (config,) = load_configs(environ=env)
     assert (config.backup_dir, config.retention_days, config.keep_last) == ("/srv/b", 30, 5)
@@ -73,6 +75,8 @@ def test_bad_config_is_named(tmp_path, text, words):
 
 
 def test_bad_env_value_names_the_variable():
+    from pgdrill.compat import load_seed_configs as load_configs  # the seed's names: pgdrill-backup's loader
+
     with pytest.raises(PgdrillError) as caught:
         load_configs(environ={"EZ360_BACKUP_KEEP_LAST": "x"})
     assert "EZ360_BACKUP_KEEP_LAST" in caught.value.message

@@ -3,7 +3,8 @@ drill's post-restore steps."""
 
 import pytest
 
-from pgdrill.config import load_configs, load_drill_config
+from pgdrill.config import load_configs
+from pgdrill.drill_config import load_drill_config
 from pgdrill.errors import PgdrillError
 from pgdrill.scheduled import newest_set_files, post_restore_steps
 
@@ -98,3 +99,23 @@ def test_the_newest_set_with_a_manifest_is_the_one_copied():
     now = datetime(2026, 11, 27, tzinfo=timezone.utc)
     assert newest_set_files(names, "shop", now) == ["shop_db_20261101_021500_utc.dump", "shop_manifest_20261101_021500_utc.json"]
     assert newest_set_files(names, "crm", now) == []
+
+
+@pytest.mark.parametrize("jobs_key, identity_key", [("restore_jobs", "encrypt_identity_file"), ("jobs", "identity_file")])
+def test_the_drill_keys_share_the_database_sections_names_and_the_old_names_still_work(tmp_path, jobs_key, identity_key):
+    text = f"[drill]\ndatabase = shop\nsource_dir = /srv\n{jobs_key} = 5\n{identity_key} = /etc/pgdrill/drill.key\n"
+    drill = load_drill_config(write(tmp_path, text), environ={})
+    assert (drill.restore_jobs, drill.encrypt_identity_file) == (5, "/etc/pgdrill/drill.key")
+    assert (drill.jobs, drill.identity_file) == (5, "/etc/pgdrill/drill.key")
+
+
+def test_an_old_drill_key_and_its_new_name_together_are_refused(tmp_path):
+    with pytest.raises(PgdrillError, match="sets both 'jobs' and 'restore_jobs'"):
+        load_drill_config(write(tmp_path, "[drill]\ndatabase = shop\nsource_dir = /srv\nrestore_jobs = 2\njobs = 3\n"), environ={})
+
+
+def test_a_drill_endpoint_with_credentials_is_refused_without_repeating_them(tmp_path):
+    text = "[drill]\ndatabase = shop\nsource = remote\nremote = s3://backups/pgdrill\nremote_endpoint_url = https://key:hunter2@s3.example\n"
+    with pytest.raises(PgdrillError, match="holds credentials") as caught:
+        load_drill_config(write(tmp_path, text), environ={})
+    assert "hunter2" not in caught.value.message

@@ -30,7 +30,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ... import cli
-from ...errors import PgdrillError
+from ...console import on_sigterm
+from ...errors import EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE, PgdrillError
 from ...fsio import os_error
 from .engine_config import database_config
 
@@ -86,7 +87,7 @@ def _unwind_on_sigterm() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:
@@ -128,14 +129,14 @@ class BackupCommand(BaseCommand):
     def handle(self, *args, **options) -> None:
         action = options.get("action") or "backup"
         if options.get("no_prune") and action != "backup":
-            raise CommandError(f"--no-prune applies to backups only; it cannot be combined with '{action}'", returncode=cli.EXIT_USAGE)
+            raise CommandError(f"--no-prune applies to backups only; it cannot be combined with '{action}'", returncode=EXIT_USAGE)
         if action == "verify" and options.get("all") and options.get("set"):
-            raise CommandError("verify --all checks every set: pass either --all or one SET, not both", returncode=cli.EXIT_USAGE)
+            raise CommandError("verify --all checks every set: pass either --all or one SET, not both", returncode=EXIT_USAGE)
         overrides = {} if options.get("out_dir") is None else {"backup_dir": options["out_dir"]}
         try:
             config, libpq_env = database_config(settings, options.get("database") or "default", overrides)
         except PgdrillError as exc:
-            raise CommandError(exc.message, returncode=cli.EXIT_USAGE) from None
+            raise CommandError(exc.message, returncode=EXIT_USAGE) from None
         if action == "backup" and options.get("no_prune"):
             config = replace(config, prune_after_backup=False)
         engine_args = argparse.Namespace(
@@ -161,7 +162,7 @@ class BackupCommand(BaseCommand):
                 results = handler(engine_args, [config])
             except OSError as exc:
                 error = os_error(exc, "work on", getattr(exc, "filename", None) or "a file")
-                raise CommandError(error.message, returncode=cli.EXIT_FAILED) from None
+                raise CommandError(error.message, returncode=EXIT_FAILED) from None
         ok = all(result.get("ok") for result in results)
         if engine_args.json:
             self.stdout.write(json.dumps({"ok": ok, "command": action, "results": results}, indent=2, default=str))
@@ -170,5 +171,5 @@ class BackupCommand(BaseCommand):
         failed = [result for result in results if not result.get("ok")]
         errors = "; ".join(result["error"] for result in failed if result.get("error")) or "a check failed (see above)"
         if all(result.get("locked") for result in failed):
-            raise CommandError(f"{action}: {errors}", returncode=cli.EXIT_LOCKED)
-        raise CommandError(f"{action} failed: {errors}", returncode=cli.EXIT_FAILED)
+            raise CommandError(f"{action}: {errors}", returncode=EXIT_LOCKED)
+        raise CommandError(f"{action} failed: {errors}", returncode=EXIT_FAILED)

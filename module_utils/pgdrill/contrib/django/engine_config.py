@@ -21,6 +21,7 @@ import os
 from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ...compat import SEED_SETTINGS
 from ...config import DatabaseConfig, build_database_config
 from ...errors import PgdrillError
 
@@ -40,12 +41,6 @@ LIBPQ_ENVIRONMENT = {
     "gssencmode": "PGGSSENCMODE",
     "channel_binding": "PGCHANNELBINDING",
 }
-# The seed's settings and the engine keys they set.
-SEED_SETTINGS = (
-    ("EZ360_BACKUP_DIR", "backup_dir"),
-    ("EZ360_BACKUP_RETENTION_DAYS", "retention_days"),
-    ("EZ360_BACKUP_KEEP_LAST", "keep_last"),
-)
 
 
 def _postgresql(alias: str, databases: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -82,7 +77,7 @@ def database_config(
     media_root = getattr(settings, "MEDIA_ROOT", "")
     if media_root:
         values["media_root"] = media_root
-    for setting, key in SEED_SETTINGS:
+    for setting, key in SEED_SETTINGS.items():
         value = getattr(settings, setting, None)
         if value not in (None, ""):
             values[key] = value
