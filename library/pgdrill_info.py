@@ -134,7 +134,7 @@ clock_problem:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import database_config, fail, remote_argument_spec
-from ansible.module_utils.pgdrill import offsite
+from ansible.module_utils.pgdrill import offsite, offsite_sets
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.series import Series, future_sets_problem, utcnow
 
@@ -155,7 +155,7 @@ def main():
         try:
             remote = offsite.open_for(config)
             objects = offsite.objects_by_name(remote)
-            states = offsite.remote_states(Series(config).sets(), objects, config.prefix)
+            states = offsite_sets.remote_states(Series(config).sets(), objects, config.prefix)
             if module.params["on_remote"]:
                 now = utcnow()
                 remote_sets = [info.row(now) for info in offsite.catalog(remote, config.prefix, objects)]

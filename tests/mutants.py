@@ -499,7 +499,7 @@ MUTANTS = [
     ),
     Mutant(
         "remote: push owes only sets newer than the newest remote stamp",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite_sets.py",
         "            candidates.append(backup)",
         "            candidates.extend([backup] if backup.id in on_remote or backup.stamp > max([e.stamp for e in on_remote.values() if e.complete] or ['']) else [])",
         [
@@ -509,7 +509,7 @@ MUTANTS = [
     ),
     Mutant(
         "remote: the next backup does not finish a set the remote holds part of",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite_sets.py",
         "    absent = [backup for backup in candidates if backup.id not in on_remote]",
         "    absent = list(candidates)",
         ["tests/unit/test_remote.py::test_owed_sets_ignore_the_stamps_a_planted_future_set_stops_nothing"],
@@ -523,7 +523,7 @@ MUTANTS = [
     ),
     Mutant(
         "remote: complete on the remote from the manifest alone",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite_sets.py",
         '    return "damaged"\n',
         '    return "complete"\n',
         [UNTRUSTED + "test_a_pushed_set_whose_dump_was_deleted_is_not_complete_there"],
@@ -572,7 +572,7 @@ MUTANTS = [
     ),
     Mutant(
         "remote: hidden object names accepted",
-        ENGINE + "remote.py",
+        ENGINE + "storage/__init__.py",
         'if not name or "/" in name or name.startswith(".") or',
         'if not name or "/" in name or',
         ["tests/unit/test_remote.py::test_remote_object_names_are_plain_file_names"],
@@ -811,7 +811,7 @@ MUTANTS = [
     ),
     Mutant(
         "remote: a push aborts other series' interrupted uploads",
-        ENGINE + "remote.py",
+        ENGINE + "storage/__init__.py",
         'if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]',
         "if now - started > age]",
         [
@@ -821,7 +821,7 @@ MUTANTS = [
     ),
     Mutant(
         "remote: a push aborts uploads in progress",
-        ENGINE + "remote.py",
+        ENGINE + "storage/__init__.py",
         'if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]',
         'if getattr(parse_file_name(name), "prefix", None) == prefix]',
         [
@@ -838,21 +838,21 @@ MUTANTS = [
     ),
     Mutant(
         "remote: Object Lock days on a bucket without Object Lock not named",
-        ENGINE + "remote.py",
+        ENGINE + "storage/s3.py",
         '        if (answer.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") != "Enabled":',
         "        if False:",
         [REMOTE2 + "test_object_lock_days_on_a_bucket_without_object_lock_is_named"],
     ),
     Mutant(
         "remote: an access denied delete counts as kept (locked)",
-        ENGINE + "remote.py",
+        ENGINE + "storage/s3.py",
         '                    if code in ("AccessDenied", "403") and self._locked(key, version):',
         '                    if code in ("AccessDenied", "403"):',
         [REMOTE2 + "test_put_only_credentials_push_but_a_denied_delete_fails_the_remote_prune"],
     ),
     Mutant(
         "remote: the endpoint's userinfo in the S3 client's messages",
-        ENGINE + "remote.py",
+        ENGINE + "storage/s3.py",
         '        endpoint = without_userinfo(self.endpoint_url) if self.endpoint_url else "AWS S3"',
         '        endpoint = self.endpoint_url or "AWS S3"',
         [REMOTE2 + "test_the_s3_client_never_puts_an_endpoints_userinfo_in_a_message"],

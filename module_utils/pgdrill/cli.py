@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import Any, Dict, List, Optional
 
-from . import __version__, offsite, operations
+from . import __version__, offsite, offsite_sets, operations
 from .backup import plan_backup
 from .config import DatabaseConfig, load_configs, parse_value
 from .errors import LockBusy, PgdrillError
@@ -303,7 +303,7 @@ def _remote_column(config: DatabaseConfig, rows: List[Dict[str, Any]]) -> None:
     if not config.remote:
         return
     try:
-        states = offsite.remote_states(Series(config).sets(), offsite.objects_by_name(offsite.open_for(config)), config.prefix)
+        states = offsite_sets.remote_states(Series(config).sets(), offsite.objects_by_name(offsite.open_for(config)), config.prefix)
     except PgdrillError as exc:
         log.warning("%s: cannot read the off-host copy: %s", config.label, exc.message)
         states = {}

@@ -291,7 +291,7 @@ def _recipients(text: str) -> Tuple[str, ...]:
 
 @accepting("s3://BUCKET/PREFIX or rclone:REMOTE:PATH")
 def _remote(text: str) -> str:
-    from .remote import parse_remote
+    from .storage import parse_remote
 
     try:
         return parse_remote(text).text
@@ -301,7 +301,7 @@ def _remote(text: str) -> str:
 
 @accepting("an http:// or https:// URL of the S3 endpoint, without credentials")
 def _endpoint(text: str) -> str:
-    from .remote import S3_CREDENTIALS_FIX, without_userinfo
+    from .storage import S3_CREDENTIALS_FIX, without_userinfo
 
     value = text.strip()
     if "@" in value:  # user:secret@host: refused, and never repeated (the config, logs and process lists would keep it)

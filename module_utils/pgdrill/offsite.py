@@ -4,21 +4,20 @@
 
 The remote holds a series' sets under the same file names as the backup directory. A set is
 uploaded file by file, its manifest last: a remote set without a manifest is debris of an
-interrupted push and never counts. Objects are written once (``remote.Remote.put`` refuses to
+interrupted push and never counts. Objects are written once (``storage.Remote.put`` refuses to
 overwrite), so versioned and Object-Lock buckets keep every copy as first written. Verification
 records stay local: they are rewritten, which a write-once remote does not allow.
 
-Decisions are pure functions at the top (which sets a push still owes, what a remote set is);
-the I/O below them is thin and goes through :mod:`remote` only.
+The decisions (which sets a push still owes, what a remote set is) are pure functions in
+:mod:`offsite_sets`; the I/O here is thin and goes through :mod:`storage` only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -26,192 +25,27 @@ from . import manifest as manifest_mod, retention, verdict
 from .catalog import BackupSet, scan
 from .config import DatabaseConfig, retention_policy
 from .errors import PgdrillError
-from .fsio import AtomicWriter, ensure_private_dir, private_work_dir, sha256_of, write_atomic
-from .naming import parse_file_name, parse_stamp
-from .remote import LOCKED, LockSettings, Mismatch, Remote, RemoteObject, open_remote, parse_lock, plan_upload, remote_set_problems, remote_sets
+from .fsio import ensure_private_dir, private_work_dir, sha256_of, write_atomic
+from .naming import parse_file_name
+from .offsite_sets import (
+    RemoteSetInfo,
+    future_remote_sets,
+    is_sealed,
+    known_bad,
+    owed_sets,
+    plan_upload,
+    read_records,
+    record_verdicts,
+    remote_set_problems,
+    remote_sets,
+    set_files,
+    uploaded_sets,
+)
+from .storage import LOCKED, LockSettings, Mismatch, Remote, RemoteObject, open_remote, parse_lock
 from .series import utcnow
 
 log = logging.getLogger("pgdrill")
 NO_REMOTE_FIX = "set remote = s3://BUCKET/PREFIX or rclone:REMOTE:PATH in the config (the pgdrill_backup role: pgdrill_backup_remote)"
-# Files of a set that travel with it: everything but the local verification record.
-TRAVELS = ("db", "globals", "media", "manifest", "pin")
-
-
-# --- decisions (pure) -----------------------------------------------------------------------------
-def set_files(backup: BackupSet) -> Dict[str, int]:
-    """The files of a local set that belong on the remote, name -> size."""
-    return {entry.name: entry.size for entry in backup.files if entry.kind in TRAVELS}
-
-
-def is_sealed(backup: BackupSet) -> bool:
-    """True when the set's manifest says its files are encrypted."""
-    return bool(backup.manifest_trusted and backup.document.get("encryption"))
-
-
-def owed_sets(
-    local: Sequence[BackupSet],
-    remote_objects: Dict[str, RemoteObject],
-    prefix: str,
-    sealed_only: bool = False,
-    policy: Optional[retention.Policy] = None,
-    now: Optional[datetime] = None,
-) -> List[BackupSet]:
-    """The complete local sets a push still owes the remote, oldest first: every one the remote
-    lacks a file of (absent, or held only in part), whatever the stamps: a set planted on the
-    remote, or one taken while the clock was wrong, never stops later uploads. With ``policy``
-    (the remote's retention), a set absent from the remote that remote retention would remove at
-    once (it removed it on purpose, or would) is not owed; one the remote holds part of always is.
-    With ``sealed_only`` (an encrypted series) a set taken before encryption was turned on is
-    never owed: plaintext does not leave the host on its own. Pure."""
-    on_remote = {entry.set_id: entry for entry in remote_sets(remote_objects, prefix)}
-    candidates = []
-    for backup in sorted(local, key=lambda item: item.stamp):
-        if not backup.complete or (sealed_only and not is_sealed(backup)):
-            continue
-        if any(name not in remote_objects or remote_objects[name].size != size for name, size in set_files(backup).items()):
-            candidates.append(backup)
-    if policy is None:
-        return candidates
-    absent = [backup for backup in candidates if backup.id not in on_remote]
-    if not absent:
-        return candidates
-    facts = [
-        retention.SetFacts(entry.set_id, parse_stamp(entry.stamp), entry.complete, kinds=frozenset(item.kind for item in entry.files))
-        for entry in on_remote.values()
-    ] + [retention.SetFacts(backup.id, backup.time, True, kinds=backup.kinds, pinned=backup.pinned) for backup in absent]
-    removed = {decision.set_id for decision in retention.plan(facts, now or utcnow(), policy) if decision.action == retention.REMOVE}
-    return [backup for backup in candidates if backup.id not in removed]
-
-
-def future_remote_sets(remote_objects: Dict[str, RemoteObject], prefix: str, now: datetime) -> List[str]:
-    """Sets on the remote whose manifest is there and whose stamp lies in the future: planted, or
-    taken while a clock was wrong. They are owed nothing and stop nothing; a person should look. Pure."""
-    return [entry.set_id for entry in remote_sets(remote_objects, prefix) if entry.complete and retention.is_future(parse_stamp(entry.stamp), now)]
-
-
-@dataclass
-class RemoteSetInfo:
-    """A set as the remote holds it, judged from the listing and its manifest."""
-
-    set_id: str
-    prefix: str
-    stamp: str
-    objects: Dict[str, RemoteObject]
-    manifest: Optional[Dict[str, Any]] = None
-    problems: List[str] = field(default_factory=list)
-    pin: Optional[Dict[str, Any]] = None
-
-    @property
-    def complete(self) -> bool:
-        return self.manifest is not None and not self.problems
-
-    @property
-    def document(self) -> Dict[str, Any]:
-        """The manifest of a set whose manifest was read and trusted; else a PgdrillError."""
-        if self.manifest is None:
-            raise PgdrillError(
-                f"the remote copy of {self.set_id} has no trusted manifest: {'; '.join(self.problems) or 'none'}",
-                "pull another set (pgdrill-backup list --remote)",
-            )
-        return self.manifest
-
-    @property
-    def state(self) -> str:
-        if self.manifest is None and not self.problems:
-            return "incomplete"
-        return "complete" if self.complete else "damaged"
-
-    @property
-    def time(self) -> datetime:
-        if self.manifest is not None:
-            return manifest_mod.parse_utc(self.manifest["started_at"])
-        return parse_stamp(self.stamp)
-
-    @property
-    def size(self) -> int:
-        return sum(item.size for item in self.objects.values())
-
-    @property
-    def kinds(self) -> "frozenset[str]":
-        return frozenset(str(entry.get("kind")) for entry in (self.manifest or {}).get("files", []))
-
-    def row(self, now: datetime) -> Dict[str, Any]:
-        ahead = retention.is_future(self.time, now)
-        return {
-            "set": self.set_id,
-            "prefix": self.prefix,
-            "stamp": self.stamp,
-            "manifest": manifest_mod.manifest_name(self.prefix, self.stamp),
-            "time": self.time.isoformat(),
-            "state": "future" if self.complete and ahead else self.state,
-            "age_seconds": None if ahead else round(max((now - self.time).total_seconds(), 0.0), 1),
-            "size": self.size,
-            "problem": "; ".join(self.problems) or None,
-            "files": sorted(self.objects),
-            "kinds": sorted(self.kinds),
-            "encrypted": bool((self.manifest or {}).get("encryption")),
-            "pinned": self.pin is not None,
-            "finished_at": (self.manifest or {}).get("finished_at"),
-        }
-
-
-# --- what verify --remote proved (records on the host) ---------------------------------------------
-REMOTE_RECORDS_DIR = ".pgdrill-remote-verify"
-
-
-def check_blames_set(check: Dict[str, Any]) -> bool:
-    """A failed check blames the set only when the set's own bytes are proven bad (one rule for
-    local and remote checks: verdict.blame_of). Pure."""
-    return check.get("ok") is not True and verdict.blame_of(check) == verdict.BLAME_SET
-
-
-def records_path(config: DatabaseConfig, remote_text: str) -> str:
-    """Where this host keeps what verify --remote proved about a remote's sets: in its own backup
-    directory, keyed by the remote target and the series; never on the remote, where anyone who
-    can write to the bucket could forge a record."""
-    digest = hashlib.sha256(remote_text.encode()).hexdigest()[:16]
-    return os.path.join(config.backup_dir, REMOTE_RECORDS_DIR, f"{config.prefix}-{digest}.json")
-
-
-def read_records(config: DatabaseConfig, remote_text: str) -> Dict[str, Dict[str, Any]]:
-    """set id -> the last conclusive verdict (passed or bad) of verify --remote; an unreadable
-    record file reads as none (with a warning), which makes retention delete less, never more."""
-    path = records_path(config, remote_text)
-    try:
-        with open(path, "rb") as handle:
-            document = manifest_mod.decode_document(handle.read(manifest_mod.MAX_DOCUMENT_BYTES + 1))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        log.warning("%s: cannot read the record of remote verifications %s (%s); every remote set counts as not proven bad", config.label, path, exc)
-        return {}
-    sets = document.get("sets") if isinstance(document, dict) else None
-    return {str(key): value for key, value in (sets or {}).items() if isinstance(value, dict) and value.get("verdict") in ("passed", "bad")}
-
-
-def record_verdicts(config: DatabaseConfig, remote_text: str, results: Sequence[Dict[str, Any]]) -> None:
-    """Remember the conclusive verdicts of these results; an inconclusive one leaves the set's
-    record as it was."""
-    conclusive = [result for result in results if result.get("verdict") in verdict.CONCLUSIVE]
-    if not conclusive:
-        return
-    records = read_records(config, remote_text)
-    for result in conclusive:
-        failed = [f"{check['name']}: {check['detail']}" for check in result["checks"] if check_blames_set(check)]
-        records[result["set"]] = {"verdict": result["verdict"], "checked_at": manifest_mod.utc_iso(utcnow()), "problem": "; ".join(failed)[:2000] or None}
-    path = records_path(config, remote_text)
-    ensure_private_dir(os.path.dirname(path))
-    document = {"format": "pgdrill-remote-verifications", "format_version": 1, "remote": remote_text, "prefix": config.prefix, "sets": records}
-    with AtomicWriter(os.path.dirname(path), os.path.basename(path)) as writer:
-        writer.write(json.dumps(document, indent=2, sort_keys=True).encode() + b"\n")
-        writer.commit(replace=True)
-
-
-def known_bad(records: Dict[str, Dict[str, Any]]) -> Dict[str, str]:
-    """set id -> why, for the sets verify --remote (or a pull) proved bad. Pure."""
-    return {
-        set_id: str(record.get("problem") or "failed verification on the remote") for set_id, record in records.items() if record.get("verdict") == verdict.BAD
-    }
 
 
 # --- a sink that only hashes -------------------------------------------------------------------
@@ -801,42 +635,3 @@ def pin_remote_only(
             remote.put(write_atomic(directory, name, manifest_mod.encode(document)).final_path, name, lock=lock_settings(config))
     summary = {key: document[key] for key in ("reason", "pinned_at", "by")}
     return {"set": info.set_id, "changed": True, "pin": summary, "remote": "pin uploaded (the set is on the remote only)"}
-
-
-def remote_state(backup: BackupSet, objects: Dict[str, RemoteObject]) -> str:
-    """A local set's state on the remote, from the listing alone: ``complete`` only when every
-    file it sends there (its manifest included) is there with its size; ``partial`` without the
-    manifest (an interrupted push: the next one finishes it); ``damaged`` when the manifest is
-    there but an object is missing or has another size; ``absent`` when nothing is. Pure."""
-    files = set_files(backup)
-    there = {name for name in files if name in objects}
-    if not there:
-        return "absent"
-    manifest = manifest_mod.manifest_name(backup.prefix, backup.stamp)
-    if manifest not in there:
-        return "partial"
-    if all(name in objects and objects[name].size == size for name, size in files.items() if getattr(parse_file_name(name), "kind", None) != "pin"):
-        return "complete"
-    return "damaged"
-
-
-def remote_states(local: Sequence[BackupSet], objects: Dict[str, RemoteObject], prefix: str) -> Dict[str, str]:
-    """For ``list``, ``pgdrill_info`` and reports: each local set's state on the remote (see
-    :func:`remote_state`), from one listing. Pure."""
-    return {backup.id: remote_state(backup, objects) for backup in local if backup.prefix == prefix}
-
-
-def uploaded_sets(local: Sequence[BackupSet], objects: Dict[str, RemoteObject], prefix: str, pushed: Sequence[str] = ()) -> List[str]:
-    """The sets complete on the remote after a push (for the metrics): those this push completed,
-    local sets whose every object is there with its size, and sets only the remote holds whose
-    manifest is there (their objects are checked against it by list --remote and verify --remote). Pure."""
-    by_id = {backup.id: backup for backup in local}
-    done = set(pushed)
-    for entry in remote_sets(objects, prefix):
-        backup = by_id.get(entry.set_id)
-        if backup is not None and backup.complete:
-            if remote_state(backup, objects) == "complete":
-                done.add(entry.set_id)
-        elif entry.complete:
-            done.add(entry.set_id)
-    return sorted(done)

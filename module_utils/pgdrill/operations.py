@@ -16,7 +16,7 @@ from . import metrics, offsite, ping
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
 from .errors import LockBusy, PgdrillError
-from .remote import DELETED, LOCKED
+from .storage import DELETED, LOCKED
 from .retention import is_future
 from .series import Series, utcnow
 from .verify import verify_set
