@@ -151,7 +151,7 @@ MUTANTS = [
     ),
     Mutant(
         "prune: files before the manifest",
-        ENGINE + "series.py",
+        ENGINE + "sets.py",
         'key=lambda name: 0 if "_manifest_" in name else 1',
         'key=lambda name: 1 if "_manifest_" in name else 0',
         [SAFETY + "test_prune_deletes_a_sets_manifest_before_its_files"],
@@ -530,9 +530,9 @@ MUTANTS = [
     ),
     Mutant(
         "remote: retention ignores what verify --remote proved bad",
-        ENGINE + "offsite.py",
-        "            info.set_id in bad,",
-        "            False,",
+        ENGINE + "offsite_sets.py",
+        "        info.verification = records.get(info.set_id)",
+        "        info.verification = None",
         [UNTRUSTED + "test_remote_retention_honours_what_verify_remote_proved_bad"],
     ),
     Mutant(
@@ -558,16 +558,16 @@ MUTANTS = [
     ),
     Mutant(
         "remote: a damaged remote set is pruned as debris",
-        ENGINE + "offsite.py",
-        "            bool(info.problems),",
-        "            False,",
+        ENGINE + "offsite_sets.py",
+        "        return bool(self.problems)",
+        "        return False",
         [UNTRUSTED + "test_a_damaged_remote_set_is_kept_for_a_person_not_pruned_as_debris"],
     ),
     Mutant(
         "remote: prune deletes data files before the manifest",
-        ENGINE + "offsite.py",
-        '        names = sorted(info.objects, key=lambda name: 0 if "_manifest_" in name else 1)',
-        "        names = sorted(info.objects)",
+        ENGINE + "sets.py",
+        '    return sorted(names, key=lambda name: 0 if "_manifest_" in name else 1)',
+        "    return sorted(names)",
         [UNTRUSTED + "test_remote_prune_deletes_each_manifest_first"],
     ),
     Mutant(

@@ -31,7 +31,6 @@ from .offsite_sets import (
     RemoteSetInfo,
     future_remote_sets,
     is_sealed,
-    known_bad,
     owed_sets,
     plan_upload,
     read_records,
@@ -40,9 +39,11 @@ from .offsite_sets import (
     remote_sets,
     set_files,
     uploaded_sets,
+    with_verifications,
 )
 from .storage import LOCKED, LockSettings, Mismatch, Remote, RemoteObject, open_remote, parse_lock
 from .series import utcnow
+from .sets import deletion_order, newest, prune_plan
 
 log = logging.getLogger("pgdrill")
 NO_REMOTE_FIX = "set remote = s3://BUCKET/PREFIX or rclone:REMOTE:PATH in the config (the pgdrill_backup role: pgdrill_backup_remote)"
@@ -130,11 +131,10 @@ def catalog(remote: Remote, prefix: str, objects: Optional[Dict[str, RemoteObjec
 
 def choose(sets: List[RemoteSetInfo], wanted: Optional[str], now: Optional[datetime] = None) -> RemoteSetInfo:
     """A remote set by id or stamp, or the newest complete one (never one dated in the future)."""
-    now = now or utcnow()
     if wanted is None:
-        for info in sets:
-            if info.complete and not retention.is_future(info.time, now):
-                return info
+        found = newest(sets, now or utcnow())
+        if found is not None:
+            return found
         raise PgdrillError("the remote holds no complete backup set of this series", "push one first: pgdrill-backup push (or check remote and prefix)")
     name = os.path.basename(wanted)
     for info in sets:
@@ -360,11 +360,11 @@ def pull(
         if foreign:
             raise PgdrillError(f"{info.set_id} on {remote.text} is not a set of this series: {foreign}", ACCEPT_FOREIGN_FIX)
         return _pull_set(config, info, directory, remote, dry_run)
-    bad = known_bad(read_records(config, remote.text))
+    with_verifications(sets, read_records(config, remote.text))
     now = utcnow()
     skipped: List[Dict[str, str]] = []
     for info in sets:
-        why = pull_skip_reason(info, bad, now)
+        why = pull_skip_reason(info, now)
         foreign = foreign_problem(info.document, recipients, hosts) if why is None else None
         why = f"not a set of this series: {foreign} (--accept-foreign takes it)" if foreign else why
         if why is None:
@@ -372,7 +372,7 @@ def pull(
                 result = _pull_set(config, info, directory, remote, dry_run)
             except Mismatch as exc:
                 why = f"its bytes do not match its manifest: {exc.problem}"
-                record_verdicts(config, remote.text, [{"set": info.set_id, "verdict": "bad", "checks": [{"name": "pull", "ok": False, "detail": exc.problem}]}])
+                record_verdicts(config, remote.text, [{"set": info.set_id, "checks": [verdict.check("pull", False, exc.problem)]}])
             else:
                 result["skipped"] = skipped
                 return result
@@ -387,7 +387,7 @@ def pull(
     )
 
 
-def pull_skip_reason(info: RemoteSetInfo, bad: Dict[str, str], now: datetime) -> Optional[str]:
+def pull_skip_reason(info: RemoteSetInfo, now: datetime) -> Optional[str]:
     """Why a pull without a named set passes over this remote set ("" for debris of an interrupted
     push, not worth naming), or None to try it. Pure."""
     if info.manifest is None and not info.problems:
@@ -396,8 +396,8 @@ def pull_skip_reason(info: RemoteSetInfo, bad: Dict[str, str], now: datetime) ->
         return "damaged on the remote: " + "; ".join(info.problems)
     if retention.is_future(info.time, now):
         return "dated in the future: planted, or taken while a clock was wrong"
-    if info.set_id in bad:
-        return f"verify --remote proved it bad: {bad[info.set_id]}"
+    if info.known_bad:
+        return f"verify --remote proved it bad: {info.bad_reason}"
     return None
 
 
@@ -529,48 +529,20 @@ def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional
     now = now or utcnow()
     sets = catalog(remote, config.prefix)
     policy = retention_policy(config, remote=True)
-    bad = known_bad(read_records(config, remote.text))
-    facts = [
-        retention.SetFacts(
-            info.set_id,
-            info.time,
-            info.complete,
-            bool(info.problems),
-            info.set_id in bad,
-            info.kinds if info.complete else frozenset(),
-            False,
-            "; ".join(info.problems),
-            info.pin is not None,
-            str((info.pin or {}).get("reason") or ""),
-        )
-        for info in sets
-    ]
-    decisions = retention.plan(facts, now, policy)
-    by_id = {info.set_id: info for info in sets}
+    with_verifications(sets, read_records(config, remote.text))
     removed, kept = [], []
-    for decision in decisions:
-        info = by_id[decision.set_id]
-        row = {
-            "set": decision.set_id,
-            "action": decision.action,
-            "reason": decision.reason,
-            "reasons": list(decision.reasons),
-            "pinned": info.pin is not None,
-            "time": info.time.isoformat(),
-            "files": sorted(info.objects),
-            "size": info.size,
-        }
-        if decision.action != retention.REMOVE:
+    for row, info in prune_plan(sets, now, policy):
+        if row["action"] != retention.REMOVE:
             kept.append(row)
             continue
         if dry_run:
             removed.append(row)
             continue
-        names = sorted(info.objects, key=lambda name: 0 if "_manifest_" in name else 1)
+        names = deletion_order(info.objects)
         outcomes = {name: remote.delete(name) for name in names}
         locked = [name for name, outcome in outcomes.items() if outcome == LOCKED]
         if locked:
-            why = f"{decision.reason}; but {LOCKED}: Object Lock protects {len(locked)} object(s) until their retain-until date"
+            why = f"{row['reason']}; but {LOCKED}: Object Lock protects {len(locked)} object(s) until their retain-until date"
             kept.append({**row, "action": "keep", "reason": why, "reasons": [why], "locked": locked})
         else:
             removed.append(row)

@@ -26,6 +26,7 @@ from .errors import PgdrillError
 from .fsio import AtomicWriter, ensure_private_dir
 from .naming import BackupFileName, group_by_set, parse_file_name, parse_stamp, set_id
 from .series import utcnow
+from .sets import listing_row, verified
 from .storage import RemoteObject
 
 log = logging.getLogger("pgdrill")
@@ -187,10 +188,49 @@ class RemoteSetInfo:
     manifest: Optional[Dict[str, Any]] = None
     problems: List[str] = field(default_factory=list)
     pin: Optional[Dict[str, Any]] = None
+    # What verify --remote (or a pull) proved, from this host's records (read_records): a
+    # verification record as the backup directory keeps one per set, read by the same rule.
+    verification: Optional[Dict[str, Any]] = None
+
+    @property
+    def id(self) -> str:
+        return self.set_id
 
     @property
     def complete(self) -> bool:
         return self.manifest is not None and not self.problems
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.problems)
+
+    @property
+    def problem(self) -> Optional[str]:
+        return "; ".join(self.problems) or None
+
+    @property
+    def verified(self) -> str:
+        return verified(self.verification)
+
+    @property
+    def known_bad(self) -> bool:
+        return self.verified == "failed"
+
+    @property
+    def bad_reason(self) -> str:
+        return str((self.verification or {}).get("problem") or "failed verification on the remote")
+
+    @property
+    def file_names(self) -> List[str]:
+        return sorted(self.objects)
+
+    @property
+    def pinned(self) -> bool:
+        return self.pin is not None
+
+    @property
+    def pin_reason(self) -> str:
+        return str((self.pin or {}).get("reason") or "")
 
     @property
     def document(self) -> Dict[str, Any]:
@@ -201,12 +241,6 @@ class RemoteSetInfo:
                 "pull another set (pgdrill-backup list --remote)",
             )
         return self.manifest
-
-    @property
-    def state(self) -> str:
-        if self.manifest is None and not self.problems:
-            return "incomplete"
-        return "complete" if self.complete else "damaged"
 
     @property
     def time(self) -> datetime:
@@ -223,23 +257,7 @@ class RemoteSetInfo:
         return frozenset(str(entry.get("kind")) for entry in (self.manifest or {}).get("files", []))
 
     def row(self, now: datetime) -> Dict[str, Any]:
-        ahead = retention.is_future(self.time, now)
-        return {
-            "set": self.set_id,
-            "prefix": self.prefix,
-            "stamp": self.stamp,
-            "manifest": manifest_mod.manifest_name(self.prefix, self.stamp),
-            "time": self.time.isoformat(),
-            "state": "future" if self.complete and ahead else self.state,
-            "age_seconds": None if ahead else round(max((now - self.time).total_seconds(), 0.0), 1),
-            "size": self.size,
-            "problem": "; ".join(self.problems) or None,
-            "files": sorted(self.objects),
-            "kinds": sorted(self.kinds),
-            "encrypted": bool((self.manifest or {}).get("encryption")),
-            "pinned": self.pin is not None,
-            "finished_at": (self.manifest or {}).get("finished_at"),
-        }
+        return {**listing_row(self, now), "files": self.file_names, "encrypted": bool((self.manifest or {}).get("encryption"))}
 
 
 # --- what verify --remote proved (records on the host) ---------------------------------------------
@@ -261,8 +279,10 @@ def records_path(config: DatabaseConfig, remote_text: str) -> str:
 
 
 def read_records(config: DatabaseConfig, remote_text: str) -> Dict[str, Dict[str, Any]]:
-    """set id -> the last conclusive verdict (passed or bad) of verify --remote; an unreadable
-    record file reads as none (with a warning), which makes retention delete less, never more."""
+    """set id -> this host's verification record of the remote copy; an unreadable record file
+    reads as none (with a warning), which makes retention delete less, never more. The records
+    written before verdicts were kept like local ones (``verdict``, ``checked_at``, ``problem``)
+    read by the same rule (:func:`pgdrill.sets.verified`)."""
     path = records_path(config, remote_text)
     try:
         with open(path, "rb") as handle:
@@ -273,19 +293,33 @@ def read_records(config: DatabaseConfig, remote_text: str) -> Dict[str, Dict[str
         log.warning("%s: cannot read the record of remote verifications %s (%s); every remote set counts as not proven bad", config.label, path, exc)
         return {}
     sets = document.get("sets") if isinstance(document, dict) else None
-    return {str(key): value for key, value in (sets or {}).items() if isinstance(value, dict) and value.get("verdict") in ("passed", "bad")}
+    return {str(key): value for key, value in (sets or {}).items() if isinstance(value, dict) and verdict.conclusive(value) is not None}
+
+
+def remote_record(result: Dict[str, Any], checked_at: datetime, previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """What this host keeps of one verification of a remote set: the record a local verification
+    writes (:func:`pgdrill.manifest.build_verification`: an inconclusive run keeps the last
+    conclusive verdict), without its checks but with the problem that blames the set. Pure."""
+    document = manifest_mod.build_verification(result["checks"], bool(result.get("restored")), checked_at, previous)
+    failed = [f"{check['name']}: {check['detail']}" for check in result["checks"] if check_blames_set(check)]
+    kept = {key: value for key, value in document.items() if key not in ("checks", "tool", "format", "format_version")}
+    return {**kept, "problem": "; ".join(failed)[:2000] or None}
 
 
 def record_verdicts(config: DatabaseConfig, remote_text: str, results: Sequence[Dict[str, Any]]) -> None:
-    """Remember the conclusive verdicts of these results; an inconclusive one leaves the set's
-    record as it was."""
-    conclusive = [result for result in results if result.get("verdict") in verdict.CONCLUSIVE]
-    if not conclusive:
-        return
+    """Remember what these results proved; an inconclusive one keeps the set's last conclusive
+    verdict, as a local verification record does. Nothing is written when no set was ever
+    verified conclusively."""
     records = read_records(config, remote_text)
-    for result in conclusive:
-        failed = [f"{check['name']}: {check['detail']}" for check in result["checks"] if check_blames_set(check)]
-        records[result["set"]] = {"verdict": result["verdict"], "checked_at": manifest_mod.utc_iso(utcnow()), "problem": "; ".join(failed)[:2000] or None}
+    now = utcnow()
+    changed = False
+    for result in results:
+        record = remote_record(result, now, records.get(result["set"]))
+        if verdict.conclusive(record) is not None:
+            records[result["set"]] = record
+            changed = True
+    if not changed:
+        return
     path = records_path(config, remote_text)
     ensure_private_dir(os.path.dirname(path))
     document = {"format": "pgdrill-remote-verifications", "format_version": 1, "remote": remote_text, "prefix": config.prefix, "sets": records}
@@ -294,11 +328,12 @@ def record_verdicts(config: DatabaseConfig, remote_text: str, results: Sequence[
         writer.commit(replace=True)
 
 
-def known_bad(records: Dict[str, Dict[str, Any]]) -> Dict[str, str]:
-    """set id -> why, for the sets verify --remote (or a pull) proved bad. Pure."""
-    return {
-        set_id: str(record.get("problem") or "failed verification on the remote") for set_id, record in records.items() if record.get("verdict") == verdict.BAD
-    }
+def with_verifications(sets: Sequence[RemoteSetInfo], records: Dict[str, Dict[str, Any]]) -> Sequence[RemoteSetInfo]:
+    """The remote sets with this host's verification records attached: what verify --remote
+    proved then counts for them as a local verification counts for a local set."""
+    for info in sets:
+        info.verification = records.get(info.set_id)
+    return sets
 
 
 def remote_state(backup: BackupSet, objects: Dict[str, RemoteObject]) -> str:

@@ -17,7 +17,6 @@ from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
 from .errors import LockBusy, PgdrillError
 from .storage import DELETED, LOCKED
-from .retention import is_future
 from .series import Series, utcnow
 from .verify import verify_set
 
@@ -181,13 +180,7 @@ def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool)
         raise PgdrillError(f"verify --all was given together with the set {wanted!r}", "pass either --all or one set, not both")
     if every:
         return [backup for backup in sets if backup.manifest_trusted]
-    if wanted is None:
-        now = utcnow()
-        for backup in sets:
-            if backup.manifest_trusted and not is_future(backup.time, now):
-                return [backup]
-        raise PgdrillError("there is no complete backup set", "take a backup first: pgdrill-backup")
-    return [find_set(sets, wanted)]
+    return [find_set(sets, wanted, utcnow(), usable=lambda backup: backup.manifest_trusted)]
 
 
 def check_set_directory(wanted: Optional[str], backup_dir: str) -> None:
