@@ -516,7 +516,7 @@ MUTANTS = [
     ),
     Mutant(
         "remote: a same-name, same-size object is taken for the file",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite/push.py",
         "    junk = [problem for problem in",
         "    junk = [] and [problem for problem in",
         [UNTRUSTED + "test_a_junk_object_of_the_right_size_is_not_taken_for_the_file"],
@@ -537,21 +537,21 @@ MUTANTS = [
     ),
     Mutant(
         "remote: pull without a set does not fall back from a corrupt newest set",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite/pull.py",
         "            except Mismatch as exc:",
         "            except KeyError as exc:",
         [UNTRUSTED + "test_pull_without_a_set_falls_back_to_the_newest_set_that_verifies"],
     ),
     Mutant(
         "remote: pull does not check the manifest's sha256 on arrival",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite/pull.py",
         '            if not dry_run:\n                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])',
         '            if not dry_run:\n                remote.get(entry["name"], directory, expected_size=entry["size"])',
         [UNTRUSTED + "test_pull_checks_every_file_against_the_manifest_on_arrival"],
     ),
     Mutant(
         "remote: remote manifests skip the local validity checks",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite/base.py",
         "                problems = manifest_mod.problems(document, prefix, entry.stamp)",
         "                problems = []",
         [UNTRUSTED + "test_remote_manifests_pass_the_same_checks_as_local_ones"],
@@ -790,14 +790,14 @@ MUTANTS = [
     # --- issue 18, slice "the remote is untrusted input", the rest (items 12, 14, 15) ----------------
     Mutant(
         "remote: pull into an encrypted series takes a foreign set",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite/pull.py",
         "    if not recipients:\n        return None  # a plaintext series: nothing to compare with",
         "    if True:\n        return None  # a plaintext series: nothing to compare with",
         [REMOTE2_UNIT + "test_a_foreign_set_for_an_encrypted_series", REMOTE2 + "test_pull_into_an_encrypted_series_refuses_a_foreign_set_unless_asked"],
     ),
     Mutant(
         "remote: another host's sets in the series go unwarned",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite/push.py",
         "        if isinstance(host, str) and host not in ours:",
         "        if False:",
         [REMOTE2 + "test_a_push_warns_when_another_host_writes_the_same_remote_series"],
@@ -831,7 +831,7 @@ MUTANTS = [
     ),
     Mutant(
         "remote: a push never aborts interrupted uploads",
-        ENGINE + "offsite.py",
+        ENGINE + "offsite/push.py",
         "    aborted = [] if dry_run else _abort_stale_uploads(config, remote, now)",
         "    aborted = []",
         [REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only"],

@@ -25,7 +25,7 @@ def test_the_wheel_holds_the_engine_and_one_command_only(wheel):
     version = os.path.basename(wheel).split("-")[1]
     assert packages == {"pgdrill", f"pgdrill-{version}.dist-info"}, packages
     assert not any("pgdrill_lab" in name or name.endswith((".sql", ".yml", ".yaml")) for name in names), names
-    engine = sorted(name for name in names if re.fullmatch(r"pgdrill/(?:storage/)?[a-z_0-9]+\.py", name))
+    engine = sorted(name for name in names if re.fullmatch(r"pgdrill/(?:offsite/|storage/)?[a-z_0-9]+\.py", name))
     here = os.path.join(REPO, "module_utils", "pgdrill")
     checkout = [
         os.path.relpath(os.path.join(d, n), here)
