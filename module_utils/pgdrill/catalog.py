@@ -8,13 +8,13 @@ import os
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-from . import manifest as manifest_mod, verdict
+from . import manifest as manifest_mod
 from .errors import PgdrillError
 from .fsio import NOFOLLOW, os_error
-from .retention import is_future
 from .naming import group_by_set, parse_stamp, parse_temp_name, set_id
+from .sets import is_complete, newest, verified
 
 
 @dataclass
@@ -102,15 +102,13 @@ class BackupSet:
         return None
 
     @property
+    def file_names(self) -> List[str]:
+        return sorted(entry.name for entry in self.files)
+
+    @property
     def verified(self) -> str:
-        """never, ok, ok+restore, or failed: the last conclusive verdict. A run that could not verify
-        (a wrong key, a server down) leaves it as it was."""
-        last = verdict.conclusive(self.verification)
-        if last is None:
-            return "never"
-        if last["verdict"] == verdict.BAD:
-            return "failed"
-        return "ok+restore" if last["restored"] else "ok"
+        """never, ok, ok+restore, or failed: the last conclusive verdict of its verification file."""
+        return verified(self.verification)
 
     @property
     def known_bad(self) -> bool:
@@ -218,14 +216,13 @@ def stale_temporaries(directory: str, prefix: str) -> List[str]:
     return sorted(found)
 
 
-def find_set(sets: List[BackupSet], wanted: Optional[str], now: Optional[datetime] = None) -> BackupSet:
-    """A set by id, stamp or file name; the newest complete one when ``wanted`` is None (a set
-    dated in the future is never "the newest": it can only be named)."""
+def find_set(sets: List[BackupSet], wanted: Optional[str], now: Optional[datetime] = None, usable: Callable[[BackupSet], bool] = is_complete) -> BackupSet:
+    """A set by id, stamp or file name; the newest ``usable`` (by default: complete) one when
+    ``wanted`` is None (a set dated in the future is never "the newest": it can only be named)."""
     if wanted is None:
-        now = now or datetime.now(timezone.utc)
-        for backup in sets:
-            if backup.complete and not is_future(backup.time, now):
-                return backup
+        found = newest(sets, now or datetime.now(timezone.utc), usable)
+        if found is not None:
+            return found
         raise PgdrillError("there is no complete backup set", "take a backup first: pgdrill-backup")
     wanted_name = os.path.basename(wanted)
     for backup in sets:

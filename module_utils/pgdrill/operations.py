@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional
 
-from . import metrics, offsite, ping
+from . import metrics, offsite, offsite_sets, ping
 from .backup import BackupRun
 from .catalog import BackupSet, find_set
 from .config import DatabaseConfig
@@ -22,9 +22,8 @@ from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, LockBusy, PgdrillError
 from .fsio import ensure_private_dir
 from .locking import SeriesLock
 from .recovery import RestoreOptions, restore_set
-from .remote import DELETED, LOCKED
+from .storage import DELETED, LOCKED
 from .restore import extract_media
-from .retention import is_future
 from .series import Series, future_sets_problem, recent_set, utcnow
 from .verify import verify_set
 
@@ -188,13 +187,7 @@ def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool)
         raise PgdrillError(f"verify --all was given together with the set {wanted!r}", "pass either --all or one set, not both")
     if every:
         return [backup for backup in sets if backup.manifest_trusted]
-    if wanted is None:
-        now = utcnow()
-        for backup in sets:
-            if backup.manifest_trusted and not is_future(backup.time, now):
-                return [backup]
-        raise PgdrillError("there is no complete backup set", "take a backup first: pgdrill-backup")
-    return [find_set(sets, wanted)]
+    return [find_set(sets, wanted, utcnow(), usable=lambda backup: backup.manifest_trusted)]
 
 
 def check_set_directory(wanted: Optional[str], backup_dir: str) -> None:
@@ -273,7 +266,7 @@ def describe(config: DatabaseConfig, remote_sets: bool = False) -> Dict[str, Any
     try:
         remote = offsite.open_for(config)
         objects = offsite.objects_by_name(remote)
-        states = offsite.remote_states(Series(config).sets(), objects, config.prefix)
+        states = offsite_sets.remote_states(Series(config).sets(), objects, config.prefix)
         if remote_sets:
             out["remote_sets"] = _remote_rows(remote, config.prefix, objects)
     except PgdrillError as exc:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 from . import ping
 from .encryption import parse_recipients
 from .errors import PgdrillError
-from .remote import S3_CREDENTIALS_FIX, parse_remote, without_userinfo
+from .storage import S3_CREDENTIALS_FIX, parse_remote, without_userinfo
 from .retention import zone
 
 # key -> (parser, description of what is accepted)

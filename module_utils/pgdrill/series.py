@@ -10,7 +10,7 @@ import socket
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import catalog, manifest as manifest_mod, retention, verdict
+from . import catalog, manifest as manifest_mod, retention, sets, verdict
 from .config import DatabaseConfig, retention_policy
 from .errors import PgdrillError
 from .fsio import ensure_private_dir, fsync_dir, remove_file, write_atomic
@@ -51,23 +51,7 @@ class Series:
 
     def plan_prune(self, now: Optional[datetime] = None, protect: Optional[str] = None) -> List[Dict[str, Any]]:
         """The retention decisions; ``protect`` is the id of a set this run has just written."""
-        sets = self.sets()
-        facts = [set_facts(s, protect) for s in sets]
-        decisions = retention.plan(facts, now or utcnow(), retention_policy(self.config))
-        by_id = {s.id: s for s in sets}
-        return [
-            {
-                "set": d.set_id,
-                "action": d.action,
-                "reason": d.reason,
-                "reasons": list(d.reasons),
-                "pinned": by_id[d.set_id].pinned,
-                "time": by_id[d.set_id].time.isoformat(),
-                "files": sorted(entry.name for entry in by_id[d.set_id].files),
-                "size": by_id[d.set_id].size,
-            }
-            for d in decisions
-        ]
+        return [row for row, _ in sets.prune_plan(self.sets(), now or utcnow(), retention_policy(self.config), protect)]
 
     def prune(self, dry_run: bool = False, now: Optional[datetime] = None, protect: Optional[str] = None) -> Dict[str, Any]:
         """Apply retention. The caller holds the lock. Manifests go first, so an interrupted prune
@@ -77,8 +61,7 @@ class Series:
         kept = [entry for entry in plan if entry["action"] == retention.KEEP]
         if not dry_run:
             for entry in removed:
-                names = sorted(entry["files"], key=lambda name: 0 if "_manifest_" in name else 1)
-                for name in names:
+                for name in sets.deletion_order(entry["files"]):
                     remove_file(os.path.join(self.directory, name))
             if removed:
                 fsync_dir(self.directory)
@@ -119,22 +102,6 @@ class Series:
         return {"set": backup.id, "changed": True, "pin": pin}
 
 
-def set_facts(backup: catalog.BackupSet, protect: Optional[str] = None) -> retention.SetFacts:
-    """What retention needs to know about a set."""
-    return retention.SetFacts(
-        backup.id,
-        backup.time,
-        backup.complete,
-        backup.damaged,
-        backup.known_bad,
-        backup.kinds,
-        backup.id == protect,
-        (backup.problem or "") if backup.damaged else "",
-        backup.pinned,
-        backup.pin_reason,
-    )
-
-
 def check_pin_reason(reason: Optional[str]) -> str:
     """A pin's reason: one printable line, at most MAX_PIN_REASON characters."""
     text = (reason or "").strip()
@@ -167,34 +134,14 @@ def pin_summary(backup: catalog.BackupSet) -> Optional[Dict[str, Any]]:
     }
 
 
-def set_state(backup: catalog.BackupSet, now: datetime) -> str:
-    """complete, damaged, incomplete, or future (complete but dated ahead of the clock)."""
-    if backup.complete:
-        return "future" if retention.is_future(backup.time, now) else "complete"
-    return "damaged" if backup.damaged else "incomplete"
-
-
 def describe_set(backup: catalog.BackupSet, now: datetime) -> Dict[str, Any]:
     age = (now - backup.time).total_seconds()
-    ahead = retention.is_future(backup.time, now)
     return {
-        "set": backup.id,
-        "prefix": backup.prefix,
-        "stamp": backup.stamp,
-        "manifest": manifest_mod.manifest_name(backup.prefix, backup.stamp),
-        "time": backup.time.isoformat(),
-        # A set from the future has no age: a negative one would read as "very fresh".
-        "age_seconds": None if ahead else round(max(age, 0.0), 1),
-        "ahead_seconds": round(-age, 1) if ahead else 0.0,
-        "size": backup.size,
-        "state": set_state(backup, now),
-        "problem": backup.problem if backup.damaged else None,
-        "kinds": sorted(backup.kinds),
+        **sets.listing_row(backup, now),
+        "ahead_seconds": round(-age, 1) if retention.is_future(backup.time, now) else 0.0,
         "verified": backup.verified,
         "verification": _verification_summary(backup.verification),
-        "finished_at": (backup.manifest or {}).get("finished_at"),
         "duration_seconds": (backup.manifest or {}).get("duration_seconds"),
-        "pinned": backup.pinned,
         "pin": pin_summary(backup),
         "sizes": {entry.kind: entry.size for entry in backup.files if entry.kind not in ("manifest", "verify", "pin")},
         "files": [entry.name for entry in backup.files],

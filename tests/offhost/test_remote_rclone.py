@@ -9,7 +9,8 @@ import pytest
 
 from pgdrill.errors import PgdrillError
 from pgdrill.fsio import sha256_of
-from pgdrill.remote import ABSENT, DELETED, LockSettings, find_rclone, open_remote
+from pgdrill.storage import ABSENT, DELETED, LockSettings, open_remote
+from pgdrill.storage.rclone import find_rclone
 from pgdrill_lab.sftpserver import SftpServer
 
 NAME = "shop_db_20261127_021500_utc.dump.zst"

@@ -60,7 +60,9 @@ def test_installed_collection_has_everything_and_one_engine(user):
     for path in ("meta/runtime.yml", "galaxy.yml", "LICENSE", "CHANGELOG.md", "README.md", "plugins/doc_fragments/pgdrill.py", "playbooks/run_backup.yml"):
         assert (user.root / path).exists() or path == "galaxy.yml" and (user.root / "MANIFEST.json").exists(), path
     # The engine the backup role installs on hosts is, file for file, what the modules import, and the checkout's.
-    engine = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "module_utils", "pgdrill", "*.py")))
+    here = os.path.join(REPO, "module_utils", "pgdrill")
+    engine = sorted(os.path.relpath(p, here) for p in glob.glob(os.path.join(here, "**", "*.py"), recursive=True) if "contrib" not in os.path.relpath(p, here))
+    assert "storage/s3.py" in engine  # sub-packages (the storage backends) travel too
     for name in engine:
         assert filecmp.cmp(
             user.root / "plugins" / "module_utils" / "pgdrill" / name, user.root / "roles" / "pgdrill_backup" / "files" / "pgdrill" / name, shallow=False

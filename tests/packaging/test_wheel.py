@@ -25,8 +25,15 @@ def test_the_wheel_holds_the_engine_and_one_command_only(wheel):
     version = os.path.basename(wheel).split("-")[1]
     assert packages == {"pgdrill", f"pgdrill-{version}.dist-info"}, packages
     assert not any("pgdrill_lab" in name or name.endswith((".sql", ".yml", ".yaml")) for name in names), names
-    engine = sorted(name for name in names if re.fullmatch(r"pgdrill/[a-z_]+\.py", name))
-    assert engine == sorted(f"pgdrill/{name}" for name in os.listdir(os.path.join(REPO, "module_utils", "pgdrill")) if name.endswith(".py"))
+    engine = sorted(name for name in names if re.fullmatch(r"pgdrill/(?:offsite/|storage/)?[a-z_0-9]+\.py", name))
+    here = os.path.join(REPO, "module_utils", "pgdrill")
+    checkout = [
+        os.path.relpath(os.path.join(d, n), here)
+        for d, _, files in os.walk(here)
+        for n in files
+        if n.endswith(".py") and "contrib" not in d and "__pycache__" not in d
+    ]
+    assert engine == sorted(f"pgdrill/{name}" for name in checkout)
     assert "pgdrill/contrib/django/management/commands/ez360_backup.py" in names
     with zipfile.ZipFile(wheel) as archive:
         entry_points = archive.read(next(name for name in names if name.endswith("entry_points.txt"))).decode()

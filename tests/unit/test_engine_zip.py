@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import zipfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACK = os.path.join(REPO, "roles", "pgdrill_backup", "files", "engine_zip.py")
@@ -24,6 +25,9 @@ def test_same_sources_give_the_same_bytes_and_a_working_command(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "a.zip" / "pgdrill" / "cli.py")
     assert not list(tmp_path.glob("*.partial"))
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:  # sub-packages travel, the Django app does not
+        names = archive.namelist()
+    assert "pgdrill/storage/s3.py" in names and not any("/contrib/" in name for name in names)
 
 
 def test_a_directory_without_the_engine_is_refused(tmp_path):

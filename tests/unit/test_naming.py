@@ -118,7 +118,7 @@ def test_names_are_matched_whole_a_trailing_newline_is_not_a_match():
     """Issue 18, R9: "$" accepts a trailing newline; names are matched whole everywhere."""
     from pgdrill.naming import parse_set_id, parse_temp_name, validate_prefix
     from pgdrill.errors import PgdrillError
-    from pgdrill.remote import parse_remote
+    from pgdrill.storage import parse_remote
 
     for name in ("app_db_20261126_021500_utc.dump", "app_manifest_20261126_021500_utc.json"):
         assert parse_file_name(name) is not None

@@ -7,23 +7,11 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import example, given, strategies as st
 
-from pgdrill import offsite
+from pgdrill import offsite_sets
 from pgdrill.errors import PgdrillError
-from pgdrill.remote import (
-    LockSettings,
-    RemoteObject,
-    composite_sha256,
-    object_key,
-    parse_lock,
-    parse_remote,
-    part_size_for,
-    plan_upload,
-    remote_debris,
-    remote_set_problems,
-    remote_sets,
-    retain_until,
-    upload_order,
-)
+from pgdrill.offsite_sets import plan_upload, remote_debris, remote_set_problems, remote_sets, upload_order
+from pgdrill.storage import LockSettings, RemoteObject, object_key, parse_lock, parse_remote, retain_until
+from pgdrill.storage.s3 import composite_sha256, part_size_for
 
 STAMP = "20261127_021500"
 DB, GLOBALS, MEDIA = (f"shop_db_{STAMP}_utc.dump.zst", f"shop_globals_{STAMP}_utc.sql", f"shop_media_{STAMP}_utc.tar.zst")
@@ -170,7 +158,7 @@ def test_retain_until_is_utc_days_ahead():
 def test_an_s3_remote_without_boto3_says_how_to_install_it(monkeypatch):
     import sys
 
-    from pgdrill.remote import open_remote
+    from pgdrill.storage import open_remote
 
     monkeypatch.setitem(sys.modules, "boto3", None)  # what an import finds on a host without it
     with pytest.raises(PgdrillError) as caught:
@@ -202,7 +190,7 @@ def _local_sets(tmp_path, stamps):
 def _objects(tmp_path, sets, extra=()):
     import os
 
-    found = {name: RemoteObject(name, os.path.getsize(tmp_path / name)) for backup in sets for name in offsite.set_files(backup)}
+    found = {name: RemoteObject(name, os.path.getsize(tmp_path / name)) for backup in sets for name in offsite_sets.set_files(backup)}
     found.update({name: RemoteObject(name, 5) for name in extra})
     return found
 
@@ -215,22 +203,22 @@ def test_owed_sets_ignore_the_stamps_a_planted_future_set_stops_nothing(tmp_path
     planted = ["shop_db_20991231_235959_utc.dump", "shop_manifest_20991231_235959_utc.json"]
     now = datetime(2026, 11, 20, tzinfo=timezone.utc)
     remote = _objects(tmp_path, [], planted)
-    assert [b.id for b in offsite.owed_sets([older, newer], remote, "shop", policy=Policy(), now=now)] == [older.id, newer.id]
+    assert [b.id for b in offsite_sets.owed_sets([older, newer], remote, "shop", policy=Policy(), now=now)] == [older.id, newer.id]
     remote = _objects(tmp_path, [newer], planted)
-    assert [b.id for b in offsite.owed_sets([older, newer], remote, "shop", policy=Policy(), now=now)] == [older.id]
-    assert offsite.future_remote_sets(remote, "shop", now) == ["shop_20991231_235959_utc"]
+    assert [b.id for b in offsite_sets.owed_sets([older, newer], remote, "shop", policy=Policy(), now=now)] == [older.id]
+    assert offsite_sets.future_remote_sets(remote, "shop", now) == ["shop_20991231_235959_utc"]
     partial = {name: item for name, item in _objects(tmp_path, [older, newer]).items() if "_manifest_" not in name or newer.stamp in name}
-    assert [b.id for b in offsite.owed_sets([older, newer], partial, "shop", policy=Policy(keep_last=1, retention_days=0), now=now)] == [older.id]
+    assert [b.id for b in offsite_sets.owed_sets([older, newer], partial, "shop", policy=Policy(keep_last=1, retention_days=0), now=now)] == [older.id]
     # A set absent from the remote that the remote's retention would remove at once is not owed.
-    assert offsite.owed_sets([older, newer], remote, "shop", policy=Policy(keep_last=1, retention_days=0), now=now) == []
+    assert offsite_sets.owed_sets([older, newer], remote, "shop", policy=Policy(keep_last=1, retention_days=0), now=now) == []
     resized = dict(_objects(tmp_path, [older, newer]), **{older.files[0].name: RemoteObject(older.files[0].name, 1)})
-    assert [b.id for b in offsite.owed_sets([older, newer], resized, "shop", policy=Policy(), now=now)] == [older.id]
+    assert [b.id for b in offsite_sets.owed_sets([older, newer], resized, "shop", policy=Policy(), now=now)] == [older.id]
 
 
 @pytest.mark.parametrize("name", ["", "..", ".", ".hidden_db_20261127_021500_utc.dump", "a/b", "../x", "x\n", "x\x00"])
 def test_remote_object_names_are_plain_file_names(name):
     """Rule: no '/', '..' or hidden names among a remote's objects."""
-    from pgdrill.remote import check_object_name
+    from pgdrill.storage import check_object_name
 
     with pytest.raises(ValueError):
         check_object_name(name)
@@ -241,7 +229,7 @@ def test_stale_uploads_are_the_series_own_and_older_than_a_day():
     """R13: only this series' names (matched whole), only uploads started over a day ago."""
     from datetime import datetime, timedelta, timezone
 
-    from pgdrill.remote import stale_uploads
+    from pgdrill.storage import stale_uploads
 
     now = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
     old, young = now - timedelta(days=1, seconds=1), now - timedelta(hours=23)
@@ -256,7 +244,7 @@ def test_stale_uploads_are_the_series_own_and_older_than_a_day():
 
 
 def test_a_urls_userinfo_never_shows():
-    from pgdrill.remote import without_userinfo
+    from pgdrill.storage import without_userinfo
 
     assert without_userinfo("https://key:secret@s3.example.net:9000/x") == "https://...@s3.example.net:9000/x"
     assert without_userinfo("https://key:pa/ss@host") == "https://...@host"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from helpers import REPO
-from pgdrill.remote import parse_remote
+from pgdrill.storage import parse_remote
 
 ROLE = os.path.join(REPO, "roles", "pgdrill_backup")
 

@@ -1,4 +1,5 @@
-"""Pack pgdrill's engine (a directory of .py files) into one zip that Python imports from.
+"""Pack pgdrill's engine (a directory of .py files and its sub-packages, the Django app left out)
+into one zip that Python imports from.
 
     engine_zip.py SOURCE_DIR OUTPUT.zip
 
@@ -12,7 +13,11 @@ import zipfile
 
 
 def main(source: str, output: str) -> int:
-    names = sorted(name for name in os.listdir(source) if name.endswith(".py"))
+    names = []
+    for directory, subdirs, files in os.walk(source):
+        subdirs[:] = sorted(name for name in subdirs if name not in ("contrib", "__pycache__"))
+        names += [os.path.relpath(os.path.join(directory, name), source).replace(os.sep, "/") for name in files if name.endswith(".py")]
+    names.sort()
     if "cli.py" not in names:
         print(f"{source} does not hold pgdrill's engine (no cli.py): set pgdrill_backup_engine_src", file=sys.stderr)
         return 2
