@@ -18,6 +18,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from . import retention
 from .errors import PgdrillError
 from .naming import validate_prefix
+from .storage import LOCK_MODES, MAX_LOCK_DAYS
 from .rules import (
     bool_rule,
     choice,
@@ -212,8 +213,9 @@ SETTINGS = {
     "remote_region": text_rule,
     "remote_profile": text_rule,
     "remote_upload": bool_rule,
-    "remote_object_lock_days": int_at_least(0, 36500),
-    "remote_object_lock_mode": choice("governance", "compliance"),
+    # The Object Lock rule is storage's (the modes S3 knows, the days' bound), read here once.
+    "remote_object_lock_days": int_at_least(0, MAX_LOCK_DAYS),
+    "remote_object_lock_mode": choice(*(mode.lower() for mode in LOCK_MODES)),
     "keep_daily": int_at_least(0, 100000),
     "keep_weekly": int_at_least(0, 100000),
     "keep_monthly": int_at_least(0, 100000),

@@ -48,6 +48,7 @@ DELETED = "deleted"
 LOCKED = "kept (locked)"
 ABSENT = "absent"
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+MAX_LOCK_DAYS = 36500  # the configuration's bound (rules.py reads it): a hundred years
 MIB = 1 << 20
 URL_FIX = "write remote as s3://BUCKET/PREFIX or rclone:REMOTE:PATH"
 S3_CREDENTIALS_FIX = (
@@ -167,8 +168,8 @@ class LockSettings(NamedTuple):
 
 def parse_lock(mode: Optional[str], days: Optional[int]) -> Optional[LockSettings]:
     """``remote_object_lock_mode`` and ``remote_object_lock_days``: None when no lock is asked for."""
-    if days is not None and days < 0:
-        raise PgdrillError(f"remote_object_lock_days is {days}", "give a number of days, at least 1, or 0 for no lock")
+    if days is not None and not 0 <= days <= MAX_LOCK_DAYS:
+        raise PgdrillError(f"remote_object_lock_days is {days}", f"give a number of days from 1 to {MAX_LOCK_DAYS}, or 0 for no lock")
     if not days:
         return None
     chosen = (mode or "GOVERNANCE").upper()
