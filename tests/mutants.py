@@ -334,15 +334,15 @@ MUTANTS = [
     Mutant(
         "scheduled drill: the scratch database stays after the drill",
         ENGINE + "scheduled.py",
-        "    if target and not keep:",
+        "    if run.target and not run.kept:",
         "    if False:",
         ["tests/engine/test_scheduled_drill.py::test_the_drill_command_restores_proves_smoke_tests_records_and_cleans_up"],
     ),
     Mutant(
         "scheduled drill: a stale newest set is drilled anyway",
         ENGINE + "scheduled.py",
-        "        if config.max_age_hours and age_hours > config.max_age_hours:",
-        "        if False:",
+        "    if wanted is None and config.max_age_hours and age_hours > config.max_age_hours:",
+        "    if False:",
         ["tests/engine/test_scheduled_drill.py::test_a_stale_newest_set_fails_the_drill_before_any_restore"],
     ),
     # Issue 18, slice "restore proofs that do not lie, and the seed's command for an ordinary Django role".
@@ -588,15 +588,15 @@ MUTANTS = [
     Mutant(
         "scheduled drill: a damaged set is drilled anyway (no verification on arrival)",
         ENGINE + "scheduled.py",
-        '        if not verified["ok"]:',
-        "        if False:",
+        '    if not verified["ok"]:',
+        "    if False:",
         ["tests/engine/test_scheduled_drill.py::test_a_damaged_set_fails_the_drill_on_arrival_before_any_scratch_database"],
     ),
     Mutant(
         "scheduled drill: keep = on_failure keeps the scratch database of a passed drill",
-        ENGINE + "scheduled.py",
-        '(config.keep == "on_failure" and not passed)',
-        '(config.keep == "on_failure")',
+        ENGINE + "drill.py",
+        '(keep == "on_failure" and not passed)',
+        '(keep == "on_failure")',
         ["tests/engine/test_scheduled_drill.py::test_keep_on_failure_drops_the_scratch_database_of_a_passed_drill_and_no_smoke_check_is_said"],
     ),
     Mutant(

@@ -17,10 +17,12 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import socket
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import db, drill, ping, scratch
 from .catalog import BackupSet, scan
@@ -125,9 +127,13 @@ def _fetch_over_ssh(config: DrillConfig, work_dir: str) -> str:
 
 def scratch_target(config: DrillConfig, backup: BackupSet) -> str:
     """``<scratch_prefix><database>_<stamp>_<random>``, at most 63 bytes, the random part kept. Pure but for the random part."""
-    base = f"{config.scratch_prefix}{re.sub(r'[^A-Za-z0-9_]', '_', config.database)[:30]}_"
+    base = _scratch_base(config)
     suffix = f"{backup.stamp}_{secrets.token_hex(3)}"
     return (base + suffix)[-63:] if len(base + suffix) > 63 else base + suffix
+
+
+def _scratch_base(config: DrillConfig) -> str:
+    return f"{config.scratch_prefix}{re.sub(r'[^A-Za-z0-9_]', '_', config.database)[:30]}_"
 
 
 def post_restore_steps(config: DrillConfig) -> List[Dict[str, Any]]:
@@ -149,7 +155,7 @@ def _now() -> str:
 
 
 class _Steps:
-    """The drill's steps and how long each took (the playbook drill's ``timings``)."""
+    """The drill's steps and how long each took (the evidence's ``timings``)."""
 
     def __init__(self) -> None:
         self.current = ""
@@ -157,18 +163,149 @@ class _Steps:
         self._mark = time.monotonic()
 
     def next(self, name: str) -> None:
+        if name == self.current:
+            return
         if self.current:
             self.timings[self.current] = round(time.monotonic() - self._mark, 3)
         self.current, self._mark = name, time.monotonic()
 
 
+@dataclass
+class DrillRun:
+    """One drill as it goes: the record's own facts so far, what the restore, the smoke checks and
+    the cleanup reported, the scratch database, and the outcome."""
+
+    record: Dict[str, Any]
+    steps: _Steps = field(default_factory=_Steps)
+    restore: Dict[str, Any] = field(default_factory=dict)
+    smoke: Dict[str, Any] = field(default_factory=dict)
+    cleanup: Dict[str, Any] = field(default_factory=dict)
+    dbconfig: Optional[DatabaseConfig] = None
+    target: Optional[str] = None
+    kept: bool = False
+    passed: bool = False
+    failed_step: Optional[str] = None
+    error: Optional[str] = None
+    details: Dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, exc: Exception) -> None:
+        """Record the failure of the running step (every engine step reports its own failures with a
+        fix; an OSError is the last line of defence)."""
+        if isinstance(exc, PgdrillError):
+            self.error, self.details = exc.message, dict(exc.details)
+        else:
+            self.error = os_error(exc, "work on", getattr(exc, "filename", None) or "a file").message  # type: ignore[arg-type]
+        self.passed, self.failed_step = False, self.steps.current or "configuration"
+
+
+def drill_set(config: DrillConfig, run: DrillRun, fetch: Callable[[], str], wanted: Optional[str] = None, pick_step: str = "pick the set") -> None:
+    """The drill's steps from the set to the cleanup, each timed: pick the set in the directory
+    ``fetch`` brings it to (``wanted``, or the newest complete one, which must be fresh), verify it,
+    restore and prove it in a fresh scratch database, run the post-restore commands and smoke checks,
+    then drop or keep the scratch database. A failure is recorded in ``run``, never raised."""
+    try:
+        checks = post_restore_steps(config)
+        backup = prepare(config, run, fetch, wanted, pick_step)
+        run.steps.next("restore")
+        _restore(config, run, backup, drop_leftovers=wanted is None)
+        run.steps.next("smoke checks")
+        _smoke(config, run, checks)
+        run.passed = True
+    except (PgdrillError, OSError) as exc:
+        run.fail(exc)
+        log.error("%s: drill failed at %s: %s", config.database, run.failed_step, run.error)
+    _drop_or_keep(config, run)
+
+
+def prepare(config: DrillConfig, run: DrillRun, fetch: Callable[[], str], wanted: Optional[str] = None, pick_step: str = "pick the set") -> BackupSet:
+    """The first steps, all a drill in check mode runs: pick the set and verify it on arrival."""
+    run.steps.next(pick_step)
+    backup = _pick(config, run, fetch(), wanted)
+    run.steps.next("verify on arrival")
+    _verify_on_arrival(run, backup)
+    return backup
+
+
+def _pick(config: DrillConfig, run: DrillRun, directory: str, wanted: Optional[str]) -> BackupSet:
+    """The set to drill in ``directory``, its facts recorded; the newest complete one must be fresh."""
+    run.dbconfig = series_config(config, directory)
+    backup = select_for_verify(scan(directory, config.prefix), wanted, False)[0]
+    run.record.update(drill.set_facts(backup.id, backup.manifest or {}))
+    age_hours = (datetime.now(timezone.utc) - backup.time).total_seconds() / 3600
+    if wanted is None and config.max_age_hours and age_hours > config.max_age_hours:
+        raise PgdrillError(
+            f"the newest complete set of {config.prefix}, {backup.id}, is {age_hours:.1f} h old (limit {config.max_age_hours:g} h)",
+            "find out why the backups stopped (systemctl status pgdrill-backup.timer on the source), or raise max_age_hours",
+        )
+    return backup
+
+
+def _verify_on_arrival(run: DrillRun, backup: BackupSet) -> None:
+    """The set's checksums and archive, on the host that restores it, recording nothing."""
+    assert run.dbconfig is not None
+    verified = verify_set(run.dbconfig, backup, restore=False, record=False)
+    if not verified["ok"]:
+        bad = next(check for check in verified["checks"] if not check["ok"])
+        raise PgdrillError(f"set {backup.id} failed verification: {bad['name']}: {bad['detail']}", "take a new backup; this set is damaged")
+
+
+def _restore(config: DrillConfig, run: DrillRun, backup: BackupSet, drop_leftovers: bool) -> None:
+    """Restore into a fresh marked scratch database, proved against the set's fingerprint and row counts."""
+    assert run.dbconfig is not None
+    if drop_leftovers:
+        _drop_leftovers(config)
+    run.target = scratch_target(config, backup)
+    options = RestoreOptions(
+        target=run.target,
+        jobs=config.jobs,
+        globals=config.restore_globals,
+        role_passwords=config.role_passwords,
+        owners=config.owners,
+        privileges=config.privileges,
+        compare=True,
+        scratch="restore drill",
+        maintenance_db=config.maintenance_db,
+    )
+    try:
+        run.restore = restore_set(run.dbconfig, backup, options)
+    except PgdrillError as exc:
+        run.restore = {"restore": exc.details.get("restore") or {}, **{k: exc.details[k] for k in ("fidelity", "row_counts") if k in exc.details}}
+        raise
+
+
+def _smoke(config: DrillConfig, run: DrillRun, checks: List[Dict[str, Any]]) -> None:
+    """The post-restore commands and smoke checks against the scratch database; the first failure fails the drill."""
+    if not checks or run.target is None:
+        return
+    conn = db.connect(config.connection, run.target, autocommit=True)
+    try:
+        results = drill.run_checks(conn, checks, config.connection.libpq_env(run.target), timeout=config.command_timeout)
+    finally:
+        conn.close()
+    run.smoke = {"ok": all(result["ok"] for result in results), "results": results}
+    failed = [result for result in results if not result["ok"]]
+    if failed:
+        raise PgdrillError(f"{failed[0]['kind']} '{failed[0]['name']}' failed: {failed[0]['detail']}", "")
+
+
+def _drop_or_keep(config: DrillConfig, run: DrillRun) -> None:
+    """Drop the scratch database and the roles made for it, unless ``keep`` keeps them; a drop that
+    fails fails a drill that had passed, at "cleanup"."""
+    run.kept = run.target is not None and drill.keeps_scratch(config.keep, run.passed)
+    run.steps.next("cleanup")
+    if run.target and not run.kept:
+        try:
+            run.cleanup = _drop(config, run.target)
+        except PgdrillError as exc:
+            log.error("%s: could not drop the scratch database %s: %s", config.database, run.target, exc.message)
+            if run.passed:
+                run.fail(exc)
+    run.record.update(scratch_database=run.target, scratch_database_kept=run.kept)
+
+
 def run_drill(config: DrillConfig) -> Dict[str, Any]:
     """Run one drill; never raises for a failed drill (the outcome is in the record). Returns
     {"record", "log_line", "evidence", "exit_code"}."""
-    started_at = _now()
-    if config.ping_url:
-        ping.send(config.ping_url, "start", {"database": config.database, "drill": True})
-    steps = _Steps()
     record: Dict[str, Any] = {
         "drill_id": drill.new_drill_id(),
         "source_host": config.source_host,
@@ -177,133 +314,79 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
         "database": config.database,
         "set": None,
         "runner": "pgdrill-backup drill",
-        "started_at": started_at,
+        "started_at": _now(),
     }
-    restore: Dict[str, Any] = {}
-    smoke: Dict[str, Any] = {}
-    cleanup: Dict[str, Any] = {}
-    target: Optional[str] = None
-    passed = False
-    error = None
-    dbconfig = None
+    if config.ping_url:
+        ping.send(config.ping_url, "start", {"database": config.database, "drill": True})
+    run = DrillRun(record)
     work_dir = config.work_dir or os.path.dirname(config.evidence_dir)
-    try:
-        checks = post_restore_steps(config)
-        steps.next("pick the set")
-        directory = fetch_newest_set(config, work_dir)
-        dbconfig = series_config(config, directory)
-        backup = select_for_verify(scan(directory, config.prefix), None, False)[0]
-        document = backup.manifest or {}
-        record.update(
-            set=backup.id,
-            files=document.get("files") or [],
-            sha256=next((f.get("sha256") for f in document.get("files") or [] if f.get("kind") == "db"), None),
-            tool_version=(document.get("tool") or {}).get("version"),
-            pg_dump_version=(document.get("client") or {}).get("pg_dump_version"),
-            source_server_version=(document.get("database") or {}).get("server_version"),
-        )
-        age_hours = (datetime.now(timezone.utc) - backup.time).total_seconds() / 3600
-        if config.max_age_hours and age_hours > config.max_age_hours:
-            raise PgdrillError(
-                f"the newest complete set of {config.prefix}, {backup.id}, is {age_hours:.1f} h old (limit {config.max_age_hours:g} h)",
-                "find out why the backups stopped (systemctl status pgdrill-backup.timer on the source), or raise max_age_hours",
-            )
-        steps.next("verify on arrival")
-        verified = verify_set(dbconfig, backup, restore=False, record=False)
-        if not verified["ok"]:
-            bad = next(check for check in verified["checks"] if not check["ok"])
-            raise PgdrillError(f"set {backup.id} failed verification: {bad['name']}: {bad['detail']}", "take a new backup; this set is damaged")
-        steps.next("restore")
-        _drop_leftovers(config)
-        target = scratch_target(config, backup)
-        options = RestoreOptions(
-            target=target,
-            jobs=config.jobs,
-            globals=config.restore_globals,
-            role_passwords=config.role_passwords,
-            owners=config.owners,
-            privileges=config.privileges,
-            compare=True,
-            scratch="restore drill",
-            maintenance_db=config.maintenance_db,
-        )
-        try:
-            restore = restore_set(dbconfig, backup, options)
-        except PgdrillError as exc:
-            restore = {"restore": exc.details.get("restore") or {}, **{k: exc.details[k] for k in ("fidelity", "row_counts") if k in exc.details}}
-            raise
-        steps.next("smoke checks")
-        if checks:
-            conn = db.connect(config.connection, target, autocommit=True)
-            try:
-                results = drill.run_checks(conn, checks, config.connection.libpq_env(target), timeout=config.command_timeout)
-            finally:
-                conn.close()
-            smoke = {"ok": all(result["ok"] for result in results), "results": results}
-            failed = [result for result in results if not result["ok"]]
-            if failed:
-                raise PgdrillError(f"{failed[0]['kind']} '{failed[0]['name']}' failed: {failed[0]['detail']}", "")
-        passed = True
-    except (PgdrillError, OSError) as exc:
-        # Every engine step reports its own failures with a fix; an OSError is the last line of defence.
-        error = exc.message if isinstance(exc, PgdrillError) else os_error(exc, "work on", getattr(exc, "filename", None) or "a file").message
-        log.error("%s: drill failed at %s: %s", config.database, steps.current or "start", error)
-    failed_step = None if passed else (steps.current or "configuration")
-    keep = target is not None and (config.keep == "always" or (config.keep == "on_failure" and not passed))
-    steps.next("cleanup")
-    if target and not keep:
-        try:
-            cleanup = _drop(config, target)
-        except PgdrillError as exc:
-            log.error("%s: could not drop the scratch database %s: %s", config.database, target, exc.message)
-            if passed:
-                passed, failed_step, error = False, "cleanup", exc.message
-    if config.source != "local" and dbconfig is not None and _inside(dbconfig.backup_dir, work_dir):
-        if keep:  # the fetched copy stays with the scratch database, without the source's password hashes
-            record.update(
-                kept_copies=[f"{record['staging_host']}:{dbconfig.backup_dir}"],
-                kept_copies_left_out=drill.strip_kept_copy(dbconfig.backup_dir, record.get("files") or []),
-            )
-        else:
-            import shutil
+    drill_set(config, run, lambda: fetch_newest_set(config, work_dir))
+    _keep_or_remove_copy(config, run, work_dir)
+    run.steps.next("record")
+    run.record.update(finished_at=_now(), timings=dict(run.steps.timings))
+    return _record(config, run)
 
-            shutil.rmtree(dbconfig.backup_dir, ignore_errors=True)  # the fetched copy of the set
-    steps.next("record")
-    record.update(scratch_database=target, scratch_database_kept=keep, finished_at=_now(), timings=dict(steps.timings))
 
-    def outcome(passed: bool, failed_step: Optional[str], error: Optional[str]) -> Dict[str, Any]:
-        return drill.compose_record(dict(record, outcome="passed" if passed else "failed", failed_step=failed_step, error=error), restore, smoke, cleanup)
+def _keep_or_remove_copy(config: DrillConfig, run: DrillRun, work_dir: str) -> None:
+    """The copy of the set fetched under ``work_dir`` is removed, or kept with a kept scratch
+    database, without the source's password hashes (the record says where and without what)."""
+    directory = run.dbconfig.backup_dir if run.dbconfig is not None else None
+    if config.source == "local" or directory is None or not _inside(directory, work_dir):
+        return
+    if run.kept:
+        run.record.update(kept_copies=[f"{run.record['staging_host']}:{directory}"])
+        keep_copy(run, directory)
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
 
-    # The outcome is one thing: a drill whose record cannot be written failed, and the evidence, the
-    # log line, the metrics, the ping and the exit code all say so. The log is opened first and its
-    # line appended last, so a failure to write anything is known before the line says PASSED.
+
+def keep_copy(run: DrillRun, directory: str) -> None:
+    """A copy of the set kept with a kept scratch database, stripped of what it must not hold
+    (drill.left_out_of_kept_copies: the globals, with the source's password hashes)."""
+    if run.kept:
+        run.record["kept_copies_left_out"] = drill.strip_kept_copy(directory, run.record.get("files") or [])
+
+
+def _record(config: DrillConfig, run: DrillRun) -> Dict[str, Any]:
+    """The evidence, the drill log line, the metrics and the closing ping.
+
+    The outcome is one thing: a drill whose record cannot be written failed, and the evidence, the
+    log line, the metrics, the ping and the exit code all say so. The log is opened first and its
+    line appended last, so a failure to write anything is known before the line says PASSED."""
+
+    def outcome() -> Dict[str, Any]:
+        record = dict(run.record, outcome="passed" if run.passed else "failed", failed_step=run.failed_step, error=run.error)
+        return drill.compose_record(record, run.restore, run.smoke, run.cleanup)
+
+    def unrecorded(exc: Exception) -> None:
+        run.passed, run.failed_step, run.error = _unrecorded(config, exc, run.passed, run.failed_step, run.error)
+
     log_fd, evidence = None, None
     try:
         log_fd = _open_log(config.log_file) if config.log_file else None
     except PgdrillError as exc:
-        passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
-    composed = outcome(passed, failed_step, error)
+        unrecorded(exc)
+    composed = outcome()
     try:
         evidence = drill.write_evidence(config.evidence_dir, composed, config.metrics_dir)
     except (PgdrillError, OSError) as exc:
-        passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
-        composed = outcome(passed, failed_step, error)
+        unrecorded(exc)
+        composed = outcome()
         evidence = _rewrite_evidence(config, composed)  # the evidence may be written and the metrics not
     if log_fd is not None:
         try:
             _append_line(log_fd, str(config.log_file), drill.log_line(composed))
         except PgdrillError as exc:
-            passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
-            composed = outcome(passed, failed_step, error)
+            unrecorded(exc)
+            composed = outcome()
             evidence = _rewrite_evidence(config, composed)
-    line = drill.log_line(composed)
-    exit_code = EXIT_OK if passed else EXIT_FAILED
+    exit_code = EXIT_OK if run.passed else EXIT_FAILED
     if config.ping_url:
-        summary = {"database": config.database, "set": record.get("set"), "outcome": composed["outcome"], "drill": True}
-        if not passed:
-            summary.update(failed_step=failed_step, error=error)
-        ping.send(config.ping_url, "success" if passed else "fail", summary, exit_code, config.ping_exit_codes)
-    return {"record": composed, "log_line": line, "evidence": evidence, "exit_code": exit_code}
+        summary = {"database": config.database, "set": run.record.get("set"), "outcome": composed["outcome"], "drill": True}
+        if not run.passed:
+            summary.update(failed_step=run.failed_step, error=run.error)
+        ping.send(config.ping_url, "success" if run.passed else "fail", summary, exit_code, config.ping_exit_codes)
+    return {"record": composed, "log_line": drill.log_line(composed), "evidence": evidence, "exit_code": exit_code}
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -323,8 +406,7 @@ def _drop_leftovers(config: DrillConfig) -> None:
     """Scratch databases of this drill left by a run that was killed before it cleaned up."""
     admin = db.connect(config.connection, config.maintenance_db, autocommit=True)
     try:
-        base = f"{config.scratch_prefix}{re.sub(r'[^A-Za-z0-9_]', '_', config.database)[:30]}_"
-        for name in scratch.leftovers(admin, base, LEFTOVER_GRACE):
+        for name in scratch.leftovers(admin, _scratch_base(config), LEFTOVER_GRACE):
             log.info("dropping scratch database %s left by an interrupted drill", name)
             scratch.drop(admin, name)
     finally:
