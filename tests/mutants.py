@@ -333,14 +333,14 @@ MUTANTS = [
     ),
     Mutant(
         "scheduled drill: the scratch database stays after the drill",
-        ENGINE + "scheduled.py",
+        ENGINE + "drill_steps.py",
         "    if run.target and not run.kept:",
         "    if False:",
         ["tests/engine/test_scheduled_drill.py::test_the_drill_command_restores_proves_smoke_tests_records_and_cleans_up"],
     ),
     Mutant(
         "scheduled drill: a stale newest set is drilled anyway",
-        ENGINE + "scheduled.py",
+        ENGINE + "drill_steps.py",
         "    if wanted is None and config.max_age_hours and age_hours > config.max_age_hours:",
         "    if False:",
         ["tests/engine/test_scheduled_drill.py::test_a_stale_newest_set_fails_the_drill_before_any_restore"],
@@ -587,7 +587,7 @@ MUTANTS = [
     ),
     Mutant(
         "scheduled drill: a damaged set is drilled anyway (no verification on arrival)",
-        ENGINE + "scheduled.py",
+        ENGINE + "drill_steps.py",
         '    if not verified["ok"]:',
         "    if False:",
         ["tests/engine/test_scheduled_drill.py::test_a_damaged_set_fails_the_drill_on_arrival_before_any_scratch_database"],

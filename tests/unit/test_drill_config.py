@@ -5,7 +5,8 @@ import pytest
 
 from pgdrill.config import load_configs, load_drill_config
 from pgdrill.errors import PgdrillError
-from pgdrill.scheduled import newest_set_files, post_restore_steps
+from pgdrill.drill_steps import post_restore_steps
+from pgdrill.scheduled import newest_set_files
 
 FILE = """[pgdrill]
 backup_dir = /var/backups/pgdrill
