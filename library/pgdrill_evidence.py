@@ -21,6 +21,8 @@ description:
 version_added: "0.1.0"
 author: pgdrill maintainers (@pgdrill)
 seealso:
+  - module: pgdrill_drill
+    description: The module that runs the drill on staging and returns what this record is made of.
   - module: pgdrill_restore
     description: The module that restores a set and compares it with its fingerprint.
   - module: pgdrill_smoke
@@ -33,15 +35,17 @@ options:
     type: dict
     required: true
   restore:
-    description: The registered result of the drill's M(pgdrill_restore) task, passed or failed.
+    description:
+      - What the drill's restore did and found, passed or failed - RV(pgdrill_drill#module:restore) of the drill's
+        M(pgdrill_drill) task, or the registered result of a M(pgdrill_restore) task.
     type: dict
     default: {}
   smoke:
-    description: The registered result of its M(pgdrill_smoke) checks.
+    description: Its post-restore commands and smoke checks - RV(pgdrill_drill#module:smoke), or a M(pgdrill_smoke) result.
     type: dict
     default: {}
   cleanup:
-    description: The registered result of its cleanup (M(pgdrill_smoke) with O(pgdrill_smoke#module:drop)).
+    description: Its cleanup - RV(pgdrill_drill#module:cleanup), or a M(pgdrill_smoke) result with O(pgdrill_smoke#module:drop).
     type: dict
     default: {}
   metrics_dir:

@@ -17,6 +17,7 @@ MODULES = [
     "pgdrill_info",
     "pgdrill_smoke",
     "pgdrill_evidence",
+    "pgdrill_drill",
     "pgdrill_report",
     "pgdrill_pin",
     "pgdrill_push",

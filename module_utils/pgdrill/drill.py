@@ -202,10 +202,28 @@ def checks_summary(record: Dict[str, Any]) -> str:
     return f"{passed}/{len(checks)} checks ok"
 
 
+def set_facts(name: str, manifest: Dict[str, Any]) -> Dict[str, Any]:
+    """What a drill's record says about the set it drills, from the set's manifest. Pure."""
+    files = manifest.get("files") or []
+    return {
+        "set": name,
+        "files": files,
+        "sha256": next((f.get("sha256") for f in files if f.get("kind") == "db"), None),
+        "tool_version": (manifest.get("tool") or {}).get("version"),
+        "pg_dump_version": (manifest.get("client") or {}).get("pg_dump_version"),
+        "source_server_version": (manifest.get("database") or {}).get("server_version"),
+    }
+
+
+def keeps_scratch(keep: str, passed: bool) -> bool:
+    """Whether a drill keeps its scratch database (and the copies of its set): ``keep`` is never,
+    on_failure or always. Pure."""
+    return keep == "always" or (keep == "on_failure" and not passed)
+
+
 def left_out_of_kept_copies(files: List[Dict[str, Any]]) -> List[str]:
     """The files of a set that a copy kept after a drill never holds: the globals, with the source's
-    role password hashes (the source still has them). The playbook drill's role applies the same
-    rule to the manifest's kinds. Pure."""
+    role password hashes (the source still has them). Pure."""
     return [str(entry.get("name")) for entry in files if isinstance(entry, dict) and entry.get("kind") == "globals"]
 
 

@@ -117,15 +117,6 @@ class DrillConfig:
     encrypt_identity_file: Optional[str] = None
     source_file: str = "defaults"
 
-    # The drill's first attribute names, for the callers that still use them.
-    @property
-    def jobs(self) -> int:
-        return self.restore_jobs
-
-    @property
-    def identity_file(self) -> Optional[str]:
-        return self.encrypt_identity_file
-
 
 def _values(pairs, origin: str) -> Dict[str, object]:
     """The section's values by their current names; an old name and its new one together are refused."""

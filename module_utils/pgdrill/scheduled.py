@@ -1,10 +1,9 @@
 """A whole restore drill without the controller: what ``pgdrill-backup drill`` runs, from a timer on
-staging. The steps are the playbook drill's, through the same engine code: pick the newest complete
-set, verify its checksums and archive, restore it into a fresh marked scratch database with the
-fingerprint and row-count proof (recovery.restore_set), run the post-restore commands and smoke
-checks (drill.run_checks), drop the scratch database and its roles by their mark (scratch.drop),
-and record the evidence, the drill log line and the metrics (drill.compose_record, write_evidence,
-log_line). Pings at start and end, like a backup run.
+staging. The steps are the playbook drill's, the same code (drill_steps.drill_set): pick the newest
+complete set, verify it on arrival, restore and prove it in a fresh scratch database, run the
+post-restore commands and smoke checks, drop or keep the scratch database. Then this drill removes
+or keeps its fetched copy and records the evidence, the drill log line and the metrics
+(drill.compose_record, write_evidence, log_line). Pings at start and end, like a backup run.
 
 Where the set comes from is one hook, :func:`fetch_newest_set`.
 """
@@ -14,26 +13,19 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
-import secrets
 import shlex
+import shutil
 import socket
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import db, drill, ping, scratch
-from .catalog import BackupSet, scan
+from . import drill, ping
 from .config import DatabaseConfig
 from .drill_config import DrillConfig
+from .drill_steps import DrillRun, drill_set, keep_copy
 from .errors import EXIT_FAILED, EXIT_OK, PgdrillError
-from .fsio import os_error
-from .operations import select_for_verify
-from .recovery import RestoreOptions, restore_set
-from .verify import verify_set
 
 log = logging.getLogger("pgdrill")
-LEFTOVER_GRACE = timedelta(hours=24)
 
 
 def fetch_newest_set(config: DrillConfig, work_dir: str) -> str:
@@ -63,8 +55,8 @@ def series_config(config: DrillConfig, directory: str) -> DatabaseConfig:
         prefix=config.prefix,
         pg_bin_dir=config.pg_bin_dir,
         work_dir=config.work_dir,
-        restore_jobs=config.jobs,
-        encrypt_identity_file=config.identity_file,
+        restore_jobs=config.restore_jobs,
+        encrypt_identity_file=config.encrypt_identity_file,
         remote=config.remote,
         remote_endpoint_url=config.remote_endpoint_url,
         remote_region=config.remote_region,
@@ -123,52 +115,13 @@ def _fetch_over_ssh(config: DrillConfig, work_dir: str) -> str:
     return copy
 
 
-def scratch_target(config: DrillConfig, backup: BackupSet) -> str:
-    """``<scratch_prefix><database>_<stamp>_<random>``, at most 63 bytes, the random part kept. Pure but for the random part."""
-    base = f"{config.scratch_prefix}{re.sub(r'[^A-Za-z0-9_]', '_', config.database)[:30]}_"
-    suffix = f"{backup.stamp}_{secrets.token_hex(3)}"
-    return (base + suffix)[-63:] if len(base + suffix) > 63 else base + suffix
-
-
-def post_restore_steps(config: DrillConfig) -> List[Dict[str, Any]]:
-    """The post-restore commands (one a line, split like a shell would, run without one) followed
-    by the smoke checks, in the pgdrill_smoke format. Pure."""
-    steps: List[Dict[str, Any]] = []
-    for line in config.post_restore:
-        step: Dict[str, Any] = {"name": line, "command": shlex.split(line)}
-        if config.post_restore_dir:
-            step["chdir"] = config.post_restore_dir
-        steps.append(step)
-    steps.extend(dict(check) for check in config.checks)
-    drill.validate_checks(steps)
-    return steps
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _Steps:
-    """The drill's steps and how long each took (the playbook drill's ``timings``)."""
-
-    def __init__(self) -> None:
-        self.current = ""
-        self.timings: Dict[str, float] = {}
-        self._mark = time.monotonic()
-
-    def next(self, name: str) -> None:
-        if self.current:
-            self.timings[self.current] = round(time.monotonic() - self._mark, 3)
-        self.current, self._mark = name, time.monotonic()
 
 
 def run_drill(config: DrillConfig) -> Dict[str, Any]:
     """Run one drill; never raises for a failed drill (the outcome is in the record). Returns
     {"record", "log_line", "evidence", "exit_code"}."""
-    started_at = _now()
-    if config.ping_url:
-        ping.send(config.ping_url, "start", {"database": config.database, "drill": True})
-    steps = _Steps()
     record: Dict[str, Any] = {
         "drill_id": drill.new_drill_id(),
         "source_host": config.source_host,
@@ -177,158 +130,77 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
         "database": config.database,
         "set": None,
         "runner": "pgdrill-backup drill",
-        "started_at": started_at,
+        "started_at": _now(),
     }
-    restore: Dict[str, Any] = {}
-    smoke: Dict[str, Any] = {}
-    cleanup: Dict[str, Any] = {}
-    target: Optional[str] = None
-    passed = False
-    error = None
-    dbconfig = None
+    if config.ping_url:
+        ping.send(config.ping_url, "start", {"database": config.database, "drill": True})
+    run = DrillRun(record)
     work_dir = config.work_dir or os.path.dirname(config.evidence_dir)
-    try:
-        checks = post_restore_steps(config)
-        steps.next("pick the set")
-        directory = fetch_newest_set(config, work_dir)
-        dbconfig = series_config(config, directory)
-        backup = select_for_verify(scan(directory, config.prefix), None, False)[0]
-        document = backup.manifest or {}
-        record.update(
-            set=backup.id,
-            files=document.get("files") or [],
-            sha256=next((f.get("sha256") for f in document.get("files") or [] if f.get("kind") == "db"), None),
-            tool_version=(document.get("tool") or {}).get("version"),
-            pg_dump_version=(document.get("client") or {}).get("pg_dump_version"),
-            source_server_version=(document.get("database") or {}).get("server_version"),
-        )
-        age_hours = (datetime.now(timezone.utc) - backup.time).total_seconds() / 3600
-        if config.max_age_hours and age_hours > config.max_age_hours:
-            raise PgdrillError(
-                f"the newest complete set of {config.prefix}, {backup.id}, is {age_hours:.1f} h old (limit {config.max_age_hours:g} h)",
-                "find out why the backups stopped (systemctl status pgdrill-backup.timer on the source), or raise max_age_hours",
-            )
-        steps.next("verify on arrival")
-        verified = verify_set(dbconfig, backup, restore=False, record=False)
-        if not verified["ok"]:
-            bad = next(check for check in verified["checks"] if not check["ok"])
-            raise PgdrillError(f"set {backup.id} failed verification: {bad['name']}: {bad['detail']}", "take a new backup; this set is damaged")
-        steps.next("restore")
-        _drop_leftovers(config)
-        target = scratch_target(config, backup)
-        options = RestoreOptions(
-            target=target,
-            jobs=config.jobs,
-            globals=config.restore_globals,
-            role_passwords=config.role_passwords,
-            owners=config.owners,
-            privileges=config.privileges,
-            compare=True,
-            scratch="restore drill",
-            maintenance_db=config.maintenance_db,
-        )
-        try:
-            restore = restore_set(dbconfig, backup, options)
-        except PgdrillError as exc:
-            restore = {"restore": exc.details.get("restore") or {}, **{k: exc.details[k] for k in ("fidelity", "row_counts") if k in exc.details}}
-            raise
-        steps.next("smoke checks")
-        if checks:
-            conn = db.connect(config.connection, target, autocommit=True)
-            try:
-                results = drill.run_checks(conn, checks, config.connection.libpq_env(target), timeout=config.command_timeout)
-            finally:
-                conn.close()
-            smoke = {"ok": all(result["ok"] for result in results), "results": results}
-            failed = [result for result in results if not result["ok"]]
-            if failed:
-                raise PgdrillError(f"{failed[0]['kind']} '{failed[0]['name']}' failed: {failed[0]['detail']}", "")
-        passed = True
-    except (PgdrillError, OSError) as exc:
-        # Every engine step reports its own failures with a fix; an OSError is the last line of defence.
-        error = exc.message if isinstance(exc, PgdrillError) else os_error(exc, "work on", getattr(exc, "filename", None) or "a file").message
-        log.error("%s: drill failed at %s: %s", config.database, steps.current or "start", error)
-    failed_step = None if passed else (steps.current or "configuration")
-    keep = target is not None and (config.keep == "always" or (config.keep == "on_failure" and not passed))
-    steps.next("cleanup")
-    if target and not keep:
-        try:
-            cleanup = _drop(config, target)
-        except PgdrillError as exc:
-            log.error("%s: could not drop the scratch database %s: %s", config.database, target, exc.message)
-            if passed:
-                passed, failed_step, error = False, "cleanup", exc.message
-    if config.source != "local" and dbconfig is not None and _inside(dbconfig.backup_dir, work_dir):
-        if keep:  # the fetched copy stays with the scratch database, without the source's password hashes
-            record.update(
-                kept_copies=[f"{record['staging_host']}:{dbconfig.backup_dir}"],
-                kept_copies_left_out=drill.strip_kept_copy(dbconfig.backup_dir, record.get("files") or []),
-            )
-        else:
-            import shutil
+    drill_set(config, run, lambda: series_config(config, fetch_newest_set(config, work_dir)))
+    _keep_or_remove_copy(config, run, work_dir)
+    run.steps.next("record")
+    run.record.update(finished_at=_now(), timings=dict(run.steps.timings))
+    return _record(config, run)
 
-            shutil.rmtree(dbconfig.backup_dir, ignore_errors=True)  # the fetched copy of the set
-    steps.next("record")
-    record.update(scratch_database=target, scratch_database_kept=keep, finished_at=_now(), timings=dict(steps.timings))
 
-    def outcome(passed: bool, failed_step: Optional[str], error: Optional[str]) -> Dict[str, Any]:
-        return drill.compose_record(dict(record, outcome="passed" if passed else "failed", failed_step=failed_step, error=error), restore, smoke, cleanup)
+def _keep_or_remove_copy(config: DrillConfig, run: DrillRun, work_dir: str) -> None:
+    """The copy of the set fetched under ``work_dir`` is removed, or kept with a kept scratch
+    database, without the source's password hashes (the record says where and without what)."""
+    directory = run.dbconfig.backup_dir if run.dbconfig is not None else None
+    if config.source == "local" or directory is None or not _inside(directory, work_dir):
+        return
+    if run.kept:
+        run.record.update(kept_copies=[f"{run.record['staging_host']}:{directory}"])
+        keep_copy(run, directory)
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
 
-    # The outcome is one thing: a drill whose record cannot be written failed, and the evidence, the
-    # log line, the metrics, the ping and the exit code all say so. The log is opened first and its
-    # line appended last, so a failure to write anything is known before the line says PASSED.
+
+def _record(config: DrillConfig, run: DrillRun) -> Dict[str, Any]:
+    """The evidence, the drill log line, the metrics and the closing ping.
+
+    The outcome is one thing: a drill whose record cannot be written failed, and the evidence, the
+    log line, the metrics, the ping and the exit code all say so. The log is opened first and its
+    line appended last, so a failure to write anything is known before the line says PASSED."""
+
+    def outcome() -> Dict[str, Any]:
+        record = dict(run.record, outcome="passed" if run.passed else "failed", failed_step=run.failed_step, error=run.error)
+        return drill.compose_record(record, run.restore, run.smoke, run.cleanup)
+
+    def unrecorded(exc: Exception) -> None:
+        run.passed, run.failed_step, run.error = _unrecorded(config, exc, run.passed, run.failed_step, run.error)
+
     log_fd, evidence = None, None
     try:
         log_fd = _open_log(config.log_file) if config.log_file else None
     except PgdrillError as exc:
-        passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
-    composed = outcome(passed, failed_step, error)
+        unrecorded(exc)
+    composed = outcome()
     try:
         evidence = drill.write_evidence(config.evidence_dir, composed, config.metrics_dir)
     except (PgdrillError, OSError) as exc:
-        passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
-        composed = outcome(passed, failed_step, error)
+        unrecorded(exc)
+        composed = outcome()
         evidence = _rewrite_evidence(config, composed)  # the evidence may be written and the metrics not
     if log_fd is not None:
         try:
             _append_line(log_fd, str(config.log_file), drill.log_line(composed))
         except PgdrillError as exc:
-            passed, failed_step, error = _unrecorded(config, exc, passed, failed_step, error)
-            composed = outcome(passed, failed_step, error)
+            unrecorded(exc)
+            composed = outcome()
             evidence = _rewrite_evidence(config, composed)
-    line = drill.log_line(composed)
-    exit_code = EXIT_OK if passed else EXIT_FAILED
+    exit_code = EXIT_OK if run.passed else EXIT_FAILED
     if config.ping_url:
-        summary = {"database": config.database, "set": record.get("set"), "outcome": composed["outcome"], "drill": True}
-        if not passed:
-            summary.update(failed_step=failed_step, error=error)
-        ping.send(config.ping_url, "success" if passed else "fail", summary, exit_code, config.ping_exit_codes)
-    return {"record": composed, "log_line": line, "evidence": evidence, "exit_code": exit_code}
+        summary = {"database": config.database, "set": run.record.get("set"), "outcome": composed["outcome"], "drill": True}
+        if not run.passed:
+            summary.update(failed_step=run.failed_step, error=run.error)
+        ping.send(config.ping_url, "success" if run.passed else "fail", summary, exit_code, config.ping_exit_codes)
+    return {"record": composed, "log_line": drill.log_line(composed), "evidence": evidence, "exit_code": exit_code}
 
 
 def _inside(path: str, directory: str) -> bool:
     real, parent = os.path.realpath(path), os.path.realpath(directory)
     return real != parent and os.path.commonpath([real, parent]) == parent
-
-
-def _drop(config: DrillConfig, target: str) -> Dict[str, Any]:
-    admin = db.connect(config.connection, config.maintenance_db, autocommit=True)
-    try:
-        return scratch.drop(admin, target)
-    finally:
-        admin.close()
-
-
-def _drop_leftovers(config: DrillConfig) -> None:
-    """Scratch databases of this drill left by a run that was killed before it cleaned up."""
-    admin = db.connect(config.connection, config.maintenance_db, autocommit=True)
-    try:
-        base = f"{config.scratch_prefix}{re.sub(r'[^A-Za-z0-9_]', '_', config.database)[:30]}_"
-        for name in scratch.leftovers(admin, base, LEFTOVER_GRACE):
-            log.info("dropping scratch database %s left by an interrupted drill", name)
-            scratch.drop(admin, name)
-    finally:
-        admin.close()
 
 
 def _open_log(path: str) -> int:

@@ -6,7 +6,8 @@ import pytest
 from pgdrill.config import load_configs
 from pgdrill.drill_config import load_drill_config
 from pgdrill.errors import PgdrillError
-from pgdrill.scheduled import newest_set_files, post_restore_steps
+from pgdrill.drill_steps import post_restore_steps
+from pgdrill.scheduled import newest_set_files
 
 FILE = """[pgdrill]
 backup_dir = /var/backups/pgdrill
@@ -106,7 +107,7 @@ def test_the_drill_keys_share_the_database_sections_names_and_the_old_names_stil
     text = f"[drill]\ndatabase = shop\nsource_dir = /srv\n{jobs_key} = 5\n{identity_key} = /etc/pgdrill/drill.key\n"
     drill = load_drill_config(write(tmp_path, text), environ={})
     assert (drill.restore_jobs, drill.encrypt_identity_file) == (5, "/etc/pgdrill/drill.key")
-    assert (drill.jobs, drill.identity_file) == (5, "/etc/pgdrill/drill.key")
+    assert (drill.restore_jobs, drill.encrypt_identity_file) == (5, "/etc/pgdrill/drill.key")
 
 
 def test_an_old_drill_key_and_its_new_name_together_are_refused(tmp_path):
