@@ -19,7 +19,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import db, drill, scratch
 from .catalog import BackupSet, scan
@@ -111,9 +111,9 @@ def drill_set(config: DrillConfig, run: DrillRun, fetch: Callable[[], DatabaseCo
     then drop or keep the scratch database. A failure is recorded in ``run``, never raised."""
     try:
         checks = post_restore_steps(config)
-        backup = prepare(config, run, fetch, wanted, pick_step)
+        series, backup = prepare(config, run, fetch, wanted, pick_step)
         run.steps.next("restore")
-        _restore(config, run, backup, drop_leftovers=wanted is None)
+        _restore(config, run, series, backup, drop_leftovers=wanted is None)
         run.steps.next("smoke checks")
         _smoke(config, run, checks)
         run.passed = True
@@ -125,13 +125,15 @@ def drill_set(config: DrillConfig, run: DrillRun, fetch: Callable[[], DatabaseCo
 
 def prepare(
     config: DrillConfig, run: DrillRun, fetch: Callable[[], DatabaseConfig], wanted: Optional[str] = None, pick_step: str = "pick the set"
-) -> BackupSet:
-    """The first steps, all a drill in check mode runs: pick the set and verify it on arrival."""
+) -> Tuple[DatabaseConfig, BackupSet]:
+    """The first steps, all a drill in check mode runs: pick the set and verify it on arrival; the
+    series the set is in and the set."""
     run.steps.next(pick_step)
-    backup = _pick(config, run, fetch(), wanted)
+    series = fetch()
+    backup = _pick(config, run, series, wanted)
     run.steps.next("verify on arrival")
-    _verify_on_arrival(run, backup)
-    return backup
+    _verify_on_arrival(series, backup)
+    return series, backup
 
 
 def _pick(config: DrillConfig, run: DrillRun, series: DatabaseConfig, wanted: Optional[str]) -> BackupSet:
@@ -148,18 +150,16 @@ def _pick(config: DrillConfig, run: DrillRun, series: DatabaseConfig, wanted: Op
     return backup
 
 
-def _verify_on_arrival(run: DrillRun, backup: BackupSet) -> None:
+def _verify_on_arrival(series: DatabaseConfig, backup: BackupSet) -> None:
     """The set's checksums and archive, on the host that restores it, recording nothing."""
-    assert run.dbconfig is not None
-    verified = verify_set(run.dbconfig, backup, restore=False, record=False)
+    verified = verify_set(series, backup, restore=False, record=False)
     if not verified["ok"]:
         bad = next(check for check in verified["checks"] if not check["ok"])
         raise PgdrillError(f"set {backup.id} failed verification: {bad['name']}: {bad['detail']}", "take a new backup; this set is damaged")
 
 
-def _restore(config: DrillConfig, run: DrillRun, backup: BackupSet, drop_leftovers: bool) -> None:
+def _restore(config: DrillConfig, run: DrillRun, series: DatabaseConfig, backup: BackupSet, drop_leftovers: bool) -> None:
     """Restore into a fresh marked scratch database, proved against the set's fingerprint and row counts."""
-    assert run.dbconfig is not None
     if drop_leftovers:
         _drop_leftovers(config)
     run.target = scratch_target(config, backup)
@@ -175,7 +175,7 @@ def _restore(config: DrillConfig, run: DrillRun, backup: BackupSet, drop_leftove
         maintenance_db=config.maintenance_db,
     )
     try:
-        run.restore = restore_set(run.dbconfig, backup, options)
+        run.restore = restore_set(series, backup, options)
     except PgdrillError as exc:
         run.restore = {"restore": exc.details.get("restore") or {}, **{k: exc.details[k] for k in ("fidelity", "row_counts") if k in exc.details}}
         raise
