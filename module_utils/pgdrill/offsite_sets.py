@@ -64,6 +64,10 @@ class RemoteSet(NamedTuple):
     def manifest(self) -> Optional[str]:
         return next((entry.name for entry in self.files if entry.kind == "manifest"), None)
 
+    @property
+    def time(self) -> datetime:
+        return parse_stamp(self.stamp)
+
 
 def remote_sets(names: Iterable[str], prefix: str) -> List[RemoteSet]:
     """The sets of one series on a remote, oldest stamp first. Foreign names are ignored. Pure."""

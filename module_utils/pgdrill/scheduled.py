@@ -19,11 +19,12 @@ import socket
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import drill, ping
+from . import drill, ping, sets
 from .config import DatabaseConfig
 from .drill_config import DrillConfig
 from .drill_steps import DrillRun, drill_set, keep_copy
 from .errors import EXIT_FAILED, EXIT_OK, PgdrillError
+from .offsite_sets import remote_sets
 
 log = logging.getLogger("pgdrill")
 
@@ -67,7 +68,6 @@ def series_config(config: DrillConfig, directory: str) -> DatabaseConfig:
 def _fetch_from_remote(config: DrillConfig, work_dir: str) -> str:
     """Pull the newest complete set of the off-host copy into ``work_dir/copy-<prefix>``, each file
     checked against the manifest on arrival; encrypted files stay encrypted (the restore decrypts)."""
-    import shutil
 
     from . import offsite
 
@@ -79,17 +79,13 @@ def _fetch_from_remote(config: DrillConfig, work_dir: str) -> str:
 
 def newest_set_files(names: List[str], prefix: str, now: Optional[datetime] = None) -> List[str]:
     """The files of the newest set of ``prefix`` that has a manifest (none dated ahead of ``now``),
-    from a directory listing; its verification record is left behind. Pure."""
-    from .naming import STAMP_FORMAT, group_by_set
-
-    moment = (now or datetime.now(timezone.utc)).strftime(STAMP_FORMAT)
-    groups = group_by_set(names, prefix)
-    stamps = sorted(stamp for stamp, files in groups.items() if stamp <= moment and any(f.kind == "manifest" for f in files))
-    return sorted(f"{item.prefix}_{item.kind}_{item.stamp}_utc.{item.ext}" for item in groups[stamps[-1]] if item.kind != "verify") if stamps else []
+    from a directory listing, by the one rule of :func:`sets.newest`; its verification record is
+    left behind. Pure."""
+    found = sets.newest(reversed(remote_sets(names, prefix)), now or datetime.now(timezone.utc))
+    return sorted(entry.name for entry in found.files if entry.kind != "verify") if found else []
 
 
 def _fetch_over_ssh(config: DrillConfig, work_dir: str) -> str:
-    import shutil
 
     from .pipeline import child_env, run
 

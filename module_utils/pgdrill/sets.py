@@ -53,6 +53,18 @@ class BackupSetView(Protocol):
     def file_names(self) -> List[str]: ...
 
 
+class Dated(Protocol):
+    """What choosing the newest set needs: its time and whether it is complete (a set listed by
+    name only, from a directory listing, answers these two and nothing more)."""
+
+    @property
+    def time(self) -> datetime: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+
+D = TypeVar("D", bound=Dated)
 S = TypeVar("S", bound=BackupSetView)
 
 
@@ -73,11 +85,11 @@ def facts(backup: BackupSetView, protect: Optional[str] = None) -> retention.Set
     )
 
 
-def is_complete(backup: BackupSetView) -> bool:
+def is_complete(backup: Dated) -> bool:
     return backup.complete
 
 
-def newest(sets: Iterable[S], now: datetime, usable: Callable[[S], bool] = is_complete) -> Optional[S]:
+def newest(sets: Iterable[D], now: datetime, usable: Callable[[D], bool] = is_complete) -> Optional[D]:
     """The first set (sets come newest first) that is ``usable`` (by default: complete) and not
     dated ahead of ``now``: a set dated in the future is never "the newest", it can only be named."""
     return next((backup for backup in sets if usable(backup) and not retention.is_future(backup.time, now)), None)
