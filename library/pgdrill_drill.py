@@ -130,6 +130,17 @@ record:
   returned: always
   type: dict
   sample: {set: ez360pm_20261126_021500_utc, scratch_database: drill_ez360pm_20261126_021500_5c0ffe, scratch_database_kept: false, timings: {restore: 9.7}}
+  contains:
+    timings:
+      description: The seconds each step took, by step name.
+      returned: always
+      type: dict
+      sample: {verify on arrival: 0.4, restore: 9.7, smoke checks: 2.2, cleanup: 0.3}
+    kept_copies_left_out:
+      description: The files stripped from a kept copy of the set (the globals when they hold role passwords).
+      returned: when a copy of the set was kept
+      type: list
+      elements: str
 restore:
   description: What the restore did and found (as M(pgdrill_restore) returns it), also when it failed.
   returned: when the restore ran
