@@ -43,7 +43,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-# What a backup host's put-only credentials may do (README, "Off-host copies"): upload, read and list
+# What a backup host's put-only credentials may do (docs/offhost-and-encryption.md): upload, read and list
 # (object versions and their retention included, so that a prune with them gets as far as the
 # delete itself); never delete, and nothing else.
 PUT_ONLY_ACTIONS = [

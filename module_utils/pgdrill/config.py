@@ -273,7 +273,7 @@ def read_file(path: str) -> configparser.ConfigParser:
         ) from None
     except (configparser.Error, UnicodeDecodeError) as exc:
         first_line = str(exc).splitlines()[0]
-        raise PgdrillError(f"bad config file {path}: {first_line}", "see README.md, 'Configuration', for the format") from None
+        raise PgdrillError(f"bad config file {path}: {first_line}", "see docs/configuration.md for the format") from None
     for section in parser.sections():
         is_database = section.startswith(DATABASE_SECTION) and section[len(DATABASE_SECTION) :].strip()
         if section not in (MAIN_SECTION, DRILL_SECTION) and not is_database:

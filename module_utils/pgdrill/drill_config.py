@@ -152,11 +152,11 @@ def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str,
     """The [drill] section of the config file (the same file lookup as load_configs)."""
     explicit = config_file(path, os.environ if environ is None else environ)
     if not explicit:
-        raise PgdrillError("a drill needs a config file with a [drill] section", "pass --config FILE (see README.md, 'Scheduled drills')")
+        raise PgdrillError("a drill needs a config file with a [drill] section", "pass --config FILE (see docs/drills.md, 'Scheduled drills')")
     parser = read_file(explicit)
     origin = f"{explicit} [{DRILL_SECTION}]"
     if not parser.has_section(DRILL_SECTION):
-        raise PgdrillError(f"{explicit} has no [{DRILL_SECTION}] section", "add one (see README.md, 'Scheduled drills')")
+        raise PgdrillError(f"{explicit} has no [{DRILL_SECTION}] section", "add one (see docs/drills.md, 'Scheduled drills')")
     values = _values(parser.items(DRILL_SECTION), origin)
     _require(values, origin)
     base_dir = os.path.dirname(os.path.abspath(explicit))
