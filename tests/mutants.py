@@ -179,7 +179,7 @@ MUTANTS = [
     ),
     Mutant(
         "restore: one job decompresses to disk instead of streaming",
-        ENGINE + "restore.py",
+        ENGINE + "archives.py",
         "    if jobs <= 1:",
         "    if False:",
         [SAFETY + "test_one_job_restores_a_zstd_set_through_a_pipe"],
@@ -242,7 +242,7 @@ MUTANTS = [
     ),
     Mutant(
         "verify: a full disk while decompressing not reported",
-        ENGINE + "restore.py",
+        ENGINE + "archives.py",
         "        full = exc.errno == errno.ENOSPC",
         "        full = False",
         [SAFETY + "test_a_full_disk_while_decompressing_fails_the_restore_check_and_cleans_up"],
@@ -453,7 +453,7 @@ MUTANTS = [
     ),
     Mutant(
         "hardening: the decoded work file stays on disk",
-        ENGINE + "restore.py",
+        ENGINE + "archives.py",
         "            os.unlink(plain)",
         "            pass",
         ["tests/offhost/test_encrypted_sets.py::test_kill_9_of_verify_restore_leaves_no_plaintext_and_the_next_run_removes_its_work_directory"],
@@ -687,7 +687,7 @@ MUTANTS = [
     ),
     Mutant(
         "hardening2: an encrypted gzip media archive is not gunzipped",
-        ENGINE + "restore.py",
+        ENGINE + "archives.py",
         '    elif plain_name(name).endswith(".gz"):',
         '    elif name.endswith(".gz"):',
         ["tests/offhost/test_encrypted_sets.py::test_an_encrypted_series_with_gzip_verifies_and_restores_its_media"],
@@ -722,7 +722,7 @@ MUTANTS = [
     ),
     Mutant(
         "hardening2: restore-media extracts before checking every member",
-        ENGINE + "restore.py",
+        ENGINE + "archives.py",
         "    read_media(path, identity)\n    os.makedirs(destination, mode=0o700, exist_ok=True)",
         "    os.makedirs(destination, mode=0o700, exist_ok=True)",
         [MEDIA + "test_a_crafted_media_archive_is_refused_naming_the_member_and_why"],
@@ -744,7 +744,7 @@ MUTANTS = [
     # Issue 18, slice "drills, roles and the new user's path" (what was left: drill2).
     Mutant(
         "restore-media: DIR gets the media root's own name inside it, not its files",
-        ENGINE + "restore.py",
+        ENGINE + "archives.py",
         "        MEDIA_TOP_AS_DESTINATION,\n",
         "",
         ["tests/engine/test_new_user_path.py::test_restore_media_to_dir_puts_what_media_root_held_into_dir"],

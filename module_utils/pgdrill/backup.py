@@ -24,7 +24,7 @@ from .media import check_media_root, excluded_dir, tar_producer
 from .naming import dump_extension, file_name, format_stamp
 from .pgtools import CompressionPlan, PgTools, cross_version_note, find_zstd, server_major
 from .pipeline import FedPipeline, child_env, stream
-from .restore import list_archive, toc_commands, toc_entries, explained
+from .archives import list_archive, toc_commands, toc_entries, explained
 from .series import Series, utcnow
 
 log = logging.getLogger("pgdrill")

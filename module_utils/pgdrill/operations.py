@@ -23,7 +23,7 @@ from .fsio import ensure_private_dir
 from .locking import SeriesLock
 from .recovery import RestoreOptions, restore_set
 from .storage import DELETED, LOCKED
-from .restore import extract_media
+from .archives import extract_media
 from .series import Series, future_sets_problem, recent_set, utcnow
 from .verify import verify_set
 

@@ -21,14 +21,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
-from . import db, encryption, fingerprint as fp, restore, scratch, toc
+from . import db, encryption, archives, fingerprint as fp, scratch, toc
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError, SetDamaged
 from .globals_script import globals_for_target, globals_problems
 from .pgtools import PgTools, server_major
 from .pipeline import child_env, run
-from .restore import check_target_name, read_small, read_toc, restore_archive
+from .archives import check_target_name, read_small, read_toc, restore_archive
 
 log = logging.getLogger("pgdrill")
 
@@ -201,8 +201,8 @@ def _with_identity(config: DatabaseConfig, options: RestoreOptions, dump_name: s
     identity is checked before anything is created."""
     if options.identity is None and config.encrypt_identity_file:
         options = dataclasses.replace(options, identity=config.encrypt_identity_file)
-    if restore.is_encrypted(dump_name):
-        encryption.check_identity(restore.require_identity(dump_name, options.identity))
+    if archives.is_encrypted(dump_name):
+        encryption.check_identity(archives.require_identity(dump_name, options.identity))
     return options
 
 

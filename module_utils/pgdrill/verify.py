@@ -18,7 +18,7 @@ from .fsio import AtomicWriter, sha256_of
 from .pipeline import child_env
 from .recovery import RestoreOptions, restore_set, tools_for
 from .encryption import read_header
-from .restore import is_encrypted, list_archive, read_media
+from .archives import is_encrypted, list_archive, read_media
 from .series import utcnow
 
 log = logging.getLogger("pgdrill")

@@ -125,7 +125,7 @@ def test_verify_check_mode_records_nothing(run_module, tmp_path):
 
 
 def test_restore_command_building(tmp_path):
-    from pgdrill import restore
+    from pgdrill import archives as restore
     from pgdrill.pgtools import PgTools
 
     bindir = fake_bin(tmp_path, "pg_restore")
@@ -156,7 +156,7 @@ def test_restore_refuses_a_connection_string_as_target(tmp_path):
 
     from pgdrill.errors import PgdrillError
     from pgdrill.pgtools import PgTools
-    from pgdrill.restore import pg_restore_argv
+    from pgdrill.archives import pg_restore_argv
 
     with pytest.raises(PgdrillError, match="must not look like a connection string"):
         pg_restore_argv(PgTools(fake_bin(tmp_path, "pg_restore")), "/a.dump", "host=evil dbname=x")

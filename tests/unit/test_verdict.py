@@ -7,7 +7,7 @@ import pytest
 
 from pgdrill import verdict
 from pgdrill.manifest import build_verification
-from pgdrill.restore import archive_damage
+from pgdrill.archives import archive_damage
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=timezone.utc)
 OK = {"name": "checksum a", "ok": True, "detail": ""}

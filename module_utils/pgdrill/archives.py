@@ -1,7 +1,10 @@
 # Copyright (c) 2026 pgdrill maintainers
 # SPDX-License-Identifier: MIT
-"""Reading and restoring the archives the engine writes: plain custom-format dumps (compressed by
-pg_dump itself) and custom-format dumps piped through zstd (``.dump.zst``)."""
+"""A set's archive files and how to get at what they hold: decoding them (zstd, age), listing a
+dump's table of contents, the pg_restore command lines and the restore of a dump into a database,
+and reading or extracting the media archive. The archives are custom-format dumps compressed by
+pg_dump itself or piped through zstd (``.dump.zst``), each optionally encrypted (``.age``).
+(Restoring a whole set, with its guards and proof, is :mod:`recovery`.)"""
 
 from __future__ import annotations
 
