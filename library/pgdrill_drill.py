@@ -166,9 +166,7 @@ failed_step:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import connection_argument_spec, connection_of, install_runner
 from ansible.module_utils.pgdrill.drill_config import DrillConfig
-from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.drill_steps import DrillRun, drill_set, keep_copy, post_restore_steps, prepare
-from ansible.module_utils.pgdrill.scheduled import series_config
+from ansible.module_utils.pgdrill import operations
 
 
 def drill_config(params) -> DrillConfig:
@@ -216,21 +214,11 @@ def main():
     )
     params = module.params
     install_runner(module)
-    config = drill_config(params)
-    run = DrillRun({})
+    run = operations.drill_copy(drill_config(params), params["backup_dir"], params["set"], check=module.check_mode)
     if module.check_mode:
-        try:
-            post_restore_steps(config)
-            prepare(config, run, lambda: series_config(config, params["backup_dir"]), params["set"], pick_step="verify on arrival")
-        except PgdrillError as exc:
-            run.fail(exc)
         if run.error:
             module.fail_json(msg=run.error, failed_step=run.failed_step, changed=False, record=run.record)
         module.exit_json(changed=True, record=run.record, msg=f"would restore {params['set']} into a fresh scratch database")
-    drill_set(config, run, lambda: series_config(config, params["backup_dir"]), params["set"], pick_step="verify on arrival")
-    keep_copy(run, params["backup_dir"])
-    run.steps.next("")
-    run.record["timings"] = dict(run.steps.timings)
     result = dict(record=run.record, restore=run.restore, smoke=run.smoke, cleanup=run.cleanup)
     if not run.passed:
         details = {key: value for key, value in run.details.items() if key in ("rc", "stderr", "stdout", "cmd")}

@@ -223,7 +223,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import database_config, fail, install_runner, remote_argument_spec
 from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.errors import PgdrillError
-from ansible.module_utils.pgdrill.recovery import RestoreOptions
 
 
 def main():
@@ -251,7 +250,7 @@ def main():
     install_runner(module)
     try:
         config = database_config(params)
-        options = RestoreOptions(
+        options = operations.RestoreOptions(
             target=params["target_db"],
             replace=params["replace"],
             terminate=params["terminate_connections"],

@@ -326,7 +326,7 @@ MUTANTS = [
     ),
     Mutant(
         "verify --all: only the newest set",
-        ENGINE + "operations.py",
+        ENGINE + "catalog.py",
         "        return [backup for backup in sets if backup.manifest_trusted]",
         "        return [backup for backup in sets if backup.manifest_trusted][:1]",
         [SAFETY + "test_verify_all_checks_every_set_and_fails_on_an_old_bad_one"],

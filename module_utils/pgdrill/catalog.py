@@ -229,3 +229,13 @@ def find_set(sets: List[BackupSet], wanted: Optional[str], now: Optional[datetim
         if wanted_name in (backup.id, backup.stamp) or any(entry.name == wanted_name for entry in backup.files):
             return backup
     raise PgdrillError(f"no backup set named {wanted!r}", "run 'pgdrill-backup list' to see the sets")
+
+
+def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool) -> List[BackupSet]:
+    """The sets a verify looks at. By default the newest set with a trusted manifest, so that a set
+    whose files went missing or were truncated is reported rather than passed over silently."""
+    if every and wanted:
+        raise PgdrillError(f"verify --all was given together with the set {wanted!r}", "pass either --all or one set, not both")
+    if every:
+        return [backup for backup in sets if backup.manifest_trusted]
+    return [find_set(sets, wanted, datetime.now(timezone.utc), usable=lambda backup: backup.manifest_trusted)]

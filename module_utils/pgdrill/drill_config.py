@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .config import CONNECTION_SETTINGS, DRILL_SECTION, Connection, config_file, read_file
+from .config import CONNECTION_SETTINGS, DRILL_SECTION, Connection, DatabaseConfig, config_file, read_file
 from .drill import validate_checks
 from .errors import PgdrillError
 from .naming import validate_prefix
@@ -170,3 +170,22 @@ def load_drill_config(path: Optional[str] = None, environ: Optional[Mapping[str,
         raise PgdrillError(f"bad config value in {origin}: {problem}", "set 'prefix' to the series' file name prefix")
     evidence_dir = str(values.pop("evidence_dir", os.path.join(base_dir, "drills", "evidence")))
     return DrillConfig(prefix=prefix, connection=connection, evidence_dir=evidence_dir, source_file=explicit, **values)  # type: ignore[arg-type]
+
+
+def series_config(config: DrillConfig, directory: str) -> DatabaseConfig:
+    """The drilled series as the engine's other commands see it: its sets in ``directory``, its
+    off-host copy, the staging server and the identity that decrypts. Pure."""
+    return DatabaseConfig(
+        label=config.database,
+        connection=config.connection,
+        backup_dir=directory,
+        prefix=config.prefix,
+        pg_bin_dir=config.pg_bin_dir,
+        work_dir=config.work_dir,
+        restore_jobs=config.restore_jobs,
+        encrypt_identity_file=config.encrypt_identity_file,
+        remote=config.remote,
+        remote_endpoint_url=config.remote_endpoint_url,
+        remote_region=config.remote_region,
+        remote_profile=config.remote_profile,
+    )

@@ -22,12 +22,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import db, drill, scratch
-from .catalog import BackupSet, scan
+from .catalog import BackupSet, scan, select_for_verify
 from .config import DatabaseConfig
 from .drill_config import DrillConfig
 from .errors import PgdrillError
 from .fsio import os_error
-from .operations import select_for_verify
 from .recovery import RestoreOptions, restore_set
 from .verify import verify_set
 

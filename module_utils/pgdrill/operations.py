@@ -16,8 +16,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import metrics, offsite, offsite_sets, ping
 from .backup import BackupRun
-from .catalog import BackupSet, find_set
+from .catalog import find_set, select_for_verify
 from .config import DatabaseConfig
+from .drill_config import DrillConfig, series_config
+from .drill_steps import DrillRun, drill_set, keep_copy, post_restore_steps, prepare
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, LockBusy, PgdrillError
 from .fsio import ensure_private_dir
 from .locking import SeriesLock
@@ -180,16 +182,6 @@ def _pin_on_remote(config: DatabaseConfig, set_id: str, unpin: bool) -> str:
         return f"not updated: {exc.message}"
 
 
-def select_for_verify(sets: List[BackupSet], wanted: Optional[str], every: bool) -> List[BackupSet]:
-    """The sets a verify looks at. By default the newest set with a trusted manifest, so that a set
-    whose files went missing or were truncated is reported rather than passed over silently."""
-    if every and wanted:
-        raise PgdrillError(f"verify --all was given together with the set {wanted!r}", "pass either --all or one set, not both")
-    if every:
-        return [backup for backup in sets if backup.manifest_trusted]
-    return [find_set(sets, wanted, utcnow(), usable=lambda backup: backup.manifest_trusted)]
-
-
 def check_set_directory(wanted: Optional[str], backup_dir: str) -> None:
     """A set named by path must live in the series' directory: never verify a same-named set
     elsewhere instead of the one the user pointed at."""
@@ -314,3 +306,26 @@ def recent_backup(config: DatabaseConfig, max_age: int) -> "tuple[Optional[Dict[
     ``max_age``, the clock problem of sets dated in the future, which never count as recent)."""
     recent = recent_set(Series(config), max_age)
     return recent, future_sets_problem(Series(config).describe()) if max_age > 0 else None
+
+
+def drill_copy(config: DrillConfig, directory: str, wanted: str, check: bool = False) -> DrillRun:
+    """The playbook drill on staging: the scheduled drill's steps on a copy of set ``wanted`` that
+    is already in ``directory`` (the role brought it there). In check mode only the set is picked
+    and verified. A failure is recorded in the run (``run.error``, ``run.failed_step``), never raised."""
+    run = DrillRun({})
+
+    def fetch() -> DatabaseConfig:
+        return series_config(config, directory)
+
+    if check:
+        try:
+            post_restore_steps(config)
+            prepare(config, run, fetch, wanted, pick_step="verify on arrival")
+        except PgdrillError as exc:
+            run.fail(exc)
+        return run
+    drill_set(config, run, fetch, wanted, pick_step="verify on arrival")
+    keep_copy(run, directory)
+    run.steps.next("")
+    run.record["timings"] = dict(run.steps.timings)
+    return run

@@ -20,8 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 from . import drill, ping, sets
-from .config import DatabaseConfig
-from .drill_config import DrillConfig
+from .drill_config import DrillConfig, series_config
 from .drill_steps import DrillRun, drill_set, keep_copy
 from .errors import EXIT_FAILED, EXIT_OK, PgdrillError
 from .offsite_sets import remote_sets
@@ -44,25 +43,6 @@ def fetch_newest_set(config: DrillConfig, work_dir: str) -> str:
     if config.source == "ssh":
         return _fetch_over_ssh(config, work_dir)
     return _fetch_from_remote(config, work_dir)
-
-
-def series_config(config: DrillConfig, directory: str) -> DatabaseConfig:
-    """The drilled series as the engine's other commands see it: its sets in ``directory``, its
-    off-host copy, the staging server and the identity that decrypts. Pure."""
-    return DatabaseConfig(
-        label=config.database,
-        connection=config.connection,
-        backup_dir=directory,
-        prefix=config.prefix,
-        pg_bin_dir=config.pg_bin_dir,
-        work_dir=config.work_dir,
-        restore_jobs=config.restore_jobs,
-        encrypt_identity_file=config.encrypt_identity_file,
-        remote=config.remote,
-        remote_endpoint_url=config.remote_endpoint_url,
-        remote_region=config.remote_region,
-        remote_profile=config.remote_profile,
-    )
 
 
 def _fetch_from_remote(config: DrillConfig, work_dir: str) -> str:
