@@ -163,7 +163,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import argument_spec, database_config, fail, install_runner
-from ansible.module_utils.pgdrill.backup import plan_backup
+from ansible.module_utils.pgdrill.backup_plan import plan_backup
 from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill import manifest as manifest_mod
 from ansible.module_utils.pgdrill.errors import PgdrillError

@@ -131,9 +131,9 @@ roles_kept:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pgdrill import db as pgdb, scratch
+from ansible.module_utils.pgdrill import operations
 from ansible.module_utils.pgdrill.ansible_support import connection_argument_spec, connection_of, database_config, fail
-from ansible.module_utils.pgdrill.drill import run_checks, validate_checks
+from ansible.module_utils.pgdrill.drill import validate_checks
 from ansible.module_utils.pgdrill.errors import PgdrillError
 
 
@@ -166,30 +166,17 @@ def main():
                 roles_kept=[],
                 msg=f"would run {len(steps)} commands and checks",
             )
-        results = []
-        if steps:
-            conn = pgdb.connect(connection, params["db"], autocommit=True)
-            try:
-                results = run_checks(conn, steps, connection.libpq_env())
-            finally:
-                conn.close()
-        ok = all(result["ok"] for result in results)
-        dropped = {"dropped": False, "roles_dropped": [], "roles_kept": []}
-        if params["drop"] == "always" or (params["drop"] == "on_success" and ok):
-            admin = pgdb.connect(connection, params["maintenance_db"], autocommit=True)
-            try:
-                dropped = scratch.drop(admin, params["db"])
-            finally:
-                admin.close()
+        done = operations.smoke(connection, params["db"], steps, params["drop"], params["maintenance_db"])
     except PgdrillError as exc:
         fail(module, exc)
+    results, ok = done["results"], done["ok"]
     output = dict(
-        changed=bool(dropped["dropped"] or dropped["roles_dropped"]),
+        changed=bool(done["dropped"] or done["roles_dropped"]),
         ok=ok,
         results=results,
-        dropped=dropped["dropped"],
-        roles_dropped=dropped["roles_dropped"],
-        roles_kept=dropped["roles_kept"],
+        dropped=done["dropped"],
+        roles_dropped=done["roles_dropped"],
+        roles_kept=done["roles_kept"],
     )
     failed = [result for result in results if not result["ok"]]
     if failed and params["fail_on_error"]:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional
 
 from . import __version__, operations
-from .backup import plan_backup
+from .backup_plan import plan_backup
 from .compat import load_seed_configs
 from .config import DatabaseConfig, parse_value
 from .console import PipeSafeStdout, on_sigterm

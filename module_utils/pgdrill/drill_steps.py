@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import db, drill, scratch
 from .catalog import BackupSet, scan, select_for_verify
-from .config import DatabaseConfig
+from .config import Connection, DatabaseConfig
 from .drill_config import DrillConfig
 from .errors import PgdrillError
 from .fsio import os_error
@@ -184,11 +184,7 @@ def _smoke(config: DrillConfig, run: DrillRun, checks: List[Dict[str, Any]]) -> 
     """The post-restore commands and smoke checks against the scratch database; the first failure fails the drill."""
     if not checks or run.target is None:
         return
-    conn = db.connect(config.connection, run.target, autocommit=True)
-    try:
-        results = drill.run_checks(conn, checks, config.connection.libpq_env(run.target), timeout=config.command_timeout)
-    finally:
-        conn.close()
+    results = smoke_results(config.connection, run.target, checks, config.connection.libpq_env(run.target), config.command_timeout)
     run.smoke = {"ok": all(result["ok"] for result in results), "results": results}
     failed = [result for result in results if not result["ok"]]
     if failed:
@@ -211,7 +207,21 @@ def _drop_or_keep(config: DrillConfig, run: DrillRun) -> None:
 
 
 def _drop(config: DrillConfig, target: str) -> Dict[str, Any]:
-    admin = db.connect(config.connection, config.maintenance_db, autocommit=True)
+    return drop_scratch(config.connection, config.maintenance_db, target)
+
+
+def smoke_results(connection: Connection, dbname: str, checks: List[Dict[str, Any]], env: Dict[str, str], timeout: float = 600.0) -> List[Dict[str, Any]]:
+    """Each post-restore command's and smoke check's result, run in order against ``dbname``."""
+    conn = db.connect(connection, dbname, autocommit=True)
+    try:
+        return drill.run_checks(conn, checks, env, timeout=timeout)
+    finally:
+        conn.close()
+
+
+def drop_scratch(connection: Connection, maintenance_db: str, target: str) -> Dict[str, Any]:
+    """Drop ``target`` and the roles made for it, only if it is a scratch database pgdrill made."""
+    admin = db.connect(connection, maintenance_db, autocommit=True)
     try:
         return scratch.drop(admin, target)
     finally:

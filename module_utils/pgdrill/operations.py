@@ -17,9 +17,9 @@ from typing import Any, Callable, Dict, List, Optional
 from . import metrics, offsite, offsite_sets, ping
 from .backup import BackupRun
 from .catalog import find_set, select_for_verify
-from .config import DatabaseConfig
+from .config import Connection, DatabaseConfig
 from .drill_config import DrillConfig, series_config
-from .drill_steps import DrillRun, drill_set, keep_copy, post_restore_steps, prepare
+from .drill_steps import DrillRun, drill_set, drop_scratch, keep_copy, post_restore_steps, prepare, smoke_results
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, LockBusy, PgdrillError
 from .fsio import ensure_private_dir
 from .locking import SeriesLock
@@ -329,3 +329,15 @@ def drill_copy(config: DrillConfig, directory: str, wanted: str, check: bool = F
     run.steps.next("")
     run.record["timings"] = dict(run.steps.timings)
     return run
+
+
+def smoke(connection: Connection, dbname: str, steps: List[Dict[str, Any]], drop: str = "never", maintenance_db: str = "postgres") -> Dict[str, Any]:
+    """Post-restore commands and smoke checks against ``dbname`` (the drill's own step, for a
+    database a playbook restored), then, as ``drop`` says (never, on_success, always), drop it with
+    the roles made for it, only if it is a scratch database pgdrill made."""
+    results = smoke_results(connection, dbname, steps, connection.libpq_env()) if steps else []
+    ok = all(result["ok"] for result in results)
+    dropped: Dict[str, Any] = {"dropped": False, "roles_dropped": [], "roles_kept": []}
+    if drop == "always" or (drop == "on_success" and ok):
+        dropped = drop_scratch(connection, maintenance_db, dbname)
+    return {"ok": ok, "results": results, **dropped}
