@@ -14,7 +14,7 @@ from . import manifest as manifest_mod
 from .errors import PgdrillError
 from .fsio import NOFOLLOW, os_error
 from .naming import group_by_set, parse_stamp, parse_temp_name, set_id
-from .sets import is_complete, newest, verified
+from .sets import RecordedVerdict, is_complete, newest
 
 
 @dataclass
@@ -27,7 +27,7 @@ class FileEntry:
 
 
 @dataclass
-class BackupSet:
+class BackupSet(RecordedVerdict):
     prefix: str
     stamp: str
     directory: str
@@ -104,16 +104,6 @@ class BackupSet:
     @property
     def file_names(self) -> List[str]:
         return sorted(entry.name for entry in self.files)
-
-    @property
-    def verified(self) -> str:
-        """never, ok, ok+restore, or failed: the last conclusive verdict of its verification file."""
-        return verified(self.verification)
-
-    @property
-    def known_bad(self) -> bool:
-        """Its own bytes were proven bad: the only verification outcome that counts against a set."""
-        return self.verified == "failed"
 
     @property
     def pinned(self) -> bool:

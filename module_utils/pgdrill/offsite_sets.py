@@ -26,7 +26,7 @@ from .errors import PgdrillError
 from .fsio import AtomicWriter, ensure_private_dir
 from .naming import BackupFileName, group_by_set, parse_file_name, parse_stamp, set_id
 from .series import utcnow
-from .sets import listing_row, verified
+from .sets import RecordedVerdict, listing_row
 from .storage import RemoteObject
 
 log = logging.getLogger("pgdrill")
@@ -182,7 +182,7 @@ def future_remote_sets(remote_objects: Dict[str, RemoteObject], prefix: str, now
 
 
 @dataclass
-class RemoteSetInfo:
+class RemoteSetInfo(RecordedVerdict):
     """A set as the remote holds it, judged from the listing and its manifest."""
 
     set_id: str
@@ -211,14 +211,6 @@ class RemoteSetInfo:
     @property
     def problem(self) -> Optional[str]:
         return "; ".join(self.problems) or None
-
-    @property
-    def verified(self) -> str:
-        return verified(self.verification)
-
-    @property
-    def known_bad(self) -> bool:
-        return self.verified == "failed"
 
     @property
     def bad_reason(self) -> str:

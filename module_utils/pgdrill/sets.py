@@ -107,6 +107,23 @@ def verified(record: Any) -> str:
     return "ok+restore" if last["restored"] else "ok"
 
 
+class RecordedVerdict:
+    """What a set's verification record concludes, for both stores: a set class that holds its
+    record in ``verification`` gets ``verified`` and ``known_bad`` by the one rule of :func:`verified`."""
+
+    verification: Optional[Dict[str, Any]]
+
+    @property
+    def verified(self) -> str:
+        """never, ok, ok+restore, or failed: the last conclusive verdict of its verification record."""
+        return verified(self.verification)
+
+    @property
+    def known_bad(self) -> bool:
+        """Its own bytes were proven bad: the only verification outcome that counts against a set."""
+        return self.verified == "failed"
+
+
 def state(backup: BackupSetView, now: datetime) -> str:
     """complete, damaged, incomplete, or future (complete but dated ahead of the clock)."""
     if backup.complete:
