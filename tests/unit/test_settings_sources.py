@@ -76,3 +76,19 @@ def test_the_backup_roles_defaults_are_the_engines_unless_listed_as_different():
     assert {"retention_days", "keep_last", "compression", "lock_wait_timeout", "remote_object_lock_mode"} <= set(compared)
     assert engine.prune_after_backup is True and re.search("^prune_after_backup = yes$", _read(TEMPLATE), re.M)
     assert [key for key in tool.ROLE_DIFFERS if tool.ROLE_VARIABLES.get(key, tool.ROLE_PREFIX + key) not in role] == []
+
+
+def test_every_role_variable_the_config_template_reads_is_declared_documented_and_defaulted():
+    """A config key the role writes is a role variable in three more places: the argument specs
+    (which validate it), the defaults and the role's README (by full name, or as ``_suffix`` in a
+    row of sibling variables). Forgetting one fails here, not on a user's host."""
+    role = os.path.join(ROOT, "roles", "pgdrill_backup")
+    used = sorted(set(re.findall(r"\bpgdrill_backup_[a-z0-9_]+", _read(TEMPLATE))))
+    specs = yaml.safe_load(_read(os.path.join(role, "meta", "argument_specs.yml")))["argument_specs"]["main"]["options"]
+    defaults = yaml.safe_load(_read(ROLE_DEFAULTS))
+    readme = _read(os.path.join(role, "README.md"))
+    assert len(used) > 20
+    assert [name for name in used if name not in specs] == [], "declare these in roles/pgdrill_backup/meta/argument_specs.yml"
+    assert [name for name in used if name not in defaults] == [], "give these a default in roles/pgdrill_backup/defaults/main.yml"
+    undocumented = [name for name in used if name not in readme and f"`_{name[len('pgdrill_backup_') :]}`" not in readme]
+    assert undocumented == [], "document these in roles/pgdrill_backup/README.md"
