@@ -16,6 +16,8 @@ Django settings read.
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import subprocess
 import time
 from datetime import datetime
@@ -23,6 +25,10 @@ from typing import Any, Dict, List, Optional
 
 from .errors import PgdrillError
 from .fingerprint import Difference
+from .fsio import AtomicWriter, ensure_private_dir
+from .manifest import encode
+from .metrics import update_drill
+from .naming import prefix_of
 
 EXPECTATIONS = ("rows", "none", "value")
 
@@ -281,15 +287,11 @@ def log_line(record: Dict[str, Any]) -> str:
 
 def new_drill_id() -> str:
     """A drill's own id: two drills started in the same second still keep two records and two lines."""
-    import secrets
-
     return secrets.token_hex(4)
 
 
 def evidence_name(record: Dict[str, Any]) -> str:
     """``drill_<database>_<started stamp>_<drill id>.json``. Pure."""
-    import re
-
     stamp = re.sub(r"[^0-9TZ]", "", str(record.get("started_at") or "")) or "unknown"
     drill_id = re.sub(r"[^A-Za-z0-9]", "", str(record.get("drill_id") or ""))
     return f"drill_{re.sub(r'[^A-Za-z0-9_.-]', '_', str(record.get('database') or 'db'))}_{stamp}{'_' + drill_id if drill_id else ''}.json"
@@ -299,9 +301,6 @@ def write_evidence(directory: str, record: Dict[str, Any], metrics_dir: Optional
     """Write a drill's evidence record (0600, atomically; the same drill, by its id, written again
     replaces it) and, with ``metrics_dir``, its metrics (:func:`record_metrics`). The one writer for
     the playbook drill (pgdrill_evidence) and the scheduled one (pgdrill-backup drill)."""
-    from .fsio import AtomicWriter, ensure_private_dir
-    from .manifest import encode
-
     name = evidence_name(record)
     ensure_private_dir(directory)
     with AtomicWriter(directory, name) as writer:
@@ -314,9 +313,6 @@ def write_evidence(directory: str, record: Dict[str, Any], metrics_dir: Optional
 
 def record_metrics(metrics_dir: str, record: Dict[str, Any]) -> None:
     """The metrics of a drill that ran (passed or failed; not one in check mode)."""
-    from .metrics import update_drill
-    from .naming import prefix_of
-
     if record.get("outcome") in ("passed", "failed"):
         series = prefix_of(str(record.get("set") or "")) or str(record.get("database"))
         restore = (record.get("timings") or {}).get("restore")

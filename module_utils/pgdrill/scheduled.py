@@ -19,11 +19,12 @@ import socket
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import drill, ping, sets
+from . import drill, offsite, ping, sets
 from .drill_config import DrillConfig, series_config
 from .drill_steps import DrillRun, drill_set, keep_copy
 from .errors import EXIT_FAILED, EXIT_OK, PgdrillError
 from .offsite_sets import remote_sets
+from .pipeline import child_env, run
 
 log = logging.getLogger("pgdrill")
 
@@ -48,9 +49,6 @@ def fetch_newest_set(config: DrillConfig, work_dir: str) -> str:
 def _fetch_from_remote(config: DrillConfig, work_dir: str) -> str:
     """Pull the newest complete set of the off-host copy into ``work_dir/copy-<prefix>``, each file
     checked against the manifest on arrival; encrypted files stay encrypted (the restore decrypts)."""
-
-    from . import offsite
-
     directory = os.path.join(work_dir, f"copy-{config.prefix}")
     shutil.rmtree(directory, ignore_errors=True)  # an earlier drill's copy, if it was killed
     offsite.pull(series_config(config, directory), None, directory)
@@ -66,8 +64,6 @@ def newest_set_files(names: List[str], prefix: str, now: Optional[datetime] = No
 
 
 def _fetch_over_ssh(config: DrillConfig, work_dir: str) -> str:
-
-    from .pipeline import child_env, run
 
     options = [word for line in config.ssh_options for word in shlex.split(line)]
     where = f"{config.source_dir} on {config.source_ssh}"

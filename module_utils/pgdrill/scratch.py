@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional
 
+from .db import database_exists, drop_database
 from .errors import PgdrillError
 
 DATABASE_MARK = "pgdrill scratch database"
@@ -68,8 +69,6 @@ def drop(admin, name: str) -> Dict[str, Any]:
     """Drop scratch database ``name`` and the roles made for it. Refuses a database pgdrill did not
     mark as scratch. ``admin`` is an autocommit connection to another database."""
     from psycopg import sql
-
-    from .db import database_exists, drop_database
 
     result: Dict[str, Any] = {"database": name, "dropped": False, "roles_dropped": [], "roles_kept": []}
     if database_exists(admin, name):

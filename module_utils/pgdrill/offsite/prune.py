@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Dict, Optional
 
-from .. import manifest as manifest_mod, retention
+from .. import manifest as manifest_mod
+from .. import retention
 from ..config import DatabaseConfig, retention_policy
 from ..errors import PgdrillError
 from ..fsio import private_work_dir, write_atomic
@@ -16,10 +17,9 @@ from ..offsite_sets import (
     read_records,
     with_verifications,
 )
-from ..storage import LOCKED, Remote
-from ..series import utcnow
+from ..series import check_pin_reason, pinned_by, utcnow
 from ..sets import deletion_order, prune_plan
-
+from ..storage import LOCKED, Remote
 from .base import catalog, choose, lock_settings, open_for
 
 
@@ -76,8 +76,6 @@ def pin_remote_only(
     """Pin (or unpin) a set that only the off-host copy holds: its pin is uploaded beside it (with
     the series' Object Lock settings), so that remote retention keeps it, as a local pin keeps a
     local set. The caller holds the series lock."""
-    from ..series import check_pin_reason, pinned_by
-
     remote = remote or open_for(config)
     info = choose(catalog(remote, config.prefix), wanted)
     pin = remote_pin_summary(info)

