@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import db, drill, scratch
+from . import db, drill, scratch, verdict
 from .catalog import BackupSet, scan, select_for_verify
 from .config import Connection, DatabaseConfig
 from .drill_config import DrillConfig
-from .errors import PgdrillError
+from .errors import PgdrillError, SetDamaged
 from .fsio import os_error
 from .recovery import RestoreOptions, restore_set
 from .verify import verify_set
@@ -152,9 +152,12 @@ def _pick(config: DrillConfig, run: DrillRun, series: DatabaseConfig, wanted: Op
 def _verify_on_arrival(series: DatabaseConfig, backup: BackupSet) -> None:
     """The set's checksums and archive, on the host that restores it, recording nothing."""
     verified = verify_set(series, backup, restore=False, record=False)
-    if not verified["ok"]:
-        bad = next(check for check in verified["checks"] if not check["ok"])
-        raise PgdrillError(f"set {backup.id} failed verification: {bad['name']}: {bad['detail']}", "take a new backup; this set is damaged")
+    words = verdict.failure_words(backup.id, verified["checks"])
+    if words is not None:
+        text, blames_set = words
+        if blames_set:
+            raise SetDamaged(text, "take a new backup; this set is damaged")
+        raise PgdrillError(text, "fix what is named (the set is not blamed) and run the drill again")
 
 
 def _restore(config: DrillConfig, run: DrillRun, series: DatabaseConfig, backup: BackupSet, drop_leftovers: bool) -> None:

@@ -11,7 +11,7 @@ last conclusive verdict it had."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from .errors import PgdrillError, SetDamaged
 
@@ -91,3 +91,15 @@ def could_not_verify(record: Any) -> Optional[str]:
         if isinstance(item, dict) and item.get("ok") is not True and not item.get("skipped"):
             return str(item.get("detail") or item.get("name") or "a check could not run")
     return "a check could not run"
+
+
+def failure_words(set_name: str, checks: Iterable[Dict[str, Any]]) -> Optional[Tuple[str, bool]]:
+    """What to say about a verification that did not pass, and whether it blames the set: the
+    failed check named is one that blames the set, when any does; None when every check passed. Pure."""
+    failed = [check for check in checks if not check.get("ok")]
+    if not failed:
+        return None
+    check = next((item for item in failed if blame_of(item) == BLAME_SET), failed[0])
+    if blame_of(check) == BLAME_SET:
+        return f"backup set {set_name} failed verification: {check['name']}: {check['detail']}", True
+    return f"backup set {set_name} could not be verified (the set is not blamed): {check['name']}: {check['detail']}", False

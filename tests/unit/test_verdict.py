@@ -71,3 +71,14 @@ def test_damaged_records_conclude_nothing(record):
 )
 def test_what_proves_an_archive_damaged(stderr, damaged):
     assert (archive_damage(stderr) is not None) is damaged
+
+
+def test_failure_words_name_a_check_that_blames_the_set_and_never_blame_it_otherwise():
+    environment = {"name": "restore", "ok": False, "detail": "cannot connect", "blame": "environment"}
+    damaged = {"name": "checksum shop_db.dump", "ok": False, "detail": "sha256 differs", "blame": "set"}
+    passed = {"name": "manifest", "ok": True, "detail": "ok"}
+    assert verdict.failure_words("shop_1", [passed]) is None
+    text, blames = verdict.failure_words("shop_1", [passed, environment, damaged])
+    assert blames and text == "backup set shop_1 failed verification: checksum shop_db.dump: sha256 differs"
+    text, blames = verdict.failure_words("shop_1", [passed, environment])
+    assert not blames and text == "backup set shop_1 could not be verified (the set is not blamed): restore: cannot connect"
