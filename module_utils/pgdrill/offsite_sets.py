@@ -299,7 +299,9 @@ def remote_record(result: Dict[str, Any], checked_at: datetime, previous: Option
     document = manifest_mod.build_verification(result["checks"], bool(result.get("restored")), checked_at, previous)
     failed = [f"{check['name']}: {check['detail']}" for check in result["checks"] if check_blames_set(check)]
     kept = {key: value for key, value in document.items() if key not in ("checks", "tool", "format", "format_version")}
-    return {**kept, "problem": "; ".join(failed)[:2000] or None}
+    # An inconclusive run keeps the cause of the verdict it keeps (a pull names it when it skips the set).
+    kept_problem = (previous or {}).get("problem") if document["verdict"] == verdict.INCONCLUSIVE else None
+    return {**kept, "problem": "; ".join(failed)[:2000] or kept_problem or None}
 
 
 def record_verdicts(config: DatabaseConfig, remote_text: str, results: Sequence[Dict[str, Any]]) -> None:

@@ -263,3 +263,17 @@ def test_a_foreign_set_for_an_encrypted_series():
     assert "other recipients" in foreign_problem(sealed, ["fp-c"], ["db1"])
     assert "'db1'" in foreign_problem(sealed, ["fp-a"], ["db2"])
     assert foreign_problem({"host": "x", "encryption": None}, [], ["db1"]) is None
+
+
+def test_an_inconclusive_remote_verify_keeps_the_bad_verdict_and_its_cause():
+    from pgdrill.offsite_sets import remote_record
+    from pgdrill.sets import verified
+
+    at = datetime(2026, 12, 4, 2, 0, tzinfo=timezone.utc)
+    damaged = {"name": "remote checksum shop_db.dump", "ok": False, "detail": "sha256 differs", "blame": "set"}
+    bad = remote_record({"checks": [damaged], "restored": False}, at, None)
+    could_not = {"name": "download", "ok": False, "detail": "endpoint unreachable", "blame": "environment"}
+    later = remote_record({"checks": [could_not], "restored": False}, at, bad)
+    again = remote_record({"checks": [could_not], "restored": False}, at, later)
+    assert verified(bad) == verified(later) == verified(again) == "failed"
+    assert bad["problem"] == later["problem"] == again["problem"] == "remote checksum shop_db.dump: sha256 differs"
