@@ -251,8 +251,8 @@ def parse_value(key: str, raw: str, origin: str):
 
 def config_file(path: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
     """The config file to read: ``path``, else $PGDRILL_CONFIG, else /etc/pgdrill/pgdrill.conf when it
-    exists, else none."""
-    explicit = path or environ.get("PGDRILL_CONFIG")
+    exists, else none. An empty $PGDRILL_CONFIG counts as unset."""
+    explicit = path or environ.get("PGDRILL_CONFIG") or None
     if explicit is None and os.path.exists(DEFAULT_CONFIG_PATH):
         explicit = DEFAULT_CONFIG_PATH
     return explicit

@@ -203,3 +203,14 @@ def test_an_unknown_time_zone_exits_2_naming_the_key(tmp_path):
 
     done = run_cli("--config", write(tmp_path, "[pgdrill]\nbackup_dir = b\nretention_timezone = Europe/Atlantis\n"), "list", check=2)
     assert "retention_timezone = 'Europe/Atlantis'" in done.stderr and "IANA time zone" in done.stderr
+
+
+def test_an_empty_pgdrill_config_counts_as_unset(monkeypatch, tmp_path):
+    from pgdrill import config as config_mod
+
+    default = tmp_path / "pgdrill.conf"
+    default.write_text("[pgdrill]\n")
+    monkeypatch.setattr(config_mod, "DEFAULT_CONFIG_PATH", str(default))
+    assert config_mod.config_file(None, {"PGDRILL_CONFIG": ""}) == str(default)
+    assert config_mod.config_file(None, {"PGDRILL_CONFIG": "/etc/other.conf"}) == "/etc/other.conf"
+    assert config_mod.config_file("/srv/given.conf", {"PGDRILL_CONFIG": "/etc/other.conf"}) == "/srv/given.conf"
