@@ -129,7 +129,7 @@ def main():
     install_runner(module)
     try:
         config = database_config(params)
-        # On the remote nothing is recorded, and check mode leaves out the restore (it would create a scratch database).
+        # A remote verify's verdicts are recorded on this host (never on the remote); in check mode it leaves out the restore (it would create a scratch database).
         restore = params["restore"] and not (params["on_remote"] and module.check_mode)
         results = operations.verify(
             config,

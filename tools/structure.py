@@ -68,11 +68,10 @@ def engine_imports(path: str, package: str) -> Set[str]:
         else:
             continue
         joined = ".".join(t for t in target if t and t != "__init__")
-        if not joined or (node.level and not module):
-            # "from . import x" or "from ansible.module_utils.pgdrill import x": x is a module (or the package's own name)
-            names.update((joined + "." if joined else "") + alias.name for alias in node.names)
-        else:
-            names.add(joined)
+        names.add(joined)
+        # "from . import x": x is a module of that package, or a name its __init__ defines (then the
+        # package itself, added above, is what is imported); names that are no module drop out later.
+        names.update((joined + "." if joined else "") + alias.name for alias in node.names)
     return names
 
 

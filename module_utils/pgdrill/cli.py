@@ -26,7 +26,6 @@ from .drill_config import load_drill_config
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
 from .fsio import os_error
 from .naming import prefix_of
-from .scheduled import run_drill
 from .series import future_sets_problem
 
 log = logging.getLogger("pgdrill")
@@ -463,7 +462,7 @@ def cmd_drill(args) -> int:
     if args.dry_run:
         print(f"{config.database}: would drill the newest complete set of {config.prefix} from {config.source_dir or config.source}")
         return EXIT_OK
-    outcome = run_drill(config)
+    outcome = operations.scheduled_drill(config)
     if args.json:
         print(json.dumps({"ok": outcome["exit_code"] == EXIT_OK, "command": "drill", **outcome}, indent=2, default=str))
     else:

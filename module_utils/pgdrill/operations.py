@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional
 
-from . import metrics, offsite, offsite_sets, ping
+from . import metrics, offsite, offsite_sets, ping, sets as sets_model
 from .backup import BackupRun
 from .catalog import find_set, select_for_verify
 from .config import Connection, DatabaseConfig
@@ -26,6 +26,7 @@ from .locking import SeriesLock
 from .recovery import RestoreOptions, restore_set
 from .storage import DELETED, LOCKED
 from .archives import extract_media
+from .scheduled import run_drill
 from .series import Series, future_sets_problem, recent_set, utcnow
 from .verify import verify_set
 
@@ -291,7 +292,7 @@ def restore_media(config: DatabaseConfig, wanted: Optional[str], destination: st
     if wanted:
         backup = find_set(sets, wanted)
     else:
-        newest = next((item for item in sets if item.complete and item.file_of_kind("media")), None)
+        newest = sets_model.newest(sets, utcnow(), usable=lambda item: item.complete and item.file_of_kind("media") is not None)
         if newest is None:
             raise PgdrillError(f"no complete set in {config.backup_dir} holds media", "take one with --media, or pull one: pgdrill-backup pull")
         backup = newest
@@ -306,6 +307,13 @@ def recent_backup(config: DatabaseConfig, max_age: int) -> "tuple[Optional[Dict[
     ``max_age``, the clock problem of sets dated in the future, which never count as recent)."""
     recent = recent_set(Series(config), max_age)
     return recent, future_sets_problem(Series(config).describe()) if max_age > 0 else None
+
+
+def scheduled_drill(config: DrillConfig) -> Dict[str, Any]:
+    """``pgdrill-backup drill``: the newest set of the [drill] section's source (here, over ssh or
+    from the off-host copy) through the drill's steps, with its evidence, log line, metrics and
+    ping; the outcome with its exit code."""
+    return run_drill(config)
 
 
 def drill_copy(config: DrillConfig, directory: str, wanted: str, check: bool = False) -> DrillRun:

@@ -9,7 +9,8 @@ import pytest
 
 from pgdrill.errors import PgdrillError
 from pgdrill.fsio import sha256_of
-from pgdrill.storage import ABSENT, DELETED, LockSettings, open_remote
+from pgdrill.storage import ABSENT, DELETED, LockSettings
+from pgdrill.storage.backends import open_remote
 from pgdrill.storage.rclone import find_rclone
 from pgdrill_lab.sftpserver import SftpServer
 

@@ -158,7 +158,7 @@ def test_retain_until_is_utc_days_ahead():
 def test_an_s3_remote_without_boto3_says_how_to_install_it(monkeypatch):
     import sys
 
-    from pgdrill.storage import open_remote
+    from pgdrill.storage.backends import open_remote
 
     monkeypatch.setitem(sys.modules, "boto3", None)  # what an import finds on a host without it
     with pytest.raises(PgdrillError) as caught:

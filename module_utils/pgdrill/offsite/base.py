@@ -19,7 +19,8 @@ from ..offsite_sets import (
     remote_set_problems,
     remote_sets,
 )
-from ..storage import LockSettings, Remote, RemoteObject, open_remote, parse_lock
+from ..storage import LockSettings, Remote, RemoteObject, parse_lock
+from ..storage.backends import open_remote
 from ..series import utcnow
 from ..sets import newest
 

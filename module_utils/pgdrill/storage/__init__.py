@@ -26,7 +26,7 @@ The rules every backend keeps:
 
 A third backend goes in a module of its own beside ``s3.py`` and ``rclone.py``: a subclass of
 :class:`Remote` (the methods that raise NotImplementedError here), its URL form in
-:func:`parse_remote` (a new ``RemoteURL.kind``), and one branch in :func:`open_remote`.
+:func:`parse_remote` (a new ``RemoteURL.kind``), and one branch in :func:`pgdrill.storage.backends.open_remote`.
 
 This package knows objects, not backup sets: which files make a set, in which order they are
 uploaded and what a remote set is are the set model's (:mod:`pgdrill.offsite_sets`).
@@ -329,27 +329,3 @@ def local_hashes(path: str, kinds: Sequence[str]) -> Tuple[Dict[str, str], int]:
 def require_local_file(path: str) -> None:
     if not os.path.isfile(path):
         raise PgdrillError(f"cannot upload {path}: no such file")
-
-
-def open_remote(
-    url: str,
-    endpoint_url: Optional[str] = None,
-    region: Optional[str] = None,
-    profile: Optional[str] = None,
-    rclone: Optional[str] = None,
-    env: Optional[Dict[str, str]] = None,
-) -> Remote:
-    """The backend for a ``remote`` setting (``remote_endpoint_url``, ``remote_region`` and
-    ``remote_profile`` apply to s3:// only; ``env`` is rclone's environment)."""
-    from .rclone import RcloneRemote
-    from .s3 import S3Remote
-
-    parsed = parse_remote(url)
-    if parsed.kind == "s3":
-        return S3Remote(parsed, endpoint_url=endpoint_url, region=region, profile=profile)
-    if endpoint_url or profile:
-        raise PgdrillError(
-            f"remote {parsed.text}: remote_endpoint_url and remote_profile apply to s3:// remotes",
-            "configure the endpoint and credentials in rclone's config for rclone remotes",
-        )
-    return RcloneRemote(parsed, rclone=rclone, env=env)
