@@ -133,7 +133,7 @@ def main(repo: str) -> None:
     fronts += [f for f in files_under(repo, "module_utils/pgdrill/contrib") if f.endswith(".py") and "management" in f]
     for path in fronts:
         if os.path.exists(path):
-            used = sorted(n for n in engine_imports(path, package) if n)
+            used = sorted(n for n in engine_imports(path, package) if n in graph)
             print(f"{os.path.relpath(path, repo)}: {' '.join(used)}")
 
 
