@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import bench_database, write_results  # noqa: E402
 from run import timed  # noqa: E402
-from pgdrill.storage import open_remote  # noqa: E402
+from pgdrill.storage.backends import open_remote  # noqa: E402
 from pgdrill_lab.s3server import S3Server  # noqa: E402
 
 TARGETS = {"backup_ratio": 1.15, "backup_peak_rss_mb": 64, "drill_ratio": 1.3}

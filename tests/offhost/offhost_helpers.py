@@ -5,7 +5,7 @@ from __future__ import annotations
 from pgdrill.encryption import encrypt_argv, find_age
 from pgdrill.fsio import AtomicWriter
 from pgdrill.pipeline import child_env, stream
-from pgdrill.storage import open_remote
+from pgdrill.storage.backends import open_remote
 
 NAME = "shop_db_20261127_021500_utc.dump.zst.age"
 

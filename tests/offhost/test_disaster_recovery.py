@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from helpers import run_cli, tree_hash, write_config
-from pgdrill.storage import open_remote
+from pgdrill.storage.backends import open_remote
 from pgdrill_lab.cluster import Cluster
 from pgdrill_lab.sample import create_sample
 

@@ -10,7 +10,8 @@ from offhost_helpers import encrypt_dump
 from pgdrill.encryption import decrypt_to, read_header
 from pgdrill.fsio import AtomicWriter, sha256_of
 from pgdrill.pipeline import child_env
-from pgdrill.storage import LockSettings, open_remote
+from pgdrill.storage import LockSettings
+from pgdrill.storage.backends import open_remote
 
 
 def test_encrypted_dump_pushed_lost_locally_pulled_and_restored_with_the_escrow_key(pg, sample_db, keys, aws_env, locked_bucket, tmp_path):

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from pgdrill.errors import PgdrillError
-from pgdrill.storage import open_remote
+from pgdrill.storage.backends import open_remote
 from offhost_helpers import local_set_ids, s3_remote, s3_settings
 
 

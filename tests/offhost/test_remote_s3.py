@@ -14,7 +14,8 @@ from helpers import fake_set
 from pgdrill.errors import PgdrillError
 from pgdrill.fsio import sha256_of
 from pgdrill.offsite_sets import plan_upload, remote_debris, remote_set_problems, remote_sets, upload_order
-from pgdrill.storage import ABSENT, DELETED, LOCKED, LockSettings, open_remote
+from pgdrill.storage import ABSENT, DELETED, LOCKED, LockSettings
+from pgdrill.storage.backends import open_remote
 from pgdrill_lab.s3server import S3Server
 
 NAME = "shop_db_20261127_021500_utc.dump.zst"
@@ -202,7 +203,7 @@ def test_a_server_that_went_down_is_a_clear_error(aws_env, tmp_path, monkeypatch
 
 KILLED_PUSH = """
 import os, sys, time
-from pgdrill.storage import open_remote
+from pgdrill.storage.backends import open_remote
 remote = open_remote(sys.argv[1], endpoint_url=sys.argv[2], region="us-east-1")
 upload_part = remote.client.upload_part
 def first_part_then_hang(**kwargs):
