@@ -110,7 +110,7 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.ansible_support import database_config, fail, install_runner, remote_argument_spec
-from ansible.module_utils.pgdrill import operations
+from ansible.module_utils.pgdrill import operations, verdict
 from ansible.module_utils.pgdrill.errors import PgdrillError
 
 
@@ -148,13 +148,12 @@ def main():
     output = dict(changed=False, ok=all(r["ok"] for r in results), verdict=worst, set=results[-1]["set"], checks=results[-1]["checks"])
     if params["all"]:
         output["results"] = results
-    failed = [(r["set"], check) for r in results for check in r["checks"] if not check["ok"]]
+    failed = [r for r in results if not r["ok"]]
     if failed:
-        # The check to name: one that blames the set, when any does.
-        name, check = next((item for item in failed if item[1].get("blame") == "set"), failed[0])
-        if worst == "inconclusive":
-            module.fail_json(msg=f"backup set {name} could not be verified (the set is not blamed): {check['name']}: {check['detail']}", **output)
-        module.fail_json(msg=f"backup set {name} failed verification: {check['name']}: {check['detail']}", **output)
+        # The set to name: one its checks prove bad, when any is; the words are the drill's too.
+        named = next((r for r in failed if r.get("verdict") == "bad"), failed[0])
+        words = verdict.failure_words(named["set"], named["checks"])
+        module.fail_json(msg=words[0] if words else f"backup set {named['set']} failed verification", **output)
     module.exit_json(**output)
 
 
