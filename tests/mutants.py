@@ -892,6 +892,13 @@ MUTANTS = [
         "    except PgdrillError as exc:  # a failure, or SIGTERM",
         [REMOTE2 + "test_sigterm_during_the_push_of_a_backup_fails_the_ping_and_the_metrics"],
     ),
+    Mutant(
+        "pitr: pgBackRest given --config alone never reads the secrets in conf.d",
+        ENGINE + "pgbackrest.py",
+        "    return directory if os.path.isdir(directory) else None",
+        "    return None",
+        ["tests/pitr/test_pgbackrest_config_include.py::test_argv_makes_pgbackrest_read_the_secrets_in_conf_d_beside_the_config"],
+    ),
 ]
 
 
