@@ -6,6 +6,10 @@ exactly the fingerprint and row counts recorded at the point."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import threading
 import time
 
@@ -17,6 +21,7 @@ from pgdrill.errors import PgdrillError
 from pgdrill_lab.cluster import Cluster
 from pgdrill_lab.pgbackrest_lab import PgBackRestRepo
 from pgdrill_lab.s3server import S3Server
+from helpers import cli_env
 
 
 def _connection(cluster):
@@ -132,3 +137,62 @@ def test_restores_never_archive_into_the_source_repository_and_name_their_target
         pgbackrest.restore_argv("/c", "main", "/d", "time")  # a time target needs a time
     with pytest.raises(PgdrillError):
         pgbackrest.render_conf({"repo1-cipher-pass": "a\nlog-path=/tmp"}, "main", {})
+
+
+def _as_cluster_user(pg, *args, path=None):
+    """pgdrill-backup as the cluster's OS user (as a timer runs it: no pgdrill config), with the
+    distribution's python3 and the engine and psycopg where that user can read them."""
+    import psycopg
+
+    import pgdrill
+
+    lib = [os.path.dirname(os.path.dirname(os.path.abspath(pgdrill.__file__))), os.path.dirname(os.path.dirname(os.path.abspath(psycopg.__file__)))]
+    user = [shutil.which("runuser") or "runuser", "-u", pg.os_user, "--"] if pg.os_user else []
+    env = dict(cli_env(), PYTHONPATH=":".join(lib), PGHOST=pg.host, PGPORT=str(pg.port), PGUSER="postgres", PGPASSWORD=pg.password)
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run([*user, "/usr/bin/python3", "-m", "pgdrill.cli", *args], env=env, capture_output=True, text=True, cwd="/")
+
+
+def _metrics(directory, stanza):
+    with open(os.path.join(directory, f"pgdrill_pitr_{stanza}.prom"), encoding="utf-8") as handle:
+        return dict(line.rsplit(" ", 1) for line in handle.read().splitlines() if not line.startswith("#"))
+
+
+def test_pitr_backup_runs_from_flags_alone_as_the_cluster_user_with_metrics_and_pings(archived, ping_recorder):
+    pg, repo = archived
+    url, received = ping_recorder
+    metrics_dir = os.path.join(pg.base, "metrics")  # pytest's own tmp is root-only
+    os.mkdir(metrics_dir, 0o755)
+    if pg.os_user:
+        shutil.chown(metrics_dir, pg.os_user)
+    flags = ["--stanza", repo.stanza, "--pgbackrest-config", repo.config_file, "--metrics-dir", str(metrics_dir)]
+    before = time.time()
+    done = _as_cluster_user(pg, "pitr-backup", "--type", "diff", *flags, "--ping-url", url + "/check", "--json")
+    assert done.returncode == 0, done
+    assert json.loads(done.stdout)["status"]["newest_diff"]["label"].endswith("D")
+    seen = _metrics(str(metrics_dir), repo.stanza)
+    assert float(seen['pgdrill_pitr_backup_last_success_timestamp_seconds{stanza="main",type="diff"}']) >= int(before)
+    assert seen['pgdrill_pitr_backup_last_exit_code{stanza="main"}'] == "0"
+    assert float(seen['pgdrill_pitr_backup_last_attempt_timestamp_seconds{stanza="main"}']) >= int(before)
+    assert float(seen['pgdrill_pitr_window_start_timestamp_seconds{stanza="main"}']) <= before
+    assert float(seen['pgdrill_pitr_archive_last_success_timestamp_seconds{stanza="main"}']) > 0
+    assert seen['pgdrill_pitr_archive_failed_total{stanza="main"}'] == "0"
+    assert [path for path, _body in received] == ["/check/start", "/check"]
+
+    # A stanza pgBackRest does not know: its error line and the fix, a failed run in its own metrics, a failure ping.
+    done = _as_cluster_user(pg, "pitr-backup", "--type", "full", *flags[2:], "--stanza", "nope", "--ping-url", url + "/check")
+    assert done.returncode == 1
+    assert "ERROR: [037]" in done.stderr and "stanza is not defined" in done.stderr and "Traceback" not in done.stderr
+    assert _metrics(str(metrics_dir), "nope")['pgdrill_pitr_backup_last_exit_code{stanza="nope"}'] == "1"
+    assert [path for path, _body in received][-2:] == ["/check/start", "/check/fail"]
+    # pgBackRest not installed: said so, with the package to install.
+    done = _as_cluster_user(pg, "pitr-backup", "--type", "full", *flags, path="/nonexistent")
+    assert done.returncode == 1 and "pgBackRest is not installed" in done.stderr and "apt-get install pgbackrest" in done.stderr
+
+    # pitr-status: pgBackRest's info and the server's archiver, as JSON.
+    done = _as_cluster_user(pg, "pitr-status", *flags, "--json")
+    assert done.returncode == 0, done
+    status = json.loads(done.stdout)
+    assert status["ok"] and status["newest_full"]["label"].endswith("F") and status["archive"]["archived_count"] > 0
+    assert status["archive"]["last_archived_wal"] and status["archive"]["failed_count"] == 0
