@@ -6,17 +6,20 @@ converge runs the backup role and the pitr role (first without permission to res
 says so and installs no timer; then allowed), idempotence wants zero changes, and verify checks
 archiving (a WAL switch is archived), the full timer's service (a full backup in `pgbackrest info`),
 modes and owners, and that no secret is in the main config, the units, the journal or ps. Then,
-on the converged hosts: check mode reports no change, and change_retention.yml --check --diff shows
-the retention lines changing and no secret. See molecule/pitr/verify.yml."""
+on the converged hosts: change_retention.yml --check --diff shows the retention lines changing and
+no secret, and check mode reports no change (so the preview wrote nothing). See
+molecule/pitr/verify.yml."""
 
 import os
 import re
+import subprocess
+import time
 
 import pytest
 from pgdrill_lab.s3server import weed_binary
 from pgdrill_lab.tls import make_certificates
 
-from conftest_hosts import build_images, molecule
+from conftest_hosts import BIN, REPO, build_images, host_env, inventory_of, molecule
 
 pytestmark = pytest.mark.hosts
 
@@ -27,6 +30,16 @@ def _recap(output: str, host: str) -> dict:
     found = re.findall(rf"^{re.escape(host)}\s*:\s*(.*)$", output, re.M)
     assert found, output[-4000:]
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", found[-1])}
+
+
+def _playbook(playbook: str, *args: str) -> str:
+    """A playbook of playbooks/ against the scenario's hosts, as an operator runs it (ansible.cfg of the checkout)."""
+    started = time.monotonic()
+    command = [os.path.join(BIN, "ansible-playbook"), "-i", inventory_of("pitr"), os.path.join(REPO, "playbooks", playbook), *args]
+    done = subprocess.run(command, cwd=REPO, env=host_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    print(f"{playbook} {' '.join(args)}: {time.monotonic() - started:.0f} s")
+    return done.stdout + done.stderr
 
 
 def test_pitr_role_scenario(tmp_path, monkeypatch):
@@ -43,18 +56,17 @@ def test_pitr_role_scenario(tmp_path, monkeypatch):
         for step in ("create", "prepare", "converge", "idempotence", "verify"):
             seconds[step] = round(molecule(step, "-s", "pitr").seconds)
 
-        # Check mode on the converged hosts: nothing would change.
-        done = molecule("converge", "-s", "pitr", "--", "--check")
-        assert _recap(done.stdout, "pgdrill-pitr-db")["changed"] == 0, done.stdout[-6000:]
-
-        # The retention preview: the two lines of pgbackrest.conf change, no secret is shown, nothing is written.
-        done = molecule("side-effect", "-s", "pitr", "--", "--check", "--diff", "-e", "pgdrill_pitr_retention_full=3", "-e", "pgdrill_pitr_retention_diff=5")
-        output = done.stdout + done.stderr
+        # The retention preview: the two lines of pgbackrest.conf change, no secret is shown.
+        output = _playbook("change_retention.yml", "--check", "--diff", "-e", "pgdrill_pitr_retention_full=3", "-e", "pgdrill_pitr_retention_diff=5")
         for line in ("-repo1-retention-full=2", "+repo1-retention-full=3", "-repo1-retention-diff=7", "+repo1-retention-diff=5"):
             assert line in output, output[-6000:]
-        assert not [secret for secret in SECRETS if secret in output]
+        assert [secret for secret in SECRETS if secret in output] == []
+        assert _recap(output, "pgdrill-pitr-db")["failed"] == 0
+
+        # Check mode on the converged hosts (after the preview, which wrote nothing): no change.
         done = molecule("converge", "-s", "pitr", "--", "--check", "--diff")
-        assert "repo1-retention-full=3" not in done.stdout and _recap(done.stdout, "pgdrill-pitr-db")["changed"] == 0
+        assert _recap(done.stdout, "pgdrill-pitr-db")["changed"] == 0, done.stdout[-6000:]
+        assert "repo1-retention" not in done.stdout
     finally:
         molecule("destroy", "-s", "pitr", check=False)
     print(f"molecule scenario pitr (s): {seconds}")
