@@ -7,8 +7,8 @@ says so and installs no timer; then allowed), idempotence wants zero changes, an
 archiving (a WAL switch is archived), the full timer's service (a full backup in `pgbackrest info`),
 modes and owners, and that no secret is in the main config, the units, the journal or ps. Then,
 on the converged hosts: change_retention.yml --check --diff shows the retention lines changing and
-no secret, and check mode reports no change (so the preview wrote nothing). See
-molecule/pitr/verify.yml."""
+no secret, check mode of provision_pitr.yml reports no change (so the preview wrote nothing), and
+the retention change applied runs pgBackRest's expire. See molecule/pitr/verify.yml."""
 
 import os
 import re
@@ -56,17 +56,21 @@ def test_pitr_role_scenario(tmp_path, monkeypatch):
         for step in ("create", "prepare", "converge", "idempotence", "verify"):
             seconds[step] = round(molecule(step, "-s", "pitr").seconds)
 
-        # The retention preview: the two lines of pgbackrest.conf change, no secret is shown.
-        output = _playbook("change_retention.yml", "--check", "--diff", "-e", "pgdrill_pitr_retention_full=3", "-e", "pgdrill_pitr_retention_diff=5")
+        # The retention preview (--tags pitr: the physical retention only): the two lines of
+        # pgbackrest.conf change, no secret is shown.
+        preview = ("change_retention.yml", "--tags", "pitr", "-e", "pgdrill_pitr_retention_full=3", "-e", "pgdrill_pitr_retention_diff=5")
+        output = _playbook(*preview, "--check", "--diff")
         for line in ("-repo1-retention-full=2", "+repo1-retention-full=3", "-repo1-retention-diff=7", "+repo1-retention-diff=5"):
             assert line in output, output[-6000:]
         assert [secret for secret in SECRETS if secret in output] == []
-        assert _recap(output, "pgdrill-pitr-db")["failed"] == 0
 
-        # Check mode on the converged hosts (after the preview, which wrote nothing): no change.
-        done = molecule("converge", "-s", "pitr", "--", "--check", "--diff")
-        assert _recap(done.stdout, "pgdrill-pitr-db")["changed"] == 0, done.stdout[-6000:]
-        assert "repo1-retention" not in done.stdout
+        # Check mode on the converged host (after the preview, which wrote nothing): no change.
+        output = _playbook("provision_pitr.yml", "--check", "--diff")
+        assert _recap(output, "pgdrill-pitr-db")["changed"] == 0 and "repo1-retention" not in output, output[-6000:]
+
+        # Applied: the file changes and pgBackRest's expire runs with it.
+        output = _playbook(*preview)
+        assert _recap(output, "pgdrill-pitr-db")["changed"] == 2 and "Expire what the new retention no longer keeps" in output, output[-4000:]
     finally:
         molecule("destroy", "-s", "pitr", check=False)
     print(f"molecule scenario pitr (s): {seconds}")
