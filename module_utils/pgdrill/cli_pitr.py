@@ -120,6 +120,10 @@ def cmd_mark(args, configs: List[DatabaseConfig], each: Callable[..., List[Dict[
         return [{"ok": False, "error": message}]
 
     def work(config: DatabaseConfig) -> Dict[str, Any]:
+        if args.dry_run:
+            if not args.json:
+                print(f"{config.label}: would mark a restore point (stanza {config.pitr_stanza}) and save it in {config.backup_dir}/points")
+            return {"dry_run": True}
         record = operations.mark(config, args.name)
         if not args.json:
             print(json.dumps({key: value for key, value in record.items() if key != "fingerprint"}, indent=2, sort_keys=True))

@@ -354,7 +354,9 @@ def smoke(connection: Connection, dbname: str, steps: List[Dict[str, Any]], drop
 def pitr_status(stanza: str, pgbackrest_config: str, connection: Optional[Connection] = None) -> Dict[str, Any]:
     """A stanza's state: pgBackRest's info (status, newest full and differential backups, the oldest
     restorable time, every backup) and, with a ``connection`` to its cluster, the server's archiver."""
-    info = pgbackrest.parse_info(pgbackrest.run(pgbackrest.argv(pgbackrest_config, stanza, "info", "--output=json"), what="pgbackrest info"), stanza)
+    info = pgbackrest.parse_info(
+        pgbackrest.run(pgbackrest.argv(pgbackrest_config, stanza, "info", "--output=json", "--log-level-file=off"), what="pgbackrest info"), stanza
+    )
     keys = ("stanza", "ok", "status", "newest_full", "newest_diff", "oldest_restorable_at", "backups")
     return {**{key: info.get(key) for key in keys}, "archive": pitr.archiver(connection) if connection is not None else None}
 
