@@ -45,7 +45,12 @@ def add_parsers(sub, common: Callable[[argparse.ArgumentParser, bool], None]) ->
         parser.add_argument("--pgbackrest-config", metavar="FILE", help=f"pgBackRest's config file (default: pitr_config, else {DEFAULT_PGBACKREST_CONFIG})")
         parser.add_argument("--metrics-dir", metavar="DIR", help="write pgdrill_pitr_<stanza>.prom there (default: the config's metrics_dir)")
         if backup:
-            parser.add_argument("--ping-url", type=argument_type("ping_url", "--ping-url"), metavar="URL|@FILE", help="heartbeat URL, or @FILE holding it")
+            parser.add_argument(
+                "--ping-url",
+                type=argument_type("ping_url", "--ping-url"),
+                metavar="URL|@FILE",
+                help="heartbeat URL, or @FILE holding it (the URL holds a secret: @FILE keeps it out of the process list)",
+            )
             parser.add_argument("--ping-exit-codes", action="store_true", default=None, help="a failure pings /<exit code> instead of /fail")
 
 

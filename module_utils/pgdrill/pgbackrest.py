@@ -93,6 +93,10 @@ def run(command: Sequence[str], env: Optional[Mapping[str, str]] = None, user: O
 
 # What pgBackRest's own words mean for the user, most specific first: (words it prints, the fix).
 FIXES = (
+    (
+        "Permission denied",
+        "pgBackRest's files are the cluster's OS user's: run this as that user (postgres), or let this user read pgBackRest's configuration",
+    ),
     ("unable to open missing file", "a file pgBackRest needs is missing: pass its config file with --pgbackrest-config FILE (or set pitr_config)"),
     (
         "requires option: pg1-path",

@@ -247,6 +247,7 @@ def test_a_backup_whose_mark_fails_fails_and_keeps_nothing(archived, tmp_path):
     passfile.chmod(0o600)
     backup_dir = tmp_path / "backups"
     config = write_config(tmp_path / "pgdrill.conf", pg, "app", backup_dir, pitr_stanza=repo.stanza, user="weak", passfile=passfile, globals="no")
+    assert "restore point marked first (stanza main" in run_cli("--config", config, "--dry-run").stdout
     done = run_cli("--config", config, check=1)
     assert "could not be marked" in done.stderr and "may not lock the tables" in done.stderr and "pitr_mark = no" in done.stderr
     assert [name for name in os.listdir(backup_dir) if not name.startswith(".")] == []

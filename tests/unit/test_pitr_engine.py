@@ -39,6 +39,7 @@ def test_a_point_record_is_read_back_only_when_it_holds_what_a_drill_needs(tmp_p
         ("ERROR: [087]: archive_mode must be enabled", "archiving is off"),
         ("ERROR: [055]: unable to open missing file '/etc/pgbackrest/pgbackrest.conf' for read", "--pgbackrest-config"),
         ("ERROR: [055]: unable to load info file: missing stanza path", "stanza-create"),
+        ("ERROR: [048]: unable to open file '/etc/pgbackrest/pgbackrest.conf' for read: [13] Permission denied", "the cluster's OS user's"),
         ("ERROR: [999]: something else", "its log is under log-path"),
     ],
 )
