@@ -173,11 +173,13 @@ def marked_snapshot(config: DatabaseConfig, conn, lock_ms: int, started: datetim
     ``restore_point``, the sequences as they stood at the point). A mark that fails fails the run."""
     exported: List[str] = []
     try:
+        # The locks wait as long as pg_dump's would (lock_wait_timeout; 0, forever: a day, in short attempts).
         point = pitr.place_point(
             config.connection,
             config.dbname,
             pitr.point_name(config.prefix, started),
             lambda snapshot: exported.append(_export_snapshot(conn, lock_ms, snapshot)),
+            lock_timeout_ms=lock_ms or 86_400_000,
         )
     except Exception as exc:  # noqa: BLE001 - a PgdrillError, or the server's own error (psycopg's)
         problem, fix = (exc.problem, exc.fix) if isinstance(exc, PgdrillError) else (str(exc).strip(), "")
