@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import metrics, operations
 from .config import Connection, DatabaseConfig, argument_type
 from .compat import load_seed_configs
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PgdrillError
+from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
 
 log = logging.getLogger("pgdrill")
 DEFAULT_PGBACKREST_CONFIG = DatabaseConfig.pitr_config
@@ -102,7 +102,7 @@ def run(args) -> int:
             if not args.json:
                 print(json.dumps(outcome, indent=2, default=str))
     except PgdrillError as exc:
-        return _fail(args, exc, EXIT_FAILED)
+        return _fail(args, exc, EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED)
     if args.json:
         print(json.dumps({"ok": True, "command": args.command, **outcome}, indent=2, default=str))
     return EXIT_OK

@@ -6,6 +6,7 @@ exactly the fingerprint and row counts recorded at the point."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -195,6 +196,15 @@ def test_pitr_backup_runs_from_flags_alone_as_the_cluster_user_with_metrics_and_
     assert "ERROR: [037]" in done.stderr and "stanza is not defined" in done.stderr and "Traceback" not in done.stderr
     assert _metrics(str(metrics_dir), "nope")['pgdrill_pitr_backup_last_exit_code{stanza="nope"}'] == "1"
     assert [path for path, _body in received][-2:] == ["/check/start", "/check/fail"]
+    # Another pgBackRest run holds the stanza's lock: a busy series (75, try again), not a failed backup.
+    lock_file = os.path.join(repo.base, "lock", f"{repo.stanza}-backup.lock")
+    with open(lock_file, "a") as held:
+        if pg.os_user:
+            shutil.chown(lock_file, pg.os_user)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = _as_cluster_user(pg, "pitr-backup", "--type", "incr", *flags)
+    assert done.returncode == 75 and "ERROR: [050]" in done.stderr and "try again" in done.stderr, done
+    assert _metrics(str(metrics_dir), repo.stanza)['pgdrill_pitr_backup_last_exit_code{stanza="main"}'] == "75"
     # pgBackRest not installed: said so, with the package to install.
     done = _as_cluster_user(pg, "pitr-backup", "--type", "full", *flags, path="/nonexistent")
     assert done.returncode == 1 and "pgBackRest is not installed" in done.stderr and "apt-get install pgbackrest" in done.stderr

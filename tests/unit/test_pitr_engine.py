@@ -40,6 +40,7 @@ def test_a_point_record_is_read_back_only_when_it_holds_what_a_drill_needs(tmp_p
         ("ERROR: [055]: unable to open missing file '/etc/pgbackrest/pgbackrest.conf' for read", "--pgbackrest-config"),
         ("ERROR: [055]: unable to load info file: missing stanza path", "stanza-create"),
         ("ERROR: [048]: unable to open file '/etc/pgbackrest/pgbackrest.conf' for read: [13] Permission denied", "the cluster's OS user's"),
+        ("ERROR: [050]: unable to acquire lock on file '/tmp/lock/main-backup.lock': Resource temporarily unavailable", "try again when it has ended"),
         ("ERROR: [999]: something else", "its log is under log-path"),
     ],
 )
