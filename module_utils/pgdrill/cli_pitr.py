@@ -60,7 +60,10 @@ def _settings(args) -> Dict[str, Any]:
     chosen: Dict[str, Any] = {"connection": Connection(), "ping_exit_codes": bool(getattr(args, "ping_exit_codes", None))}
     config: Optional[DatabaseConfig] = None
     if args.stanza is None:
-        configs = [c for c in load_seed_configs(args.config, only=args.database) if c.pitr_stanza]
+        try:
+            configs = [c for c in load_seed_configs(args.config, only=args.database) if c.pitr_stanza]
+        except PgdrillError as exc:
+            raise PgdrillError(f"without --stanza the pgdrill config is read, and {exc.problem}", "pass --stanza NAME and --pgbackrest-config FILE") from None
         stanzas = sorted({c.pitr_stanza for c in configs if c.pitr_stanza})
         if len(stanzas) != 1:
             raise PgdrillError(

@@ -205,6 +205,9 @@ def test_pitr_backup_runs_from_flags_alone_as_the_cluster_user_with_metrics_and_
         done = _as_cluster_user(pg, "pitr-backup", "--type", "incr", *flags)
     assert done.returncode == 75 and "ERROR: [050]" in done.stderr and "try again" in done.stderr, done
     assert _metrics(str(metrics_dir), repo.stanza)['pgdrill_pitr_backup_last_exit_code{stanza="main"}'] == "75"
+    # No stanza and no pgdrill config this user may read: bad usage, naming the flags.
+    done = _as_cluster_user(pg, "pitr-backup", "--type", "full", "--config", "/etc/pgdrill/none.conf")
+    assert done.returncode == 2 and "pass --stanza NAME" in done.stderr
     # pgBackRest not installed: said so, with the package to install.
     done = _as_cluster_user(pg, "pitr-backup", "--type", "full", *flags, path="/nonexistent")
     assert done.returncode == 1 and "pgBackRest is not installed" in done.stderr and "apt-get install pgbackrest" in done.stderr
