@@ -104,6 +104,11 @@ def run(args) -> int:
                 metrics.update_pitr(settings["metrics_dir"], settings["stanza"], outcome)
             if not args.json:
                 print(json.dumps(outcome, indent=2, default=str))
+            if not outcome["ok"]:
+                print(f"pgdrill: {outcome['stanza']}: {outcome['status']}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps({"ok": False, "command": args.command, **outcome}, indent=2, default=str))
+                return EXIT_FAILED
     except PgdrillError as exc:
         return _fail(args, exc, EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED)
     if args.json:

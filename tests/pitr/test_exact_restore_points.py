@@ -284,6 +284,21 @@ def test_pgdrill_info_reports_the_stanza_of_a_database_with_pitr_and_says_why_wh
     config = write_config(tmp_path / "other.conf", pg, "app", tmp_path / "backups", pitr_stanza=repo.stanza, pitr_config=str(tmp_path / "missing.conf"))
     result, failed, _ = run_module("pgdrill_info", {"config": config})
     assert not failed and result["sets"] == [] and result["pitr"]["ok"] is False and "--pgbackrest-config" in result["pitr"]["status"]
+    # archive_command emptied: archiving is off, said with the fix (and put back).
+    command = pg.psql("SHOW archive_command")
+    pg.psql("ALTER SYSTEM SET archive_command = ''")
+    pg.psql("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.2)
+        config = write_config(tmp_path / "off.conf", pg, "app", tmp_path / "backups", pitr_stanza=repo.stanza, pitr_config=repo.config_file)
+        state = run_module("pgdrill_info", {"config": config})[0]["pitr"]
+        assert state["ok"] is False and "WAL archiving is off" in state["status"] and "archive-push" in state["status"]
+        assert state["newest_full"]["label"].endswith("F") and state["archive"] is None  # what pgBackRest says stays
+        done = _as_cluster_user(pg, "pitr-status", "--stanza", repo.stanza, "--pgbackrest-config", repo.config_file)
+        assert done.returncode == 1 and "WAL archiving is off" in done.stderr
+    finally:
+        pg.psql("ALTER SYSTEM SET archive_command = '" + command.replace("'", "''") + "'")
+        pg.psql("SELECT pg_reload_conf()")
     # Without pitr_stanza: no pitr.
     config = write_config(tmp_path / "plain.conf", pg, "app", tmp_path / "backups")
     assert run_module("pgdrill_info", {"config": config})[0]["pitr"] is None
