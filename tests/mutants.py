@@ -914,6 +914,13 @@ MUTANTS = [
         "        pass",
         [PITR + "test_pitr_backup_runs_from_flags_alone_as_the_cluster_user_with_metrics_and_pings"],
     ),
+    Mutant(
+        "pitr-status: a stanza whose archiving is off is ok",
+        ENGINE + "operations.py",
+        "            status.update(ok=False, status=exc.message)",
+        "            status.update(status=exc.message)",
+        [PITR + "test_pgdrill_info_reports_the_stanza_of_a_database_with_pitr_and_says_why_when_it_cannot"],
+    ),
 ]
 
 
