@@ -38,6 +38,7 @@ TIERS = "tests/unit/test_retention_tiers.py::"
 RETENTION = "tests/engine/test_tiers_and_pins.py::"
 VERDICTS = "tests/engine/test_verdicts.py::"
 FIDELITY = "tests/engine/test_verify_fidelity.py::"
+PITR = "tests/pitr/test_exact_restore_points.py::"
 FINGERPRINT = "tests/unit/test_fingerprint.py::"
 DJANGO = "tests/packaging/test_django_command.py::"
 CORPUS = "tests/engine/test_bad_input_corpus.py::"
@@ -891,6 +892,34 @@ MUTANTS = [
         "    except BaseException as exc:  # a failure, or SIGTERM",
         "    except PgdrillError as exc:  # a failure, or SIGTERM",
         [REMOTE2 + "test_sigterm_during_the_push_of_a_backup_fails_the_ping_and_the_metrics"],
+    ),
+    Mutant(
+        "pitr: a backup with pitr_stanza marks no restore point",
+        ENGINE + "backup.py",
+        "            if config.pitr_stanza and config.pitr_mark:",
+        "            if False:",
+        [PITR + "test_a_logical_backup_dumps_in_its_restore_points_snapshot_and_a_physical_restore_there_holds_the_set"],
+    ),
+    Mutant(
+        "pitr: a point record others can read",
+        ENGINE + "pitr.py",
+        """        directory, name, json.dumps(record, indent=2, sort_keys=True) + "\\n", "the restore point record", "make the backup directory the backup user's", 0o600""",
+        """        directory, name, json.dumps(record, indent=2, sort_keys=True) + "\\n", "the restore point record", "make the backup directory the backup user's", 0o644""",
+        [PITR + "test_a_logical_backup_dumps_in_its_restore_points_snapshot_and_a_physical_restore_there_holds_the_set"],
+    ),
+    Mutant(
+        "pitr-backup: a failed pgBackRest backup exits 0",
+        ENGINE + "operations.py",
+        "        raise failure",
+        "        pass",
+        [PITR + "test_pitr_backup_runs_from_flags_alone_as_the_cluster_user_with_metrics_and_pings"],
+    ),
+    Mutant(
+        "pitr-status: a stanza whose archiving is off is ok",
+        ENGINE + "operations.py",
+        "            status.update(ok=False, status=exc.message)",
+        "            status.update(status=exc.message)",
+        [PITR + "test_pgdrill_info_reports_the_stanza_of_a_database_with_pitr_and_says_why_when_it_cannot"],
     ),
     Mutant(
         "pitr: pgBackRest given --config alone never reads the secrets in conf.d",

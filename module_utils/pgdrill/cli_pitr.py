@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import metrics, operations
 from .config import Connection, DatabaseConfig, argument_type
 from .compat import load_seed_configs
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PgdrillError
+from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
 
 log = logging.getLogger("pgdrill")
 DEFAULT_PGBACKREST_CONFIG = DatabaseConfig.pitr_config
@@ -45,7 +45,12 @@ def add_parsers(sub, common: Callable[[argparse.ArgumentParser, bool], None]) ->
         parser.add_argument("--pgbackrest-config", metavar="FILE", help=f"pgBackRest's config file (default: pitr_config, else {DEFAULT_PGBACKREST_CONFIG})")
         parser.add_argument("--metrics-dir", metavar="DIR", help="write pgdrill_pitr_<stanza>.prom there (default: the config's metrics_dir)")
         if backup:
-            parser.add_argument("--ping-url", type=argument_type("ping_url", "--ping-url"), metavar="URL|@FILE", help="heartbeat URL, or @FILE holding it")
+            parser.add_argument(
+                "--ping-url",
+                type=argument_type("ping_url", "--ping-url"),
+                metavar="URL|@FILE",
+                help="heartbeat URL, or @FILE holding it (the URL holds a secret: @FILE keeps it out of the process list)",
+            )
             parser.add_argument("--ping-exit-codes", action="store_true", default=None, help="a failure pings /<exit code> instead of /fail")
 
 
@@ -55,7 +60,10 @@ def _settings(args) -> Dict[str, Any]:
     chosen: Dict[str, Any] = {"connection": Connection(), "ping_exit_codes": bool(getattr(args, "ping_exit_codes", None))}
     config: Optional[DatabaseConfig] = None
     if args.stanza is None:
-        configs = [c for c in load_seed_configs(args.config, only=args.database) if c.pitr_stanza]
+        try:
+            configs = [c for c in load_seed_configs(args.config, only=args.database) if c.pitr_stanza]
+        except PgdrillError as exc:
+            raise PgdrillError(f"without --stanza the pgdrill config is read, and {exc.problem}", "pass --stanza NAME and --pgbackrest-config FILE") from None
         stanzas = sorted({c.pitr_stanza for c in configs if c.pitr_stanza})
         if len(stanzas) != 1:
             raise PgdrillError(
@@ -96,8 +104,13 @@ def run(args) -> int:
                 metrics.update_pitr(settings["metrics_dir"], settings["stanza"], outcome)
             if not args.json:
                 print(json.dumps(outcome, indent=2, default=str))
+            if not outcome["ok"]:
+                print(f"pgdrill: {outcome['stanza']}: {outcome['status']}", file=sys.stderr)
+                if args.json:
+                    print(json.dumps({"ok": False, "command": args.command, **outcome}, indent=2, default=str))
+                return EXIT_FAILED
     except PgdrillError as exc:
-        return _fail(args, exc, EXIT_FAILED)
+        return _fail(args, exc, EXIT_LOCKED if isinstance(exc, LockBusy) else EXIT_FAILED)
     if args.json:
         print(json.dumps({"ok": True, "command": args.command, **outcome}, indent=2, default=str))
     return EXIT_OK
@@ -120,6 +133,10 @@ def cmd_mark(args, configs: List[DatabaseConfig], each: Callable[..., List[Dict[
         return [{"ok": False, "error": message}]
 
     def work(config: DatabaseConfig) -> Dict[str, Any]:
+        if args.dry_run:
+            if not args.json:
+                print(f"{config.label}: would mark a restore point (stanza {config.pitr_stanza}) and save it in {config.backup_dir}/points")
+            return {"dry_run": True}
         record = operations.mark(config, args.name)
         if not args.json:
             print(json.dumps({key: value for key, value in record.items() if key != "fingerprint"}, indent=2, sort_keys=True))

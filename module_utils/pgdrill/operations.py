@@ -353,10 +353,19 @@ def smoke(connection: Connection, dbname: str, steps: List[Dict[str, Any]], drop
 
 def pitr_status(stanza: str, pgbackrest_config: str, connection: Optional[Connection] = None) -> Dict[str, Any]:
     """A stanza's state: pgBackRest's info (status, newest full and differential backups, the oldest
-    restorable time, every backup) and, with a ``connection`` to its cluster, the server's archiver."""
-    info = pgbackrest.parse_info(pgbackrest.run(pgbackrest.argv(pgbackrest_config, stanza, "info", "--output=json"), what="pgbackrest info"), stanza)
+    restorable time, every backup) and, with a ``connection`` to its cluster, the server's archiver.
+    Archiving that is off or unreadable makes it not ok, its status saying why (the rest stays)."""
+    info = pgbackrest.parse_info(
+        pgbackrest.run(pgbackrest.argv(pgbackrest_config, stanza, "info", "--output=json", "--log-level-file=off"), what="pgbackrest info"), stanza
+    )
     keys = ("stanza", "ok", "status", "newest_full", "newest_diff", "oldest_restorable_at", "backups")
-    return {**{key: info.get(key) for key in keys}, "archive": pitr.archiver(connection) if connection is not None else None}
+    status = {**{key: info.get(key) for key in keys}, "archive": None}
+    if connection is not None:
+        try:
+            status["archive"] = pitr.archiver(connection)
+        except PgdrillError as exc:
+            status.update(ok=False, status=exc.message)
+    return status
 
 
 def pitr_backup(
@@ -381,9 +390,11 @@ def pitr_backup(
         failure = exc
     code, error = run_failure(failure) if failure is not None else (EXIT_OK, None)
     run = {"started": started, "exit_code": code, "duration": round(time.time() - started, 3)}
-    status = _status_part(lambda: pitr_status(stanza, pgbackrest_config), stanza, "pgBackRest's info", failure is None) or {}
-    if connection is not None:
-        status["archive"] = _status_part(lambda: pitr.archiver(connection), stanza, "the server's archiver", failure is None)
+    status: Dict[str, Any] = {}
+    try:
+        status = pitr_status(stanza, pgbackrest_config, connection)
+    except PgdrillError as exc:
+        (log.warning if failure is None else log.info)("%s: pgBackRest's info could not be read: %s", stanza, exc.message)
     if metrics_dir:
         try:
             metrics.update_pitr(metrics_dir, stanza, status, run)
@@ -395,15 +406,6 @@ def pitr_backup(
     if failure is not None:
         raise failure
     return {"stanza": stanza, "type": kind, "duration_seconds": run["duration"], "status": status}
-
-
-def _status_part(read: Callable[[], Any], stanza: str, what: str, loud: bool) -> Any:
-    """One part of a stanza's status for pitr-backup's metrics, or None (logged) when it cannot be read."""
-    try:
-        return read()
-    except PgdrillError as exc:
-        (log.warning if loud else log.info)("%s: %s could not be read: %s", stanza, what, exc.message)
-        return None
 
 
 def mark(config: DatabaseConfig, name: Optional[str] = None) -> Dict[str, Any]:

@@ -13,7 +13,7 @@ import subprocess
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .errors import PgdrillError
+from .errors import LockBusy, PgdrillError
 from .rules import STANZA_RE
 
 # Option names as pgBackRest spells them; values are single lines.
@@ -99,7 +99,8 @@ def run(command: Sequence[str], env: Optional[Mapping[str, str]] = None, user: O
         raise PgdrillError("pgBackRest is not installed", "install the distribution's package: apt-get install pgbackrest") from None
     if done.returncode != 0:
         said = error_line(done.stdout + "\n" + done.stderr)
-        raise PgdrillError(
+        # Another pgBackRest run holds the stanza's lock: a busy series, as pgdrill's own lock says (exit 75).
+        raise (LockBusy if done.returncode == LOCK_HELD else PgdrillError)(
             f"{what} failed (exit {done.returncode}): {said}",
             fix_for(done.stdout + "\n" + done.stderr),
             rc=done.returncode,
@@ -109,7 +110,13 @@ def run(command: Sequence[str], env: Optional[Mapping[str, str]] = None, user: O
 
 
 # What pgBackRest's own words mean for the user, most specific first: (words it prints, the fix).
+LOCK_HELD = 50  # pgBackRest's exit code when another of its processes holds the lock
 FIXES = (
+    ("unable to acquire lock", "another pgBackRest run of the stanza holds its lock: try again when it has ended (a timer's next run does)"),
+    (
+        "Permission denied",
+        "pgBackRest's files are the cluster's OS user's: run this as that user (postgres), or let this user read pgBackRest's configuration",
+    ),
     ("unable to open missing file", "a file pgBackRest needs is missing: pass its config file with --pgbackrest-config FILE (or set pitr_config)"),
     (
         "requires option: pg1-path",

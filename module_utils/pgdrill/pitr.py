@@ -60,6 +60,11 @@ def _lock_briefly(locker: Any, statement: str, total_ms: int, problem: str) -> N
             locker.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{ATTEMPT_MS}ms")))
             locker.execute(statement)  # built from quote_ident output
             return
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise PgdrillError(
+                f"the role may not lock the tables in SHARE mode to mark a restore point: {str(exc).strip()}",
+                "connect as a superuser, or grant the role UPDATE (or DELETE or TRUNCATE) on every table",
+            ) from None
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             locker.rollback()
             if time.monotonic() > deadline:
@@ -118,13 +123,6 @@ def place_point(
             conn.close()
 
 
-def import_snapshot(conn, snapshot: str) -> None:
-    """Make ``conn``'s transaction (REPEATABLE READ, not yet begun) see ``snapshot``."""
-    from psycopg import sql
-
-    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-
-
 def mark(
     connection: Connection,
     dbname: str,
@@ -136,12 +134,9 @@ def mark(
     """Create restore point ``name`` and return it with the fingerprint and row counts that hold
     exactly there: {"name", "lsn", "wal_file", "created_at", "fingerprint", "row_counts",
     "writers_held_seconds"}, taken in the point's snapshot while the application writes again."""
-    psycopg = db._psycopg()
     reader = db.connect(connection, dbname)
     try:
-        reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        reader.read_only = True
-        point = place_point(connection, dbname, name, lambda snapshot: import_snapshot(reader, snapshot), switch_wal, lock_timeout_ms)
+        point = place_point(connection, dbname, name, lambda snapshot: db.export_snapshot(reader, imported=snapshot), switch_wal, lock_timeout_ms)
         fingerprint = take_fingerprint(reader, sequences=point.pop("sequences"))
         counts = db.count_rows(reader)
         reader.commit()
@@ -201,7 +196,7 @@ def points(backup_dir: str) -> List[Dict[str, Any]]:
 
 
 ARCHIVER_SQL = (
-    "SELECT current_setting('archive_mode'), current_setting('archive_command'), archived_count, failed_count, last_archived_wal, "
+    "SELECT current_setting('archive_mode'), (SELECT setting FROM pg_settings WHERE name = 'archive_command'), archived_count, failed_count, last_archived_wal, "
     "to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), last_failed_wal, "
     "to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM pg_stat_archiver"
 )
@@ -214,9 +209,10 @@ def archiver(connection: Connection) -> Dict[str, Any]:
         mode, command, archived, failed, last_wal, last_at, failed_wal, failed_at = conn.execute(ARCHIVER_SQL).fetchone()
     finally:
         conn.close()
-    if mode == "off" or not command.strip():
+    # archive_command is hidden from a role without pg_read_all_settings (None): then archive_mode alone says.
+    if mode == "off" or (command is not None and not command.strip()):
         raise PgdrillError(
-            f"WAL archiving is off on {connection.describe()} (archive_mode = {mode}, archive_command {'set' if command.strip() else 'empty'})",
+            f"WAL archiving is off on {connection.describe()} (archive_mode = {mode}, archive_command {'set' if command else 'empty'})",
             "set archive_mode = on and archive_command to 'pgbackrest --stanza=STANZA archive-push %p' (the pgdrill_pitr role does; it needs a restart)",
         )
     return {
