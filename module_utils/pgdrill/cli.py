@@ -26,7 +26,7 @@ from .drill_config import load_drill_config
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
 from .fsio import os_error
 from .naming import prefix_of
-from .pitr_drill import PhysicalDrill, parse_target, source_connection
+from .pitr_drill import physical_drill
 from .series import future_sets_problem
 
 log = logging.getLogger("pgdrill")
@@ -460,16 +460,11 @@ def cmd_drill(args) -> int:
     """``pgdrill-backup drill``: the [drill] section's drill, the same engine code as the playbook's."""
     try:
         config = load_drill_config(args.config)
+        physical = physical_drill(config, args.physical, args.target, args.stanza, args.pgbackrest_config)
     except PgdrillError as exc:
         print(f"pgdrill: {exc.message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "command": "drill", "error": exc.message}))
-        return EXIT_USAGE
-    physical = None
-    try:
-        physical = _physical(args, config)
-    except PgdrillError as exc:
-        print(f"pgdrill: {exc.message}\n  fix: {exc.fix}", file=sys.stderr)
         return EXIT_USAGE
     if args.keep:
         config = replace(config, keep="always")
@@ -485,26 +480,6 @@ def cmd_drill(args) -> int:
         if outcome["evidence"]:
             print(f"evidence: {outcome['evidence']}")
     return outcome["exit_code"]
-
-
-def _physical(args, config) -> Optional[PhysicalDrill]:
-    """The physical drill the flags and the [drill] section's pitr_* settings ask for; None for a logical drill."""
-    if not args.physical:
-        if args.target or args.stanza or args.pgbackrest_config:
-            raise PgdrillError("--target, --stanza and --pgbackrest-config belong to a physical drill", "add --physical")
-        return None
-    target = args.target or "latest"
-    parse_target(target)  # a bad target is a usage error, before anything runs
-    stanza = args.stanza or config.pitr_stanza
-    if not stanza:
-        raise PgdrillError("a physical drill needs the pgBackRest stanza", "pass --stanza S, or set pitr_stanza in the [drill] section")
-    return PhysicalDrill(
-        target=target,
-        stanza=stanza,
-        pgbackrest_config=args.pgbackrest_config or config.pitr_config,
-        source=source_connection(config.pitr_source),
-        recovery_timeout=config.pitr_recovery_timeout,
-    )
 
 
 def _without_prune(config: DatabaseConfig) -> DatabaseConfig:

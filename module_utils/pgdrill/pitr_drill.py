@@ -41,6 +41,25 @@ class PhysicalDrill:
     recovery_timeout: float = 3600.0
 
 
+def physical_drill(config: Any, physical: bool, target: Optional[str], stanza: Optional[str], pgbackrest_config: Optional[str]) -> Optional[PhysicalDrill]:
+    """The physical drill ``pgdrill-backup drill`` flags and the [drill] section's pitr_* settings
+    (``config``, a DrillConfig) ask for; None for a logical drill. Pure."""
+    if not physical:
+        if target or stanza or pgbackrest_config:
+            raise PgdrillError("--target, --stanza and --pgbackrest-config belong to a physical drill", "add --physical")
+        return None
+    parse_target(target)  # a bad target is a usage error, before anything runs
+    if not (stanza or config.pitr_stanza):
+        raise PgdrillError("a physical drill needs the pgBackRest stanza", "pass --stanza S, or set pitr_stanza in the [drill] section")
+    return PhysicalDrill(
+        target=target or "latest",
+        stanza=stanza or config.pitr_stanza,
+        pgbackrest_config=pgbackrest_config or config.pitr_config,
+        source=source_connection(config.pitr_source),
+        recovery_timeout=config.pitr_recovery_timeout,
+    )
+
+
 SOURCE_KEYS = ("host", "port", "user", "dbname", "passfile", "sslmode")
 
 

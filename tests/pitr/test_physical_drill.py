@@ -53,6 +53,11 @@ class Writer(threading.Thread):
         except Exception as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
 
+    def halt(self):
+        self.stop.set()
+        self.join(30)
+        assert self.error is None, self.error
+
     def run_for(self, commits):
         wanted = self.commits + commits
         while self.commits < wanted and self.error is None:
@@ -138,8 +143,7 @@ def test_drills_to_a_point_a_time_and_the_latest_wal_prove_what_they_restored(re
     writer.run_for(100)
     moment = pg.psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
     writer.run_for(100)
-    writer.stop.set()
-    writer.join(30)
+    writer.halt()
     _switch_and_wait(pg, archive)
     source_rows = int(pg.psql("SELECT count(*) FROM ledger", dbname="app"))
 
@@ -213,23 +217,34 @@ def test_a_point_whose_record_does_not_match_fails_the_drill(repo):
     assert _metrics(base / "altered" / "metrics")['pgdrill_pitr_drill_last_passed{database="app",stanza="main"}'] == 0
 
 
-def test_a_set_target_restores_the_logical_set_beside_the_physical_one_and_they_agree(repo, tmp_path):
+def test_a_set_target_restores_the_logical_set_beside_the_physical_one_and_they_must_agree(repo, tmp_path):
     pg, archive, writer, base = repo
+    writer.halt()  # the dump and the point must hold the same rows
     backups = tmp_path / "backups"
     config_path = write_config(tmp_path / "pgdrill.conf", pg, "app", backups)
+    earlier = pitr.mark(_connection(pg), "app", "pgdrill_app_20261205T025900Z", switch_wal=False)
+    pg.psql("INSERT INTO ledger (amount) VALUES (-1)", dbname="app")
     point = pitr.mark(_connection(pg), "app", "pgdrill_app_20261205T030000Z", switch_wal=False)
     run_cli("--config", config_path)  # nothing writes in between: the dump holds the point's rows
     [manifest_path] = glob.glob(str(backups / "*_manifest_*.json"))
     manifest = json.load(open(manifest_path))
-    manifest["restore_point"] = {key: point[key] for key in ("name", "lsn", "wal_file", "created_at")} | {"stanza": STANZA}
-    json.dump(manifest, open(manifest_path, "w"))
     _switch_and_wait(pg, archive)
-    done = _drill(pg, archive, base, "set", f"set:{manifest['set']}", source_dir=str(backups))
-    record = done["record"]
-    assert done["exit_code"] == 0, (record["failed_step"], record["error"], record["problems"])
-    assert record["target"]["type"] == "set" and record["target"]["restore_point"] == point["name"]
+
+    def drill_at(restore_point, name):
+        manifest["restore_point"] = {key: restore_point[key] for key in ("name", "lsn", "wal_file", "created_at")} | {"stanza": STANZA}
+        json.dump(manifest, open(manifest_path, "w"))
+        return _drill(pg, archive, base, name, f"set:{manifest['set']}", source_dir=str(backups))["record"]
+
+    record = drill_at(point, "set")
+    assert record["outcome"] == "passed", (record["failed_step"], record["error"], record["problems"])
+    assert record["target"]["type"] == "set" and record["target"]["restore_point"] == point["name"] and record["set"] == manifest["set"]
     assert record["proofs"]["logical_equal"] == "equal" and record["proofs"]["row_counts"] == "identical"
-    assert record["fidelity"]["ok"] if record.get("fidelity") else True
+    assert record["fidelity"]["ok"] and record["row_counts"]
+
+    # A set whose restore point is not the instant its dump holds: the two restores disagree, and the drill says where.
+    record = drill_at(earlier, "set-mismatch")
+    assert record["outcome"] == "failed" and record["proofs"]["logical_equal"] == "different"
+    assert any(problem.startswith("table public.ledger: physical ") for problem in record["problems"]), record["problems"]
 
 
 def test_a_staging_host_of_another_major_version_is_refused_before_any_restore(repo):

@@ -112,3 +112,22 @@ def test_the_source_connection_takes_no_password():
     for bad in ("host=db1 password=x", "host", "bogus=1", "port=abc"):
         with pytest.raises(PgdrillError):
             source_connection(bad)
+
+
+def test_the_command_flags_and_the_drill_sections_settings_make_the_physical_drill():
+    from pgdrill.config import Connection
+    from pgdrill.drill_config import DrillConfig
+    from pgdrill.pitr_drill import physical_drill
+
+    config = DrillConfig(database="app", prefix="app", connection=Connection(), evidence_dir="/e", pitr_stanza="main", pitr_source="host=db1")
+    assert physical_drill(config, False, None, None, None) is None
+    drill = physical_drill(config, True, None, None, None)
+    assert drill is not None and (drill.target, drill.stanza, drill.pgbackrest_config) == ("latest", "main", "/etc/pgbackrest/pgbackrest.conf")
+    assert drill.source is not None and drill.source.host == "db1"
+    assert physical_drill(config, True, "name:p1", "other", "/c").stanza == "other"
+    with pytest.raises(PgdrillError, match="add --physical"):
+        physical_drill(config, False, "latest", None, None)
+    with pytest.raises(PgdrillError, match="not a recovery target"):
+        physical_drill(config, True, "yesterday", None, None)
+    with pytest.raises(PgdrillError, match="needs the pgBackRest stanza"):
+        physical_drill(DrillConfig(database="app", prefix="app", connection=Connection(), evidence_dir="/e"), True, None, None, None)
