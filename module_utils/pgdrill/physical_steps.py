@@ -263,7 +263,9 @@ def logical_equal(config: DrillConfig, run: DrillRun, server: Throwaway, resolve
     the physically restored database's: two independent backups of one instant must agree."""
     target = f"pitr_logical_{secrets.token_hex(3)}"
     series = replace(resolved.series, connection=server.connection, pg_bin_dir=server.bin_dir)
-    options = RestoreOptions(target=target, jobs=config.restore_jobs, globals=False, compare=True, scratch="physical drill", maintenance_db="postgres")
+    options = RestoreOptions(
+        target=target, jobs=config.restore_jobs, globals=False, compare=True, scratch="physical drill", maintenance_db=config.maintenance_db
+    )
     try:
         run.restore = restore_set(series, resolved.backup, options)
     except PgdrillError as exc:
@@ -290,7 +292,7 @@ def _stop_or_keep(config: DrillConfig, run: DrillRun, server: Optional[Throwaway
         return
     run.kept = drill.keeps_scratch(config.keep, run.passed)
     if run.kept:
-        server.stop()
+        server.keep()
         log.info("kept the restored data directory %s (start it with pg_ctl -D)", server.data)
     else:
         server.remove()

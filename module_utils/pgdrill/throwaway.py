@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import logging
 import time
 from typing import Any, Dict, List, Optional
 
@@ -22,6 +23,12 @@ from .config import Connection
 from .errors import PgdrillError
 from .pitr_drill import HBA, server_settings
 
+log = logging.getLogger("pgdrill")
+
+# A drill's directory older than this, not kept, is one a killed drill left behind.
+LEFTOVER_GRACE_SECONDS = 24 * 3600
+KEPT_MARK = "KEPT"
+DIRECTORY_PREFIX = "pitr-drill-"
 # A unix socket's path holds at most 107 bytes; beyond this the socket directory goes under /tmp.
 SOCKET_DIR_LIMIT = 80
 REACHED_SQL = """
@@ -37,6 +44,33 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _as_user(os_user: Optional[str], argv: List[str]) -> List[str]:
+    return ["runuser", "-u", os_user, "--", *argv] if os_user else argv
+
+
+def sweep_leftovers(parent: str, bin_dir: str, os_user: Optional[str], now: Optional[float] = None) -> List[str]:
+    """The directories of physical drills killed before their cleanup (older than a day, not kept):
+    their servers stopped, the directories removed. Returns what was removed."""
+    removed = []
+    moment = time.time() if now is None else now
+    try:
+        names = sorted(os.listdir(parent))
+    except OSError:
+        return []
+    for name in names:
+        path = os.path.join(parent, name)
+        if not name.startswith(DIRECTORY_PREFIX) or not os.path.isdir(path) or os.path.exists(os.path.join(path, KEPT_MARK)):
+            continue
+        if moment - os.stat(path).st_mtime < LEFTOVER_GRACE_SECONDS:
+            continue
+        data = os.path.join(path, "data")
+        if os.path.exists(os.path.join(data, "postmaster.pid")):
+            subprocess.run(_as_user(os_user, [os.path.join(bin_dir, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]), capture_output=True)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def log_tail(path: str, lines: int = 8) -> str:
@@ -60,7 +94,9 @@ class Throwaway:
         if work_dir and not os.path.isdir(work_dir):
             os.makedirs(work_dir, mode=0o700)
             self._own(work_dir)
-        self.base = tempfile.mkdtemp(prefix="pitr-drill-", dir=work_dir or None)  # new, 0700
+        for path in sweep_leftovers(work_dir or tempfile.gettempdir(), bin_dir, os_user):
+            log.info("removed %s, left by a physical drill that was killed", path)
+        self.base = tempfile.mkdtemp(prefix=DIRECTORY_PREFIX, dir=work_dir or None)  # new, 0700
         self.data = os.path.join(self.base, "data")
         os.mkdir(self.data, 0o700)
         self.socket_base = self.base if len(self.base) < SOCKET_DIR_LIMIT else tempfile.mkdtemp(prefix="pgdrill-sock-")
@@ -84,7 +120,7 @@ class Throwaway:
             os.chown(path, user.pw_uid, user.pw_gid)
 
     def _as_owner(self, argv: List[str]) -> List[str]:
-        return ["runuser", "-u", self.os_user, "--", *argv] if self.os_user else argv
+        return _as_user(self.os_user, argv)
 
     @property
     def connection(self) -> Connection:
@@ -141,7 +177,7 @@ class Throwaway:
 
     def _promoted(self) -> bool:
         try:
-            conn = db.connect(self.connection, "postgres", autocommit=True)
+            conn = db.connect(self.connection, "template1", autocommit=True)
         except PgdrillError:
             return False
         try:
@@ -151,7 +187,7 @@ class Throwaway:
 
     def reached(self) -> Dict[str, Any]:
         """The LSN of the last WAL record replayed, and the time of the last transaction replayed."""
-        conn = db.connect(self.connection, "postgres", autocommit=True)
+        conn = db.connect(self.connection, "template1", autocommit=True)
         try:
             lsn, commit_time, segment = conn.execute(REACHED_SQL).fetchone()
         finally:
@@ -163,6 +199,12 @@ class Throwaway:
             subprocess.run(self._as_owner([os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop"]), capture_output=True)
             if self.running():
                 subprocess.run(self._as_owner([os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"]), capture_output=True)
+
+    def keep(self) -> None:
+        """Stop the server and mark its directory kept: no later drill removes it."""
+        self.stop()
+        with open(os.path.join(self.base, KEPT_MARK), "w", encoding="utf-8") as handle:
+            handle.write("kept by a physical drill (keep); remove this directory when done\n")
 
     def remove(self) -> None:
         """Stop the server and remove its directories."""

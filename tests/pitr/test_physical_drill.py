@@ -18,7 +18,7 @@ import time
 import pytest
 
 from helpers import run_cli, write_config
-from pgdrill import db, operations, pitr
+from pgdrill import db, operations, pitr, throwaway
 from pgdrill.config import Connection
 from pgdrill.drill_config import DrillConfig
 from pgdrill.pitr_drill import PhysicalDrill
@@ -208,12 +208,16 @@ def test_a_point_whose_record_does_not_match_fails_the_drill(repo):
     point["row_counts"]["public.ledger"] += 1
     [index] = [key for key in point["fingerprint"]["objects"] if key.endswith("ledger_amount")]
     del point["fingerprint"]["objects"][index]
-    done = _drill(pg, archive, base, "altered", f"point:{_save_point(point, str(base / 'altered-points'))}")
+    done = _drill(pg, archive, base, "altered", f"point:{_save_point(point, str(base / 'altered-points'))}", keep="on_failure")
     record = done["record"]
     assert done["exit_code"] != 0 and record["passed"] is False and record["failed_step"] == "checks"
     assert record["proofs"]["row_counts"] == "different" and any("public.ledger:" in problem for problem in record["problems"])
     assert record["proofs"]["fingerprint"] == "different" and any("ledger_amount" in problem for problem in record["problems"])
-    assert "not proved" in record["error"] and not os.listdir(base / "altered" / "work")
+    assert "not proved" in record["error"]
+    # keep = on_failure: the failed drill's data directory stays, its server stopped, marked kept (never swept).
+    assert record["data_directory_kept"] is True and os.path.isfile(os.path.join(record["data_directory"], "PG_VERSION"))
+    assert not os.path.exists(os.path.join(record["data_directory"], "postmaster.pid"))
+    assert throwaway.sweep_leftovers(str(base / "altered" / "work"), pg.bindir, None, now=time.time() + 2 * 86400) == []
     assert _metrics(base / "altered" / "metrics")['pgdrill_pitr_drill_last_passed{database="app",stanza="main"}'] == 0
 
 
@@ -275,3 +279,14 @@ def test_the_drill_module_in_check_mode_only_resolves_and_checks_versions(repo, 
     assert not os.path.exists(base / "module-work"), "check mode never restores"
     result, failed, _commands = run_module("pgdrill_drill", dict(args, pg_bin_dir=pgserver_bindir()), check_mode=True)
     assert failed and result["failed_step"] == "check versions" and "install postgresql-15 on staging" in result["msg"]
+
+
+def test_directories_left_by_a_killed_drill_are_swept_after_a_day_unless_kept(tmp_path):
+    for name in ("pitr-drill-old", "pitr-drill-kept", "pitr-drill-new", "other-old"):
+        os.makedirs(tmp_path / name / "data")
+    (tmp_path / "pitr-drill-kept" / throwaway.KEPT_MARK).write_text("kept")
+    day_old = time.time() - throwaway.LEFTOVER_GRACE_SECONDS - 60
+    for name in ("pitr-drill-old", "pitr-drill-kept", "other-old"):
+        os.utime(tmp_path / name, (day_old, day_old))
+    assert throwaway.sweep_leftovers(str(tmp_path), "/nonexistent", None) == [str(tmp_path / "pitr-drill-old")]
+    assert sorted(os.listdir(tmp_path)) == ["other-old", "pitr-drill-kept", "pitr-drill-new"]
