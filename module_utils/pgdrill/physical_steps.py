@@ -132,6 +132,9 @@ def source_position(source: Optional[Connection]) -> Optional[Dict[str, Any]]:
         return None
     try:
         insert_lsn, newest_commit = conn.execute(SOURCE_SQL).fetchone()
+    except db._psycopg().Error as exc:
+        log.warning("the source cannot say its WAL position for the RPO: %s", str(exc).strip())
+        return None
     finally:
         conn.close()
     return {"insert_lsn": insert_lsn, "newest_commit": newest_commit}
@@ -189,8 +192,8 @@ def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, 
         run.steps.next("checks")
         prove(config, run, server, resolved, checks)
         run.passed = True
-    except (PgdrillError, OSError) as exc:
-        run.fail(exc)
+    except (PgdrillError, OSError, db._psycopg().Error) as exc:
+        run.fail(exc if not isinstance(exc, db._psycopg().Error) else PgdrillError(f"PostgreSQL said: {str(exc).strip()}", "read the throwaway server's log"))
         log.error("%s: physical drill failed at %s: %s", config.database, run.failed_step, run.error)
     finally:
         _stop_or_keep(config, run, server)

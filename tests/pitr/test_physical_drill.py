@@ -290,3 +290,17 @@ def test_directories_left_by_a_killed_drill_are_swept_after_a_day_unless_kept(tm
         os.utime(tmp_path / name, (day_old, day_old))
     assert throwaway.sweep_leftovers(str(tmp_path), "/nonexistent", None) == [str(tmp_path / "pitr-drill-old")]
     assert sorted(os.listdir(tmp_path)) == ["other-old", "pitr-drill-kept", "pitr-drill-new"]
+
+
+def test_a_name_target_proves_the_saved_point_of_that_name_when_there_is_one(tmp_path):
+    from pgdrill.drill_steps import DrillRun
+    from pgdrill.physical_steps import resolve
+    from pgdrill.pitr_drill import parse_target
+
+    point = {"name": "pgdrill_app_20261205T010000Z", "lsn": "0/5000028", "created_at": "2026-12-05T01:00:00.000000Z", "fingerprint": {}, "row_counts": {"t": 1}}
+    _save_point(point, str(tmp_path / "points"))
+    config = DrillConfig(database="app", prefix="app", connection=Connection(), evidence_dir=str(tmp_path / "evidence"))
+    found = resolve(config, DrillRun({}), parse_target(f"name:{point['name']}"), str(tmp_path))
+    assert found.point["row_counts"] == {"t": 1} and found.point["database"] == "app" and found.point_name == point["name"]
+    unsaved = resolve(config, DrillRun({}), parse_target("name:pgdrill_app_20261205T020000Z"), str(tmp_path))
+    assert unsaved.point is None and unsaved.point_name == "pgdrill_app_20261205T020000Z"
