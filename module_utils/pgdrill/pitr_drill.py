@@ -253,7 +253,7 @@ def rpo(
     if target.kind != "latest":
         return None, "a restore point target: the drill restores to the point on purpose, there is no loss to measure"
     if source is None:
-        return None, "the source was not reachable when the drill started (set pitr_source), so its newest commit is unknown"
+        return None, "the source was not asked (no pitr_source) or not reachable when the drill started, so its newest commit is unknown"
     if source.get("newest_commit") and reached_commit:
         seconds = (_moment(source["newest_commit"]) - _moment(reached_commit)).total_seconds()
         return round(max(seconds, 0.0), 3), "the source's newest commit when the drill started against the newest commit recovered"

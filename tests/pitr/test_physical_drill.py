@@ -261,7 +261,7 @@ def test_a_staging_host_of_another_major_version_is_refused_before_any_restore(r
     assert not os.path.exists(base / "major" / "work") or not os.listdir(base / "major" / "work")
 
 
-def test_the_drill_module_in_check_mode_only_resolves_and_checks_versions(repo, run_module):
+def test_the_drill_module_in_check_mode_only_resolves_and_checks_versions_then_drills_for_real(repo, run_module):
     pg, archive, _writer, base = repo
     args = {
         "kind": "physical",
@@ -279,6 +279,13 @@ def test_the_drill_module_in_check_mode_only_resolves_and_checks_versions(repo, 
     assert not os.path.exists(base / "module-work"), "check mode never restores"
     result, failed, _commands = run_module("pgdrill_drill", dict(args, pg_bin_dir=pgserver_bindir()), check_mode=True)
     assert failed and result["failed_step"] == "check versions" and "install postgresql-15 on staging" in result["msg"]
+    # For real: the module restores, proves and removes, and says what it could not measure.
+    result, failed, _commands = run_module("pgdrill_drill", args)
+    record = result["record"]
+    assert not failed and record["kind"] == "physical" and record["passed"] is True, result
+    assert record["rpo_seconds"] is None and "pitr_source" in record["rpo_basis"] and record["proofs"]["amcheck"]["failed"] == []
+    assert set(record["timings"]) >= {"resolve target", "check versions", "restore", "recovery", "checks", "cleanup"}
+    assert os.listdir(base / "module-work") == []
 
 
 def test_directories_left_by_a_killed_drill_are_swept_after_a_day_unless_kept(tmp_path):
