@@ -30,6 +30,7 @@ from .pgtools import parse_client_version, versioned_bindirs
 from .pitr_drill import (
     PhysicalDrill,
     Target,
+    backup_before,
     backup_label,
     count_problems,
     evidence_target,
@@ -173,7 +174,8 @@ def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, 
         run.steps.next("restore")
         server = Throwaway(str(bin_dir), config.work_dir, user, config.connection.user or "postgres")
         run.record["data_directory"] = server.data
-        command = pgbackrest.restore_argv(physical.pgbackrest_config, str(physical.stanza), server.data, *recovery)
+        start_from = backup_before(json.loads(info_text), str(physical.stanza), (resolved.point or {}).get("lsn"))
+        command = pgbackrest.restore_argv(physical.pgbackrest_config, str(physical.stanza), server.data, *recovery, set_label=start_from)
         output = pgbackrest.run([*command[:-1], "--log-level-console=info", command[-1]], user=user, what="pgbackrest restore")
         label = backup_label(output)
         used: Dict[str, Any] = next((b for b in summary["backups"] if b["label"] == label), {})

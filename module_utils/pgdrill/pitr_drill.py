@@ -282,6 +282,26 @@ def wal_file(timeline_of: Optional[str], lsn: Optional[str], segment_size: Optio
     return f"{timeline_of[:8]}{segment // per_id:08X}{segment % per_id:08X}"
 
 
+def backup_before(document: Any, stanza: str, point_lsn: Optional[str]) -> Optional[str]:
+    """The backup a restore to a point at ``point_lsn`` must start from: the newest one whose
+    consistent stop LSN (``pgbackrest info --output=json``) is at or before the point; None when the
+    point's LSN is unknown (pgBackRest picks the newest). Pure."""
+    position = lsn_number(point_lsn)
+    if position is None:
+        return None
+    entries = document if isinstance(document, list) else []
+    entry = next((item for item in entries if isinstance(item, dict) and item.get("name") == stanza), {})
+    before = [
+        b["label"] for b in entry.get("backup") or [] if isinstance(b, dict) and (lsn_number((b.get("lsn") or {}).get("stop")) or position + 1) <= position
+    ]
+    if not before:
+        raise PgdrillError(
+            f"no backup in the repository ends before the restore point's LSN {point_lsn}",
+            "the point is older than the oldest backup kept (outside the PITR window): drill a newer point, or keep more full backups",
+        )
+    return before[-1]
+
+
 def backup_label(restore_output: str) -> Optional[str]:
     """The backup set pgBackRest restored from, as its restore says (``restore backup set LABEL``). Pure."""
     match = re.search(r"restore backup set (\S+?)(?:,|\s|$)", restore_output)

@@ -85,6 +85,7 @@ def repo():
         )
         archive = PgBackRestRepo(pg, s3, "drill-tests", stanza=STANZA).setup()
         archive.backup("full")
+        time.sleep(1.1)  # pgBackRest picks a time target's backup by whole-second stop times: the targets come later
         writer = Writer(_connection(pg))
         writer.start()
         yield pg, archive, writer, base
@@ -205,6 +206,9 @@ def test_a_point_whose_record_does_not_match_fails_the_drill(repo):
     pg, archive, writer, base = repo
     point = pitr.mark(_connection(pg), "app", "pgdrill_drill_20261205T020000Z")
     _switch_and_wait(pg, archive)
+    archive.run("backup", "--type=incr", "--start-fast")  # a newer backup than the point: the drill must start from the one before it
+    labels = [backup["label"] for backup in archive.info()["backups"]]
+    first, newest = labels[0], labels[-1]
     point["row_counts"]["public.ledger"] += 1
     [index] = [key for key in point["fingerprint"]["objects"] if key.endswith("ledger_amount")]
     del point["fingerprint"]["objects"][index]
@@ -213,7 +217,7 @@ def test_a_point_whose_record_does_not_match_fails_the_drill(repo):
     assert done["exit_code"] != 0 and record["passed"] is False and record["failed_step"] == "checks"
     assert record["proofs"]["row_counts"] == "different" and any("public.ledger:" in problem for problem in record["problems"])
     assert record["proofs"]["fingerprint"] == "different" and any("ledger_amount" in problem for problem in record["problems"])
-    assert "not proved" in record["error"]
+    assert "not proved" in record["error"] and record["backup_label"] == first != newest
     # keep = on_failure: the failed drill's data directory stays, its server stopped, marked kept (never swept).
     assert record["data_directory_kept"] is True and os.path.isfile(os.path.join(record["data_directory"], "PG_VERSION"))
     assert not os.path.exists(os.path.join(record["data_directory"], "postmaster.pid"))

@@ -9,6 +9,7 @@ from pgdrill.errors import PgdrillError
 from pgdrill.pitr_drill import (
     HBA,
     Target,
+    backup_before,
     backup_label,
     evidence_target,
     lsn_number,
@@ -131,3 +132,25 @@ def test_the_command_flags_and_the_drill_sections_settings_make_the_physical_dri
         physical_drill(config, True, "yesterday", None, None)
     with pytest.raises(PgdrillError, match="needs the pgBackRest stanza"):
         physical_drill(DrillConfig(database="app", prefix="app", connection=Connection(), evidence_dir="/e"), True, None, None, None)
+
+
+def test_a_point_is_restored_from_the_newest_backup_that_ended_before_it():
+    info = [
+        {
+            "name": "main",
+            "backup": [
+                {"label": "F1", "lsn": {"start": "0/2000028", "stop": "0/3000050"}},
+                {"label": "D2", "lsn": {"start": "0/5000028", "stop": "0/6000050"}},
+                {"label": "F3", "lsn": {"start": "1/0", "stop": "1/100"}},
+                {"label": "odd", "lsn": {}},
+            ],
+        }
+    ]
+    assert backup_before(info, "main", "0/7000000") == "D2"
+    assert backup_before(info, "main", "0/6000050") == "D2"  # a point at the stop LSN is consistent
+    assert backup_before(info, "main", "0/6000049") == "F1"
+    assert backup_before(info, "main", "2/0") == "F3" and backup_before(info, "main", None) is None
+    with pytest.raises(PgdrillError, match="outside the PITR window"):
+        backup_before(info, "main", "0/2000000")
+    with pytest.raises(PgdrillError):
+        backup_before(info, "other", "0/7000000")
