@@ -933,6 +933,16 @@ MUTANTS = [
         "        seconds = 0.0",
         [PITR_UNIT + "test_the_rpo_says_its_basis_and_never_invents_a_figure"],
     ),
+    Mutant(
+        "physical drill: a point older than the newest backup is restored from the newest backup",
+        ENGINE + "pitr_drill.py",
+        "    return before[-1]",
+        "    return None",
+        [
+            PITR_UNIT + "test_a_point_is_restored_from_the_newest_backup_that_ended_before_it",
+            PHYSICAL + "test_a_point_whose_record_does_not_match_fails_the_drill",
+        ],
+    ),
 ]
 
 

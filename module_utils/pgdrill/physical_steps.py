@@ -141,6 +141,27 @@ def source_position(source: Optional[Connection]) -> Optional[Dict[str, Any]]:
     return {"insert_lsn": insert_lsn, "newest_commit": newest_commit}
 
 
+def check_repository(
+    config: DrillConfig, run: DrillRun, physical: PhysicalDrill, user: Optional[str], resolved: Resolved
+) -> Tuple[Dict[str, Any], str, Optional[str]]:
+    """What pgBackRest's ``info`` says (the stanza must be usable), staging's binaries (of the
+    repository's major version, or refused naming the fix) and the backup a point is restored from."""
+    info_text = _pgbackrest(physical, user, "info", "--output=json")
+    summary = pgbackrest.parse_info(info_text, str(physical.stanza))
+    if not summary["ok"]:
+        raise PgdrillError(
+            f"pgBackRest's stanza {physical.stanza} is not usable: {summary['status']}", "run pgbackrest check on the source and take a full backup"
+        )
+    document = json.loads(info_text)
+    major = repository_major(document, str(physical.stanza))
+    bin_dir, staging_major = staging_bindir(config.pg_bin_dir, major)
+    run.record.update(repository_major=major, staging_major=staging_major)
+    problem = major_problem(major, staging_major, bin_dir)
+    if problem:
+        raise problem
+    return summary, str(bin_dir), backup_before(document, str(physical.stanza), (resolved.point or {}).get("lsn"))
+
+
 def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, set_dir: Optional[str] = None, check: bool = False) -> None:
     """The physical drill's steps, each timed, recorded in ``run`` (its record the evidence's
     physical facts). In check mode only the target is resolved and the versions checked."""
@@ -156,25 +177,13 @@ def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, 
         recovery = recovery_target(target, resolved.point_name)
         run.record["target"] = evidence_target(target, resolved.point_name)
         run.steps.next("check versions")
-        info_text = _pgbackrest(physical, user, "info", "--output=json")
-        summary = pgbackrest.parse_info(info_text, str(physical.stanza))
-        if not summary["ok"]:
-            raise PgdrillError(
-                f"pgBackRest's stanza {physical.stanza} is not usable: {summary['status']}", "run pgbackrest check on the source and take a full backup"
-            )
-        major = repository_major(json.loads(info_text), str(physical.stanza))
-        bin_dir, staging_major = staging_bindir(config.pg_bin_dir, major)
-        run.record.update(repository_major=major, staging_major=staging_major)
-        problem = major_problem(major, staging_major, bin_dir)
-        if problem:
-            raise problem
+        summary, bin_dir, start_from = check_repository(config, run, physical, user, resolved)
         if check:
             return
         source = source_position(physical.source)
         run.steps.next("restore")
-        server = Throwaway(str(bin_dir), config.work_dir, user, config.connection.user or "postgres")
+        server = Throwaway(bin_dir, config.work_dir, user, config.connection.user or "postgres")
         run.record["data_directory"] = server.data
-        start_from = backup_before(json.loads(info_text), str(physical.stanza), (resolved.point or {}).get("lsn"))
         command = pgbackrest.restore_argv(physical.pgbackrest_config, str(physical.stanza), server.data, *recovery, set_label=start_from)
         output = pgbackrest.run([*command[:-1], "--log-level-console=info", command[-1]], user=user, what="pgbackrest restore")
         label = backup_label(output)
