@@ -108,12 +108,13 @@ PITR_ALERTS = (
 )
 
 
-def pitr_series(instance, source, *, status_at, archived_at, failures, last_failure, exit_code, full, diff, drill_passed, drilled, rpo):
-    """One host's pgdrill_pitr_* metrics (stanza main) and its database's physical drill metrics on staging, as promtool input."""
+def pitr_series(instance, database, *, status_at, archived_at, failures, last_failure, exit_code, full, diff, drill_passed, drilled, rpo):
+    """One host's pgdrill_pitr_* metrics (stanza main) and its database's physical drill metrics on staging (labels database
+    and stanza), as promtool input."""
     hours = int(NOW / 3600)
     steady = lambda value: f"{value}x{hours}"  # noqa: E731
     host = f'instance="{instance}",stanza="main"'
-    drill = f'instance="staging",series="shop",source="{source}"'
+    drill = f'instance="staging",database="{database}",stanza="main"'
     return [
         {
             "series": f'node_textfile_mtime_seconds{{instance="{instance}",file="/var/lib/prometheus/node-exporter/pgdrill_pitr_main.prom"}}',
@@ -142,7 +143,7 @@ def test_pitr_rules_fire_on_a_stale_failing_archive_old_backups_and_a_bad_drill_
     # 9 days old, the diff 3; its last drill failed, the last passed one is 36 days old and lost 30 minutes.
     bad = pitr_series(
         "db1",
-        "db1",
+        "shop",
         status_at=NOW - 600,
         archived_at=NOW - 600 - 2 * 3600,
         failures=f"0x{hours - 1} 3",
@@ -158,7 +159,7 @@ def test_pitr_rules_fire_on_a_stale_failing_archive_old_backups_and_a_bad_drill_
     # since; a full yesterday and the last diff 6 days ago (the full is newer: no diff is due); drilled last week, RPO 4 s.
     good = pitr_series(
         "db2",
-        "db2",
+        "crm",
         status_at=NOW - 20 * 3600,
         archived_at=NOW - 20 * 3600 - 60,
         failures=f"5x{hours}",
@@ -172,47 +173,24 @@ def test_pitr_rules_fire_on_a_stale_failing_archive_old_backups_and_a_bad_drill_
     )
     at = f"{hours}h"
     host = {"instance": "db1", "stanza": "main"}
-    drill = {"instance": "staging", "series": "shop", "source": "db1"}
-    expected = {
-        "PgdrillPitrArchiveStale": [
-            alert("PgdrillPitrArchiveStale", "No WAL of stanza main on db1 archived for 2h 0m 0s before its last status", severity="critical", **host)
-        ],
-        "PgdrillPitrArchiveFailing": [alert("PgdrillPitrArchiveFailing", "WAL archiving of stanza main on db1 is failing", severity="critical", **host)],
-        "PgdrillPitrBackupFailing": [
-            alert("PgdrillPitrBackupFailing", "The last pgBackRest backup of stanza main on db1 exited 1", severity="critical", **host)
-        ],
-        "PgdrillPitrNoFullBackup": [
-            alert(
-                "PgdrillPitrNoFullBackup",
-                "No full pgBackRest backup of stanza main on db1 for 9d 0h 0m 0s",
-                severity="critical",
-                type="full",
-                **host,
-            )
-        ],
-        "PgdrillPitrNoDiffBackup": [
-            alert("PgdrillPitrNoDiffBackup", "No full or differential pgBackRest backup of stanza main on db1 for 3d 0h 0m 0s", severity="warning", **host)
-        ],
-        "PgdrillPitrDrillFailed": [
-            alert("PgdrillPitrDrillFailed", "The last point-in-time recovery drill of shop from db1 failed", severity="critical", **drill)
-        ],
-        "PgdrillPitrDrillOverdue": [
-            alert(
-                "PgdrillPitrDrillOverdue",
-                "shop from db1 has not passed a point-in-time recovery drill for 36d 0h 0m 0s",
-                severity="warning",
-                **drill,
-            )
-        ],
-        "PgdrillPitrRpoAboveTarget": [
-            alert(
-                "PgdrillPitrRpoAboveTarget",
-                "The last point-in-time recovery drill of shop from db1 lost 30m 0s of commits (target 15 minutes)",
-                severity="warning",
-                **drill,
-            )
-        ],
-    }
+    drill = {"instance": "staging", "database": "shop", "stanza": "main"}
+    full = dict(host, type="full")
+    wanted = [
+        ("PgdrillPitrArchiveStale", "No WAL of stanza main on db1 archived for 2h 0m 0s before its last status", "critical", host),
+        ("PgdrillPitrArchiveFailing", "WAL archiving of stanza main on db1 is failing", "critical", host),
+        ("PgdrillPitrBackupFailing", "The last pgBackRest backup of stanza main on db1 exited 1", "critical", host),
+        ("PgdrillPitrNoFullBackup", "No full pgBackRest backup of stanza main on db1 for 9d 0h 0m 0s", "critical", full),
+        ("PgdrillPitrNoDiffBackup", "No full or differential pgBackRest backup of stanza main on db1 for 3d 0h 0m 0s", "warning", host),
+        ("PgdrillPitrDrillFailed", "The last point-in-time recovery drill of shop (stanza main) failed", "critical", drill),
+        ("PgdrillPitrDrillOverdue", "shop (stanza main) has not passed a point-in-time recovery drill for 36d 0h 0m 0s", "warning", drill),
+        (
+            "PgdrillPitrRpoAboveTarget",
+            "The last point-in-time recovery drill of shop (stanza main) lost 30m 0s of commits (target 15 minutes)",
+            "warning",
+            drill,
+        ),
+    ]
+    expected = {name: [alert(name, summary, severity=severity, **labels)] for name, summary, severity, labels in wanted}
     assert sorted(expected) == sorted(PITR_ALERTS)
     # Both hosts together: each rule fires for db1 alone (an expectation of db1 alone fails if db2 fires too).
     tests = [
