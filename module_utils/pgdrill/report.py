@@ -56,11 +56,13 @@ def pitr_drills_of(records: Sequence[Dict[str, Any]], host: str, database: str) 
         if record.get("kind") != "physical" or record.get("source_host") != host or record.get("database") != database:
             continue
         target = record.get("target") or {}
+        # A point record's target is a named point: the page names the point, not its file.
+        value = (target.get("type") == "name" and target.get("restore_point")) or target.get("value")
         out.append(
             {
                 "time": record.get("finished_at") or record.get("started_at"),
                 "passed": record.get("passed") is True,
-                "target": f"{target.get('type')}:{target.get('value')}" if target.get("value") else str(target.get("type") or "?"),
+                "target": f"{target.get('type')}:{value}" if value else str(target.get("type") or "?"),
                 "rpo_seconds": _number(record.get("rpo_seconds")),
                 "rpo_basis": record.get("rpo_basis"),
                 "rto_seconds": _number(record.get("rto_seconds")),

@@ -72,6 +72,10 @@ def test_pitr_of_gives_the_window_newest_backups_and_the_physical_drills_of_that
         },
     ]
     assert report.pitr_of(None, RECORDS, "db1", "shop") is None  # no PITR: no pitr at all
+    # A drill to a point file names the point; one to a logical set names the set.
+    from_file = dict(physical("2026-12-04T05:00:00Z", True), target={"type": "name", "value": "/b/points/p.json", "restore_point": "pgdrill_shop_x"})
+    of_set = dict(physical("2026-12-04T06:00:00Z", True), target={"type": "set", "value": "shop_20261204_021500_utc", "restore_point": "pgdrill_shop_y"})
+    assert [drill["target"] for drill in report.pitr_drills_of([from_file, of_set], "db1", "shop")] == ["name:pgdrill_shop_x", "set:shop_20261204_021500_utc"]
     # The physical drills are not logical drills: they never stand in for a logical restore drill.
     assert [drill["time"] for drill in report.drills_of(RECORDS, "db1", "shop")] == ["2026-12-02T04:00:00Z"]
     assert report.drills_of([physical("2026-12-04T03:10:00Z", True)], "db1", "shop") == []
