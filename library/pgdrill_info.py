@@ -13,6 +13,8 @@ description:
   - Lists the backup sets of one series, newest first, with age, size, completeness, the result
     of their last verification and their pin (a pinned set is never deleted by retention), plus the
     newest complete set's age in seconds.
+  - For a database with C(pitr_stanza) set in its config, the state of its point-in-time recovery
+    in RV(pitr), from pgBackRest's info of the stanza and the server's WAL archiver.
   - These are the facts for fleet reports and monitoring. Nothing is changed.
 version_added: "0.1.0"
 author: pgdrill maintainers (@pgdrill)
@@ -125,6 +127,16 @@ future_count:
   returned: always
   type: int
   sample: 0
+pitr:
+  description:
+    - With C(pitr_stanza) set, the stanza's state (null without it) - C(stanza), C(ok), C(status),
+      C(newest_full), C(newest_diff), C(oldest_restorable_at) (the oldest time a point-in-time
+      restore can reach), C(backups), and C(archive) (pg_stat_archiver - C(archived_count),
+      C(failed_count), C(last_archived_wal), C(last_archived_at), C(last_failed_wal), C(last_failed_at)).
+    - When it cannot be read, C(ok) is false and C(status) says why; the listing of the sets is never lost for it.
+  returned: always
+  type: dict
+  sample: {stanza: main, ok: true, status: ok, oldest_restorable_at: "2026-11-22T01:00:41Z", archive: {archived_count: 412, failed_count: 0}}
 clock_problem:
   description: A message naming the clock when RV(future_count) is not zero, else null. Freshness checks should fail on it.
   returned: always
@@ -148,6 +160,7 @@ def main():
             raise PgdrillError("on_remote was asked for, but no off-host copy is configured", NO_REMOTE_FIX)
         # The off-host state is reported, never fatal: a report must still show the local sets.
         listing = operations.describe(config, remote_sets=module.params["on_remote"])
+        pitr = _pitr(config) if config.pitr_stanza else None
     except PgdrillError as exc:
         fail(module, exc)
     sets = listing["sets"]
@@ -167,7 +180,16 @@ def main():
         remote_problem=listing["remote_problem"],
         newest_on_remote=(newest or {}).get("remote") == "complete" if config.remote else None,
         remote_sets=listing["remote_sets"],
+        pitr=pitr,
     )
+
+
+def _pitr(config):
+    """The stanza's state; reported, never fatal, like the off-host copy's."""
+    try:
+        return operations.pitr_status(config.pitr_stanza, config.pitr_config, config.connection)
+    except PgdrillError as exc:
+        return {"stanza": config.pitr_stanza, "ok": False, "status": exc.message, "archive": None}
 
 
 if __name__ == "__main__":

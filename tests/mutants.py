@@ -40,6 +40,7 @@ VERDICTS = "tests/engine/test_verdicts.py::"
 FIDELITY = "tests/engine/test_verify_fidelity.py::"
 PHYSICAL = "tests/pitr/test_physical_drill.py::"
 PITR_UNIT = "tests/unit/test_pitr_drill.py::"
+PITR = "tests/pitr/test_exact_restore_points.py::"
 FINGERPRINT = "tests/unit/test_fingerprint.py::"
 DJANGO = "tests/packaging/test_django_command.py::"
 CORPUS = "tests/engine/test_bad_input_corpus.py::"
@@ -942,6 +943,34 @@ MUTANTS = [
             PITR_UNIT + "test_a_point_is_restored_from_the_newest_backup_that_ended_before_it",
             PHYSICAL + "test_a_point_whose_record_does_not_match_fails_the_drill",
         ],
+    ),
+    Mutant(
+        "pitr: a backup with pitr_stanza marks no restore point",
+        ENGINE + "backup.py",
+        "            if config.pitr_stanza and config.pitr_mark:",
+        "            if False:",
+        [PITR + "test_a_logical_backup_dumps_in_its_restore_points_snapshot_and_a_physical_restore_there_holds_the_set"],
+    ),
+    Mutant(
+        "pitr: a point record others can read",
+        ENGINE + "pitr.py",
+        """        directory, name, json.dumps(record, indent=2, sort_keys=True) + "\\n", "the restore point record", "make the backup directory the backup user's", 0o600""",
+        """        directory, name, json.dumps(record, indent=2, sort_keys=True) + "\\n", "the restore point record", "make the backup directory the backup user's", 0o644""",
+        [PITR + "test_a_logical_backup_dumps_in_its_restore_points_snapshot_and_a_physical_restore_there_holds_the_set"],
+    ),
+    Mutant(
+        "pitr-backup: a failed pgBackRest backup exits 0",
+        ENGINE + "operations.py",
+        "        raise failure",
+        "        pass",
+        [PITR + "test_pitr_backup_runs_from_flags_alone_as_the_cluster_user_with_metrics_and_pings"],
+    ),
+    Mutant(
+        "pitr-status: a stanza whose archiving is off is ok",
+        ENGINE + "operations.py",
+        "            status.update(ok=False, status=exc.message)",
+        "            status.update(status=exc.message)",
+        [PITR + "test_pgdrill_info_reports_the_stanza_of_a_database_with_pitr_and_says_why_when_it_cannot"],
     ),
 ]
 

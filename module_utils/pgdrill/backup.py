@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional
 
-from . import db, encryption, fingerprint as fingerprint_mod, manifest as manifest_mod
+from . import db, encryption, fingerprint as fingerprint_mod, manifest as manifest_mod, pitr
 from .backup_plan import BackupPlan, media_command, plan_backup, sealed
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
 from .media import check_media_root, excluded_dir, tar_producer
-from .naming import dump_extension, file_name, format_stamp
+from .naming import dump_extension, file_name, format_stamp, parse_stamp
 from .pgtools import CompressionPlan, PgTools, cross_version_note, find_zstd, server_major
 from .pipeline import FedPipeline, child_env, stream
 from .archives import list_archive, toc_commands, toc_entries, explained
@@ -137,13 +137,13 @@ class _Counter(threading.Thread):
             self.error = exc
 
 
-def _take_fingerprint(conn, target: str) -> Optional[Dict[str, Any]]:
+def _take_fingerprint(conn, target: str, sequences: Optional[List[Any]] = None) -> Optional[Dict[str, Any]]:
     """The database's fingerprint in the dump's snapshot, taken before pg_dump starts (see
-    fingerprint.py). A backup is never lost for it: without one, restores compare row counts only
-    and say so."""
+    fingerprint.py); ``sequences`` as read at a restore point. A backup is never lost for it:
+    without one, restores compare row counts only and say so."""
     try:
         with conn.transaction():
-            return fingerprint_mod.take(conn)
+            return fingerprint_mod.take(conn, sequences=sequences)
     except Exception as exc:  # noqa: BLE001 - reported, and the restore says what it could not compare
         log.warning("could not take the fingerprint of %s: %s; restores of this set will compare row counts only", target, exc)
         return None
@@ -158,12 +158,37 @@ def dump_commands(plan: CompressionPlan, pg_dump: str, snapshot: str, lock_ms: i
     return [argv, compressor] if compressor else [argv]
 
 
-def _export_snapshot(conn, lock_ms: int) -> str:
-    """Export the dump's snapshot; the row count waits for the same locks as pg_dump, so it gets the same limit."""
-    snapshot = db.export_snapshot(conn)
+def _export_snapshot(conn, lock_ms: int, imported: Optional[str] = None) -> str:
+    """Export the dump's snapshot (``imported``'s, when given); the row count waits for the same
+    locks as pg_dump, so it gets the same limit."""
+    snapshot = db.export_snapshot(conn, imported)
     if lock_ms:
         conn.execute(f"SET lock_timeout = {lock_ms}")
     return snapshot
+
+
+def marked_snapshot(config: DatabaseConfig, conn, lock_ms: int, started: datetime) -> "tuple[str, Dict[str, Any], List[Any]]":
+    """The dump's snapshot as the snapshot of a restore point marked now (pitr.place_point, whose
+    snapshot ``conn`` imports and exports again for pg_dump): (snapshot, the manifest's
+    ``restore_point``, the sequences as they stood at the point). A mark that fails fails the run."""
+    exported: List[str] = []
+    try:
+        # The locks wait as long as pg_dump's would (lock_wait_timeout; 0, forever: a day, in short attempts).
+        point = pitr.place_point(
+            config.connection,
+            config.dbname,
+            pitr.point_name(config.prefix, started),
+            lambda snapshot: exported.append(_export_snapshot(conn, lock_ms, snapshot)),
+            lock_timeout_ms=lock_ms or 86_400_000,
+        )
+    except Exception as exc:  # noqa: BLE001 - a PgdrillError, or the server's own error (psycopg's)
+        problem, fix = (exc.problem, exc.fix) if isinstance(exc, PgdrillError) else (str(exc).strip(), "")
+        raise PgdrillError(
+            f"the restore point of the backup of {config.label} could not be marked: {problem}; nothing was kept from this run",
+            (f"{fix}; or" if fix else "read the server's message above, or") + " set pitr_mark = no to back up without marking restore points",
+        ) from None
+    record = {key: point[key] for key in ("name", "lsn", "wal_file", "created_at")}
+    return exported[0], {**record, "stanza": config.pitr_stanza}, point["sequences"]
 
 
 def counted_rows(counter: Optional[_Counter], target: str, lock_ms: int, lock_wait_timeout: float) -> Optional[Dict[str, int]]:
@@ -203,6 +228,7 @@ class BackupRun:
         self.entries: List[Dict[str, Any]] = []
         self.manifest_path: Optional[str] = None
         self.role_passwords = config.role_passwords  # settled against the role's rights when the globals are taken
+        self.restore_point: Optional[Dict[str, Any]] = None  # marked in the dump's snapshot (pitr_stanza, pitr_mark)
         # Every stage that writes a file of an encrypted series ends in age: no plaintext on disk.
         self.encrypt: List[List[str]] = [encryption.encrypt_argv(config.encrypt_recipients, encryption.find_age())] if config.encrypted else []
 
@@ -270,6 +296,7 @@ class BackupRun:
             host=socket.gethostname(),
             fingerprint=fingerprint,
             encryption=encryption.manifest_entry(config.encrypt_recipients) if config.encrypted else None,
+            restore_point=self.restore_point,
         )
         self.manifest_path = os.path.join(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp))
         write_atomic(config.backup_dir, manifest_mod.manifest_name(config.prefix, stamp), manifest_mod.encode(document))
@@ -298,8 +325,12 @@ class BackupRun:
         try:
             facts = db.server_facts(conn)
             client, plan = self._settle_client(conn, facts)
-            snapshot = _export_snapshot(conn, lock_ms)
-            fingerprint = _take_fingerprint(conn, target)
+            sequences = None
+            if config.pitr_stanza and config.pitr_mark:
+                snapshot, self.restore_point, sequences = marked_snapshot(config, conn, lock_ms, parse_stamp(stamp))
+            else:
+                snapshot = _export_snapshot(conn, lock_ms)
+            fingerprint = _take_fingerprint(conn, target, sequences)
             counter = _Counter(conn) if config.row_counts else None
             commands = dump_commands(plan, client["pg_dump_path"], snapshot, lock_ms, shutil.which("stdbuf"), find_zstd() or "zstd")
             writer = self._writer("db", stamp, dump_extension(plan.method, plan.piped))

@@ -72,6 +72,8 @@ class BackupPlan:
             files.append(file_name(config.prefix, "db", stamp, sealed(config, ext)))
             if config.globals:
                 files.append(file_name(config.prefix, "globals", stamp, sealed(config, "sql")))
+            if config.pitr_stanza and config.pitr_mark:
+                notes.append(f"the dump would be taken in the snapshot of a restore point marked first (stanza {config.pitr_stanza}; pitr_mark = no: none)")
         if self.include_media:
             files.append(file_name(config.prefix, "media", stamp, sealed(config, self.media_ext())))
         files.append(manifest_mod.manifest_name(config.prefix, stamp))

@@ -17,10 +17,10 @@ import sys
 from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional
 
-from . import __version__, operations
+from . import __version__, cli_pitr, operations
 from .backup_plan import plan_backup
 from .compat import load_seed_configs
-from .config import DatabaseConfig, parse_value
+from .config import DatabaseConfig, argument_type
 from .console import PipeSafeStdout, on_sigterm
 from .drill_config import load_drill_config
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
@@ -32,20 +32,8 @@ from .series import future_sets_problem
 log = logging.getLogger("pgdrill")
 
 
-def _argument(key: str, flag: str):
-    """An argparse type that checks a flag by the config key's own rule (one rule for both)."""
-
-    def parse(text: str):
-        try:
-            return parse_value(key, text, flag)
-        except PgdrillError as exc:
-            raise argparse.ArgumentTypeError(exc.message) from None
-
-    return parse
-
-
-_seconds = _argument("lock_wait", "--wait")
-_jobs = _argument("restore_jobs", "--jobs")
+_seconds = argument_type("lock_wait", "--wait")
+_jobs = argument_type("restore_jobs", "--jobs")
 
 
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -71,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--media", action="store_true", help="back up the media root into the same set")
     parser.add_argument("--no-prune", action="store_true", help="do not apply retention after the backup")
     parser.add_argument("--version", action="version", version=f"pgdrill {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,pin,unpin,restore-media,drill}")
+    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,pin,unpin,restore-media,drill,mark,pitr-backup,pitr-status}")
     verify = sub.add_parser("verify", help="check a set's checksums and archive; --restore restores it into a scratch database")
     _common(verify, suppress=True)
     verify.add_argument("set", nargs="?", metavar="SET", help="set name, stamp or file name (default: the newest complete set)")
@@ -116,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     scheduled.add_argument("--stanza", metavar="S", help="pgBackRest stanza (default: the [drill] section's pitr_stanza)")
     scheduled.add_argument("--pgbackrest-config", metavar="F", help="pgBackRest's config file (default: pitr_config, else /etc/pgbackrest/pgbackrest.conf)")
     scheduled.add_argument("--keep", action="store_true", help="keep what the drill restored (a physical drill: its stopped data directory)")
+    cli_pitr.add_parsers(sub, _common)
     return parser
 
 
@@ -416,6 +405,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.out_dir is not None or args.database:
             parser.error("drill takes its set and database from the config's [drill] section, not --out-dir or --database")
         return cmd_drill(args)
+    if command in ("pitr-backup", "pitr-status"):
+        return cli_pitr.run(args)
     try:
         configs = load_seed_configs(args.config, overrides=overrides, only=args.database)
     except PgdrillError as exc:
@@ -433,6 +424,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "pin": cmd_pin,
         "unpin": cmd_pin,
         "restore-media": cmd_restore_media,
+        "mark": lambda args, configs: cli_pitr.cmd_mark(args, configs, _each),
     }[command]
     if command == "backup" and args.no_prune:
         configs = [_without_prune(config) for config in configs]

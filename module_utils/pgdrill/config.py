@@ -31,6 +31,7 @@ from .rules import (
     ping_url_rule,
     recipients_rule,
     remote_rule,
+    stanza_rule,
     text_rule,
     timezone_rule,
 )
@@ -166,6 +167,11 @@ class DatabaseConfig:
     remote_keep_monthly: Optional[int] = None
     remote_keep_yearly: Optional[int] = None
     remote_keep_within: Optional[float] = None
+    # Point-in-time recovery: the pgBackRest stanza of the database's cluster (None: off), its
+    # configuration file, and whether every logical backup marks a restore point in its snapshot.
+    pitr_stanza: Optional[str] = None
+    pitr_config: str = "/etc/pgbackrest/pgbackrest.conf"
+    pitr_mark: bool = True
     source: str = "defaults"
 
     @property
@@ -222,6 +228,9 @@ SETTINGS = {
     "keep_yearly": int_at_least(0, 1000),
     "keep_within": duration_rule,
     "retention_timezone": timezone_rule,
+    "pitr_stanza": stanza_rule,
+    "pitr_config": text_rule,
+    "pitr_mark": bool_rule,
 }
 # The off-host copy's retention: the same rules as the local keys; unset means the local value.
 REMOTE_RETENTION_KEYS = ("keep_last", "retention_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within")
@@ -247,6 +256,19 @@ def parse_value(key: str, raw: str, origin: str):
             "put the password in a .pgpass file (mode 0600) and set 'passfile' to its path; pgdrill never keeps passwords in its config",
         )
     return parse_with(ALL_SETTINGS, key, raw, origin)
+
+
+def argument_type(key: str, flag: str):
+    """An argparse type that checks a flag by the config key's own rule (one rule for both)."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            return parse_value(key, text, flag)
+        except PgdrillError as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return parse
 
 
 def config_file(path: Optional[str], environ: Mapping[str, str]) -> Optional[str]:

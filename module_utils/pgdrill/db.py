@@ -181,14 +181,19 @@ def table_checksums(conn) -> Dict[str, str]:
     return checksums
 
 
-def export_snapshot(conn) -> str:
-    """Start a repeatable-read transaction and export its snapshot for pg_dump --snapshot."""
+def export_snapshot(conn, imported: Optional[str] = None) -> str:
+    """Start a repeatable-read transaction and export its snapshot for pg_dump --snapshot; with
+    ``imported``, the transaction first takes that snapshot (exported by another, still open one)."""
     psycopg = _psycopg()
+    from psycopg import sql
+
     conn.rollback()  # end whatever implicit transaction earlier queries opened
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     conn.execute("SET idle_in_transaction_session_timeout = 0")
     conn.execute("SET statement_timeout = 0")
+    if imported is not None:
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(imported)))
     return conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
 
 

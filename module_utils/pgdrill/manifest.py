@@ -62,6 +62,7 @@ def build(
     host: str,
     fingerprint: Optional[Dict[str, Any]] = None,
     encryption: Optional[Dict[str, Any]] = None,
+    restore_point: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     return {
         "format": FORMAT,
@@ -85,6 +86,8 @@ def build(
         # Readable without a key: how the files are encrypted and to whom (recipient fingerprints).
         "encryption": encryption,
         "options": options,
+        # The restore point marked in the dump's snapshot (PITR): a physical restore to it holds this set's content.
+        "restore_point": restore_point,
     }
 
 
@@ -195,6 +198,7 @@ SCHEMA: Dict[str, Schema] = {
         "large_objects": {"count": COUNT, "bytes": COUNT, "owners": MapOf(COUNT)},
     },
     "encryption": {"method": TEXT, "format": TEXT, "recipients": ListOf(TEXT)},
+    "restore_point": {"name": TEXT, "lsn": TEXT, "wal_file": TEXT, "created_at": TIME, "stanza": TEXT},
     "options": {},
 }
 

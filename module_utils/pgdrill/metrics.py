@@ -39,6 +39,14 @@ HELP = {
     "pgdrill_remote_last_success_timestamp_seconds": "When a push to the off-host copy last succeeded (Unix time), by target.",
     "pgdrill_remote_newest_set_uploaded": "Whether the newest complete set is complete on the off-host copy (1) or not (0), by target.",
     "pgdrill_info": "pgdrill's version, always 1.",
+    "pgdrill_pitr_archive_last_success_timestamp_seconds": "When the server last archived a WAL file (pg_stat_archiver, Unix time).",
+    "pgdrill_pitr_archive_failed_total": "WAL files the server failed to archive since its statistics were reset (pg_stat_archiver).",
+    "pgdrill_pitr_archive_last_failure_timestamp_seconds": "When archiving last failed (pg_stat_archiver, Unix time).",
+    "pgdrill_pitr_backup_last_success_timestamp_seconds": "When the newest physical backup of each type finished (pgBackRest info, Unix time).",
+    "pgdrill_pitr_backup_last_attempt_timestamp_seconds": "When the last pitr-backup run started (Unix time).",
+    "pgdrill_pitr_backup_last_exit_code": "Exit code of the last pitr-backup run.",
+    "pgdrill_pitr_backup_last_duration_seconds": "How long the last pitr-backup run took.",
+    "pgdrill_pitr_window_start_timestamp_seconds": "The oldest time a point-in-time restore can reach (pgBackRest info, Unix time).",
 }
 STATES = ("complete", "incomplete", "damaged", "future")
 
@@ -171,6 +179,47 @@ def update_pitr_drill(directory: str, database: str, stanza: str, finished: floa
     """Record a point-in-time drill and rewrite its metrics (``pgdrill_pitr_drill_<database>.prom``)."""
     state = _record_drill(directory, f"pitr_drill_{database}", finished, passed, {"rpo_seconds": rpo, "rto_seconds": rto})
     return write_metrics_text(directory, file_name(f"pitr_drill_{database}"), render(pitr_drill_samples(database, stanza, state)))
+
+
+def pitr_samples(stanza: str, status: Dict[str, Any], state: Dict[str, Any]) -> List[Sample]:
+    """Samples of a stanza from ``operations.pitr_status`` (pgBackRest's info and the server's
+    archiver) and the state of the last pitr-backup run. Pure."""
+    label = {"stanza": stanza}
+    samples = [Sample("pgdrill_info", {"version": __version__}, 1)]
+    archive = status.get("archive") or {}
+    for name, value in (
+        ("pgdrill_pitr_archive_last_success_timestamp_seconds", _timestamp(archive.get("last_archived_at"))),
+        ("pgdrill_pitr_archive_failed_total", archive.get("failed_count")),
+        ("pgdrill_pitr_archive_last_failure_timestamp_seconds", _timestamp(archive.get("last_failed_at"))),
+        ("pgdrill_pitr_window_start_timestamp_seconds", _timestamp(status.get("oldest_restorable_at"))),
+    ):
+        if value is not None:
+            samples.append(Sample(name, label, value))
+    newest: Dict[str, float] = {}
+    for backup in status.get("backups") or []:
+        stopped = _timestamp(backup.get("stopped_at"))
+        if stopped is not None and backup.get("type"):
+            newest[backup["type"]] = max(newest.get(backup["type"], 0.0), stopped)
+    samples += [Sample("pgdrill_pitr_backup_last_success_timestamp_seconds", dict(label, type=kind), when) for kind, when in sorted(newest.items())]
+    run = state.get("backup") or {}
+    if run:
+        samples += [
+            Sample("pgdrill_pitr_backup_last_attempt_timestamp_seconds", label, run["started"]),
+            Sample("pgdrill_pitr_backup_last_exit_code", label, run["exit_code"]),
+            Sample("pgdrill_pitr_backup_last_duration_seconds", label, run["duration"]),
+        ]
+    return samples
+
+
+def update_pitr(directory: str, stanza: str, status: Dict[str, Any], run: Optional[Dict[str, Any]] = None) -> str:
+    """Rewrite ``pgdrill_pitr_<stanza>.prom``; ``run`` (started, exit_code, duration) records a
+    pitr-backup run in the state kept beside it."""
+    series = f"pitr_{stanza}"
+    state = read_state(directory, series)
+    if run is not None:
+        state["backup"] = run
+        write_metrics_text(directory, state_file_name(series), json.dumps(state, sort_keys=True), mode=0o600)
+    return write_metrics_text(directory, file_name(series), render(pitr_samples(stanza, status, state)))
 
 
 METRICS_DIR_FIX = "make metrics_dir exist and writable by the backup user (the pgdrill_backup role can create it)"

@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Optional
 
-from . import metrics, offsite, offsite_sets, ping, sets as sets_model
+from . import metrics, offsite, offsite_sets, pgbackrest, ping, pitr, sets as sets_model
 from .backup import BackupRun
 from .catalog import find_set, select_for_verify
 from .config import Connection, DatabaseConfig
@@ -361,3 +361,69 @@ def smoke(connection: Connection, dbname: str, steps: List[Dict[str, Any]], drop
     if drop == "always" or (drop == "on_success" and ok):
         dropped = drop_scratch(connection, maintenance_db, dbname)
     return {"ok": ok, "results": results, **dropped}
+
+
+def pitr_status(stanza: str, pgbackrest_config: str, connection: Optional[Connection] = None) -> Dict[str, Any]:
+    """A stanza's state: pgBackRest's info (status, newest full and differential backups, the oldest
+    restorable time, every backup) and, with a ``connection`` to its cluster, the server's archiver.
+    Archiving that is off or unreadable makes it not ok, its status saying why (the rest stays)."""
+    info = pgbackrest.parse_info(
+        pgbackrest.run(pgbackrest.argv(pgbackrest_config, stanza, "info", "--output=json", "--log-level-file=off"), what="pgbackrest info"), stanza
+    )
+    keys = ("stanza", "ok", "status", "newest_full", "newest_diff", "oldest_restorable_at", "backups")
+    status = {**{key: info.get(key) for key in keys}, "archive": None}
+    if connection is not None:
+        try:
+            status["archive"] = pitr.archiver(connection)
+        except PgdrillError as exc:
+            status.update(ok=False, status=exc.message)
+    return status
+
+
+def pitr_backup(
+    stanza: str,
+    pgbackrest_config: str,
+    kind: str,
+    connection: Optional[Connection] = None,
+    metrics_dir: Optional[str] = None,
+    ping_url: Optional[str] = None,
+    ping_exit_codes: bool = False,
+) -> Dict[str, Any]:
+    """``pgbackrest backup`` (pgBackRest expires after it), pinged at its start and end like a
+    logical backup; then the stanza's status, and both in the stanza's metrics file. A failed
+    backup raises its PgdrillError (pgBackRest's error line) after it is recorded."""
+    started = time.time()
+    if ping_url:
+        ping.send(ping_url, "start", {"stanza": stanza, "type": kind})
+    failure: Optional[BaseException] = None
+    try:
+        pgbackrest.run(pgbackrest.argv(pgbackrest_config, stanza, "backup", f"--type={kind}"), what=f"pgbackrest backup --type={kind}")
+    except BaseException as exc:  # a failure, or a signal: recorded as a failed run all the same
+        failure = exc
+    code, error = run_failure(failure) if failure is not None else (EXIT_OK, None)
+    run = {"started": started, "exit_code": code, "duration": round(time.time() - started, 3)}
+    status: Dict[str, Any] = {}
+    try:
+        status = pitr_status(stanza, pgbackrest_config, connection)
+    except PgdrillError as exc:
+        (log.warning if failure is None else log.info)("%s: pgBackRest's info could not be read: %s", stanza, exc.message)
+    if metrics_dir:
+        try:
+            metrics.update_pitr(metrics_dir, stanza, status, run)
+        except PgdrillError as exc:
+            log.error("%s: %s", stanza, exc.message)
+    if ping_url:
+        summary = {"stanza": stanza, "type": kind, "duration_seconds": run["duration"], **({"error": error} if error else {})}
+        ping.send(ping_url, "success" if code == EXIT_OK else "fail", summary, code, ping_exit_codes)
+    if failure is not None:
+        raise failure
+    return {"stanza": stanza, "type": kind, "duration_seconds": run["duration"], "status": status}
+
+
+def mark(config: DatabaseConfig, name: Optional[str] = None) -> Dict[str, Any]:
+    """``pgdrill-backup mark``: an exact restore point of the database, saved beside its sets."""
+    if not config.pitr_stanza:
+        raise PgdrillError(f"{config.label} has no pitr_stanza: restore points belong to a cluster archived by pgBackRest", "set pitr_stanza in its section")
+    point = pitr.mark(config.connection, config.dbname, name or pitr.point_name(config.prefix, utcnow()))
+    record = {**point, "database": config.dbname, "stanza": config.pitr_stanza}
+    return {**record, "path": pitr.save_point(config.backup_dir, record)}

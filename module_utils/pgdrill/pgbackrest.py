@@ -12,16 +12,16 @@ import subprocess
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .errors import PgdrillError
+from .errors import LockBusy, PgdrillError
+from .rules import STANZA_RE
 
 # Option names as pgBackRest spells them; values are single lines.
 _OPTION = re.compile(r"[a-z][a-z0-9-]*")
-_STANZA = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 TARGET_TYPES = ("name", "time", "lsn", "immediate", "default")
 
 
 def check_stanza(stanza: str) -> str:
-    if not isinstance(stanza, str) or not _STANZA.fullmatch(stanza):
+    if not isinstance(stanza, str) or not STANZA_RE.fullmatch(stanza):
         raise PgdrillError(f"{stanza!r} is not a usable pgBackRest stanza name", "use letters, digits and _ . - (at most 63 characters), e.g. main")
     return stanza
 
@@ -82,13 +82,49 @@ def run(command: Sequence[str], env: Optional[Mapping[str, str]] = None, user: O
         raise PgdrillError("pgBackRest is not installed", "install the distribution's package: apt-get install pgbackrest") from None
     if done.returncode != 0:
         said = error_line(done.stdout + "\n" + done.stderr)
-        raise PgdrillError(
+        # Another pgBackRest run holds the stanza's lock: a busy series, as pgdrill's own lock says (exit 75).
+        raise (LockBusy if done.returncode == LOCK_HELD else PgdrillError)(
             f"{what} failed (exit {done.returncode}): {said}",
-            "read pgBackRest's message; its log is under log-path",
+            fix_for(done.stdout + "\n" + done.stderr),
             rc=done.returncode,
             stderr=done.stderr[-4000:],
         )
     return done.stdout
+
+
+# What pgBackRest's own words mean for the user, most specific first: (words it prints, the fix).
+LOCK_HELD = 50  # pgBackRest's exit code when another of its processes holds the lock
+FIXES = (
+    ("unable to acquire lock", "another pgBackRest run of the stanza holds its lock: try again when it has ended (a timer's next run does)"),
+    (
+        "Permission denied",
+        "pgBackRest's files are the cluster's OS user's: run this as that user (postgres), or let this user read pgBackRest's configuration",
+    ),
+    ("unable to open missing file", "a file pgBackRest needs is missing: pass its config file with --pgbackrest-config FILE (or set pitr_config)"),
+    (
+        "requires option: pg1-path",
+        "the stanza is not defined in pgBackRest's configuration: pass the stanza it defines (--stanza), or provision it with playbooks/provision_pitr.yml",
+    ),
+    (
+        "HostConnectError",
+        "the repository cannot be reached: check that the storage is up and repo1-s3-endpoint/repo1-storage-port point at it (pgbackrest check says more)",
+    ),
+    ("archive_mode", "archiving is off: set archive_mode = on and archive_command to pgbackrest archive-push (the pgdrill_pitr role does; it needs a restart)"),
+    ("archive_command", "archive_command does not run pgBackRest: set it to 'pgbackrest --stanza=STANZA archive-push %p' (the pgdrill_pitr role does)"),
+    (
+        "stanza-create",
+        "the stanza does not exist in the repository yet: run 'pgbackrest --stanza=STANZA stanza-create' as postgres (the pgdrill_pitr role does)",
+    ),
+    (
+        "missing stanza path",
+        "the stanza does not exist in the repository yet: run 'pgbackrest --stanza=STANZA stanza-create' as postgres (the pgdrill_pitr role does)",
+    ),
+)
+
+
+def fix_for(output: str) -> str:
+    """The fix for what pgBackRest printed, or a pointer to its log. Pure."""
+    return next((fix for words, fix in FIXES if words in output), "read pgBackRest's message; its log is under log-path")
 
 
 def error_line(output: str) -> str:

@@ -27,6 +27,7 @@ from .drill_config import DrillConfig, series_config
 from .drill_steps import DrillRun, verify_on_arrival, post_restore_steps, smoke_results
 from .errors import PgdrillError
 from .pgtools import parse_client_version, versioned_bindirs
+from .pitr import POINTS_DIR, load_point
 from .pitr_drill import (
     PhysicalDrill,
     Target,
@@ -34,7 +35,6 @@ from .pitr_drill import (
     backup_label,
     count_problems,
     evidence_target,
-    load_point,
     major_problem,
     parse_target,
     recovery_target,
@@ -92,7 +92,7 @@ def resolve(config: DrillConfig, run: DrillRun, target: Target, set_dir: Optiona
     if target.kind == "point":
         return Resolved(target, point=load_point(str(target.value)))
     if target.kind == "name":
-        saved = os.path.join(set_dir, "points", f"{target.value}.json") if set_dir else None
+        saved = os.path.join(set_dir, POINTS_DIR, f"{target.value}.json") if set_dir else None
         return Resolved(target, point=load_point(saved) if saved and os.path.exists(saved) else None)
     if target.kind == "set":
         if not set_dir:

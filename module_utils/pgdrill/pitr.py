@@ -12,13 +12,17 @@ counts are then taken in the imported snapshot while the application writes agai
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional
 
 from . import db, fingerprint as fp
 from .config import Connection
 from .errors import PgdrillError
+from .fsio import ensure_private_dir, write_text
 
 # pg_create_restore_point takes names of up to 63 bytes; pgdrill keeps them to plain words.
 POINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}")
@@ -56,6 +60,11 @@ def _lock_briefly(locker: Any, statement: str, total_ms: int, problem: str) -> N
             locker.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{ATTEMPT_MS}ms")))
             locker.execute(statement)  # built from quote_ident output
             return
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise PgdrillError(
+                f"the role may not lock the tables in SHARE mode to mark a restore point: {str(exc).strip()}",
+                "connect as a superuser, or grant the role UPDATE (or DELETE or TRUNCATE) on every table",
+            ) from None
         except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
             locker.rollback()
             if time.monotonic() > deadline:
@@ -63,31 +72,26 @@ def _lock_briefly(locker: Any, statement: str, total_ms: int, problem: str) -> N
             time.sleep(0.02)
 
 
-def mark(
-    connection: Connection,
-    dbname: str,
-    name: str,
-    switch_wal: bool = True,
-    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
-    take_fingerprint: Callable[..., Dict[str, Any]] = fp.take,
+def place_point(
+    connection: Connection, dbname: str, name: str, adopt: Callable[[str], Any], switch_wal: bool = True, lock_timeout_ms: int = LOCK_TIMEOUT_MS
 ) -> Dict[str, Any]:
-    """Create restore point ``name`` and return it with the fingerprint and row counts that hold
-    exactly there: {"name", "lsn", "wal_file", "created_at", "fingerprint", "row_counts",
-    "writers_held_seconds"}. With ``switch_wal`` the WAL segment holding it is closed, so that
-    archiving can ship it (a drill can reach the point only once it is archived)."""
+    """Create restore point ``name`` with writers held back: SHARE locks on every user table, a
+    snapshot exported, the restore point written, ``adopt(snapshot)`` called (a second connection
+    imports the snapshot there: the only moment it can), then the locks released. Returns {"name",
+    "lsn", "wal_file", "created_at", "sequences", "writers_held_seconds"}: the sequences as they
+    stood at the point, for the fingerprint. The one implementation of the sequence, for ``mark``
+    and for a logical backup that dumps in the point's snapshot. With ``switch_wal`` the WAL
+    segment holding it is closed, so that archiving can ship it (a drill can reach the point only
+    once it is archived)."""
     psycopg = db._psycopg()
-    from psycopg import sql
 
     check_point_name(name)
     lister = db.connect(connection, dbname, autocommit=True)
     locker = db.connect(connection, dbname)
-    reader = db.connect(connection, dbname)
     try:
         tables = [quoted for _schema, _table, quoted in lister.execute(db.TABLES_SQL).fetchall()]
         # REPEATABLE READ takes its snapshot at the first query, which comes after the locks.
         locker.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        reader.read_only = True
         started = time.monotonic()
         statement = lock_statement(tables)
         if statement:
@@ -107,24 +111,118 @@ def mark(
         # Sequences are not transactional: their state is read now, while no writer can move them
         # through a locked table (a restore replays them to this value or a little past it).
         sequences = fp.sequence_rows(locker)
-        reader.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        adopt(snapshot)
         locker.commit()  # writers resume
         held = time.monotonic() - started
-        fingerprint = take_fingerprint(reader, sequences=sequences)
-        counts = db.count_rows(reader)
-        reader.commit()
         wal_file = lister.execute("SELECT pg_walfile_name(%s::pg_lsn)", (lsn,)).fetchone()[0]
         if switch_wal:
             lister.execute("SELECT pg_switch_wal()")
-        return {
-            "name": name,
-            "lsn": lsn,
-            "wal_file": wal_file,
-            "created_at": created_at,
-            "fingerprint": fingerprint,
-            "row_counts": counts,
-            "writers_held_seconds": round(held, 3),
-        }
+        return {"name": name, "lsn": lsn, "wal_file": wal_file, "created_at": created_at, "sequences": sequences, "writers_held_seconds": round(held, 3)}
     finally:
-        for conn in (reader, locker, lister):
+        for conn in (locker, lister):
             conn.close()
+
+
+def mark(
+    connection: Connection,
+    dbname: str,
+    name: str,
+    switch_wal: bool = True,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    take_fingerprint: Callable[..., Dict[str, Any]] = fp.take,
+) -> Dict[str, Any]:
+    """Create restore point ``name`` and return it with the fingerprint and row counts that hold
+    exactly there: {"name", "lsn", "wal_file", "created_at", "fingerprint", "row_counts",
+    "writers_held_seconds"}, taken in the point's snapshot while the application writes again."""
+    reader = db.connect(connection, dbname)
+    try:
+        point = place_point(connection, dbname, name, lambda snapshot: db.export_snapshot(reader, imported=snapshot), switch_wal, lock_timeout_ms)
+        fingerprint = take_fingerprint(reader, sequences=point.pop("sequences"))
+        counts = db.count_rows(reader)
+        reader.commit()
+    finally:
+        reader.close()
+    held = point.pop("writers_held_seconds")
+    return {**point, "fingerprint": fingerprint, "row_counts": counts, "writers_held_seconds": held}
+
+
+# Points marked on their own live in <backup_dir>/points/<name>.json: not a set, never the catalog's.
+POINTS_DIR = "points"
+POINT_KEYS = ("name", "lsn", "wal_file", "created_at")
+# What a drill proves at the point: without them a record names a point but proves nothing.
+POINT_PROOFS = ("fingerprint", "row_counts")
+NAME_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def point_name(prefix: str, moment: datetime) -> str:
+    """``pgdrill_<prefix>_<YYYYmmddTHHMMSSZ>``, the name pgdrill gives the points it marks. Pure."""
+    return check_point_name(f"pgdrill_{prefix}_{moment.astimezone(timezone.utc).strftime(NAME_STAMP)}")
+
+
+def save_point(backup_dir: str, record: Dict[str, Any]) -> str:
+    """Write a point record as ``<backup_dir>/points/<name>.json`` (directory 0700, file 0600,
+    replaced whole through a temporary file); its path."""
+    directory = os.path.join(backup_dir, POINTS_DIR)
+    ensure_private_dir(directory)
+    name = check_point_name(record["name"]) + ".json"
+    return write_text(
+        directory, name, json.dumps(record, indent=2, sort_keys=True) + "\n", "the restore point record", "make the backup directory the backup user's", 0o600
+    )
+
+
+def load_point(path: str) -> Dict[str, Any]:
+    """A point record read back, checked to hold what a drill needs."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except OSError as exc:
+        raise PgdrillError(f"cannot read restore point record {path}: {exc.strerror}", "name a file written by 'pgdrill-backup mark'") from None
+    except ValueError:
+        raise PgdrillError(f"restore point record {path} is not JSON", "name a file written by 'pgdrill-backup mark'") from None
+    missing = [key for key in POINT_KEYS if not isinstance(record, dict) or not isinstance(record.get(key), str)]
+    missing += [key for key in POINT_PROOFS if not isinstance(record, dict) or not isinstance(record.get(key), dict)]
+    if missing:
+        raise PgdrillError(f"restore point record {path} lacks {', '.join(missing)}", "name a file written by 'pgdrill-backup mark'")
+    check_point_name(record["name"])
+    return record
+
+
+def points(backup_dir: str) -> List[Dict[str, Any]]:
+    """Every point record saved in ``backup_dir``, oldest first (by creation time)."""
+    directory = os.path.join(backup_dir, POINTS_DIR)
+    try:
+        names = sorted(name for name in os.listdir(directory) if name.endswith(".json") and not name.startswith("."))
+    except FileNotFoundError:
+        return []
+    found = [load_point(os.path.join(directory, name)) for name in names]
+    return sorted(found, key=lambda record: record["created_at"])
+
+
+ARCHIVER_SQL = (
+    "SELECT current_setting('archive_mode'), (SELECT setting FROM pg_settings WHERE name = 'archive_command'), archived_count, failed_count, last_archived_wal, "
+    "to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), last_failed_wal, "
+    "to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM pg_stat_archiver"
+)
+
+
+def archiver(connection: Connection) -> Dict[str, Any]:
+    """What the server says of its WAL archiving (pg_stat_archiver); an error when archiving is off."""
+    conn = db.connect(connection, connection.dbname or "postgres", autocommit=True)
+    try:
+        mode, command, archived, failed, last_wal, last_at, failed_wal, failed_at = conn.execute(ARCHIVER_SQL).fetchone()
+    finally:
+        conn.close()
+    # archive_command is hidden from a role without pg_read_all_settings (None): then archive_mode alone says.
+    if mode == "off" or (command is not None and not command.strip()):
+        raise PgdrillError(
+            f"WAL archiving is off on {connection.describe()} (archive_mode = {mode}, archive_command {'set' if command else 'empty'})",
+            "set archive_mode = on and archive_command to 'pgbackrest --stanza=STANZA archive-push %p' (the pgdrill_pitr role does; it needs a restart)",
+        )
+    return {
+        "archived_count": archived,
+        "failed_count": failed,
+        "last_archived_wal": last_wal,
+        "last_archived_at": last_at,
+        "last_failed_wal": failed_wal,
+        "last_failed_at": failed_at,
+    }

@@ -7,7 +7,6 @@ are in physical_steps."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -139,32 +138,6 @@ def evidence_target(target: Target, point_name: Optional[str]) -> Dict[str, Any]
     if target.kind == "point":
         facts["point_file"] = target.value
     return facts
-
-
-POINT_KEYS = ("name", "lsn", "created_at", "fingerprint", "row_counts")
-
-
-def point_record(document: Any, where: str) -> Dict[str, Any]:
-    """A saved point record, checked: it must name its point and carry what it proves. Pure."""
-    missing = [key for key in POINT_KEYS if not isinstance(document, dict) or key not in document]
-    if missing:
-        raise PgdrillError(
-            f"{where} is not a restore point record (it lacks {', '.join(missing)})", "pass a file pgdrill-backup mark saved under <backup_dir>/points/"
-        )
-    check_point_name(document["name"])
-    return document
-
-
-def load_point(path: str) -> Dict[str, Any]:
-    """A point record from its JSON file (until pitr.load_point reads them for every slice)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except OSError as exc:
-        raise PgdrillError(f"cannot read restore point record {path}: {exc.strerror or exc}", "pass the path of a saved point record (point:FILE)") from None
-    except ValueError:
-        raise PgdrillError(f"restore point record {path} is not JSON", "pass a file pgdrill-backup mark saved under <backup_dir>/points/") from None
-    return point_record(document, path)
 
 
 def set_restore_point(manifest: Dict[str, Any], set_id: str) -> Dict[str, Any]:

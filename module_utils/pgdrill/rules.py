@@ -24,6 +24,7 @@ from .retention import zone
 # beyond any real use, so an absurd value is refused here, naming the key, not later as a crash.
 _INT_RE = re.compile(r"^[+]?[0-9]{1,12}$")
 _FLOAT_RE = re.compile(r"^[+]?([0-9]{1,12}(\.[0-9]*)?|\.[0-9]+)$")
+STANZA_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 class Rule:
@@ -95,6 +96,14 @@ def choice(*options: str) -> "Rule":
 def text_rule(text: str) -> str:
     value = text.strip()
     if not value:
+        raise ValueError
+    return value
+
+
+@accepting("a pgBackRest stanza name: letters, digits and _ . - (at most 63 characters), e.g. main")
+def stanza_rule(text: str) -> str:
+    value = text.strip()
+    if not STANZA_RE.fullmatch(value):
         raise ValueError
     return value
 

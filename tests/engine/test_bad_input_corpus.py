@@ -28,12 +28,15 @@ TEXT_KEYS = {
     "encrypt_identity_file",
     "remote_region",
     "remote_profile",
+    "pitr_config",
 }
+# Keys with a rule of their own: names, where "1e20" or "lz4" are good ones.
+OWN_BAD_VALUES = {"pitr_stanza": ["", "-1", "yes please", "a/b", "x" * 64, "\u0663"]}
 BAD_VALUES = ["", "-1", "1e20", "inf", "nan", "\u0663", "yes please", "99999999999999999999", "0x10", "1_000", "lz4"]
 
 
 def _bad_values(key):
-    return [""] if key in TEXT_KEYS else BAD_VALUES
+    return [""] if key in TEXT_KEYS else OWN_BAD_VALUES.get(key, BAD_VALUES)
 
 
 CASES = [(key, value) for key in sorted(set(SETTINGS) | set(CONNECTION_SETTINGS)) for value in _bad_values(key)]

@@ -122,12 +122,8 @@ def _metrics(directory):
 
 
 def _save_point(point, directory):
-    """A saved point record as the contract writes it (until pitr.points/load_point land from the engine slice)."""
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, f"{point['name']}.json")
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-        json.dump(dict(point, database="app", stanza=STANZA), handle)
-    return path
+    """A point record saved where pgdrill-backup mark saves it (``directory`` is <backup_dir>/points)."""
+    return pitr.save_point(os.path.dirname(directory), dict(point, database="app", stanza=STANZA))
 
 
 def _switch_and_wait(pg, archive):
@@ -226,31 +222,38 @@ def test_a_point_whose_record_does_not_match_fails_the_drill(repo):
 
 
 def test_a_set_target_restores_the_logical_set_beside_the_physical_one_and_they_must_agree(repo, tmp_path):
-    pg, archive, writer, base = repo
-    writer.halt()  # the dump and the point must hold the same rows
+    pg, archive, _writer, base = repo
+    # A real backup with pitr_stanza: it marks its own restore point and dumps in that point's
+    # snapshot while the writer keeps committing; the physical restore to the point must hold the
+    # same rows as the logical set.
     backups = tmp_path / "backups"
-    config_path = write_config(tmp_path / "pgdrill.conf", pg, "app", backups)
-    earlier = pitr.mark(_connection(pg), "app", "pgdrill_app_20261205T025900Z", switch_wal=False)
-    pg.psql("INSERT INTO ledger (amount) VALUES (-1)", dbname="app")
-    point = pitr.mark(_connection(pg), "app", "pgdrill_app_20261205T030000Z", switch_wal=False)
-    run_cli("--config", config_path)  # nothing writes in between: the dump holds the point's rows
+    config_path = write_config(tmp_path / "pgdrill.conf", pg, "app", backups, pitr_stanza=STANZA, pitr_config=archive.config_file)
+    writer = Writer(_connection(pg))
+    writer.start()
+    writer.run_for(20)
+    commits = writer.commits
+    run_cli("--config", config_path)
+    after = writer.commits
+    writer.halt()
     [manifest_path] = glob.glob(str(backups / "*_manifest_*.json"))
     manifest = json.load(open(manifest_path))
+    assert manifest["restore_point"]["stanza"] == STANZA and after > commits  # the writer committed through the backup
     _switch_and_wait(pg, archive)
 
-    def drill_at(restore_point, name):
-        manifest["restore_point"] = {key: restore_point[key] for key in ("name", "lsn", "wal_file", "created_at")} | {"stanza": STANZA}
-        json.dump(manifest, open(manifest_path, "w"))
-        return _drill(pg, archive, base, name, f"set:{manifest['set']}", source_dir=str(backups))["record"]
-
-    record = drill_at(point, "set")
+    record = _drill(pg, archive, base, "set", f"set:{manifest['set']}", source_dir=str(backups))["record"]
     assert record["outcome"] == "passed", (record["failed_step"], record["error"], record["problems"])
-    assert record["target"]["type"] == "set" and record["target"]["restore_point"] == point["name"] and record["set"] == manifest["set"]
+    assert record["target"]["type"] == "set" and record["target"]["restore_point"] == manifest["restore_point"]["name"] and record["set"] == manifest["set"]
     assert record["proofs"]["logical_equal"] == "equal" and record["proofs"]["row_counts"] == "identical"
     assert record["fidelity"]["ok"] and record["row_counts"]
 
-    # A set whose restore point is not the instant its dump holds: the two restores disagree, and the drill says where.
-    record = drill_at(earlier, "set-mismatch")
+    # A set whose recorded restore point is not the instant its dump holds (here: a later point):
+    # the two restores disagree, and the drill says where.
+    pg.psql("INSERT INTO ledger (amount) VALUES (-1)", dbname="app")  # a row the set cannot hold
+    later = pitr.mark(_connection(pg), "app", "pgdrill_app_20261205T030000Z")
+    archive.wait_archived(later["wal_file"])
+    manifest["restore_point"] = {key: later[key] for key in ("name", "lsn", "wal_file", "created_at")} | {"stanza": STANZA}
+    json.dump(manifest, open(manifest_path, "w"))
+    record = _drill(pg, archive, base, "set-mismatch", f"set:{manifest['set']}", source_dir=str(backups))["record"]
     assert record["outcome"] == "failed" and record["proofs"]["logical_equal"] == "different"
     assert any(problem.startswith("table public.ledger: physical ") for problem in record["problems"]), record["problems"]
 
@@ -308,7 +311,14 @@ def test_a_name_target_proves_the_saved_point_of_that_name_when_there_is_one(tmp
     from pgdrill.physical_steps import resolve
     from pgdrill.pitr_drill import parse_target
 
-    point = {"name": "pgdrill_app_20261205T010000Z", "lsn": "0/5000028", "created_at": "2026-12-05T01:00:00.000000Z", "fingerprint": {}, "row_counts": {"t": 1}}
+    point = {
+        "name": "pgdrill_app_20261205T010000Z",
+        "lsn": "0/5000028",
+        "wal_file": "000000010000000000000005",
+        "created_at": "2026-12-05T01:00:00.000000Z",
+        "fingerprint": {},
+        "row_counts": {"t": 1},
+    }
     _save_point(point, str(tmp_path / "points"))
     config = DrillConfig(database="app", prefix="app", connection=Connection(), evidence_dir=str(tmp_path / "evidence"))
     found = resolve(config, DrillRun({}), parse_target(f"name:{point['name']}"), str(tmp_path))

@@ -15,7 +15,6 @@ from pgdrill.pitr_drill import (
     lsn_number,
     major_problem,
     parse_target,
-    point_record,
     recovery_target,
     repository_major,
     rpo,
@@ -52,11 +51,7 @@ def test_what_pgbackrest_restores_to():
     assert evidence_target(Target("point", "/x.json"), "p2") == {"type": "name", "value": "/x.json", "restore_point": "p2", "point_file": "/x.json"}
 
 
-def test_a_point_record_must_carry_what_it_proves():
-    good = {"name": "p1", "lsn": "0/1", "created_at": "2026-12-04T01:00:00Z", "fingerprint": {}, "row_counts": {}}
-    assert point_record(good, "f") is good
-    with pytest.raises(PgdrillError, match="lacks fingerprint"):
-        point_record({k: v for k, v in good.items() if k != "fingerprint"}, "f")
+def test_a_set_target_needs_a_set_with_a_restore_point():
     with pytest.raises(PgdrillError, match="no restore point"):
         set_restore_point({"fingerprint": {}}, "app_1")
     assert set_restore_point({"restore_point": {"name": "p"}, "fingerprint": {"a": 1}, "row_counts": {"t": 2}}, "s")["row_counts"] == {"t": 2}
