@@ -18,6 +18,11 @@ description:
   - The page lists failing rows first, in red, with the newest backup's age, size and verified
     state, the last drill's date, outcome and restore time, and charts of backup size and duration
     per day and of each drill's restore time (the measured recovery time). Dates are UTC.
+  - For a database with point-in-time recovery (C(pitr) in its M(pgdrill_info) result), a PITR column
+    shows the window (oldest restorable time to the last archived WAL), the newest full and
+    differential pgBackRest backups, and the last physical drill (evidence of C(kind=physical)) with
+    its RPO and RTO; such a row also fails when pgBackRest reports its stanza not ok, its newest WAL
+    archive attempt failed, or its last physical drill failed. Without PITR in the fleet the page has no such column.
   - A file is written only when what it says changed (its generation time aside); C(changed) says whether one was.
   - "Runs where the evidence is, normally the controller (C(delegate_to: localhost), C(run_once))."
 version_added: "0.2.0"
@@ -106,7 +111,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pgdrill.fsio import ensure_private_dir, write_text
 from ansible.module_utils.pgdrill.errors import PgdrillError
 from ansible.module_utils.pgdrill.ansible_support import fail
-from ansible.module_utils.pgdrill.report import drills_of, judge, order, render_html, render_json, same_report
+from ansible.module_utils.pgdrill.report import drills_of, judge, order, pitr_of, render_html, render_json, same_report
 
 
 def evidence_records(directory):
@@ -134,7 +139,8 @@ def row_of(item, records):
     info = item.get("info") or {}
     newest = info.get("newest") or None
     sets = [entry for entry in info.get("sets") or [] if entry.get("state") == "complete"]
-    return {
+    pitr = pitr_of(info.get("pitr"), records, item.get("host"), item.get("database"))
+    row = {
         "host": item.get("host"),
         "database": item.get("database"),
         "newest": newest
@@ -153,6 +159,7 @@ def row_of(item, records):
         "problems": ([f"cannot read its backups: {info.get('msg')}"] if info.get("failed") else [])
         + ([info["clock_problem"]] if info.get("clock_problem") else []),
     }
+    return dict(row, pitr=pitr) if pitr else row
 
 
 def current_text(path):

@@ -38,6 +38,8 @@ TIERS = "tests/unit/test_retention_tiers.py::"
 RETENTION = "tests/engine/test_tiers_and_pins.py::"
 VERDICTS = "tests/engine/test_verdicts.py::"
 FIDELITY = "tests/engine/test_verify_fidelity.py::"
+PHYSICAL = "tests/pitr/test_physical_drill.py::"
+PITR_UNIT = "tests/unit/test_pitr_drill.py::"
 PITR = "tests/pitr/test_exact_restore_points.py::"
 FINGERPRINT = "tests/unit/test_fingerprint.py::"
 DJANGO = "tests/packaging/test_django_command.py::"
@@ -892,6 +894,55 @@ MUTANTS = [
         "    except BaseException as exc:  # a failure, or SIGTERM",
         "    except PgdrillError as exc:  # a failure, or SIGTERM",
         [REMOTE2 + "test_sigterm_during_the_push_of_a_backup_fails_the_ping_and_the_metrics"],
+    ),
+    # --- issue 20, slice "the physical drill" (item 5) ------------------------------------------------
+    Mutant(
+        "physical drill: staging binaries of another major version restore anyway",
+        ENGINE + "pitr_drill.py",
+        "    if staging == repository:",
+        "    if True:",
+        [
+            PITR_UNIT + "test_the_repository_major_and_the_refusal_of_another_one",
+            PHYSICAL + "test_a_staging_host_of_another_major_version_is_refused_before_any_restore",
+        ],
+    ),
+    Mutant(
+        "physical drill: a restored database whose fingerprint differs from the point's passes",
+        ENGINE + "physical_steps.py",
+        '            problems += [f"fingerprint: {difference.describe()}" for difference in differences[:20]]',
+        "            problems += []",
+        [PHYSICAL + "test_a_point_whose_record_does_not_match_fails_the_drill"],
+    ),
+    Mutant(
+        "physical drill: the logical set and the physical restore are not compared",
+        ENGINE + "physical_steps.py",
+        "    different = [name for name in sorted(set(physical) | set(logical)) if physical.get(name) != logical.get(name)]",
+        "    different = []",
+        [PHYSICAL + "test_a_set_target_restores_the_logical_set_beside_the_physical_one_and_they_must_agree"],
+    ),
+    Mutant(
+        "physical drill: the throwaway server archives like its source",
+        ENGINE + "pitr_drill.py",
+        '        "archive_mode": "off",',
+        '        "archive_mode": "on",',
+        [PITR_UNIT + "test_the_throwaway_server_listens_only_on_its_own_socket_and_never_archives"],
+    ),
+    Mutant(
+        "physical drill: a latest drill's RPO counts only to the newest commit recovered, not the source's",
+        ENGINE + "pitr_drill.py",
+        '        seconds = (_moment(source["newest_commit"]) - _moment(reached_commit)).total_seconds()',
+        "        seconds = 0.0",
+        [PITR_UNIT + "test_the_rpo_says_its_basis_and_never_invents_a_figure"],
+    ),
+    Mutant(
+        "physical drill: a point older than the newest backup is restored from the newest backup",
+        ENGINE + "pitr_drill.py",
+        "    return before[-1]",
+        "    return None",
+        [
+            PITR_UNIT + "test_a_point_is_restored_from_the_newest_backup_that_ended_before_it",
+            PHYSICAL + "test_a_point_whose_record_does_not_match_fails_the_drill",
+        ],
     ),
     Mutant(
         "pitr: a backup with pitr_stanza marks no restore point",

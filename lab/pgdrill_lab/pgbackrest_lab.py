@@ -106,9 +106,10 @@ class PgBackRestRepo:
                 raise RuntimeError(f"{wal_file} was not archived within {timeout:g} s (last archived: {last or 'none'})")
             time.sleep(0.2)
 
-    def restore(self, name: str, target_type: str = "default", target: Optional[str] = None) -> Cluster:
+    def restore(self, name: str, target_type: str = "default", target: Optional[str] = None, timings: Optional[Dict[str, float]] = None) -> Cluster:
         """Restore into a new data directory, start a throwaway server on it, and wait until it has
-        replayed to the target and been promoted. The caller destroys it."""
+        replayed to the target and been promoted. The caller destroys it. ``timings`` gets the
+        seconds of the restore and of the recovery (start, replay, promotion)."""
         restored = Cluster(bindir=self.cluster.bindir, port=free_ports(1)[0], name=name)
         restored.password = self.cluster.password
         os.mkdir(restored.data, 0o700)
@@ -116,16 +117,20 @@ class PgBackRestRepo:
         self._own(restored.base)
         self._own(restored.socket_dir)
         env = dict(os.environ, PGPASSWORD=self.cluster.password)
+        started = time.monotonic()
         pgbackrest.run(
             pgbackrest.restore_argv(self.config_file, self.stanza, restored.data, target_type, target),
             env=env,
             user=self.cluster.os_user,
             what="pgbackrest restore",
         )
+        restored_at = time.monotonic()
         restored.start_server(timeout=120)
         deadline = time.monotonic() + 120
         while restored.psql("SELECT pg_is_in_recovery()") == "t":
             if time.monotonic() > deadline:
                 raise RuntimeError("the restored server did not finish recovery within 120 s")
             time.sleep(0.2)
+        if timings is not None:
+            timings.update(restore=restored_at - started, recovery=time.monotonic() - restored_at)
         return restored

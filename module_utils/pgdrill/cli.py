@@ -26,6 +26,7 @@ from .drill_config import load_drill_config
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
 from .fsio import os_error
 from .naming import prefix_of
+from .pitr_drill import physical_drill
 from .series import future_sets_problem
 
 log = logging.getLogger("pgdrill")
@@ -98,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     unpin.add_argument("set", metavar="SET", help="set name, stamp or file name")
     scheduled = sub.add_parser("drill", help="a whole restore drill as the config's [drill] section says (what the drill timer on staging runs)")
     _common(scheduled, suppress=True)
+    scheduled.add_argument("--physical", action="store_true", help="a point-in-time drill: pgBackRest restores the stanza into a throwaway server")
+    scheduled.add_argument("--target", metavar="TARGET", help="latest (default), time:ISO8601, name:POINT, point:FILE or set:SET_ID (with --physical)")
+    scheduled.add_argument("--stanza", metavar="S", help="pgBackRest stanza (default: the [drill] section's pitr_stanza)")
+    scheduled.add_argument("--pgbackrest-config", metavar="F", help="pgBackRest's config file (default: pitr_config, else /etc/pgbackrest/pgbackrest.conf)")
+    scheduled.add_argument("--keep", action="store_true", help="keep what the drill restored (a physical drill: its stopped data directory)")
     cli_pitr.add_parsers(sub, _common)
     return parser
 
@@ -446,15 +452,19 @@ def cmd_drill(args) -> int:
     """``pgdrill-backup drill``: the [drill] section's drill, the same engine code as the playbook's."""
     try:
         config = load_drill_config(args.config)
+        physical = physical_drill(config, args.physical, args.target, args.stanza, args.pgbackrest_config)
     except PgdrillError as exc:
         print(f"pgdrill: {exc.message}", file=sys.stderr)
         if args.json:
             print(json.dumps({"ok": False, "command": "drill", "error": exc.message}))
         return EXIT_USAGE
+    if args.keep:
+        config = replace(config, keep="always")
     if args.dry_run:
-        print(f"{config.database}: would drill the newest complete set of {config.prefix} from {config.source_dir or config.source}")
+        what = f"restore stanza {physical.stanza} to {physical.target}" if physical else f"drill the newest complete set of {config.prefix}"
+        print(f"{config.database}: would {what} from {config.source_dir or config.source}")
         return EXIT_OK
-    outcome = operations.scheduled_drill(config)
+    outcome = operations.scheduled_drill(config, physical)
     if args.json:
         print(json.dumps({"ok": outcome["exit_code"] == EXIT_OK, "command": "drill", **outcome}, indent=2, default=str))
     else:

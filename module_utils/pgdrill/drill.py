@@ -27,7 +27,7 @@ from .errors import PgdrillError
 from .fingerprint import Difference
 from .fsio import AtomicWriter, ensure_private_dir
 from .manifest import encode
-from .metrics import update_drill
+from .metrics import update_drill, update_pitr_drill
 from .naming import prefix_of
 
 EXPECTATIONS = ("rows", "none", "value")
@@ -276,13 +276,24 @@ def log_line(record: Dict[str, Any]) -> str:
         when,
         *([f"drill {record['drill_id']}"] if record.get("drill_id") else []),  # in the evidence file's name too
         f"{record.get('database')} from {record.get('source_host')}",
-        f"set {record.get('set') or 'none'}",
+        *(_physical_parts(record) if record.get("kind") == "physical" else [f"set {record.get('set') or 'none'}"]),
         f"restore {restore:.1f} s" if isinstance(restore, (int, float)) else "no restore",
         checks_summary(record),
         *([kept] if kept else []),
         outcome,
     ]
     return "- " + " · ".join(parts)
+
+
+def _physical_parts(record: Dict[str, Any]) -> List[str]:
+    """A physical drill's target, RPO and RTO, for its log line. Pure."""
+    target = record.get("target") or {}
+    rpo, rto = record.get("rpo_seconds"), record.get("rto_seconds")
+    return [
+        f"physical to {target.get('type')}" + (f" {target.get('restore_point') or target.get('value')}" if target.get("value") else ""),
+        f"RPO {rpo:.1f} s" if isinstance(rpo, (int, float)) else "RPO n/a",
+        f"RTO {rto:.1f} s" if isinstance(rto, (int, float)) else "no RTO",
+    ]
 
 
 def new_drill_id() -> str:
@@ -313,7 +324,12 @@ def write_evidence(directory: str, record: Dict[str, Any], metrics_dir: Optional
 
 def record_metrics(metrics_dir: str, record: Dict[str, Any]) -> None:
     """The metrics of a drill that ran (passed or failed; not one in check mode)."""
-    if record.get("outcome") in ("passed", "failed"):
+    if record.get("outcome") in ("passed", "failed") and record.get("kind") == "physical":
+        passed = record["outcome"] == "passed"
+        update_pitr_drill(
+            metrics_dir, str(record.get("database")), str(record.get("stanza")), time.time(), passed, record.get("rpo_seconds"), record.get("rto_seconds")
+        )
+    elif record.get("outcome") in ("passed", "failed"):
         series = prefix_of(str(record.get("set") or "")) or str(record.get("database"))
         restore = (record.get("timings") or {}).get("restore")
         update_drill(metrics_dir, series, str(record.get("source_host")), time.time(), record["outcome"] == "passed", restore)

@@ -70,6 +70,11 @@ DRILL_SETTINGS = {
     "remote_region": text_rule,
     "remote_profile": text_rule,
     "encrypt_identity_file": text_rule,
+    # pgdrill-backup drill --physical: the pgBackRest stanza and config on staging, the source to measure the RPO against.
+    "pitr_stanza": text_rule,
+    "pitr_config": text_rule,
+    "pitr_source": text_rule,
+    "pitr_recovery_timeout": float_at_least(1, 604800),
     **{key: CONNECTION_SETTINGS[key] for key in ("host", "port", "user", "passfile", "sslmode")},
 }
 # The drill's first key names, still read: old name -> the database section's name.
@@ -115,6 +120,10 @@ class DrillConfig:
     remote_region: Optional[str] = None
     remote_profile: Optional[str] = None
     encrypt_identity_file: Optional[str] = None
+    pitr_stanza: Optional[str] = None
+    pitr_config: str = "/etc/pgbackrest/pgbackrest.conf"
+    pitr_source: Optional[str] = None
+    pitr_recovery_timeout: float = 3600.0
     source_file: str = "defaults"
 
 

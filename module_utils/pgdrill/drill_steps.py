@@ -131,7 +131,7 @@ def prepare(
     series = fetch()
     backup = _pick(config, run, series, wanted)
     run.steps.next("verify on arrival")
-    _verify_on_arrival(series, backup)
+    verify_on_arrival(series, backup)
     return series, backup
 
 
@@ -149,7 +149,7 @@ def _pick(config: DrillConfig, run: DrillRun, series: DatabaseConfig, wanted: Op
     return backup
 
 
-def _verify_on_arrival(series: DatabaseConfig, backup: BackupSet) -> None:
+def verify_on_arrival(series: DatabaseConfig, backup: BackupSet) -> None:
     """The set's checksums and archive, on the host that restores it, recording nothing."""
     verified = verify_set(series, backup, restore=False, record=False)
     words = verdict.failure_words(backup.id, verified["checks"])

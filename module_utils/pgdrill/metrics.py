@@ -31,6 +31,11 @@ HELP = {
     "pgdrill_drill_last_attempt_timestamp_seconds": "When the last restore drill of this series finished, passed or not (Unix time).",
     "pgdrill_drill_last_passed": "Whether the last restore drill passed (1) or failed (0).",
     "pgdrill_drill_last_restore_seconds": "How long the last passed drill's restore took (the measured RTO).",
+    "pgdrill_pitr_drill_last_attempt_timestamp_seconds": "When the last point-in-time restore drill finished, passed or not (Unix time).",
+    "pgdrill_pitr_drill_last_passed": "Whether the last point-in-time restore drill passed (1) or failed (0).",
+    "pgdrill_pitr_drill_last_success_timestamp_seconds": "When the last point-in-time restore drill passed (Unix time).",
+    "pgdrill_pitr_drill_last_rpo_seconds": "The last passed point-in-time drill's measured RPO (absent when it could not be measured).",
+    "pgdrill_pitr_drill_last_rto_seconds": "The last passed point-in-time drill's RTO: restore, recovery and checks.",
     "pgdrill_remote_last_success_timestamp_seconds": "When a push to the off-host copy last succeeded (Unix time), by target.",
     "pgdrill_remote_newest_set_uploaded": "Whether the newest complete set is complete on the off-host copy (1) or not (0), by target.",
     "pgdrill_info": "pgdrill's version, always 1.",
@@ -122,28 +127,58 @@ def series_samples(series: str, sets: List[Dict[str, Any]], state: Dict[str, Any
     return samples
 
 
+def _drill_outcome(metric: str, label: Dict[str, str], state: Dict[str, Any]) -> List[Sample]:
+    """A drill kind's last attempt, outcome and success (``<metric>_last_...``). Pure."""
+    samples = [Sample("pgdrill_info", {"version": __version__}, 1)]
+    if state.get("last_attempt") is not None:
+        samples.append(Sample(f"{metric}_last_attempt_timestamp_seconds", label, state["last_attempt"]))
+        samples.append(Sample(f"{metric}_last_passed", label, 1 if state.get("last_passed") else 0))
+    if state.get("last_success") is not None:
+        samples.append(Sample(f"{metric}_last_success_timestamp_seconds", label, state["last_success"]))
+    return samples
+
+
 def drill_samples(series: str, source: str, state: Dict[str, Any]) -> List[Sample]:
     """Samples of a series' restore drills, written where the drills run (staging). Pure."""
     label = {"series": series, "source": source}
-    samples = [Sample("pgdrill_info", {"version": __version__}, 1)]
-    if state.get("last_attempt") is not None:
-        samples.append(Sample("pgdrill_drill_last_attempt_timestamp_seconds", label, state["last_attempt"]))
-        samples.append(Sample("pgdrill_drill_last_passed", label, 1 if state.get("last_passed") else 0))
+    samples = _drill_outcome("pgdrill_drill", label, state)
     if state.get("last_success") is not None:
-        samples.append(Sample("pgdrill_drill_last_success_timestamp_seconds", label, state["last_success"]))
         samples.append(Sample("pgdrill_drill_last_restore_seconds", label, state.get("restore_seconds") or 0))
     return samples
+
+
+def pitr_drill_samples(database: str, stanza: str, state: Dict[str, Any]) -> List[Sample]:
+    """Samples of a database's point-in-time restore drills, written where they run (staging). Pure."""
+    label = {"database": database, "stanza": stanza}
+    samples = _drill_outcome("pgdrill_pitr_drill", label, state)
+    if state.get("last_success") is not None:
+        if state.get("rpo_seconds") is not None:
+            samples.append(Sample("pgdrill_pitr_drill_last_rpo_seconds", label, state["rpo_seconds"]))
+        samples.append(Sample("pgdrill_pitr_drill_last_rto_seconds", label, state.get("rto_seconds") or 0))
+    return samples
+
+
+def _record_drill(directory: str, series: str, finished: float, passed: bool, on_success: Dict[str, Any]) -> Dict[str, Any]:
+    """The drill state of ``series`` with this drill recorded (and written): what a passed one adds is ``on_success``."""
+    state = read_state(directory, series)
+    state.update(last_attempt=finished, last_passed=passed)
+    if passed:
+        state.update(last_success=finished, **on_success)
+    write_metrics_text(directory, state_file_name(series), json.dumps(state, sort_keys=True), mode=0o600)
+    return state
 
 
 def update_drill(directory: str, series: str, source: str, finished: float, passed: bool, restore_seconds: Optional[float]) -> str:
     """Record a drill and rewrite the drill metrics of the series (kept apart from the backup
     metrics: staging holds no backups of its own)."""
-    state = read_state(directory, f"drill_{series}")
-    state.update(last_attempt=finished, last_passed=passed)
-    if passed:
-        state.update(last_success=finished, restore_seconds=restore_seconds)
-    write_metrics_text(directory, state_file_name(f"drill_{series}"), json.dumps(state, sort_keys=True), mode=0o600)
+    state = _record_drill(directory, f"drill_{series}", finished, passed, {"restore_seconds": restore_seconds})
     return write_metrics_text(directory, file_name(f"drill_{series}"), render(drill_samples(series, source, state)))
+
+
+def update_pitr_drill(directory: str, database: str, stanza: str, finished: float, passed: bool, rpo: Optional[float], rto: Optional[float]) -> str:
+    """Record a point-in-time drill and rewrite its metrics (``pgdrill_pitr_drill_<database>.prom``)."""
+    state = _record_drill(directory, f"pitr_drill_{database}", finished, passed, {"rpo_seconds": rpo, "rto_seconds": rto})
+    return write_metrics_text(directory, file_name(f"pitr_drill_{database}"), render(pitr_drill_samples(database, stanza, state)))
 
 
 def pitr_samples(stanza: str, status: Dict[str, Any], state: Dict[str, Any]) -> List[Sample]:

@@ -26,6 +26,8 @@ from .locking import SeriesLock
 from .recovery import RestoreOptions, restore_set
 from .storage import DELETED, LOCKED
 from .archives import extract_media
+from .physical_steps import drill_physical
+from .pitr_drill import PhysicalDrill
 from .scheduled import run_drill
 from .series import Series, future_sets_problem, recent_set, utcnow
 from .verify import verify_set
@@ -309,18 +311,28 @@ def recent_backup(config: DatabaseConfig, max_age: int) -> "tuple[Optional[Dict[
     return recent, future_sets_problem(Series(config).describe()) if max_age > 0 else None
 
 
-def scheduled_drill(config: DrillConfig) -> Dict[str, Any]:
+def scheduled_drill(config: DrillConfig, physical: Optional[PhysicalDrill] = None) -> Dict[str, Any]:
     """``pgdrill-backup drill``: the newest set of the [drill] section's source (here, over ssh or
-    from the off-host copy) through the drill's steps, with its evidence, log line, metrics and
-    ping; the outcome with its exit code."""
-    return run_drill(config)
+    from the off-host copy) through the drill's steps, or with ``physical`` a point-in-time restore
+    of its pgBackRest stanza, with its evidence, log line, metrics and ping; the outcome with its
+    exit code."""
+    return run_drill(config, physical)
 
 
-def drill_copy(config: DrillConfig, directory: str, wanted: str, check: bool = False) -> DrillRun:
+def drill_copy(config: DrillConfig, directory: Optional[str], wanted: Optional[str], check: bool = False, physical: Optional[PhysicalDrill] = None) -> DrillRun:
     """The playbook drill on staging: the scheduled drill's steps on a copy of set ``wanted`` that
-    is already in ``directory`` (the role brought it there). In check mode only the set is picked
-    and verified. A failure is recorded in the run (``run.error``, ``run.failed_step``), never raised."""
+    is already in ``directory`` (the role brought it there), or with ``physical`` a point-in-time
+    restore (a ``set:`` target's set in ``directory``). In check mode only the set is picked and
+    verified (a physical drill's target resolved and versions checked). A failure is recorded in the
+    run (``run.error``, ``run.failed_step``), never raised."""
     run = DrillRun({})
+    if physical is not None:
+        drill_physical(config, run, physical, set_dir=directory, check=check)
+        run.steps.next("")
+        run.record.update(timings=dict(run.steps.timings), passed=run.passed)
+        return run
+    if directory is None or wanted is None:
+        raise PgdrillError("a logical drill needs the set and the directory holding its copy", "pass backup_dir and set")
 
     def fetch() -> DatabaseConfig:
         return series_config(config, directory)

@@ -149,6 +149,8 @@ def mark(
 # Points marked on their own live in <backup_dir>/points/<name>.json: not a set, never the catalog's.
 POINTS_DIR = "points"
 POINT_KEYS = ("name", "lsn", "wal_file", "created_at")
+# What a drill proves at the point: without them a record names a point but proves nothing.
+POINT_PROOFS = ("fingerprint", "row_counts")
 NAME_STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -178,6 +180,7 @@ def load_point(path: str) -> Dict[str, Any]:
     except ValueError:
         raise PgdrillError(f"restore point record {path} is not JSON", "name a file written by 'pgdrill-backup mark'") from None
     missing = [key for key in POINT_KEYS if not isinstance(record, dict) or not isinstance(record.get(key), str)]
+    missing += [key for key in POINT_PROOFS if not isinstance(record, dict) or not isinstance(record.get(key), dict)]
     if missing:
         raise PgdrillError(f"restore point record {path} lacks {', '.join(missing)}", "name a file written by 'pgdrill-backup mark'")
     check_point_name(record["name"])

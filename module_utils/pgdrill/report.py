@@ -30,6 +30,8 @@ def drills_of(records: Sequence[Dict[str, Any]], host: str, database: str, remot
     out = []
     sources = {host} | ({remote} if remote else set())
     for record in records:
+        if record.get("kind") == "physical":
+            continue  # a point-in-time drill: pitr_of
         if record.get("source_host") in sources and record.get("database") == database and record.get("outcome") in ("passed", "failed"):
             out.append(
                 {
@@ -40,6 +42,73 @@ def drills_of(records: Sequence[Dict[str, Any]], host: str, database: str, remot
                 }
             )
     return sorted(out, key=lambda drill: str(_parse(drill["time"]) or ""))
+
+
+def _number(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def pitr_drills_of(records: Sequence[Dict[str, Any]], host: str, database: str) -> List[Dict[str, Any]]:
+    """The point-in-time drills (evidence of ``kind: physical``) of one database, oldest first:
+    when, passed or not, the target, the RPO and RTO they measured. Pure."""
+    out = []
+    for record in records:
+        if record.get("kind") != "physical" or record.get("source_host") != host or record.get("database") != database:
+            continue
+        target = record.get("target") or {}
+        # A point record's target is a named point: the page names the point, not its file.
+        value = (target.get("type") == "name" and target.get("restore_point")) or target.get("value")
+        out.append(
+            {
+                "time": record.get("finished_at") or record.get("started_at"),
+                "passed": record.get("passed") is True,
+                "target": f"{target.get('type')}:{value}" if value else str(target.get("type") or "?"),
+                "rpo_seconds": _number(record.get("rpo_seconds")),
+                "rpo_basis": record.get("rpo_basis"),
+                "rto_seconds": _number(record.get("rto_seconds")),
+            }
+        )
+    return sorted(out, key=lambda drill: str(_parse(drill["time"]) or ""))
+
+
+def pitr_of(status: Optional[Dict[str, Any]], records: Sequence[Dict[str, Any]], host: str, database: str) -> Optional[Dict[str, Any]]:
+    """The row's ``pitr`` from the database's PITR status (``pitr`` of pgdrill_info: pgBackRest's
+    info and pg_stat_archiver) and the physical drills' evidence; None without PITR. The window runs
+    from the oldest restorable time to the last archived WAL. Pure."""
+    if not status:
+        return None
+    archive = status.get("archive") or {}
+    full, diff = status.get("newest_full") or {}, status.get("newest_diff") or {}
+    return {
+        "stanza": status.get("stanza"),
+        "ok": status.get("ok") is True,
+        "status": status.get("status"),
+        "window_start": status.get("oldest_restorable_at"),
+        "window_end": archive.get("last_archived_at"),
+        "last_archived_wal": archive.get("last_archived_wal"),
+        "last_failed_wal": archive.get("last_failed_wal"),
+        "last_failed_at": archive.get("last_failed_at"),
+        "newest_full": full and {"label": full.get("label"), "time": full.get("stopped_at")},
+        "newest_diff": diff and {"label": diff.get("label"), "time": diff.get("stopped_at")},
+        "drills": pitr_drills_of(records, host, database),
+    }
+
+
+def pitr_problems(pitr: Optional[Dict[str, Any]]) -> List[str]:
+    """What fails a row's PITR: pgBackRest reports the stanza not ok, the newest archive attempt
+    failed, or the last physical drill failed. Ages are left to the alert rules. Pure."""
+    if not pitr:
+        return []
+    problems = []
+    if not pitr.get("ok"):
+        problems.append(f"PITR stanza {pitr.get('stanza')}: {pitr.get('status') or 'status unknown'}")
+    failed_at, archived_at = _parse(pitr.get("last_failed_at")), _parse(pitr.get("window_end"))
+    if failed_at and (archived_at is None or failed_at > archived_at):
+        problems.append(f"WAL archiving is failing: {pitr.get('last_failed_wal')} failed at {utc(failed_at.isoformat())}")
+    drills = pitr.get("drills") or []
+    if drills and not drills[-1].get("passed"):
+        problems.append(f"last PITR drill ({drills[-1].get('target')}, {utc(drills[-1].get('time'))}) failed")
+    return problems
 
 
 def judge(row: Dict[str, Any], now: datetime, max_age_hours: float, max_drill_age_days: float) -> Dict[str, Any]:
@@ -72,6 +141,7 @@ def judge(row: Dict[str, Any], now: datetime, max_age_hours: float, max_drill_ag
             days = (now - max(passed)).total_seconds() / 86400
             if days > max_drill_age_days:
                 problems.append(f"last passed restore drill is {days:.0f} days old (limit {max_drill_age_days:g} days)")
+    problems += pitr_problems(row.get("pitr"))
     return dict(row, ok=not problems, problems=problems)
 
 
@@ -156,7 +226,27 @@ def _caption(what: str, points: Sequence[Tuple[str, float]], show) -> str:
     return f'<span class="caption">{html.escape(what)}: last {show(values[-1])}, max {show(max(values))}</span>'
 
 
-def _row_html(row: Dict[str, Any]) -> str:
+def _pitr_html(pitr: Optional[Dict[str, Any]]) -> str:
+    """The PITR cell: the window, the newest full and differential, the last physical drill."""
+    if not pitr:
+        return '<td class="muted">not configured</td>'
+    full, diff = pitr.get("newest_full") or {}, pitr.get("newest_diff") or {}
+    drills = pitr.get("drills") or []
+    last = drills[-1] if drills else {}
+    if last:
+        rpo = "unknown" if last.get("rpo_seconds") is None else _seconds(last["rpo_seconds"])
+        rto = "unknown" if last.get("rto_seconds") is None else _seconds(last["rto_seconds"])
+        drill = f"drill {'passed' if last.get('passed') else 'FAILED'} {utc(last.get('time'))} ({html.escape(str(last.get('target')))}): RPO {rpo}, RTO {rto}"
+    else:
+        drill = "no PITR drill"
+    return (
+        f'<td class="when">{utc(pitr.get("window_start"))}<br>to {utc(pitr.get("window_end"))}'
+        f'<br><span class="muted">stanza {html.escape(str(pitr.get("stanza")))} · full {utc(full.get("time"))} · diff {utc(diff.get("time"))}</span>'
+        f'<br><span class="muted">{drill}</span></td>'
+    )
+
+
+def _row_html(row: Dict[str, Any], with_pitr: bool = False) -> str:
     newest = row.get("newest") or {}
     drills = row.get("drills") or []
     last_drill = drills[-1] if drills else {}
@@ -175,6 +265,7 @@ def _row_html(row: Dict[str, Any]) -> str:
         f'<td class="when">{utc(last_drill.get("time"))}<br><span class="muted">{html.escape(str(last_drill.get("outcome") or "no drill"))}'
         + (f", restore {last_drill['restore_seconds']:.1f} s" if isinstance(last_drill.get("restore_seconds"), (int, float)) else "")
         + "</span></td>",
+        *([_pitr_html(row.get("pitr"))] if with_pitr else []),
         f"<td>{bars(sizes, 'backup size per day', 'bytes')}{_caption('size per day', sizes, human_size)}"
         f"{bars(durations, 'backup duration per day', 's')}{_caption('duration per day', durations, _seconds)}</td>",
         f"<td>{bars(restores, 'drill restore time', 's', 'drill')}{_caption('restore time per drill (RTO)', restores, _seconds)}</td>",
@@ -185,7 +276,9 @@ def _row_html(row: Dict[str, Any]) -> str:
 def render_html(rows: Sequence[Dict[str, Any]], generated: datetime, title: str = "pgdrill fleet report") -> str:
     ordered = order(rows)
     failing = sum(1 for row in ordered if not row.get("ok"))
-    head = ["", "host / database", "newest backup", "age / size", "verified", "off-host", "last drill", "backups", "drills"]
+    with_pitr = any(row.get("pitr") for row in ordered)
+    head = ["", "host / database", "newest backup", "age / size", "verified", "off-host", "last drill"]
+    head += (["point-in-time window"] if with_pitr else []) + ["backups", "drills"]
     summary = (
         f'<b class="{"bad" if failing else "good"}">{failing} of {len(ordered)} failing</b>'
         f' <span class="muted">· generated {generated.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}</span>'
@@ -196,7 +289,7 @@ def render_html(rows: Sequence[Dict[str, Any]], generated: datetime, title: str 
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
             f'<h1>{html.escape(title)}</h1><div class="summary">{summary}</div>',
             "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>",
-            "".join(_row_html(row) for row in ordered),
+            "".join(_row_html(row, with_pitr) for row in ordered),
             "</tbody></table></body></html>\n",
         ]
     )

@@ -24,6 +24,8 @@ from .drill_config import DrillConfig, series_config
 from .drill_steps import DrillRun, drill_set, keep_copy
 from .errors import EXIT_FAILED, EXIT_OK, PgdrillError
 from .offsite_sets import remote_sets
+from .physical_steps import drill_physical
+from .pitr_drill import PhysicalDrill
 from .pipeline import child_env, run
 
 log = logging.getLogger("pgdrill")
@@ -91,9 +93,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run_drill(config: DrillConfig) -> Dict[str, Any]:
-    """Run one drill; never raises for a failed drill (the outcome is in the record). Returns
-    {"record", "log_line", "evidence", "exit_code"}."""
+def run_drill(config: DrillConfig, physical: Optional[PhysicalDrill] = None) -> Dict[str, Any]:
+    """Run one drill, logical or (``physical``) point-in-time; never raises for a failed drill (the
+    outcome is in the record). Returns {"record", "log_line", "evidence", "exit_code"}."""
     record: Dict[str, Any] = {
         "drill_id": drill.new_drill_id(),
         "source_host": config.source_host,
@@ -108,8 +110,11 @@ def run_drill(config: DrillConfig) -> Dict[str, Any]:
         ping.send(config.ping_url, "start", {"database": config.database, "drill": True})
     run = DrillRun(record)
     work_dir = config.work_dir or os.path.dirname(config.evidence_dir)
-    drill_set(config, run, lambda: series_config(config, fetch_newest_set(config, work_dir)))
-    _keep_or_remove_copy(config, run, work_dir)
+    if physical is not None:
+        drill_physical(config, run, physical, set_dir=config.source_dir if config.source == "local" else None)
+    else:
+        drill_set(config, run, lambda: series_config(config, fetch_newest_set(config, work_dir)))
+        _keep_or_remove_copy(config, run, work_dir)
     run.steps.next("record")
     run.record.update(finished_at=_now(), timings=dict(run.steps.timings))
     return _record(config, run)
@@ -137,6 +142,8 @@ def _record(config: DrillConfig, run: DrillRun) -> Dict[str, Any]:
 
     def outcome() -> Dict[str, Any]:
         record = dict(run.record, outcome="passed" if run.passed else "failed", failed_step=run.failed_step, error=run.error)
+        if record.get("kind") == "physical":
+            record["passed"] = run.passed
         return drill.compose_record(record, run.restore, run.smoke, run.cleanup)
 
     def unrecorded(exc: Exception) -> None:

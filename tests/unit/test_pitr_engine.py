@@ -20,11 +20,23 @@ def test_point_names_carry_the_prefix_and_the_utc_time():
 
 
 def test_a_point_record_is_read_back_only_when_it_holds_what_a_drill_needs(tmp_path):
-    good = {"name": "pgdrill_shop_20261204T021500Z", "lsn": "0/3000090", "wal_file": "000000010000000000000003", "created_at": "2026-12-04T02:15:00.1Z"}
+    good = {
+        "name": "pgdrill_shop_20261204T021500Z",
+        "lsn": "0/3000090",
+        "wal_file": "000000010000000000000003",
+        "created_at": "2026-12-04T02:15:00.1Z",
+        "fingerprint": {},
+        "row_counts": {},
+    }
     path = tmp_path / "points" / "p.json"
     saved = pitr.save_point(str(tmp_path), {**good, "stanza": "main", "database": "shop"})
     assert pitr.load_point(saved)["stanza"] == "main" and pitr.points(str(tmp_path)) == [pitr.load_point(saved)]
-    for bad, words in ((b"{", "not JSON"), (b"[]", "lacks name"), (json.dumps({**good, "lsn": None}).encode(), "lacks lsn")):
+    for bad, words in (
+        (b"{", "not JSON"),
+        (b"[]", "lacks name"),
+        (json.dumps({**good, "lsn": None}).encode(), "lacks lsn"),
+        (json.dumps({k: v for k, v in good.items() if k != "fingerprint"}).encode(), "lacks fingerprint"),  # a point that proves nothing
+    ):
         path.write_bytes(bad)
         with pytest.raises(PgdrillError, match=words):
             pitr.load_point(str(path))
