@@ -44,6 +44,8 @@ def lock_statement(tables: List[str]) -> Optional[str]:
     return f"LOCK TABLE {', '.join(tables)} IN SHARE MODE" if tables else None
 
 
+SWITCH_GRANT = "connect as a superuser, or as a superuser run: GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO <role>"
+
 # Each attempt at the locks waits at most this long: well under the server's deadlock_timeout (1 s
 # by default), so a writer that waits behind pgdrill is never the one the deadlock detector aborts.
 ATTEMPT_MS = 100
@@ -106,7 +108,7 @@ def place_point(
         except psycopg.errors.InsufficientPrivilege:
             raise PgdrillError(
                 f"the role may not create restore points in {dbname}",
-                "connect as a superuser, or as a superuser run: GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO <role>",
+                SWITCH_GRANT,
             ) from None
         # Sequences are not transactional: their state is read now, while no writer can move them
         # through a locked table (a restore replays them to this value or a little past it).
@@ -116,7 +118,10 @@ def place_point(
         held = time.monotonic() - started
         wal_file = lister.execute("SELECT pg_walfile_name(%s::pg_lsn)", (lsn,)).fetchone()[0]
         if switch_wal:
-            lister.execute("SELECT pg_switch_wal()")
+            try:
+                lister.execute("SELECT pg_switch_wal()")
+            except psycopg.errors.InsufficientPrivilege:
+                raise PgdrillError(f"restore point {name} was created but the role may not switch the WAL segment to have it archived", SWITCH_GRANT) from None
         return {"name": name, "lsn": lsn, "wal_file": wal_file, "created_at": created_at, "sequences": sequences, "writers_held_seconds": round(held, 3)}
     finally:
         for conn in (locker, lister):
