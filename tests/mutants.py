@@ -897,6 +897,34 @@ MUTANTS = [
     ),
     # --- issue 20, slice "the physical drill" (item 5) ------------------------------------------------
     Mutant(
+        "physical drill: a latest drill that stopped at a gap in the archive passes",
+        ENGINE + "physical_steps.py",
+        "            if gap:",
+        "            if False:",
+        [PHYSICAL + "test_a_latest_drill_over_a_gap_in_the_archive_fails_naming_it"],
+    ),
+    Mutant(
+        "physical drill: tablespaces restored to the source's paths",
+        ENGINE + "pgbackrest.py",
+        "    if tablespaces_under:",
+        "    if False:",
+        [PHYSICAL + "test_drills_to_a_point_a_time_and_the_latest_wal_prove_what_they_restored"],
+    ),
+    Mutant(
+        "physical drill: the leftover sweep follows a planted symlink",
+        ENGINE + "throwaway.py",
+        "        info = os.lstat(path)",
+        "        info = os.stat(path)",
+        [PHYSICAL + "test_directories_left_by_a_killed_drill_are_swept_after_a_day_unless_kept"],
+    ),
+    Mutant(
+        "physical drill: unlogged tables counted against the point",
+        ENGINE + "pitr_drill.py",
+        "    names = sorted((set(expected) | set(actual)) - set(unlogged))",
+        "    names = sorted(set(expected) | set(actual))",
+        [PITR_UNIT + "test_unlogged_tables_are_not_counted_against_a_point"],
+    ),
+    Mutant(
         "physical drill: staging binaries of another major version restore anyway",
         ENGINE + "pitr_drill.py",
         "    if staging == repository:",

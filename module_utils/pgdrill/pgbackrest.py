@@ -69,16 +69,26 @@ def argv(config_file: str, stanza: str, command: str, *options: str, program: st
 
 
 def restore_argv(
-    config_file: str, stanza: str, data_dir: str, target_type: str = "default", target: Optional[str] = None, set_label: Optional[str] = None
+    config_file: str,
+    stanza: str,
+    data_dir: str,
+    target_type: str = "default",
+    target: Optional[str] = None,
+    set_label: Optional[str] = None,
+    tablespaces_under: Optional[str] = None,
 ) -> List[str]:
     """Restore into ``data_dir`` (a new, empty directory: never a running cluster's), to the
     latest archived WAL (``default``) or to a target, promoting when it is reached. Archiving stays
-    off in the restored cluster: a drill must never push WAL into the source's repository. Pure."""
+    off in the restored cluster: a drill must never push WAL into the source's repository. With
+    ``tablespaces_under`` every tablespace goes there and no link is restored to where it pointed
+    on the source (a drill writes nothing outside its own directory). Pure."""
     if target_type not in TARGET_TYPES:
         raise PgdrillError(f"unknown recovery target type {target_type!r}", f"use one of {', '.join(TARGET_TYPES)}")
     options = [f"--pg1-path={data_dir}", "--archive-mode=off"]
     if set_label:
         options.append(f"--set={set_label}")
+    if tablespaces_under:
+        options += [f"--tablespace-map-all={tablespaces_under}", "--no-link-all"]
     if target_type != "default":
         options.append(f"--type={target_type}")
         if target_type != "immediate":
