@@ -192,3 +192,14 @@ def test_unlogged_tables_are_not_counted_against_a_point():
 
 def test_the_throwaway_server_starts_no_logical_replication_worker():
     assert "max_logical_replication_workers = '0'" in server_settings("/d", 5999, "/s")
+
+
+def test_the_log_line_of_a_physical_drill_says_what_it_proved_and_what_it_could_not():
+    from pgdrill.drill import physical_proofs
+
+    proved = {"fingerprint": "identical", "row_counts": "identical", "amcheck": {"indexes": 12, "failed": []}, "logical_equal": "n/a", "smoke": "n/a"}
+    assert (
+        physical_proofs(proved) == "proofs: fingerprint identical, row counts identical, amcheck 12 indexes, 0 failed (not proved: logical set, smoke checks)"
+    )
+    bare = {"fingerprint": "n/a", "row_counts": "n/a", "amcheck": {"indexes": 3, "failed": []}, "logical_equal": "n/a", "smoke": "n/a"}
+    assert "not proved: fingerprint, row counts, logical set, smoke checks" in physical_proofs(bare)
