@@ -972,6 +972,27 @@ MUTANTS = [
         "            status.update(status=exc.message)",
         [PITR + "test_pgdrill_info_reports_the_stanza_of_a_database_with_pitr_and_says_why_when_it_cannot"],
     ),
+    Mutant(
+        "pitr: pgBackRest given --config alone never reads the secrets in conf.d",
+        ENGINE + "pgbackrest.py",
+        "    return directory if os.path.isdir(directory) else None",
+        "    return None",
+        ["tests/pitr/test_pgbackrest_config_include.py::test_argv_makes_pgbackrest_read_the_secrets_in_conf_d_beside_the_config"],
+    ),
+    Mutant(
+        "pitr role: a setting waiting for a restart is taken as not written (ALTER SYSTEM on every run)",
+        "roles/pgdrill_pitr/vars/main.yml",
+        "WHERE f.name = w.name ORDER BY f.seqno DESC LIMIT 1",
+        "WHERE f.name = w.name AND f.error IS NULL ORDER BY f.seqno DESC LIMIT 1",
+        ["tests/pitr/test_pitr_role_settings.py::test_archiving_settings_say_what_to_set_and_what_needs_a_restart"],
+    ),
+    Mutant(
+        "pitr role: archiving counted as running when only written to the files",
+        "roles/pgdrill_pitr/vars/main.yml",
+        "FILTER (WHERE context = 'postmaster' AND running <> ALL (accepted))",
+        "FILTER (WHERE context = 'postmaster' AND configured <> ALL (accepted))",
+        ["tests/pitr/test_pitr_role_settings.py::test_archiving_settings_say_what_to_set_and_what_needs_a_restart"],
+    ),
 ]
 
 

@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Driving pgBackRest, the physical backup and WAL archiving engine pgdrill provisions and proves:
 its configuration file, its commands as argument lists, and what its ``info --output=json`` says.
-pgdrill never reads or writes repository files itself. Pure, but for ``run``."""
+pgdrill never reads or writes repository files itself. Pure, but for ``run`` and ``include_path``."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from datetime import datetime, timezone
@@ -46,9 +47,25 @@ def render_conf(global_options: Mapping[str, Any], stanza: str, stanza_options: 
     return "\n".join(lines)
 
 
+def include_path(config_file: str) -> Optional[str]:
+    """The ``conf.d`` directory beside ``config_file`` when it exists (the pgdrill_pitr role keeps the
+    secrets there, so the main file diffs without them). pgBackRest reads its default include path
+    only when no ``--config`` is given, so every command that names the file must name it too."""
+    directory = os.path.join(os.path.dirname(config_file), "conf.d")
+    return directory if os.path.isdir(directory) else None
+
+
 def argv(config_file: str, stanza: str, command: str, *options: str, program: str = "pgbackrest") -> List[str]:
-    """One pgBackRest command as an argument list (secrets stay in the config file). Pure."""
-    return [program, f"--config={config_file}", f"--stanza={check_stanza(stanza)}", *options, command]
+    """One pgBackRest command as an argument list (secrets stay in the config files)."""
+    included = include_path(config_file)
+    return [
+        program,
+        f"--config={config_file}",
+        *([f"--config-include-path={included}"] if included else []),
+        f"--stanza={check_stanza(stanza)}",
+        *options,
+        command,
+    ]
 
 
 def restore_argv(
