@@ -31,6 +31,7 @@ from pgdrill.errors import PgdrillError
 
 from . import checkout
 from .cluster import Cluster
+from .pgbackrest_lab import wait_archived
 from .s3server import REGION, S3Server
 from .sample import create_sample, smoke_checks
 
@@ -85,15 +86,6 @@ class Writer(threading.Thread):
         self.join(30)
         if self.error is not None:
             raise RuntimeError(f"the demo's writer failed: {self.error}")
-
-
-def wait_archived(cluster: Cluster, wal_file: str, timeout: float = 60.0) -> None:
-    """Until the server has archived ``wal_file`` (pg_stat_archiver; names sort in WAL order)."""
-    deadline = time.monotonic() + timeout
-    while cluster.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") < wal_file:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{wal_file} was not archived within {timeout:g} s: see {cluster.base}/server.log")
-        time.sleep(0.2)
 
 
 def role_vars(work: str, cluster: Cluster, s3: S3Server) -> Dict[str, object]:
