@@ -23,7 +23,8 @@ def test_the_pitr_demo_drills_to_its_mark_and_to_the_latest_wal_and_removes_ever
     assert done.returncode == 0, out[-4000:] + done.stderr[-3000:]
     # The role provisioned pgBackRest (no restart by it: the demo restarts its own server), and it works.
     assert "PLAY [Provision point-in-time recovery (pgBackRest) on database servers]" in out
-    assert "TASK [pgdrill_pitr : Create the stanza]" in out and "pgdrill_pitr_restart_allowed is false" in out
+    assert re.search(r"TASK \[pgdrill_pitr : Create the stanza\] \**\nchanged: \[localhost\]", out), out[:6000]
+    assert "pgdrill_pitr_restart_allowed is false" in out
     assert "pgbackrest check: WAL archiving into the encrypted S3 repository works" in out
     point = re.search(r"restore point (pgdrill_ez360pm_\d{8}T\d{6}Z) at LSN", out).group(1)
     assert int(re.search(r"the writer committed (\d+) transactions", out).group(1)) >= 300  # it wrote through the mark
@@ -44,6 +45,6 @@ def test_the_pitr_demo_drills_to_its_mark_and_to_the_latest_wal_and_removes_ever
     for path in (work, cluster_base, s3_base, to_point.group(1), page):
         assert not os.path.exists(path), path
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert cluster_base not in processes and s3_base not in processes
+    assert cluster_base not in processes and s3_base not in processes and work not in processes
     # The role's secrets stayed in their 0600 file: no_log kept them out of the output.
     assert "repo1-cipher-pass" not in out and "repo1-s3-key-secret" not in out
