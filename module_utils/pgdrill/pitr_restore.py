@@ -68,10 +68,13 @@ def guard(data_dir: str, state: str, confirm: Optional[str]) -> bool:
     return True
 
 
-def _make_data_dir(path: str, user: Optional[str]) -> None:
+def _check_parent(path: str) -> None:
     parent = os.path.dirname(path.rstrip("/"))
     if not os.path.isdir(parent):
         raise PgdrillError(f"the data directory's parent {parent} does not exist", "install the PostgreSQL server package, or create the parent directory")
+
+
+def _make_data_dir(path: str, user: Optional[str]) -> None:
     os.mkdir(path, 0o700)
     if user:
         info = pwd.getpwnam(user)
@@ -111,6 +114,8 @@ def pitr_restore(
     recovery = recovery_target(wanted, wanted.value if wanted.kind == "name" else None)
     state = data_dir_state(data_dir)
     replacing = guard(data_dir, state, confirm)
+    if state == ABSENT:
+        _check_parent(data_dir)
     physical = PhysicalDrill(target=target or "latest", stanza=stanza, pgbackrest_config=pgbackrest_config, recovery_timeout=recovery_timeout)
     user = os_user_for(pgbackrest_config)
     result: Dict[str, Any] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pgdrill.errors import PgdrillError
-from pgdrill.pitr_restore import ABSENT, EMPTY, HOLDS_DATA, data_dir_state, guard, restore_target
+from pgdrill.pitr_restore import ABSENT, EMPTY, HOLDS_DATA, data_dir_state, guard, pitr_restore, restore_target
 
 
 def test_an_existing_data_directory_is_replaced_only_when_the_confirmation_names_it():
@@ -42,3 +42,10 @@ def test_a_restore_for_real_goes_to_the_latest_wal_a_time_or_a_restore_point():
             restore_target(text)
     with pytest.raises(PgdrillError, match="is not a recovery target"):
         restore_target("yesterday")
+
+
+def test_a_data_directory_whose_parent_is_missing_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(PgdrillError, match="parent .* does not exist"):
+        pitr_restore("main", str(tmp_path / "pgbackrest.conf"), str(tmp_path / "gone" / "data"), check=True)
+    with pytest.raises(PgdrillError, match="goes to latest, time: or name:"):
+        pitr_restore("main", str(tmp_path / "pgbackrest.conf"), str(tmp_path / "data"), target="set:x", check=True)
