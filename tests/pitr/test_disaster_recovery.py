@@ -9,6 +9,7 @@ what it would do and does nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import threading
 
-from helpers import playbook_run, tree_hash
+from helpers import playbook_run, run_cli, tree_hash
 from pgdrill import db
 from pgdrill.config import Connection
 from pgdrill_lab.cluster import Cluster
@@ -121,6 +122,11 @@ def test_the_source_destroyed_restore_database_brings_back_every_committed_trans
             assert checked.status == "successful", checked.stdout[-3000:]
             assert f"would restore stanza {STANZA}" in checked.task(RESTORE)["res"]["msg"]
             assert not restored_data.exists()
+            # The same engine from the command line, as the cluster's OS user or root would run it by hand.
+            flags = ("pitr-restore", "--stanza", STANZA, "--pgbackrest-config", archive.config_file, "--data-dir")
+            dry = json.loads(run_cli(*flags, str(restored_data), "--dry-run", "--json").stdout)
+            assert dry["ok"] and dry["data_dir_was"] == "absent" and "would restore" in dry["msg"] and not restored_data.exists()
+            assert "holds a cluster's data" in run_cli(*flags, pg.data, check=1).stderr
             while len(writer.committed) < 300 and writer.error is None and writer.is_alive():
                 writer.join(0.05)
         finally:
