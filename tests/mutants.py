@@ -899,6 +899,34 @@ MUTANTS = [
     ),
     # --- issue 20, slice "the physical drill" (item 5) ------------------------------------------------
     Mutant(
+        "physical drill: a latest drill that stopped at a gap in the archive passes",
+        ENGINE + "physical_steps.py",
+        "    if gap:",
+        "    if False:",
+        [PHYSICAL + "test_a_latest_drill_over_a_gap_in_the_archive_fails_naming_it"],
+    ),
+    Mutant(
+        "physical drill: tablespaces restored to the source's paths",
+        ENGINE + "pgbackrest.py",
+        "    if tablespaces_under:",
+        "    if False:",
+        [PHYSICAL + "test_drills_to_a_point_a_time_and_the_latest_wal_prove_what_they_restored"],
+    ),
+    Mutant(
+        "physical drill: the leftover sweep follows a planted symlink",
+        ENGINE + "throwaway.py",
+        "        info = os.lstat(path)",
+        "        info = os.stat(path)",
+        [PHYSICAL + "test_directories_left_by_a_killed_drill_are_swept_after_a_day_unless_kept"],
+    ),
+    Mutant(
+        "physical drill: unlogged tables counted against the point",
+        ENGINE + "pitr_drill.py",
+        "    names = sorted((set(expected) | set(actual)) - set(unlogged))",
+        "    names = sorted(set(expected) | set(actual))",
+        [PITR_UNIT + "test_unlogged_tables_are_not_counted_against_a_point"],
+    ),
+    Mutant(
         "physical drill: staging binaries of another major version restore anyway",
         ENGINE + "pitr_drill.py",
         "    if staging == repository:",
@@ -1008,6 +1036,27 @@ MUTANTS = [
         "    server.wait_promoted(timeout)",
         "    pass",
         [DR + "test_the_source_destroyed_restore_database_brings_back_every_committed_transaction_and_its_guard_holds"],
+    ),
+    Mutant(
+        "pitr: pgBackRest given --config alone never reads the secrets in conf.d",
+        ENGINE + "pgbackrest.py",
+        "    return directory if os.path.isdir(directory) else None",
+        "    return None",
+        ["tests/pitr/test_pgbackrest_config_include.py::test_argv_makes_pgbackrest_read_the_secrets_in_conf_d_beside_the_config"],
+    ),
+    Mutant(
+        "pitr role: a setting waiting for a restart is taken as not written (ALTER SYSTEM on every run)",
+        "roles/pgdrill_pitr/vars/main.yml",
+        "WHERE f.name = w.name ORDER BY f.seqno DESC LIMIT 1",
+        "WHERE f.name = w.name AND f.error IS NULL ORDER BY f.seqno DESC LIMIT 1",
+        ["tests/pitr/test_pitr_role_settings.py::test_archiving_settings_say_what_to_set_and_what_needs_a_restart"],
+    ),
+    Mutant(
+        "pitr role: archiving counted as running when only written to the files",
+        "roles/pgdrill_pitr/vars/main.yml",
+        "FILTER (WHERE context = 'postmaster' AND running <> ALL (accepted))",
+        "FILTER (WHERE context = 'postmaster' AND configured <> ALL (accepted))",
+        ["tests/pitr/test_pitr_role_settings.py::test_archiving_settings_say_what_to_set_and_what_needs_a_restart"],
     ),
 ]
 

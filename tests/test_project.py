@@ -148,7 +148,7 @@ def test_the_roles_claim_only_the_platforms_their_host_tests_run_on():
     tested = set()
     for scenario in glob.glob(os.path.join(REPO, "molecule", "*", "molecule.yml")):
         for platform in yaml.safe_load(open(scenario))["platforms"]:
-            tested.add(re.fullmatch(r"localhost/pgdrill-dbhost:(\w+)", platform["image"]).group(1))
+            tested.add(re.fullmatch(r"localhost/pgdrill-(?:db)?host:(\w+)", platform["image"]).group(1))
     assert tested == {"bookworm"}
     for meta in glob.glob(os.path.join(REPO, "roles", "*", "meta", "main.yml")):
         platforms = yaml.safe_load(open(meta))["galaxy_info"]["platforms"]

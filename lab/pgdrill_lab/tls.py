@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 
 class Certificates(NamedTuple):
@@ -23,8 +23,9 @@ def _openssl(*args: str, cwd: str) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.strip()}")
 
 
-def make_certificates(directory: str, days: int = 2) -> Certificates:
-    """A CA and a certificate for IP 127.0.0.1 and localhost, signed by it, in ``directory``."""
+def make_certificates(directory: str, days: int = 2, dns_names: Sequence[str] = ()) -> Certificates:
+    """A CA and a certificate for IP 127.0.0.1 and localhost (and ``dns_names``, such as a test
+    host's name), signed by it, in ``directory``."""
     if not shutil.which("openssl"):
         raise RuntimeError("openssl is not installed: apt-get install openssl (./run setup does)")
     # Readable by all (the CA file is public; a cluster's OS user must read it), the keys 0600.
@@ -37,7 +38,7 @@ def make_certificates(directory: str, days: int = 2) -> Certificates:
     # certificate's DNS names only.
     with open(os.path.join(directory, "san.ext"), "w", encoding="utf-8") as handle:
         handle.write(
-            "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+            f"subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost{''.join(',DNS:' + name for name in dns_names)}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
         )
     _openssl(
         "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",

@@ -147,6 +147,19 @@ ORDER BY 1, 2
 """
 
 
+UNLOGGED_SQL = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND c.relpersistence = 'u' ORDER BY 1
+"""
+
+
+def unlogged_tables(conn) -> List[str]:
+    """User tables that are UNLOGGED (keys as count_rows): their rows are never in the WAL, so a
+    physical restore always brings them back empty."""
+    return [row[0] for row in conn.execute(UNLOGGED_SQL).fetchall()]
+
+
 def legacy_table_key(schema: str, table: str) -> str:
     """The unquoted key of manifests written before the fingerprint existed."""
     return f"{schema}.{table}"

@@ -293,7 +293,23 @@ def _physical_parts(record: Dict[str, Any]) -> List[str]:
         f"physical to {target.get('type')}" + (f" {target.get('restore_point') or target.get('value')}" if target.get("value") else ""),
         f"RPO {rpo:.1f} s" if isinstance(rpo, (int, float)) else "RPO n/a",
         f"RTO {rto:.1f} s" if isinstance(rto, (int, float)) else "no RTO",
+        *([physical_proofs(record["proofs"])] if record.get("proofs") else []),
     ]
+
+
+def physical_proofs(proofs: Dict[str, Any]) -> str:
+    """What a physical drill proved, and what it could not (no point record, no logical set). Pure."""
+    amcheck = proofs.get("amcheck")
+    words = {
+        "fingerprint": proofs.get("fingerprint"),
+        "row counts": proofs.get("row_counts"),
+        "amcheck": f"{amcheck.get('indexes')} indexes, {len(amcheck.get('failed') or [])} failed" if isinstance(amcheck, dict) else amcheck,
+        "logical set": proofs.get("logical_equal"),
+        "smoke checks": proofs.get("smoke"),
+    }
+    shown = [f"{name} {value}" for name, value in words.items() if value not in (None, "n/a")]
+    unproved = [name for name, value in words.items() if value == "n/a"]
+    return "proofs: " + (", ".join(shown) or "none") + (f" (not proved: {', '.join(unproved)})" if unproved else "")
 
 
 def new_drill_id() -> str:

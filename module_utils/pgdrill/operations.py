@@ -377,6 +377,9 @@ def pitr_status(stanza: str, pgbackrest_config: str, connection: Optional[Connec
             status["archive"] = pitr.archiver(connection)
         except PgdrillError as exc:
             status.update(ok=False, status=exc.message)
+        failing = pitr.archive_failing(status["archive"])
+        if failing:
+            status.update(ok=False, status=failing)
     return status
 
 
@@ -424,6 +427,8 @@ def mark(config: DatabaseConfig, name: Optional[str] = None) -> Dict[str, Any]:
     """``pgdrill-backup mark``: an exact restore point of the database, saved beside its sets."""
     if not config.pitr_stanza:
         raise PgdrillError(f"{config.label} has no pitr_stanza: restore points belong to a cluster archived by pgBackRest", "set pitr_stanza in its section")
-    point = pitr.mark(config.connection, config.dbname, name or pitr.point_name(config.prefix, utcnow()))
+    chosen = name or pitr.point_name(config.prefix, utcnow())
+    pitr.refuse_saved(config.backup_dir, chosen)  # before the point exists in the WAL
+    point = pitr.mark(config.connection, config.dbname, chosen)
     record = {**point, "database": config.dbname, "stanza": config.pitr_stanza}
     return {**record, "path": pitr.save_point(config.backup_dir, record)}

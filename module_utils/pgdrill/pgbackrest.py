@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Driving pgBackRest, the physical backup and WAL archiving engine pgdrill provisions and proves:
 its configuration file, its commands as argument lists, and what its ``info --output=json`` says.
-pgdrill never reads or writes repository files itself. Pure, but for ``run``."""
+pgdrill never reads or writes repository files itself. Pure, but for ``run`` and ``include_path``."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from datetime import datetime, timezone
@@ -46,22 +47,48 @@ def render_conf(global_options: Mapping[str, Any], stanza: str, stanza_options: 
     return "\n".join(lines)
 
 
+def include_path(config_file: str) -> Optional[str]:
+    """The ``conf.d`` directory beside ``config_file`` when it exists (the pgdrill_pitr role keeps the
+    secrets there, so the main file diffs without them). pgBackRest reads its default include path
+    only when no ``--config`` is given, so every command that names the file must name it too."""
+    directory = os.path.join(os.path.dirname(config_file), "conf.d")
+    return directory if os.path.isdir(directory) else None
+
+
 def argv(config_file: str, stanza: str, command: str, *options: str, program: str = "pgbackrest") -> List[str]:
-    """One pgBackRest command as an argument list (secrets stay in the config file). Pure."""
-    return [program, f"--config={config_file}", f"--stanza={check_stanza(stanza)}", *options, command]
+    """One pgBackRest command as an argument list (secrets stay in the config files)."""
+    included = include_path(config_file)
+    return [
+        program,
+        f"--config={config_file}",
+        *([f"--config-include-path={included}"] if included else []),
+        f"--stanza={check_stanza(stanza)}",
+        *options,
+        command,
+    ]
 
 
 def restore_argv(
-    config_file: str, stanza: str, data_dir: str, target_type: str = "default", target: Optional[str] = None, set_label: Optional[str] = None
+    config_file: str,
+    stanza: str,
+    data_dir: str,
+    target_type: str = "default",
+    target: Optional[str] = None,
+    set_label: Optional[str] = None,
+    tablespaces_under: Optional[str] = None,
 ) -> List[str]:
     """Restore into ``data_dir`` (a new, empty directory: never a running cluster's), to the
     latest archived WAL (``default``) or to a target, promoting when it is reached. Archiving stays
-    off in the restored cluster: a drill must never push WAL into the source's repository. Pure."""
+    off in the restored cluster: a drill must never push WAL into the source's repository. With
+    ``tablespaces_under`` every tablespace goes there and no link is restored to where it pointed
+    on the source (a drill writes nothing outside its own directory). Pure."""
     if target_type not in TARGET_TYPES:
         raise PgdrillError(f"unknown recovery target type {target_type!r}", f"use one of {', '.join(TARGET_TYPES)}")
     options = [f"--pg1-path={data_dir}", "--archive-mode=off"]
     if set_label:
         options.append(f"--set={set_label}")
+    if tablespaces_under:
+        options += [f"--tablespace-map-all={tablespaces_under}", "--no-link-all"]
     if target_type != "default":
         options.append(f"--type={target_type}")
         if target_type != "immediate":

@@ -29,6 +29,9 @@ from .errors import PgdrillError
 from .pgtools import parse_client_version, versioned_bindirs
 from .pitr import POINTS_DIR, load_point
 from .pitr_drill import (
+    archive_gap,
+    archive_max,
+    system_ids,
     PhysicalDrill,
     Target,
     backup_before,
@@ -93,7 +96,15 @@ def resolve(config: DrillConfig, run: DrillRun, target: Target, set_dir: Optiona
         return Resolved(target, point=load_point(str(target.value)))
     if target.kind == "name":
         saved = os.path.join(set_dir, POINTS_DIR, f"{target.value}.json") if set_dir else None
-        return Resolved(target, point=load_point(saved) if saved and os.path.exists(saved) else None)
+        if saved and os.path.exists(saved):
+            return Resolved(target, point=load_point(saved))
+        if str(target.value).startswith("pgdrill_"):
+            # pgdrill marked it, so its fingerprint and counts exist somewhere: drilling it unproved would pass on nothing.
+            raise PgdrillError(
+                f"restore point {target.value} was marked by pgdrill but its record is not {'in ' + os.path.dirname(saved) if saved else 'here'}",
+                "pass point:FILE with the record pgdrill-backup mark saved (under <backup_dir>/points/ on the source), or copy it into source_dir/points/",
+            )
+        return Resolved(target)
     if target.kind == "set":
         if not set_dir:
             raise PgdrillError("a set: target needs the directory holding the set", "set source_dir in [drill] (or backup_dir in the module)")
@@ -133,12 +144,16 @@ def source_position(source: Optional[Connection]) -> Optional[Dict[str, Any]]:
         return None
     try:
         insert_lsn, newest_commit = conn.execute(SOURCE_SQL).fetchone()
+        try:  # which cluster it is: the RPO is measured against the stanza's own cluster only
+            system_id = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+        except db._psycopg().Error:
+            system_id = None
     except db._psycopg().Error as exc:
         log.warning("the source cannot say its WAL position for the RPO: %s", str(exc).strip())
         return None
     finally:
         conn.close()
-    return {"insert_lsn": insert_lsn, "newest_commit": newest_commit}
+    return {"insert_lsn": insert_lsn, "newest_commit": newest_commit, "system_id": system_id}
 
 
 def check_repository(
@@ -160,31 +175,45 @@ def check_repository(
     problem = major_problem(major, staging_major, bin_dir)
     if problem:
         raise problem
+    summary.update(archive_max=archive_max(document, str(physical.stanza)), system_ids=system_ids(document, str(physical.stanza)))
     return summary, str(bin_dir), backup_before(document, str(physical.stanza), point_lsn)
 
 
 def restore_into(
-    physical: PhysicalDrill, user: Optional[str], data_dir: str, recovery: Tuple[str, Optional[str]], start_from: Optional[str], delta: bool = False
+    physical: PhysicalDrill,
+    user: Optional[str],
+    data_dir: str,
+    recovery: Tuple[str, Optional[str]],
+    start_from: Optional[str],
+    tablespaces_under: Optional[str] = None,
+    delta: bool = False,
 ) -> Optional[str]:
     """pgBackRest restores the stanza into ``data_dir`` (archiving off in it), to ``recovery``; with
     ``delta`` over the stopped cluster already there. The backup set it restored from."""
-    command = pgbackrest.restore_argv(physical.pgbackrest_config, str(physical.stanza), data_dir, *recovery, set_label=start_from)
+    command = pgbackrest.restore_argv(
+        physical.pgbackrest_config, str(physical.stanza), data_dir, *recovery, set_label=start_from, tablespaces_under=tablespaces_under
+    )
     options = ["--log-level-console=info", *(["--delta"] if delta else [])]
     return backup_label(pgbackrest.run([*command[:-1], *options, command[-1]], user=user, what="pgbackrest restore"))
 
 
-def recover(server: Server, summary: Dict[str, Any], label: Optional[str], timeout: float) -> Dict[str, Any]:
-    """Start the restored server, wait until it has replayed to its target and is promoted; the
-    evidence's facts: the backup label, the WAL range used and the LSN and commit time reached."""
+def recover(server: Server, summary: Dict[str, Any], label: Optional[str], timeout: float, record: Dict[str, Any], latest: bool) -> None:
+    """Start the restored server, wait until it has replayed to its target and is promoted, and
+    record the backup label, the WAL range used and the LSN and commit time reached; a restore to
+    the latest point that stopped before the newest archived WAL met a gap, and fails naming it."""
     server.start()
     server.wait_promoted(timeout)
     reached = server.reached()
     used: Dict[str, Any] = next((b for b in summary["backups"] if b["label"] == label), {})
-    return {
-        "backup_label": label,
-        "wal_range": {"start": used.get("wal_start"), "stop": wal_file(used.get("wal_start"), reached["lsn"], reached["wal_segment_size"])},
-        "reached": {"lsn": reached["lsn"], "commit_time": reached["commit_time"]},
-    }
+    record.update(
+        backup_label=label,
+        wal_range={"start": used.get("wal_start"), "stop": wal_file(used.get("wal_start"), reached["lsn"], reached["wal_segment_size"])},
+        reached={"lsn": reached["lsn"], "commit_time": reached["commit_time"]},
+        archive_max=summary["archive_max"],
+    )
+    gap = archive_gap(record["wal_range"]["stop"], summary["archive_max"]) if latest else None
+    if gap:
+        raise gap
 
 
 def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, set_dir: Optional[str] = None, check: bool = False) -> None:
@@ -206,13 +235,15 @@ def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, 
         if check:
             return
         source = source_position(physical.source)
+        if source and summary["system_ids"] and source.get("system_id") is not None and source["system_id"] not in summary["system_ids"]:
+            source = {**source, "other_cluster": True}
         run.steps.next("restore")
         server = Throwaway(bin_dir, config.work_dir, user, config.connection.user or "postgres")
         run.record["data_directory"] = server.data
-        label = restore_into(physical, user, server.data, recovery, start_from)
+        label = restore_into(physical, user, server.data, recovery, start_from, tablespaces_under=server.tablespaces)
         run.steps.next("recovery")
         server.configure()
-        run.record.update(recover(server, summary, label, physical.recovery_timeout))
+        recover(server, summary, label, physical.recovery_timeout, run.record, latest=target.kind == "latest")
         seconds, basis = rpo(target, run.record["reached"]["commit_time"], run.record["reached"]["lsn"], source)
         run.record.update(rpo_seconds=seconds, rpo_basis=basis)
         run.steps.next("checks")
@@ -240,14 +271,16 @@ def prove(config: DrillConfig, run: DrillRun, server: Throwaway, resolved: Resol
         else:
             proofs["fingerprint"] = "n/a"
         counts = db.count_rows(conn)
+        unlogged = db.unlogged_tables(conn)
+        run.record["unlogged_tables"] = unlogged  # empty after any physical restore: not compared
         if point.get("row_counts"):
-            wrong = count_problems(point["row_counts"], counts, "at the point")
+            wrong = count_problems(point["row_counts"], counts, "at the point", unlogged)
             proofs["row_counts"] = "identical" if not wrong else "different"
             problems += wrong
         else:
             proofs["row_counts"] = "n/a"
         proofs["amcheck"] = amcheck(conn, problems)
-        physical_sums = db.table_checksums(conn)
+        physical_sums = {name: value for name, value in db.table_checksums(conn).items() if name not in unlogged}
     finally:
         conn.close()
     proofs["logical_equal"] = logical_equal(config, run, server, resolved, physical_sums, problems) if resolved.backup is not None else "n/a"
@@ -303,7 +336,7 @@ def logical_equal(config: DrillConfig, run: DrillRun, server: Throwaway, resolve
         return "not restored"
     conn = db.connect(server.connection, target, autocommit=True)
     try:
-        logical = db.table_checksums(conn)
+        logical = {name: value for name, value in db.table_checksums(conn).items() if name not in run.record.get("unlogged_tables", [])}
     finally:
         conn.close()
     different = [name for name in sorted(set(physical) | set(logical)) if physical.get(name) != logical.get(name)]

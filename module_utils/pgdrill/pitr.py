@@ -44,6 +44,8 @@ def lock_statement(tables: List[str]) -> Optional[str]:
     return f"LOCK TABLE {', '.join(tables)} IN SHARE MODE" if tables else None
 
 
+SWITCH_GRANT = "connect as a superuser, or as a superuser run: GRANT EXECUTE ON FUNCTION pg_create_restore_point(text), pg_switch_wal() TO <role>"
+
 # Each attempt at the locks waits at most this long: well under the server's deadlock_timeout (1 s
 # by default), so a writer that waits behind pgdrill is never the one the deadlock detector aborts.
 ATTEMPT_MS = 100
@@ -106,7 +108,7 @@ def place_point(
         except psycopg.errors.InsufficientPrivilege:
             raise PgdrillError(
                 f"the role may not create restore points in {dbname}",
-                "connect as a superuser, or as a superuser run: GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO <role>",
+                SWITCH_GRANT,
             ) from None
         # Sequences are not transactional: their state is read now, while no writer can move them
         # through a locked table (a restore replays them to this value or a little past it).
@@ -116,7 +118,10 @@ def place_point(
         held = time.monotonic() - started
         wal_file = lister.execute("SELECT pg_walfile_name(%s::pg_lsn)", (lsn,)).fetchone()[0]
         if switch_wal:
-            lister.execute("SELECT pg_switch_wal()")
+            try:
+                lister.execute("SELECT pg_switch_wal()")
+            except psycopg.errors.InsufficientPrivilege:
+                raise PgdrillError(f"restore point {name} was created but the role may not switch the WAL segment to have it archived", SWITCH_GRANT) from None
         return {"name": name, "lsn": lsn, "wal_file": wal_file, "created_at": created_at, "sequences": sequences, "writers_held_seconds": round(held, 3)}
     finally:
         for conn in (locker, lister):
@@ -159,12 +164,20 @@ def point_name(prefix: str, moment: datetime) -> str:
     return check_point_name(f"pgdrill_{prefix}_{moment.astimezone(timezone.utc).strftime(NAME_STAMP)}")
 
 
+def refuse_saved(backup_dir: str, name: str) -> None:
+    """Refuse a name a saved point already has: recovery stops at the first point of a name, so a
+    second record of it would prove the wrong instant."""
+    if os.path.lexists(os.path.join(backup_dir, POINTS_DIR, check_point_name(name) + ".json")):
+        raise PgdrillError(f"a restore point named {name} was already saved in {os.path.join(backup_dir, POINTS_DIR)}", "choose another name (--name)")
+
+
 def save_point(backup_dir: str, record: Dict[str, Any]) -> str:
     """Write a point record as ``<backup_dir>/points/<name>.json`` (directory 0700, file 0600,
     replaced whole through a temporary file); its path."""
     directory = os.path.join(backup_dir, POINTS_DIR)
     ensure_private_dir(directory)
     name = check_point_name(record["name"]) + ".json"
+    refuse_saved(backup_dir, record["name"])
     return write_text(
         directory, name, json.dumps(record, indent=2, sort_keys=True) + "\n", "the restore point record", "make the backup directory the backup user's", 0o600
     )
@@ -203,6 +216,18 @@ ARCHIVER_SQL = (
     "to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), last_failed_wal, "
     "to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM pg_stat_archiver"
 )
+
+
+def archive_failing(archive: Optional[Dict[str, Any]]) -> Optional[str]:
+    """Why WAL archiving is failing now (its last failure newer than its last success), or None. Pure."""
+    if not archive or not archive.get("last_failed_at"):
+        return None
+    if archive.get("last_archived_at") and archive["last_archived_at"] >= archive["last_failed_at"]:
+        return None
+    return (
+        f"WAL archiving is failing: {archive.get('last_failed_wal')} failed at {archive['last_failed_at']}"
+        f" and nothing was archived since ({archive.get('failed_count')} failures so far); read the server log for archive_command's error"
+    )
 
 
 def archiver(connection: Connection) -> Dict[str, Any]:

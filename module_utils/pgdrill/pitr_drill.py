@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .config import Connection
 from .errors import PgdrillError
@@ -196,6 +196,8 @@ def server_settings(data_dir: str, port: int, socket_dir: str) -> str:
         "ssl": "off",
         "logging_collector": "off",
         "hot_standby": "on",
+        # A restored subscriber must never connect to the real publisher and consume its changes.
+        "max_logical_replication_workers": "0",
     }
     lines = ["", "# pgdrill physical drill: this throwaway server's own settings"]
     lines += [f"{key} = {_quoted(value)}" for key, value in settings.items()]
@@ -203,6 +205,39 @@ def server_settings(data_dir: str, port: int, socket_dir: str) -> str:
 
 
 HBA = "# pgdrill physical drill: only this server's private unix socket directory, nothing else\nlocal all all trust\n"
+
+
+def _stanza_entry(document: Any, stanza: str) -> Dict[str, Any]:
+    entries = document if isinstance(document, list) else []
+    return next((item for item in entries if isinstance(item, dict) and item.get("name") == stanza), {})
+
+
+def archive_max(document: Any, stanza: str) -> Optional[str]:
+    """The newest WAL file pgBackRest's ``info --output=json`` says the stanza's archive holds. Pure."""
+    found = [str(item["max"]) for item in _stanza_entry(document, stanza).get("archive") or [] if isinstance(item, dict) and item.get("max")]
+    return max(found, key=lambda name: (name[8:], name[:8])) if found else None
+
+
+def system_ids(document: Any, stanza: str) -> List[int]:
+    """The system identifiers of the clusters the stanza has held (``db[].system-id``). Pure."""
+    return [item["system-id"] for item in _stanza_entry(document, stanza).get("db") or [] if isinstance(item, dict) and isinstance(item.get("system-id"), int)]
+
+
+def archive_gap(reached_wal: Optional[str], newest_archived: Optional[str]) -> Optional[PgdrillError]:
+    """A restore to the latest point must replay every archived WAL file: recovery that ended in an
+    earlier file met a gap (a file missing or unreadable), and what came after it is lost. Compared
+    by log and segment, whatever the timeline. Pure."""
+    if not newest_archived:
+        return None
+    if not reached_wal:
+        return PgdrillError("the drill cannot tell which WAL file recovery reached", "read the throwaway server's log")
+    if reached_wal[8:] < newest_archived[8:]:
+        return PgdrillError(
+            f"recovery ended in WAL file {reached_wal} but the archive holds WAL up to {newest_archived}: a file between is missing or "
+            "unreadable, and every commit after the gap cannot be restored",
+            "run pgbackrest check and pgbackrest info on the source, find the missing WAL file in the repository, and take a new full backup",
+        )
+    return None
 
 
 def lsn_number(text: Optional[str]) -> Optional[int]:
@@ -227,6 +262,8 @@ def rpo(
         return None, "a restore point target: the drill restores to the point on purpose, there is no loss to measure"
     if source is None:
         return None, "the source was not asked (no pitr_source) or not reachable when the drill started, so its newest commit is unknown"
+    if source.get("other_cluster"):
+        return None, "pitr_source names a cluster other than the stanza's (its system identifier differs), so it says nothing of what was lost"
     if source.get("newest_commit") and reached_commit:
         seconds = (_moment(source["newest_commit"]) - _moment(reached_commit)).total_seconds()
         return round(max(seconds, 0.0), 3), "the source's newest commit when the drill started against the newest commit recovered"
@@ -281,7 +318,8 @@ def backup_label(restore_output: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def count_problems(expected: Dict[str, int], actual: Dict[str, int], what: str) -> List[str]:
-    """Each table whose rows differ, in words. Pure."""
-    names = sorted(set(expected) | set(actual))
+def count_problems(expected: Dict[str, int], actual: Dict[str, int], what: str, unlogged: Sequence[str] = ()) -> List[str]:
+    """Each table whose rows differ, in words; UNLOGGED tables left out (a physical restore brings
+    them back empty, by design). Pure."""
+    names = sorted((set(expected) | set(actual)) - set(unlogged))
     return [f"{name}: {expected.get(name)} rows {what}, {actual.get(name)} restored" for name in names if expected.get(name) != actual.get(name)]

@@ -143,7 +143,7 @@ def pitr_restore(
     conn = connection or Connection()
     server = Server(bin_dir, data_dir, user, os.path.join(data_dir, START_LOG), replace(conn, user=conn.user or "postgres"), config_dir)
     try:
-        result.update(recover(server, summary, label, recovery_timeout))
+        recover(server, summary, label, recovery_timeout, result, latest=wanted.kind == "latest")
     except PgdrillError as exc:
         raise PgdrillError(exc.problem, f"{exc.fix}; the restored files stay in {data_dir} (its start log: {server.log_file})") from None
     timings["recovery"] = round(time.monotonic() - started - timings["restore"], 3)

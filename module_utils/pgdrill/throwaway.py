@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import logging
@@ -28,6 +29,8 @@ log = logging.getLogger("pgdrill")
 # A drill's directory older than this, not kept, is one a killed drill left behind.
 LEFTOVER_GRACE_SECONDS = 24 * 3600
 KEPT_MARK = "KEPT"
+# Written into each drill's directory when it is made: only directories carrying it are ever swept.
+OWNED_MARK = "PGDRILL_PHYSICAL_DRILL"
 DIRECTORY_PREFIX = "pitr-drill-"
 # A unix socket's path holds at most 107 bytes; beyond this the socket directory goes under /tmp.
 SOCKET_DIR_LIMIT = 80
@@ -50,20 +53,33 @@ def as_user(os_user: Optional[str], argv: List[str]) -> List[str]:
     return ["runuser", "-u", os_user, "--", *argv] if os_user else argv
 
 
+def _ours(path: str, owners: "set[int]") -> bool:
+    """A real directory (never a symlink) owned by the drill's own user, holding the mark a drill
+    writes when it creates one: nothing planted under a shared parent is ever stopped or removed."""
+    try:
+        info = os.lstat(path)
+        mark = os.lstat(os.path.join(path, OWNED_MARK))
+        data = os.lstat(os.path.join(path, "data"))
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid in owners and stat.S_ISREG(mark.st_mode) and mark.st_uid in owners and stat.S_ISDIR(data.st_mode)
+
+
 def sweep_leftovers(parent: str, bin_dir: str, os_user: Optional[str], now: Optional[float] = None) -> List[str]:
-    """The directories of physical drills killed before their cleanup (older than a day, not kept):
-    their servers stopped, the directories removed. Returns what was removed."""
+    """The directories of physical drills killed before their cleanup (older than a day, not kept,
+    made by a drill of this user): their servers stopped, the directories removed. Returns what was removed."""
     removed = []
     moment = time.time() if now is None else now
+    owners = {os.geteuid()} | ({pwd.getpwnam(os_user).pw_uid} if os_user else set())
     try:
         names = sorted(os.listdir(parent))
     except OSError:
         return []
     for name in names:
         path = os.path.join(parent, name)
-        if not name.startswith(DIRECTORY_PREFIX) or not os.path.isdir(path) or os.path.exists(os.path.join(path, KEPT_MARK)):
+        if not name.startswith(DIRECTORY_PREFIX) or not _ours(path, owners) or os.path.lexists(os.path.join(path, KEPT_MARK)):
             continue
-        if moment - os.stat(path).st_mtime < LEFTOVER_GRACE_SECONDS:
+        if moment - os.lstat(path).st_mtime < LEFTOVER_GRACE_SECONDS:
             continue
         data = os.path.join(path, "data")
         if os.path.exists(os.path.join(data, "postmaster.pid")):
@@ -173,11 +189,16 @@ class Throwaway(Server):
         self.socket_base = self.base if len(self.base) < SOCKET_DIR_LIMIT else tempfile.mkdtemp(prefix="pgdrill-sock-")
         self.socket_dir = os.path.join(self.socket_base, "socket")
         self.port = free_port()
-        data = os.path.join(self.base, "data")
-        super().__init__(bin_dir, data, os_user, os.path.join(self.base, "server.log"), Connection(host=self.socket_dir, port=self.port, user=superuser))
+        connection = Connection(host=self.socket_dir, port=self.port, user=superuser)
+        super().__init__(bin_dir, os.path.join(self.base, "data"), os_user, os.path.join(self.base, "server.log"), connection)
         os.mkdir(self.data, 0o700)
+        with open(os.open(os.path.join(self.base, OWNED_MARK), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+            handle.write("a pgdrill physical drill's throwaway server; removed by the drill, or by a later one when left over a day\n")
         os.mkdir(self.socket_dir, 0o700)
-        for path in dict.fromkeys((self.base, self.data, self.socket_base, self.socket_dir)):
+        # Where pgBackRest puts the restored tablespaces: inside this directory, removed with it.
+        self.tablespaces = os.path.join(self.base, "tablespaces")
+        os.mkdir(self.tablespaces, 0o700)
+        for path in dict.fromkeys((self.base, self.data, self.tablespaces, self.socket_base, self.socket_dir)):
             self._own(path)
         if self.os_user and subprocess.run(self._as_owner(["test", "-w", self.data]), capture_output=True).returncode != 0:
             self.remove()

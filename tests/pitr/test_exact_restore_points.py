@@ -131,10 +131,10 @@ def test_restore_point_names_are_plain_words(name):
 
 
 def test_restores_never_archive_into_the_source_repository_and_name_their_target():
-    command = pgbackrest.restore_argv("/etc/pgbackrest/pgbackrest.conf", "main", "/srv/drill/data", "name", "pgdrill_1")
+    command = pgbackrest.restore_argv("/nonexistent/pgbackrest/pgbackrest.conf", "main", "/srv/drill/data", "name", "pgdrill_1")
     assert command == [
         "pgbackrest",
-        "--config=/etc/pgbackrest/pgbackrest.conf",
+        "--config=/nonexistent/pgbackrest/pgbackrest.conf",
         "--stanza=main",
         "--pg1-path=/srv/drill/data",
         "--archive-mode=off",

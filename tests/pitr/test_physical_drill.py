@@ -20,6 +20,7 @@ import pytest
 from helpers import run_cli, write_config
 from pgdrill import db, operations, pitr, throwaway
 from pgdrill.config import Connection
+from pgdrill.errors import PgdrillError
 from pgdrill.drill_config import DrillConfig
 from pgdrill.pitr_drill import PhysicalDrill
 from pgdrill_lab.cluster import Cluster, pgserver_bindir
@@ -81,6 +82,21 @@ def repo():
             "CREATE TABLE totals (id int PRIMARY KEY, total bigint NOT NULL);"
             "INSERT INTO totals VALUES (1, 0);"
             "INSERT INTO ledger (amount) SELECT g % 50 FROM generate_series(1, 5000) g;",
+            dbname="app",
+        )
+        # A tablespace (restored inside the drill's own directory, never at the source's path, which
+        # here is on the same machine and in use) and an UNLOGGED table (empty after any physical
+        # restore: not counted against the point).
+        tablespace = base / "tablespace"
+        tablespace.mkdir()
+        if pg.os_user:
+            shutil.chown(tablespace, pg.os_user, pg.os_user)
+        pg.psql(f"CREATE TABLESPACE drill_space LOCATION '{tablespace}'")
+        pg.psql(
+            "CREATE TABLE archived (id int PRIMARY KEY, note text) TABLESPACE drill_space;"
+            "INSERT INTO archived SELECT g, 'row ' || g FROM generate_series(1, 500) g;"
+            "CREATE UNLOGGED TABLE sessions (id int PRIMARY KEY, token text);"
+            "INSERT INTO sessions SELECT g, md5(g::text) FROM generate_series(1, 10) g;",
             dbname="app",
         )
         archive = PgBackRestRepo(pg, s3, "drill-tests", stanza=STANZA).setup()
@@ -296,14 +312,25 @@ def test_the_drill_module_in_check_mode_only_resolves_and_checks_versions_then_d
 
 
 def test_directories_left_by_a_killed_drill_are_swept_after_a_day_unless_kept(tmp_path):
-    for name in ("pitr-drill-old", "pitr-drill-kept", "pitr-drill-new", "other-old"):
+    """Only the drill's own directories: real directories carrying its mark, never a symlink planted
+    under a shared parent (it could point at a live cluster) and never an unmarked directory."""
+    elsewhere = tmp_path / "elsewhere"
+    for name in ("pitr-drill-old", "pitr-drill-kept", "pitr-drill-new", "pitr-drill-unmarked", "other-old"):
         os.makedirs(tmp_path / name / "data")
+        if name != "pitr-drill-unmarked":
+            (tmp_path / name / throwaway.OWNED_MARK).write_text("a drill's")
+    os.makedirs(elsewhere / "victim" / "data")
+    (elsewhere / "victim" / throwaway.OWNED_MARK).write_text("looks like a drill's")
+    os.symlink(elsewhere / "victim", tmp_path / "pitr-drill-planted")
     (tmp_path / "pitr-drill-kept" / throwaway.KEPT_MARK).write_text("kept")
     day_old = time.time() - throwaway.LEFTOVER_GRACE_SECONDS - 60
-    for name in ("pitr-drill-old", "pitr-drill-kept", "other-old"):
+    for name in ("pitr-drill-old", "pitr-drill-kept", "pitr-drill-unmarked", "other-old"):
         os.utime(tmp_path / name, (day_old, day_old))
+    os.utime(elsewhere / "victim", (day_old, day_old))
+    os.utime(tmp_path / "pitr-drill-planted", (day_old, day_old), follow_symlinks=False)
     assert throwaway.sweep_leftovers(str(tmp_path), "/nonexistent", None) == [str(tmp_path / "pitr-drill-old")]
-    assert sorted(os.listdir(tmp_path)) == ["other-old", "pitr-drill-kept", "pitr-drill-new"]
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere", "other-old", "pitr-drill-kept", "pitr-drill-new", "pitr-drill-planted", "pitr-drill-unmarked"]
+    assert os.path.isdir(elsewhere / "victim" / "data")
 
 
 def test_a_name_target_proves_the_saved_point_of_that_name_when_there_is_one(tmp_path):
@@ -323,5 +350,28 @@ def test_a_name_target_proves_the_saved_point_of_that_name_when_there_is_one(tmp
     config = DrillConfig(database="app", prefix="app", connection=Connection(), evidence_dir=str(tmp_path / "evidence"))
     found = resolve(config, DrillRun({}), parse_target(f"name:{point['name']}"), str(tmp_path))
     assert found.point["row_counts"] == {"t": 1} and found.point["database"] == "app" and found.point_name == point["name"]
-    unsaved = resolve(config, DrillRun({}), parse_target("name:pgdrill_app_20261205T020000Z"), str(tmp_path))
-    assert unsaved.point is None and unsaved.point_name == "pgdrill_app_20261205T020000Z"
+    # A point pgdrill marked has a record: without it the drill would prove nothing, so it refuses.
+    with pytest.raises(PgdrillError, match="marked by pgdrill but its record is not"):
+        resolve(config, DrillRun({}), parse_target("name:pgdrill_app_20261205T020000Z"), str(tmp_path))
+    # A point someone else made (pg_create_restore_point by hand) is reached without that proof.
+    unsaved = resolve(config, DrillRun({}), parse_target("name:before_migration_42"), str(tmp_path))
+    assert unsaved.point is None and unsaved.point_name == "before_migration_42"
+
+
+def test_a_latest_drill_over_a_gap_in_the_archive_fails_naming_it(repo):
+    """Last in this module: it deletes a WAL file from the repository. Recovery ends at the gap and
+    promotes; the drill must not call that the latest point."""
+    pg, archive, _writer, base = repo
+    for _ in range(3):
+        pg.psql("INSERT INTO ledger (amount) VALUES (7)", dbname="app")
+        _switch_and_wait(pg, archive)
+    client = archive.s3.client()
+    wal = sorted(
+        item["Key"]
+        for item in client.list_objects_v2(Bucket=archive.bucket)["Contents"]
+        if "/archive/" in item["Key"] and len(item["Key"].rsplit("/", 1)[-1]) > 40 and ".backup" not in item["Key"]
+    )
+    client.delete_object(Bucket=archive.bucket, Key=wal[-2])  # the next to last archived WAL file: lost
+    record = _drill(pg, archive, base, "gap", "latest")["record"]
+    assert record["outcome"] == "failed" and record["failed_step"] == "recovery", (record["failed_step"], record["error"])
+    assert "missing or unreadable" in record["error"] and record["archive_max"] == wal[-1].rsplit("/", 1)[-1][:24]

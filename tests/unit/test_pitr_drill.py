@@ -9,8 +9,11 @@ from pgdrill.errors import PgdrillError
 from pgdrill.pitr_drill import (
     HBA,
     Target,
+    archive_gap,
+    archive_max,
     backup_before,
     backup_label,
+    count_problems,
     evidence_target,
     lsn_number,
     major_problem,
@@ -22,6 +25,7 @@ from pgdrill.pitr_drill import (
     server_settings,
     set_restore_point,
     source_connection,
+    system_ids,
     wal_file,
 )
 
@@ -149,3 +153,53 @@ def test_a_point_is_restored_from_the_newest_backup_that_ended_before_it():
         backup_before(info, "main", "0/2000000")
     with pytest.raises(PgdrillError):
         backup_before(info, "other", "0/7000000")
+
+
+INFO = [
+    {
+        "name": "main",
+        "db": [{"id": 1, "system-id": 7001, "version": "15"}],
+        "archive": [{"id": "15-1", "min": "000000010000000000000001", "max": "000000020000000000000009"}],
+    }
+]
+
+
+def test_a_latest_drill_must_reach_the_newest_archived_wal_file_whatever_its_timeline():
+    assert archive_max(INFO, "main") == "000000020000000000000009" and archive_max(INFO, "other") is None
+    assert system_ids(INFO, "main") == [7001]
+    assert archive_gap("000000010000000000000009", "000000020000000000000009") is None  # same segment, older timeline
+    assert archive_gap("00000001000000000000000A", "000000020000000000000009") is None
+    gap = archive_gap("000000010000000000000006", "000000020000000000000009")
+    assert gap is not None and "missing or unreadable" in gap.message and "000000010000000000000006" in gap.message
+    assert archive_gap(None, "000000010000000000000009") is not None  # unknown is no pass
+    assert archive_gap("000000010000000000000006", None) is None  # an archive that says nothing: nothing to compare
+
+
+def test_the_rpo_is_never_measured_against_another_cluster():
+    source = {"insert_lsn": "0/1000000", "newest_commit": None, "system_id": 9, "other_cluster": True}
+    seconds, basis = rpo(Target("latest", None), "2026-12-05T01:00:00Z", "0/6000000", source)
+    assert seconds is None and "other than the stanza's" in basis
+
+
+def test_unlogged_tables_are_not_counted_against_a_point():
+    expected = {"public.ledger": 5, "public.sessions": 10}
+    assert count_problems(expected, {"public.ledger": 5, "public.sessions": 0}, "at the point", ["public.sessions"]) == []
+    assert count_problems(expected, {"public.ledger": 4, "public.sessions": 0}, "at the point", ["public.sessions"]) == [
+        "public.ledger: 5 rows at the point, 4 restored"
+    ]
+    assert count_problems(expected, {"public.ledger": 5, "public.sessions": 0}, "at the point") != []
+
+
+def test_the_throwaway_server_starts_no_logical_replication_worker():
+    assert "max_logical_replication_workers = '0'" in server_settings("/d", 5999, "/s")
+
+
+def test_the_log_line_of_a_physical_drill_says_what_it_proved_and_what_it_could_not():
+    from pgdrill.drill import physical_proofs
+
+    proved = {"fingerprint": "identical", "row_counts": "identical", "amcheck": {"indexes": 12, "failed": []}, "logical_equal": "n/a", "smoke": "n/a"}
+    assert (
+        physical_proofs(proved) == "proofs: fingerprint identical, row counts identical, amcheck 12 indexes, 0 failed (not proved: logical set, smoke checks)"
+    )
+    bare = {"fingerprint": "n/a", "row_counts": "n/a", "amcheck": {"indexes": 3, "failed": []}, "logical_equal": "n/a", "smoke": "n/a"}
+    assert "not proved: fingerprint, row counts, logical set, smoke checks" in physical_proofs(bare)

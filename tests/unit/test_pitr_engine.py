@@ -90,3 +90,21 @@ def test_a_manifests_restore_point_is_checked_like_every_field():
     }
     assert manifest.schema_problems({"restore_point": point}, manifest.SCHEMA, "") == []
     assert manifest.schema_problems({"restore_point": {**point, "lsn": 7}}, manifest.SCHEMA, "") == ["field restore_point.lsn: expected a string"]
+
+
+def test_archiving_whose_last_failure_is_newer_than_its_last_success_is_failing():
+    ok = {"last_archived_at": "2026-12-05T01:00:00Z", "last_failed_at": "2026-12-05T00:00:00Z", "last_failed_wal": "A", "failed_count": 1}
+    assert pitr.archive_failing(ok) is None and pitr.archive_failing(None) is None
+    assert pitr.archive_failing({**ok, "last_failed_at": None}) is None
+    failing = pitr.archive_failing({**ok, "last_failed_at": "2026-12-05T02:00:00Z", "last_failed_wal": "000000010000000000000007"})
+    assert failing and "000000010000000000000007" in failing and "failing" in failing
+    assert pitr.archive_failing({**ok, "last_archived_at": None})  # failed, never archived
+
+
+def test_a_point_name_is_saved_once(tmp_path):
+    good = {"name": "pgdrill_shop_20261204T021500Z", "lsn": "0/3000090", "wal_file": "000000010000000000000003", "created_at": "2026-12-04T02:15:00Z"}
+    pitr.save_point(str(tmp_path), {**good, "fingerprint": {}, "row_counts": {}})
+    with pytest.raises(PgdrillError, match="already saved"):
+        pitr.refuse_saved(str(tmp_path), good["name"])
+    with pytest.raises(PgdrillError, match="already saved"):
+        pitr.save_point(str(tmp_path), {**good, "fingerprint": {}, "row_counts": {}})
