@@ -780,7 +780,7 @@ MUTANTS = [
     ),
     Mutant(
         "drill role: a kept copy of the set keeps the globals",
-        "roles/pgdrill_drill/tasks/main.yml",
+        "roles/pgdrill_drill/tasks/logical.yml",
         'loop: "{{ __pgdrill_drill_kept_places | product(__pgdrill_drill_kept_left_out) | list }}"',
         "loop: []",
         ["tests/ansible/test_drill.py::test_passing_drill_can_keep_its_database_for_inspection"],

@@ -21,6 +21,7 @@ import tempfile
 
 from . import checkout
 from .cluster import Cluster
+from .demo_pitr import demo_pitr
 from .sample import create_sample, smoke_checks
 
 
@@ -137,7 +138,12 @@ def main(argv=None) -> int:
     run_demo = sub.add_parser("demo", help="back up, verify by restore, and list, on a throwaway cluster")
     run_demo.add_argument("--keep", action="store_true", help="leave the cluster running afterwards")
     run_demo.add_argument("--scale", type=int, default=20000, help="invoices in the sample database (default 20000)")
+    run_demo.add_argument(
+        "--pitr", action="store_true", help="point-in-time recovery instead: pgBackRest provisioned by the role, a restore point, two PITR drills"
+    )
     args = parser.parse_args(argv)
+    if args.pitr:
+        return demo_pitr(args.keep, args.scale)
     return demo(args.keep, args.scale)
 
 

@@ -20,6 +20,18 @@ from .processes import free_ports
 from .s3server import REGION, S3Server
 
 
+def wait_archived(cluster: Cluster, wal_file: str, timeout: float = 60.0) -> None:
+    """Until the server has archived ``wal_file`` (pg_stat_archiver; names sort in WAL order)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = cluster.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+        if last >= wal_file:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{wal_file} was not archived within {timeout:g} s (last archived: {last or 'none'})")
+        time.sleep(0.2)
+
+
 class PgBackRestRepo:
     def __init__(self, cluster: Cluster, s3: S3Server, bucket: str, stanza: str = "main", path: str = "/hosts/lab") -> None:
         if not shutil.which("pgbackrest"):
@@ -96,15 +108,7 @@ class PgBackRestRepo:
         return pgbackrest.parse_info(self.run("info", "--output=json"), self.stanza)
 
     def wait_archived(self, wal_file: str, timeout: float = 60.0) -> None:
-        """Until the server has archived ``wal_file`` (pg_stat_archiver; names sort in WAL order)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            last = self.cluster.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
-            if last >= wal_file:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{wal_file} was not archived within {timeout:g} s (last archived: {last or 'none'})")
-            time.sleep(0.2)
+        wait_archived(self.cluster, wal_file, timeout)
 
     def restore(self, name: str, target_type: str = "default", target: Optional[str] = None, timings: Optional[Dict[str, float]] = None) -> Cluster:
         """Restore into a new data directory, start a throwaway server on it, and wait until it has

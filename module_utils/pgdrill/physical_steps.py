@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import grp
 import pwd
+import stat
 import secrets
 import subprocess
 from dataclasses import replace
@@ -73,21 +75,35 @@ class Resolved:
         return (self.point or {}).get("name") or (self.target.value if self.target.kind == "name" else None)
 
 
+def config_reader(owner: str, group: str, mode: int, is_user: bool) -> Optional[str]:
+    """Who reads pgBackRest's config: its owner, or, when root owns it (as the pgdrill_pitr role
+    writes it: root, group postgres, 0640), the user its group is named after. Pure."""
+    if owner != "root":
+        return owner
+    return group if mode & stat.S_IRGRP and group != "root" and is_user else None
+
+
 def os_user_for(config_file: str) -> Optional[str]:
-    """Run as root, the drill acts as the owner of pgBackRest's config (the cluster's OS user, who
-    holds the repository's secrets); otherwise as itself."""
+    """Run as root, the drill acts as the cluster's OS user who reads pgBackRest's config (and the
+    repository's secrets); otherwise as itself."""
     if os.geteuid() != 0:
         return None
     try:
-        owner = pwd.getpwuid(os.stat(config_file).st_uid).pw_name
+        info = os.stat(config_file)
+        owner, group = pwd.getpwuid(info.st_uid).pw_name, grp.getgrgid(info.st_gid).gr_name
     except (OSError, KeyError):
         raise PgdrillError(f"cannot read pgBackRest's config {config_file}", "set pitr_config (--pgbackrest-config) to the config file on staging") from None
-    if owner == "root":
+    try:
+        is_user = bool(pwd.getpwnam(group))
+    except KeyError:
+        is_user = False
+    reader = config_reader(owner, group, info.st_mode, is_user)
+    if reader is None:
         raise PgdrillError(
-            f"pgBackRest's config {config_file} belongs to root, and PostgreSQL never runs as root",
-            "make the config file the cluster's OS user's (postgres), or run the drill as that user",
+            f"pgBackRest's config {config_file} belongs to root and no other user may read it, and PostgreSQL never runs as root",
+            "make the config readable by the cluster's OS user (the pgdrill_pitr role writes it root:postgres 0640), or run the drill as that user",
         )
-    return owner
+    return reader
 
 
 def resolve(config: DrillConfig, run: DrillRun, target: Target, set_dir: Optional[str]) -> Resolved:

@@ -11,13 +11,14 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 import threading
 import time
 
 import pytest
 
-from helpers import run_cli, write_config
+from helpers import playbook_run, run_cli, write_config
 from pgdrill import db, operations, pitr, throwaway
 from pgdrill.config import Connection
 from pgdrill.errors import PgdrillError
@@ -284,7 +285,7 @@ def test_a_staging_host_of_another_major_version_is_refused_before_any_restore(r
     assert not os.path.exists(base / "major" / "work") or not os.listdir(base / "major" / "work")
 
 
-def test_the_drill_module_in_check_mode_only_resolves_and_checks_versions_then_drills_for_real(repo, run_module):
+def test_the_drill_module_in_check_mode_only_resolves_and_checks_versions_then_the_playbook_drills_for_real(repo, run_module, tmp_path, monkeypatch):
     pg, archive, _writer, base = repo
     args = {
         "kind": "physical",
@@ -302,13 +303,37 @@ def test_the_drill_module_in_check_mode_only_resolves_and_checks_versions_then_d
     assert not os.path.exists(base / "module-work"), "check mode never restores"
     result, failed, _commands = run_module("pgdrill_drill", dict(args, pg_bin_dir=pgserver_bindir()), check_mode=True)
     assert failed and result["failed_step"] == "check versions" and "install postgresql-15 on staging" in result["msg"]
-    # For real: the module restores, proves and removes, and says what it could not measure.
-    result, failed, _commands = run_module("pgdrill_drill", args)
-    record = result["record"]
-    assert not failed and record["kind"] == "physical" and record["passed"] is True, result
+    # For real, through the playbook and the drill role (kind physical): restored, proved, removed,
+    # the evidence collected on the controller and the log line saying what could not be measured.
+    controller = base / "controller"
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))  # runner's ansible-playbook: this venv's
+    extravars = {
+        "pgdrill_drill_kind": "physical",
+        "pgdrill_drill_database": "app",
+        "pgdrill_drill_source_host": "source",
+        "pgdrill_drill_pitr_stanza": STANZA,
+        "pgdrill_drill_pitr_config": archive.config_file,
+        "pgdrill_drill_work_dir": str(base / "play-work"),
+        "pgdrill_drill_login_user": "postgres",
+        "pgdrill_drill_controller_dir": str(controller),
+        "pgdrill_drill_log": str(controller / "drill-log.md"),
+        "pgdrill_drill_checks": [{"name": "ledger has rows", "sql": "SELECT 1 FROM ledger LIMIT 1", "expect": "rows"}],
+    }
+    done = playbook_run(tmp_path, "run_restore_drill.yml", extravars)
+    assert done.rc == 0, done.stdout[-3000:]
+    [evidence] = glob.glob(str(controller / "evidence" / "staging" / "*.json"))
+    record = json.load(open(evidence))
+    assert record["kind"] == "physical" and record["outcome"] == "passed" and record["proofs"]["smoke"] == "passed", record
     assert record["rpo_seconds"] is None and "pitr_source" in record["rpo_basis"] and record["proofs"]["amcheck"]["failed"] == []
     assert set(record["timings"]) >= {"resolve target", "check versions", "restore", "recovery", "checks", "cleanup"}
-    assert os.listdir(base / "module-work") == []
+    line = (controller / "drill-log.md").read_text()
+    assert "physical to latest" in line and "RPO n/a" in line and "PASSED" in line
+    assert os.listdir(base / "play-work" / "pitr") == []
+    # A pgdrill point whose record staging does not hold: the play fails naming the step, and says so in the evidence.
+    done = playbook_run(tmp_path, "run_restore_drill.yml", dict(extravars, pgdrill_drill_target="name:pgdrill_app_20261205T040000Z"))
+    assert done.rc != 0 and "failed at step 'resolve target'" in done.stdout and "its record is not" in done.stdout
+    records = [json.load(open(path)) for path in glob.glob(str(controller / "evidence" / "staging" / "*.json"))]
+    assert sorted(r["outcome"] for r in records) == ["failed", "passed"]
 
 
 def test_directories_left_by_a_killed_drill_are_swept_after_a_day_unless_kept(tmp_path):

@@ -203,3 +203,13 @@ def test_the_log_line_of_a_physical_drill_says_what_it_proved_and_what_it_could_
     )
     bare = {"fingerprint": "n/a", "row_counts": "n/a", "amcheck": {"indexes": 3, "failed": []}, "logical_equal": "n/a", "smoke": "n/a"}
     assert "not proved: fingerprint, row counts, logical set, smoke checks" in physical_proofs(bare)
+
+
+def test_a_root_owned_config_is_read_by_the_user_its_group_is_named_after():
+    from pgdrill.physical_steps import config_reader
+
+    assert config_reader("postgres", "postgres", 0o600, True) == "postgres"
+    assert config_reader("root", "postgres", 0o640, True) == "postgres"  # as the pgdrill_pitr role writes it
+    assert config_reader("root", "postgres", 0o600, True) is None  # the group may not read it
+    assert config_reader("root", "root", 0o640, True) is None
+    assert config_reader("root", "backup-readers", 0o640, False) is None  # a group no user is named after
