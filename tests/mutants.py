@@ -41,6 +41,8 @@ FIDELITY = "tests/engine/test_verify_fidelity.py::"
 PHYSICAL = "tests/pitr/test_physical_drill.py::"
 PITR_UNIT = "tests/unit/test_pitr_drill.py::"
 PITR = "tests/pitr/test_exact_restore_points.py::"
+DR = "tests/pitr/test_disaster_recovery.py::"
+DR_UNIT = "tests/unit/test_pitr_restore.py::"
 FINGERPRINT = "tests/unit/test_fingerprint.py::"
 DJANGO = "tests/packaging/test_django_command.py::"
 CORPUS = "tests/engine/test_bad_input_corpus.py::"
@@ -899,8 +901,8 @@ MUTANTS = [
     Mutant(
         "physical drill: a latest drill that stopped at a gap in the archive passes",
         ENGINE + "physical_steps.py",
-        "            if gap:",
-        "            if False:",
+        "    if gap:",
+        "    if False:",
         [PHYSICAL + "test_a_latest_drill_over_a_gap_in_the_archive_fails_naming_it"],
     ),
     Mutant(
@@ -999,6 +1001,41 @@ MUTANTS = [
         "            status.update(ok=False, status=exc.message)",
         "            status.update(status=exc.message)",
         [PITR + "test_pgdrill_info_reports_the_stanza_of_a_database_with_pitr_and_says_why_when_it_cannot"],
+    ),
+    # --- issue 20, slice "disaster recovery to the latest point" (item 6) ------------------------------
+    Mutant(
+        "pitr restore: an existing data directory is restored over without the confirmation",
+        ENGINE + "pitr_restore.py",
+        "    if not confirm:",
+        "    if False:",
+        [
+            DR_UNIT + "test_an_existing_data_directory_is_replaced_only_when_the_confirmation_names_it",
+            DR + "test_the_source_destroyed_restore_database_brings_back_every_committed_transaction_and_its_guard_holds",
+        ],
+    ),
+    Mutant(
+        "pitr restore: a confirmation naming another directory replaces this one",
+        ENGINE + "pitr_restore.py",
+        "    if confirm and os.path.normpath(confirm) != os.path.normpath(data_dir):",
+        "    if False:",
+        [
+            DR_UNIT + "test_an_existing_data_directory_is_replaced_only_when_the_confirmation_names_it",
+            DR + "test_the_source_destroyed_restore_database_brings_back_every_committed_transaction_and_its_guard_holds",
+        ],
+    ),
+    Mutant(
+        "pitr restore: check mode restores",
+        ENGINE + "pitr_restore.py",
+        "    if check:",
+        "    if False:",
+        [DR + "test_the_source_destroyed_restore_database_brings_back_every_committed_transaction_and_its_guard_holds"],
+    ),
+    Mutant(
+        "physical restore: the server is not waited for until it is promoted",
+        ENGINE + "physical_steps.py",
+        "    server.wait_promoted(timeout)",
+        "    pass",
+        [DR + "test_the_source_destroyed_restore_database_brings_back_every_committed_transaction_and_its_guard_holds"],
     ),
     Mutant(
         "pitr: pgBackRest given --config alone never reads the secrets in conf.d",

@@ -18,6 +18,7 @@ MODULES = [
     "pgdrill_smoke",
     "pgdrill_evidence",
     "pgdrill_drill",
+    "pgdrill_pitr_restore",
     "pgdrill_report",
     "pgdrill_pin",
     "pgdrill_push",

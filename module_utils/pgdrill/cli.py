@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--media", action="store_true", help="back up the media root into the same set")
     parser.add_argument("--no-prune", action="store_true", help="do not apply retention after the backup")
     parser.add_argument("--version", action="version", version=f"pgdrill {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,pin,unpin,restore-media,drill,mark,pitr-backup,pitr-status}")
+    sub = parser.add_subparsers(dest="command", metavar="{verify,prune,list,push,pull,pin,unpin,restore-media,drill,mark,pitr-backup,pitr-status,pitr-restore}")
     verify = sub.add_parser("verify", help="check a set's checksums and archive; --restore restores it into a scratch database")
     _common(verify, suppress=True)
     verify.add_argument("set", nargs="?", metavar="SET", help="set name, stamp or file name (default: the newest complete set)")
@@ -407,6 +407,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return cmd_drill(args)
     if command in ("pitr-backup", "pitr-status"):
         return cli_pitr.run(args)
+    if command == "pitr-restore":
+        return cli_pitr.restore(args)
     try:
         configs = load_seed_configs(args.config, overrides=overrides, only=args.database)
     except PgdrillError as exc:

@@ -17,6 +17,7 @@ from . import metrics, operations
 from .config import Connection, DatabaseConfig, argument_type
 from .compat import load_seed_configs
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockBusy, PgdrillError
+from .pitr_restore import pitr_restore
 
 log = logging.getLogger("pgdrill")
 DEFAULT_PGBACKREST_CONFIG = DatabaseConfig.pitr_config
@@ -52,6 +53,56 @@ def add_parsers(sub, common: Callable[[argparse.ArgumentParser, bool], None]) ->
                 help="heartbeat URL, or @FILE holding it (the URL holds a secret: @FILE keeps it out of the process list)",
             )
             parser.add_argument("--ping-exit-codes", action="store_true", default=None, help="a failure pings /<exit code> instead of /fail")
+    add_restore_parser(sub)
+
+
+def add_restore_parser(sub) -> None:
+    """``pitr-restore``: disaster recovery to a point, from flags alone (run as root or the cluster's OS user)."""
+    parser = sub.add_parser("pitr-restore", help="restore the cluster from pgBackRest into its data directory, recover to a point, promote")
+    parser.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS, help="check the request and the repository, change nothing")
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print a machine-readable result on stdout")
+    parser.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="log each step")
+    parser.add_argument("--stanza", required=True, type=argument_type("pitr_stanza", "--stanza"), help="pgBackRest stanza")
+    parser.add_argument("--pgbackrest-config", metavar="FILE", default=DEFAULT_PGBACKREST_CONFIG, help="pgBackRest's config file")
+    parser.add_argument("--data-dir", required=True, metavar="DIR", help="the cluster's data directory: empty or absent, or confirmed with --confirm DIR")
+    parser.add_argument("--confirm", metavar="DIR", help="the data directory again: stop its server and replace the cluster in it")
+    parser.add_argument("--target", default="latest", help="latest (default), time:ISO8601 or name:POINT")
+    parser.add_argument("--config-dir", metavar="DIR", help="where postgresql.conf lives (default: the data directory)")
+    parser.add_argument("--pg-bin-dir", metavar="DIR", help="the server binaries (default: the installed ones of the repository's major)")
+    parser.add_argument("--host", help="how to reach the restored server: its socket directory (default: libpq's)")
+    parser.add_argument("--port", type=int, help="its port (default: libpq's)")
+    parser.add_argument("--passfile", metavar="FILE", help="a .pgpass file for the postgres user")
+    parser.add_argument("--recovery-timeout", type=float, default=3600.0, metavar="SECONDS", help="how long recovery may take (default 3600)")
+
+
+def restore(args) -> int:
+    """``pitr-restore``; the exit code."""
+    try:
+        outcome = pitr_restore(
+            args.stanza,
+            args.pgbackrest_config,
+            args.data_dir,
+            target=args.target,
+            confirm=args.confirm,
+            connection=Connection(host=args.host, port=args.port, user="postgres", passfile=args.passfile),
+            pg_bin_dir=args.pg_bin_dir,
+            config_dir=args.config_dir,
+            recovery_timeout=args.recovery_timeout,
+            check=args.dry_run,
+        )
+    except PgdrillError as exc:
+        return _fail(args, exc, EXIT_FAILED)
+    if args.json:
+        print(json.dumps({"ok": True, "command": args.command, **outcome}, indent=2, default=str))
+    elif args.dry_run:
+        print(outcome["msg"])
+    else:
+        reached = outcome["reached"]
+        print(
+            f"{args.stanza}: restored into {args.data_dir} (backup {outcome['backup_label']}), reached LSN {reached['lsn']}, last commit {reached['commit_time']}"
+        )
+        print(outcome["note"])
+    return EXIT_OK
 
 
 def _settings(args) -> Dict[str, Any]:

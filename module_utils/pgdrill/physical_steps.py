@@ -50,7 +50,7 @@ from .pitr_drill import (
     wal_file,
 )
 from .recovery import RestoreOptions, restore_set
-from .throwaway import Throwaway
+from .throwaway import Server, Throwaway
 
 log = logging.getLogger("pgdrill")
 SOURCE_SQL = """
@@ -173,10 +173,11 @@ def source_position(source: Optional[Connection]) -> Optional[Dict[str, Any]]:
 
 
 def check_repository(
-    config: DrillConfig, run: DrillRun, physical: PhysicalDrill, user: Optional[str], resolved: Resolved
+    physical: PhysicalDrill, user: Optional[str], pg_bin_dir: Optional[str], record: Dict[str, Any], point_lsn: Optional[str] = None
 ) -> Tuple[Dict[str, Any], str, Optional[str]]:
-    """What pgBackRest's ``info`` says (the stanza must be usable), staging's binaries (of the
-    repository's major version, or refused naming the fix) and the backup a point is restored from."""
+    """What pgBackRest's ``info`` says (the stanza must be usable), this host's binaries (of the
+    repository's major version, or refused naming the fix; recorded in ``record``) and the backup a
+    point at ``point_lsn`` is restored from."""
     info_text = _pgbackrest(physical, user, "info", "--output=json")
     summary = pgbackrest.parse_info(info_text, str(physical.stanza))
     if not summary["ok"]:
@@ -185,13 +186,50 @@ def check_repository(
         )
     document = json.loads(info_text)
     major = repository_major(document, str(physical.stanza))
-    bin_dir, staging_major = staging_bindir(config.pg_bin_dir, major)
-    run.record.update(repository_major=major, staging_major=staging_major)
+    bin_dir, staging_major = staging_bindir(pg_bin_dir, major)
+    record.update(repository_major=major, staging_major=staging_major)
     problem = major_problem(major, staging_major, bin_dir)
     if problem:
         raise problem
     summary.update(archive_max=archive_max(document, str(physical.stanza)), system_ids=system_ids(document, str(physical.stanza)))
-    return summary, str(bin_dir), backup_before(document, str(physical.stanza), (resolved.point or {}).get("lsn"))
+    return summary, str(bin_dir), backup_before(document, str(physical.stanza), point_lsn)
+
+
+def restore_into(
+    physical: PhysicalDrill,
+    user: Optional[str],
+    data_dir: str,
+    recovery: Tuple[str, Optional[str]],
+    start_from: Optional[str],
+    tablespaces_under: Optional[str] = None,
+    delta: bool = False,
+) -> Optional[str]:
+    """pgBackRest restores the stanza into ``data_dir`` (archiving off in it), to ``recovery``; with
+    ``delta`` over the stopped cluster already there. The backup set it restored from."""
+    command = pgbackrest.restore_argv(
+        physical.pgbackrest_config, str(physical.stanza), data_dir, *recovery, set_label=start_from, tablespaces_under=tablespaces_under
+    )
+    options = ["--log-level-console=info", *(["--delta"] if delta else [])]
+    return backup_label(pgbackrest.run([*command[:-1], *options, command[-1]], user=user, what="pgbackrest restore"))
+
+
+def recover(server: Server, summary: Dict[str, Any], label: Optional[str], timeout: float, record: Dict[str, Any], latest: bool) -> None:
+    """Start the restored server, wait until it has replayed to its target and is promoted, and
+    record the backup label, the WAL range used and the LSN and commit time reached; a restore to
+    the latest point that stopped before the newest archived WAL met a gap, and fails naming it."""
+    server.start()
+    server.wait_promoted(timeout)
+    reached = server.reached()
+    used: Dict[str, Any] = next((b for b in summary["backups"] if b["label"] == label), {})
+    record.update(
+        backup_label=label,
+        wal_range={"start": used.get("wal_start"), "stop": wal_file(used.get("wal_start"), reached["lsn"], reached["wal_segment_size"])},
+        reached={"lsn": reached["lsn"], "commit_time": reached["commit_time"]},
+        archive_max=summary["archive_max"],
+    )
+    gap = archive_gap(record["wal_range"]["stop"], summary["archive_max"]) if latest else None
+    if gap:
+        raise gap
 
 
 def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, set_dir: Optional[str] = None, check: bool = False) -> None:
@@ -209,7 +247,7 @@ def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, 
         recovery = recovery_target(target, resolved.point_name)
         run.record["target"] = evidence_target(target, resolved.point_name)
         run.steps.next("check versions")
-        summary, bin_dir, start_from = check_repository(config, run, physical, user, resolved)
+        summary, bin_dir, start_from = check_repository(physical, user, config.pg_bin_dir, run.record, (resolved.point or {}).get("lsn"))
         if check:
             return
         source = source_position(physical.source)
@@ -218,28 +256,11 @@ def drill_physical(config: DrillConfig, run: DrillRun, physical: PhysicalDrill, 
         run.steps.next("restore")
         server = Throwaway(bin_dir, config.work_dir, user, config.connection.user or "postgres")
         run.record["data_directory"] = server.data
-        command = pgbackrest.restore_argv(
-            physical.pgbackrest_config, str(physical.stanza), server.data, *recovery, set_label=start_from, tablespaces_under=server.tablespaces
-        )
-        output = pgbackrest.run([*command[:-1], "--log-level-console=info", command[-1]], user=user, what="pgbackrest restore")
-        label = backup_label(output)
-        used: Dict[str, Any] = next((b for b in summary["backups"] if b["label"] == label), {})
+        label = restore_into(physical, user, server.data, recovery, start_from, tablespaces_under=server.tablespaces)
         run.steps.next("recovery")
         server.configure()
-        server.start()
-        server.wait_promoted(physical.recovery_timeout)
-        reached = server.reached()
-        run.record.update(
-            backup_label=label,
-            wal_range={"start": used.get("wal_start"), "stop": wal_file(used.get("wal_start"), reached["lsn"], reached["wal_segment_size"])},
-            reached={"lsn": reached["lsn"], "commit_time": reached["commit_time"]},
-            archive_max=summary["archive_max"],
-        )
-        if target.kind == "latest":
-            gap = archive_gap(run.record["wal_range"]["stop"], summary["archive_max"])
-            if gap:
-                raise gap
-        seconds, basis = rpo(target, reached["commit_time"], reached["lsn"], source)
+        recover(server, summary, label, physical.recovery_timeout, run.record, latest=target.kind == "latest")
+        seconds, basis = rpo(target, run.record["reached"]["commit_time"], run.record["reached"]["lsn"], source)
         run.record.update(rpo_seconds=seconds, rpo_basis=basis)
         run.steps.next("checks")
         prove(config, run, server, resolved, checks)

@@ -49,7 +49,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _as_user(os_user: Optional[str], argv: List[str]) -> List[str]:
+def as_user(os_user: Optional[str], argv: List[str]) -> List[str]:
     return ["runuser", "-u", os_user, "--", *argv] if os_user else argv
 
 
@@ -83,7 +83,7 @@ def sweep_leftovers(parent: str, bin_dir: str, os_user: Optional[str], now: Opti
             continue
         data = os.path.join(path, "data")
         if os.path.exists(os.path.join(data, "postmaster.pid")):
-            subprocess.run(_as_user(os_user, [os.path.join(bin_dir, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]), capture_output=True)
+            subprocess.run(as_user(os_user, [os.path.join(bin_dir, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]), capture_output=True)
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
@@ -100,77 +100,30 @@ def log_tail(path: str, lines: int = 8) -> str:
     return " | ".join(kept) or "(the server log is empty)"
 
 
-class Throwaway:
-    """One throwaway server's directories, its process and how to reach it."""
+class Server:
+    """A PostgreSQL server on a data directory pgBackRest restored: started with pg_ctl as ``os_user``,
+    watched until recovery has reached its target and it is promoted, asked what it reached, stopped.
+    ``config_dir`` is where its postgresql.conf lives (the data directory unless the cluster keeps
+    its configuration elsewhere, as Debian's /etc/postgresql do); ``connection`` reaches it."""
 
-    def __init__(self, bin_dir: str, work_dir: Optional[str], os_user: Optional[str], superuser: str) -> None:
-        self.bin_dir = bin_dir
-        self.os_user = os_user
-        self.superuser = superuser
-        if work_dir and not os.path.isdir(work_dir):
-            os.makedirs(work_dir, mode=0o700)
-            self._own(work_dir)
-        for path in sweep_leftovers(work_dir or tempfile.gettempdir(), bin_dir, os_user):
-            log.info("removed %s, left by a physical drill that was killed", path)
-        self.base = tempfile.mkdtemp(prefix=DIRECTORY_PREFIX, dir=work_dir or None)  # new, 0700
-        self.data = os.path.join(self.base, "data")
-        os.mkdir(self.data, 0o700)
-        with open(os.open(os.path.join(self.base, OWNED_MARK), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
-            handle.write("a pgdrill physical drill's throwaway server; removed by the drill, or by a later one when left over a day\n")
-        self.socket_base = self.base if len(self.base) < SOCKET_DIR_LIMIT else tempfile.mkdtemp(prefix="pgdrill-sock-")
-        self.socket_dir = os.path.join(self.socket_base, "socket")
-        os.mkdir(self.socket_dir, 0o700)
-        self.log_file = os.path.join(self.base, "server.log")
-        # Where pgBackRest puts the restored tablespaces: inside this directory, removed with it.
-        self.tablespaces = os.path.join(self.base, "tablespaces")
-        os.mkdir(self.tablespaces, 0o700)
-        self.port = free_port()
+    def __init__(self, bin_dir: str, data: str, os_user: Optional[str], log_file: str, connection: Connection, config_dir: Optional[str] = None) -> None:
+        self.bin_dir, self.data, self.os_user, self.log_file = bin_dir, data, os_user, log_file
+        self.connection = connection
+        self.config_dir = config_dir or data
         self.started = False
-        for path in dict.fromkeys((self.base, self.data, self.tablespaces, self.socket_base, self.socket_dir)):
-            self._own(path)
-        if self.os_user and subprocess.run(self._as_owner(["test", "-w", self.data]), capture_output=True).returncode != 0:
-            self.remove()
-            raise PgdrillError(
-                f"the drill's data directory {self.data} cannot be reached by {self.os_user}, who runs pgBackRest and the server",
-                f"set work_dir to a directory {self.os_user} can reach (every parent must let it through), or leave work_dir unset",
-            )
-
-    def _own(self, path: str) -> None:
-        if self.os_user:
-            user = pwd.getpwnam(self.os_user)
-            os.chown(path, user.pw_uid, user.pw_gid)
 
     def _as_owner(self, argv: List[str]) -> List[str]:
-        return _as_user(self.os_user, argv)
-
-    @property
-    def connection(self) -> Connection:
-        return Connection(host=self.socket_dir, port=self.port, user=self.superuser)
-
-    def _write(self, name: str, text: str, append: bool = False) -> None:
-        path = os.path.join(self.data, name)
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o600), "w", encoding="utf-8") as handle:
-            handle.write(text)
-        self._own(path)
-
-    def configure(self) -> None:
-        """After the restore: this server's own settings after pgBackRest's, its own pg_hba, and the
-        configuration files a cluster whose files live elsewhere (/etc) did not bring."""
-        for name in ("postgresql.conf", "pg_ident.conf"):
-            if not os.path.exists(os.path.join(self.data, name)):
-                self._write(name, "")
-        self._write("pg_hba.conf", HBA)
-        self._write("postgresql.auto.conf", server_settings(self.data, self.port, self.socket_dir), append=True)
+        return as_user(self.os_user, argv)
 
     def start(self) -> None:
         """Start the server without waiting: recovery may take long, and :meth:`wait_promoted` watches it."""
         pg_ctl = os.path.join(self.bin_dir, "pg_ctl")
-        done = subprocess.run(self._as_owner([pg_ctl, "-D", self.data, "-l", self.log_file, "-W", "start"]), capture_output=True, text=True)
+        done = subprocess.run(self._as_owner([pg_ctl, "-D", self.config_dir, "-l", self.log_file, "-W", "start"]), capture_output=True, text=True)
         self.started = True
         if done.returncode != 0:
             raise PgdrillError(
-                f"the throwaway server did not start (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-300:]}; its log: {log_tail(self.log_file)}",
-                "read the server log; staging needs the source's extensions and settings to start its cluster",
+                f"the restored server on {self.data} did not start (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-300:]}; its log: {log_tail(self.log_file)}",
+                f"read the server log {self.log_file}; this host needs the source's extensions and settings to start its cluster",
             )
 
     def running(self) -> bool:
@@ -184,7 +137,7 @@ class Throwaway:
         while True:
             if not self.running() and time.monotonic() > settle:
                 raise PgdrillError(
-                    f"the throwaway server stopped before recovery reached its target: {log_tail(self.log_file)}",
+                    f"the restored server on {self.data} stopped before recovery reached its target: {log_tail(self.log_file)}",
                     "read the server log: a target past the archived WAL, a restore point not archived yet (pg_switch_wal on the source), or a missing WAL file",
                 )
             if self._promoted():
@@ -220,6 +173,59 @@ class Throwaway:
             subprocess.run(self._as_owner([os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop"]), capture_output=True)
             if self.running():
                 subprocess.run(self._as_owner([os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"]), capture_output=True)
+
+
+class Throwaway(Server):
+    """One throwaway server's directories, its process and how to reach it."""
+
+    def __init__(self, bin_dir: str, work_dir: Optional[str], os_user: Optional[str], superuser: str) -> None:
+        self.os_user = os_user
+        if work_dir and not os.path.isdir(work_dir):
+            os.makedirs(work_dir, mode=0o700)
+            self._own(work_dir)
+        for path in sweep_leftovers(work_dir or tempfile.gettempdir(), bin_dir, os_user):
+            log.info("removed %s, left by a physical drill that was killed", path)
+        self.base = tempfile.mkdtemp(prefix=DIRECTORY_PREFIX, dir=work_dir or None)  # new, 0700
+        self.socket_base = self.base if len(self.base) < SOCKET_DIR_LIMIT else tempfile.mkdtemp(prefix="pgdrill-sock-")
+        self.socket_dir = os.path.join(self.socket_base, "socket")
+        self.port = free_port()
+        connection = Connection(host=self.socket_dir, port=self.port, user=superuser)
+        super().__init__(bin_dir, os.path.join(self.base, "data"), os_user, os.path.join(self.base, "server.log"), connection)
+        os.mkdir(self.data, 0o700)
+        with open(os.open(os.path.join(self.base, OWNED_MARK), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+            handle.write("a pgdrill physical drill's throwaway server; removed by the drill, or by a later one when left over a day\n")
+        os.mkdir(self.socket_dir, 0o700)
+        # Where pgBackRest puts the restored tablespaces: inside this directory, removed with it.
+        self.tablespaces = os.path.join(self.base, "tablespaces")
+        os.mkdir(self.tablespaces, 0o700)
+        for path in dict.fromkeys((self.base, self.data, self.tablespaces, self.socket_base, self.socket_dir)):
+            self._own(path)
+        if self.os_user and subprocess.run(self._as_owner(["test", "-w", self.data]), capture_output=True).returncode != 0:
+            self.remove()
+            raise PgdrillError(
+                f"the drill's data directory {self.data} cannot be reached by {self.os_user}, who runs pgBackRest and the server",
+                f"set work_dir to a directory {self.os_user} can reach (every parent must let it through), or leave work_dir unset",
+            )
+
+    def _own(self, path: str) -> None:
+        if self.os_user:
+            user = pwd.getpwnam(self.os_user)
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+    def _write(self, name: str, text: str, append: bool = False) -> None:
+        path = os.path.join(self.data, name)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o600), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        self._own(path)
+
+    def configure(self) -> None:
+        """After the restore: this server's own settings after pgBackRest's, its own pg_hba, and the
+        configuration files a cluster whose files live elsewhere (/etc) did not bring."""
+        for name in ("postgresql.conf", "pg_ident.conf"):
+            if not os.path.exists(os.path.join(self.data, name)):
+                self._write(name, "")
+        self._write("pg_hba.conf", HBA)
+        self._write("postgresql.auto.conf", server_settings(self.data, self.port, self.socket_dir), append=True)
 
     def keep(self) -> None:
         """Stop the server and mark its directory kept: no later drill removes it."""
