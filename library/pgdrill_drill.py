@@ -197,6 +197,10 @@ record:
       description: The measured RPO, or null when it cannot be measured (RV(record.rpo_basis) says why).
       returned: physical drills that recovered
       type: float
+    rpo_basis:
+      description: What the RPO was measured against, or why it could not be measured.
+      returned: physical drills that recovered
+      type: str
     rto_seconds:
       description: Restore, recovery and checks, in seconds.
       returned: physical drills

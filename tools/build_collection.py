@@ -70,10 +70,10 @@ def fqcn_yaml(text: str, modules: List[str], roles: List[str]) -> str:
     """Module keys (tasks, module_defaults, EXAMPLES) and role references, as FQCNs."""
     mods, rols = _alternation(modules), _alternation(roles)
     text = re.sub(rf"^(\s*(?:-\s+)?)({mods}):(?=\s|$)", rf"\g<1>{FQ}.\g<2>:", text, flags=re.M)
-    text = re.sub(rf"^(\s*-\s+role:\s+)({rols})\s*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
-    text = re.sub(rf"^(\s*-\s+)({rols})\s*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
+    text = re.sub(rf"^(\s*-\s+role:\s+)({rols})[ \t]*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
+    text = re.sub(rf"^(\s*-\s+)({rols})[ \t]*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
     # include_role / import_role: the name on the lines that follow.
-    text = re.sub(rf"((?:ansible\.builtin\.)?(?:include|import)_role:\s*\n(?:\s+\w+:.*\n)*?\s+name:\s+)({rols})\s*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
+    text = re.sub(rf"((?:ansible\.builtin\.)?(?:include|import)_role:\s*\n(?:\s+\w+:.*\n)*?\s+name:\s+)({rols})[ \t]*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
     return text
 
 
@@ -92,7 +92,7 @@ def fqcn_module(text: str, modules: List[str], roles: List[str]) -> str:
         text,
         flags=re.M,
     )
-    text = re.sub(rf"^(\s+-\s+module:\s+)({mods})\s*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
+    text = re.sub(rf"^(\s+-\s+module:\s+)({mods})[ \t]*$", rf"\g<1>{FQ}.\g<2>", text, flags=re.M)
     text = re.sub(rf"\b(M\(|O\(|RV\()({mods})(?=\)|#module:)", rf"\g<1>{FQ}.\g<2>", text)
     return fqcn_yaml(text, modules, roles)
 
@@ -102,11 +102,11 @@ def leftovers(text: str, modules: List[str], roles: List[str]) -> List[str]:
     mods, rols = _alternation(modules), _alternation(roles)
     patterns = [
         rf"^\s*(?:-\s+)?(?:{mods}):(?:\s|$)",
-        rf"^\s*-\s+role:\s+(?:{rols})\s*$",
-        rf"^\s+name:\s+(?:{rols})\s*$",
+        rf"^\s*-\s+role:\s+(?:{rols})[ \t]*$",
+        rf"^\s+name:\s+(?:{rols})[ \t]*$",
         r"ansible\.module_utils\.pgdrill",
         rf"\b(?:M|O|RV)\((?:{mods})(?:\)|#)",
-        rf"^\s+-\s+module:\s+(?:{mods})\s*$",
+        rf"^\s+-\s+module:\s+(?:{mods})[ \t]*$",
     ]
     return [line for line in text.splitlines() if any(re.search(p, line) for p in patterns)]
 
