@@ -3,14 +3,10 @@ keeps in conf.d beside pgbackrest.conf reach every command pgdrill runs only bec
 include path too. Asked of the real pgbackrest binary (its debug log lists the options it loaded)."""
 
 import os
-import shutil
 import subprocess
 
-import pytest
 
 from pgdrill import pgbackrest
-
-pytestmark = pytest.mark.skipif(not shutil.which("pgbackrest"), reason="pgBackRest is not installed (./run setup installs it)")
 
 
 def _loaded_options(command, tmp_path):
