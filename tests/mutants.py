@@ -944,6 +944,13 @@ MUTANTS = [
         [PHYSICAL + "test_a_point_whose_record_does_not_match_fails_the_drill"],
     ),
     Mutant(
+        "physical drill: amcheck's failure on a damaged index is not a problem",
+        ENGINE + "physical_steps.py",
+        '                problems.append(f"amcheck: index {index}: {str(exc).strip()}")',
+        "                pass",
+        ["tests/engine/test_amcheck_finds_corruption.py::test_amcheck_names_a_damaged_index_and_passes_healthy_ones"],
+    ),
+    Mutant(
         "physical drill: the logical set and the physical restore are not compared",
         ENGINE + "physical_steps.py",
         "    different = [name for name in sorted(set(physical) | set(logical)) if physical.get(name) != logical.get(name)]",
