@@ -205,6 +205,7 @@ def main() -> int:
             repo.wait_archived(point["wal_file"])
             with_drill = drill_available()
             config = drill_config(cluster, work)
+            pitr.save_point(os.path.join(work, "b"), point)  # where the drill looks for the point's record, as mark saves it
             raw: List[Dict[str, float]] = []
             drills: List[Dict[str, Any]] = []
             for round_no in range(1, args.rounds + 1):
