@@ -427,7 +427,7 @@ def mark(config: DatabaseConfig, name: Optional[str] = None) -> Dict[str, Any]:
     """``pgdrill-backup mark``: an exact restore point of the database, saved beside its sets."""
     if not config.pitr_stanza:
         raise PgdrillError(f"{config.label} has no pitr_stanza: restore points belong to a cluster archived by pgBackRest", "set pitr_stanza in its section")
-    chosen = name or pitr.point_name(config.prefix, utcnow())
+    chosen = name or pitr.point_name(config.prefix, utcnow(), milliseconds=True)
     pitr.refuse_saved(config.backup_dir, chosen)  # before the point exists in the WAL
     point = pitr.mark(config.connection, config.dbname, chosen)
     record = {**point, "database": config.dbname, "stanza": config.pitr_stanza}

@@ -156,12 +156,20 @@ POINTS_DIR = "points"
 POINT_KEYS = ("name", "lsn", "wal_file", "created_at")
 # What a drill proves at the point: without them a record names a point but proves nothing.
 POINT_PROOFS = ("fingerprint", "row_counts")
-NAME_STAMP = "%Y%m%dT%H%M%SZ"
+NAME_STAMP = "%Y%m%dT%H%M%S"
+# The longest name PostgreSQL keeps for a restore point.
+NAME_LIMIT = 63
 
 
-def point_name(prefix: str, moment: datetime) -> str:
-    """``pgdrill_<prefix>_<YYYYmmddTHHMMSSZ>``, the name pgdrill gives the points it marks. Pure."""
-    return check_point_name(f"pgdrill_{prefix}_{moment.astimezone(timezone.utc).strftime(NAME_STAMP)}")
+def point_name(prefix: str, moment: datetime, milliseconds: bool = False) -> str:
+    """``pgdrill_<prefix>_<YYYYmmddTHHMMSS>Z``, the name pgdrill gives the points it marks: a backup's
+    carries its set's second, a ``mark``'s the millisecond too (``...T021500.437Z``), so the two never
+    share a name (recovery would stop at the first of two). The prefix is shortened, and characters a
+    name may not hold replaced, so that every prefix gives a usable name. Pure."""
+    utc = moment.astimezone(timezone.utc)
+    stamp = utc.strftime(NAME_STAMP) + (f".{utc.microsecond // 1000:03d}" if milliseconds else "") + "Z"
+    room = NAME_LIMIT - len("pgdrill__") - len(stamp)
+    return check_point_name(f"pgdrill_{re.sub(r'[^A-Za-z0-9_.:-]', '-', prefix)[:room]}_{stamp}")
 
 
 def refuse_saved(backup_dir: str, name: str) -> None:

@@ -15,8 +15,13 @@ from pgdrill.errors import PgdrillError
 def test_point_names_carry_the_prefix_and_the_utc_time():
     moment = datetime(2026, 12, 4, 2, 15, 0, tzinfo=timezone.utc)
     assert pitr.point_name("shop", moment) == "pgdrill_shop_20261204T021500Z"
-    with pytest.raises(PgdrillError):
-        pitr.point_name("x" * 60, moment)  # longer than a restore point name may be
+    # A mark's name carries the millisecond: a mark and a backup in the same second never share a name.
+    assert pitr.point_name("shop", moment.replace(microsecond=437_900), milliseconds=True) == "pgdrill_shop_20261204T021500.437Z"
+    assert pitr.point_name("shop", moment, milliseconds=True) != pitr.point_name("shop", moment)
+    # Any prefix gives a usable name: shortened to PostgreSQL's 63 characters, odd characters replaced.
+    long = pitr.point_name("x" * 60, moment, milliseconds=True)
+    assert len(long) == 63 and long.startswith("pgdrill_xxx") and long.endswith("_20261204T021500.000Z")
+    assert pitr.point_name("my shop/eu", moment) == "pgdrill_my-shop-eu_20261204T021500Z"
 
 
 def test_a_point_record_is_read_back_only_when_it_holds_what_a_drill_needs(tmp_path):
