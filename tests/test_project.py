@@ -119,6 +119,8 @@ def test_readme_main_command_runs_the_demo():
     assert "checks ok · PASSED" in done.stdout  # the drill log line
     page = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("report page: "))
     assert page.endswith("pgdrill-report.html") and "0 of 1 failing" in done.stdout  # the report playbook's summary
+    work = page.split("/controller/")[0]
+    assert f"removed the cluster and {work}" in done.stdout and not os.path.exists(work)  # nothing left behind without --keep
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
         readme = handle.read()
     assert "./run demo" in readme and "./run test" in readme

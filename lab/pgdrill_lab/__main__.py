@@ -15,6 +15,7 @@ import grp
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ def demo(keep: bool, scale: int) -> int:
     repo = checkout()  # the demo runs the checkout's playbooks and inventories
     _step("starting a throwaway PostgreSQL cluster")
     cluster = Cluster(name="demo").start()
+    work = None
     try:
         print(f"PostgreSQL {cluster.major} from {cluster.bindir}, socket {cluster.socket_dir}")
         _step(f"creating the sample database 'ez360pm' ({scale} invoices)")
@@ -123,13 +125,16 @@ def demo(keep: bool, scale: int) -> int:
         with open(demo_vars["pgdrill_drill_log"], encoding="utf-8") as handle:
             print("drill log: " + handle.read().strip().splitlines()[-1])
         print(f"report page: {os.path.join(demo_vars['pgdrill_report_dir'], 'pgdrill-report.html')}")
-        print(f"\nEverything is under {work}: backups/, etc/pgdrill.conf, controller/ (evidence, drill log, report page).")
         if keep:
+            print(f"\nEverything is under {work}: backups/, etc/pgdrill.conf, controller/ (evidence, drill log, report page).")
             print(f"The cluster keeps running: PGHOST={cluster.host} PGPORT={cluster.port} PGUSER=postgres PGPASSFILE={cluster.passfile}")
         return 0
     finally:
         if not keep:
             cluster.destroy()
+            if work:
+                shutil.rmtree(work, ignore_errors=True)
+                print(f"\nremoved the cluster and {work} (--keep keeps them: the backups, the evidence, the drill log, the report page)")
 
 
 def main(argv=None) -> int:
