@@ -60,7 +60,10 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=1_400_000, help="invoices in the sample database (1.4M: about 1.2 GB)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--transfer-only", type=int, metavar="MB", help="only the transfers, of a random file of MB megabytes (no database)")
     args = parser.parse_args()
+    if args.transfer_only:
+        return transfer_only(args.transfer_only, args.rounds)
     with S3Server(name="bench-s3") as server, bench_database("bench-offhost", "bench", args.scale) as bench:
         env = dict(os.environ, **server.env())
         os.environ.update(server.env())
@@ -139,6 +142,27 @@ def main() -> int:
             },
         )
     return 0
+
+
+def transfer_only(megabytes: int, rounds: int) -> int:
+    """The transfer comparison alone, on a random (incompressible, like an encrypted dump) file."""
+    work = tempfile.mkdtemp(prefix="pgdrill-bench-transfer-")
+    try:
+        with S3Server(name="bench-s3") as server:
+            os.environ.update(server.env())
+            bucket = server.create_bucket("pgdrill-bench")
+            path = os.path.join(work, "bench_db_20261205_000000_utc.dump.zst.age")
+            with open(path, "wb") as handle:
+                for _ in range(megabytes):
+                    handle.write(os.urandom(1 << 20))
+            transfer = transfers(server, bucket, path, work, rounds)
+        size = os.path.getsize(path)
+        for direction in ("upload", "download"):
+            print(f"{direction}: " + ", ".join(f"{tool} {value:.2f} s ({size / 1e6 / value:.0f} MB/s)" for tool, value in transfer[direction].items()))
+        write_results("offhost-transfer", {"bytes": size, "rounds": rounds, "transfer": transfer})
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def transfers(server, bucket: str, path: str, work: str, rounds: int) -> dict:

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import hashlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import PgdrillError
 from . import (
@@ -34,7 +36,8 @@ from . import (
     without_userinfo,
 )
 
-PART_SIZE = 8 * MIB  # S3 parts: at least 5 MiB; one part is held in memory at a time
+PART_SIZE = 8 * MIB  # S3 parts: at least 5 MiB
+PARTS_IN_FLIGHT = 2  # parts uploaded at once; PARTS_IN_FLIGHT + 1 parts are held in memory at most
 MAX_PARTS = 10000
 SHA256_METADATA = "sha256"  # x-amz-meta-sha256: the whole file's sha256, hex
 
@@ -229,23 +232,39 @@ class S3Remote(Remote):
 
         upload = self.client.create_multipart_upload(Bucket=self.url.bucket, Key=key, ChecksumAlgorithm="SHA256", **extra)
         upload_id = upload["UploadId"]
+
+        def send(number: int, data: bytes, checksum: str) -> Dict[str, Any]:
+            answer = self.client.upload_part(Bucket=self.url.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ChecksumSHA256=checksum)
+            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+
         try:
             whole = hashlib.sha256()
             parts: List[Dict[str, Any]] = []
             digests: List[bytes] = []
             sent = 0
-            while True:
-                data = handle.read(part_size)
-                if not data:
-                    break
-                whole.update(data)
-                digest = hashlib.sha256(data).digest()
-                checksum = base64.b64encode(digest).decode()
-                number = len(parts) + 1
-                answer = self.client.upload_part(Bucket=self.url.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ChecksumSHA256=checksum)
-                parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
-                digests.append(digest)
-                sent += len(data)
+            in_flight: Deque[Future] = collections.deque()
+            # PARTS_IN_FLIGHT parts go up at once (boto3's clients are thread-safe); the file is read
+            # one part ahead of them, so at most PARTS_IN_FLIGHT + 1 parts are ever held in memory.
+            with ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="pgdrill-upload") as pool:
+                try:
+                    while True:
+                        data = handle.read(part_size)
+                        if not data:
+                            break
+                        whole.update(data)
+                        digest = hashlib.sha256(data).digest()
+                        digests.append(digest)
+                        sent += len(data)
+                        if len(in_flight) >= PARTS_IN_FLIGHT:
+                            parts.append(in_flight.popleft().result())
+                        in_flight.append(pool.submit(send, len(digests), data, base64.b64encode(digest).decode()))
+                        del data
+                    while in_flight:
+                        parts.append(in_flight.popleft().result())
+                except BaseException:
+                    for waiting in in_flight:
+                        waiting.cancel()
+                    raise
             if sent != size or whole.hexdigest() != sha256:
                 raise mismatch(handle.name, "the sha256 of the bytes sent", whole.hexdigest(), f"{sha256} (given for the upload); the upload was abandoned")
             try:
