@@ -80,6 +80,7 @@ def test_drill_passes_and_leaves_evidence(drill_env, tmp_path):
     record = drill_env.evidence()
     assert record["outcome"] == "passed" and record["failed_step"] is None
     assert record["source_host"] == "source" and record["database"] == drill_env.db and record["set"].startswith("ez360pm_")
+    assert record["transfer"] == "controller"  # auto, with no off-host copy and no leave to pull directly
     manifest = json.load(open(glob.glob(str(drill_env.backups / "ez360pm_manifest_*.json"))[0]))
     dump = next(f for f in manifest["files"] if f["kind"] == "db")
     assert record["sha256"] == dump["sha256"]

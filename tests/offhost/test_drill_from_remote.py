@@ -49,7 +49,7 @@ def test_staging_drills_the_newest_set_straight_from_the_remote(pushed, tmp_path
         "run_restore_drill.yml",
         {
             "pgdrill_drill_database": sample_db,
-            "pgdrill_drill_transfer": "remote",
+            # pgdrill_drill_transfer left at auto: a configured off-host copy is the path it takes.
             "pgdrill_drill_remote": pushed["remote"],
             "pgdrill_drill_remote_prefix": "ez360pm",
             "pgdrill_drill_remote_endpoint_url": pushed["endpoint"],
@@ -68,7 +68,7 @@ def test_staging_drills_the_newest_set_straight_from_the_remote(pushed, tmp_path
     )
     assert run.status == "successful", run.stdout[-6000:]
     evidence = json.load(open(next((controller / "evidence" / "staging").glob("*.json"))))
-    assert evidence["outcome"] == "passed" and evidence["source_host"] == pushed["remote"]
+    assert evidence["outcome"] == "passed" and evidence["source_host"] == pushed["remote"] and evidence["transfer"] == "remote"
     assert evidence["fidelity"]["ok"] and evidence["not_restored"] == []
     assert "verify at the source" not in evidence["timings"] and "transfer" in evidence["timings"]
     pulled = run.task("Pull the set from the off-host copy")["res"]
