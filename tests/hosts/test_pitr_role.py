@@ -161,6 +161,7 @@ def _disaster_recovery() -> None:
     assert reached == k_time, (reached, k_time)
     assert (archive_mode, recovering) == ("off", "f")
     _sql(NEW, "INSERT INTO dr_rows VALUES (0)")  # promoted: it takes writes
+    assert [secret for secret in SECRETS if secret in refused + checked + done] == []  # the repository's secrets written with no_log
     rpo = (last_commit - _when(reached)).total_seconds()
     after_switch = (last_commit - _when(before[-1][1])).total_seconds()
     print(
