@@ -19,6 +19,9 @@ description:
   - Archiving is off in the restored cluster (C(archive_mode = off) in its C(postgresql.auto.conf)) until you
     turn it back on with the C(pgdrill_pitr) role (C(playbooks/provision_pitr.yml)), once this host is the one
     that writes.
+  - When O(service) names the cluster's systemd unit, the promoted server is then stopped cleanly (a fast
+    shutdown) and started by that unit, which must come up active, running O(data_dir), out of recovery;
+    otherwise the server stays under C(pg_ctl), outside any unit.
   - The repository and version checks, the restore and the recovery are the physical drill's own steps
     (M(pgdrill_drill) with O(pgdrill_drill#module:kind=physical)).
   - In check mode the request, the directory and the repository (C(pgbackrest info), the major version of this
@@ -58,6 +61,16 @@ options:
     description: Seconds to wait for recovery to reach its target.
     type: float
     default: 3600
+  service:
+    description:
+      - The systemd unit that runs this cluster (Debian - C(postgresql@15-main)). After promotion the server is
+        handed to it; a unit this host lacks is refused before anything changes, unless O(service_optional).
+      - Unset or empty - the restored server stays under C(pg_ctl).
+    type: str
+  service_optional:
+    description: When O(service) is not on this host (or systemd does not run here), leave the server under C(pg_ctl) instead of refusing.
+    type: bool
+    default: false
 attributes:
   platform:
     support: full
@@ -111,6 +124,10 @@ reached:
   returned: when not in check mode
   type: dict
   sample: {lsn: 0/5000138, commit_time: "2026-11-26T02:15:00.104030Z"}
+service:
+  description: The systemd unit the restored server was (in check mode - would be) handed to, or null.
+  returned: always
+  type: str
 timings:
   description: Seconds of the restore and of the recovery (start, replay, promotion).
   returned: when not in check mode
@@ -141,6 +158,8 @@ def main():
             target=dict(type="str", default="latest"),
             confirm=dict(type="str"),
             recovery_timeout=dict(type="float", default=3600),
+            service=dict(type="str"),
+            service_optional=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -156,6 +175,8 @@ def main():
             pg_bin_dir=params["pg_bin_dir"],
             config_dir=params["config_dir"],
             recovery_timeout=params["recovery_timeout"],
+            service=params["service"],
+            service_optional=params["service_optional"],
             check=module.check_mode,
         )
     except PgdrillError as exc:

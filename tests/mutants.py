@@ -1045,6 +1045,13 @@ MUTANTS = [
         [DR + "test_the_source_destroyed_restore_database_brings_back_every_committed_transaction_and_its_guard_holds"],
     ),
     Mutant(
+        "pitr restore: a named systemd unit this host lacks is skipped, the server left under pg_ctl",
+        ENGINE + "pitr_restore.py",
+        "    if optional:",
+        "    if True:",
+        [DR_UNIT + "test_the_restored_server_goes_to_a_unit_systemd_has_and_a_named_unit_it_lacks_is_refused"],
+    ),
+    Mutant(
         "pitr: pgBackRest given --config alone never reads the secrets in conf.d",
         ENGINE + "pgbackrest.py",
         "    return directory if os.path.isdir(directory) else None",

@@ -5,6 +5,7 @@ data directory (empty or absent; an existing cluster only when the confirmation 
 directory, its server stopped first), the server starts on it, replays WAL to the target (the latest
 archived WAL, a time or a restore point) and is promoted. Archiving stays off in the restored
 cluster until the operator turns it back on with the pgdrill_pitr role (playbooks/provision_pitr.yml).
+When the cluster has a systemd unit, the promoted server is then stopped cleanly and started by it.
 
 The steps are the physical drill's (physical_steps: the repository and version checks, the restore,
 the recovery); only the directory differs: the cluster's own, not a throwaway one."""
@@ -18,6 +19,7 @@ import time
 from dataclasses import replace
 from typing import Any, Dict, Optional
 
+from . import db
 from .config import Connection
 from .errors import PgdrillError
 from .physical_steps import check_repository, os_user_for, recover, restore_into
@@ -68,6 +70,58 @@ def guard(data_dir: str, state: str, confirm: Optional[str]) -> bool:
     return True
 
 
+def unit_to_use(service: Optional[str], optional: bool, load_state: Optional[str]) -> Optional[str]:
+    """The systemd unit the restored server is handed to: ``service`` when systemd has it loaded; none
+    when no unit is named, or when an optional one (a default) is not on this host (``load_state``
+    None: systemd does not run here). A named unit this host lacks is refused before anything changes. Pure."""
+    if not service:
+        return None
+    if load_state == "loaded":
+        return service
+    if optional:
+        return None
+    raise PgdrillError(
+        f"the systemd unit {service} is not on this host ({load_state or 'systemd does not run here'})",
+        "name the unit that runs this cluster (pgdrill_restore_service, e.g. postgresql@15-main), or set it to '' to leave the restored server under pg_ctl",
+    )
+
+
+def _unit_load_state(service: str) -> Optional[str]:
+    """systemd's LoadState of ``service`` (loaded, not-found, ...), None where systemd does not run."""
+    try:
+        done = subprocess.run(["systemctl", "show", "-p", "LoadState", "--value", service], capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _hand_to_unit(server: Server, unit: str, timeout: float = 120.0) -> None:
+    """Stop the server pg_ctl started (a fast, clean shutdown) and start ``unit``; it must come up
+    active, running this data directory, out of recovery."""
+    _stop_server(server.bin_dir, server.data, server.os_user)
+    started = subprocess.run(["systemctl", "start", unit], capture_output=True, text=True)
+    state = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True).stdout.strip()
+    fix = f"read systemctl status {unit} and journalctl -u {unit}; the restored cluster is in {server.data} (stopped)"
+    if started.returncode != 0 or state != "active":
+        raise PgdrillError(f"the restored cluster did not come up under {unit} ({state}): {started.stderr.strip()[-300:]}", fix)
+    deadline, seen = time.monotonic() + timeout, "no answer"
+    while time.monotonic() < deadline:
+        try:
+            conn = db.connect(server.connection, "template1", autocommit=True)
+            try:
+                data_directory, in_recovery = conn.execute("SELECT current_setting('data_directory'), pg_is_in_recovery()").fetchone()
+            finally:
+                conn.close()
+        except PgdrillError as exc:
+            seen = exc.problem
+        else:
+            if os.path.realpath(data_directory) != os.path.realpath(server.data) or in_recovery:
+                raise PgdrillError(f"{unit} runs {data_directory} (in recovery: {in_recovery}), not the restored {server.data}", fix)
+            return
+        time.sleep(0.5)
+    raise PgdrillError(f"{unit} is active but its server does not answer within {timeout:g} s: {seen}", fix)
+
+
 def _check_parent(path: str) -> None:
     parent = os.path.dirname(path.rstrip("/"))
     if not os.path.isdir(parent):
@@ -106,6 +160,8 @@ def pitr_restore(
     pg_bin_dir: Optional[str] = None,
     config_dir: Optional[str] = None,
     recovery_timeout: float = 3600.0,
+    service: Optional[str] = None,
+    service_optional: bool = False,
     check: bool = False,
 ) -> Dict[str, Any]:
     """Restore ``stanza`` into ``data_dir`` to ``target`` and promote it (see the module's docstring).
@@ -125,12 +181,16 @@ def pitr_restore(
         "replaced": replacing,
         "target": evidence_target(wanted, None),
     }
+    db._psycopg()  # the restored server is watched through it: a host without it is refused now, not after a restore
+    unit = unit_to_use(service, service_optional, _unit_load_state(service) if service else None)
+    result["service"] = unit
     summary, bin_dir, _ = check_repository(physical, user, pg_bin_dir, result)
     if check:
         newest = summary["backups"][-1]["label"] if summary["backups"] else None
         stop = "stop the server on it, " if replacing else ""
+        then = f", then stop that server and start {unit}" if unit else ""
         result["msg"] = (
-            f"would {stop}restore stanza {stanza} (from backup {newest} or the one the target needs) into {data_dir} and recover to {physical.target}"
+            f"would {stop}restore stanza {stanza} (from backup {newest} or the one the target needs) into {data_dir} and recover to {physical.target}{then}"
         )
         return result
     timings: Dict[str, float] = {}
@@ -150,4 +210,6 @@ def pitr_restore(
     result.update(timings=timings, archiving="off", note=ARCHIVING_NOTE, start_log=server.log_file)
     if not result["reached"]["lsn"]:
         raise PgdrillError(f"the restored server on {data_dir} reports no replayed LSN: {log_tail(server.log_file)}", "read the server log")
+    if unit:
+        _hand_to_unit(server, unit)
     return result

@@ -1,12 +1,12 @@
 """The restore for real's decisions (issue 20, item 6), pure: what it may restore to, and when it may
-restore over an existing data directory."""
+restore over an existing data directory, and which systemd unit the restored server is handed to."""
 
 from __future__ import annotations
 
 import pytest
 
 from pgdrill.errors import PgdrillError
-from pgdrill.pitr_restore import ABSENT, EMPTY, HOLDS_DATA, data_dir_state, guard, pitr_restore, restore_target
+from pgdrill.pitr_restore import ABSENT, EMPTY, HOLDS_DATA, data_dir_state, guard, pitr_restore, restore_target, unit_to_use
 
 
 def test_an_existing_data_directory_is_replaced_only_when_the_confirmation_names_it():
@@ -49,3 +49,16 @@ def test_a_data_directory_whose_parent_is_missing_is_refused_before_anything_run
         pitr_restore("main", str(tmp_path / "pgbackrest.conf"), str(tmp_path / "gone" / "data"), check=True)
     with pytest.raises(PgdrillError, match="goes to latest, time: or name:"):
         pitr_restore("main", str(tmp_path / "pgbackrest.conf"), str(tmp_path / "data"), target="set:x", check=True)
+
+
+def test_the_restored_server_goes_to_a_unit_systemd_has_and_a_named_unit_it_lacks_is_refused():
+    assert unit_to_use("postgresql@15-main", False, "loaded") == "postgresql@15-main"
+    assert unit_to_use("postgresql@15-main", True, "loaded") == "postgresql@15-main"
+    # The playbook's default: no such unit here (or no systemd), the server stays under pg_ctl.
+    assert unit_to_use("postgresql@15-main", True, "not-found") is None and unit_to_use("postgresql@15-main", True, None) is None
+    assert unit_to_use("", False, None) is None and unit_to_use(None, False, None) is None
+    with pytest.raises(PgdrillError, match=r"the systemd unit postgresql@15-other is not on this host \(not-found\)") as refused:
+        unit_to_use("postgresql@15-other", False, "not-found")
+    assert "pgdrill_restore_service" in refused.value.fix
+    with pytest.raises(PgdrillError, match="systemd does not run here"):
+        unit_to_use("postgresql@15-main", False, None)
