@@ -944,6 +944,13 @@ MUTANTS = [
         [PHYSICAL + "test_a_point_whose_record_does_not_match_fails_the_drill"],
     ),
     Mutant(
+        "physical drill: a refused login is waited for until the recovery timeout",
+        ENGINE + "throwaway.py",
+        '    return problem.startswith(("cannot reach the PostgreSQL server", "cannot connect to"))',
+        "    return True",
+        ["tests/engine/test_recovery_watch_login.py"],
+    ),
+    Mutant(
         "physical drill: amcheck's failure on a damaged index is not a problem",
         ENGINE + "physical_steps.py",
         '                problems.append(f"amcheck: index {index}: {str(exc).strip()}")',

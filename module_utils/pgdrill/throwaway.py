@@ -89,6 +89,13 @@ def sweep_leftovers(parent: str, bin_dir: str, os_user: Optional[str], now: Opti
     return removed
 
 
+def still_starting(problem: str) -> bool:
+    """Whether a failed connection is a server that is not up yet (no socket, or starting up, in
+    recovery before it accepts connections): wait for it. Anything else, a refused login or a
+    missing role, will not change by waiting. Pure."""
+    return problem.startswith(("cannot reach the PostgreSQL server", "cannot connect to"))
+
+
 def log_tail(path: str, lines: int = 8) -> str:
     """The last lines of the server log, one line, for an error message."""
     try:
@@ -132,6 +139,7 @@ class Server:
     def wait_promoted(self, timeout: float) -> None:
         """Until recovery has reached its target and the server is promoted; a server that stops, or
         a timeout, is an error quoting the server log's last lines."""
+        db._psycopg()  # watched through it: a host without it fails now, not after the timeout
         deadline = time.monotonic() + timeout
         settle = time.monotonic() + 5
         while True:
@@ -152,7 +160,12 @@ class Server:
     def _promoted(self) -> bool:
         try:
             conn = db.connect(self.connection, "template1", autocommit=True)
-        except PgdrillError:
+        except PgdrillError as exc:
+            if not still_starting(exc.problem):
+                raise PgdrillError(
+                    f"the restored server on {self.data} refused the login that watches its recovery ({self.connection.user or 'libpq default user'}): {exc.problem}",
+                    f"{exc.fix}; or let {self.connection.user or 'the login'} in over the unix socket (pg_hba.conf, or a pg_ident.conf map for this OS user)",
+                ) from None
             return False
         try:
             return conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()[0] is True
