@@ -334,37 +334,22 @@ def _restore_archive(
     archive = backup.path(dump["name"])
     list_dir = None
     use_list = None
-    if dirsets.is_directory(dump):
-        flags = dict(clean=options.replace and exists, no_owner=not options.owners, no_privileges=not options.privileges)
-        restored = dirsets.restore(tools, env, archive, dump, target, options.jobs, config.work_dir, options.identity, flags)
-        _record_restore(record, restored)
-        return
+    flags = dict(clean=options.replace and exists, no_owner=not options.owners, no_privileges=not options.privileges)
     try:
-        if options.schemas or options.tables:
+        if options.schemas or options.tables:  # never of a directory set: refused before anything was created
             list_dir = tempfile.mkdtemp(prefix=".pgdrill-list-", dir=config.work_dir or backup.directory)
             use_list = os.path.join(list_dir, "restore.list")
             with open(use_list, "w", encoding="utf-8") as handle:
                 handle.write(partial_list(read_toc(tools, env, archive, verbose=True, identity=options.identity), options.schemas, options.tables))
-        restored = restore_archive(
-            tools,
-            env,
-            archive,
-            target,
-            jobs=options.jobs,
-            work_dir=config.work_dir,
-            clean=options.replace and exists,
-            no_owner=not options.owners,
-            no_privileges=not options.privileges,
-            use_list=use_list,
-            identity=options.identity,
-        )
+        if dirsets.is_directory(dump):
+            restored = dirsets.restore(tools, env, archive, dump, target, options.jobs, config.work_dir, options.identity, flags)
+        else:
+            restored = restore_archive(
+                tools, env, archive, target, jobs=options.jobs, work_dir=config.work_dir, use_list=use_list, identity=options.identity, **flags
+            )
     finally:
         if list_dir:
             shutil.rmtree(list_dir, ignore_errors=True)
-    _record_restore(record, restored)
-
-
-def _record_restore(record: Record, restored: Dict[str, Any]) -> None:
     record.commands.extend({"argv": argv} if "|" not in argv else {"pipeline": _split_pipe(argv)} for argv in restored["commands"])
     record.timings.update({key: round(value, 3) for key, value in restored["timings"].items()})
 

@@ -134,6 +134,8 @@ def test_directory_sets_are_pruned_and_pinned_as_one_set_and_a_failed_dump_leave
     first = _sets(backup_env)[0]
     _, entry = _dump_entry(backup_env)
     assert "toc.dat" in [member["name"] for member in entry["members"]]  # compression none: pg_dump's files as they are
+    folder = os.path.join(backup_env.backup_dir, entry["name"])
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700 and {stat.S_IMODE(os.stat(os.path.join(folder, n)).st_mode) for n in os.listdir(folder)} == {0o600}
     backup_env.run("pin", first, "--reason", "before the migration")
     backup_env.run()
     backup_env.run()
