@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pgdrill.storage.backends import open_remote
 
 
@@ -23,3 +25,29 @@ def test_a_directory_set_is_never_pushed_and_the_refusal_names_the_set_and_the_f
     assert "is complete on this host" in done.stderr and "directory-format sets" in done.stderr and "nothing was pruned" in done.stderr
     names = [obj.name for obj in open_remote(remote["remote"], endpoint_url=aws_env.endpoint_url, region="us-east-1").list()]
     assert not [name for name in names if manifest["stamp"] in name]  # not one object of the directory set
+
+
+def test_a_directory_set_on_a_remote_is_never_pulled_and_the_refusal_names_the_set_and_the_fix(backup_env, tmp_path):
+    """No pgdrill pushes one; a remote that holds one anyway (planted, or from a later pgdrill) is refused, not half-pulled."""
+    import shutil
+
+    backup_env.rewrite(format="directory")
+    backup_env.run()
+    (manifest,) = backup_env.manifests()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    for entry in manifest["files"]:
+        source = os.path.join(backup_env.backup_dir, entry["name"])
+        if os.path.isdir(source):
+            with open(remote / entry["name"], "wb") as handle:
+                handle.write(b"\0" * entry["size"])  # an object of the directory's name and size
+        else:
+            shutil.copy(source, remote / entry["name"])
+    name = f"{manifest['prefix']}_manifest_{manifest['stamp']}_utc.json"
+    shutil.copy(os.path.join(backup_env.backup_dir, name), remote / name)
+    backup_env.rewrite(remote=f"rclone::local:{remote}", remote_upload="no")
+    refusal = f"pulling from the off-host copy is not built for directory-format sets yet, and {manifest['set']} is one"
+    for named in ([], [manifest["set"]]):
+        done = backup_env.run("pull", *named, "--to", str(tmp_path / "pulled"), check=1)
+        assert refusal in done.stderr and "format = custom" in done.stderr, done.stderr
+        assert not [name for name in os.listdir(tmp_path / "pulled") if manifest["stamp"] in name]  # nothing of it came down
