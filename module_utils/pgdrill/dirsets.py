@@ -83,11 +83,11 @@ def member_problems(directory: str, listed: List[Dict[str, Any]], present: Dict[
     wanted = {member["name"]: member["size"] for member in listed}
     found = [f"{directory}/{name} is missing" for name in sorted(wanted) if name not in present]
     found += [f"{directory}/{name} is not in the manifest" for name in sorted(present) if name not in wanted]
-    found += [
-        f"{directory}/{name} is {present[name]} bytes, the manifest says {size}"
-        for name, size in sorted(wanted.items())
-        if name in present and present[name] != size
-    ]
+    for name, size in sorted(wanted.items()):
+        if present.get(name, size) < 0:
+            found.append(f"{directory}/{name} is not a regular file (a link, a directory)")
+        elif present.get(name, size) != size:
+            found.append(f"{directory}/{name} is {present[name]} bytes, the manifest says {size}")
     return found
 
 
