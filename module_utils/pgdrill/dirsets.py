@@ -14,7 +14,6 @@ back decodes the members into a private work directory, where ``pg_restore --job
 
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 import shutil
@@ -24,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
 
 from . import encryption, manifest as manifest_mod, verdict
-from .archives import decode_commands, explained, pg_restore_argv, toc_entries
+from .archives import decode_commands, decode_into, explained, pg_restore_argv, toc_entries
 from .errors import PgdrillError
 from .fsio import DIR_MODE, FILE_MODE, NOFOLLOW, AtomicWriter, fsync_dir, os_error, owner_for_new_files, private_work_dir, sha256_of
 from .naming import temp_prefix
@@ -203,27 +202,17 @@ def header_check(path: str, entry: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _decode_member(source: str, member: str, out_dir: str, identity: Optional[str], env: Dict[str, str], tools: PgTools) -> None:
-    plain = os.path.join(out_dir, manifest_mod.plain_member(member))
-    fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
-
-    def write_all(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-
-    fix = "free space in the work directory (work_dir), or set work_dir to a larger filesystem"
+    fd = os.open(
+        os.path.join(out_dir, manifest_mod.plain_member(member)), os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | getattr(os, "O_CLOEXEC", 0), FILE_MODE
+    )
     try:
-        stream(decode_commands(member, identity, source=os.path.join(source, member)), write_all, env, f"decoding {member}", fix)
-    except OSError as exc:
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        raise PgdrillError(f"disk full decoding {member} into {out_dir}" if full else f"cannot write {plain}: {exc.strerror}", fix) from None
-    except PgdrillError as exc:
-        raise explained(exc, tools, identity) from None
+        decode = decode_commands(member, identity, source=os.path.join(source, member))
+        decode_into(fd, decode, env, member, out_dir, tools, identity, "free space in the work directory (work_dir), or set work_dir to a larger filesystem")
     finally:
         os.close(fd)
 
 
-def decode_into(source: str, members: List[str], out_dir: str, identity: Optional[str], env: Dict[str, str], tools: PgTools, jobs: int) -> None:
+def decode_members(source: str, members: List[str], out_dir: str, identity: Optional[str], env: Dict[str, str], tools: PgTools, jobs: int) -> None:
     """Decode ``members`` of the directory ``source`` into ``out_dir``, ``jobs`` at a time."""
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pgdrill-decode") as pool:
         list(pool.map(lambda member: _decode_member(source, member, out_dir, identity, env, tools), members))
@@ -241,7 +230,7 @@ def list_toc(tools: PgTools, env: Dict[str, str], path: str, entry: Dict[str, An
             return toc_entries(run([tools.path("pg_restore"), "--list", path], env, what).stdout)
         toc = [member["name"] for member in entry["members"] if manifest_mod.plain_member(member["name"]) == manifest_mod.TOC_MEMBER]
         with private_work_dir(work_dir or os.path.dirname(path), "work") as scratch:
-            decode_into(path, toc, scratch, identity, env, tools, 1)
+            decode_members(path, toc, scratch, identity, env, tools, 1)
             return toc_entries(run([tools.path("pg_restore"), "--list", scratch], env, what).stdout)
     except PgdrillError as exc:
         raise explained(exc, tools, identity) from None
@@ -273,7 +262,7 @@ def restore(
         plain = os.path.join(scratch, "dump")
         os.mkdir(plain, DIR_MODE)
         started = time.monotonic()
-        decode_into(path, [member["name"] for member in entry["members"]], plain, identity, env, tools, jobs)
+        decode_members(path, [member["name"] for member in entry["members"]], plain, identity, env, tools, jobs)
         timings["decode"] = time.monotonic() - started
         argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, clean=flags["clean"], no_owner=flags["no_owner"], no_privileges=flags["no_privileges"])
         started = time.monotonic()
