@@ -15,16 +15,20 @@ def test_a_directory_set_is_never_pushed_and_the_refusal_names_the_set_and_the_f
     # format = directory with a remote that is pushed to is refused by the config itself ...
     backup_env.rewrite(format="directory", **remote)
     assert "directory-format sets are not pushed to the off-host copy yet" in backup_env.run(check=2).stderr
-    # ... and a directory set taken before a remote was added is never pushed, by push or by the backup run.
+    # ... and a directory set taken before a remote was added is never pushed: a push of it is refused, and
+    # the backup run's push leaves it on this host, saying so, while the custom sets go up.
     backup_env.rewrite(**remote, remote_upload="no")
-    done = backup_env.run("push", check=1)
-    assert f"pushing to the off-host copy is not built for directory-format sets yet, and {manifest['set']} is one" in done.stderr
-    assert "format = custom" in done.stderr
+    refusal = f"pushing to the off-host copy is not built for directory-format sets yet, and {manifest['set']} is one"
+    for how in (["push", manifest["set"]], ["push", "--all"]):
+        done = backup_env.run(*how, check=1)
+        assert refusal in done.stderr and "format = custom" in done.stderr, done.stderr
     backup_env.rewrite(**remote)
-    done = backup_env.run(check=1)
-    assert "is complete on this host" in done.stderr and "directory-format sets" in done.stderr and "nothing was pruned" in done.stderr
+    done = backup_env.run()
+    assert f"{manifest['set']} stays on this host only: {refusal}" in done.stderr, done.stderr
     names = [obj.name for obj in open_remote(remote["remote"], endpoint_url=aws_env.endpoint_url, region="us-east-1").list()]
     assert not [name for name in names if manifest["stamp"] in name]  # not one object of the directory set
+    (custom,) = [m for m in backup_env.manifests() if m["set"] != manifest["set"]]
+    assert f"{custom['prefix']}_manifest_{custom['stamp']}_utc.json" in names  # the custom set went up whole
 
 
 def test_a_directory_set_on_a_remote_is_never_pulled_and_the_refusal_names_the_set_and_the_fix(backup_env, tmp_path):

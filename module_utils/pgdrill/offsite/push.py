@@ -154,6 +154,9 @@ def push(
         )
     if owed:
         chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True), now=now)
+        for backup in [backup for backup in chosen if dirsets.is_directory(backup.file_of_kind("db"))]:  # taken before the remote came
+            log.warning("%s: %s stays on this host only: %s", config.label, backup.id, dirsets.not_yet("pushing to the off-host copy", backup.id).problem)
+            chosen.remove(backup)
     elif every:
         chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete and (is_sealed(backup) or not config.encrypted)]
     else:
