@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from .fsio import AtomicWriter, write_atomic
 from .media import check_media_root, excluded_dir, tar_producer
 from .naming import DIRECTORY_EXTENSION, dump_extension, file_name, format_stamp, parse_stamp
 from .pgtools import CompressionPlan, PgTools, cross_version_note, find_zstd, server_major
-from .pipeline import FedPipeline, child_env, run, stream
+from .pipeline import FedPipeline, child_env, stream
 from .archives import list_archive, toc_commands, toc_entries, explained
 from .series import Series, utcnow
 
@@ -202,11 +203,6 @@ def counted_rows(counter: Optional[_Counter], target: str, lock_ms: int, lock_wa
     return counter.counts
 
 
-def _run_dump(argv: List[str], env: Dict[str, str], target: str) -> None:
-    """A pg_dump that writes its own files (the directory format)."""
-    run(argv, env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")
-
-
 def _end_snapshot(conn, target: str) -> None:
     """End the snapshot's transaction; a server gone after the dump fails the run."""
     try:
@@ -339,11 +335,13 @@ class BackupRun:
             counter = _Counter(conn) if config.row_counts else None
             if config.format == manifest_mod.DIRECTORY_FORMAT:
                 plan = dirsets.compression_plan(config.compression, config.effective_level(), find_zstd())
-                folder = dirsets.DirectoryWriter(config.backup_dir, file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION))
+                name = file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION)
+                folder = dirsets.DirectoryWriter(config.backup_dir, name, plan.compressor(find_zstd() or "zstd"), self.encrypt, self.env, config.dump_jobs)
                 self.writers.append(folder)
                 argv = dirsets.dump_argv(client["pg_dump_path"], folder.plain_path, snapshot, config.dump_jobs, lock_ms)
                 log.info("dumping %s to %s in %d jobs", target, folder.final_name, config.dump_jobs)
-                self._dump_while_counting(conn, counter, lambda: _run_dump(argv, self.env, target), target, lock_ms)
+                dump = functools.partial(folder.dump, argv, self.env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")
+                self._dump_while_counting(conn, counter, dump, target, lock_ms)
             else:
                 commands = dump_commands(plan, client["pg_dump_path"], snapshot, lock_ms, shutil.which("stdbuf"), find_zstd() or "zstd")
                 writer = self._writer("db", stamp, dump_extension(plan.method, plan.piped))
@@ -358,7 +356,7 @@ class BackupRun:
             _quietly(conn.close, "closing the connection")
         if config.format == manifest_mod.DIRECTORY_FORMAT:
             entries = list_archive(self.tools, self.env, folder.plain_path, folder.final_name)
-            folder.seal(plan.compressor(find_zstd() or "zstd"), self.encrypt, self.env, config.dump_jobs, f"the dump of {target}")
+            folder.seal(f"the dump of {target}")
             self.entries.append(folder.entry())
         elif entries is None:
             entries = list_archive(self.tools, self.env, writer.temp_path, writer.final_name)

@@ -4,9 +4,10 @@
 --jobs=N --compress=0`` writes it, kept as one directory of the set, ``<prefix>_db_<stamp>_utc.dir``.
 
 The dump is written into a hidden partial directory (``.<final name>.part-<token>``, 0700) that
-never carries a final name: pg_dump writes into its ``.plain`` subdirectory; then each file is
-compressed with zstd (``.zst``) and, in an encrypted series, encrypted with age (``.age``), one by
-one, into the partial directory itself, with its sha256 and size; every file is synced, the plain
+never carries a final name: pg_dump writes into its ``.plain`` subdirectory; each file is compressed
+with zstd (``.zst``) and, in an encrypted series, encrypted with age (``.age``), one by one, into the
+partial directory itself, with its sha256 and size: a table's file as soon as pg_dump says it is
+finished, while the others are still being dumped, the rest after pg_dump ends; every file is synced, the plain
 copy goes, and one rename gives the directory its final name. The manifest, written after that,
 lists the directory as one entry of kind db with every member (manifest.members_problem). Reading it
 back decodes the members into a private work directory, where ``pg_restore --jobs=N`` reads them.
@@ -14,13 +15,16 @@ back decodes the members into a private work directory, where ``pg_restore --job
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import secrets
 import shutil
 import stat
+import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any, Dict, List, Optional, cast
 
 from . import encryption, manifest as manifest_mod, verdict
 from .archives import decode_commands, decode_into, explained, pg_restore_argv, toc_entries
@@ -28,7 +32,7 @@ from .errors import PgdrillError
 from .fsio import DIR_MODE, FILE_MODE, NOFOLLOW, AtomicWriter, fsync_dir, os_error, owner_for_new_files, private_work_dir, sha256_of
 from .naming import temp_prefix
 from .pgtools import CompressionPlan, PgTools
-from .pipeline import run, stream
+from .pipeline import describe_rc, last_line, run, stream
 
 PLAIN_DIR = ".plain"
 DIRECTORY_NOT_YET_FIX = "set format = custom for this series (its next backup is then a custom-format set)"
@@ -63,6 +67,18 @@ def dump_argv(pg_dump: str, out_dir: str, snapshot: str, jobs: int, lock_ms: int
     return argv
 
 
+# pg_dump --verbose in parallel mode says "finished item <dump id> TABLE DATA <table>" once a worker has
+# written and closed that table's file, <dump id>.dat; every other line of it is progress.
+FINISHED = re.compile(r"finished item (\d+) TABLE DATA ")
+PROGRESS = re.compile(r"^pg_dump: (?!error|warning|detail|hint)[a-z]")
+
+
+def finished_file(line: str) -> Optional[str]:
+    """The file a pg_dump --verbose line says is whole, or None. Pure."""
+    found = FINISHED.search(line)
+    return f"{found.group(1)}.dat" if found else None
+
+
 def member_name(plain: str, compressed: bool, encrypted: bool) -> str:
     """A member's name in the set: pg_dump's, then ``.zst``, then ``.age``. Pure."""
     return plain + (".zst" if compressed else "") + (".age" if encrypted else "")
@@ -92,9 +108,10 @@ def member_problems(directory: str, listed: List[Dict[str, Any]], present: Dict[
 
 class DirectoryWriter:
     """A directory dump on its way: the AtomicWriter protocol (``commit``, ``discard``) for a
-    directory. Nothing of it carries a final name before :meth:`commit`."""
+    directory. Nothing of it carries a final name before :meth:`commit`. Its files are compressed
+    (``compressor``) and encrypted (``encrypt``) by ``jobs`` threads, each as soon as it is whole."""
 
-    def __init__(self, directory: str, final_name: str) -> None:
+    def __init__(self, directory: str, final_name: str, compressor: Optional[List[str]], encrypt: List[List[str]], env: Dict[str, str], jobs: int) -> None:
         self.directory = directory
         self.final_name = final_name
         self.temp_path = os.path.join(directory, temp_prefix(final_name) + secrets.token_hex(4))
@@ -102,6 +119,9 @@ class DirectoryWriter:
         self.plain_path = os.path.join(self.temp_path, PLAIN_DIR)
         self.members: List[Dict[str, Any]] = []
         self.committed = False
+        self._sealing: Dict[str, "Future[Dict[str, Any]]"] = {}
+        self._seal = functools.partial(self._seal_one, compressor=compressor, encrypt=encrypt, env=env)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pgdrill-seal")
         try:
             os.mkdir(self.temp_path, DIR_MODE)
             os.chmod(self.temp_path, DIR_MODE)
@@ -111,16 +131,47 @@ class DirectoryWriter:
         except OSError as exc:
             raise os_error(exc, "create a directory in", directory) from None
 
-    def seal(self, compressor: Optional[List[str]], encrypt: List[List[str]], env: Dict[str, str], jobs: int, what: str) -> None:
-        """Compress (and encrypt) each of pg_dump's files into the partial directory, ``jobs`` at a
-        time, each synced with its sha256 and size; then the plain copy goes."""
-        names = sorted(os.listdir(self.plain_path))
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pgdrill-seal") as pool:
-            self.members = list(pool.map(lambda name: self._seal_one(name, compressor, encrypt, env, what), names))
+    def dump(self, argv: List[str], env: Dict[str, str], what: str, fix: str) -> None:
+        """Run pg_dump (``argv``, writing into the plain directory) with --verbose: each table's file
+        is sealed as soon as pg_dump says it is finished, while the others are still being written."""
+        proc = subprocess.Popen([*argv, "--verbose"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, close_fds=True)
+        said: List[str] = []
+        try:
+            for raw in cast(IO[bytes], proc.stderr):
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                name = finished_file(line)
+                if name and os.path.isfile(os.path.join(self.plain_path, name)):
+                    self._start(name)
+                elif not PROGRESS.search(line):
+                    said.append(line)  # what is not progress: the warnings and errors
+            rc = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if rc != 0:
+            stderr = "\n".join(said[-60:])
+            raise PgdrillError(f"{what} failed: pg_dump {describe_rc(rc)}: {last_line(stderr)}", fix, rc=rc, stderr=stderr, cmd=list(argv))
+
+    def _start(self, name: str) -> None:
+        if name not in self._sealing:
+            self._sealing[name] = self._pool.submit(self._seal, name)
+
+    def seal(self, what: str) -> None:
+        """Seal every file not sealed yet (the table of contents, large objects), wait for all, each
+        synced with its sha256 and size; then the plain directory goes."""
+        for name in sorted(os.listdir(self.plain_path)):
+            self._start(name)
+        try:
+            self.members = [future.result() for future in self._sealing.values()]
+        except PgdrillError as exc:
+            raise PgdrillError(f"{what}: {exc.problem}", exc.fix, **exc.details) from None
+        finally:
+            self._pool.shutdown(wait=True)
         os.rmdir(self.plain_path)
         fsync_dir(self.temp_path)
 
-    def _seal_one(self, name: str, compressor: Optional[List[str]], encrypt: List[List[str]], env: Dict[str, str], what: str) -> Dict[str, Any]:
+    def _seal_one(self, name: str, compressor: Optional[List[str]], encrypt: List[List[str]], env: Dict[str, str]) -> Dict[str, Any]:
         source = os.path.join(self.plain_path, name)
         final = member_name(name, compressor is not None, bool(encrypt))
         if compressor is None and not encrypt:
@@ -132,7 +183,7 @@ class DirectoryWriter:
             return {"name": final, "size": size, "sha256": digest}
         commands = [[*compressor, source], *encrypt] if compressor else [[*encrypt[0], source]]
         with AtomicWriter(self.temp_path, final) as writer:
-            stream(commands, writer.write, env, f"{what}: sealing {name}", "read the message; nothing was kept from this run")
+            stream(commands, writer.write, env, f"sealing {name}", "read the message; nothing was kept from this run")
             writer.commit()
         if encrypt:
             encryption.read_header(writer.final_path)  # keyless: what was written is an intact age file
@@ -164,6 +215,7 @@ class DirectoryWriter:
         return self.final_path
 
     def discard(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)  # no sealing thread writes into what goes
         shutil.rmtree(self.final_path if self.committed else self.temp_path, ignore_errors=True)
         self.committed = False
 

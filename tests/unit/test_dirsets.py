@@ -103,3 +103,11 @@ def test_pg_dump_runs_in_the_exported_snapshot_with_its_jobs_and_no_compression_
         "--file=/b/.x.part-1/.plain",
         "--lock-wait-timeout=5000",
     ]
+
+
+def test_only_a_finished_table_data_item_names_a_whole_file():
+    assert dirsets.finished_file("pg_dump: finished item 3417 TABLE DATA ledger_entries") == "3417.dat"
+    assert dirsets.finished_file("pg_dump: pg_dump: finished item 12 TABLE DATA a b") == "12.dat"  # two processes' writes interleaved
+    assert dirsets.finished_file("pg_dump: finished item 3420 BLOBS BLOBS") is None
+    assert dirsets.finished_file("pg_dump: dumping contents of table public.ledger_entries") is None
+    assert dirsets.PROGRESS.search("pg_dump: reading extensions") and not dirsets.PROGRESS.search("pg_dump: error: query failed: ERROR:  lock timeout")
