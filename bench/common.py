@@ -28,18 +28,25 @@ class Bench:
 
     def __init__(self, cluster: Cluster, work: str, dbname: str) -> None:
         self.cluster, self.work, self.dbname = cluster, work, dbname
-        self.config_path = os.path.join(work, "pgdrill.conf")
         self.database_bytes = int(cluster.psql(f"SELECT pg_database_size('{dbname}')"))
-        with open(self.config_path, "w", encoding="utf-8") as handle:
-            handle.write(
-                f"[pgdrill]\nbackup_dir = {work}/b\nhost = {cluster.host}\nport = {cluster.port}\nuser = postgres\n"
-                f"passfile = {cluster.passfile}\npg_bin_dir = {cluster.bindir}\nwork_dir = {work}\n\n"
-                f"[database {dbname}]\nprefix = {dbname}\n"
-            )
+        self.config_path = self.write_config("custom")
 
-    def backup(self) -> "tuple[DatabaseConfig, BackupSet, str]":
-        subprocess.run([sys.executable, "-m", "pgdrill.cli", "--config", self.config_path], check=True)
-        (config,) = load_configs(self.config_path, environ={})
+    def write_config(self, dump_format: str) -> str:
+        """The engine's config for a series of ``dump_format`` (custom or directory) sets."""
+        path = os.path.join(self.work, "pgdrill.conf" if dump_format == "custom" else f"pgdrill-{dump_format}.conf")
+        backup_dir = os.path.join(self.work, "b" if dump_format == "custom" else f"b-{dump_format}")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(
+                f"[pgdrill]\nbackup_dir = {backup_dir}\nhost = {self.cluster.host}\nport = {self.cluster.port}\nuser = postgres\n"
+                f"passfile = {self.cluster.passfile}\npg_bin_dir = {self.cluster.bindir}\nwork_dir = {self.work}\nformat = {dump_format}\n\n"
+                f"[database {self.dbname}]\nprefix = {self.dbname}\n"
+            )
+        return path
+
+    def backup(self, dump_format: str = "custom") -> "tuple[DatabaseConfig, BackupSet, str]":
+        config_path = self.write_config(dump_format)
+        subprocess.run([sys.executable, "-m", "pgdrill.cli", "--config", config_path], check=True)
+        (config,) = load_configs(config_path, environ={})
         backup = scan(config.backup_dir, config.prefix)[0]
         return config, backup, backup.path(backup.file_of_kind("db")["name"])  # type: ignore[index]
 

@@ -5,6 +5,7 @@
 
 Variants, run interleaved round by round on the same throwaway cluster and database:
   engine   pgdrill-backup with its defaults (zstd, globals, row counts, checksums, fsync, manifest)
+  engine-dir  the same with format = directory (pg_dump -Fd -j2 -Z0, then zstd -3 per file)
   seed     pg_dump -Fc -f FILE                  (the seed's command: gzip inside pg_dump)
   raw      pg_dump -Fc -Z0 | zstd -T0 -3 > FILE (the plain pipeline)
   wrapped  stdbuf -o1M pg_dump -Fc -Z0 | zstd -T0 -3 > FILE (exactly what the engine runs, without
@@ -62,7 +63,13 @@ def timed(argv, env, shell=False):
 
 
 def directory_size(path):
-    return sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path) if not name.startswith("."))
+    """Bytes of the files under ``path``, a directory set's directory included (hidden names left out)."""
+    total = 0
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if not name.startswith("."):
+            total += directory_size(full) if os.path.isdir(full) else os.path.getsize(full)
+    return total
 
 
 def main() -> int:
@@ -89,8 +96,12 @@ def main() -> int:
                 f"passfile = {cluster.passfile}\ndbname = bench\npg_bin_dir = {cluster.bindir}\nprune_after_backup = no\n"
             )
         engine_cmd = [sys.executable, "-m", "pgdrill.cli", "--config", config]
+        directory_config = os.path.join(work, "pgdrill-directory.conf")
+        with open(config, encoding="utf-8") as source, open(directory_config, "w", encoding="utf-8") as handle:
+            handle.write(source.read().replace(f"backup_dir = {work}/engine\n", f"backup_dir = {work}/engine-dir\nformat = directory\n"))
         variants = {
             "engine": lambda out: (engine_cmd, False),
+            "engine-dir": lambda out: ([sys.executable, "-m", "pgdrill.cli", "--config", directory_config], False),
             "seed": lambda out: ([pg_dump, "-Fc", "-f", f"{out}/seed.dump"], False),
             "raw": lambda out: (f"set -o pipefail; {pg_dump} -Fc -Z0 | zstd -q -T0 -3 > {out}/raw.dump.zst", True),
             "wrapped": lambda out: (f"set -o pipefail; stdbuf -o1M {pg_dump} -Fc -Z0 | zstd -q -T0 -3 > {out}/wrapped.dump.zst", True),
@@ -116,6 +127,9 @@ def main() -> int:
             "engine_vs_plain_raw": round(med["engine"] / med["raw"], 3),
             "size_vs_seed": round(size["engine"] / size["seed"], 3),
             "engine_peak_rss_mb": round(max(results["engine"]["peak_rss_kb"]) / 1024, 1),
+            "directory_speedup_vs_seed": round(med["seed"] / med["engine-dir"], 2),
+            "directory_size_vs_seed": round(size["engine-dir"] / size["seed"], 3),
+            "directory_peak_rss_mb": round(max(results["engine-dir"]["peak_rss_kb"]) / 1024, 1),
         }
         report = {
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -123,6 +137,7 @@ def main() -> int:
             "database_bytes": db_bytes,
             "rounds": args.rounds,
             "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
             "results": results,
             "medians_seconds": med,
             "median_bytes": size,
@@ -137,6 +152,10 @@ def main() -> int:
             f"engine vs wrapped pipeline: {summary['overhead_vs_wrapped']}x (target <= {TARGETS['overhead_vs_wrapped']}); vs plain raw pipeline {summary['engine_vs_plain_raw']}x"
         )
         print(f"engine peak RSS:            {summary['engine_peak_rss_mb']} MB (target <= {TARGETS['engine_peak_rss_mb']})")
+        print(
+            f"engine-dir vs seed:         {summary['directory_speedup_vs_seed']}x faster (issue 21 target >= 4), size ratio {summary['directory_size_vs_seed']} "
+            f"(target <= 1); peak RSS {summary['directory_peak_rss_mb']} MB; load average {os.getloadavg()[0]:.2f}"
+        )
         write_results("backup", report)
         return 0
     finally:

@@ -47,6 +47,15 @@ options:
   compression_level:
     description: Compression level. Defaults to 3 for zstd and 6 for gzip.
     type: int
+  format:
+    description:
+      - C(custom) writes the dump as one pg_dump archive file.
+      - C(directory) runs C(pg_dump -Fd) with C(dump_jobs) parallel jobs (the config's, else 2), compresses each file with zstd and, with
+        encryption on, encrypts each file; every file's sha256 and size is in the manifest. Needs O(compression) C(zstd) or C(none).
+      - Directory-format sets are not pushed to or pulled from the off-host copy yet, and take no partial restore; use C(custom) for those.
+      - Defaults to the config's, else C(custom).
+    type: str
+    choices: [custom, directory]
   dump_globals:
     description: Also dump roles and tablespaces (C(pg_dumpall --globals-only)). Defaults to the config's, else true.
     type: bool
@@ -178,6 +187,7 @@ def main():
             media_root=dict(type="path"),
             compression=dict(type="str", choices=["zstd", "gzip", "none"]),
             compression_level=dict(type="int"),
+            format=dict(type="str", choices=["custom", "directory"]),
             dump_globals=dict(type="bool"),
             role_passwords=dict(type="bool"),
             row_counts=dict(type="bool"),
@@ -194,6 +204,7 @@ def main():
             media_root=params["media_root"],
             compression=params["compression"],
             compression_level=params["compression_level"],
+            format=params["format"],
             globals=params["dump_globals"],
             role_passwords=params["role_passwords"],
             row_counts=params["row_counts"],

@@ -50,6 +50,7 @@ UNTRUSTED = "tests/offhost/test_remote_untrusted.py::"
 MEDIA = "tests/engine/test_media_members.py::"
 REMOTE2 = "tests/offhost/test_remote_hardening.py::"
 REMOTE2_UNIT = "tests/unit/test_remote.py::"
+DIRSETS = "tests/engine/test_directory_sets.py::"
 
 MUTANTS = [
     Mutant(
@@ -1078,6 +1079,41 @@ MUTANTS = [
         "FILTER (WHERE context = 'postmaster' AND running <> ALL (accepted))",
         "FILTER (WHERE context = 'postmaster' AND configured <> ALL (accepted))",
         ["tests/pitr/test_pitr_role_settings.py::test_archiving_settings_say_what_to_set_and_what_needs_a_restart"],
+    ),
+    Mutant(
+        "directory sets: a member whose bytes changed passes verify",
+        ENGINE + "dirsets.py",
+        'if digest != member["sha256"]:',
+        "if False:",
+        [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
+    ),
+    Mutant(
+        "directory sets: a file planted in the directory goes unnoticed",
+        ENGINE + "dirsets.py",
+        'found += [f"{directory}/{name} is not in the manifest" for name in sorted(present) if name not in wanted]',
+        "found += []",
+        [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
+    ),
+    Mutant(
+        "directory sets: a failed dump leaves its partial directory",
+        ENGINE + "dirsets.py",
+        "shutil.rmtree(self.final_path if self.committed else self.temp_path, ignore_errors=True)",
+        "pass",
+        [DIRSETS + "test_directory_sets_are_pruned_and_pinned_as_one_set_and_a_failed_dump_leaves_nothing"],
+    ),
+    Mutant(
+        "directory sets: members left unencrypted in an encrypted series",
+        ENGINE + "dirsets.py",
+        "commands = [[*compressor, source], *encrypt] if compressor else [[*encrypt[0], source]]",
+        "commands = [[*compressor, source]] if compressor else [[*encrypt[0], source]]",
+        [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
+    ),
+    Mutant(
+        "directory sets: a partial restore is attempted instead of refused",
+        ENGINE + "recovery.py",
+        "if dirsets.is_directory(dump) and (options.schemas or options.tables):",
+        "if False:",
+        [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
     ),
 ]
 

@@ -38,6 +38,7 @@ NOT_MANAGED_BY_ROLE = {
     "debris_grace_hours": "the engine's default",
     "pg_bin_dir": "the engine finds the installed client tools",
     "restore_jobs": "the engine's default",
+    "dump_jobs": "the engine's default",
     "lock_wait": "a timer run that finds the series locked ends with 75 and runs again next time",
     "work_dir": "the backup directory",
     "encrypt_identity_file": "a backup host holds only public keys; identities live where sets are decrypted",

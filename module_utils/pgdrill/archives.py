@@ -295,7 +295,12 @@ def _restore(argvs: List[List[str]], env: Dict[str, str], what: str, tools: PgTo
         raise explained(exc, tools, identity) from None
 
 
-def _decode_into(fd: int, decode: List[List[str]], env: Dict[str, str], archive: str, scratch: str, tools: PgTools, identity: Optional[str]) -> None:
+DECODE_FIX = "free space in the work directory (work_dir), set work_dir to a larger filesystem, or restore with one job, which streams"
+
+
+def decode_into(
+    fd: int, decode: List[List[str]], env: Dict[str, str], archive: str, scratch: str, tools: PgTools, identity: Optional[str], fix: str = DECODE_FIX
+) -> None:
     """Decode ``archive`` through ``decode`` into the open file ``fd``; disk full is named."""
 
     def write_all(data: bytes) -> None:
@@ -303,7 +308,6 @@ def _decode_into(fd: int, decode: List[List[str]], env: Dict[str, str], archive:
         while view:
             view = view[os.write(fd, view) :]
 
-    fix = "free space in the work directory (work_dir), set work_dir to a larger filesystem, or restore with one job, which streams"
     try:
         stream(decode, write_all, env, f"decoding {os.path.basename(archive)}", fix)
     except OSError as exc:
@@ -395,7 +399,7 @@ def _restore_from_work_file(
         fd = os.open(plain, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             os.unlink(plain)
-            _timed(timings, "decode", lambda: _decode_into(fd, decode, env, archive, scratch, tools, identity))
+            _timed(timings, "decode", lambda: decode_into(fd, decode, env, archive, scratch, tools, identity))
             argv = argv_for(f"/proc/{os.getpid()}/fd/{fd}")
             _timed(timings, "pg_restore", lambda: _restore([argv], env, what, tools))
         finally:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -15,13 +16,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional
 
-from . import db, encryption, fingerprint as fingerprint_mod, manifest as manifest_mod, pitr
+from . import db, dirsets, encryption, fingerprint as fingerprint_mod, manifest as manifest_mod, pitr
 from .backup_plan import BackupPlan, media_command, plan_backup, sealed
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
 from .media import check_media_root, excluded_dir, tar_producer
-from .naming import dump_extension, file_name, format_stamp, parse_stamp
+from .naming import DIRECTORY_EXTENSION, dump_extension, file_name, format_stamp, parse_stamp
 from .pgtools import CompressionPlan, PgTools, cross_version_note, find_zstd, server_major
 from .pipeline import FedPipeline, child_env, stream
 from .archives import list_archive, toc_commands, toc_entries, explained
@@ -224,7 +225,7 @@ class BackupRun:
         self.series = Series(config)
         self.tools = PgTools(config.pg_bin_dir)
         self.env = child_env(config.connection.libpq_env())
-        self.writers: List[AtomicWriter] = []
+        self.writers: List[Any] = []  # AtomicWriter, or a directory dump's DirectoryWriter
         self.entries: List[Dict[str, Any]] = []
         self.manifest_path: Optional[str] = None
         self.role_passwords = config.role_passwords  # settled against the role's rights when the globals are taken
@@ -332,15 +333,32 @@ class BackupRun:
                 snapshot = _export_snapshot(conn, lock_ms)
             fingerprint = _take_fingerprint(conn, target, sequences)
             counter = _Counter(conn) if config.row_counts else None
-            commands = dump_commands(plan, client["pg_dump_path"], snapshot, lock_ms, shutil.which("stdbuf"), find_zstd() or "zstd")
-            writer = self._writer("db", stamp, dump_extension(plan.method, plan.piped))
-            entries = self._dump_while_counting(conn, counter, commands, writer, target, dump_extension(plan.method, plan.piped), lock_ms)
-            self._record(writer, "db")
+            if config.format == manifest_mod.DIRECTORY_FORMAT:
+                plan = dirsets.compression_plan(config.compression, config.effective_level(), find_zstd())
+                name = file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION)
+                folder = dirsets.DirectoryWriter(config.backup_dir, name, plan.compressor(find_zstd() or "zstd"), self.encrypt, self.env, config.dump_jobs)
+                self.writers.append(folder)
+                argv = dirsets.dump_argv(client["pg_dump_path"], folder.plain_path, snapshot, config.dump_jobs, lock_ms)
+                log.info("dumping %s to %s in %d jobs", target, folder.final_name, config.dump_jobs)
+                dump = functools.partial(folder.dump, argv, self.env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")
+                self._dump_while_counting(conn, counter, dump, target, lock_ms)
+            else:
+                commands = dump_commands(plan, client["pg_dump_path"], snapshot, lock_ms, shutil.which("stdbuf"), find_zstd() or "zstd")
+                writer = self._writer("db", stamp, dump_extension(plan.method, plan.piped))
+                log.info("dumping %s to %s", target, writer.final_name)
+                entries = self._dump_while_counting(
+                    conn, counter, lambda: self._stream_dump(commands, writer, target, dump_extension(plan.method, plan.piped)), target, lock_ms
+                )
+                self._record(writer, "db")
             row_counts = counted_rows(counter, target, lock_ms, config.lock_wait_timeout)
             _end_snapshot(conn, target)
         finally:
             _quietly(conn.close, "closing the connection")
-        if entries is None:
+        if config.format == manifest_mod.DIRECTORY_FORMAT:
+            entries = list_archive(self.tools, self.env, folder.plain_path, folder.final_name)
+            folder.seal(f"the dump of {target}")
+            self.entries.append(folder.entry())
+        elif entries is None:
             entries = list_archive(self.tools, self.env, writer.temp_path, writer.final_name)
         log.info("archive check: pg_restore --list read %d entries", len(entries))
         if config.globals:
@@ -369,15 +387,14 @@ class BackupRun:
         return {"pg_dump_version": client_version, "pg_dump_major": client_major, "pg_dump_path": pg_dump, "toc_entries": None, "note": version_note}, plan
 
     def _dump_while_counting(
-        self, conn, counter: Optional[_Counter], commands: List[List[str]], writer: AtomicWriter, target: str, plain_ext: str, lock_ms: int
+        self, conn, counter: Optional[_Counter], dump: Callable[[], Optional[List[str]]], target: str, lock_ms: int
     ) -> Optional[List[str]]:
-        """pg_dump's stream into ``writer`` while ``counter`` counts rows on the snapshot's own
-        connection; a failed dump cancels the count, and a lock wait that gave up is named."""
+        """The ``dump`` step (pg_dump into the set) while ``counter`` counts rows on the snapshot's
+        own connection; a failed dump cancels the count, and a lock wait that gave up is named."""
         if counter:
             counter.start()
-        log.info("dumping %s to %s", target, writer.final_name)
         try:
-            return self._stream_dump(commands, writer, target, plain_ext)
+            return dump()
         except PgdrillError as exc:
             if counter:
                 _quietly(conn.cancel, "cancelling the row count")

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from . import encryption, manifest as manifest_mod
 from .config import DatabaseConfig
 from .errors import PgdrillError
-from .naming import dump_extension, file_name, format_stamp, media_extension
+from .naming import DIRECTORY_EXTENSION, dump_extension, file_name, format_stamp, media_extension
 from .pgtools import PgTools, find_zstd
 from .series import Series, utcnow
 
@@ -69,7 +69,10 @@ class BackupPlan:
                 ext = dump_extension(plan.method, plan.piped)
                 if plan.note:
                     notes.append(plan.note)
-            files.append(file_name(config.prefix, "db", stamp, sealed(config, ext)))
+            if config.format == "directory":  # one directory; its files are sealed one by one (dirsets.py)
+                files.append(file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION))
+            else:
+                files.append(file_name(config.prefix, "db", stamp, sealed(config, ext)))
             if config.globals:
                 files.append(file_name(config.prefix, "globals", stamp, sealed(config, "sql")))
             if config.pitr_stanza and config.pitr_mark:

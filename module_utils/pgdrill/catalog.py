@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional
 
-from . import manifest as manifest_mod
+from . import dirsets, manifest as manifest_mod
 from .errors import PgdrillError
 from .fsio import NOFOLLOW, os_error
-from .naming import group_by_set, parse_stamp, parse_temp_name, set_id
+from .naming import DIRECTORY_EXTENSION, group_by_set, parse_stamp, parse_temp_name, set_id
 from .sets import RecordedVerdict, is_complete, newest
 
 
@@ -24,6 +24,8 @@ class FileEntry:
     ext: str
     size: int
     mtime: float
+    # A directory-format dump's directory: its entries (name -> size, -1 for one not a regular file).
+    members: Optional[Dict[str, int]] = None
 
 
 @dataclass
@@ -125,6 +127,8 @@ def file_problems(listed: List[Dict[str, Any]], present: Dict[str, FileEntry]) -
         have = present.get(entry["name"])
         if have is None:
             found.append(f"{entry['name']} is missing")
+        elif dirsets.is_directory(entry) or have.members is not None:
+            found.extend(dirsets.member_problems(entry["name"], entry.get("members") or [], have.members or {}))
         elif have.size != entry["size"]:
             found.append(f"{entry['name']} is {have.size} bytes, the manifest says {entry['size']}")
     return found
@@ -161,9 +165,16 @@ def scan(directory: str, prefix: str) -> List[BackupSet]:
                 info = os.lstat(os.path.join(directory, item.name))
             except OSError:
                 continue  # gone meanwhile, or not ours to look at
-            if not stat.S_ISREG(info.st_mode):
+            members = None
+            if item.ext == DIRECTORY_EXTENSION and stat.S_ISDIR(info.st_mode):
+                try:
+                    members = dirsets.listing(os.path.join(directory, item.name))
+                except OSError:
+                    continue
+            elif not stat.S_ISREG(info.st_mode):
                 continue  # a directory or link with a backup-like name is not ours
-            backup.files.append(FileEntry(item.name, item.kind, item.ext, info.st_size, info.st_mtime))
+            size = sum(max(size, 0) for size in members.values()) if members is not None else info.st_size
+            backup.files.append(FileEntry(item.name, item.kind, item.ext, size, info.st_mtime, members))
         kinds = {entry.kind: entry for entry in backup.files}
         if not backup.files:
             continue

@@ -49,6 +49,9 @@ ENV_OVERRIDES: Dict[str, str] = {
     "PGDRILL_MEDIA_ROOT": "media_root",
 }
 COMPRESSION_METHODS = ("zstd", "gzip", "none")
+# custom: one pg_dump archive file; directory: pg_dump -Fd -j dump_jobs, each file compressed (and
+# encrypted) on its own (see dirsets.py).
+DUMP_FORMATS = ("custom", "directory")
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class DatabaseConfig:
     debris_grace_hours: float = 24.0
     compression: str = "zstd"
     compression_level: Optional[int] = None
+    format: str = "custom"
+    dump_jobs: int = 2
     globals: bool = True
     role_passwords: bool = True
     row_counts: bool = True
@@ -197,6 +202,8 @@ SETTINGS = {
     "debris_grace_hours": float_at_least(0, 876000),
     "compression": choice(*COMPRESSION_METHODS),
     "compression_level": compression_level_rule,
+    "format": choice(*DUMP_FORMATS),
+    "dump_jobs": int_at_least(1, 64),
     "globals": bool_rule,
     "role_passwords": bool_rule,
     "row_counts": bool_rule,
@@ -376,6 +383,16 @@ def build_database_config(label: str, values: Mapping[str, object], base_dir: st
         )
     if config.compression_level is not None and config.compression == "gzip" and config.compression_level > 9:
         raise PgdrillError(f"bad config value in {source}: compression_level {config.compression_level} with gzip", "gzip levels run from 0 to 9")
+    if config.format == "directory" and config.compression == "gzip":
+        raise PgdrillError(
+            f"bad config value in {source}: format = directory with compression = gzip",
+            "a directory-format set compresses each file with zstd: set compression = zstd (or none), or keep format = custom for gzip",
+        )
+    if config.format == "directory" and config.remote and config.remote_upload:
+        raise PgdrillError(
+            f"bad config value in {source}: format = directory with a remote: directory-format sets are not pushed to the off-host copy yet",
+            "set format = custom to push every set to the remote (or remote_upload = no to keep the sets on this host only)",
+        )
     return config
 
 

@@ -139,9 +139,13 @@ def fsync_dir(path: str) -> None:
 
 
 def remove_file(path: str) -> bool:
-    """Delete one file; False when it was already gone. Failures become a PgdrillError."""
+    """Delete one file, or a directory-format dump's directory with the files in it (never
+    following a link); False when it was already gone. Failures become a PgdrillError."""
     try:
-        os.unlink(path)
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
         return True
     except FileNotFoundError:
         return False

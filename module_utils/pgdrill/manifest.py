@@ -4,13 +4,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Union
 
 from . import __version__, verdict
-from .naming import file_name, parse_file_name
+from .naming import DIRECTORY_EXTENSION, file_name, parse_file_name
 
 # Bounds on what is read as a manifest or a verification record: a real one is a few kB (a few MB
 # with many thousands of tables). Anything beyond marks its set damaged instead of exhausting memory.
@@ -110,6 +112,48 @@ def file_entry_problem(entry: Any, prefix: str, stamp: str) -> Optional[str]:
         return f"file {name} is listed as kind {str(entry.get('kind'))[:20]!r}"
     if entry["size"] < 0 or len(entry["sha256"]) != 64:
         return f"file {name} has an impossible size or sha256"
+    if (parsed.ext == DIRECTORY_EXTENSION) != (entry.get("format") == DIRECTORY_FORMAT):
+        return f"file {name} is listed as format {str(entry.get('format'))[:20]!r}"
+    return members_problem(entry) if parsed.ext == DIRECTORY_EXTENSION else None
+
+
+# A directory-format dump (dirsets.py) is one entry of kind db whose ``members`` list each file of
+# the directory: a plain name (never a path), its size and sha256. The entry's size is their sum and
+# its sha256 the digest of the list, so that one entry stands for the whole directory.
+DIRECTORY_FORMAT = "directory"
+MEMBER_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+TOC_MEMBER = "toc.dat"
+
+
+def plain_member(name: str) -> str:
+    """What a member's decoded bytes are: its name without ``.age``, then without ``.zst``. Pure."""
+    name = name[: -len(".age")] if name.endswith(".age") else name
+    return name[: -len(".zst")] if name.endswith(".zst") else name
+
+
+def members_digest(members: List[Dict[str, Any]]) -> str:
+    """The sha256 that stands for a directory's member list (name, size and sha256 of each). Pure."""
+    lines = "".join(f"{m['name']} {m['size']} {m['sha256']}\n" for m in sorted(members, key=lambda m: m["name"]))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def members_problem(entry: Dict[str, Any]) -> Optional[str]:
+    """Why a directory entry's member list cannot be trusted, or None. Pure."""
+    name, members = entry["name"], entry.get("members")
+    if not isinstance(members, list) or not members:
+        return f"directory {name} lists no members"
+    for member in members:
+        if not (isinstance(member, dict) and isinstance(member.get("name"), str) and type(member.get("size")) is int and isinstance(member.get("sha256"), str)):
+            return f"directory {name}: member {str(member)[:200]!r} lacks name, size or sha256"
+        if not MEMBER_NAME_RE.fullmatch(member["name"]) or member["size"] < 0 or len(member["sha256"]) != 64:
+            return f"directory {name}: member {member['name'][:200]!r} is not a plain file name with a size and sha256"
+    names = [member["name"] for member in members]
+    if len(set(names)) != len(names):
+        return f"directory {name} lists a member twice"
+    if TOC_MEMBER not in {plain_member(member) for member in names}:
+        return f"directory {name} lists no {TOC_MEMBER}"
+    if entry["size"] != sum(member["size"] for member in members) or entry["sha256"] != members_digest(members):
+        return f"directory {name}: its size or sha256 does not match its member list"
     return None
 
 

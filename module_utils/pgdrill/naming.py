@@ -3,7 +3,8 @@
 """File names of backup sets: building, parsing, grouping. Pure functions only.
 
 A set is every file named ``<prefix>_<kind>_<YYYYMMDD_HHMMSS>_utc.<ext>`` for one prefix and stamp,
-for example ``ez360pm_db_20261126_021500_utc.dump.zst``. The manifest (kind ``manifest``) is written
+for example ``ez360pm_db_20261126_021500_utc.dump.zst``; a directory-format dump is a directory
+``<prefix>_db_<stamp>_utc.dir`` (see dirsets.py). The manifest (kind ``manifest``) is written
 last; a set without one is incomplete. A pin (kind ``pin``, ``<prefix>_pin_<stamp>_utc.json``) is a
 small record beside a set that keeps it out of retention. Temporary files are hidden (leading dot) and end in
 ``.part-<token>``, so no partial file ever carries a final name.
@@ -31,6 +32,10 @@ _PLAIN_KIND_EXTENSIONS = {
     "pin": ("json",),
 }
 KIND_EXTENSIONS = {kind: exts + tuple(f"{ext}.age" for ext in exts if ext != "json") for kind, exts in _PLAIN_KIND_EXTENSIONS.items()}
+# A directory-format dump: a directory whose files are encrypted one by one, so it has no ".age" form.
+DIRECTORY_EXTENSION = "dir"
+EXTENSIONS += (DIRECTORY_EXTENSION,)
+KIND_EXTENSIONS["db"] += (DIRECTORY_EXTENSION,)
 PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _EXT_ALT = "|".join(re.escape(e) for e in sorted(EXTENSIONS, key=len, reverse=True))
 _FINAL = r"(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)_(?P<kind>%s)_(?P<stamp>\d{8}_\d{6})_utc\.(?P<ext>%s)" % (

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
-from . import db, encryption, archives, fingerprint as fp, scratch, toc
+from . import db, dirsets, encryption, archives, fingerprint as fp, scratch, toc
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError, SetDamaged
@@ -163,7 +163,9 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     then prove it against the set's fingerprint and row counts. Raises PgdrillError for a refusal,
     a failed step or any difference; the error's details carry the result so far."""
     dump = _restorable(backup)
-    options = _with_identity(config, options, dump["name"])
+    if dirsets.is_directory(dump) and (options.schemas or options.tables):
+        raise dirsets.not_yet("a partial restore (schemas, tables)", backup.id)  # before anything is created
+    options = _with_identity(config, options, dump)
     source_facts = (backup.manifest or {}).get("database") or {}
     target = options.target or default_target(backup)
     check_target_name(target)  # before anything is created
@@ -196,13 +198,15 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     return outcome
 
 
-def _with_identity(config: DatabaseConfig, options: RestoreOptions, dump_name: str) -> RestoreOptions:
+def _with_identity(config: DatabaseConfig, options: RestoreOptions, dump: Dict[str, Any]) -> RestoreOptions:
     """The options with the configured age identity when none is given; an encrypted dump's
-    identity is checked before anything is created."""
+    identity (a directory dump's: its files') is checked before anything is created."""
     if options.identity is None and config.encrypt_identity_file:
         options = dataclasses.replace(options, identity=config.encrypt_identity_file)
-    if archives.is_encrypted(dump_name):
-        encryption.check_identity(archives.require_identity(dump_name, options.identity))
+    names = [dump["name"], *(member["name"] for member in dump.get("members") or [])]
+    sealed = next((name for name in names if archives.is_encrypted(name)), None)
+    if sealed:
+        encryption.check_identity(archives.require_identity(sealed, options.identity))
     return options
 
 
@@ -330,25 +334,19 @@ def _restore_archive(
     archive = backup.path(dump["name"])
     list_dir = None
     use_list = None
+    flags = dict(clean=options.replace and exists, no_owner=not options.owners, no_privileges=not options.privileges)
     try:
-        if options.schemas or options.tables:
+        if options.schemas or options.tables:  # never of a directory set: refused before anything was created
             list_dir = tempfile.mkdtemp(prefix=".pgdrill-list-", dir=config.work_dir or backup.directory)
             use_list = os.path.join(list_dir, "restore.list")
             with open(use_list, "w", encoding="utf-8") as handle:
                 handle.write(partial_list(read_toc(tools, env, archive, verbose=True, identity=options.identity), options.schemas, options.tables))
-        restored = restore_archive(
-            tools,
-            env,
-            archive,
-            target,
-            jobs=options.jobs,
-            work_dir=config.work_dir,
-            clean=options.replace and exists,
-            no_owner=not options.owners,
-            no_privileges=not options.privileges,
-            use_list=use_list,
-            identity=options.identity,
-        )
+        if dirsets.is_directory(dump):
+            restored = dirsets.restore(tools, env, archive, dump, target, options.jobs, config.work_dir, options.identity, flags)
+        else:
+            restored = restore_archive(
+                tools, env, archive, target, jobs=options.jobs, work_dir=config.work_dir, use_list=use_list, identity=options.identity, **flags
+            )
     finally:
         if list_dir:
             shutil.rmtree(list_dir, ignore_errors=True)

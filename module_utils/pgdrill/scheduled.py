@@ -19,10 +19,11 @@ import socket
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import drill, offsite, ping, sets
+from . import dirsets, drill, offsite, ping, sets
 from .drill_config import DrillConfig, series_config
 from .drill_steps import DrillRun, drill_set, keep_copy
 from .errors import EXIT_FAILED, EXIT_OK, PgdrillError
+from .naming import DIRECTORY_EXTENSION, parse_file_name
 from .offsite_sets import remote_sets
 from .physical_steps import drill_physical
 from .pitr_drill import PhysicalDrill
@@ -75,6 +76,9 @@ def _fetch_over_ssh(config: DrillConfig, work_dir: str) -> str:
     names = newest_set_files(listing.stdout.splitlines(), config.prefix)
     if not names:
         raise PgdrillError(f"there is no backup set of {config.prefix} in {where}", "take a backup there first, or fix source_dir and prefix")
+    folders = [parsed for parsed in map(parse_file_name, names) if parsed is not None and parsed.ext == DIRECTORY_EXTENSION]
+    if folders:
+        raise dirsets.not_yet(f"the drill's copy over ssh (source = ssh, {where})", folders[0].set_id)
     copy = os.path.join(work_dir, f"copy-{config.prefix}")
     for stale in (copy, copy + ".partial"):
         shutil.rmtree(stale, ignore_errors=True)

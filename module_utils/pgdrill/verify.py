@@ -10,7 +10,7 @@ import secrets
 from datetime import timedelta
 from typing import Any, Dict, List, Optional
 
-from . import db, manifest as manifest_mod, scratch, verdict
+from . import db, dirsets, manifest as manifest_mod, scratch, verdict
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError, SetDamaged
@@ -33,6 +33,9 @@ def check_files(backup: BackupSet) -> List[Dict[str, Any]]:
         if not os.path.lexists(path):
             checks.append(verdict.check(name, False, "file is missing"))
             continue
+        if dirsets.is_directory(entry):
+            checks.append(dirsets.check_members(path, entry))
+            continue
         try:
             digest, size = sha256_of(path)
         except OSError as exc:
@@ -49,9 +52,16 @@ def check_files(backup: BackupSet) -> List[Dict[str, Any]]:
     return checks
 
 
-def _header_check(path: str, name: str) -> Dict[str, Any]:
+def _sealed_directory(entry: Dict[str, Any]) -> bool:
+    return dirsets.is_directory(entry) and any(is_encrypted(member["name"]) for member in entry["members"])
+
+
+def _header_check(path: str, entry: Dict[str, Any]) -> Dict[str, Any]:
     """Keyless: the file starts with an intact age header (with the sha256, all a host without the
-    identity can prove)."""
+    identity can prove); each file of an encrypted directory dump does."""
+    if dirsets.is_directory(entry):
+        return dirsets.header_check(path, entry)
+    name = entry["name"]
     try:
         header = read_header(path)
     except PgdrillError as exc:
@@ -149,11 +159,11 @@ def _archive_checks(config: DatabaseConfig, backup: BackupSet) -> List[Dict[str,
     """The checks that read the files: the age header of each encrypted one (keyless), the dump's
     table of contents and the media archive's members (decrypted when the identity is here)."""
     identity = config.encrypt_identity_file
-    sealed = [entry for entry in backup.document["files"] if is_encrypted(entry["name"])]
-    checks = [_header_check(backup.path(entry["name"]), entry["name"]) for entry in sealed if os.path.exists(backup.path(entry["name"]))]
+    sealed = [entry for entry in backup.document["files"] if is_encrypted(entry["name"]) or _sealed_directory(entry)]
+    checks = [_header_check(backup.path(entry["name"]), entry) for entry in sealed if os.path.exists(backup.path(entry["name"]))]
     dump = backup.file_of_kind("db")
-    if dump and os.path.exists(backup.path(dump["name"])) and (identity or not is_encrypted(dump["name"])):
-        checks.append(_dump_check(config, backup, dump["name"], identity))
+    if dump and os.path.exists(backup.path(dump["name"])) and (identity or dump not in sealed):
+        checks.append(_dump_check(config, backup, dump, identity))
     media = backup.file_of_kind("media")
     if media and os.path.exists(backup.path(media["name"])) and (identity or not is_encrypted(media["name"])):
         checks.append(_media_check(backup.path(media["name"]), media["name"], identity))
@@ -162,12 +172,18 @@ def _archive_checks(config: DatabaseConfig, backup: BackupSet) -> List[Dict[str,
     return checks
 
 
-def _dump_check(config: DatabaseConfig, backup: BackupSet, name: str, identity: Optional[str]) -> Dict[str, Any]:
+def _dump_check(config: DatabaseConfig, backup: BackupSet, dump: Dict[str, Any], identity: Optional[str]) -> Dict[str, Any]:
+    name = dump["name"]
+    env = child_env(config.connection.libpq_env())
     try:
-        entries = list_archive(tools_for(config, backup), child_env(config.connection.libpq_env()), backup.path(name), identity=identity)
+        tools = tools_for(config, backup)  # asks pg_restore its version: a missing one is a failed check, not a crash
+        if dirsets.is_directory(dump):
+            entries = dirsets.list_toc(tools, env, backup.path(name), dump, identity, config.work_dir)
+        else:
+            entries = list_archive(tools, env, backup.path(name), identity=identity)
     except PgdrillError as exc:
         return verdict.failed_check(f"archive {name}", exc)
-    decrypted = " (decrypted with the identity)" if is_encrypted(name) else ""
+    decrypted = " (decrypted with the identity)" if is_encrypted(name) or _sealed_directory(dump) else ""
     return verdict.check(f"archive {name}", True, f"pg_restore --list read {len(entries)} entries" + decrypted)
 
 

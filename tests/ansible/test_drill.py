@@ -165,6 +165,18 @@ def test_drill_fails_at_a_controller_transfer_it_cannot_make(drill_env):
     assert drill_env.scratch_databases() == []
 
 
+def test_drill_refuses_a_directory_format_set_naming_the_fix(drill_env, tmp_path):
+    """The drill carries a set's files one by one (fetch, scp): a directory-format set is refused, not half-copied."""
+    config = tmp_path / "source.conf"
+    config.write_text(config.read_text().replace("[pgdrill]\n", "[pgdrill]\nformat = directory\n"))
+    run_cli("--config", str(config))
+    run = drill_env.drill()
+    assert run.status == "failed"
+    message = run.task("Fail the play when the drill failed")["res"]["msg"]
+    assert "failed at step 'pick the set'" in message and "is a directory-format set" in message and "format = custom" in message, message
+    assert drill_env.scratch_databases() == [] and not (drill_env.controller / "transfer").exists()
+
+
 def test_drill_fails_at_cleanup_when_the_scratch_database_is_no_longer_pgdrills(drill_env, staging):
     """A post-restore command removes the scratch mark: the cleanup refuses to drop a database
     pgdrill cannot tell is its own, and the drill fails there, naming it."""

@@ -313,3 +313,26 @@ def test_two_drills_in_the_same_second_keep_two_evidence_records_and_two_log_lin
     assert first["evidence"] != second["evidence"] and len(_evidence(tmp_path)) == 2
     lines = (tmp_path / "drill-log.md").read_text().splitlines()
     assert lines == [first["log_line"], second["log_line"]] and lines[0] != lines[1]
+
+
+def test_the_drill_restores_a_directory_set_with_the_same_proofs_and_refuses_to_copy_one_over_ssh(backup_env, tmp_path, ping_recorder):
+    base, _ = ping_recorder
+    backup_env.rewrite(format="directory")
+    backup_env.run()
+    _drill_config(backup_env, tmp_path, base + "/ping/k")
+    done = backup_env.run("drill")
+    assert "PASSED" in done.stdout, done.stdout + done.stderr
+    [record] = _evidence(tmp_path)
+    names = {check["name"]: check for check in record["checks"]}
+    assert names["fingerprint against the backup"]["ok"] and "objects match" in names["fingerprint against the backup"]["detail"]
+    assert names["row counts against the manifest"]["ok"] and names["invoices exist"]["ok"]
+    assert next(entry for entry in record["files"] if entry["kind"] == "db")["format"] == "directory"
+    assert _scratch_left(backup_env.cluster) == []
+    # Over ssh the drill copies a set file by file: a directory set is refused, naming the fix, before anything is copied.
+    shims, calls = _ssh_shims(tmp_path)
+    backup_env.rewrite(format="directory")
+    _drill_config(backup_env, tmp_path, base + "/ping/k", source="ssh", source_ssh="source.example", work_dir=tmp_path / "work")
+    failed = backup_env.run("drill", env={"PATH": f"{shims}:{os.environ['PATH']}"}, check=1)
+    said = failed.stdout + failed.stderr
+    assert "the drill's copy over ssh" in said and "directory-format sets" in said and "format = custom" in said, said
+    assert [line.split()[0] for line in open(calls).read().splitlines()] == ["ssh"]  # listed, never copied

@@ -214,3 +214,35 @@ def test_an_empty_pgdrill_config_counts_as_unset(monkeypatch, tmp_path):
     assert config_mod.config_file(None, {"PGDRILL_CONFIG": ""}) == str(default)
     assert config_mod.config_file(None, {"PGDRILL_CONFIG": "/etc/other.conf"}) == "/etc/other.conf"
     assert config_mod.config_file("/srv/given.conf", {"PGDRILL_CONFIG": "/etc/other.conf"}) == "/srv/given.conf"
+
+
+def test_the_dump_format_is_custom_unless_chosen_per_database_or_in_the_defaults(tmp_path):
+    path = write(tmp_path, "[pgdrill]\nbackup_dir = /b\nformat = directory\ndump_jobs = 3\n\n[database shop]\n\n[database crm]\nformat = custom\n")
+    configs = {c.label: c for c in load_configs(path, environ={})}
+    assert (configs["shop"].format, configs["shop"].dump_jobs) == ("directory", 3)
+    assert configs["crm"].format == "custom"
+    (plain,) = load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\n"), environ={})
+    assert (plain.format, plain.dump_jobs) == ("custom", 2)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("format = tar\n", ["format", "'tar'", "custom, directory"]),
+        ("format = directory\ncompression = gzip\n", ["format = directory with compression = gzip", "compression = zstd"]),
+        ("dump_jobs = 0\n", ["dump_jobs"]),
+    ],
+)
+def test_a_bad_dump_format_is_named_with_the_fix(tmp_path, text, words):
+    with pytest.raises(PgdrillError) as caught:
+        load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\n" + text), environ={})
+    message = str(caught.value)
+    assert all(word in message for word in words), message
+
+
+def test_a_directory_format_series_with_a_remote_is_refused_until_directory_sets_are_pushed(tmp_path):
+    with pytest.raises(PgdrillError) as caught:
+        load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\nformat = directory\nremote = s3://bucket/path\n"), environ={})
+    assert "not pushed to the off-host copy yet" in caught.value.problem and "format = custom" in caught.value.fix
+    (config,) = load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\nformat = directory\nremote = s3://bucket/path\nremote_upload = no\n"), environ={})
+    assert config.format == "directory" and not config.remote_upload

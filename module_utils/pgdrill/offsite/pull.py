@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from .. import manifest as manifest_mod
+from .. import dirsets, manifest as manifest_mod
 from .. import retention, verdict
 from ..catalog import scan
 from ..config import DatabaseConfig
@@ -78,6 +78,8 @@ def pull(
     hosts = series_hosts(config, [directory, config.backup_dir]) if recipients else []
     if wanted is not None:
         info = choose(sets, wanted)
+        if directory_set(info):
+            raise dirsets.not_yet("pulling from the off-host copy", info.set_id)
         if not info.complete:
             raise PgdrillError(
                 f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
@@ -114,11 +116,18 @@ def pull(
     )
 
 
+def directory_set(info: RemoteSetInfo) -> bool:
+    """Does the remote set's manifest list a directory-format dump (which no pull takes yet)? Pure."""
+    return any(dirsets.is_directory(entry) for entry in (info.manifest or {}).get("files", []))
+
+
 def pull_skip_reason(info: RemoteSetInfo, now: datetime) -> Optional[str]:
     """Why a pull without a named set passes over this remote set ("" for debris of an interrupted
     push, not worth naming), or None to try it. Pure."""
     if info.manifest is None and not info.problems:
         return ""
+    if directory_set(info):
+        return dirsets.not_yet("pulling from the off-host copy", info.set_id).message
     if not info.complete:
         return "damaged on the remote: " + "; ".join(info.problems)
     if retention.is_future(info.time, now):

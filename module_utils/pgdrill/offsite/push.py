@@ -9,6 +9,7 @@ import socket
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence
 
+from .. import dirsets
 from ..catalog import BackupSet, find_set, scan
 from ..config import DatabaseConfig, retention_policy
 from ..errors import PgdrillError
@@ -31,6 +32,8 @@ log = logging.getLogger("pgdrill")
 
 def push_set(remote: Remote, backup: BackupSet, objects: Dict[str, RemoteObject], lock: Optional[LockSettings], dry_run: bool = False) -> Dict[str, Any]:
     """Upload what the remote lacks of one complete set, its manifest last; resumable."""
+    if dirsets.is_directory(backup.file_of_kind("db")):
+        raise dirsets.not_yet("pushing to the off-host copy", backup.id)
     plan = plan_upload(set_files(backup), objects)
     if plan.conflicts:
         raise PgdrillError(
@@ -151,6 +154,9 @@ def push(
         )
     if owed:
         chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True), now=now)
+        for backup in [backup for backup in chosen if dirsets.is_directory(backup.file_of_kind("db"))]:  # taken before the remote came
+            log.warning("%s: %s stays on this host only: %s", config.label, backup.id, dirsets.not_yet("pushing to the off-host copy", backup.id).problem)
+            chosen.remove(backup)
     elif every:
         chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete and (is_sealed(backup) or not config.encrypted)]
     else:
