@@ -77,6 +77,9 @@ def test_drill_passes_and_leaves_evidence(drill_env, tmp_path):
     before = fingerprint(drill_env.source, drill_env.db)
     run = drill_env.drill(pgdrill_drill_metrics_dir=str(tmp_path))
     assert run.status == "successful", run.stdout[-5000:]
+    # The connection's own user (root here) reads the set: it is fetched without become, streamed, not
+    # read whole into memory (what fetch does under become).
+    assert run.task("Can the source's connection user read the set without become")["res"]["stat"]["readable"] is True
     record = drill_env.evidence()
     assert record["outcome"] == "passed" and record["failed_step"] is None
     assert record["source_host"] == "source" and record["database"] == drill_env.db and record["set"].startswith("ez360pm_")
