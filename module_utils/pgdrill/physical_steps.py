@@ -178,7 +178,9 @@ def check_repository(
 ) -> Tuple[Dict[str, Any], str, Optional[str]]:
     """What pgBackRest's ``info`` says (the stanza must be usable), this host's binaries (of the
     repository's major version, or refused naming the fix; recorded in ``record``) and the backup a
-    point at ``point_lsn`` is restored from."""
+    point at ``point_lsn`` is restored from. psycopg is checked first: the restored server is watched
+    through it, so a host without it is refused before anything is restored, not after a timeout."""
+    db._psycopg()
     info_text = _pgbackrest(physical, user, "info", "--output=json")
     summary = pgbackrest.parse_info(info_text, str(physical.stanza))
     if not summary["ok"]:

@@ -181,7 +181,6 @@ def pitr_restore(
         "replaced": replacing,
         "target": evidence_target(wanted, None),
     }
-    db._psycopg()  # the restored server is watched through it: a host without it is refused now, not after a restore
     unit = unit_to_use(service, service_optional, _unit_load_state(service) if service else None)
     result["service"] = unit
     summary, bin_dir, _ = check_repository(physical, user, pg_bin_dir, result)

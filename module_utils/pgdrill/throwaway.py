@@ -139,7 +139,6 @@ class Server:
     def wait_promoted(self, timeout: float) -> None:
         """Until recovery has reached its target and the server is promoted; a server that stops, or
         a timeout, is an error quoting the server log's last lines."""
-        db._psycopg()  # watched through it: a host without it fails now, not after the timeout
         deadline = time.monotonic() + timeout
         settle = time.monotonic() + 5
         while True:
