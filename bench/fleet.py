@@ -5,10 +5,13 @@
 N inventory hosts, each an Ansible host with a local connection (no SSH, so what is measured is
 pgdrill's playbooks, modules and role, not the network), each with its own small database on one
 throwaway cluster, its own backup directory, config and command, as the demo provisions localhost.
-For each fork count, in order:
+Once, at the largest fork count:
 
   provision   playbooks/provision_backups.yml, first run (the role writes the engine, command, config)
-  idempotent  the same again: the role's idempotent run (nothing may change)
+  idempotent  the same again: the role's idempotent run (its recap must count no change)
+
+then for each fork count, in order:
+
   backup      playbooks/run_backup.yml
   verify      playbooks/verify_backups.yml
   report      playbooks/report_status.yml (pgdrill_info on every host, one report page)
@@ -41,13 +44,8 @@ from pgdrill_lab.cluster import Cluster  # noqa: E402
 from pgdrill_lab.sample import create_sample  # noqa: E402
 
 TARGETS = {"report_seconds_per_host": 0.3, "idempotent_seconds_per_host": 10.0}
-STEPS = [
-    ("provision", "provision_backups.yml"),
-    ("idempotent", "provision_backups.yml"),
-    ("backup", "run_backup.yml"),
-    ("verify", "verify_backups.yml"),
-    ("report", "report_status.yml"),
-]
+ONCE = [("provision", "provision_backups.yml"), ("idempotent", "provision_backups.yml")]
+PER_FORKS = [("backup", "run_backup.yml"), ("verify", "verify_backups.yml"), ("report", "report_status.yml")]
 
 
 def inventory(work: str, cluster: Cluster, hosts: int) -> dict:
@@ -88,7 +86,7 @@ def inventory(work: str, cluster: Cluster, hosts: int) -> dict:
     return {"all": {"children": {"pgdrill_databases": {"hosts": members, "vars": shared}, "pgdrill_staging": {"hosts": {}}}}}
 
 
-def run_playbook(inventory_path: str, playbook: str, forks: int) -> float:
+def run_playbook(inventory_path: str, playbook: str, forks: int) -> "tuple[float, str]":
     env = dict(
         os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORKS=str(forks), ANSIBLE_NOCOLOR="1", PATH=BIN + os.pathsep + os.environ["PATH"]
     )
@@ -103,22 +101,20 @@ def run_playbook(inventory_path: str, playbook: str, forks: int) -> float:
     seconds = time.monotonic() - started
     if done.returncode != 0:
         sys.exit(f"{playbook} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-    return seconds
+    return seconds, done.stdout
 
 
-def changed_count(inventory_path: str, forks: int) -> int:
-    """How many tasks the idempotent run changed (must be 0): from the recap of one more run."""
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORKS=str(forks), ANSIBLE_NOCOLOR="1", PATH=BIN + os.pathsep + os.environ["PATH"]
-    )
-    done = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, os.path.join(REPO, "playbooks", "provision_backups.yml")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return sum(int(part.split("=")[1]) for line in done.stdout.splitlines() if "changed=" in line for part in line.split() if part.startswith("changed="))
+def changed_count(recap: str) -> int:
+    """How many tasks a run changed, from its recap lines."""
+    return sum(int(part.split("=")[1]) for line in recap.splitlines() if "changed=" in line for part in line.split() if part.startswith("changed="))
+
+
+def timed(results: dict, label: str, path: str, playbook: str, forks: int, hosts: int) -> str:
+    seconds, output = run_playbook(path, playbook, forks)
+    results[label] = round(seconds, 1)
+    results[f"{label}_per_host"] = round(seconds / hosts, 3)
+    print(f"forks {forks:>2}  {label:<11} {seconds:7.1f} s  {seconds / hosts:6.3f} s/host", flush=True)
+    return output
 
 
 def main() -> int:
@@ -133,27 +129,28 @@ def main() -> int:
         create_sample(cluster, "fleet_template", args.scale)
         for number in range(1, args.hosts + 1):
             cluster.psql(f"CREATE DATABASE fleet{number:03d} TEMPLATE fleet_template")
+        work = tempfile.mkdtemp(prefix="pgdrill-fleet-", dir="/var/tmp")
+        os.chmod(work, 0o755)
+        path = os.path.join(work, "inventory.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(inventory(work, cluster, args.hosts), handle)
+        os.chmod(path, 0o600)
+        once = {"forks": max(args.forks)}
+        for label, playbook in ONCE:
+            output = timed(once, label, path, playbook, once["forks"], args.hosts)
+        once["idempotent_changed"] = changed_count(output)
+        print(f"forks {once['forks']:>2}  the idempotent run changed {once['idempotent_changed']} task(s)", flush=True)
+        results["provisioning"] = once
         for forks in args.forks:
-            work = tempfile.mkdtemp(prefix="pgdrill-fleet-", dir="/var/tmp")
-            os.chmod(work, 0o755)
-            path = os.path.join(work, "inventory.json")
-            with open(path, "w", encoding="utf-8") as handle:
-                json.dump(inventory(work, cluster, args.hosts), handle)
-            os.chmod(path, 0o600)
             row = {"forks": forks}
-            for label, playbook in STEPS:
-                seconds = run_playbook(path, playbook, forks)
-                row[label] = round(seconds, 1)
-                row[f"{label}_per_host"] = round(seconds / args.hosts, 3)
-                print(f"forks {forks:>2}  {label:<11} {seconds:7.1f} s  {seconds / args.hosts:6.3f} s/host", flush=True)
-            row["idempotent_changed"] = changed_count(path, forks)
-            print(f"forks {forks:>2}  a third provisioning run changed {row['idempotent_changed']} task(s)", flush=True)
+            for label, playbook in PER_FORKS:
+                timed(row, label, path, playbook, forks, args.hosts)
             results["runs"].append(row)
-            subprocess.run(["rm", "-rf", work])
+        subprocess.run(["rm", "-rf", work])
     finally:
         cluster.destroy()
     worst_report = max(run["report_per_host"] for run in results["runs"])
-    worst_idempotent = max(run["idempotent_per_host"] for run in results["runs"])
+    worst_idempotent = results["provisioning"]["idempotent_per_host"]
     results["targets"] = {
         "report_seconds_per_host": {
             "target": TARGETS["report_seconds_per_host"],
