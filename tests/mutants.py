@@ -51,6 +51,7 @@ MEDIA = "tests/engine/test_media_members.py::"
 REMOTE2 = "tests/offhost/test_remote_hardening.py::"
 REMOTE2_UNIT = "tests/unit/test_remote.py::"
 DIRSETS = "tests/engine/test_directory_sets.py::"
+OFFSITE_DIRSETS = "tests/offhost/test_directory_sets_offsite.py::"
 
 MUTANTS = [
     Mutant(
@@ -551,8 +552,8 @@ MUTANTS = [
     Mutant(
         "remote: pull does not check the manifest's sha256 on arrival",
         ENGINE + "offsite/pull.py",
-        '            if not dry_run:\n                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])',
-        '            if not dry_run:\n                remote.get(entry["name"], directory, expected_size=entry["size"])',
+        '        return remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])',
+        '        return remote.get(entry["name"], directory, expected_size=entry["size"])',
         [UNTRUSTED + "test_pull_checks_every_file_against_the_manifest_on_arrival"],
     ),
     Mutant(
@@ -579,8 +580,8 @@ MUTANTS = [
     Mutant(
         "remote: hidden object names accepted",
         ENGINE + "storage/__init__.py",
-        'if not name or "/" in name or name.startswith(".") or',
-        'if not name or "/" in name or',
+        '    return not part or part.startswith(".") or any(ord(char) < 32 for char in part)',
+        "    return not part or any(ord(char) < 32 for char in part)",
         ["tests/unit/test_remote.py::test_remote_object_names_are_plain_file_names"],
     ),
     # Issue 18, slice "drills, pings, roles and the new user's path".
@@ -818,8 +819,8 @@ MUTANTS = [
     Mutant(
         "remote: a push aborts other series' interrupted uploads",
         ENGINE + "storage/__init__.py",
-        'if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]',
-        "if now - started > age]",
+        'if getattr(parse_file_name(folder_of(name)), "prefix", None) == prefix and now - started > age',
+        "if now - started > age",
         [
             REMOTE2_UNIT + "test_stale_uploads_are_the_series_own_and_older_than_a_day",
             REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only",
@@ -828,8 +829,8 @@ MUTANTS = [
     Mutant(
         "remote: a push aborts uploads in progress",
         ENGINE + "storage/__init__.py",
-        'if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]',
-        'if getattr(parse_file_name(name), "prefix", None) == prefix]',
+        'if getattr(parse_file_name(folder_of(name)), "prefix", None) == prefix and now - started > age',
+        'if getattr(parse_file_name(folder_of(name)), "prefix", None) == prefix',
         [
             REMOTE2_UNIT + "test_stale_uploads_are_the_series_own_and_older_than_a_day",
             REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only",
@@ -1114,6 +1115,27 @@ MUTANTS = [
         "if dirsets.is_directory(dump) and (options.schemas or options.tables):",
         "if False:",
         [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
+    ),
+    Mutant(
+        "directory sets on a remote: members missing or changed there go unnoticed",
+        ENGINE + "offsite_sets.py",
+        "            found += _directory_problems(entry, objects, where)",
+        "            found += []",
+        [REMOTE2_UNIT + "test_a_remote_directory_dump_is_checked_member_by_member_against_the_manifest"],
+    ),
+    Mutant(
+        "directory sets on a remote: the S3 listing misses the members",
+        ENGINE + "storage/s3.py",
+        'if is_object_name(item["Prefix"][len(base) :] + "member")]',
+        "if False]",
+        [OFFSITE_DIRSETS + "test_an_encrypted_directory_set_goes_to_s3_member_by_member_resumes_comes_back_and_restores"],
+    ),
+    Mutant(
+        "directory sets on a remote: a pull that failed at a member leaves its partial directory",
+        ENGINE + "dirsets.py",
+        "        shutil.rmtree(partial, ignore_errors=True)",
+        "        pass",
+        [OFFSITE_DIRSETS + "test_an_encrypted_directory_set_goes_to_s3_member_by_member_resumes_comes_back_and_restores"],
     ),
 ]
 

@@ -24,7 +24,7 @@ import stat
 import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, Dict, List, Optional, cast
+from typing import IO, Any, Callable, Dict, List, Optional, cast
 
 from . import encryption, manifest as manifest_mod, verdict
 from .archives import decode_commands, decode_into, explained, pg_restore_argv, toc_entries
@@ -122,14 +122,7 @@ class DirectoryWriter:
         self._sealing: Dict[str, "Future[Dict[str, Any]]"] = {}
         self._seal = functools.partial(self._seal_one, compressor=compressor, encrypt=encrypt, env=env)
         self._pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pgdrill-seal")
-        try:
-            os.mkdir(self.temp_path, DIR_MODE)
-            os.chmod(self.temp_path, DIR_MODE)
-            owner = owner_for_new_files(directory)
-            if owner is not None:
-                os.chown(self.temp_path, owner, -1)
-        except OSError as exc:
-            raise os_error(exc, "create a directory in", directory) from None
+        make_partial(directory, self.temp_path)
 
     def dump(self, argv: List[str], env: Dict[str, str], what: str, fix: str) -> None:
         """Run pg_dump (``argv``, writing into the plain directory) with --verbose: each table's file
@@ -204,13 +197,7 @@ class DirectoryWriter:
 
     def commit(self) -> str:
         """One rename gives the whole directory its final name; never over anything."""
-        if os.path.lexists(self.final_path):
-            raise PgdrillError(f"{self.final_path} already exists; pgdrill never overwrites a backup file")
-        try:
-            os.rename(self.temp_path, self.final_path)
-        except OSError as exc:
-            raise os_error(exc, "rename to", self.final_path) from None
-        fsync_dir(self.directory)
+        finish_partial(self.directory, self.temp_path, self.final_path)
         self.committed = True
         return self.final_path
 
@@ -218,6 +205,52 @@ class DirectoryWriter:
         self._pool.shutdown(wait=True, cancel_futures=True)  # no sealing thread writes into what goes
         shutil.rmtree(self.final_path if self.committed else self.temp_path, ignore_errors=True)
         self.committed = False
+
+
+def make_partial(directory: str, partial: str) -> None:
+    """A hidden partial directory (0700, owned as the directory's new files are)."""
+    try:
+        os.mkdir(partial, DIR_MODE)
+        os.chmod(partial, DIR_MODE)
+        owner = owner_for_new_files(directory)
+        if owner is not None:
+            os.chown(partial, owner, -1)
+    except OSError as exc:
+        raise os_error(exc, "create a directory in", directory) from None
+
+
+def finish_partial(directory: str, partial: str, final: str) -> None:
+    """One rename gives a partial directory its final name, never over anything; then both are synced."""
+    if os.path.lexists(final):
+        raise PgdrillError(f"{final} already exists; pgdrill never overwrites a backup file")
+    fsync_dir(partial)
+    try:
+        os.rename(partial, final)
+    except OSError as exc:
+        raise os_error(exc, "rename to", final) from None
+    fsync_dir(directory)
+
+
+def receive(directory: str, entry: Dict[str, Any], fetch: Callable[[Dict[str, Any], AtomicWriter], None]) -> str:
+    """Bring a directory-format dump into ``directory`` from elsewhere (a remote, another host):
+    ``fetch`` writes each member of the manifest's ``entry`` into its writer, checking it against
+    the member's sha256 and size, into a hidden partial directory, which gets the final name by
+    one rename only when every member is there. On any failure the partial directory goes."""
+    final = os.path.join(directory, entry["name"])
+    if os.path.lexists(final):
+        raise PgdrillError(f"{final} exists and is not the directory the set lists", "bring the set into an empty directory, or move that one away")
+    partial = os.path.join(directory, temp_prefix(entry["name"]) + secrets.token_hex(4))
+    make_partial(directory, partial)
+    try:
+        for member in entry["members"]:
+            with AtomicWriter(partial, member["name"]) as writer:
+                fetch(member, writer)
+                writer.commit()
+        finish_partial(directory, partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final
 
 
 # --- reading a directory set ---------------------------------------------------------------------
