@@ -1117,6 +1117,13 @@ MUTANTS = [
         [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
     ),
     Mutant(
+        "directory sets: the drill's copy over ssh leaves a directory-format dump behind",
+        ENGINE + "scheduled.py",
+        '        ["scp", "-B", "-r", *options,',
+        '        ["scp", "-B", *options,',
+        ["tests/engine/test_scheduled_drill.py::test_the_drill_restores_a_directory_set_with_the_same_proofs_and_copies_one_over_ssh_whole"],
+    ),
+    Mutant(
         "directory sets on a remote: members missing or changed there go unnoticed",
         ENGINE + "offsite_sets.py",
         "            found += _directory_problems(entry, objects, where)",
