@@ -1110,10 +1110,10 @@ MUTANTS = [
         [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
     ),
     Mutant(
-        "directory sets: a partial restore is attempted instead of refused",
-        ENGINE + "recovery.py",
-        "if dirsets.is_directory(dump) and (options.schemas or options.tables):",
-        "if False:",
+        "directory sets: a partial restore of a directory set restores everything",
+        ENGINE + "dirsets.py",
+        "        argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, use_list=use_list, **flags)",
+        "        argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, **flags)",
         [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
     ),
     Mutant(

@@ -308,15 +308,24 @@ def needs_decoding(entry: Dict[str, Any]) -> bool:
 
 
 def list_toc(tools: PgTools, env: Dict[str, str], path: str, entry: Dict[str, Any], identity: Optional[str], work_dir: Optional[str]) -> List[str]:
-    """The dump's table of contents (``pg_restore --list``), read from its decoded toc.dat alone."""
+    """The dump's table of contents (``pg_restore --list``, comment lines dropped)."""
+    return toc_entries(read_toc(tools, env, path, entry, identity, work_dir))
+
+
+def read_toc(
+    tools: PgTools, env: Dict[str, str], path: str, entry: Dict[str, Any], identity: Optional[str], work_dir: Optional[str], verbose: bool = False
+) -> str:
+    """``pg_restore --list`` of the dump (``--verbose`` adds each entry's dependencies), read from its
+    decoded toc.dat alone."""
     what = f"reading the archive {entry['name']} with pg_restore --list"
+    flags = ["--list"] + (["--verbose"] if verbose else [])
     try:
         if not needs_decoding(entry):
-            return toc_entries(run([tools.path("pg_restore"), "--list", path], env, what).stdout)
+            return run([tools.path("pg_restore"), *flags, path], env, what).stdout
         toc = [member["name"] for member in entry["members"] if manifest_mod.plain_member(member["name"]) == manifest_mod.TOC_MEMBER]
         with private_work_dir(work_dir or os.path.dirname(path), "work") as scratch:
             decode_members(path, toc, scratch, identity, env, tools, 1)
-            return toc_entries(run([tools.path("pg_restore"), "--list", scratch], env, what).stdout)
+            return run([tools.path("pg_restore"), *flags, scratch], env, what).stdout
     except PgdrillError as exc:
         raise explained(exc, tools, identity) from None
 
@@ -331,15 +340,17 @@ def restore(
     work_dir: Optional[str],
     identity: Optional[str],
     flags: Dict[str, bool],
+    use_list: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Restore a directory dump into ``dbname``: its members decoded into a private work directory
-    (removed afterwards whatever happens), then ``pg_restore --jobs`` from there; a directory whose
-    members need no decoding is read where it lies. Returns the commands and each step's time."""
+    (removed afterwards whatever happens), then ``pg_restore --jobs`` from there (``--use-list`` for
+    a partial restore); a directory whose members need no decoding is read where it lies. Returns
+    the commands and each step's time."""
     what = f"restoring {entry['name']} into database '{dbname}'"
     fix = "read pg_restore's message; --exit-on-error stopped at the first error"
     timings: Dict[str, float] = {}
     if not needs_decoding(entry):
-        argv = pg_restore_argv(tools, path, dbname, jobs=jobs, clean=flags["clean"], no_owner=flags["no_owner"], no_privileges=flags["no_privileges"])
+        argv = pg_restore_argv(tools, path, dbname, jobs=jobs, use_list=use_list, **flags)
         started = time.monotonic()
         _run_restore(argv, env, what, fix, tools, identity)
         return {"commands": [argv], "timings": {"pg_restore": time.monotonic() - started}}
@@ -349,7 +360,7 @@ def restore(
         started = time.monotonic()
         decode_members(path, [member["name"] for member in entry["members"]], plain, identity, env, tools, jobs)
         timings["decode"] = time.monotonic() - started
-        argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, clean=flags["clean"], no_owner=flags["no_owner"], no_privileges=flags["no_privileges"])
+        argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, use_list=use_list, **flags)
         started = time.monotonic()
         _run_restore(argv, env, what, fix, tools, identity)
         timings["pg_restore"] = time.monotonic() - started
