@@ -11,6 +11,8 @@ finished, while the others are still being dumped, the rest after pg_dump ends; 
 copy goes, and one rename gives the directory its final name. The manifest, written after that,
 lists the directory as one entry of kind db with every member (manifest.members_problem). Reading it
 back decodes the members into a private work directory, where ``pg_restore --jobs=N`` reads them.
+A set brought from elsewhere (the off-host copy, another host) arrives the same way: every member
+checked into a hidden partial directory that one rename names (:func:`receive`).
 """
 
 from __future__ import annotations
@@ -35,17 +37,11 @@ from .pgtools import CompressionPlan, PgTools
 from .pipeline import describe_rc, last_line, run, stream
 
 PLAIN_DIR = ".plain"
-DIRECTORY_NOT_YET_FIX = "set format = custom for this series (its next backup is then a custom-format set)"
 
 
 def is_directory(entry: Optional[Dict[str, Any]]) -> bool:
     """Is this manifest entry a directory-format dump? Pure."""
     return bool(entry) and (entry or {}).get("format") == manifest_mod.DIRECTORY_FORMAT
-
-
-def not_yet(what: str, set_id: str) -> PgdrillError:
-    """The refusal of what directory-format sets cannot do yet, naming the fix."""
-    return PgdrillError(f"{what} is not built for directory-format sets yet, and {set_id} is one", DIRECTORY_NOT_YET_FIX)
 
 
 def compression_plan(method: str, level: int, zstd: Optional[str]) -> CompressionPlan:
