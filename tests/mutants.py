@@ -1138,6 +1138,13 @@ MUTANTS = [
         [OFFSITE_DIRSETS + "test_an_encrypted_directory_set_goes_to_s3_member_by_member_resumes_comes_back_and_restores"],
     ),
     Mutant(
+        "directory sets on a remote: a prune leaves the empty folder of an rclone remote",
+        ENGINE + "offsite/prune.py",
+        "                remote.remove_empty_folder(folder)",
+        "                pass",
+        [OFFSITE_DIRSETS + "test_a_directory_set_through_rclone_is_a_folder_of_members_comes_back_whole_and_goes_whole"],
+    ),
+    Mutant(
         "directory sets on a remote: a pull that failed at a member leaves its partial directory",
         ENGINE + "dirsets.py",
         "        shutil.rmtree(partial, ignore_errors=True)",

@@ -103,7 +103,7 @@ def test_an_encrypted_directory_set_goes_to_s3_member_by_member_resumes_comes_ba
     assert sorted(name for name in names if "/" in name) == newer_members
 
 
-def test_a_directory_set_through_rclone_is_a_folder_of_members_and_comes_back_whole(backup_env, tmp_path):
+def test_a_directory_set_through_rclone_is_a_folder_of_members_comes_back_whole_and_goes_whole(backup_env, tmp_path):
     remote_dir = tmp_path / "remote"
     backup_env.rewrite(format="directory", remote=f"rclone::local:{remote_dir}")
     backup_env.run()  # pushed by the backup run
@@ -123,3 +123,10 @@ def test_a_directory_set_through_rclone_is_a_folder_of_members_and_comes_back_wh
     backup_env.run("pull", "--to", str(pulled))
     for name in members:
         assert (pulled / entry["name"] / name).read_bytes() == open(os.path.join(backup_env.backup_dir, entry["name"], name), "rb").read()
+    # Remote retention removes the older set whole, its folder with it (rclone backends keep folders of their own).
+    backup_env.rewrite(format="directory", remote=f"rclone::local:{remote_dir}", remote_keep_last=1, remote_retention_days=0)
+    backup_env.run("--no-prune")  # the new set is pushed
+    backup_env.run("prune", "--remote")
+    assert not [name for name in os.listdir(remote_dir) if manifest["stamp"] in name], os.listdir(remote_dir)
+    (newer,) = [document for document in backup_env.manifests() if document["set"] != manifest["set"]]
+    assert sorted(os.listdir(remote_dir / directory_entry(newer)["name"])) == sorted(member["name"] for member in directory_entry(newer)["members"])

@@ -278,6 +278,10 @@ class Remote:
     def delete(self, name: str) -> str:
         raise NotImplementedError
 
+    def remove_empty_folder(self, folder: str) -> None:
+        """Remove the folder a directory-format dump's members were in, once they are deleted, where
+        the storage keeps folders of their own (object storage has none: nothing to do)."""
+
     def check_lock(self, lock: LockSettings) -> None:
         """Refuse Object Lock settings the remote cannot honour (a PgdrillError naming them)."""
         raise NotImplementedError

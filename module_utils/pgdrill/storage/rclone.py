@@ -217,6 +217,10 @@ class RcloneRemote(Remote):
                 raise self._failed(done, "removing an interrupted upload", partial)
         return len(partials)
 
+    def remove_empty_folder(self, folder: str) -> None:
+        """``rmdir``: only an empty folder goes; one that still holds anything (or is gone) stays as it is."""
+        self._run(["rmdir", self.path(folder)], "removing the empty folder", folder, check=False)
+
     def delete(self, name: str) -> str:
         """``deletefile``. rclone cannot tell an Object Lock refusal from other denials; on
         versioned buckets it only hides the object: use an s3:// remote for those."""
