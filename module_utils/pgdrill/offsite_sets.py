@@ -39,7 +39,8 @@ _UPLOAD_RANK = {"db": 0, "globals": 1, "media": 2, "manifest": 9, "pin": 10}
 
 
 def upload_order(names: Iterable[str]) -> List[str]:
-    """The files of one set in the order they are uploaded: data files first, the manifest last.
+    """The files of one set in the order they are uploaded: data files first (a directory-format
+    dump's members by their paths, ``<dir>/<member>``), the manifest last.
 
     Verification records (kind ``verify``) are rewritten locally and are not part of a set's
     upload. Names that are not the engine's are refused (ValueError): a caller's bug.

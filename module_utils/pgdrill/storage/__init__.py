@@ -248,7 +248,8 @@ class Received(Protocol):
 
 
 class Remote:
-    """What the engine asks of off-host storage. Names are a set's file names, under the URL's prefix."""
+    """What the engine asks of off-host storage. Names are a set's file names, under the URL's prefix,
+    or a directory-format dump's members one level down (``<dir>/<member>``, :func:`check_object_name`)."""
 
     url: RemoteURL
 
