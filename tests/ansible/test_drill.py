@@ -8,6 +8,7 @@ database the way the seed's procedure runs them."""
 import glob
 import json
 import os
+import stat
 import sys
 
 import pytest
@@ -217,8 +218,8 @@ def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, 
     record = drill_env.evidence()
     dump = next(entry for entry in record["files"] if entry["kind"] == "db")
     assert record["transfer"] == "controller" and dump["format"] == "directory"
-    copied = [result["item"] for result in run.task("Copy the set to staging")["res"]["results"]]
-    assert sorted(name for name in copied if "/" in name) == sorted(f"{dump['name']}/{member['name']}" for member in dump["members"])
+    fetched = [result["item"] for result in run.task("Fetch the set to the controller")["res"]["results"]]
+    assert sorted(name for name in fetched if "/" in name) == sorted(f"{dump['name']}/{member['name']}" for member in dump["members"])
     kept = drill_env.scratch_databases()
     assert record["outcome"] == "passed" and record["scratch_database_kept"] is True and kept == [record["scratch_database"]]
     assert staging.psql("SELECT count(*) FROM invoices", kept[0]) == drill_env.source.psql("SELECT count(*) FROM invoices", drill_env.db)
@@ -232,6 +233,8 @@ def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, 
     for copy in (staging_copy, controller_copy):
         assert dump_file in os.listdir(copy) and not [name for name in os.listdir(copy) if "_globals_" in name], (copy, os.listdir(copy))
         assert sorted(os.listdir(copy / dump_file)) == sorted(member["name"] for member in dump["members"])
+    assert stat.S_IMODE(os.stat(staging_copy / dump_file).st_mode) == 0o700  # the controller's copies lie in its 0700 transfer directory
+    assert {stat.S_IMODE(os.stat(path).st_mode) for path in (staging_copy / dump_file).iterdir()} == {0o600}
     assert record["kept_copies"] == [f"staging:{staging_copy}", f"localhost:{controller_copy}"], record["kept_copies"]
     assert record["kept_copies_left_out"] == [globals_file]
     line = drill_env.log.read_text().strip().splitlines()[-1]
