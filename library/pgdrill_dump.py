@@ -52,7 +52,7 @@ options:
       - C(custom) writes the dump as one pg_dump archive file.
       - C(directory) runs C(pg_dump -Fd) with C(dump_jobs) parallel jobs (the config's, else 2), compresses each file with zstd and, with
         encryption on, encrypts each file; every file's sha256 and size is in the manifest. Needs O(compression) C(zstd) or C(none).
-      - Directory-format sets are not pushed to or pulled from the off-host copy yet, and take no partial restore; use C(custom) for those.
+      - A directory-format set goes to the off-host copy as one object per file, C(<dir>/<file>), the manifest last.
       - Defaults to the config's, else C(custom).
     type: str
     choices: [custom, directory]

@@ -88,7 +88,9 @@ prefix:
   type: str
   sample: ez360pm
 sets:
-  description: Every set of the series, newest first.
+  description:
+    - Every set of the series, newest first.
+    - C(files) names each file of a set; C(paths) each file by its path in the backup directory, a directory-format dump's members as C(DIR/MEMBER).
   returned: always
   type: list
   elements: dict

@@ -51,6 +51,7 @@ MEDIA = "tests/engine/test_media_members.py::"
 REMOTE2 = "tests/offhost/test_remote_hardening.py::"
 REMOTE2_UNIT = "tests/unit/test_remote.py::"
 DIRSETS = "tests/engine/test_directory_sets.py::"
+OFFSITE_DIRSETS = "tests/offhost/test_directory_sets_offsite.py::"
 
 MUTANTS = [
     Mutant(
@@ -551,8 +552,8 @@ MUTANTS = [
     Mutant(
         "remote: pull does not check the manifest's sha256 on arrival",
         ENGINE + "offsite/pull.py",
-        '            if not dry_run:\n                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])',
-        '            if not dry_run:\n                remote.get(entry["name"], directory, expected_size=entry["size"])',
+        '        return remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])',
+        '        return remote.get(entry["name"], directory, expected_size=entry["size"])',
         [UNTRUSTED + "test_pull_checks_every_file_against_the_manifest_on_arrival"],
     ),
     Mutant(
@@ -579,8 +580,8 @@ MUTANTS = [
     Mutant(
         "remote: hidden object names accepted",
         ENGINE + "storage/__init__.py",
-        'if not name or "/" in name or name.startswith(".") or',
-        'if not name or "/" in name or',
+        '    return not part or part.startswith(".") or any(ord(char) < 32 for char in part)',
+        "    return not part or any(ord(char) < 32 for char in part)",
         ["tests/unit/test_remote.py::test_remote_object_names_are_plain_file_names"],
     ),
     # Issue 18, slice "drills, pings, roles and the new user's path".
@@ -818,8 +819,8 @@ MUTANTS = [
     Mutant(
         "remote: a push aborts other series' interrupted uploads",
         ENGINE + "storage/__init__.py",
-        'if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]',
-        "if now - started > age]",
+        'if getattr(parse_file_name(folder_of(name)), "prefix", None) == prefix and now - started > age',
+        "if now - started > age",
         [
             REMOTE2_UNIT + "test_stale_uploads_are_the_series_own_and_older_than_a_day",
             REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only",
@@ -828,8 +829,8 @@ MUTANTS = [
     Mutant(
         "remote: a push aborts uploads in progress",
         ENGINE + "storage/__init__.py",
-        'if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]',
-        'if getattr(parse_file_name(name), "prefix", None) == prefix]',
+        'if getattr(parse_file_name(folder_of(name)), "prefix", None) == prefix and now - started > age',
+        'if getattr(parse_file_name(folder_of(name)), "prefix", None) == prefix',
         [
             REMOTE2_UNIT + "test_stale_uploads_are_the_series_own_and_older_than_a_day",
             REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only",
@@ -1109,11 +1110,46 @@ MUTANTS = [
         [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
     ),
     Mutant(
-        "directory sets: a partial restore is attempted instead of refused",
-        ENGINE + "recovery.py",
-        "if dirsets.is_directory(dump) and (options.schemas or options.tables):",
-        "if False:",
+        "directory sets: a partial restore of a directory set restores everything",
+        ENGINE + "dirsets.py",
+        "        argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, use_list=use_list, **flags)",
+        "        argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, **flags)",
         [DIRSETS + "test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_changed_file_is_named"],
+    ),
+    Mutant(
+        "directory sets: the drill's copy over ssh leaves a directory-format dump behind",
+        ENGINE + "scheduled.py",
+        '        ["scp", "-B", "-r", *options,',
+        '        ["scp", "-B", *options,',
+        ["tests/engine/test_scheduled_drill.py::test_the_drill_restores_a_directory_set_with_the_same_proofs_and_copies_one_over_ssh_whole"],
+    ),
+    Mutant(
+        "directory sets on a remote: members missing or changed there go unnoticed",
+        ENGINE + "offsite_sets.py",
+        "            found += _directory_problems(entry, objects, where)",
+        "            found += []",
+        [REMOTE2_UNIT + "test_a_remote_directory_dump_is_checked_member_by_member_against_the_manifest"],
+    ),
+    Mutant(
+        "directory sets on a remote: the S3 listing misses the members",
+        ENGINE + "storage/s3.py",
+        'if is_object_name(item["Prefix"][len(base) :] + "member")]',
+        "if False]",
+        [OFFSITE_DIRSETS + "test_an_encrypted_directory_set_goes_to_s3_member_by_member_resumes_comes_back_and_restores"],
+    ),
+    Mutant(
+        "directory sets on a remote: a prune leaves the empty folder of an rclone remote",
+        ENGINE + "offsite/prune.py",
+        "                remote.remove_empty_folder(folder)",
+        "                pass",
+        [OFFSITE_DIRSETS + "test_a_directory_set_through_rclone_is_a_folder_of_members_comes_back_whole_and_goes_whole"],
+    ),
+    Mutant(
+        "directory sets on a remote: a pull that failed at a member leaves its partial directory",
+        ENGINE + "dirsets.py",
+        "        shutil.rmtree(partial, ignore_errors=True)",
+        "        pass",
+        [OFFSITE_DIRSETS + "test_an_encrypted_directory_set_goes_to_s3_member_by_member_resumes_comes_back_and_restores"],
     ),
 ]
 

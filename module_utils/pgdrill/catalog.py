@@ -107,6 +107,19 @@ class BackupSet(RecordedVerdict):
     def file_names(self) -> List[str]:
         return sorted(entry.name for entry in self.files)
 
+    def paths(self, kinds: Optional["frozenset[str]"] = None) -> Dict[str, int]:
+        """Each file of the set (of ``kinds``, default all) by its path in the backup directory, with
+        its size: a directory-format dump's members as ``<dir>/<member>``, what travels between hosts."""
+        found = {}
+        for entry in self.files:
+            if kinds is not None and entry.kind not in kinds:
+                continue
+            if entry.members is None:
+                found[entry.name] = entry.size
+            else:
+                found.update({f"{entry.name}/{member}": size for member, size in entry.members.items()})
+        return found
+
     @property
     def pinned(self) -> bool:
         """A pin file is there: whatever it says, retention never removes the set."""

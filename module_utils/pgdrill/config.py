@@ -388,11 +388,6 @@ def build_database_config(label: str, values: Mapping[str, object], base_dir: st
             f"bad config value in {source}: format = directory with compression = gzip",
             "a directory-format set compresses each file with zstd: set compression = zstd (or none), or keep format = custom for gzip",
         )
-    if config.format == "directory" and config.remote and config.remote_upload:
-        raise PgdrillError(
-            f"bad config value in {source}: format = directory with a remote: directory-format sets are not pushed to the off-host copy yet",
-            "set format = custom to push every set to the remote (or remote_upload = no to keep the sets on this host only)",
-        )
     return config
 
 

@@ -11,6 +11,8 @@ finished, while the others are still being dumped, the rest after pg_dump ends; 
 copy goes, and one rename gives the directory its final name. The manifest, written after that,
 lists the directory as one entry of kind db with every member (manifest.members_problem). Reading it
 back decodes the members into a private work directory, where ``pg_restore --jobs=N`` reads them.
+A set brought from elsewhere (the off-host copy, another host) arrives the same way: every member
+checked into a hidden partial directory that one rename names (:func:`receive`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import stat
 import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, Dict, List, Optional, cast
+from typing import IO, Any, Callable, Dict, List, Optional, cast
 
 from . import encryption, manifest as manifest_mod, verdict
 from .archives import decode_commands, decode_into, explained, pg_restore_argv, toc_entries
@@ -35,17 +37,11 @@ from .pgtools import CompressionPlan, PgTools
 from .pipeline import describe_rc, last_line, run, stream
 
 PLAIN_DIR = ".plain"
-DIRECTORY_NOT_YET_FIX = "set format = custom for this series (its next backup is then a custom-format set)"
 
 
 def is_directory(entry: Optional[Dict[str, Any]]) -> bool:
     """Is this manifest entry a directory-format dump? Pure."""
     return bool(entry) and (entry or {}).get("format") == manifest_mod.DIRECTORY_FORMAT
-
-
-def not_yet(what: str, set_id: str) -> PgdrillError:
-    """The refusal of what directory-format sets cannot do yet, naming the fix."""
-    return PgdrillError(f"{what} is not built for directory-format sets yet, and {set_id} is one", DIRECTORY_NOT_YET_FIX)
 
 
 def compression_plan(method: str, level: int, zstd: Optional[str]) -> CompressionPlan:
@@ -122,14 +118,7 @@ class DirectoryWriter:
         self._sealing: Dict[str, "Future[Dict[str, Any]]"] = {}
         self._seal = functools.partial(self._seal_one, compressor=compressor, encrypt=encrypt, env=env)
         self._pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pgdrill-seal")
-        try:
-            os.mkdir(self.temp_path, DIR_MODE)
-            os.chmod(self.temp_path, DIR_MODE)
-            owner = owner_for_new_files(directory)
-            if owner is not None:
-                os.chown(self.temp_path, owner, -1)
-        except OSError as exc:
-            raise os_error(exc, "create a directory in", directory) from None
+        make_partial(directory, self.temp_path)
 
     def dump(self, argv: List[str], env: Dict[str, str], what: str, fix: str) -> None:
         """Run pg_dump (``argv``, writing into the plain directory) with --verbose: each table's file
@@ -204,13 +193,7 @@ class DirectoryWriter:
 
     def commit(self) -> str:
         """One rename gives the whole directory its final name; never over anything."""
-        if os.path.lexists(self.final_path):
-            raise PgdrillError(f"{self.final_path} already exists; pgdrill never overwrites a backup file")
-        try:
-            os.rename(self.temp_path, self.final_path)
-        except OSError as exc:
-            raise os_error(exc, "rename to", self.final_path) from None
-        fsync_dir(self.directory)
+        finish_partial(self.directory, self.temp_path, self.final_path)
         self.committed = True
         return self.final_path
 
@@ -218,6 +201,52 @@ class DirectoryWriter:
         self._pool.shutdown(wait=True, cancel_futures=True)  # no sealing thread writes into what goes
         shutil.rmtree(self.final_path if self.committed else self.temp_path, ignore_errors=True)
         self.committed = False
+
+
+def make_partial(directory: str, partial: str) -> None:
+    """A hidden partial directory (0700, owned as the directory's new files are)."""
+    try:
+        os.mkdir(partial, DIR_MODE)
+        os.chmod(partial, DIR_MODE)
+        owner = owner_for_new_files(directory)
+        if owner is not None:
+            os.chown(partial, owner, -1)
+    except OSError as exc:
+        raise os_error(exc, "create a directory in", directory) from None
+
+
+def finish_partial(directory: str, partial: str, final: str) -> None:
+    """One rename gives a partial directory its final name, never over anything; then both are synced."""
+    if os.path.lexists(final):
+        raise PgdrillError(f"{final} already exists; pgdrill never overwrites a backup file")
+    fsync_dir(partial)
+    try:
+        os.rename(partial, final)
+    except OSError as exc:
+        raise os_error(exc, "rename to", final) from None
+    fsync_dir(directory)
+
+
+def receive(directory: str, entry: Dict[str, Any], fetch: Callable[[Dict[str, Any], AtomicWriter], None]) -> str:
+    """Bring a directory-format dump into ``directory`` from elsewhere (a remote, another host):
+    ``fetch`` writes each member of the manifest's ``entry`` into its writer, checking it against
+    the member's sha256 and size, into a hidden partial directory, which gets the final name by
+    one rename only when every member is there. On any failure the partial directory goes."""
+    final = os.path.join(directory, entry["name"])
+    if os.path.lexists(final):
+        raise PgdrillError(f"{final} exists and is not the directory the set lists", "bring the set into an empty directory, or move that one away")
+    partial = os.path.join(directory, temp_prefix(entry["name"]) + secrets.token_hex(4))
+    make_partial(directory, partial)
+    try:
+        for member in entry["members"]:
+            with AtomicWriter(partial, member["name"]) as writer:
+                fetch(member, writer)
+                writer.commit()
+        finish_partial(directory, partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return final
 
 
 # --- reading a directory set ---------------------------------------------------------------------
@@ -275,15 +304,24 @@ def needs_decoding(entry: Dict[str, Any]) -> bool:
 
 
 def list_toc(tools: PgTools, env: Dict[str, str], path: str, entry: Dict[str, Any], identity: Optional[str], work_dir: Optional[str]) -> List[str]:
-    """The dump's table of contents (``pg_restore --list``), read from its decoded toc.dat alone."""
+    """The dump's table of contents (``pg_restore --list``, comment lines dropped)."""
+    return toc_entries(read_toc(tools, env, path, entry, identity, work_dir))
+
+
+def read_toc(
+    tools: PgTools, env: Dict[str, str], path: str, entry: Dict[str, Any], identity: Optional[str], work_dir: Optional[str], verbose: bool = False
+) -> str:
+    """``pg_restore --list`` of the dump (``--verbose`` adds each entry's dependencies), read from its
+    decoded toc.dat alone."""
     what = f"reading the archive {entry['name']} with pg_restore --list"
+    flags = ["--list"] + (["--verbose"] if verbose else [])
     try:
         if not needs_decoding(entry):
-            return toc_entries(run([tools.path("pg_restore"), "--list", path], env, what).stdout)
+            return run([tools.path("pg_restore"), *flags, path], env, what).stdout
         toc = [member["name"] for member in entry["members"] if manifest_mod.plain_member(member["name"]) == manifest_mod.TOC_MEMBER]
         with private_work_dir(work_dir or os.path.dirname(path), "work") as scratch:
             decode_members(path, toc, scratch, identity, env, tools, 1)
-            return toc_entries(run([tools.path("pg_restore"), "--list", scratch], env, what).stdout)
+            return run([tools.path("pg_restore"), *flags, scratch], env, what).stdout
     except PgdrillError as exc:
         raise explained(exc, tools, identity) from None
 
@@ -298,15 +336,17 @@ def restore(
     work_dir: Optional[str],
     identity: Optional[str],
     flags: Dict[str, bool],
+    use_list: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Restore a directory dump into ``dbname``: its members decoded into a private work directory
-    (removed afterwards whatever happens), then ``pg_restore --jobs`` from there; a directory whose
-    members need no decoding is read where it lies. Returns the commands and each step's time."""
+    (removed afterwards whatever happens), then ``pg_restore --jobs`` from there (``--use-list`` for
+    a partial restore); a directory whose members need no decoding is read where it lies. Returns
+    the commands and each step's time."""
     what = f"restoring {entry['name']} into database '{dbname}'"
     fix = "read pg_restore's message; --exit-on-error stopped at the first error"
     timings: Dict[str, float] = {}
     if not needs_decoding(entry):
-        argv = pg_restore_argv(tools, path, dbname, jobs=jobs, clean=flags["clean"], no_owner=flags["no_owner"], no_privileges=flags["no_privileges"])
+        argv = pg_restore_argv(tools, path, dbname, jobs=jobs, use_list=use_list, **flags)
         started = time.monotonic()
         _run_restore(argv, env, what, fix, tools, identity)
         return {"commands": [argv], "timings": {"pg_restore": time.monotonic() - started}}
@@ -316,7 +356,7 @@ def restore(
         started = time.monotonic()
         decode_members(path, [member["name"] for member in entry["members"]], plain, identity, env, tools, jobs)
         timings["decode"] = time.monotonic() - started
-        argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, clean=flags["clean"], no_owner=flags["no_owner"], no_privileges=flags["no_privileges"])
+        argv = pg_restore_argv(tools, plain, dbname, jobs=jobs, use_list=use_list, **flags)
         started = time.monotonic()
         _run_restore(argv, env, what, fix, tools, identity)
         timings["pg_restore"] = time.monotonic() - started

@@ -5,7 +5,9 @@ order, what a push still owes, and what ``verify --remote`` proved. Pure but for
 records, which live on this host.
 
 A set is uploaded file by file under the remote's prefix with the local file names, the manifest
-last: a remote set without its manifest is debris of an interrupted upload and never counts.
+last: a remote set without its manifest is debris of an interrupted upload and never counts. A
+directory-format dump travels as one object per member, ``<the directory's name>/<member>``: its
+objects are the set's by their folder, and they count as one file of it.
 Verification records stay local: they are rewritten, which a write-once remote does not allow.
 """
 
@@ -19,15 +21,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence
 
-from . import manifest as manifest_mod, retention, verdict
+from . import dirsets, manifest as manifest_mod, retention, verdict
 from .catalog import BackupSet
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, ensure_private_dir
-from .naming import BackupFileName, group_by_set, parse_file_name, parse_stamp, set_id
+from .naming import DIRECTORY_EXTENSION, BackupFileName, group_by_set, parse_file_name, parse_stamp, set_id
 from .series import utcnow
 from .sets import RecordedVerdict, listing_row
-from .storage import RemoteObject
+from .storage import RemoteObject, folder_of
 
 log = logging.getLogger("pgdrill")
 
@@ -37,28 +39,40 @@ _UPLOAD_RANK = {"db": 0, "globals": 1, "media": 2, "manifest": 9, "pin": 10}
 
 
 def upload_order(names: Iterable[str]) -> List[str]:
-    """The files of one set in the order they are uploaded: data files first, the manifest last.
+    """The files of one set in the order they are uploaded: data files first (a directory-format
+    dump's members by their paths, ``<dir>/<member>``), the manifest last.
 
     Verification records (kind ``verify``) are rewritten locally and are not part of a set's
     upload. Names that are not the engine's are refused (ValueError): a caller's bug.
     """
     parsed = []
     for name in names:
-        entry = parse_file_name(name)
+        entry = parse_file_name(folder_of(name))
         if entry is None:
             raise ValueError(f"not a backup file name: {name!r}")
         if entry.kind != "verify":
-            parsed.append(entry)
-    if len({(entry.prefix, entry.stamp) for entry in parsed}) > 1:
+            parsed.append((entry, name))
+    if len({(entry.prefix, entry.stamp) for entry, _ in parsed}) > 1:
         raise ValueError("upload_order takes the files of one set")
-    return [entry.name for entry in sorted(parsed, key=lambda entry: (_UPLOAD_RANK[entry.kind], entry.name))]
+    return [name for entry, name in sorted(parsed, key=lambda item: (_UPLOAD_RANK[item[0].kind], item[1]))]
+
+
+def member_object(directory: str, member: str) -> str:
+    """The object a member of a directory-format dump is on the remote. Pure."""
+    return f"{directory}/{member}"
+
+
+def members_of(directory: str, objects: Iterable[str]) -> Dict[str, str]:
+    """member -> object name, for the objects that lie in the remote folder ``directory``. Pure."""
+    return {name[len(directory) + 1 :]: name for name in objects if folder_of(name) == directory and name != directory}
 
 
 class RemoteSet(NamedTuple):
     set_id: str
     stamp: str
-    files: List[BackupFileName]
+    files: List[BackupFileName]  # a directory-format dump once, for all its members
     complete: bool  # its manifest is on the remote; without one the set is debris
+    objects: List[str]  # every object of the set, each member of a directory-format dump among them
 
     @property
     def manifest(self) -> Optional[str]:
@@ -71,10 +85,19 @@ class RemoteSet(NamedTuple):
 
 def remote_sets(names: Iterable[str], prefix: str) -> List[RemoteSet]:
     """The sets of one series on a remote, oldest stamp first. Foreign names are ignored. Pure."""
+    names = list(names)
+    present = set(names)
+    members: Dict[str, List[str]] = {}
+    for name in names:
+        if "/" in name:
+            members.setdefault(folder_of(name), []).append(name)
+    folders = [name for name in members if getattr(parse_file_name(name), "ext", None) == DIRECTORY_EXTENSION]
     found = []
-    for stamp, files in sorted(group_by_set(names, prefix).items()):
+    for stamp, files in sorted(group_by_set([name for name in names if "/" not in name] + folders, prefix).items()):
+        files = sorted(set(files), key=lambda entry: entry.name)
         complete = any(entry.kind == "manifest" for entry in files)
-        found.append(RemoteSet(set_id(prefix, stamp), stamp, sorted(files, key=lambda entry: entry.name), complete))
+        objects = sorted({name for entry in files for name in [entry.name, *members.get(entry.name, [])] if name in present})
+        found.append(RemoteSet(set_id(prefix, stamp), stamp, files, complete, objects))
     return found
 
 
@@ -114,6 +137,9 @@ def remote_set_problems(manifest_files: Iterable[Dict[str, Any]], objects: Dict[
     found = []
     for entry in manifest_files:
         name = str(entry.get("name"))
+        if dirsets.is_directory(entry):
+            found += _directory_problems(entry, objects, where)
+            continue
         there = objects.get(name)
         if there is None:
             found.append(f"{where}/{name} is missing")
@@ -125,14 +151,40 @@ def remote_set_problems(manifest_files: Iterable[Dict[str, Any]], objects: Dict[
     return found
 
 
+def _directory_problems(entry: Dict[str, Any], objects: Dict[str, RemoteObject], where: str) -> List[str]:
+    """A directory-format dump's members on the remote against the manifest's, by the rule a local
+    directory is checked with (dirsets.member_problems), and another sha256 where the remote stores one. Pure."""
+    members = {member: objects[name] for member, name in members_of(entry["name"], objects).items()}
+    found = [f"{where}/{entry['name']} is one object, not the folder of members the manifest lists"] if entry["name"] in objects else []
+    found += dirsets.member_problems(f"{where}/{entry['name']}", entry["members"], {member: there.size for member, there in members.items()})
+    for member in entry["members"]:
+        there = members.get(member["name"])
+        if there is not None and there.sha256 and there.sha256 != member["sha256"]:
+            found.append(f"{where}/{entry['name']}/{member['name']} was stored with sha256 {there.sha256}, the manifest says {member['sha256']}")
+    return found
+
+
 # Files of a set that travel with it: everything but the local verification record.
-TRAVELS = ("db", "globals", "media", "manifest", "pin")
+TRAVELS = frozenset(("db", "globals", "media", "manifest", "pin"))
 
 
 # --- decisions (pure) -----------------------------------------------------------------------------
+def manifest_digests(files: Iterable[Dict[str, Any]]) -> Dict[str, str]:
+    """object name -> the sha256 the manifest lists for it, each member of a directory-format dump
+    as its own object. Pure."""
+    found = {}
+    for entry in files:
+        if dirsets.is_directory(entry):
+            found.update({member_object(entry["name"], member["name"]): member["sha256"] for member in entry["members"]})
+        else:
+            found[entry["name"]] = entry["sha256"]
+    return found
+
+
 def set_files(backup: BackupSet) -> Dict[str, int]:
-    """The files of a local set that belong on the remote, name -> size."""
-    return {entry.name: entry.size for entry in backup.files if entry.kind in TRAVELS}
+    """The objects a local set has on the remote, name -> size: each file that travels, and each
+    member of a directory-format dump as one object (its path in the backup directory, :func:`member_object`)."""
+    return backup.paths(TRAVELS)
 
 
 def is_sealed(backup: BackupSet) -> bool:
@@ -218,7 +270,8 @@ class RemoteSetInfo(RecordedVerdict):
 
     @property
     def file_names(self) -> List[str]:
-        return sorted(self.objects)
+        """The set's files: a directory-format dump once, not each member."""
+        return sorted({folder_of(name) for name in self.objects})
 
     @property
     def pinned(self) -> bool:

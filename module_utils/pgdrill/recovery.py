@@ -163,8 +163,6 @@ def restore_set(config: DatabaseConfig, backup: BackupSet, options: RestoreOptio
     then prove it against the set's fingerprint and row counts. Raises PgdrillError for a refusal,
     a failed step or any difference; the error's details carry the result so far."""
     dump = _restorable(backup)
-    if dirsets.is_directory(dump) and (options.schemas or options.tables):
-        raise dirsets.not_yet("a partial restore (schemas, tables)", backup.id)  # before anything is created
     options = _with_identity(config, options, dump)
     source_facts = (backup.manifest or {}).get("database") or {}
     target = options.target or default_target(backup)
@@ -336,13 +334,18 @@ def _restore_archive(
     use_list = None
     flags = dict(clean=options.replace and exists, no_owner=not options.owners, no_privileges=not options.privileges)
     try:
-        if options.schemas or options.tables:  # never of a directory set: refused before anything was created
+        if options.schemas or options.tables:
             list_dir = tempfile.mkdtemp(prefix=".pgdrill-list-", dir=config.work_dir or backup.directory)
             use_list = os.path.join(list_dir, "restore.list")
+            listing = (
+                dirsets.read_toc(tools, env, archive, dump, options.identity, config.work_dir, verbose=True)
+                if dirsets.is_directory(dump)
+                else read_toc(tools, env, archive, verbose=True, identity=options.identity)
+            )
             with open(use_list, "w", encoding="utf-8") as handle:
-                handle.write(partial_list(read_toc(tools, env, archive, verbose=True, identity=options.identity), options.schemas, options.tables))
+                handle.write(partial_list(listing, options.schemas, options.tables))
         if dirsets.is_directory(dump):
-            restored = dirsets.restore(tools, env, archive, dump, target, options.jobs, config.work_dir, options.identity, flags)
+            restored = dirsets.restore(tools, env, archive, dump, target, options.jobs, config.work_dir, options.identity, flags, use_list)
         else:
             restored = restore_archive(
                 tools, env, archive, target, jobs=options.jobs, work_dir=config.work_dir, use_list=use_list, identity=options.identity, **flags

@@ -19,11 +19,10 @@ import socket
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from . import dirsets, drill, offsite, ping, sets
+from . import drill, offsite, ping, sets
 from .drill_config import DrillConfig, series_config
 from .drill_steps import DrillRun, drill_set, keep_copy
 from .errors import EXIT_FAILED, EXIT_OK, PgdrillError
-from .naming import DIRECTORY_EXTENSION, parse_file_name
 from .offsite_sets import remote_sets
 from .physical_steps import drill_physical
 from .pitr_drill import PhysicalDrill
@@ -37,7 +36,8 @@ def fetch_newest_set(config: DrillConfig, work_dir: str) -> str:
 
     ``source = local``: ``config.source_dir`` itself (a directory the sets reach by other means: the
     backup host's own directory, a mount, a synced copy). ``source = ssh``: the newest set in
-    ``source_dir`` on ``source_ssh``, copied with scp into a directory under ``work_dir`` (the
+    ``source_dir`` on ``source_ssh``, copied with scp (``-r``: a directory-format dump whole, its members
+    checked against the manifest by the drill's verify on arrival) into a directory under ``work_dir`` (the
     playbook drill's direct transfer, without the controller). ``source = remote``: the newest set
     of the off-host copies is to be fetched into ``work_dir`` and that directory returned; this is
     the hook for the off-host copies. A directory under ``work_dir`` is removed after the drill
@@ -76,15 +76,12 @@ def _fetch_over_ssh(config: DrillConfig, work_dir: str) -> str:
     names = newest_set_files(listing.stdout.splitlines(), config.prefix)
     if not names:
         raise PgdrillError(f"there is no backup set of {config.prefix} in {where}", "take a backup there first, or fix source_dir and prefix")
-    folders = [parsed for parsed in map(parse_file_name, names) if parsed is not None and parsed.ext == DIRECTORY_EXTENSION]
-    if folders:
-        raise dirsets.not_yet(f"the drill's copy over ssh (source = ssh, {where})", folders[0].set_id)
     copy = os.path.join(work_dir, f"copy-{config.prefix}")
     for stale in (copy, copy + ".partial"):
         shutil.rmtree(stale, ignore_errors=True)
     os.makedirs(copy + ".partial", mode=0o700)
     run(
-        ["scp", "-B", *options, *(f"{config.source_ssh}:{config.source_dir}/{name}" for name in names), copy + ".partial/"],
+        ["scp", "-B", "-r", *options, *(f"{config.source_ssh}:{config.source_dir}/{name}" for name in names), copy + ".partial/"],
         env,
         f"copying {len(names)} file(s) of the newest set from {where}",
         fix,

@@ -145,6 +145,7 @@ def describe_set(backup: catalog.BackupSet, now: datetime) -> Dict[str, Any]:
         "pin": pin_summary(backup),
         "sizes": {entry.kind: entry.size for entry in backup.files if entry.kind not in ("manifest", "verify", "pin")},
         "files": [entry.name for entry in backup.files],
+        "paths": sorted(backup.paths()),  # what a copy to another host carries: each member of a directory-format dump
     }
 
 

@@ -8,6 +8,7 @@ database the way the seed's procedure runs them."""
 import glob
 import json
 import os
+import stat
 import sys
 
 import pytest
@@ -168,18 +169,6 @@ def test_drill_fails_at_a_controller_transfer_it_cannot_make(drill_env):
     assert drill_env.scratch_databases() == []
 
 
-def test_drill_refuses_a_directory_format_set_naming_the_fix(drill_env, tmp_path):
-    """The drill carries a set's files one by one (fetch, scp): a directory-format set is refused, not half-copied."""
-    config = tmp_path / "source.conf"
-    config.write_text(config.read_text().replace("[pgdrill]\n", "[pgdrill]\nformat = directory\n"))
-    run_cli("--config", str(config))
-    run = drill_env.drill()
-    assert run.status == "failed"
-    message = run.task("Fail the play when the drill failed")["res"]["msg"]
-    assert "failed at step 'pick the set'" in message and "is a directory-format set" in message and "format = custom" in message, message
-    assert drill_env.scratch_databases() == [] and not (drill_env.controller / "transfer").exists()
-
-
 def test_drill_fails_at_cleanup_when_the_scratch_database_is_no_longer_pgdrills(drill_env, staging):
     """A post-restore command removes the scratch mark: the cleanup refuses to drop a database
     pgdrill cannot tell is its own, and the drill fails there, naming it."""
@@ -219,9 +208,18 @@ def test_failed_drill_can_keep_its_database(drill_env, staging, keep):
 
 
 def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, tmp_path):
+    """Of a directory-format set: each of its files travels on its own through the controller (fetch,
+    then copy into the dump's directory on staging), and verify on arrival checks every one."""
+    config = tmp_path / "source.conf"
+    config.write_text(config.read_text().replace("[pgdrill]\n", "[pgdrill]\nformat = directory\n"))
+    run_cli("--config", str(config))
     run = drill_env.drill(pgdrill_drill_keep="always")
     assert run.status == "successful", run.stdout[-4000:]
     record = drill_env.evidence()
+    dump = next(entry for entry in record["files"] if entry["kind"] == "db")
+    assert record["transfer"] == "controller" and dump["format"] == "directory"
+    fetched = [result["item"] for result in run.task("Fetch the set to the controller")["res"]["results"]]
+    assert sorted(name for name in fetched if "/" in name) == sorted(f"{dump['name']}/{member['name']}" for member in dump["members"])
     kept = drill_env.scratch_databases()
     assert record["outcome"] == "passed" and record["scratch_database_kept"] is True and kept == [record["scratch_database"]]
     assert staging.psql("SELECT count(*) FROM invoices", kept[0]) == drill_env.source.psql("SELECT count(*) FROM invoices", drill_env.db)
@@ -234,6 +232,9 @@ def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, 
     dump_file = next(entry["name"] for entry in record["files"] if entry["kind"] == "db")
     for copy in (staging_copy, controller_copy):
         assert dump_file in os.listdir(copy) and not [name for name in os.listdir(copy) if "_globals_" in name], (copy, os.listdir(copy))
+        assert sorted(os.listdir(copy / dump_file)) == sorted(member["name"] for member in dump["members"])
+    assert stat.S_IMODE(os.stat(staging_copy / dump_file).st_mode) == 0o700  # the controller's copies lie in its 0700 transfer directory
+    assert {stat.S_IMODE(os.stat(path).st_mode) for path in (staging_copy / dump_file).iterdir()} == {0o600}
     assert record["kept_copies"] == [f"staging:{staging_copy}", f"localhost:{controller_copy}"], record["kept_copies"]
     assert record["kept_copies_left_out"] == [globals_file]
     line = drill_env.log.read_text().strip().splitlines()[-1]

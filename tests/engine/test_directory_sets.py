@@ -81,11 +81,21 @@ def test_an_encrypted_directory_set_is_private_whole_verified_restored_and_any_c
     finally:
         pg.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
     assert not [name for name in os.listdir(config.backup_dir) if name.startswith(".pgdrill-work-")]  # no decoded plaintext left
-    # What is not built for directory sets yet refuses, naming the fix.
-    with pytest.raises(PgdrillError) as caught:
-        restore_set(config, backup, RestoreOptions(target=target, tables=("public.invoices",)))
-    assert "partial restore" in caught.value.problem and "format = custom" in caught.value.fix
-    assert pg.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{target}'") == "0"
+    # A partial restore: pg_restore --use-list from the decoded directory, only what was asked for, proven
+    # against the fingerprint; a table the dump lacks is refused, named, as for a custom-format set.
+    try:
+        with pytest.raises(PgdrillError) as caught:
+            restore_set(config, backup, RestoreOptions(target=target, tables=("public.no_such_table",)))
+        assert "the archive has no table public.no_such_table" in caught.value.problem
+        pg.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        outcome = restore_set(config, backup, RestoreOptions(target=target, tables=("public.invoices",), jobs=2))
+        assert outcome["fidelity"]["ok"] and outcome["row_counts"]["tables"] == 1 and outcome["not_restored"]
+        assert any(word.startswith("--use-list=") for c in outcome["commands"] for word in c.get("argv") or [])
+        assert pg.psql("SELECT count(*) FROM public.invoices", target) == pg.psql("SELECT count(*) FROM public.invoices", backup_env.dbname)
+        assert pg.psql("SELECT count(*) FROM pg_class WHERE relname = 'clients'", target) == "0"  # only what was asked for
+    finally:
+        pg.psql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+    assert not [name for name in os.listdir(config.backup_dir) if name.startswith((".pgdrill-work-", ".pgdrill-list-"))]
 
     # A changed, a missing and an extra file each fail verify, named.
     big = max(entry["members"], key=lambda member: member["size"])["name"]

@@ -163,7 +163,7 @@ def _ssh_shims(tmp_path):
     (shims / "ssh").write_text(f'#!/bin/sh\necho "ssh $*" >> {calls}\nfor last; do :; done\nexec /bin/sh -c "$last"\n')
     (shims / "scp").write_text(
         f'#!/bin/sh\necho "scp $*" >> {calls}\nfor last; do :; done\n'
-        'for arg; do case "$arg" in source.example:*) cp -- "${arg#source.example:}" "$last";; esac; done\n'
+        'for arg; do case "$arg" in source.example:*) cp -R -- "${arg#source.example:}" "$last";; esac; done\n'
     )
     for shim in ("ssh", "scp"):
         os.chmod(shims / shim, 0o755)
@@ -315,7 +315,7 @@ def test_two_drills_in_the_same_second_keep_two_evidence_records_and_two_log_lin
     assert lines == [first["log_line"], second["log_line"]] and lines[0] != lines[1]
 
 
-def test_the_drill_restores_a_directory_set_with_the_same_proofs_and_refuses_to_copy_one_over_ssh(backup_env, tmp_path, ping_recorder):
+def test_the_drill_restores_a_directory_set_with_the_same_proofs_and_copies_one_over_ssh_whole(backup_env, tmp_path, ping_recorder):
     base, _ = ping_recorder
     backup_env.rewrite(format="directory")
     backup_env.run()
@@ -328,11 +328,18 @@ def test_the_drill_restores_a_directory_set_with_the_same_proofs_and_refuses_to_
     assert names["row counts against the manifest"]["ok"] and names["invoices exist"]["ok"]
     assert next(entry for entry in record["files"] if entry["kind"] == "db")["format"] == "directory"
     assert _scratch_left(backup_env.cluster) == []
-    # Over ssh the drill copies a set file by file: a directory set is refused, naming the fix, before anything is copied.
+    # Over ssh the directory comes whole (scp -r), and a member changed at the source fails the drill on arrival, named.
     shims, calls = _ssh_shims(tmp_path)
     backup_env.rewrite(format="directory")
     _drill_config(backup_env, tmp_path, base + "/ping/k", source="ssh", source_ssh="source.example", work_dir=tmp_path / "work")
+    dump = next(entry for entry in record["files"] if entry["kind"] == "db")
+    member = os.path.join(backup_env.backup_dir, dump["name"], dump["members"][0]["name"])
+    original = open(member, "rb").read()
+    with open(member, "wb") as handle:
+        handle.write(bytes(byte ^ 0xFF for byte in original))
     failed = backup_env.run("drill", env={"PATH": f"{shims}:{os.environ['PATH']}"}, check=1)
     said = failed.stdout + failed.stderr
-    assert "the drill's copy over ssh" in said and "directory-format sets" in said and "format = custom" in said, said
-    assert [line.split()[0] for line in open(calls).read().splitlines()] == ["ssh"]  # listed, never copied
+    assert f"{dump['name']}/{dump['members'][0]['name']}: sha256 does not match the manifest" in said, said
+    scp = open(calls).read().splitlines()[-1].split()
+    assert scp[:3] == ["scp", "-B", "-r"] and f"source.example:{backup_env.backup_dir}/{dump['name']}" in scp, scp
+    assert _scratch_left(backup_env.cluster) == [] and os.listdir(tmp_path / "work") == []

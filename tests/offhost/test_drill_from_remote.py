@@ -24,8 +24,9 @@ def staging():
 
 
 @pytest.fixture
-def pushed(tmp_path, pg, sample_db, keys, aws_env, bucket, monkeypatch):
-    """The source's sets encrypted and pushed by its own backup run; then its backups are deleted."""
+def pushed(request, tmp_path, pg, sample_db, keys, aws_env, bucket, monkeypatch):
+    """The source's sets encrypted and pushed by its own backup run; then its backups are deleted.
+    Custom-format sets, or (parametrized indirectly) directory-format ones."""
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     pg.psql("DO $$ BEGIN CREATE ROLE auditor NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     pg.psql("GRANT SELECT ON public.invoices TO auditor", sample_db)
@@ -33,7 +34,8 @@ def pushed(tmp_path, pg, sample_db, keys, aws_env, bucket, monkeypatch):
     config.write_text(
         f"[pgdrill]\nbackup_dir = {tmp_path / 'backups'}\nhost = {pg.host}\nport = {pg.port}\nuser = postgres\npassfile = {pg.passfile}\n"
         f"encrypt_recipients = {keys['drill'][1]} {keys['escrow'][1]}\nremote = s3://{bucket}/pgdrill\n"
-        f"remote_endpoint_url = {aws_env.endpoint_url}\nremote_region = us-east-1\n[database {sample_db}]\nprefix = ez360pm\n"
+        f"remote_endpoint_url = {aws_env.endpoint_url}\nremote_region = us-east-1\nformat = {getattr(request, 'param', 'custom')}\n"
+        f"[database {sample_db}]\nprefix = ez360pm\n"
     )
     done = run_cli("--config", str(config))
     assert "pushed ez360pm_" in done.stdout
@@ -41,6 +43,7 @@ def pushed(tmp_path, pg, sample_db, keys, aws_env, bucket, monkeypatch):
     return {"bucket": bucket, "remote": f"s3://{bucket}/pgdrill", "endpoint": aws_env.endpoint_url}
 
 
+@pytest.mark.parametrize("pushed", ["directory"], indirect=True)
 def test_staging_drills_the_newest_set_straight_from_the_remote(pushed, tmp_path, staging, keys, pg, sample_db):
     before = database_fingerprint(pg, sample_db)
     controller = tmp_path / "controller"
@@ -72,7 +75,9 @@ def test_staging_drills_the_newest_set_straight_from_the_remote(pushed, tmp_path
     assert evidence["fidelity"]["ok"] and evidence["not_restored"] == []
     assert "verify at the source" not in evidence["timings"] and "transfer" in evidence["timings"]
     pulled = run.task("Pull the set from the off-host copy")["res"]
-    assert pulled["changed"] and all(name.endswith(".age") for name in pulled["downloaded"])
+    assert pulled["changed"] and all(name.endswith((".age", ".dir")) for name in pulled["downloaded"])
+    (directory,) = [name for name in pulled["downloaded"] if name.endswith(".dir")]  # a directory-format set, member by member
+    assert evidence["files"][0]["name"] == directory and evidence["files"][0]["format"] == "directory"
     assert staging.psql("SELECT datname FROM pg_database WHERE datname LIKE 'drill_%'") == ""
     assert database_fingerprint(pg, sample_db) == before
 

@@ -240,9 +240,6 @@ def test_a_bad_dump_format_is_named_with_the_fix(tmp_path, text, words):
     assert all(word in message for word in words), message
 
 
-def test_a_directory_format_series_with_a_remote_is_refused_until_directory_sets_are_pushed(tmp_path):
-    with pytest.raises(PgdrillError) as caught:
-        load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\nformat = directory\nremote = s3://bucket/path\n"), environ={})
-    assert "not pushed to the off-host copy yet" in caught.value.problem and "format = custom" in caught.value.fix
-    (config,) = load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\nformat = directory\nremote = s3://bucket/path\nremote_upload = no\n"), environ={})
-    assert config.format == "directory" and not config.remote_upload
+def test_a_directory_format_series_pushes_to_its_remote(tmp_path):
+    (config,) = load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\nformat = directory\nremote = s3://bucket/path\n"), environ={})
+    assert config.format == "directory" and config.remote_upload

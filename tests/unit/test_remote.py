@@ -277,3 +277,47 @@ def test_an_inconclusive_remote_verify_keeps_the_bad_verdict_and_its_cause():
     again = remote_record({"checks": [could_not], "restored": False}, at, later)
     assert verified(bad) == verified(later) == verified(again) == "failed"
     assert bad["problem"] == later["problem"] == again["problem"] == "remote checksum shop_db.dump: sha256 differs"
+
+
+DIR = f"shop_db_{STAMP}_utc.dir"
+MEMBERS = [{"name": "toc.dat.zst", "size": 10, "sha256": "a" * 64}, {"name": "3417.dat.zst", "size": 5, "sha256": "b" * 64}]
+DIR_ENTRY = {"name": DIR, "kind": "db", "format": "directory", "size": 15, "sha256": "c" * 64, "members": MEMBERS}
+
+
+@pytest.mark.parametrize("name, ok", [(f"{DIR}/toc.dat.zst", True), (f"{DIR}/a/b", False), (f"{DIR}/.x", False), ("notes/toc.dat", False), (f"{DIR}/", False)])
+def test_a_member_of_a_directory_dump_is_an_object_one_level_down_and_no_deeper(name, ok):
+    from pgdrill.storage import is_object_name
+
+    assert is_object_name(name) is ok
+
+
+def test_a_directory_dump_is_one_file_of_its_remote_set_whatever_its_members():
+    members = [f"{DIR}/toc.dat.zst", f"{DIR}/3417.dat.zst"]
+    foreign = [f"other_db_{STAMP}_utc.dir/toc.dat.zst", f"shop_db_{STAMP}_utc.dump/x", "notes/readme"]
+    (debris,) = remote_sets(members + foreign + [GLOBALS], "shop")
+    assert not debris.complete and [f.name for f in debris.files] == [DIR, GLOBALS] and debris.objects == sorted(members + [GLOBALS])
+    (whole,) = remote_sets(members + [GLOBALS, MANIFEST], "shop")
+    assert whole.complete and whole.manifest == MANIFEST and len(whole.objects) == 4
+    # The members go up first, in name order, the manifest last.
+    assert upload_order([MANIFEST, GLOBALS, *members]) == sorted(members) + [GLOBALS, MANIFEST]
+
+
+def test_a_remote_directory_dump_is_checked_member_by_member_against_the_manifest():
+    where = "s3://b/p"
+    good = {f"{DIR}/{m['name']}": RemoteObject(f"{DIR}/{m['name']}", m["size"], m["sha256"]) for m in MEMBERS}
+    assert remote_set_problems([DIR_ENTRY], good, where) == []
+    damaged = dict(good, **{f"{DIR}/3417.dat.zst": RemoteObject(f"{DIR}/3417.dat.zst", 5, "d" * 64), f"{DIR}/extra.dat": RemoteObject(f"{DIR}/extra.dat", 1)})
+    del damaged[f"{DIR}/toc.dat.zst"]
+    assert remote_set_problems([DIR_ENTRY], damaged, where) == [
+        f"{where}/{DIR}/toc.dat.zst is missing",
+        f"{where}/{DIR}/extra.dat is not in the manifest",
+        f"{where}/{DIR}/3417.dat.zst was stored with sha256 {'d' * 64}, the manifest says {'b' * 64}",
+    ]
+    # One object under the directory's own name (planted, or written by something else) is not the set's members.
+    flat = {DIR: RemoteObject(DIR, 15)}
+    assert remote_set_problems([DIR_ENTRY], flat, where) == [
+        f"{where}/{DIR} is one object, not the folder of members the manifest lists",
+        f"{where}/{DIR}/3417.dat.zst is missing",
+        f"{where}/{DIR}/toc.dat.zst is missing",
+    ]
+    assert offsite_sets.manifest_digests([DIR_ENTRY]) == {f"{DIR}/toc.dat.zst": "a" * 64, f"{DIR}/3417.dat.zst": "b" * 64}

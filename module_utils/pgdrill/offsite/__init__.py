@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 """A series' off-host copies: push, pull, list, verify and prune on the remote.
 
-The remote holds a series' sets under the same file names as the backup directory. A set is
-uploaded file by file, its manifest last: a remote set without a manifest is debris of an
+The remote holds a series' sets under the same file names as the backup directory (a
+directory-format dump as one object per member, ``<dir>/<member>``). A set is uploaded file by
+file, its manifest last: a remote set without a manifest is debris of an
 interrupted push and never counts. Objects are written once (``storage.Remote.put`` refuses to
 overwrite), so versioned and Object-Lock buckets keep every copy as first written. Verification
 records stay local: they are rewritten, which a write-once remote does not allow.

@@ -84,7 +84,7 @@ def catalog(remote: Remote, prefix: str, objects: Optional[Dict[str, RemoteObjec
     objects = objects_by_name(remote) if objects is None else objects
     found = []
     for entry in remote_sets(objects, prefix):
-        info = RemoteSetInfo(entry.set_id, prefix, entry.stamp, {item.name: objects[item.name] for item in entry.files})
+        info = RemoteSetInfo(entry.set_id, prefix, entry.stamp, {name: objects[name] for name in entry.objects})
         if entry.manifest is not None:
             try:
                 document = read_document(remote, entry.manifest)

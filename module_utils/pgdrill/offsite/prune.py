@@ -19,7 +19,7 @@ from ..offsite_sets import (
 )
 from ..series import check_pin_reason, pinned_by, utcnow
 from ..sets import deletion_order, prune_plan
-from ..storage import LOCKED, Remote
+from ..storage import LOCKED, Remote, folder_of
 from .base import catalog, choose, lock_settings, open_for
 
 
@@ -48,6 +48,8 @@ def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional
             why = f"{row['reason']}; but {LOCKED}: Object Lock protects {len(locked)} object(s) until their retain-until date"
             kept.append({**row, "action": "keep", "reason": why, "reasons": [why], "locked": locked})
         else:
+            for folder in sorted({folder_of(name) for name in names if folder_of(name) != name}):
+                remote.remove_empty_folder(folder)
             removed.append(row)
     return {"remote": remote.text, "removed": removed, "kept": kept, "dry_run": dry_run, "policy": policy.describe()}
 

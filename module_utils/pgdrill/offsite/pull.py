@@ -17,16 +17,17 @@ from ..catalog import scan
 from ..config import DatabaseConfig
 from ..encryption import recipient_fingerprint
 from ..errors import PgdrillError
-from ..fsio import ensure_private_dir, private_work_dir, sha256_of, write_atomic
+from ..fsio import ensure_private_dir, private_work_dir, remove_file, sha256_of, write_atomic
 from ..naming import parse_file_name
 from ..offsite_sets import (
     RemoteSetInfo,
+    member_object,
     read_records,
     record_verdicts,
     with_verifications,
 )
 from ..series import utcnow
-from ..storage import Mismatch, Remote
+from ..storage import Mismatch, Received, Remote
 from ..verify import verify_set
 from .base import DigestSink, catalog, choose, open_for, series_hosts
 
@@ -78,8 +79,6 @@ def pull(
     hosts = series_hosts(config, [directory, config.backup_dir]) if recipients else []
     if wanted is not None:
         info = choose(sets, wanted)
-        if directory_set(info):
-            raise dirsets.not_yet("pulling from the off-host copy", info.set_id)
         if not info.complete:
             raise PgdrillError(
                 f"the remote copy of {info.set_id} is not complete: {'; '.join(info.problems) or 'no manifest'}",
@@ -116,18 +115,11 @@ def pull(
     )
 
 
-def directory_set(info: RemoteSetInfo) -> bool:
-    """Does the remote set's manifest list a directory-format dump (which no pull takes yet)? Pure."""
-    return any(dirsets.is_directory(entry) for entry in (info.manifest or {}).get("files", []))
-
-
 def pull_skip_reason(info: RemoteSetInfo, now: datetime) -> Optional[str]:
     """Why a pull without a named set passes over this remote set ("" for debris of an interrupted
     push, not worth naming), or None to try it. Pure."""
     if info.manifest is None and not info.problems:
         return ""
-    if directory_set(info):
-        return dirsets.not_yet("pulling from the off-host copy", info.set_id).message
     if not info.complete:
         return "damaged on the remote: " + "; ".join(info.problems)
     if retention.is_future(info.time, now):
@@ -154,18 +146,18 @@ def _pull_set(config: DatabaseConfig, info: RemoteSetInfo, directory: str, remot
     try:
         for entry in files:
             path = os.path.join(directory, entry["name"])
-            if os.path.isfile(path) and sha256_of(path) == (entry["sha256"], entry["size"]):
+            if _already_here(path, entry):
                 result["present"].append(entry["name"])
                 continue
             if os.path.lexists(path):
                 raise PgdrillError(f"{path} exists and is not the file the remote set lists", "pull into an empty directory (--to DIR), or move that file away")
             if not dry_run:
-                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
+                fetch_entry(remote, entry, directory)
             result["downloaded"].append(entry["name"])  # in a dry run: what would be
     except Mismatch:
         if not dry_run:  # what this pull brought of a set that proved bad goes again: no debris of it stays
             for name in result["downloaded"]:
-                os.unlink(os.path.join(directory, name))
+                remove_file(os.path.join(directory, name))
         raise
     if dry_run:
         return result
@@ -175,6 +167,25 @@ def _pull_set(config: DatabaseConfig, info: RemoteSetInfo, directory: str, remot
     if not os.path.exists(os.path.join(directory, manifest_name)):
         write_atomic(directory, manifest_name, manifest_mod.encode(info.document))
     return result
+
+
+def _already_here(path: str, entry: Dict[str, Any]) -> bool:
+    if dirsets.is_directory(entry):
+        return os.path.isdir(path) and not os.path.islink(path) and bool(dirsets.check_members(path, entry)["ok"])
+    return os.path.isfile(path) and sha256_of(path) == (entry["sha256"], entry["size"])
+
+
+def fetch_entry(remote: Remote, entry: Dict[str, Any], directory: str) -> str:
+    """Download one file the manifest lists into ``directory``; it gets its final name only once its
+    sha256 and size matched. A directory-format dump comes member by member into a partial
+    directory that gets its final name only when all are there (dirsets.receive)."""
+    if not dirsets.is_directory(entry):
+        return remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
+
+    def fetch(member: Dict[str, Any], writer: Received) -> None:
+        remote.get_into(member_object(entry["name"], member["name"]), writer, expected_sha256=member["sha256"], expected_size=member["size"])
+
+    return dirsets.receive(directory, entry, fetch)
 
 
 def verify_remote(
@@ -227,13 +238,21 @@ def verify_remote(
 
 
 def _remote_checksum(remote: Remote, entry: Dict[str, Any]) -> Dict[str, Any]:
+    """Download and hash one file the manifest lists (each member of a directory-format dump)."""
     name = f"remote checksum {entry['name']}"
-    sink = DigestSink()
-    try:
-        remote.get_into(entry["name"], sink, expected_sha256=entry["sha256"], expected_size=entry["size"])
-    except PgdrillError as exc:
-        return verdict.failed_check(name, exc)
-    return {"name": name, "ok": True, "detail": f"downloaded: sha256 and size ({sink.size} bytes) match the manifest"}
+    pieces = (
+        [(member_object(entry["name"], member["name"]), member) for member in entry["members"]] if dirsets.is_directory(entry) else [(entry["name"], entry)]
+    )
+    size = 0
+    for object_name, listed in pieces:
+        sink = DigestSink()
+        try:
+            remote.get_into(object_name, sink, expected_sha256=listed["sha256"], expected_size=listed["size"])
+        except PgdrillError as exc:
+            return verdict.failed_check(name, exc)
+        size += sink.size
+    what = f"all {len(pieces)} members' sha256 and size" if dirsets.is_directory(entry) else "sha256 and size"
+    return {"name": name, "ok": True, "detail": f"downloaded: {what} ({size} bytes) match the manifest"}
 
 
 def _restore_pulled(config: DatabaseConfig, info: RemoteSetInfo, remote: Remote, jobs: Optional[int], verify_set) -> List[Dict[str, Any]]:
@@ -243,7 +262,7 @@ def _restore_pulled(config: DatabaseConfig, info: RemoteSetInfo, remote: Remote,
         for entry in info.document["files"]:
             name = f"remote checksum {entry['name']}"
             try:
-                remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
+                fetch_entry(remote, entry, directory)
             except PgdrillError as exc:
                 return checks + [verdict.failed_check(name, exc)]
             checks.append({"name": name, "ok": True, "detail": f"downloaded: sha256 and size ({entry['size']} bytes) match the manifest"})

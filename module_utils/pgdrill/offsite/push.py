@@ -9,7 +9,6 @@ import socket
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence
 
-from .. import dirsets
 from ..catalog import BackupSet, find_set, scan
 from ..config import DatabaseConfig, retention_policy
 from ..errors import PgdrillError
@@ -17,6 +16,7 @@ from ..fsio import sha256_of
 from ..offsite_sets import (
     future_remote_sets,
     is_sealed,
+    manifest_digests,
     owed_sets,
     plan_upload,
     remote_sets,
@@ -32,15 +32,13 @@ log = logging.getLogger("pgdrill")
 
 def push_set(remote: Remote, backup: BackupSet, objects: Dict[str, RemoteObject], lock: Optional[LockSettings], dry_run: bool = False) -> Dict[str, Any]:
     """Upload what the remote lacks of one complete set, its manifest last; resumable."""
-    if dirsets.is_directory(backup.file_of_kind("db")):
-        raise dirsets.not_yet("pushing to the off-host copy", backup.id)
     plan = plan_upload(set_files(backup), objects)
     if plan.conflicts:
         raise PgdrillError(
             f"{', '.join(remote.where(name) for name in plan.conflicts)} already exist(s) with another size; pgdrill never overwrites a remote object",
             "find out how a different file got there (another host writing the same prefix?) and remove it by hand, then push again",
         )
-    expected = {entry["name"]: entry["sha256"] for entry in (backup.manifest or {}).get("files", [])}
+    expected = manifest_digests((backup.manifest or {}).get("files", []))
     junk = [problem for problem in (_present_problem(remote, name, expected.get(name) or sha256_of(backup.path(name))[0]) for name in plan.present) if problem]
     if junk:
         raise PgdrillError(
@@ -154,9 +152,6 @@ def push(
         )
     if owed:
         chosen = owed_sets(sets, objects, config.prefix, sealed_only=config.encrypted, policy=retention_policy(config, remote=True), now=now)
-        for backup in [backup for backup in chosen if dirsets.is_directory(backup.file_of_kind("db"))]:  # taken before the remote came
-            log.warning("%s: %s stays on this host only: %s", config.label, backup.id, dirsets.not_yet("pushing to the off-host copy", backup.id).problem)
-            chosen.remove(backup)
     elif every:
         chosen = [backup for backup in sorted(sets, key=lambda item: item.stamp) if backup.complete and (is_sealed(backup) or not config.encrypted)]
     else:

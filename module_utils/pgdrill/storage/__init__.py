@@ -154,10 +154,30 @@ def object_key(prefix: str, name: str) -> str:
 
 
 def check_object_name(name: str) -> str:
-    """An object of a set is a plain file name: no directory, not hidden. Pure."""
-    if not name or "/" in name or name.startswith(".") or any(ord(char) < 32 for char in name):
+    """An object of a set is a plain file name, not hidden; or one member of a directory-format
+    dump, ``<the directory's file name>/<member>``, one level down and no deeper. Pure."""
+    parts = (name or "").split("/")
+    if len(parts) > 2 or (len(parts) == 2 and parse_file_name(parts[0]) is None) or any(_bad_segment(part) for part in parts):
         raise ValueError(f"not a backup file name: {name!r}")
     return name
+
+
+def _bad_segment(part: str) -> bool:
+    return not part or part.startswith(".") or any(ord(char) < 32 for char in part)
+
+
+def is_object_name(name: str) -> bool:
+    """Is ``name`` (relative to the prefix) one a set's objects can have (:func:`check_object_name`)? Pure."""
+    try:
+        check_object_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def folder_of(name: str) -> str:
+    """The set's file an object belongs to: itself, or the directory a member lies in. Pure."""
+    return name.split("/", 1)[0]
 
 
 # --- Object Lock (pure) ---------------------------------------------------------------------------
@@ -197,7 +217,9 @@ def stale_uploads(uploads: Iterable[Tuple[str, str, datetime]], prefix: str, now
     """(name, upload id) of the incomplete multipart uploads to abort: those of this series' own
     file names (matched whole), started more than ``age`` before ``now``. A younger one may be a
     push in progress; another series' or a foreign one is not ours to touch. Pure."""
-    return [(name, upload_id) for name, upload_id, started in uploads if getattr(parse_file_name(name), "prefix", None) == prefix and now - started > age]
+    return [
+        (name, upload_id) for name, upload_id, started in uploads if getattr(parse_file_name(folder_of(name)), "prefix", None) == prefix and now - started > age
+    ]
 
 
 class Mismatch(SetDamaged):
@@ -226,7 +248,8 @@ class Received(Protocol):
 
 
 class Remote:
-    """What the engine asks of off-host storage. Names are a set's file names, under the URL's prefix."""
+    """What the engine asks of off-host storage. Names are a set's file names, under the URL's prefix,
+    or a directory-format dump's members one level down (``<dir>/<member>``, :func:`check_object_name`)."""
 
     url: RemoteURL
 
@@ -255,6 +278,10 @@ class Remote:
 
     def delete(self, name: str) -> str:
         raise NotImplementedError
+
+    def remove_empty_folder(self, folder: str) -> None:
+        """Remove the folder a directory-format dump's members were in, once they are deleted, where
+        the storage keeps folders of their own (object storage has none: nothing to do)."""
 
     def check_lock(self, lock: LockSettings) -> None:
         """Refuse Object Lock settings the remote cannot honour (a PgdrillError naming them)."""

@@ -15,7 +15,22 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ..errors import PgdrillError
 from ..naming import parse_file_name
 from ..pipeline import child_env, describe_rc, last_line, run, stream
-from . import ABSENT, DELETED, LOCKED, LockSettings, Received, Remote, RemoteObject, RemoteURL, check_object_name, local_hashes, mismatch, require_local_file
+from . import (
+    ABSENT,
+    DELETED,
+    LOCKED,
+    LockSettings,
+    Received,
+    Remote,
+    RemoteObject,
+    RemoteURL,
+    check_object_name,
+    folder_of,
+    is_object_name,
+    local_hashes,
+    mismatch,
+    require_local_file,
+)
 
 # Fail within seconds when the remote is down, rather than rclone's default minutes of retries.
 RCLONE_FLAGS = ("--log-level", "ERROR", "--retries", "2", "--low-level-retries", "3", "--contimeout", "15s", "--timeout", "5m")
@@ -101,7 +116,8 @@ class RcloneRemote(Remote):
 
     def _lsjson(self, target: str, name: Optional[str]) -> Optional[List[Dict[str, Any]]]:
         kind = self.hash_type()
-        args = ["lsjson", "--files-only", "--no-mimetype"] + (["--hash", "--hash-type", kind] if kind else []) + [target]
+        depth = [] if name else ["--recursive", "--max-depth", "2"]  # the members of a directory-format dump lie one level down
+        args = ["lsjson", "--files-only", "--no-mimetype", *depth] + (["--hash", "--hash-type", kind] if kind else []) + [target]
         done = self._run(args, "listing", name, check=False)
         if done.rc in RCLONE_NOT_FOUND:
             return None
@@ -109,20 +125,20 @@ class RcloneRemote(Remote):
             raise self._failed(done, "listing", name)
         return json.loads(done.stdout or "[]")
 
-    def _object(self, item: Dict[str, Any]) -> RemoteObject:
+    def _object(self, name: str, item: Dict[str, Any]) -> RemoteObject:
         hashes = {str(kind).lower(): str(value) for kind, value in (item.get("Hashes") or {}).items() if value}
-        return RemoteObject(item["Name"], int(item["Size"]), hashes.get("sha256"), hashes)
+        return RemoteObject(name, int(item["Size"]), hashes.get("sha256"), hashes)
 
     def stat(self, name: str) -> Optional[RemoteObject]:
         items = self._lsjson(self.path(name), name)
         for item in items or []:
-            if item.get("Name") == name and not item.get("IsDir"):
-                return self._object(item)
+            if item.get("Name") == name.rsplit("/", 1)[-1] and not item.get("IsDir"):
+                return self._object(name, item)
         return None
 
     def list(self) -> List[RemoteObject]:
         items = self._lsjson(self.path(), None)
-        return sorted(self._object(item) for item in items or [] if not item.get("IsDir"))
+        return sorted(self._object(item["Path"], item) for item in items or [] if not item.get("IsDir") and is_object_name(item["Path"]))
 
     def put(self, path: str, name: Optional[str] = None, sha256: Optional[str] = None, lock: Optional[LockSettings] = None) -> RemoteObject:
         """Upload once with ``rclone copyto --immutable``; then compare the size and the backend's
@@ -179,7 +195,7 @@ class RcloneRemote(Remote):
         found = []
         for item in self.list():
             match = _PARTIAL_RE.fullmatch(item.name)
-            if match and parse_file_name(match["final"]) is not None:
+            if match and parse_file_name(folder_of(match["final"])) is not None:
                 found.append((match["final"], item.name))
         return sorted(found)
 
@@ -200,6 +216,10 @@ class RcloneRemote(Remote):
             if done.rc != 0 and done.rc not in RCLONE_NOT_FOUND:
                 raise self._failed(done, "removing an interrupted upload", partial)
         return len(partials)
+
+    def remove_empty_folder(self, folder: str) -> None:
+        """``rmdir``: only an empty folder goes; one that still holds anything (or is gone) stays as it is."""
+        self._run(["rmdir", self.path(folder)], "removing the empty folder", folder, check=False)
 
     def delete(self, name: str) -> str:
         """``deletefile``. rclone cannot tell an Object Lock refusal from other denials; on

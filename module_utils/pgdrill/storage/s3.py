@@ -27,6 +27,7 @@ from . import (
     RemoteObject,
     RemoteURL,
     check_object_name,
+    is_object_name,
     local_hashes,
     mismatch,
     object_key,
@@ -168,16 +169,22 @@ class S3Remote(Remote):
         return RemoteObject(name, int(head["ContentLength"]), sha, hashes)
 
     def list(self, with_sha256: bool = False) -> List[RemoteObject]:
-        """Objects directly under the prefix, by name. ``with_sha256`` asks each object for its
-        stored sha256 (one request per object)."""
+        """Objects directly under the prefix, and the members of each directory-format dump there
+        (``<dir>/<member>``), by name. ``with_sha256`` asks each object for its stored sha256 (one
+        request per object)."""
         found: List[RemoteObject] = []
         base = object_key(self.url.prefix, "")
         with self._errors("listing"):
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.url.bucket, Prefix=base, Delimiter="/"):
-                for item in page.get("Contents", []):
-                    name = item["Key"][len(base) :]
-                    if name and "/" not in name:
-                        found.append(RemoteObject(name, int(item["Size"])))
+            folders = [base]
+            while folders:
+                for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.url.bucket, Prefix=folders.pop(), Delimiter="/"):
+                    found += [
+                        RemoteObject(item["Key"][len(base) :], int(item["Size"]))
+                        for item in page.get("Contents", [])
+                        if is_object_name(item["Key"][len(base) :])
+                    ]
+                    # a folder whose members may be a set's objects: a directory-format dump's, one level down
+                    folders += [item["Prefix"] for item in page.get("CommonPrefixes", []) if is_object_name(item["Prefix"][len(base) :] + "member")]
         if with_sha256:
             found = [self.stat(item.name) or item for item in found]
         return sorted(found)
@@ -306,7 +313,7 @@ class S3Remote(Remote):
             for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.url.bucket, Prefix=base):
                 for item in page.get("Uploads", []):
                     name = item["Key"][len(base) :]
-                    if name and "/" not in name:
+                    if is_object_name(name):
                         found.append((name, item["UploadId"], item.get("Initiated") or datetime.now(timezone.utc)))
         return sorted(found)
 
