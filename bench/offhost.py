@@ -1,7 +1,7 @@
 """Off-host copies: what encryption and the upload cost a backup, a drill from the remote against a raw
 restore, and pgdrill's transfers against the plain tools.
 
-    .venv/bin/python bench/offhost.py [--scale 1400000] [--rounds 3] [--jobs 2]
+    .venv/bin/python bench/offhost.py [--scale 1400000] [--rounds 3] [--jobs 2] [--backup-only]
 
 A throwaway cluster with the sample database and a real S3 server on loopback (SeaweedFS). Interleaved
 round by round:
@@ -61,6 +61,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--transfer-only", type=int, metavar="MB", help="only the transfers, of a random file of MB megabytes (no database)")
+    parser.add_argument("--backup-only", action="store_true", help="only the backups, local against encrypted and pushed (no drill, no transfers)")
     args = parser.parse_args()
     if args.transfer_only:
         return transfer_only(args.transfer_only, args.rounds)
@@ -95,6 +96,8 @@ def main() -> int:
                 flush=True,
             )
         plain_dir, offhost_dir = os.path.join(bench.work, "b"), os.path.join(bench.work, "o")
+        if args.backup_only:
+            return report_backups(results, offhost_dir, bench, args.rounds)
         archive = os.path.join(plain_dir, sorted(name for name in os.listdir(plain_dir) if "_db_" in name)[-1])
         for round_no in range(1, args.rounds + 1):
             started = time.monotonic()
@@ -141,6 +144,27 @@ def main() -> int:
                 "database_bytes": bench.database_bytes,
             },
         )
+    return 0
+
+
+def report_backups(results: dict, offhost_dir: str, bench, rounds: int) -> int:
+    """The backup comparison alone (--backup-only): medians, ratio, peak RSS and the load average."""
+    sealed = os.path.join(offhost_dir, sorted(name for name in os.listdir(offhost_dir) if "_db_" in name)[-1])
+    med = {name: median(results[name]) for name in ("plain", "offhost")}
+    summary = {
+        "backup_ratio": round(med["offhost"] / med["plain"], 3),
+        "offhost_peak_rss_mb": round(max(results["offhost_rss_kb"]) / 1024, 1),
+        "plain_peak_rss_mb": round(max(results["plain_rss_kb"]) / 1024, 1),
+        "dump_bytes": os.path.getsize(sealed),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
+    print(f"\ndatabase {bench.database_bytes / 1e9:.2f} GB, encrypted dump {summary['dump_bytes'] / 1e6:.1f} MB; medians of {rounds} rounds")
+    print(
+        f"backup: plain {med['plain']:.2f} s, encrypted + pushed {med['offhost']:.2f} s: {summary['backup_ratio']}x (target <= {TARGETS['backup_ratio']}); "
+        f"peak RSS {summary['offhost_peak_rss_mb']} MB, local {summary['plain_peak_rss_mb']} MB (target <= {TARGETS['backup_peak_rss_mb']}); "
+        f"load average {summary['load_average']}"
+    )
+    write_results("offhost-backup", {"results": results, "medians": med, "summary": summary, "targets": TARGETS, "database_bytes": bench.database_bytes})
     return 0
 
 
