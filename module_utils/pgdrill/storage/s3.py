@@ -1,13 +1,15 @@
 # Copyright (c) 2026 pgdrill maintainers
 # SPDX-License-Identifier: MIT
-"""The S3 backend: ``s3://BUCKET/PREFIX`` through boto3 (imported when a remote is opened)."""
+"""The S3 backend: ``s3://BUCKET/PREFIX`` through botocore, the core of the AWS SDK for Python (boto3), imported when a remote is opened."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import functools
+import importlib.util
 import os
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -48,20 +50,38 @@ class S3Remote(Remote):
         self.endpoint_url = endpoint_url or None
         self.part_size = part_size
         self._proven: Dict[str, RemoteObject] = {}  # objects uploaded beside their writer, and proven (finish_while_written)
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError:
+        self._settings = (region or None, profile or None)
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+        if importlib.util.find_spec("botocore") is None:
             raise PgdrillError(
                 f"remote {url.text} needs the AWS SDK for Python (boto3), which is not installed",
                 "install it: apt install python3-boto3, or pip install 'pgdrill[offhost]'",
-            ) from None
-        with self._errors("setting up the S3 client"):
-            session = boto3.session.Session(profile_name=profile or None, region_name=region or None)
-            options: Dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}, "connect_timeout": 10, "read_timeout": 120}
-            if self.endpoint_url:
-                options["s3"] = {"addressing_style": "path"}  # what S3-compatible servers all accept
-            self.client = session.client("s3", endpoint_url=self.endpoint_url, config=Config(**options))
+            )
+
+    @property
+    def client(self) -> Any:
+        """The botocore S3 client, made on first use: importing botocore and loading its S3 model take
+        about half a second of CPU, which a backup spends while pg_dump runs (the upload beside the
+        dump asks first). botocore, not boto3: boto3 adds 3 MB to the process and nothing used here."""
+        with self._client_lock:
+            if self._client is None:
+                import botocore.session
+                from botocore.config import Config
+
+                region, profile = self._settings
+                with self._errors("setting up the S3 client"):
+                    session = botocore.session.Session(profile=profile)
+                    session.get_scoped_config()  # a profile that does not exist fails here, by name
+                    options: Dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}, "connect_timeout": 10, "read_timeout": 120}
+                    # No second sha256 pass over every byte sent to http endpoints (https ones skip it already):
+                    # each part and each single upload carries its sha256 in a signed header the storage checks,
+                    # and every object is checked after its upload (size, sha256 or composite checksum).
+                    options["s3"] = {"payload_signing_enabled": False}
+                    if self.endpoint_url:
+                        options["s3"]["addressing_style"] = "path"  # what S3-compatible servers all accept
+                    self._client = session.create_client("s3", region_name=region, endpoint_url=self.endpoint_url, config=Config(**options))
+            return self._client
 
     def key(self, name: str) -> str:
         return object_key(self.url.prefix, check_object_name(name))
