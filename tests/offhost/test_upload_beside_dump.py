@@ -71,7 +71,8 @@ def _held_backup(backup_env, remote, env, held, go):
         [sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     _wait_for("held pg_dump", held.exists, process)
-    name = next(iter(remote.incomplete_uploads()), None)
+    _wait_for("upload started", remote.incomplete_uploads, process)  # the client is made in the upload's thread, while pg_dump runs
+    name = remote.incomplete_uploads()[0]
     assert name and "_db_" in name and name.endswith(".dump.age"), remote.incomplete_uploads()
     _wait_for("part uploaded while pg_dump runs", lambda: _parts_sent(remote, name) >= 1, process)
     assert remote.list() == [] and name not in backup_env.files()  # the object and the local file: neither has its name yet
