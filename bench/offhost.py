@@ -1,13 +1,14 @@
 """Off-host copies: what encryption and the upload cost a backup, a drill from the remote against a raw
 restore, and pgdrill's transfers against the plain tools.
 
-    .venv/bin/python bench/offhost.py [--scale 1400000] [--rounds 3] [--jobs 2]
+    .venv/bin/python bench/offhost.py [--scale 1400000] [--rounds 3] [--jobs 2] [--backup-only]
 
 A throwaway cluster with the sample database and a real S3 server on loopback (SeaweedFS). Interleaved
 round by round:
   backup   plain    pgdrill-backup, local only (the engine's defaults)
            offhost  pgdrill-backup with encrypt_recipients (two age recipients, in the pipeline) and
-                    remote = s3://... (the set pushed after the backup, manifest last, checked)
+                    remote = s3://... (the dump uploaded while pg_dump writes it, the rest pushed after
+                    the set, manifest last, checked)
   drill    raw      createdb; zstd -d the plain archive to a file; pg_restore --jobs N
            remote   pgdrill-backup verify --remote --restore: download and hash every object, pull the
                     set, decrypt, restore --jobs N into a scratch database, compare it with the
@@ -51,6 +52,13 @@ def keys(directory: str) -> "tuple[str, list]":
     return identity, recipients
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used (the S3 server shares the benchmark's cores)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median(values):
     return round(statistics.median(values), 3)
 
@@ -61,6 +69,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--transfer-only", type=int, metavar="MB", help="only the transfers, of a random file of MB megabytes (no database)")
+    parser.add_argument("--backup-only", action="store_true", help="only the backups, local against encrypted and pushed (no drill, no transfers)")
     args = parser.parse_args()
     if args.transfer_only:
         return transfer_only(args.transfer_only, args.rounds)
@@ -81,20 +90,25 @@ def main() -> int:
                 ).replace(f"backup_dir = {bench.work}/b", f"backup_dir = {bench.work}/o")
             )
         command = [sys.executable, "-m", "pgdrill.cli", "--no-prune", "--config"]
-        results = {"plain": [], "offhost": [], "plain_rss_kb": [], "offhost_rss_kb": [], "raw_restore": [], "drill_remote": []}
+        results = {"plain": [], "offhost": [], "plain_rss_kb": [], "offhost_rss_kb": [], "server_cpu": [], "raw_restore": [], "drill_remote": []}
         for round_no in range(1, args.rounds + 1):
             seconds, peak = timed(command + [bench.config_path], env)
             results["plain"].append(round(seconds, 3))
             results["plain_rss_kb"].append(peak)
+            server_cpu = cpu_seconds(server.proc.pid)
             seconds, peak = timed(command + [offhost_config], env)
+            results["server_cpu"].append(round(cpu_seconds(server.proc.pid) - server_cpu, 2))
             results["offhost"].append(round(seconds, 3))
             results["offhost_rss_kb"].append(peak)
             print(
                 f"backup round {round_no}: plain {results['plain'][-1]:.2f} s, offhost {results['offhost'][-1]:.2f} s "
-                f"(peak RSS {results['plain_rss_kb'][-1] / 1024:.0f} / {results['offhost_rss_kb'][-1] / 1024:.0f} MB)",
+                f"(peak RSS {results['plain_rss_kb'][-1] / 1024:.0f} / {results['offhost_rss_kb'][-1] / 1024:.0f} MB; "
+                f"the S3 server used {results['server_cpu'][-1]:.2f} s of CPU)",
                 flush=True,
             )
         plain_dir, offhost_dir = os.path.join(bench.work, "b"), os.path.join(bench.work, "o")
+        if args.backup_only:
+            return report_backups(results, offhost_dir, bench, args.rounds)
         archive = os.path.join(plain_dir, sorted(name for name in os.listdir(plain_dir) if "_db_" in name)[-1])
         for round_no in range(1, args.rounds + 1):
             started = time.monotonic()
@@ -106,7 +120,7 @@ def main() -> int:
             print(f"drill round {round_no}: raw pg_restore {results['raw_restore'][-1]:.2f} s, from the remote {results['drill_remote'][-1]:.2f} s", flush=True)
         sealed = os.path.join(offhost_dir, sorted(name for name in os.listdir(offhost_dir) if "_db_" in name)[-1])
         transfer = transfers(server, bucket, sealed, bench.work, args.rounds)
-        med = {name: median(values) for name, values in results.items() if not name.endswith("rss_kb")}
+        med = {name: median(values) for name, values in results.items() if not name.endswith("rss_kb") and values}
         summary = {
             "backup_ratio": round(med["offhost"] / med["plain"], 3),
             "offhost_peak_rss_mb": round(max(results["offhost_rss_kb"]) / 1024, 1),
@@ -141,6 +155,27 @@ def main() -> int:
                 "database_bytes": bench.database_bytes,
             },
         )
+    return 0
+
+
+def report_backups(results: dict, offhost_dir: str, bench, rounds: int) -> int:
+    """The backup comparison alone (--backup-only): medians, ratio, peak RSS and the load average."""
+    sealed = os.path.join(offhost_dir, sorted(name for name in os.listdir(offhost_dir) if "_db_" in name)[-1])
+    med = {name: median(results[name]) for name in ("plain", "offhost", "server_cpu")}
+    summary = {
+        "backup_ratio": round(med["offhost"] / med["plain"], 3),
+        "offhost_peak_rss_mb": round(max(results["offhost_rss_kb"]) / 1024, 1),
+        "plain_peak_rss_mb": round(max(results["plain_rss_kb"]) / 1024, 1),
+        "dump_bytes": os.path.getsize(sealed),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
+    print(f"\ndatabase {bench.database_bytes / 1e9:.2f} GB, encrypted dump {summary['dump_bytes'] / 1e6:.1f} MB; medians of {rounds} rounds")
+    print(
+        f"backup: plain {med['plain']:.2f} s, encrypted + pushed {med['offhost']:.2f} s: {summary['backup_ratio']}x (target <= {TARGETS['backup_ratio']}); "
+        f"peak RSS {summary['offhost_peak_rss_mb']} MB, local {summary['plain_peak_rss_mb']} MB (target <= {TARGETS['backup_peak_rss_mb']}); "
+        f"load average {summary['load_average']}; the S3 server on the same cores used {med['server_cpu']:.2f} s of CPU per pushed backup"
+    )
+    write_results("offhost-backup", {"results": results, "medians": med, "summary": summary, "targets": TARGETS, "database_bytes": bench.database_bytes})
     return 0
 
 

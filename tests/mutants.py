@@ -52,6 +52,7 @@ REMOTE2 = "tests/offhost/test_remote_hardening.py::"
 REMOTE2_UNIT = "tests/unit/test_remote.py::"
 DIRSETS = "tests/engine/test_directory_sets.py::"
 OFFSITE_DIRSETS = "tests/offhost/test_directory_sets_offsite.py::"
+OVERLAP = "tests/offhost/test_upload_beside_dump.py::"
 
 MUTANTS = [
     Mutant(
@@ -842,6 +843,27 @@ MUTANTS = [
         "    aborted = [] if dry_run else _abort_stale_uploads(config, remote, now)",
         "    aborted = []",
         [REMOTE2 + "test_each_push_aborts_the_series_stale_multipart_uploads_only"],
+    ),
+    Mutant(
+        "overlap: a dump that fails leaves its upload on the remote",
+        ENGINE + "backup.py",
+        "                self.early.abort()  # nothing of the set on the remote either",
+        "                pass",
+        [OVERLAP + "test_the_dump_goes_up_while_pg_dump_writes_and_nothing_shows_unless_the_set_is_final"],
+    ),
+    Mutant(
+        "overlap: the bytes sent beside the dump are not checked against the file",
+        ENGINE + "storage/s3_parts.py",
+        "        if self.sender.sent != self._final or self.sender.whole.hexdigest() != self._sha256:",
+        "        if False:",
+        ["tests/offhost/test_remote_s3.py::test_an_upload_beside_its_writer_exists_only_once_its_bytes_are_the_files"],
+    ),
+    Mutant(
+        "overlap: the upload beside the dump completes before the set is final",
+        ENGINE + "offsite/early.py",
+        "            self.upload.ended(writer.size, writer.sha256)",
+        "            self.upload.ended(writer.size, writer.sha256), self.complete()",
+        [OVERLAP + "test_the_dump_goes_up_while_pg_dump_writes_and_nothing_shows_unless_the_set_is_final"],
     ),
     Mutant(
         "remote: Object Lock days on a bucket without Object Lock not named",

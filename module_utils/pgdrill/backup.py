@@ -24,6 +24,7 @@ from .fsio import AtomicWriter, write_atomic
 from .media import check_media_root, excluded_dir, tar_producer
 from .naming import DIRECTORY_EXTENSION, dump_extension, file_name, format_stamp, parse_stamp
 from .pgtools import CompressionPlan, PgTools, cross_version_note, find_zstd, server_major
+from .offsite.early import EarlyUpload
 from .pipeline import FedPipeline, child_env, stream
 from .archives import list_archive, toc_commands, toc_entries, explained
 from .series import Series, utcnow
@@ -217,7 +218,15 @@ class BackupRun:
     """One run for one database. ``execute`` returns the result or raises PgdrillError; on failure
     every file this run wrote is removed and nothing is pruned."""
 
-    def __init__(self, config: DatabaseConfig, include_db: bool = True, include_media: bool = False, plan: Optional[BackupPlan] = None) -> None:
+    def __init__(
+        self,
+        config: DatabaseConfig,
+        include_db: bool = True,
+        include_media: bool = False,
+        plan: Optional[BackupPlan] = None,
+        early: Optional[EarlyUpload] = None,
+    ) -> None:
+        self.early: EarlyUpload = early or EarlyUpload(None, config)  # the db file's upload beside the dump (S3), completed before ``after``
         self.plan = plan or plan_backup(config, include_db, include_media)
         self.config = config
         self.include_db = self.plan.include_db
@@ -248,10 +257,12 @@ class BackupRun:
                 if not (self.manifest_path and os.path.lexists(self.manifest_path)):
                     for writer in self.writers:
                         writer.discard()
+                self.early.abort()  # nothing of the set on the remote either
                 raise
             result["removed_temporaries"] = removed_temps
             if after is not None:
                 try:
+                    self.early.complete()
                     after(result)
                 except PgdrillError as exc:
                     raise PgdrillError(
@@ -350,6 +361,7 @@ class BackupRun:
                     conn, counter, lambda: self._stream_dump(commands, writer, target, dump_extension(plan.method, plan.piped)), target, lock_ms
                 )
                 self._record(writer, "db")
+                self.early.ended(writer)
             row_counts = counted_rows(counter, target, lock_ms, config.lock_wait_timeout)
             _end_snapshot(conn, target)
         finally:
@@ -416,11 +428,12 @@ class BackupRun:
         caller lists the written file)."""
         what = f"pg_dump of {target}"
         fix = "read pg_dump's message; nothing was kept from this run"
+        sink = self.early.sink(writer)
         if not self.encrypt:
-            stream(commands, writer.write, self.env, what, fix)
+            stream(commands, sink, self.env, what, fix)
             return None
         chunks: List[bytes] = []
-        sealer = FedPipeline(self.encrypt, writer.write, self.env, f"encrypting the dump of {target} with age", encryption.ENCRYPT_FAILED_FIX)
+        sealer = FedPipeline(self.encrypt, sink, self.env, f"encrypting the dump of {target} with age", encryption.ENCRYPT_FAILED_FIX)
         checker = FedPipeline(
             toc_commands(self.tools, "x." + plain_ext),
             chunks.append,

@@ -22,6 +22,7 @@ from .drill_config import DrillConfig, series_config
 from .drill_steps import DrillRun, drill_set, drop_scratch, keep_copy, post_restore_steps, prepare, smoke_results
 from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, LockBusy, PgdrillError
 from .fsio import ensure_private_dir
+from .offsite.early import for_backup as early_upload
 from .locking import SeriesLock
 from .recovery import RestoreOptions, restore_set
 from .storage import DELETED, LOCKED
@@ -58,13 +59,14 @@ def backup(config: DatabaseConfig, plan, wait: Optional[float] = None) -> Dict[s
     if config.ping_url:
         ping.send(config.ping_url, "start", {"database": config.label})
     pushed: Dict[str, Any] = {}
+    early = early_upload(config)  # the db file's upload beside the dump (S3)
 
     def upload(result: Dict[str, Any]) -> None:
         if config.remote and config.remote_upload:
-            pushed.update(offsite.push(config, owed=True))
+            pushed.update(offsite.push(config, owed=True, remote=early.remote if early else None))
 
     try:
-        result = BackupRun(config, plan=plan).execute(wait=wait, after=upload)
+        result = BackupRun(config, plan=plan, early=early).execute(wait=wait, after=upload)
     except BaseException as exc:  # a failure, or SIGTERM (SystemExit) or Ctrl-C mid-run: a failed run on record all the same
         code, error = run_failure(exc)
         observe(config, "backup", started, code, {"database": config.label, "error": error}, remote=_remote_state(config, pushed, failed=True))

@@ -257,3 +257,28 @@ def test_a_push_killed_mid_file_leaves_no_object_and_the_next_one_completes(aws_
     assert remote.incomplete_uploads() == [NAME]
     assert remote.abort_incomplete_uploads() == 1 and remote.incomplete_uploads() == []
     assert remote.put(path).sha256 == sha256_of(path)[0]
+
+
+def test_an_upload_beside_its_writer_exists_only_once_its_bytes_are_the_files(aws_env, bucket, tmp_path):
+    """The db file's upload beside the dump (issue 21 item 2): parts go up as the file grows; bytes
+    that do not hash to the file's sha256 leave no object and no upload; the object that does appear
+    carries the storage's composite SHA256, and this remote knows it as the file."""
+    path = random_file(tmp_path, size=9 * 1024 * 1024 + 7)
+    sha, size = sha256_of(path)
+    remote = remote_for(aws_env, bucket)
+    for given in ("0" * 64, sha):
+        upload = remote.upload_while_written(path, NAME)
+        upload.grew(size)
+        upload.ended(size, given)
+        if given != sha:
+            with pytest.raises(PgdrillError, match="what was uploaded beside the dump"):
+                remote.finish_while_written(upload, NAME)
+            assert remote.stat(NAME) is None and remote.incomplete_uploads() == []
+    stored = remote.finish_while_written(upload, NAME)
+    assert (stored.size, stored.sha256) == (size, sha) and remote.stat(NAME) == stored
+    assert stored.hashes["s3-checksum-sha256"].endswith("-2")
+    elsewhere = remote_for(aws_env, bucket).stat(NAME)  # another process: no whole-file sha256 stored, the composite one
+    assert elsewhere.sha256 is None and elsewhere.hashes["s3-checksum-sha256"] == stored.hashes["s3-checksum-sha256"]
+    out = tmp_path / "pulled"
+    out.mkdir()
+    assert sha256_of(remote_for(aws_env, bucket).get(NAME, str(out), expected_sha256=sha)) == (sha, size)

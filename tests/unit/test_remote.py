@@ -160,7 +160,8 @@ def test_an_s3_remote_without_boto3_says_how_to_install_it(monkeypatch):
 
     from pgdrill.storage.backends import open_remote
 
-    monkeypatch.setitem(sys.modules, "boto3", None)  # what an import finds on a host without it
+    for module in ("boto3", "botocore"):  # what an import finds on a host without the SDK (pgdrill imports botocore, its core)
+        monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(PgdrillError) as caught:
         open_remote("s3://backups/pgdrill")
     assert "boto3" in caught.value.problem and "apt install python3-boto3" in caught.value.fix

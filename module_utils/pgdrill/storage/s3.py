@@ -1,17 +1,17 @@
 # Copyright (c) 2026 pgdrill maintainers
 # SPDX-License-Identifier: MIT
-"""The S3 backend: ``s3://BUCKET/PREFIX`` through boto3 (imported when a remote is opened)."""
+"""The S3 backend: ``s3://BUCKET/PREFIX`` through botocore, the core of the AWS SDK for Python (boto3), imported when a remote is opened."""
 
 from __future__ import annotations
 
 import base64
-import collections
 import contextlib
-import hashlib
+import functools
+import importlib.util
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
 from datetime import datetime, timedelta, timezone
-from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import PgdrillError
 from . import (
@@ -36,24 +36,11 @@ from . import (
     stale_uploads,
     without_userinfo,
 )
+from .s3_parts import PART_SIZE, FileWindow, GrowingUpload, PartSender, composite_sha256, part_size_for
 
-PART_SIZE = 8 * MIB  # S3 parts: at least 5 MiB
-PARTS_IN_FLIGHT = 2  # parts uploaded at once; PARTS_IN_FLIGHT + 1 parts are held in memory at most
-MAX_PARTS = 10000
+__all__ = ["S3Remote", "composite_sha256", "part_size_for"]
+
 SHA256_METADATA = "sha256"  # x-amz-meta-sha256: the whole file's sha256, hex
-
-
-def composite_sha256(part_digests: Sequence[bytes]) -> str:
-    """The checksum S3 reports for a multipart upload with SHA256 parts: sha256 of the parts'
-    sha256 digests, base64, then ``-`` and the number of parts."""
-    whole = hashlib.sha256(b"".join(part_digests)).digest()
-    return f"{base64.b64encode(whole).decode()}-{len(part_digests)}"
-
-
-def part_size_for(size: int, minimum: int = PART_SIZE) -> int:
-    """A part size that keeps a file within S3's 10,000 parts, in whole MiB."""
-    needed = -(-size // MAX_PARTS)
-    return max(minimum, -(-needed // MIB) * MIB)
 
 
 class S3Remote(Remote):
@@ -63,20 +50,39 @@ class S3Remote(Remote):
         self.url = url
         self.endpoint_url = endpoint_url or None
         self.part_size = part_size
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError:
+        self._proven: Dict[str, RemoteObject] = {}  # objects uploaded beside their writer, and proven (finish_while_written)
+        self._settings = (region or None, profile or None)
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+        if importlib.util.find_spec("botocore") is None:
             raise PgdrillError(
                 f"remote {url.text} needs the AWS SDK for Python (boto3), which is not installed",
                 "install it: apt install python3-boto3, or pip install 'pgdrill[offhost]'",
-            ) from None
-        with self._errors("setting up the S3 client"):
-            session = boto3.session.Session(profile_name=profile or None, region_name=region or None)
-            options: Dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}, "connect_timeout": 10, "read_timeout": 120}
-            if self.endpoint_url:
-                options["s3"] = {"addressing_style": "path"}  # what S3-compatible servers all accept
-            self.client = session.client("s3", endpoint_url=self.endpoint_url, config=Config(**options))
+            )
+
+    @property
+    def client(self) -> Any:
+        """The botocore S3 client, made on first use: importing botocore and loading its S3 model take
+        about half a second of CPU, which a backup spends while pg_dump runs (the upload beside the
+        dump asks first). botocore, not boto3: boto3 adds 3 MB to the process and nothing used here."""
+        with self._client_lock:
+            if self._client is None:
+                import botocore.session
+                from botocore.config import Config
+
+                region, profile = self._settings
+                with self._errors("setting up the S3 client"):
+                    session = botocore.session.Session(profile=profile)
+                    session.get_scoped_config()  # a profile that does not exist fails here, by name
+                    options: Dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}, "connect_timeout": 10, "read_timeout": 120}
+                    # No second sha256 pass over every byte sent to http endpoints (https ones skip it already):
+                    # each part and each single upload carries its sha256 in a signed header the storage checks,
+                    # and every object is checked after its upload (size, sha256 or composite checksum).
+                    options["s3"] = {"payload_signing_enabled": False}
+                    if self.endpoint_url:
+                        options["s3"]["addressing_style"] = "path"  # what S3-compatible servers all accept
+                    self._client = session.create_client("s3", region_name=region, endpoint_url=self.endpoint_url, config=Config(**options))
+            return self._client
 
     def key(self, name: str) -> str:
         return object_key(self.url.prefix, check_object_name(name))
@@ -166,7 +172,11 @@ class S3Remote(Remote):
         hashes = {"sha256": sha} if sha else {}
         if head.get("ChecksumSHA256"):
             hashes["s3-checksum-sha256"] = head["ChecksumSHA256"]
-        return RemoteObject(name, int(head["ContentLength"]), sha, hashes)
+        found = RemoteObject(name, int(head["ContentLength"]), sha, hashes)
+        proven = self._proven.get(name)
+        if sha is None and proven is not None and (proven.size, proven.hashes.get("s3-checksum-sha256")) == (found.size, hashes.get("s3-checksum-sha256")):
+            return proven  # the very object this process uploaded and proved: same size, same composite checksum of its parts
+        return found
 
     def list(self, with_sha256: bool = False) -> List[RemoteObject]:
         """Objects directly under the prefix, and the members of each directory-format dump there
@@ -200,19 +210,16 @@ class S3Remote(Remote):
         size = os.path.getsize(path)
         if sha256 is None:
             sha256 = local_hashes(path, ["sha256"])[0]["sha256"]
-        extra: Dict[str, Any] = {"Metadata": {SHA256_METADATA: sha256}}
-        if lock is not None:
-            extra["ObjectLockMode"] = lock.mode
-            extra["ObjectLockRetainUntilDate"] = retain_until(datetime.now(timezone.utc), lock.days)
+        extra: Dict[str, Any] = {"Metadata": {SHA256_METADATA: sha256}, **self._lock_arguments(lock)}
         part_size = part_size_for(size, self.part_size)
         with self._errors("uploading", name), open(path, "rb") as handle:
-            if size <= part_size:
-                data = handle.read()
-                digest = hashlib.sha256(data).digest()
-                if digest.hex() != sha256 or len(data) != size:
-                    raise mismatch(path, "the sha256", digest.hex(), f"{sha256} (given for the upload)")
-                expected_checksum = base64.b64encode(digest).decode()
-                self._put_once(dict(Bucket=self.url.bucket, Key=key, Body=data, ChecksumSHA256=expected_checksum, **extra), name)
+            if size <= part_size:  # one request, its body read from the file (the storage checks its sha256)
+                local, read = local_hashes(path, ["sha256"])
+                if local["sha256"] != sha256 or read != size:
+                    raise mismatch(path, "the sha256", local["sha256"], f"{sha256} (given for the upload)")
+                expected_checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+                body = FileWindow(handle.fileno(), 0, size)
+                self._put_once(dict(Bucket=self.url.bucket, Key=key, Body=body, ChecksumSHA256=expected_checksum, **extra), name)
             else:
                 expected_checksum = self._multipart(handle, key, name, size, part_size, sha256, extra)
         stored = self._stored_after_upload(name, size, "the object storage")
@@ -223,6 +230,13 @@ class S3Remote(Remote):
         if server_checksum and server_checksum != expected_checksum:
             raise mismatch(where, "the storage's own SHA256 checksum", server_checksum, expected_checksum)
         return stored
+
+    @staticmethod
+    def _lock_arguments(lock: Optional[LockSettings]) -> Dict[str, Any]:
+        """The arguments that store an object with a retain-until date (none without ``lock``)."""
+        if lock is None:
+            return {}
+        return {"ObjectLockMode": lock.mode, "ObjectLockRetainUntilDate": retain_until(datetime.now(timezone.utc), lock.days)}
 
     def _put_once(self, arguments: Dict[str, Any], name: str) -> None:
         from botocore.exceptions import ClientError
@@ -235,56 +249,90 @@ class S3Remote(Remote):
             raise
 
     def _multipart(self, handle, key: str, name: str, size: int, part_size: int, sha256: str, extra: Dict[str, Any]) -> str:
-        from botocore.exceptions import ClientError
-
-        upload = self.client.create_multipart_upload(Bucket=self.url.bucket, Key=key, ChecksumAlgorithm="SHA256", **extra)
-        upload_id = upload["UploadId"]
-
-        def send(number: int, data: bytes, checksum: str) -> Dict[str, Any]:
-            answer = self.client.upload_part(Bucket=self.url.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ChecksumSHA256=checksum)
-            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
-
+        upload_id = self.client.create_multipart_upload(Bucket=self.url.bucket, Key=key, ChecksumAlgorithm="SHA256", **extra)["UploadId"]
+        sender = PartSender(functools.partial(self._upload_part, key, upload_id), handle.fileno())
         try:
-            whole = hashlib.sha256()
-            parts: List[Dict[str, Any]] = []
-            digests: List[bytes] = []
-            sent = 0
-            in_flight: Deque[Future] = collections.deque()
-            # PARTS_IN_FLIGHT parts go up at once (boto3's clients are thread-safe); the file is read
-            # one part ahead of them, so at most PARTS_IN_FLIGHT + 1 parts are ever held in memory.
-            with ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="pgdrill-upload") as pool:
-                try:
-                    while True:
-                        data = handle.read(part_size)
-                        if not data:
-                            break
-                        whole.update(data)
-                        digest = hashlib.sha256(data).digest()
-                        digests.append(digest)
-                        sent += len(data)
-                        if len(in_flight) >= PARTS_IN_FLIGHT:
-                            parts.append(in_flight.popleft().result())
-                        in_flight.append(pool.submit(send, len(digests), data, base64.b64encode(digest).decode()))
-                        del data
-                    while in_flight:
-                        parts.append(in_flight.popleft().result())
-                except BaseException:
-                    for waiting in in_flight:
-                        waiting.cancel()
-                    raise
-            if sent != size or whole.hexdigest() != sha256:
-                raise mismatch(handle.name, "the sha256 of the bytes sent", whole.hexdigest(), f"{sha256} (given for the upload); the upload was abandoned")
-            try:
-                self.client.complete_multipart_upload(Bucket=self.url.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*")
-            except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412"):
-                    self._refuse_existing(name)
-                raise
+            while sender.sent < size:
+                sender.send(min(part_size, size - sender.sent))
+            parts = sender.finish()
+            if sender.sent != size or sender.whole.hexdigest() != sha256:
+                raise mismatch(
+                    handle.name, "the sha256 of the bytes sent", sender.whole.hexdigest(), f"{sha256} (given for the upload); the upload was abandoned"
+                )
+            self._complete(key, name, upload_id, parts)
         except BaseException:
+            sender.cancel()
             with contextlib.suppress(Exception):
                 self.client.abort_multipart_upload(Bucket=self.url.bucket, Key=key, UploadId=upload_id)
             raise
-        return composite_sha256(digests)
+        return composite_sha256(sender.digests)
+
+    def _upload_part(self, key: str, upload_id: str, number: int, window: FileWindow, checksum: str) -> Dict[str, Any]:
+        answer = self.client.upload_part(Bucket=self.url.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=window, ChecksumSHA256=checksum)
+        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+
+    def _complete(self, key: str, name: str, upload_id: str, parts: List[Dict[str, Any]]) -> None:
+        """Make the object exist, unless another already does (the storage checks each part's sha256)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.complete_multipart_upload(Bucket=self.url.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412"):
+                self._refuse_existing(name)
+            raise
+
+    # --- an upload beside the writer of its file (the dump) -----------------------------------------
+    def upload_while_written(self, path: str, name: str, lock: Optional[LockSettings] = None) -> GrowingUpload:
+        """Start uploading ``path`` as ``name`` while it is written (see :class:`GrowingUpload`);
+        :meth:`finish_while_written` makes the object exist, :meth:`abort_while_written` leaves
+        nothing. S3 fixes an object's metadata when its upload starts, before the file's sha256
+        exists: the object carries the storage's composite SHA256 of its parts, not the whole
+        file's sha256 (which the set's manifest holds)."""
+        key = self.key(name)
+        extra = self._lock_arguments(lock)
+
+        def begin() -> str:
+            with self._errors("uploading", name):
+                self._refuse_existing(name)
+                if lock is not None:
+                    self.check_lock(lock)
+                return self.client.create_multipart_upload(Bucket=self.url.bucket, Key=key, ChecksumAlgorithm="SHA256", **extra)["UploadId"]
+
+        return GrowingUpload(path, begin, functools.partial(self._upload_part, key))
+
+    def finish_while_written(self, upload: GrowingUpload, name: str) -> RemoteObject:
+        """Once the file ended (``upload.ended``): wait for its last parts, check that the bytes sent
+        hash to the file's sha256, complete the upload and check the stored object (its size, and the
+        storage's composite SHA256 against the parts' digests). The object is then known to this remote
+        as that file (:meth:`stat` reports its sha256). Any failure aborts the upload."""
+        where = self.where(name)
+        try:
+            with self._errors("uploading", name):
+                try:
+                    parts, digests = upload.wait()
+                except ValueError as exc:
+                    raise mismatch(where, "what was uploaded beside the dump", exc, "the file as written; the upload was abandoned") from None
+                assert upload.upload_id is not None
+                self._complete(self.key(name), name, upload.upload_id, parts)
+        except BaseException:
+            self.abort_while_written(upload, name)
+            raise
+        size, sha256 = upload.final
+        stored = self._stored_after_upload(name, size, "the object storage")
+        expected = composite_sha256(digests)
+        if stored.hashes.get("s3-checksum-sha256") != expected:
+            raise mismatch(where, "the storage's own SHA256 checksum", stored.hashes.get("s3-checksum-sha256"), expected)
+        self._proven[name] = stored._replace(sha256=sha256, hashes={**stored.hashes, "sha256": sha256})
+        return self._proven[name]
+
+    def abort_while_written(self, upload: GrowingUpload, name: str) -> None:
+        """Stop the upload and abort it: nothing of it stays on the remote. A part stuck on a storage
+        that stopped answering is not waited for long; the next push aborts what it left after a day."""
+        if upload.stop() and upload.upload_id is not None:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=self.url.bucket, Key=self.key(name), UploadId=upload.upload_id)
+        upload.close()
 
     def get_into(self, name: str, writer: "Received", expected_sha256: Optional[str] = None, expected_size: Optional[int] = None) -> RemoteObject:
         there = self.stat(name)
