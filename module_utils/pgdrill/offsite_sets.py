@@ -153,8 +153,12 @@ def remote_set_problems(manifest_files: Iterable[Dict[str, Any]], objects: Dict[
 
 def _directory_problems(entry: Dict[str, Any], objects: Dict[str, RemoteObject], where: str) -> List[str]:
     """A directory-format dump's members on the remote against the manifest's, by the rule a local
-    directory is checked with (dirsets.member_problems), and another sha256 where the remote stores one. Pure."""
-    members = {member: objects[name] for member, name in members_of(entry["name"], objects).items()}
+    directory is checked with (dirsets.member_problems), and another sha256 where the remote stores one.
+    An object in the folder that the manifest does not list (a storage's leftover of an interrupted
+    upload, or anyone's) is not part of the set and does not make it damaged: a pull reads only the
+    listed members. Pure."""
+    listed = {member["name"] for member in entry["members"]}
+    members = {member: objects[name] for member, name in members_of(entry["name"], objects).items() if member in listed}
     found = [f"{where}/{entry['name']} is one object, not the folder of members the manifest lists"] if entry["name"] in objects else []
     found += dirsets.member_problems(f"{where}/{entry['name']}", entry["members"], {member: there.size for member, there in members.items()})
     for member in entry["members"]:

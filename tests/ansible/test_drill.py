@@ -244,6 +244,11 @@ def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, 
     assert int(staging.psql("SELECT count(*) FROM django_migrations WHERE app = 'ledger'", kept[0])) >= 1
     assert drill_env.source.psql("SELECT to_regclass('django_migrations') IS NULL", drill_env.db) == "t"
     staging.psql(f'DROP DATABASE "{kept[0]}" WITH (FORCE)')
+    # The next drill of the same set starts from an empty transfer directory: a file left in the kept
+    # copy's directory does not travel to staging (its verify on arrival would fail on it).
+    (controller_copy / dump_file / "left-by-an-earlier-drill").write_text("not the set's")
+    again = drill_env.drill(pgdrill_drill_checks=[], pgdrill_drill_post_restore_commands=[])
+    assert again.status == "successful" and drill_env.evidence()["outcome"] == "passed", again.stdout[-4000:]
 
 
 def test_a_repeated_drill_of_the_same_set_adds_a_line_of_its_own_to_the_drill_log(drill_env):

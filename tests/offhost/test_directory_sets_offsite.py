@@ -1,7 +1,7 @@
 """Directory-format sets on the off-host copy: each member is its own object, ``<dir>/<member>``,
 proven after its upload, the manifest last; an interrupted push resumes with the members not yet
 there; a planted member is refused; a pull brings the directory back whole or not at all; remote
-retention removes the whole set. (The layout's rules, pure, are in tests/unit/test_remote_directory_layout.py.)"""
+retention removes the whole set. (The layout's rules, pure, are in tests/unit/test_remote.py.)"""
 
 from __future__ import annotations
 
