@@ -1173,6 +1173,13 @@ MUTANTS = [
         "        pass",
         [OFFSITE_DIRSETS + "test_an_encrypted_directory_set_goes_to_s3_member_by_member_resumes_comes_back_and_restores"],
     ),
+    Mutant(
+        "remote prune: a locked manifest is kept while its set's unlocked files are deleted",
+        ENGINE + "offsite/prune.py",
+        "                break  # its files' locks may end sooner (taken when each upload began): a kept manifest keeps them all",
+        "                pass",
+        ["tests/offhost/test_disaster_recovery.py::test_remote_retention_never_leaves_a_locked_manifest_without_its_files"],
+    ),
 ]
 
 

@@ -148,6 +148,31 @@ def test_remote_retention_reports_locked_objects_as_kept(backup_env, aws_env, lo
     assert listing.count("complete") == 2
 
 
+def test_remote_retention_never_leaves_a_locked_manifest_without_its_files(backup_env, aws_env, locked_bucket):
+    """Each object's retain-until is taken when its upload begins, so a set's data can be unlocked
+    while its manifest (uploaded last) still is: a prune then keeps the whole set, not its manifest."""
+    from datetime import datetime, timedelta, timezone
+
+    backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no", **remote_settings(aws_env, locked_bucket))
+    backup_env.run()
+    backup_env.run()
+    oldest = sorted(name for name in backup_env.files() if "_manifest_" in name)[0]
+    remote = open_remote(f"s3://{locked_bucket}/pgdrill", endpoint_url=aws_env.endpoint_url, region="us-east-1")
+    key = remote.key(oldest)
+    body = remote.client.get_object(Bucket=locked_bucket, Key=key)["Body"].read()
+    # The oldest set's manifest locked for a day, its other files not locked at all.
+    remote.client.put_object(
+        Bucket=locked_bucket,
+        Key=key,
+        Body=body,
+        ObjectLockMode="GOVERNANCE",
+        ObjectLockRetainUntilDate=datetime.now(timezone.utc) + timedelta(days=1),
+    )
+    done = backup_env.run("prune", "--remote").stdout
+    assert "kept (locked)" in done and "removed " not in done, done
+    assert backup_env.run("list", "--remote").stdout.count("complete") == 2
+
+
 def test_remote_retention_removes_by_the_same_rules_as_local(backup_env, aws_env, bucket):
     backup_env.rewrite(keep_last=1, retention_days=0, prune_after_backup="no", **remote_settings(aws_env, bucket))
     backup_env.run()

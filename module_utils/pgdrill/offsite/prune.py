@@ -26,8 +26,9 @@ from .base import catalog, choose, lock_settings, open_for
 def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional[Remote] = None, now: Optional[datetime] = None) -> Dict[str, Any]:
     """Apply retention to the remote copies with the same rules and code as local retention,
     over the remote manifests (never object timestamps). Manifests are deleted first, so an
-    interrupted prune leaves debris, never a manifest without its files. An object that Object
-    Lock protects is reported as kept (locked), not as an error."""
+    interrupted prune leaves debris, never a manifest without its files; a manifest that Object
+    Lock protects keeps every file of its set. An object that Object Lock protects is reported as
+    kept (locked), not as an error."""
     remote = remote or open_for(config)
     now = now or utcnow()
     sets = catalog(remote, config.prefix)
@@ -42,7 +43,11 @@ def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional
             removed.append(row)
             continue
         names = deletion_order(info.objects)
-        outcomes = {name: remote.delete(name) for name in names}
+        outcomes = {}
+        for name in names:
+            outcomes[name] = remote.delete(name)
+            if outcomes[name] == LOCKED and "_manifest_" in name:
+                break  # its files' locks may end sooner (taken when each upload began): a kept manifest keeps them all
         locked = [name for name, outcome in outcomes.items() if outcome == LOCKED]
         if locked:
             why = f"{row['reason']}; but {LOCKED}: Object Lock protects {len(locked)} object(s) until their retain-until date"
