@@ -313,7 +313,8 @@ class S3Remote(Remote):
                     parts, digests = upload.wait()
                 except ValueError as exc:
                     raise mismatch(where, "what was uploaded beside the dump", exc, "the file as written; the upload was abandoned") from None
-                assert upload.upload_id is not None
+                if upload.upload_id is None:
+                    raise RuntimeError("the upload beside the dump has no upload id: it never began")
                 self._complete(self.key(name), name, upload.upload_id, parts)
         except BaseException:
             self.abort_while_written(upload, name)

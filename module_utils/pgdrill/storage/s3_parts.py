@@ -157,7 +157,8 @@ class GrowingUpload:
     @property
     def final(self) -> "tuple[int, str]":
         """The file's size and sha256, as :meth:`ended` gave them."""
-        assert self._final is not None and self._sha256 is not None, "ended() was not called"
+        if self._final is None or self._sha256 is None:
+            raise RuntimeError("the upload beside the dump was asked for the file's size before ended() gave it")
         return self._final, self._sha256
 
     def grew(self, size: int) -> None:
@@ -206,7 +207,8 @@ class GrowingUpload:
             self._thread.join(1.0)  # in steps: a signal (SIGTERM, max_runtime) still gets through
         if self.error is not None:
             raise self.error
-        assert self.sender is not None and self._final is not None
+        if self.sender is None or self._final is None:
+            raise RuntimeError("the upload beside the dump was waited for before it began or before ended() gave the file's size")
         if self.sender.sent != self._final or self.sender.whole.hexdigest() != self._sha256:
             raise ValueError(
                 f"the {self.sender.sent} bytes sent hash to {self.sender.whole.hexdigest()}; the file has {self._final} bytes of sha256 {self._sha256}"
