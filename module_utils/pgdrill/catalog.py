@@ -117,7 +117,7 @@ class BackupSet(RecordedVerdict):
             if entry.members is None:
                 found[entry.name] = entry.size
             else:
-                found.update({f"{entry.name}/{member}": size for member, size in entry.members.items()})
+                found.update({dirsets.member_path(entry.name, member): size for member, size in entry.members.items()})
         return found
 
     @property

@@ -75,6 +75,12 @@ def finished_file(line: str) -> Optional[str]:
     return f"{found.group(1)}.dat" if found else None
 
 
+def member_path(directory: str, member: str) -> str:
+    """A member's path relative to the backup directory, ``<dir>/<member>``: where it lies on a host, and its
+    object's name on the off-host copy. Pure."""
+    return f"{directory}/{member}"
+
+
 def member_name(plain: str, compressed: bool, encrypted: bool) -> str:
     """A member's name in the set: pg_dump's, then ``.zst``, then ``.age``. Pure."""
     return plain + (".zst" if compressed else "") + (".age" if encrypted else "")

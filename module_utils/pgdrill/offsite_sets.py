@@ -57,11 +57,6 @@ def upload_order(names: Iterable[str]) -> List[str]:
     return [name for entry, name in sorted(parsed, key=lambda item: (_UPLOAD_RANK[item[0].kind], item[1]))]
 
 
-def member_object(directory: str, member: str) -> str:
-    """The object a member of a directory-format dump is on the remote. Pure."""
-    return f"{directory}/{member}"
-
-
 def members_of(directory: str, objects: Iterable[str]) -> Dict[str, str]:
     """member -> object name, for the objects that lie in the remote folder ``directory``. Pure."""
     return {name[len(directory) + 1 :]: name for name in objects if folder_of(name) == directory and name != directory}
@@ -179,7 +174,7 @@ def manifest_digests(files: Iterable[Dict[str, Any]]) -> Dict[str, str]:
     found = {}
     for entry in files:
         if dirsets.is_directory(entry):
-            found.update({member_object(entry["name"], member["name"]): member["sha256"] for member in entry["members"]})
+            found.update({dirsets.member_path(entry["name"], member["name"]): member["sha256"] for member in entry["members"]})
         else:
             found[entry["name"]] = entry["sha256"]
     return found
@@ -187,7 +182,7 @@ def manifest_digests(files: Iterable[Dict[str, Any]]) -> Dict[str, str]:
 
 def set_files(backup: BackupSet) -> Dict[str, int]:
     """The objects a local set has on the remote, name -> size: each file that travels, and each
-    member of a directory-format dump as one object (its path in the backup directory, :func:`member_object`)."""
+    member of a directory-format dump as one object (its path in the backup directory, :func:`dirsets.member_path`)."""
     return backup.paths(TRAVELS)
 
 

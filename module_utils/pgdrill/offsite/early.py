@@ -68,7 +68,12 @@ class EarlyUpload:
             raise
         except Exception as exc:  # noqa: BLE001 - the storage's failure, reported by the push if it lasts
             problem = exc.problem if isinstance(exc, PgdrillError) else f"{type(exc).__name__}: {exc}"
-            log.warning("%s: the upload of %s beside the dump failed (%s); the push sends it now", self.config.label, self.name, problem)
+            log.warning(
+                "%s: the upload of %s beside the dump did not end proven (%s); the push checks what the remote holds and sends what it lacks",
+                self.config.label,
+                self.name,
+                problem,
+            )
 
     def abort(self) -> None:
         """The set will not be: stop and abort the upload."""

@@ -21,7 +21,6 @@ from ..fsio import ensure_private_dir, private_work_dir, remove_file, sha256_of,
 from ..naming import parse_file_name
 from ..offsite_sets import (
     RemoteSetInfo,
-    member_object,
     read_records,
     record_verdicts,
     with_verifications,
@@ -183,7 +182,7 @@ def fetch_entry(remote: Remote, entry: Dict[str, Any], directory: str) -> str:
         return remote.get(entry["name"], directory, expected_sha256=entry["sha256"], expected_size=entry["size"])
 
     def fetch(member: Dict[str, Any], writer: Received) -> None:
-        remote.get_into(member_object(entry["name"], member["name"]), writer, expected_sha256=member["sha256"], expected_size=member["size"])
+        remote.get_into(dirsets.member_path(entry["name"], member["name"]), writer, expected_sha256=member["sha256"], expected_size=member["size"])
 
     return dirsets.receive(directory, entry, fetch)
 
@@ -241,7 +240,9 @@ def _remote_checksum(remote: Remote, entry: Dict[str, Any]) -> Dict[str, Any]:
     """Download and hash one file the manifest lists (each member of a directory-format dump)."""
     name = f"remote checksum {entry['name']}"
     pieces = (
-        [(member_object(entry["name"], member["name"]), member) for member in entry["members"]] if dirsets.is_directory(entry) else [(entry["name"], entry)]
+        [(dirsets.member_path(entry["name"], member["name"]), member) for member in entry["members"]]
+        if dirsets.is_directory(entry)
+        else [(entry["name"], entry)]
     )
     size = 0
     for object_name, listed in pieces:
