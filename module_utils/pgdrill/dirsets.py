@@ -81,6 +81,14 @@ def member_path(directory: str, member: str) -> str:
     return f"{directory}/{member}"
 
 
+def entry_objects(entry: Dict[str, Any]) -> List["tuple[str, Dict[str, Any]]"]:
+    """The objects a manifest entry is on the off-host copy, each with what the manifest lists for it
+    (sha256, size): the file itself, or each member of a directory-format dump. Pure."""
+    if is_directory(entry):
+        return [(member_path(entry["name"], member["name"]), member) for member in entry["members"]]
+    return [(entry["name"], entry)]
+
+
 def member_name(plain: str, compressed: bool, encrypted: bool) -> str:
     """A member's name in the set: pg_dump's, then ``.zst``, then ``.age``. Pure."""
     return plain + (".zst" if compressed else "") + (".age" if encrypted else "")
@@ -237,10 +245,9 @@ def receive(directory: str, entry: Dict[str, Any], fetch: Callable[[Dict[str, An
     """Bring a directory-format dump into ``directory`` from elsewhere (a remote, another host):
     ``fetch`` writes each member of the manifest's ``entry`` into its writer, checking it against
     the member's sha256 and size, into a hidden partial directory, which gets the final name by
-    one rename only when every member is there. On any failure the partial directory goes."""
+    one rename only when every member is there, never over anything (the caller refuses a
+    destination that exists before fetching). On any failure the partial directory goes."""
     final = os.path.join(directory, entry["name"])
-    if os.path.lexists(final):
-        raise PgdrillError(f"{final} exists and is not the directory the set lists", "bring the set into an empty directory, or move that one away")
     partial = os.path.join(directory, temp_prefix(entry["name"]) + secrets.token_hex(4))
     make_partial(directory, partial)
     try:

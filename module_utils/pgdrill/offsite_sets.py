@@ -171,13 +171,7 @@ TRAVELS = frozenset(("db", "globals", "media", "manifest", "pin"))
 def manifest_digests(files: Iterable[Dict[str, Any]]) -> Dict[str, str]:
     """object name -> the sha256 the manifest lists for it, each member of a directory-format dump
     as its own object. Pure."""
-    found = {}
-    for entry in files:
-        if dirsets.is_directory(entry):
-            found.update({dirsets.member_path(entry["name"], member["name"]): member["sha256"] for member in entry["members"]})
-        else:
-            found[entry["name"]] = entry["sha256"]
-    return found
+    return {name: listed["sha256"] for entry in files for name, listed in dirsets.entry_objects(entry)}
 
 
 def set_files(backup: BackupSet) -> Dict[str, int]:

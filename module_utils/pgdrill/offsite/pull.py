@@ -239,11 +239,7 @@ def verify_remote(
 def _remote_checksum(remote: Remote, entry: Dict[str, Any]) -> Dict[str, Any]:
     """Download and hash one file the manifest lists (each member of a directory-format dump)."""
     name = f"remote checksum {entry['name']}"
-    pieces = (
-        [(dirsets.member_path(entry["name"], member["name"]), member) for member in entry["members"]]
-        if dirsets.is_directory(entry)
-        else [(entry["name"], entry)]
-    )
+    pieces = dirsets.entry_objects(entry)
     size = 0
     for object_name, listed in pieces:
         sink = DigestSink()
