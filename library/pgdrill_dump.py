@@ -53,9 +53,10 @@ options:
       - C(directory) runs C(pg_dump -Fd) with C(dump_jobs) parallel jobs (the config's, else 2), compresses each file with zstd and, with
         encryption on, encrypts each file; every file's sha256 and size is in the manifest. Needs O(compression) C(zstd) or C(none).
       - A directory-format set goes to the off-host copy as one object per file, C(<dir>/<file>), the manifest last.
+      - C(auto) picks directory for a database of the config's C(directory_above) (default 1 GB) or more, read when the run starts, custom below.
       - Defaults to the config's, else C(custom).
     type: str
-    choices: [custom, directory]
+    choices: [custom, directory, auto]
   dump_globals:
     description: Also dump roles and tablespaces (C(pg_dumpall --globals-only)). Defaults to the config's, else true.
     type: bool
@@ -187,7 +188,7 @@ def main():
             media_root=dict(type="path"),
             compression=dict(type="str", choices=["zstd", "gzip", "none"]),
             compression_level=dict(type="int"),
-            format=dict(type="str", choices=["custom", "directory"]),
+            format=dict(type="str", choices=["custom", "directory", "auto"]),
             dump_globals=dict(type="bool"),
             role_passwords=dict(type="bool"),
             row_counts=dict(type="bool"),

@@ -67,6 +67,7 @@ SPECIAL_DEFAULTS = {
     "backup_dir": "`backups` beside the config file",
     "prefix": "the database name",
     "compression_level": "3 for zstd, 6 for gzip",
+    "directory_above": "1GB (1073741824 bytes)",
     "dbname": "the section's name",
     **{f"remote_{key}": f"the value of `{key}`" for key in REMOTE_RETENTION_KEYS},
 }

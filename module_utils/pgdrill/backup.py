@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional
 
 from . import db, dirsets, encryption, fingerprint as fingerprint_mod, manifest as manifest_mod, pitr
-from .backup_plan import BackupPlan, media_command, plan_backup, sealed
+from .backup_plan import dump_format, BackupPlan, media_command, plan_backup, sealed
 from .config import DatabaseConfig
 from .errors import PgdrillError
 from .fsio import AtomicWriter, write_atomic
@@ -344,7 +344,8 @@ class BackupRun:
                 snapshot = _export_snapshot(conn, lock_ms)
             fingerprint = _take_fingerprint(conn, target, sequences)
             counter = _Counter(conn) if config.row_counts else None
-            if config.format == manifest_mod.DIRECTORY_FORMAT:
+            directory = self._chosen_format(conn, target) == manifest_mod.DIRECTORY_FORMAT
+            if directory:
                 plan = dirsets.compression_plan(config.compression, config.effective_level(), find_zstd())
                 name = file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION)
                 folder = dirsets.DirectoryWriter(config.backup_dir, name, plan.compressor(find_zstd() or "zstd"), self.encrypt, self.env, config.dump_jobs)
@@ -366,7 +367,7 @@ class BackupRun:
             _end_snapshot(conn, target)
         finally:
             _quietly(conn.close, "closing the connection")
-        if config.format == manifest_mod.DIRECTORY_FORMAT:
+        if directory:
             entries = list_archive(self.tools, self.env, folder.plain_path, folder.final_name)
             folder.seal(f"the dump of {target}")
             self.entries.append(folder.entry())
@@ -378,6 +379,16 @@ class BackupRun:
         client["toc_entries"] = len(entries)
         compression = {"method": plan.method, "level": plan.level, "piped": plan.piped}
         return facts, client, compression, row_counts, fingerprint
+
+    def _chosen_format(self, conn, target: str) -> str:
+        """The dump's format: the configured one, or for ``auto`` the one the database's size calls for."""
+        config = self.config
+        if config.format != "auto":
+            return config.format
+        size = db.database_size(conn)
+        chosen = dump_format(config.format, size, config.directory_above)
+        log.info("format = auto: %s is %d bytes (directory_above = %d): a %s-format dump", target, size, config.directory_above, chosen)
+        return chosen
 
     def _settle_client(self, conn, facts: Dict[str, Any]) -> "tuple[Dict[str, Any], CompressionPlan]":
         """The pg_dump for this server (its client facts for the manifest), the compression plan,

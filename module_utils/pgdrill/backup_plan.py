@@ -33,6 +33,14 @@ def media_command(method: str, level: int, zstd: Optional[str]) -> List[List[str
     return []
 
 
+def dump_format(setting: str, database_bytes: Optional[int], directory_above: int) -> str:
+    """The format of a run's dump: the configured one, or for ``auto`` directory from
+    ``directory_above`` bytes of database (its size read at run time), custom below. Pure."""
+    if setting != "auto":
+        return setting
+    return manifest_mod.DIRECTORY_FORMAT if (database_bytes or 0) >= directory_above else "custom"
+
+
 @dataclass(frozen=True)
 class BackupPlan:
     """What one run will do, decided once: :meth:`preview` prints it (--dry-run, check mode) and
@@ -69,6 +77,8 @@ class BackupPlan:
                 ext = dump_extension(plan.method, plan.piped)
                 if plan.note:
                     notes.append(plan.note)
+            if config.format == "auto":
+                notes.append(f"format = auto: the dump is directory-format if the database is {config.directory_above} bytes or more when the run starts")
             if config.format == "directory":  # one directory; its files are sealed one by one (dirsets.py)
                 files.append(file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION))
             else:

@@ -31,6 +31,7 @@ from .rules import (
     ping_url_rule,
     recipients_rule,
     remote_rule,
+    size_rule,
     stanza_rule,
     text_rule,
     timezone_rule,
@@ -50,8 +51,9 @@ ENV_OVERRIDES: Dict[str, str] = {
 }
 COMPRESSION_METHODS = ("zstd", "gzip", "none")
 # custom: one pg_dump archive file; directory: pg_dump -Fd -j dump_jobs, each file compressed (and
-# encrypted) on its own (see dirsets.py).
-DUMP_FORMATS = ("custom", "directory")
+# encrypted) on its own (see dirsets.py); auto: directory for a database of directory_above bytes or
+# more, custom below (backup_plan.dump_format).
+DUMP_FORMATS = ("custom", "directory", "auto")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class DatabaseConfig:
     compression: str = "zstd"
     compression_level: Optional[int] = None
     format: str = "custom"
+    directory_above: int = 1 << 30  # format = auto: the database size from which a set is directory-format
     dump_jobs: int = 2
     globals: bool = True
     role_passwords: bool = True
@@ -203,6 +206,7 @@ SETTINGS = {
     "compression": choice(*COMPRESSION_METHODS),
     "compression_level": compression_level_rule,
     "format": choice(*DUMP_FORMATS),
+    "directory_above": size_rule,
     "dump_jobs": int_at_least(1, 64),
     "globals": bool_rule,
     "role_passwords": bool_rule,
@@ -383,10 +387,10 @@ def build_database_config(label: str, values: Mapping[str, object], base_dir: st
         )
     if config.compression_level is not None and config.compression == "gzip" and config.compression_level > 9:
         raise PgdrillError(f"bad config value in {source}: compression_level {config.compression_level} with gzip", "gzip levels run from 0 to 9")
-    if config.format == "directory" and config.compression == "gzip":
+    if config.format != "custom" and config.compression == "gzip":
         raise PgdrillError(
-            f"bad config value in {source}: format = directory with compression = gzip",
-            "a directory-format set compresses each file with zstd: set compression = zstd (or none), or keep format = custom for gzip",
+            f"bad config value in {source}: format = {config.format} with compression = gzip",
+            "a directory-format set compresses each file with zstd: set compression = zstd (or none), or format = custom for gzip",
         )
     return config
 

@@ -135,6 +135,11 @@ def server_facts(conn) -> Dict[str, Any]:
     return facts
 
 
+def database_size(conn) -> int:
+    """The connected database's size in bytes, as PostgreSQL counts it (pg_database_size)."""
+    return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+
+
 TABLES_SQL = """
 SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -195,6 +195,19 @@ def duration_rule(text: str) -> float:
     return float(value)
 
 
+_SIZE_RE = re.compile(r"^([0-9]{1,15})\s*(b|kb|mb|gb|tb)?$")
+_SIZE_UNITS = {None: 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
+
+
+@accepting("a size in bytes, or whole kB, MB, GB or TB (1024-based, as PostgreSQL's settings): e.g. 1GB or 500MB")
+def size_rule(text: str) -> int:
+    """A size in bytes: ``1GB``, ``500MB``, ``1073741824``; units are 1024-based, as in postgresql.conf."""
+    match = _SIZE_RE.match(text.strip().lower())
+    if not match:
+        raise ValueError
+    return int(match[1]) * _SIZE_UNITS[match[2]]
+
+
 @accepting(
     (
         "an IANA time zone name such as UTC, Europe/Berlin or America/New_York, as listed under "

@@ -28,6 +28,11 @@ def _dump_entry(backup_env):
     return manifest, next(entry for entry in manifest["files"] if entry["kind"] == "db")
 
 
+def _dump_entry_of(backup_env, set_id):
+    (manifest,) = [m for m in backup_env.manifests() if m["set"] == set_id]
+    return next(entry for entry in manifest["files"] if entry["kind"] == "db")
+
+
 def _sha256(path):
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()
@@ -147,8 +152,14 @@ def test_directory_sets_are_pruned_and_pinned_as_one_set_and_a_failed_dump_leave
     folder = os.path.join(backup_env.backup_dir, entry["name"])
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700 and {stat.S_IMODE(os.stat(os.path.join(folder, n)).st_mode) for n in os.listdir(folder)} == {0o600}
     backup_env.run("pin", first, "--reason", "before the migration")
-    backup_env.run()
-    backup_env.run()
+    # format = auto: the database's size when the run starts picks the format (directory from directory_above).
+    size = int(backup_env.cluster.psql(f"SELECT pg_database_size('{backup_env.dbname}')"))
+    picked = []
+    for above in (f"{size // 2048}kB", str(size * 2)):  # far from the size: autovacuum may change it a little
+        backup_env.rewrite(format="auto", directory_above=above, compression="none", keep_last=10, retention_days=0)
+        said = backup_env.run("--verbose").stderr
+        picked.append((_dump_entry_of(backup_env, _sets(backup_env)[0]).get("format", "custom"), "format = auto" in said))
+    assert picked == [("directory", True), ("custom", True)]
     second, third = _sets(backup_env)[1], _sets(backup_env)[0]
     files_before = backup_env.files()
 

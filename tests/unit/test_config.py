@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from pgdrill.backup_plan import dump_format
 from pgdrill.config import load_configs
 from pgdrill.errors import PgdrillError
 
@@ -230,6 +231,8 @@ def test_the_dump_format_is_custom_unless_chosen_per_database_or_in_the_defaults
     [
         ("format = tar\n", ["format", "'tar'", "custom, directory"]),
         ("format = directory\ncompression = gzip\n", ["format = directory with compression = gzip", "compression = zstd"]),
+        ("format = auto\ncompression = gzip\n", ["format = auto with compression = gzip", "format = custom for gzip"]),
+        ("directory_above = 1.5GB\n", ["directory_above", "'1.5GB'", "kB, MB, GB or TB"]),
         ("dump_jobs = 0\n", ["dump_jobs"]),
     ],
 )
@@ -238,6 +241,22 @@ def test_a_bad_dump_format_is_named_with_the_fix(tmp_path, text, words):
         load_configs(write(tmp_path, "[pgdrill]\nbackup_dir = /b\n" + text), environ={})
     message = str(caught.value)
     assert all(word in message for word in words), message
+
+
+def test_format_auto_reads_sizes_as_postgresql_does_and_picks_directory_from_its_threshold(tmp_path):
+    path = write(
+        tmp_path, "[pgdrill]\nbackup_dir = /b\nformat = auto\n\n[database a]\n\n[database b]\ndirectory_above = 500MB\n\n[database c]\ndirectory_above = 4096\n"
+    )
+    sizes = {c.label: (c.format, c.directory_above) for c in load_configs(path, environ={})}
+    assert sizes == {"a": ("auto", 1 << 30), "b": ("auto", 500 << 20), "c": ("auto", 4096)}
+    assert [dump_format("auto", size, 1 << 30) for size in (0, (1 << 30) - 1, 1 << 30, 5 << 30, None)] == [
+        "custom",
+        "custom",
+        "directory",
+        "directory",
+        "custom",
+    ]
+    assert [dump_format(setting, 5 << 30, 1 << 30) for setting in ("custom", "directory")] == ["custom", "directory"]
 
 
 def test_a_directory_format_series_pushes_to_its_remote(tmp_path):
