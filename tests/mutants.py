@@ -861,9 +861,23 @@ MUTANTS = [
     Mutant(
         "overlap: the upload beside the dump completes before the set is final",
         ENGINE + "offsite/early.py",
-        "            self.upload.ended(writer.size, writer.sha256)",
-        "            self.upload.ended(writer.size, writer.sha256), self.complete()",
+        "            upload.ended(writer.size, writer.sha256)",
+        "            upload.ended(writer.size, writer.sha256), self.complete()",
         [OVERLAP + "test_the_dump_goes_up_while_pg_dump_writes_and_nothing_shows_unless_the_set_is_final"],
+    ),
+    Mutant(
+        "overlap: a directory set's member upload completes as soon as it is sealed, before the set is final",
+        ENGINE + "offsite/early.py",
+        '            upload.ended(member["size"], member["sha256"])',
+        '            upload.ended(member["size"], member["sha256"]), remote.finish_while_written(upload, name)',
+        [OVERLAP + "test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final"],
+    ),
+    Mutant(
+        "overlap: a failed run leaves its member uploads beside the dump incomplete on the remote",
+        ENGINE + "offsite/early.py",
+        "                self.remote.abort_while_written(upload, name)",
+        "                pass",
+        [OVERLAP + "test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final"],
     ),
     Mutant(
         "remote: Object Lock days on a bucket without Object Lock not named",

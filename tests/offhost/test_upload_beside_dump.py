@@ -114,3 +114,93 @@ def test_the_dump_goes_up_while_pg_dump_writes_and_nothing_shows_unless_the_set_
     )  # the early upload's, not a push's
     checked = backup_env.run("verify", "--remote", env=env).stdout  # every object downloaded and hashed against the manifest
     assert "complete" in backup_env.run("list", "--remote", env=env).stdout and "FAILED" not in checked, checked
+
+
+def _held_directory_pg_dump_bin(pg, tmp_path):
+    """A pg_bin_dir whose pg_dump is the real one with its --verbose output held after the first
+    "finished item ... TABLE DATA" line (that table's file is whole: pgdrill seals and sends it) until
+    a "go" file appears; with a "fail" file there then, pg_dump is killed and the dump fails."""
+    bindir = tmp_path / "held-dir-bin"
+    bindir.mkdir()
+    for name in os.listdir(pg.bindir):
+        if name != "pg_dump":
+            os.symlink(os.path.join(pg.bindir, name), bindir / name)
+    real, held, go, fail = pg.bin("pg_dump"), tmp_path / "held", tmp_path / "go", tmp_path / "fail"
+    script = bindir / "pg_dump"
+    script.write_text(
+        "#!/bin/bash\n"
+        f'case "$*" in *--version*|-V*) exec {real} "$@";; esac\n'
+        f'fifo={tmp_path}/fifo.$$; mkfifo "$fifo"\n'
+        f'{real} "$@" 2> "$fifo" & dump=$!\n'
+        "first=1\n"
+        "while IFS= read -r line; do\n"
+        '  printf "%s\\n" "$line" >&2\n'
+        '  if [ -n "$first" ] && [[ $line == *"finished item"*"TABLE DATA"* ]]; then\n'
+        f"    first=; touch {held}; while [ ! -e {go} ]; do sleep 0.05; done\n"
+        f'    [ -e {fail} ] && {{ kill -9 $dump; rm -f "$fifo"; echo "pg_dump: error: failing on purpose" >&2; exit 1; }}\n'
+        "  fi\n"
+        'done < "$fifo"\n'
+        'wait $dump; rc=$?; rm -f "$fifo"; exit $rc\n'
+    )
+    script.chmod(0o755)
+    return str(bindir), held, go, fail
+
+
+def _held_directory_backup(backup_env, remote, held, go):
+    """Start a backup of a directory set and wait until pg_dump is held with a sealed member's part on
+    the remote; nothing of the set is visible yet, here or there. Returns the running backup."""
+    for marker in (held, go):
+        if marker.exists():
+            marker.unlink()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for("held pg_dump", held.exists, process)
+    _wait_for("a member's upload started", lambda: remote.incomplete_uploads() or remote.list(), process)
+    assert remote.list() == [], remote.list()  # an object before the set is final: never
+    (name,) = remote.incomplete_uploads()  # the one table pg_dump said is finished, sealed and on its way
+    assert ".dir/" in name and name.endswith(".dat.zst.age"), name
+    _wait_for("a member's part uploaded while pg_dump runs", lambda: _parts_sent(remote, name) >= 1 or remote.list(), process)
+    assert remote.list() == [] and [entry for entry in backup_env.files() if entry.endswith(".dir")] == []  # no object, no final directory
+    return process
+
+
+def test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final(backup_env, pg, keys, aws_env, bucket, tmp_path):
+    bindir, held, go, fail = _held_directory_pg_dump_bin(pg, tmp_path)
+    backup_env.rewrite(pg_bin_dir=bindir, format="directory", encrypt_recipients=keys["drill"][1], **s3_settings(aws_env, bucket))
+    remote = s3_remote(aws_env, bucket)
+
+    # pg_dump fails after a member was sealed and sent; then the run is stopped (SIGTERM) at the same point:
+    # each time every member's upload is aborted, and nothing of the set is anywhere.
+    for stop in ("fail", "signal"):
+        process = _held_directory_backup(backup_env, remote, held, go)
+        if stop == "fail":
+            fail.touch()
+        else:
+            process.send_signal(signal.SIGTERM)
+        go.touch()
+        out, err = process.communicate(timeout=120)
+        assert process.returncode != 0, (out, err)
+        assert stop == "signal" or ("backup failed: pg_dump of" in err and "failing on purpose" in err), err
+        assert remote.list() == [] and remote.incomplete_uploads() == [], (remote.list(), remote.incomplete_uploads())
+        assert [name for name in backup_env.files() if not name.endswith(".lock")] == []
+        if fail.exists():
+            fail.unlink()
+
+    process = _held_directory_backup(backup_env, remote, held, go)
+    go.touch()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, (out, err)
+    assert "(2 file(s) uploaded, manifest last)" in out, out  # the globals and the manifest: every member was already there
+    (manifest,) = backup_env.manifests()
+    (entry,) = [entry for entry in manifest["files"] if entry.get("format") == "directory"]
+    members = sorted(f"{entry['name']}/{member['name']}" for member in entry["members"])
+    assert len(members) > 4 and set(members) <= {item.name for item in remote.list()}
+    fresh = s3_remote(aws_env, bucket)  # another process: what the storage holds, not what this run proved
+    for member in entry["members"]:
+        there = fresh.stat(f"{entry['name']}/{member['name']}")
+        # uploaded beside the dump (a push would have stored the sha256): the size, and the storage's composite checksum of one part
+        assert there.size == member["size"] and there.sha256 is None and there.hashes["s3-checksum-sha256"].endswith("-1"), (member, there)
+    assert remote.incomplete_uploads() == []
+    checked = backup_env.run("verify", "--remote").stdout  # every member downloaded and hashed against the manifest
+    assert "complete" in backup_env.run("list", "--remote").stdout and "FAILED" not in checked, checked

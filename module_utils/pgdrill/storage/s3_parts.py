@@ -4,7 +4,8 @@
 botocore reads, and reads again on a retry, as it sends it; so memory stays flat whatever the part
 size and the number of parts in flight. One sender serves two uploads: a finished file (``put``),
 and a file still being written (a backup's db file, whose upload overlaps the dump:
-:class:`GrowingUpload`)."""
+:class:`GrowingUpload`), which also serves the members of a directory-format dump, each sealed
+while pg_dump writes the others: their uploads share one pool of ``PARTS_IN_FLIGHT`` workers."""
 
 from __future__ import annotations
 
@@ -137,12 +138,26 @@ class GrowingUpload:
     the bytes sent are the file's (size and sha256). The writer never waits for the upload, and a
     failed upload never fails the writer: :meth:`wait` raises its error for the caller to judge.
 
-    ``begin`` starts the upload (its id), ``upload_part`` sends a part; both are the backend's."""
+    ``begin`` starts the upload (its id), ``upload_part`` sends a part; both are the backend's.
+    With a ``pool`` (a sealed member of a directory dump, ended at once), the upload runs as one of
+    the pool's tasks, one part at a time: the pool's workers bound the parts in flight across all its
+    uploads; the file is opened when its turn comes (``path`` relative to ``dir_fd``, which follows
+    its directory's rename), so the members waiting for a worker hold no file open."""
 
-    def __init__(self, path: str, begin: Callable[[], str], upload_part: Callable[[str, int, FileWindow, str], Dict[str, Any]]) -> None:
-        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    def __init__(
+        self,
+        path: str,
+        begin: Callable[[], str],
+        upload_part: Callable[[str, int, FileWindow, str], Dict[str, Any]],
+        pool: Optional[ThreadPoolExecutor] = None,
+        dir_fd: Optional[int] = None,
+    ) -> None:
+        self._path, self._dir_fd = path, dir_fd
+        self._fd = -1 if pool else self._open()  # a file being written is renamed by its writer: opened now
+        self._fd_lock = threading.Lock()
         self._begin = begin
         self._upload_part = upload_part
+        self._in_flight = 1 if pool else PARTS_IN_FLIGHT
         self._changed = threading.Condition()
         self._written = 0
         self._final: Optional[int] = None
@@ -151,8 +166,16 @@ class GrowingUpload:
         self.upload_id: Optional[str] = None
         self.sender: Optional[PartSender] = None
         self.error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, name="pgdrill-growing-upload", daemon=True)
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None
+        self._task: Optional[Future] = None
+        if pool is not None:
+            self._task = pool.submit(self._run)
+        else:
+            self._thread = threading.Thread(target=self._run, name="pgdrill-growing-upload", daemon=True)
+            self._thread.start()
+
+    def _open(self) -> int:
+        return os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0), dir_fd=self._dir_fd)
 
     @property
     def final(self) -> "tuple[int, str]":
@@ -188,8 +211,14 @@ class GrowingUpload:
 
     def _run(self) -> None:
         try:
+            if self._stopped:
+                return
+            if self._fd < 0:
+                self._fd = self._open()
             self.upload_id = upload_id = self._begin()
-            sender = self.sender = PartSender(lambda number, window, checksum: self._upload_part(upload_id, number, window, checksum), self._fd)
+            sender = self.sender = PartSender(
+                lambda number, window, checksum: self._upload_part(upload_id, number, window, checksum), self._fd, self._in_flight
+            )
             while True:
                 length = self._next_part(sender.sent, len(sender.digests) + 1)
                 if length is None:
@@ -197,14 +226,24 @@ class GrowingUpload:
                 sender.send(length)
             if not self._stopped:
                 sender.finish()
+                self._close_fd()  # every part sent: nothing reads the file any more
         except BaseException as exc:  # noqa: BLE001 - raised by wait()
             self.error = exc
+
+    def _alive(self) -> bool:
+        return self._thread.is_alive() if self._thread is not None else not (self._task is None or self._task.done())
+
+    def _join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        elif self._task is not None:
+            concurrent.futures.wait([self._task], timeout=timeout)
 
     def wait(self) -> "tuple[List[Dict[str, Any]], List[bytes]]":
         """Once :meth:`ended`: wait for every part; (the parts, their sha256 digests). Raises the
         upload's failure, or ValueError when the bytes sent are not the file the writer wrote."""
-        while self._thread.is_alive():
-            self._thread.join(1.0)  # in steps: a signal (SIGTERM, max_runtime) still gets through
+        while self._alive():
+            self._join(1.0)  # in steps: a signal (SIGTERM, max_runtime) still gets through
         if self.error is not None:
             raise self.error
         if self.sender is None or self._final is None:
@@ -221,13 +260,20 @@ class GrowingUpload:
         with self._changed:
             self._stopped = True
             self._changed.notify()
-        self._thread.join(ABORT_WAIT)
+        if self._task is not None:
+            self._task.cancel()  # still waiting for a worker: it never begins
+        self._join(ABORT_WAIT)
         if self.sender is not None:
-            return self.sender.cancel(ABORT_WAIT) and not self._thread.is_alive()
-        return not self._thread.is_alive()
+            return self.sender.cancel(ABORT_WAIT) and not self._alive()
+        return not self._alive()
+
+    def _close_fd(self) -> None:
+        with self._fd_lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def close(self) -> None:
         """Close the file, unless a part stuck on its way may still read it."""
-        if self._fd >= 0 and not self._thread.is_alive() and (self.sender is None or self.sender.idle):
-            os.close(self._fd)
-            self._fd = -1
+        if not self._alive() and (self.sender is None or self.sender.idle):
+            self._close_fd()
