@@ -880,6 +880,13 @@ MUTANTS = [
         [OVERLAP + "test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final"],
     ),
     Mutant(
+        "overlap: the uploads of a directory set's members do not share the parts in flight (memory and connections grow with the members)",
+        ENGINE + "storage/s3_parts.py",
+        "        slots = self._slots",
+        "        slots = None",
+        ["tests/offhost/test_remote_s3.py::test_the_members_uploaded_beside_the_dump_share_two_parts_in_flight_and_follow_their_directorys_rename"],
+    ),
+    Mutant(
         "remote: Object Lock days on a bucket without Object Lock not named",
         ENGINE + "storage/s3.py",
         '        if (answer.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") != "Enabled":',

@@ -4,8 +4,9 @@
 goes up while pg_dump still writes it. A custom-format dump is one multipart upload to the file's
 final object name, its parts read back from the partial file as it grows. A directory-format dump
 sends each member as soon as it is sealed, while pg_dump dumps the other tables: one multipart
-upload per member (``<dir>/<member>``), its parts read from the sealed file, one pool of
-``PARTS_IN_FLIGHT`` workers for all of them (the sealing threads only hand each member over).
+upload per member (``<dir>/<member>``), its parts read from the sealed file, ``PARTS_IN_FLIGHT``
+parts in flight across all of them (the sealing threads only hand each member over); members under
+EARLY_MEMBER_MIN go with the push after the set.
 
 No object exists until the local set is final (its directory renamed, the manifest written): then
 each upload is completed, the bytes sent checked against the file's sha256 and size, and the storage's
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Optional
 
 from ..config import DatabaseConfig
@@ -31,10 +31,20 @@ from ..errors import PgdrillError
 from ..fsio import AtomicWriter
 from ..storage import Mismatch, parse_remote
 from ..storage.s3 import S3Remote
-from ..storage.s3_parts import PARTS_IN_FLIGHT, GrowingUpload
+from ..storage.s3_parts import GrowingUpload, UploadPool
 from .base import lock_settings, open_for
 
 log = logging.getLogger("pgdrill")
+
+EARLY_MEMBER_MIN = 1 << 20  # bytes: a directory dump's smaller members go with the push after the set
+
+
+def sent_early(size: int) -> bool:
+    """Does a sealed member of ``size`` bytes go up beside the dump? Not a small one: an upload beside
+    the dump costs about three requests more than the push after the set (the multipart upload's start,
+    its completion, a second check), longer than sending a member under EARLY_MEMBER_MIN (a table of a
+    few thousand rows); hundreds of small tables would slow the run, not speed it. Pure."""
+    return size >= EARLY_MEMBER_MIN
 
 
 class EarlyUpload:
@@ -46,7 +56,7 @@ class EarlyUpload:
         self.config = config
         self.uploads: Dict[str, GrowingUpload] = {}
         self._added = threading.Lock()  # members are handed over by the sealing threads
-        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool: Optional[UploadPool] = None
         self._dir_fd = -1
 
     def sink(self, writer: AtomicWriter) -> Callable[[bytes], None]:
@@ -75,11 +85,11 @@ class EarlyUpload:
             return None
         remote, lock = self.remote, lock_settings(self.config)
         self._dir_fd = os.open(partial, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-        pool = self._pool = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="pgdrill-member-upload")
+        pool = self._pool = UploadPool()
 
         def sealed(member: Dict[str, Any]) -> None:
-            if not member["size"]:
-                return  # a multipart upload needs a part: the push sends an empty member
+            if not sent_early(member["size"]):
+                return
             name = member_path(directory, member["name"])
             try:
                 upload = remote.upload_while_written(member["name"], name, lock, pool, self._dir_fd)
@@ -122,7 +132,7 @@ class EarlyUpload:
 
     def _abort(self, uploads: Dict[str, GrowingUpload]) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)  # the members waiting for a worker never begin
+            self._pool.shutdown()  # the members waiting for a worker never begin
         for name, upload in uploads.items():
             if self.remote is not None:
                 self.remote.abort_while_written(upload, name)

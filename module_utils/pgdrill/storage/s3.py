@@ -10,7 +10,6 @@ import functools
 import importlib.util
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -37,7 +36,7 @@ from . import (
     stale_uploads,
     without_userinfo,
 )
-from .s3_parts import PART_SIZE, FileWindow, GrowingUpload, PartSender, composite_sha256, part_size_for
+from .s3_parts import PART_SIZE, FileWindow, GrowingUpload, PartSender, UploadPool, composite_sha256, part_size_for
 
 __all__ = ["S3Remote", "composite_sha256", "part_size_for"]
 
@@ -286,7 +285,7 @@ class S3Remote(Remote):
 
     # --- an upload beside the writer of its file (the dump) -----------------------------------------
     def upload_while_written(
-        self, path: str, name: str, lock: Optional[LockSettings] = None, pool: Optional[ThreadPoolExecutor] = None, dir_fd: Optional[int] = None
+        self, path: str, name: str, lock: Optional[LockSettings] = None, pool: Optional[UploadPool] = None, dir_fd: Optional[int] = None
     ) -> GrowingUpload:
         """Start uploading ``path`` as ``name`` while it is written (see :class:`GrowingUpload`;
         ``pool`` and ``dir_fd`` for a directory dump's sealed members); :meth:`finish_while_written`

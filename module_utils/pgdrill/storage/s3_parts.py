@@ -5,7 +5,7 @@ botocore reads, and reads again on a retry, as it sends it; so memory stays flat
 size and the number of parts in flight. One sender serves two uploads: a finished file (``put``),
 and a file still being written (a backup's db file, whose upload overlaps the dump:
 :class:`GrowingUpload`), which also serves the members of a directory-format dump, each sealed
-while pg_dump writes the others: their uploads share one pool of ``PARTS_IN_FLIGHT`` workers."""
+while pg_dump writes the others: their uploads share one :class:`UploadPool`."""
 
 from __future__ import annotations
 
@@ -79,8 +79,15 @@ class PartSender:
     time. The windows are read once here, in order, for each part's sha256 (sent with the part: the
     server checks it) and the whole file's, then again by botocore as it sends them."""
 
-    def __init__(self, upload_part: Callable[[int, FileWindow, str], Dict[str, Any]], fd: int, in_flight: int = PARTS_IN_FLIGHT) -> None:
+    def __init__(
+        self,
+        upload_part: Callable[[int, FileWindow, str], Dict[str, Any]],
+        fd: int,
+        in_flight: int = PARTS_IN_FLIGHT,
+        slots: Optional[threading.Semaphore] = None,
+    ) -> None:
         self._upload_part = upload_part
+        self._slots = slots  # parts in flight shared with other uploads (UploadPool), on top of this one's ``in_flight``
         self._fd = fd
         self._in_flight = in_flight
         self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="pgdrill-upload")
@@ -106,7 +113,13 @@ class PartSender:
         if len(self._waiting) >= self._in_flight:
             self.parts.append(self._waiting.popleft().result())
         checksum = base64.b64encode(part.digest()).decode()
-        self._waiting.append(self._pool.submit(self._upload_part, len(self.digests), FileWindow(self._fd, self.sent, length), checksum))
+        slots = self._slots
+        if slots is not None:
+            slots.acquire()  # a slot shared with the other uploads, given back when the part is done (or cancelled)
+        future = self._pool.submit(self._upload_part, len(self.digests), FileWindow(self._fd, self.sent, length), checksum)
+        if slots is not None:
+            future.add_done_callback(lambda _: slots.release())
+        self._waiting.append(future)
         self.sent += length
 
     def finish(self) -> List[Dict[str, Any]]:
@@ -131,6 +144,20 @@ class PartSender:
         return all(future.done() for future in self._waiting)
 
 
+class UploadPool:
+    """What many uploads share (a directory dump's members, each sealed while pg_dump writes the
+    others): ``in_flight`` workers, each running one upload, and ``in_flight`` parts in flight across
+    all of them (one upload alone may use them all)."""
+
+    def __init__(self, in_flight: int = PARTS_IN_FLIGHT) -> None:
+        self.workers = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="pgdrill-member-upload")
+        self.slots = threading.BoundedSemaphore(in_flight)
+
+    def shutdown(self) -> None:
+        """The uploads waiting for a worker never begin."""
+        self.workers.shutdown(wait=False, cancel_futures=True)
+
+
 class GrowingUpload:
     """The multipart upload of a file while it is written: parts go up as the writer fills them
     (:meth:`grew`), from a background thread; :meth:`ended` gives the final size and sha256 (the
@@ -140,8 +167,7 @@ class GrowingUpload:
 
     ``begin`` starts the upload (its id), ``upload_part`` sends a part; both are the backend's.
     With a ``pool`` (a sealed member of a directory dump, ended at once), the upload runs as one of
-    the pool's tasks, one part at a time: the pool's workers bound the parts in flight across all its
-    uploads; the file is opened when its turn comes (``path`` relative to ``dir_fd``, which follows
+    the pool's tasks, its parts in flight bounded with those of the pool's other uploads; the file is opened when its turn comes (``path`` relative to ``dir_fd``, which follows
     its directory's rename), so the members waiting for a worker hold no file open."""
 
     def __init__(
@@ -149,7 +175,7 @@ class GrowingUpload:
         path: str,
         begin: Callable[[], str],
         upload_part: Callable[[str, int, FileWindow, str], Dict[str, Any]],
-        pool: Optional[ThreadPoolExecutor] = None,
+        pool: Optional[UploadPool] = None,
         dir_fd: Optional[int] = None,
     ) -> None:
         self._path, self._dir_fd = path, dir_fd
@@ -157,7 +183,7 @@ class GrowingUpload:
         self._fd_lock = threading.Lock()
         self._begin = begin
         self._upload_part = upload_part
-        self._in_flight = 1 if pool else PARTS_IN_FLIGHT
+        self._slots = pool.slots if pool else None
         self._changed = threading.Condition()
         self._written = 0
         self._final: Optional[int] = None
@@ -169,7 +195,7 @@ class GrowingUpload:
         self._thread: Optional[threading.Thread] = None
         self._task: Optional[Future] = None
         if pool is not None:
-            self._task = pool.submit(self._run)
+            self._task = pool.workers.submit(self._run)
         else:
             self._thread = threading.Thread(target=self._run, name="pgdrill-growing-upload", daemon=True)
             self._thread.start()
@@ -217,7 +243,7 @@ class GrowingUpload:
                 self._fd = self._open()
             self.upload_id = upload_id = self._begin()
             sender = self.sender = PartSender(
-                lambda number, window, checksum: self._upload_part(upload_id, number, window, checksum), self._fd, self._in_flight
+                lambda number, window, checksum: self._upload_part(upload_id, number, window, checksum), self._fd, slots=self._slots
             )
             while True:
                 length = self._next_part(sender.sent, len(sender.digests) + 1)
