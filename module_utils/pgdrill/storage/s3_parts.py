@@ -167,8 +167,9 @@ class GrowingUpload:
 
     ``begin`` starts the upload (its id), ``upload_part`` sends a part; both are the backend's.
     With a ``pool`` (a sealed member of a directory dump, ended at once), the upload runs as one of
-    the pool's tasks, its parts in flight bounded with those of the pool's other uploads; the file is opened when its turn comes (``path`` relative to ``dir_fd``, which follows
-    its directory's rename), so the members waiting for a worker hold no file open."""
+    the pool's tasks, its parts in flight bounded with those of the pool's other uploads; the file
+    is opened when its turn comes (``path`` relative to ``dir_fd``, which follows its directory's
+    rename), so the members waiting for a worker hold no file open."""
 
     def __init__(
         self,
