@@ -880,6 +880,13 @@ MUTANTS = [
         [OVERLAP + "test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final"],
     ),
     Mutant(
+        "overlap: a storage failure of an upload beside the dump fails the backup (instead of the push sending what is missing)",
+        ENGINE + "offsite/early.py",
+        "        except Mismatch:",
+        "        except Exception:",
+        [OVERLAP + "test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final"],
+    ),
+    Mutant(
         "overlap: the uploads of a directory set's members do not share the parts in flight (memory and connections grow with the members)",
         ENGINE + "storage/s3_parts.py",
         "        slots = self._slots",

@@ -12,7 +12,12 @@ import time
 
 from helpers import cli_env
 from offhost_helpers import s3_remote, s3_settings
+from botocore.exceptions import EndpointConnectionError
+from pgdrill import operations
+from pgdrill.backup import plan_backup
+from pgdrill.config import load_configs
 from pgdrill.offsite.early import sent_early
+from pgdrill.storage.s3 import S3Remote
 
 HOLD_AT_MIB = 12  # pg_dump's output held here: age has written over one 8 MiB part of the file by then
 
@@ -165,7 +170,9 @@ def _held_directory_backup(backup_env, remote, held, go):
     return process, name
 
 
-def test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final(backup_env, pg, keys, aws_env, bucket, tmp_path):
+def test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final(
+    backup_env, pg, keys, aws_env, bucket, tmp_path, monkeypatch, caplog
+):
     # blob: 2 MB that zstd cannot shrink, a member large enough to go up beside the dump (early.EARLY_MEMBER_MIN)
     pg.psql("CREATE TABLE blob AS SELECT decode(string_agg(md5(random()::text), ''), 'hex') AS b FROM generate_series(1, 130000)", dbname=backup_env.dbname)
     bindir, held, go, fail = _held_directory_pg_dump_bin(pg, tmp_path)
@@ -210,3 +217,21 @@ def test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_th
     assert fresh.stat(name).hashes["s3-checksum-sha256"].endswith("-1")
     checked = backup_env.run("verify", "--remote").stdout  # every member downloaded and hashed against the manifest
     assert "complete" in backup_env.run("list", "--remote").stdout and "FAILED" not in checked, checked
+
+    # The storage fails a member's part beside the dump (here, in this process): the backup still
+    # succeeds, a warning says so, and the push after the set sends that member whole.
+    upload_part = S3Remote._upload_part
+
+    def members_unreachable(remote, key, *args):
+        if ".dir/" in key:
+            raise EndpointConnectionError(endpoint_url=aws_env.endpoint_url)
+        return upload_part(remote, key, *args)
+
+    monkeypatch.setattr(S3Remote, "_upload_part", members_unreachable)
+    (config,) = load_configs(backup_env.config, environ={})
+    result = operations.backup(config, plan_backup(config, True, False))
+    assert "did not end proven (" in caplog.text and "cannot reach the object storage" in caplog.text, caplog.text
+    (entry,) = [entry for entry in result["manifest"]["files"] if entry.get("format") == "directory"]
+    pushed = {name for pushed_set in result["push"]["sets"] for name in pushed_set["uploaded"]}
+    assert {f"{entry['name']}/{member['name']}" for member in entry["members"]} <= pushed  # blob's member too: the push sent it
+    assert s3_remote(aws_env, bucket).incomplete_uploads() == []
