@@ -262,11 +262,12 @@ def test_a_push_killed_mid_file_leaves_no_object_and_the_next_one_completes(aws_
     assert remote.put(path).sha256 == sha256_of(path)[0]
 
 
-def test_the_members_uploaded_beside_the_dump_share_two_parts_in_flight_and_follow_their_directorys_rename(aws_env, bucket, tmp_path):
+def test_the_members_uploaded_beside_the_dump_share_two_parts_in_flight_and_follow_their_directorys_rename(aws_env, locked_bucket, tmp_path):
     """A directory dump's sealed members (issue 21 item 2) go up through one UploadPool: never more than
     PARTS_IN_FLIGHT parts on their way across all of them, each read through the partial directory's fd
-    (so the directory's rename to its final name does not lose them), no object before each is finished."""
-    remote = remote_for(aws_env, bucket)
+    (so the directory's rename to its final name does not lose them), no object before each is
+    finished, each stored with the series' Object Lock retention."""
+    remote = remote_for(aws_env, locked_bucket)
     folder = "shop_db_20261127_021500_utc.dir"
     partial = tmp_path / f".{folder}.part-1"
     partial.mkdir()
@@ -289,7 +290,7 @@ def test_the_members_uploaded_beside_the_dump_share_two_parts_in_flight_and_foll
     try:
         uploads = {}
         for name, path in files.items():
-            uploads[f"{folder}/{name}"] = remote.upload_while_written(name, f"{folder}/{name}", pool=pool, dir_fd=dir_fd)
+            uploads[f"{folder}/{name}"] = remote.upload_while_written(name, f"{folder}/{name}", LockSettings("GOVERNANCE", 1), pool, dir_fd)
             uploads[f"{folder}/{name}"].ended(*reversed(sha256_of(path)))
         os.rename(partial, tmp_path / folder)
         assert remote.list() == []
@@ -301,6 +302,8 @@ def test_the_members_uploaded_beside_the_dump_share_two_parts_in_flight_and_foll
         remote.client.upload_part = upload_part
     assert 1 <= most[0] <= PARTS_IN_FLIGHT, most[0]
     assert sorted(item.name for item in remote.list()) == sorted(uploads) and remote.incomplete_uploads() == []
+    for name in uploads:
+        assert aws_env.client().get_object_retention(Bucket=locked_bucket, Key=f"pgdrill/shop/{name}")["Retention"]["Mode"] == "GOVERNANCE"
 
 
 def test_an_upload_beside_its_writer_exists_only_once_its_bytes_are_the_files(aws_env, bucket, tmp_path):
