@@ -2,6 +2,7 @@
 restore, and pgdrill's transfers against the plain tools.
 
     .venv/bin/python bench/offhost.py [--scale 1400000] [--rounds 3] [--jobs 2] [--backup-only]
+        [--format directory --small-tables N] [--baseline DIR]
 
 A throwaway cluster with the sample database and a real S3 server on loopback (SeaweedFS). Interleaved
 round by round:
@@ -16,6 +17,10 @@ round by round:
   transfer upload and download of the encrypted dump: pgdrill's Remote.put/get (whole-file sha256
            checked both ways), boto3's upload_file/download_file (what `aws s3 cp` runs), and
            `rclone copyto` against the same bucket
+With --backup-only: --format directory takes directory-format sets (each member uploaded as soon as
+it is sealed), --small-tables N adds N small tables to the sample (a set of many members), and
+--baseline DIR also runs the encrypted + pushed backup with the engine found in DIR (PYTHONPATH: an
+older checkout's module_utils), interleaved, into its own backup directory and remote prefix.
 Targets (read here, never asserted in tests): offhost backup <= 1.15x plain, its peak RSS <= 64 MB;
 drill from the remote <= 1.3x raw.
 """
@@ -34,7 +39,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import bench_database, write_results  # noqa: E402
-from run import timed  # noqa: E402
+from run import directory_size, timed  # noqa: E402
 from pgdrill.storage.backends import open_remote  # noqa: E402
 from pgdrill_lab.s3server import S3Server  # noqa: E402
 
@@ -70,7 +75,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--transfer-only", type=int, metavar="MB", help="only the transfers, of a random file of MB megabytes (no database)")
     parser.add_argument("--backup-only", action="store_true", help="only the backups, local against encrypted and pushed (no drill, no transfers)")
+    parser.add_argument("--format", choices=("custom", "directory"), default="custom", help="the sets' format (directory: with --backup-only)")
+    parser.add_argument("--small-tables", type=int, default=0, metavar="N", help="add N small tables (100 rows each) to the sample")
+    parser.add_argument("--baseline", metavar="DIR", help="also the encrypted + pushed backup with the engine in DIR (PYTHONPATH), interleaved")
     args = parser.parse_args()
+    if args.format != "custom" and not args.backup_only:
+        parser.error("--format directory measures the backups alone: add --backup-only")
     if args.transfer_only:
         return transfer_only(args.transfer_only, args.rounds)
     with S3Server(name="bench-s3") as server, bench_database("bench-offhost", "bench", args.scale) as bench:
@@ -78,7 +88,11 @@ def main() -> int:
         os.environ.update(server.env())
         bucket = server.create_bucket("pgdrill-bench")
         identity, recipients = keys(bench.work)
-        base = open(bench.config_path, encoding="utf-8").read()
+        if args.small_tables:
+            bench.cluster.psql(small_tables_sql(args.small_tables), bench.dbname)
+        plain_config = bench.write_config(args.format)
+        base = open(plain_config, encoding="utf-8").read()
+        plain_dir = os.path.join(bench.work, "b" if args.format == "custom" else f"b-{args.format}")
         offhost_config = os.path.join(bench.work, "offhost.conf")
         with open(offhost_config, "w", encoding="utf-8") as handle:
             handle.write(
@@ -87,12 +101,22 @@ def main() -> int:
                     f"[pgdrill]\nencrypt_recipients = {' '.join(recipients)}\nencrypt_identity_file = {identity}\n"
                     f"remote = s3://{bucket}/pgdrill\nremote_endpoint_url = {server.endpoint_url}\nremote_region = us-east-1\n",
                     1,
-                ).replace(f"backup_dir = {bench.work}/b", f"backup_dir = {bench.work}/o")
+                ).replace(f"backup_dir = {plain_dir}\n", f"backup_dir = {bench.work}/o\n")
+            )
+        baseline_config = os.path.join(bench.work, "baseline.conf")
+        with open(baseline_config, "w", encoding="utf-8") as handle:
+            handle.write(
+                open(offhost_config, encoding="utf-8").read().replace(f"{bench.work}/o\n", f"{bench.work}/o-baseline\n").replace("/pgdrill\n", "/baseline\n")
             )
         command = [sys.executable, "-m", "pgdrill.cli", "--no-prune", "--config"]
         results = {"plain": [], "offhost": [], "plain_rss_kb": [], "offhost_rss_kb": [], "server_cpu": [], "raw_restore": [], "drill_remote": []}
+        results.update({"baseline": [], "baseline_rss_kb": []} if args.baseline else {})
         for round_no in range(1, args.rounds + 1):
-            seconds, peak = timed(command + [bench.config_path], env)
+            if args.baseline:
+                seconds, peak = timed(command + [baseline_config], dict(env, PYTHONPATH=args.baseline))
+                results["baseline"].append(round(seconds, 3))
+                results["baseline_rss_kb"].append(peak)
+            seconds, peak = timed(command + [plain_config], env)
             results["plain"].append(round(seconds, 3))
             results["plain_rss_kb"].append(peak)
             server_cpu = cpu_seconds(server.proc.pid)
@@ -103,10 +127,10 @@ def main() -> int:
             print(
                 f"backup round {round_no}: plain {results['plain'][-1]:.2f} s, offhost {results['offhost'][-1]:.2f} s "
                 f"(peak RSS {results['plain_rss_kb'][-1] / 1024:.0f} / {results['offhost_rss_kb'][-1] / 1024:.0f} MB; "
-                f"the S3 server used {results['server_cpu'][-1]:.2f} s of CPU)",
+                f"the S3 server used {results['server_cpu'][-1]:.2f} s of CPU)" + (f"; baseline {results['baseline'][-1]:.2f} s" if args.baseline else ""),
                 flush=True,
             )
-        plain_dir, offhost_dir = os.path.join(bench.work, "b"), os.path.join(bench.work, "o")
+        offhost_dir = os.path.join(bench.work, "o")
         if args.backup_only:
             return report_backups(results, offhost_dir, bench, args.rounds)
         archive = os.path.join(plain_dir, sorted(name for name in os.listdir(plain_dir) if "_db_" in name)[-1])
@@ -161,14 +185,20 @@ def main() -> int:
 def report_backups(results: dict, offhost_dir: str, bench, rounds: int) -> int:
     """The backup comparison alone (--backup-only): medians, ratio, peak RSS and the load average."""
     sealed = os.path.join(offhost_dir, sorted(name for name in os.listdir(offhost_dir) if "_db_" in name)[-1])
-    med = {name: median(results[name]) for name in ("plain", "offhost", "server_cpu")}
+    med = {name: median(results[name]) for name in ("plain", "offhost", "server_cpu", "baseline") if results.get(name)}
     summary = {
         "backup_ratio": round(med["offhost"] / med["plain"], 3),
         "offhost_peak_rss_mb": round(max(results["offhost_rss_kb"]) / 1024, 1),
         "plain_peak_rss_mb": round(max(results["plain_rss_kb"]) / 1024, 1),
-        "dump_bytes": os.path.getsize(sealed),
+        "dump_bytes": directory_size(sealed) if os.path.isdir(sealed) else os.path.getsize(sealed),
         "load_average": [round(value, 2) for value in os.getloadavg()],
     }
+    if "baseline" in med:
+        summary.update(baseline_ratio=round(med["baseline"] / med["plain"], 3), baseline_peak_rss_mb=round(max(results["baseline_rss_kb"]) / 1024, 1))
+        print(
+            f"\nbaseline (the engine in --baseline): {med['baseline']:.2f} s, {summary['baseline_ratio']}x, peak RSS {summary['baseline_peak_rss_mb']} MB",
+            end="",
+        )
     print(f"\ndatabase {bench.database_bytes / 1e9:.2f} GB, encrypted dump {summary['dump_bytes'] / 1e6:.1f} MB; medians of {rounds} rounds")
     print(
         f"backup: plain {med['plain']:.2f} s, encrypted + pushed {med['offhost']:.2f} s: {summary['backup_ratio']}x (target <= {TARGETS['backup_ratio']}); "
@@ -177,6 +207,14 @@ def report_backups(results: dict, offhost_dir: str, bench, rounds: int) -> int:
     )
     write_results("offhost-backup", {"results": results, "medians": med, "summary": summary, "targets": TARGETS, "database_bytes": bench.database_bytes})
     return 0
+
+
+def small_tables_sql(count: int) -> str:
+    """SQL adding ``count`` small tables of 100 rows to the sample: a directory set of many members. Pure."""
+    return (
+        f"DO $$ BEGIN FOR i IN 1..{count} LOOP EXECUTE format("
+        "'CREATE TABLE extra_%s AS SELECT g AS id, md5(g::text) AS note, now() AS at FROM generate_series(1, 100) g', i); END LOOP; END $$;"
+    )
 
 
 def transfer_only(megabytes: int, rounds: int) -> int:

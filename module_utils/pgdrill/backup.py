@@ -226,7 +226,7 @@ class BackupRun:
         plan: Optional[BackupPlan] = None,
         early: Optional[EarlyUpload] = None,
     ) -> None:
-        self.early: EarlyUpload = early or EarlyUpload(None, config)  # the db file's upload beside the dump (S3), completed before ``after``
+        self.early: EarlyUpload = early or EarlyUpload(None, config)  # the dump's upload beside it (S3), completed before ``after``
         self.plan = plan or plan_backup(config, include_db, include_media)
         self.config = config
         self.include_db = self.plan.include_db
@@ -350,6 +350,7 @@ class BackupRun:
                 name = file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION)
                 folder = dirsets.DirectoryWriter(config.backup_dir, name, plan.compressor(find_zstd() or "zstd"), self.encrypt, self.env, config.dump_jobs)
                 self.writers.append(folder)
+                folder.on_sealed = self.early.members(folder.temp_path, folder.final_name)
                 argv = dirsets.dump_argv(client["pg_dump_path"], folder.plain_path, snapshot, config.dump_jobs, lock_ms)
                 log.info("dumping %s to %s in %d jobs", target, folder.final_name, config.dump_jobs)
                 dump = functools.partial(folder.dump, argv, self.env, f"pg_dump of {target}", "read pg_dump's message; nothing was kept from this run")

@@ -131,6 +131,7 @@ class DirectoryWriter:
         self.committed = False
         self._sealing: Dict[str, "Future[Dict[str, Any]]"] = {}
         self._seal = functools.partial(self._seal_one, compressor=compressor, encrypt=encrypt, env=env)
+        self.on_sealed: Optional[Callable[[Dict[str, Any]], None]] = None  # given each member once sealed (its upload beside the dump)
         self._pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pgdrill-seal")
         make_partial(directory, self.temp_path)
 
@@ -158,7 +159,13 @@ class DirectoryWriter:
 
     def _start(self, name: str) -> None:
         if name not in self._sealing:
-            self._sealing[name] = self._pool.submit(self._seal, name)
+            self._sealing[name] = self._pool.submit(self._seal_and_hand_over, name)
+
+    def _seal_and_hand_over(self, name: str) -> Dict[str, Any]:
+        member = self._seal(name)
+        if self.on_sealed is not None:
+            self.on_sealed(member)
+        return member
 
     def seal(self, what: str) -> None:
         """Seal every file not sealed yet (the table of contents, large objects), wait for all, each

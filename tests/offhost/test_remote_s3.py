@@ -7,6 +7,8 @@ import base64
 import hashlib
 import json
 import os
+import threading
+import time
 
 import pytest
 
@@ -16,6 +18,7 @@ from pgdrill.fsio import sha256_of
 from pgdrill.offsite_sets import plan_upload, remote_debris, remote_set_problems, remote_sets, upload_order
 from pgdrill.storage import ABSENT, DELETED, LOCKED, LockSettings
 from pgdrill.storage.backends import open_remote
+from pgdrill.storage.s3_parts import MIB, PARTS_IN_FLIGHT, UploadPool
 from pgdrill_lab.s3server import S3Server
 
 NAME = "shop_db_20261127_021500_utc.dump.zst"
@@ -257,6 +260,50 @@ def test_a_push_killed_mid_file_leaves_no_object_and_the_next_one_completes(aws_
     assert remote.incomplete_uploads() == [NAME]
     assert remote.abort_incomplete_uploads() == 1 and remote.incomplete_uploads() == []
     assert remote.put(path).sha256 == sha256_of(path)[0]
+
+
+def test_the_members_uploaded_beside_the_dump_share_two_parts_in_flight_and_follow_their_directorys_rename(aws_env, locked_bucket, tmp_path):
+    """A directory dump's sealed members (issue 21 item 2) go up through one UploadPool: never more than
+    PARTS_IN_FLIGHT parts on their way across all of them, each read through the partial directory's fd
+    (so the directory's rename to its final name does not lose them), no object before each is
+    finished, each stored with the series' Object Lock retention."""
+    remote = remote_for(aws_env, locked_bucket)
+    folder = "shop_db_20261127_021500_utc.dir"
+    partial = tmp_path / f".{folder}.part-1"
+    partial.mkdir()
+    files = {name: random_file(partial, name, size) for name, size in (("1.dat", 17 * MIB + 5), ("2.dat", 9 * MIB), ("3.dat", 1000), ("toc.dat", 2000))}
+    upload_part, guard, on_way, most = remote.client.upload_part, threading.Lock(), [0], [0]
+
+    def counted(**kwargs):
+        with guard:
+            on_way[0] += 1
+            most[0] = max(most[0], on_way[0])
+        try:
+            time.sleep(0.05)  # each part stays on its way a while: the others would pile up beside it
+            return upload_part(**kwargs)
+        finally:
+            with guard:
+                on_way[0] -= 1
+
+    remote.client.upload_part = counted
+    pool, dir_fd = UploadPool(), os.open(partial, os.O_RDONLY)
+    try:
+        uploads = {}
+        for name, path in files.items():
+            uploads[f"{folder}/{name}"] = remote.upload_while_written(name, f"{folder}/{name}", LockSettings("GOVERNANCE", 1), pool, dir_fd)
+            uploads[f"{folder}/{name}"].ended(*reversed(sha256_of(path)))
+        os.rename(partial, tmp_path / folder)
+        assert remote.list() == []
+        for name, upload in uploads.items():
+            stored = remote.finish_while_written(upload, name)
+            assert (stored.sha256, stored.size) == sha256_of(os.path.join(tmp_path, name))
+    finally:
+        os.close(dir_fd)
+        remote.client.upload_part = upload_part
+    assert 1 <= most[0] <= PARTS_IN_FLIGHT, most[0]
+    assert sorted(item.name for item in remote.list()) == sorted(uploads) and remote.incomplete_uploads() == []
+    for name in uploads:
+        assert aws_env.client().get_object_retention(Bucket=locked_bucket, Key=f"pgdrill/shop/{name}")["Retention"]["Mode"] == "GOVERNANCE"
 
 
 def test_an_upload_beside_its_writer_exists_only_once_its_bytes_are_the_files(aws_env, bucket, tmp_path):

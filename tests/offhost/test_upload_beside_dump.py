@@ -12,6 +12,12 @@ import time
 
 from helpers import cli_env
 from offhost_helpers import s3_remote, s3_settings
+from botocore.exceptions import EndpointConnectionError
+from pgdrill import operations
+from pgdrill.backup import plan_backup
+from pgdrill.config import load_configs
+from pgdrill.offsite.early import sent_early
+from pgdrill.storage.s3 import S3Remote
 
 HOLD_AT_MIB = 12  # pg_dump's output held here: age has written over one 8 MiB part of the file by then
 
@@ -114,3 +120,118 @@ def test_the_dump_goes_up_while_pg_dump_writes_and_nothing_shows_unless_the_set_
     )  # the early upload's, not a push's
     checked = backup_env.run("verify", "--remote", env=env).stdout  # every object downloaded and hashed against the manifest
     assert "complete" in backup_env.run("list", "--remote", env=env).stdout and "FAILED" not in checked, checked
+
+
+def _held_directory_pg_dump_bin(pg, tmp_path):
+    """A pg_bin_dir whose pg_dump is the real one with its --verbose output held after the line that
+    says table blob is finished (its file is whole: pgdrill seals and sends it) until a "go" file
+    appears; with a "fail" file there then, pg_dump is killed and the dump fails."""
+    bindir = tmp_path / "held-dir-bin"
+    bindir.mkdir()
+    for name in os.listdir(pg.bindir):
+        if name != "pg_dump":
+            os.symlink(os.path.join(pg.bindir, name), bindir / name)
+    real, held, go, fail = pg.bin("pg_dump"), tmp_path / "held", tmp_path / "go", tmp_path / "fail"
+    script = bindir / "pg_dump"
+    script.write_text(
+        "#!/bin/bash\n"
+        f'case "$*" in *--version*|-V*) exec {real} "$@";; esac\n'
+        f'fifo={tmp_path}/fifo.$$; mkfifo "$fifo"\n'
+        f'{real} "$@" 2> "$fifo" & dump=$!\n'
+        "while IFS= read -r line; do\n"
+        '  printf "%s\\n" "$line" >&2\n'
+        '  if [[ $line == *"finished item "*" TABLE DATA blob" ]]; then\n'
+        f"    touch {held}; while [ ! -e {go} ]; do sleep 0.05; done\n"
+        f'    [ -e {fail} ] && {{ kill -9 $dump; rm -f "$fifo"; echo "pg_dump: error: failing on purpose" >&2; exit 1; }}\n'
+        "  fi\n"
+        'done < "$fifo"\n'
+        'wait $dump; rc=$?; rm -f "$fifo"; exit $rc\n'
+    )
+    script.chmod(0o755)
+    return str(bindir), held, go, fail
+
+
+def _held_directory_backup(backup_env, remote, held, go):
+    """Start a backup of a directory set and wait until pg_dump is held with a sealed member's part on
+    the remote; nothing of the set is visible yet, here or there. Returns the running backup and the member's object name."""
+    for marker in (held, go):
+        if marker.exists():
+            marker.unlink()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pgdrill.cli", "--config", backup_env.config], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for("held pg_dump", held.exists, process)
+    _wait_for("a member's upload started", lambda: remote.incomplete_uploads() or remote.list(), process)
+    assert remote.list() == [], remote.list()  # an object before the set is final: never
+    (name,) = remote.incomplete_uploads()  # blob's member, sealed and on its way (the smaller tables go with the push after the set)
+    assert ".dir/" in name and name.endswith(".dat.zst.age"), name
+    _wait_for("a member's part uploaded while pg_dump runs", lambda: _parts_sent(remote, name) >= 1 or remote.list(), process)
+    assert remote.list() == [] and [entry for entry in backup_env.files() if entry.endswith(".dir")] == []  # no object, no final directory
+    return process, name
+
+
+def test_a_directory_sets_members_go_up_as_they_are_sealed_and_show_only_once_the_set_is_final(
+    backup_env, pg, keys, aws_env, bucket, tmp_path, monkeypatch, caplog
+):
+    # blob: 2 MB that zstd cannot shrink, a member large enough to go up beside the dump (early.EARLY_MEMBER_MIN)
+    pg.psql("CREATE TABLE blob AS SELECT decode(string_agg(md5(random()::text), ''), 'hex') AS b FROM generate_series(1, 130000)", dbname=backup_env.dbname)
+    bindir, held, go, fail = _held_directory_pg_dump_bin(pg, tmp_path)
+    backup_env.rewrite(pg_bin_dir=bindir, format="directory", encrypt_recipients=keys["drill"][1], **s3_settings(aws_env, bucket))
+    remote = s3_remote(aws_env, bucket)
+
+    # pg_dump fails after a member was sealed and sent; then the run is stopped (SIGTERM) at the same point:
+    # each time every member's upload is aborted, and nothing of the set is anywhere.
+    for stop in ("fail", "signal"):
+        process, _ = _held_directory_backup(backup_env, remote, held, go)
+        if stop == "fail":
+            fail.touch()
+        else:
+            process.send_signal(signal.SIGTERM)
+        go.touch()
+        out, err = process.communicate(timeout=120)
+        assert process.returncode != 0, (out, err)
+        assert stop == "signal" or ("backup failed: pg_dump of" in err and "failing on purpose" in err), err
+        assert remote.list() == [] and remote.incomplete_uploads() == [], (remote.list(), remote.incomplete_uploads())
+        assert [name for name in backup_env.files() if not name.endswith(".lock")] == []
+        if fail.exists():
+            fail.unlink()
+
+    process, name = _held_directory_backup(backup_env, remote, held, go)
+    go.touch()
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, (out, err)
+    (manifest,) = backup_env.manifests()
+    (entry,) = [entry for entry in manifest["files"] if entry.get("format") == "directory"]
+    members = sorted(f"{entry['name']}/{member['name']}" for member in entry["members"])
+    assert len(members) > 4 and set(members) <= {item.name for item in remote.list()} and remote.incomplete_uploads() == []
+    early = [member for member in entry["members"] if sent_early(member["size"])]
+    assert [f"{entry['name']}/{member['name']}" for member in early] == [name]  # blob's, the member held above
+    # the push sent the globals, the manifest and the small members; not the one that went up beside the dump
+    assert f"({2 + len(members) - len(early)} file(s) uploaded, manifest last)" in out, out
+    fresh = s3_remote(aws_env, bucket)  # another process: what the storage holds, not what this run proved
+    for member in entry["members"]:
+        there = fresh.stat(f"{entry['name']}/{member['name']}")
+        assert there.size == member["size"], (member, there)
+        # the push stores the whole file's sha256; an upload beside the dump cannot (its metadata is fixed at its start): the composite checksum of its parts
+        assert there.sha256 == (None if member in early else member["sha256"]), (member, there)
+    assert fresh.stat(name).hashes["s3-checksum-sha256"].endswith("-1")
+    checked = backup_env.run("verify", "--remote").stdout  # every member downloaded and hashed against the manifest
+    assert "complete" in backup_env.run("list", "--remote").stdout and "FAILED" not in checked, checked
+
+    # The storage fails a member's part beside the dump (here, in this process): the backup still
+    # succeeds, a warning says so, and the push after the set sends that member whole.
+    upload_part = S3Remote._upload_part
+
+    def members_unreachable(remote, key, *args):
+        if ".dir/" in key:
+            raise EndpointConnectionError(endpoint_url=aws_env.endpoint_url)
+        return upload_part(remote, key, *args)
+
+    monkeypatch.setattr(S3Remote, "_upload_part", members_unreachable)
+    (config,) = load_configs(backup_env.config, environ={})
+    result = operations.backup(config, plan_backup(config, True, False))
+    assert "did not end proven (" in caplog.text and "cannot reach the object storage" in caplog.text, caplog.text
+    (entry,) = [entry for entry in result["manifest"]["files"] if entry.get("format") == "directory"]
+    pushed = {name for pushed_set in result["push"]["sets"] for name in pushed_set["uploaded"]}
+    assert {f"{entry['name']}/{member['name']}" for member in entry["members"]} <= pushed  # blob's member too: the push sent it
+    assert s3_remote(aws_env, bucket).incomplete_uploads() == []

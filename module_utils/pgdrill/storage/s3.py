@@ -36,7 +36,7 @@ from . import (
     stale_uploads,
     without_userinfo,
 )
-from .s3_parts import PART_SIZE, FileWindow, GrowingUpload, PartSender, composite_sha256, part_size_for
+from .s3_parts import PART_SIZE, FileWindow, GrowingUpload, PartSender, UploadPool, composite_sha256, part_size_for
 
 __all__ = ["S3Remote", "composite_sha256", "part_size_for"]
 
@@ -51,6 +51,7 @@ class S3Remote(Remote):
         self.endpoint_url = endpoint_url or None
         self.part_size = part_size
         self._proven: Dict[str, RemoteObject] = {}  # objects uploaded beside their writer, and proven (finish_while_written)
+        self._lock_checked: Optional[LockSettings] = None  # the bucket's Object Lock, checked by an upload beside the dump
         self._settings = (region or None, profile or None)
         self._client: Any = None
         self._client_lock = threading.Lock()
@@ -283,23 +284,27 @@ class S3Remote(Remote):
             raise
 
     # --- an upload beside the writer of its file (the dump) -----------------------------------------
-    def upload_while_written(self, path: str, name: str, lock: Optional[LockSettings] = None) -> GrowingUpload:
-        """Start uploading ``path`` as ``name`` while it is written (see :class:`GrowingUpload`);
-        :meth:`finish_while_written` makes the object exist, :meth:`abort_while_written` leaves
-        nothing. S3 fixes an object's metadata when its upload starts, before the file's sha256
-        exists: the object carries the storage's composite SHA256 of its parts, not the whole
-        file's sha256 (which the set's manifest holds)."""
+    def upload_while_written(
+        self, path: str, name: str, lock: Optional[LockSettings] = None, pool: Optional[UploadPool] = None, dir_fd: Optional[int] = None
+    ) -> GrowingUpload:
+        """Start uploading ``path`` as ``name`` while it is written (see :class:`GrowingUpload`;
+        ``pool`` and ``dir_fd`` for a directory dump's sealed members); :meth:`finish_while_written`
+        makes the object exist, :meth:`abort_while_written` leaves nothing. S3 fixes an object's
+        metadata when its upload starts, before the file's sha256 exists: the object carries the
+        storage's composite SHA256 of its parts, not the whole file's sha256 (which the set's
+        manifest holds)."""
         key = self.key(name)
         extra = self._lock_arguments(lock)
 
         def begin() -> str:
             with self._errors("uploading", name):
                 self._refuse_existing(name)
-                if lock is not None:
+                if lock is not None and lock != self._lock_checked:
                     self.check_lock(lock)
+                    self._lock_checked = lock  # once per run, not once per member of a directory dump
                 return self.client.create_multipart_upload(Bucket=self.url.bucket, Key=key, ChecksumAlgorithm="SHA256", **extra)["UploadId"]
 
-        return GrowingUpload(path, begin, functools.partial(self._upload_part, key))
+        return GrowingUpload(path, begin, functools.partial(self._upload_part, key), pool, dir_fd)
 
     def finish_while_written(self, upload: GrowingUpload, name: str) -> RemoteObject:
         """Once the file ended (``upload.ended``): wait for its last parts, check that the bytes sent

@@ -4,7 +4,8 @@
 botocore reads, and reads again on a retry, as it sends it; so memory stays flat whatever the part
 size and the number of parts in flight. One sender serves two uploads: a finished file (``put``),
 and a file still being written (a backup's db file, whose upload overlaps the dump:
-:class:`GrowingUpload`)."""
+:class:`GrowingUpload`), which also serves the members of a directory-format dump, each sealed
+while pg_dump writes the others: their uploads share one :class:`UploadPool`."""
 
 from __future__ import annotations
 
@@ -78,8 +79,15 @@ class PartSender:
     time. The windows are read once here, in order, for each part's sha256 (sent with the part: the
     server checks it) and the whole file's, then again by botocore as it sends them."""
 
-    def __init__(self, upload_part: Callable[[int, FileWindow, str], Dict[str, Any]], fd: int, in_flight: int = PARTS_IN_FLIGHT) -> None:
+    def __init__(
+        self,
+        upload_part: Callable[[int, FileWindow, str], Dict[str, Any]],
+        fd: int,
+        in_flight: int = PARTS_IN_FLIGHT,
+        slots: Optional[threading.Semaphore] = None,
+    ) -> None:
         self._upload_part = upload_part
+        self._slots = slots  # parts in flight shared with other uploads (UploadPool), on top of this one's ``in_flight``
         self._fd = fd
         self._in_flight = in_flight
         self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="pgdrill-upload")
@@ -105,7 +113,13 @@ class PartSender:
         if len(self._waiting) >= self._in_flight:
             self.parts.append(self._waiting.popleft().result())
         checksum = base64.b64encode(part.digest()).decode()
-        self._waiting.append(self._pool.submit(self._upload_part, len(self.digests), FileWindow(self._fd, self.sent, length), checksum))
+        slots = self._slots
+        if slots is not None:
+            slots.acquire()  # a slot shared with the other uploads, given back when the part is done (or cancelled)
+        future = self._pool.submit(self._upload_part, len(self.digests), FileWindow(self._fd, self.sent, length), checksum)
+        if slots is not None:
+            future.add_done_callback(lambda _: slots.release())
+        self._waiting.append(future)
         self.sent += length
 
     def finish(self) -> List[Dict[str, Any]]:
@@ -130,6 +144,20 @@ class PartSender:
         return all(future.done() for future in self._waiting)
 
 
+class UploadPool:
+    """What many uploads share (a directory dump's members, each sealed while pg_dump writes the
+    others): ``in_flight`` workers, each running one upload, and ``in_flight`` parts in flight across
+    all of them (one upload alone may use them all)."""
+
+    def __init__(self, in_flight: int = PARTS_IN_FLIGHT) -> None:
+        self.workers = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="pgdrill-member-upload")
+        self.slots = threading.BoundedSemaphore(in_flight)
+
+    def shutdown(self) -> None:
+        """The uploads waiting for a worker never begin."""
+        self.workers.shutdown(wait=False, cancel_futures=True)
+
+
 class GrowingUpload:
     """The multipart upload of a file while it is written: parts go up as the writer fills them
     (:meth:`grew`), from a background thread; :meth:`ended` gives the final size and sha256 (the
@@ -137,12 +165,26 @@ class GrowingUpload:
     the bytes sent are the file's (size and sha256). The writer never waits for the upload, and a
     failed upload never fails the writer: :meth:`wait` raises its error for the caller to judge.
 
-    ``begin`` starts the upload (its id), ``upload_part`` sends a part; both are the backend's."""
+    ``begin`` starts the upload (its id), ``upload_part`` sends a part; both are the backend's.
+    With a ``pool`` (a sealed member of a directory dump, ended at once), the upload runs as one of
+    the pool's tasks, its parts in flight bounded with those of the pool's other uploads; the file
+    is opened when its turn comes (``path`` relative to ``dir_fd``, which follows its directory's
+    rename), so the members waiting for a worker hold no file open."""
 
-    def __init__(self, path: str, begin: Callable[[], str], upload_part: Callable[[str, int, FileWindow, str], Dict[str, Any]]) -> None:
-        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    def __init__(
+        self,
+        path: str,
+        begin: Callable[[], str],
+        upload_part: Callable[[str, int, FileWindow, str], Dict[str, Any]],
+        pool: Optional[UploadPool] = None,
+        dir_fd: Optional[int] = None,
+    ) -> None:
+        self._path, self._dir_fd = path, dir_fd
+        self._fd = -1 if pool else self._open()  # a file being written is renamed by its writer: opened now
+        self._fd_lock = threading.Lock()
         self._begin = begin
         self._upload_part = upload_part
+        self._slots = pool.slots if pool else None
         self._changed = threading.Condition()
         self._written = 0
         self._final: Optional[int] = None
@@ -151,8 +193,16 @@ class GrowingUpload:
         self.upload_id: Optional[str] = None
         self.sender: Optional[PartSender] = None
         self.error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, name="pgdrill-growing-upload", daemon=True)
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None
+        self._task: Optional[Future] = None
+        if pool is not None:
+            self._task = pool.workers.submit(self._run)
+        else:
+            self._thread = threading.Thread(target=self._run, name="pgdrill-growing-upload", daemon=True)
+            self._thread.start()
+
+    def _open(self) -> int:
+        return os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0), dir_fd=self._dir_fd)
 
     @property
     def final(self) -> "tuple[int, str]":
@@ -188,8 +238,14 @@ class GrowingUpload:
 
     def _run(self) -> None:
         try:
+            if self._stopped:
+                return
+            if self._fd < 0:
+                self._fd = self._open()
             self.upload_id = upload_id = self._begin()
-            sender = self.sender = PartSender(lambda number, window, checksum: self._upload_part(upload_id, number, window, checksum), self._fd)
+            sender = self.sender = PartSender(
+                lambda number, window, checksum: self._upload_part(upload_id, number, window, checksum), self._fd, slots=self._slots
+            )
             while True:
                 length = self._next_part(sender.sent, len(sender.digests) + 1)
                 if length is None:
@@ -197,14 +253,24 @@ class GrowingUpload:
                 sender.send(length)
             if not self._stopped:
                 sender.finish()
+                self._close_fd()  # every part sent: nothing reads the file any more
         except BaseException as exc:  # noqa: BLE001 - raised by wait()
             self.error = exc
+
+    def _alive(self) -> bool:
+        return self._thread.is_alive() if self._thread is not None else not (self._task is None or self._task.done())
+
+    def _join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        elif self._task is not None:
+            concurrent.futures.wait([self._task], timeout=timeout)
 
     def wait(self) -> "tuple[List[Dict[str, Any]], List[bytes]]":
         """Once :meth:`ended`: wait for every part; (the parts, their sha256 digests). Raises the
         upload's failure, or ValueError when the bytes sent are not the file the writer wrote."""
-        while self._thread.is_alive():
-            self._thread.join(1.0)  # in steps: a signal (SIGTERM, max_runtime) still gets through
+        while self._alive():
+            self._join(1.0)  # in steps: a signal (SIGTERM, max_runtime) still gets through
         if self.error is not None:
             raise self.error
         if self.sender is None or self._final is None:
@@ -221,13 +287,20 @@ class GrowingUpload:
         with self._changed:
             self._stopped = True
             self._changed.notify()
-        self._thread.join(ABORT_WAIT)
+        if self._task is not None:
+            self._task.cancel()  # still waiting for a worker: it never begins
+        self._join(ABORT_WAIT)
         if self.sender is not None:
-            return self.sender.cancel(ABORT_WAIT) and not self._thread.is_alive()
-        return not self._thread.is_alive()
+            return self.sender.cancel(ABORT_WAIT) and not self._alive()
+        return not self._alive()
+
+    def _close_fd(self) -> None:
+        with self._fd_lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def close(self) -> None:
         """Close the file, unless a part stuck on its way may still read it."""
-        if self._fd >= 0 and not self._thread.is_alive() and (self.sender is None or self.sender.idle):
-            os.close(self._fd)
-            self._fd = -1
+        if not self._alive() and (self.sender is None or self.sender.idle):
+            self._close_fd()
