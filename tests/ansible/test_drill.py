@@ -8,8 +8,10 @@ database the way the seed's procedure runs them."""
 import glob
 import json
 import os
+import shutil
 import stat
 import sys
+import tempfile
 
 import pytest
 import yaml
@@ -192,12 +194,20 @@ def test_a_set_only_root_can_read_travels_as_one_tar_fetched_without_become(dril
     from pgdrill_lab.cluster import LAB_USER
 
     impossible = [{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}]
-    run = drill_env.drill(source_user=LAB_USER, pgdrill_drill_checks=impossible, pgdrill_drill_post_restore_commands=[])
+    spool = tempfile.mkdtemp(prefix="pgdrill-spool-")  # the source's temporary directory for the tar, as /tmp is
+    os.chmod(spool, 0o1777)
+    try:
+        run = drill_env.drill(
+            source_user=LAB_USER, pgdrill_drill_checks=impossible, pgdrill_drill_post_restore_commands=[], pgdrill_drill_source_temp_dir=spool
+        )
+        assert os.listdir(spool) == []
+    finally:
+        shutil.rmtree(spool)
     assert run.status == "failed"
     read = run.task("Can the source's connection user read the set without become")["res"]
     assert read.get("msg") == "Permission denied" and "stat" not in read, read
     private = run.task("Make a private directory on the source for the tar")["res"]
-    assert private["owner"] == LAB_USER and private["mode"] == "0700", private
+    assert private["owner"] == LAB_USER and private["mode"] == "0700" and os.path.dirname(private["path"]) == spool, private
     # The connection user fetched the tar itself (0600): it could only because the tar is its own.
     (fetched,) = run.task("Fetch the set to the controller, streamed (without become)")["res"]["results"]
     record = drill_env.evidence()
