@@ -14,7 +14,7 @@ Target (read here, never asserted in tests): the drill's restore step <= 1.1x ra
 
 --transfers: the controller transfer instead, every round for a custom-format and a directory-format
 set, each as the source's connection user can read it and as it cannot (become needed: the drill's
-own check is answered "not readable"), with the transfer step's time and the peak memory of the
+own check is answered "not readable"), and a readable custom-format set packed all the same, with the transfer step's time and the peak memory of the
 ansible-playbook process tree (its largest process). With --before, the same drills also run from
 another checkout (the commit before a change, e.g. `git worktree add /tmp/before HEAD~1`), interleaved.
 """
@@ -110,6 +110,10 @@ def transfers(bench, drill_vars: dict, args) -> int:
             for label, checkout in checkouts:
                 name = f"{label} {dump_format} {'become needed' if become_needed else 'readable'}"
                 variants.append((name, _playbook(checkout, _vars_file(bench, name.replace(" ", "-"), extra))))
+    # Whether a custom-format set the connection user can read is better fetched as it is (no extra
+    # copy on the source) or packed all the same.
+    packed = dict(drill_vars, pgdrill_drill_transfer="controller", pgdrill_drill_checks=[], __pgdrill_drill_pack=True)
+    variants.insert(1, ("after custom readable, packed all the same", _playbook(REPO, _vars_file(bench, "packed-all-the-same", packed))))
     results: dict = {name: {"transfer": [], "wall": [], "peak_rss_mb": []} for name, _ in variants}
     for round_no in range(1, args.rounds + 1):
         for name, (playbook, play_env) in variants:
