@@ -49,7 +49,6 @@ options:
         members as C(<dir>/<member>)). Required with O(state=packed).
     type: list
     elements: str
-    default: []
 attributes:
   platform:
     support: full
@@ -111,7 +110,7 @@ def main():
             state=dict(type="str", choices=["packed", "unpacked"], required=True),
             archive=dict(type="path", required=True),
             directory=dict(type="path", required=True),
-            paths=dict(type="list", elements="str", default=[]),
+            paths=dict(type="list", elements="str"),
         ),
         required_if=[("state", "packed", ["paths"])],
         supports_check_mode=True,
@@ -120,7 +119,7 @@ def main():
     archive, directory = params["archive"], params["directory"]
     try:
         if module.check_mode:
-            members = params["paths"]
+            members = params["paths"] or []
         elif params["state"] == "packed":
             bundle.pack(directory, params["paths"], archive)
             members = params["paths"]

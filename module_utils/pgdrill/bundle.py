@@ -39,7 +39,7 @@ def pack(directory: str, paths: List[str], archive: str) -> int:
         fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise PgdrillError(
-            f"cannot create {archive}: {exc.strerror}", fix=f"give an empty directory that exists and is writable; {parent} must not hold it"
+            f"cannot create {archive}: {exc.strerror}", fix=f"write it into a directory that exists and does not hold {os.path.basename(archive)} yet"
         ) from exc
     try:
         os.fchown(fd, owner.st_uid, owner.st_gid)
@@ -64,6 +64,9 @@ def pack(directory: str, paths: List[str], archive: str) -> int:
                         tar.addfile(member, source)
                 else:
                     tar.addfile(member)
+    except OSError as exc:
+        os.unlink(archive)
+        raise PgdrillError(f"cannot pack the set in {directory}: {exc}", fix="check that the set is complete there with pgdrill-backup verify") from exc
     except BaseException:
         os.unlink(archive)
         raise

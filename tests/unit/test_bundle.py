@@ -100,3 +100,10 @@ def test_a_tar_cut_short_is_named(tmp_path):
     target.mkdir()
     with pytest.raises(PgdrillError, match="cannot unpack .*set.tar: unexpected end of data"):
         bundle.unpack(str(archive), str(target))
+
+
+def test_a_set_missing_a_file_is_not_packed(tmp_path):
+    paths = _set(tmp_path / "backups")
+    with pytest.raises(PgdrillError, match="cannot pack the set in .*No such file"):
+        bundle.pack(str(tmp_path / "backups"), [*paths, "app_globals_x_utc.sql"], str(tmp_path / "set.tar"))
+    assert not (tmp_path / "set.tar").exists()
