@@ -59,6 +59,7 @@ attributes:
     description: Packs and unpacks nothing; says what would be.
   diff_mode:
     support: none
+    description: Files are packed or unpacked whole; there is no diff to show.
 """
 
 EXAMPLES = r"""
