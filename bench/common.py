@@ -78,12 +78,15 @@ def bench_database(name: str, dbname: str, scale: int) -> Iterator[Bench]:
         cluster.destroy()
 
 
-def restore_arguments(doc: str) -> argparse.Namespace:
+def restore_arguments(doc: str, transfers: bool = False) -> argparse.Namespace:
     """The options of the restore benchmarks: database scale, rounds, parallel jobs."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=1_400_000, help="invoices in the sample database (1.4M: about 1.2 GB)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2, help="pg_restore --jobs, for raw and pgdrill alike")
+    if transfers:
+        parser.add_argument("--transfers", action="store_true", help="the controller transfer of both formats, readable or not (see above)")
+        parser.add_argument("--before", help="with --transfers: another checkout whose drills run interleaved with this one's")
     return parser.parse_args()
 
 

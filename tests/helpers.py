@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import pwd
 import subprocess
 import sys
 from typing import Dict, Optional
@@ -163,22 +164,48 @@ def database_fingerprint(cluster, dbname):
     return digest.hexdigest()
 
 
-def playbook_run(tmp_path, playbook, extravars, check=False):
+def playbook_run(tmp_path, playbook, extravars, check=False, source_user=None):
     """Run one of pgdrill's playbooks against two local hosts, 'source' (in pgdrill_databases) and
-    'staging' (in pgdrill_staging)."""
+    'staging' (in pgdrill_staging), as root and without become.
+
+    With ``source_user``, the source is reached as that OS user, as over SSH: its tasks without become
+    run as that user (the system python), and those under become run as root (through an ``su`` that
+    needs no password); staging and the controller run as root."""
     import ansible_runner
 
     private = tmp_path / f"runner-{len(os.listdir(tmp_path))}"
     private.mkdir()
     python = sys.executable
-    inventory = f"source ansible_connection=local ansible_python_interpreter={python}\n[pgdrill_staging]\nstaging ansible_connection=local ansible_python_interpreter={python}\n[pgdrill_databases]\nsource\n"
+    source, become = f"source ansible_connection=local ansible_python_interpreter={python}", ""
+    if source_user:
+        account = pwd.getpwnam(source_user)
+        interpreter, su = private / "python-as-connection-user", private / "su-as-root"
+        interpreter.write_text(
+            f'#!/bin/sh\nif [ -n "$PGDRILL_TEST_BECOME" ]; then exec {python} "$@"; fi\n'
+            f'exec setpriv --reuid={account.pw_uid} --regid={account.pw_gid} --clear-groups /usr/bin/python3 "$@"\n'
+        )
+        su.write_text('#!/bin/sh\n# su USER -c COMMAND, from root\nwhile [ "$1" != "-c" ]; do shift; done\nPGDRILL_TEST_BECOME=1 exec /bin/sh -c "$2"\n')
+        for script in (interpreter, su):
+            script.chmod(0o700)
+        source = (
+            f"source ansible_connection=local ansible_python_interpreter={interpreter}\nlocalhost ansible_connection=local ansible_python_interpreter={python}"
+        )
+        become = f"[all:vars]\nansible_become_exe={su}\n"
+    staging = f"staging ansible_connection=local ansible_python_interpreter={python}"
+    inventory = f"{source}\n[pgdrill_staging]\n{staging}\n[pgdrill_databases]\nsource\n" + become
     runner = ansible_runner.run(
         private_data_dir=str(private),
         playbook=os.path.join(REPO, "playbooks", playbook),
         inventory=inventory,
         extravars=extravars,
         quiet=True,
-        envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_BECOME_METHOD": "su"},
-        cmdline="-e ansible_become=false" + (" --check" if check else ""),
+        envvars={
+            "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_BECOME_METHOD": "su",
+            # A local connection's user is root: become to root is skipped unless asked for.
+            **({"ANSIBLE_BECOME_ALLOW_SAME_USER": "True"} if source_user else {}),
+        },
+        cmdline=" ".join(([] if source_user else ["-e ansible_become=false"]) + (["--check"] if check else [])) or None,
     )
     return Run(runner, str(private))

@@ -1208,6 +1208,27 @@ MUTANTS = [
         "                pass",
         ["tests/offhost/test_disaster_recovery.py::test_remote_retention_never_leaves_a_locked_manifest_without_its_files"],
     ),
+    Mutant(
+        "drill transfer: a tar member that climbs out with '..' or is an absolute path is unpacked",
+        ENGINE + "bundle.py",
+        'if member.name.startswith("/") or ".." in parts or not member.name.strip("/."):',
+        "if False:",
+        ["tests/unit/test_bundle.py::test_a_member_that_could_write_outside_is_refused_before_anything_is_written"],
+    ),
+    Mutant(
+        "drill transfer: a tar member that is a link is unpacked",
+        ENGINE + "bundle.py",
+        "if not (member.isfile() or member.isdir()):",
+        "if False:",
+        ["tests/unit/test_bundle.py::test_a_member_that_could_write_outside_is_refused_before_anything_is_written"],
+    ),
+    Mutant(
+        "drill transfer: the tar keeps root as its owner, so only a fetch under become could read it",
+        ENGINE + "bundle.py",
+        "os.fchown(fd, owner.st_uid, owner.st_gid)",
+        "pass",
+        ["tests/ansible/test_drill.py::test_a_set_only_root_can_read_travels_as_one_tar_fetched_without_become"],
+    ),
 ]
 
 

@@ -23,6 +23,7 @@ MODULES = [
     "pgdrill_pin",
     "pgdrill_push",
     "pgdrill_pull",
+    "pgdrill_bundle",
 ]
 
 
@@ -43,7 +44,7 @@ def test_module_documentation_renders_without_warnings(module):
     for section in ("OPTIONS", "ATTRIBUTES", "EXAMPLES", "RETURN VALUES"):
         assert section in done.stdout, section
     assert "check_mode" in done.stdout
-    if module not in ("pgdrill_evidence", "pgdrill_report"):  # the two that never connect to PostgreSQL
+    if module not in ("pgdrill_evidence", "pgdrill_report", "pgdrill_bundle"):  # the three that never connect to PostgreSQL
         assert "login_password" in done.stdout
 
 

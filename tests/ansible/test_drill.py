@@ -8,8 +8,10 @@ database the way the seed's procedure runs them."""
 import glob
 import json
 import os
+import shutil
 import stat
 import sys
+import tempfile
 
 import pytest
 import yaml
@@ -43,7 +45,7 @@ def drill_env(tmp_path, pg, staging, sample_db, monkeypatch):
         log = tmp_path / "controller" / "drill-log.md"
         backups = tmp_path / "backups"
 
-        def drill(self, check=False, **overrides):
+        def drill(self, check=False, source_user=None, **overrides):
             extravars = {
                 "pgdrill_drill_source_host": "source",
                 "pgdrill_drill_database": sample_db,
@@ -62,11 +64,20 @@ def drill_env(tmp_path, pg, staging, sample_db, monkeypatch):
                 ],
                 **overrides,
             }
-            return playbook_run(tmp_path, "run_restore_drill.yml", extravars, check=check)
+            return playbook_run(tmp_path, "run_restore_drill.yml", extravars, check=check, source_user=source_user)
 
         def evidence(self):
             files = sorted(glob.glob(str(self.controller / "evidence" / "staging" / "*.json")), key=os.path.getmtime)
             return json.load(open(files[-1]))
+
+        def leftovers(self, run):
+            """What the transfer made on its way and left: in the controller's transfer directory, a tar
+            on staging, the source's private directory."""
+            transfer = self.controller / "transfer" / "staging"
+            found = [str(transfer / name) for name in (os.listdir(transfer) if transfer.is_dir() else [])]
+            found += glob.glob(str(tmp_path / "staging-work" / "*.tar"))
+            made = run.task("Make a private directory on the source for the tar")["res"].get("path")
+            return found + ([made] if made and os.path.exists(made) else [])
 
         def scratch_databases(self):
             return staging.psql("SELECT datname FROM pg_database WHERE datname LIKE 'drill_%'").split()
@@ -81,6 +92,12 @@ def test_drill_passes_and_leaves_evidence(drill_env, tmp_path):
     # The connection's own user (root here) reads the set: it is fetched without become, streamed, not
     # read whole into memory (what fetch does under become).
     assert run.task("Can the source's connection user read the set without become")["res"]["stat"]["readable"] is True
+    # A custom-format set it can read travels as it is, file by file: no tar, no extra copy on the source.
+    fetched = [result["item"] for result in run.task("Fetch the set to the controller, streamed (without become)")["res"]["results"]]
+    assert (
+        run.task("Pack the set into one uncompressed tar")["event"] == "runner_on_skipped" and len(fetched) == 3 and any("_db_" in name for name in fetched)
+    ), fetched
+    assert drill_env.leftovers(run) == []  # nothing of the set stays on the controller
     record = drill_env.evidence()
     assert record["outcome"] == "passed" and record["failed_step"] is None
     assert record["source_host"] == "source" and record["database"] == drill_env.db and record["set"].startswith("ez360pm_")
@@ -169,6 +186,37 @@ def test_drill_fails_at_a_controller_transfer_it_cannot_make(drill_env):
     assert drill_env.scratch_databases() == []
 
 
+def test_a_set_only_root_can_read_travels_as_one_tar_fetched_without_become(drill_env):
+    """The source is reached as an unprivileged user (as over SSH) who cannot read the backups: the set
+    is packed under become into one tar in that user's private directory, given to that user, and
+    fetched without become, streamed (under become, fetch reads a file whole into memory). A drill
+    that fails after the transfer leaves no tar on the source, the controller or staging."""
+    from pgdrill_lab.cluster import LAB_USER
+
+    impossible = [{"name": "impossible", "sql": "SELECT 1 WHERE false", "expect": "rows"}]
+    spool = tempfile.mkdtemp(prefix="pgdrill-spool-")  # the source's temporary directory for the tar, as /tmp is
+    os.chmod(spool, 0o1777)
+    try:
+        run = drill_env.drill(
+            source_user=LAB_USER, pgdrill_drill_checks=impossible, pgdrill_drill_post_restore_commands=[], pgdrill_drill_source_temp_dir=spool
+        )
+        assert os.listdir(spool) == []
+    finally:
+        shutil.rmtree(spool)
+    assert run.status == "failed"
+    read = run.task("Can the source's connection user read the set without become")["res"]
+    assert read.get("msg") == "Permission denied" and "stat" not in read, read
+    private = run.task("Make a private directory on the source for the tar")["res"]
+    assert private["owner"] == LAB_USER and private["mode"] == "0700" and os.path.dirname(private["path"]) == spool, private
+    # The connection user fetched the tar itself (0600): it could only because the tar is its own.
+    (fetched,) = run.task("Fetch the set to the controller, streamed (without become)")["res"]["results"]
+    record = drill_env.evidence()
+    assert fetched["item"] == f"{record['set']}.tar" and fetched["changed"] is True, fetched
+    assert record["transfer"] == "controller" and record["failed_step"] == "smoke checks", record["error"]
+    assert record["timings"]["verify on arrival"] > 0 and record["timings"]["restore"] > 0  # the set arrived whole and restored
+    assert drill_env.leftovers(run) == [] and drill_env.scratch_databases() == []
+
+
 def test_drill_fails_at_cleanup_when_the_scratch_database_is_no_longer_pgdrills(drill_env, staging):
     """A post-restore command removes the scratch mark: the cleanup refuses to drop a database
     pgdrill cannot tell is its own, and the drill fails there, naming it."""
@@ -208,8 +256,9 @@ def test_failed_drill_can_keep_its_database(drill_env, staging, keep):
 
 
 def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, tmp_path):
-    """Of a directory-format set: each of its files travels on its own through the controller (fetch,
-    then copy into the dump's directory on staging), and verify on arrival checks every one."""
+    """Of a directory-format set: it travels through the controller as one tar (one fetch and one copy
+    whatever the number of tables), unpacked on staging with the modes of the set, and verify on
+    arrival checks every file. Nothing of it stays on the source or the controller."""
     config = tmp_path / "source.conf"
     config.write_text(config.read_text().replace("[pgdrill]\n", "[pgdrill]\nformat = directory\n"))
     run_cli("--config", str(config))
@@ -218,35 +267,38 @@ def test_passing_drill_can_keep_its_database_for_inspection(drill_env, staging, 
     record = drill_env.evidence()
     dump = next(entry for entry in record["files"] if entry["kind"] == "db")
     assert record["transfer"] == "controller" and dump["format"] == "directory"
-    fetched = [result["item"] for result in run.task("Fetch the set to the controller")["res"]["results"]]
-    assert sorted(name for name in fetched if "/" in name) == sorted(f"{dump['name']}/{member['name']}" for member in dump["members"])
+    packed = run.task("Pack the set into one uncompressed tar")["res"]
+    assert sorted(name for name in packed["members"] if "/" in name) == sorted(f"{dump['name']}/{member['name']}" for member in dump["members"])
+    fetched = [result["item"] for result in run.task("Fetch the set to the controller, streamed (without become)")["res"]["results"]]
+    assert fetched == [f"{record['set']}.tar"] and packed["archive"].endswith(fetched[0])
+    assert drill_env.leftovers(run) == []  # the tar is gone from the source, the controller and staging
     kept = drill_env.scratch_databases()
     assert record["outcome"] == "passed" and record["scratch_database_kept"] is True and kept == [record["scratch_database"]]
     assert staging.psql("SELECT count(*) FROM invoices", kept[0]) == drill_env.source.psql("SELECT count(*) FROM invoices", drill_env.db)
-    # The copies stay with the database, on staging and on the controller, but never the globals: they
-    # hold the source's role password hashes (the source still has them). The evidence and the log
-    # line say what was kept and where.
+    # The copy on staging stays with the database, but never the globals: they hold the source's role
+    # password hashes (the source still has them). The evidence and the log line say what was kept and where.
     staging_copy = tmp_path / "staging-work" / record["set"]
-    controller_copy = drill_env.controller / "transfer" / "staging" / record["set"]
     globals_file = next(entry["name"] for entry in record["files"] if entry["kind"] == "globals")
     dump_file = next(entry["name"] for entry in record["files"] if entry["kind"] == "db")
-    for copy in (staging_copy, controller_copy):
-        assert dump_file in os.listdir(copy) and not [name for name in os.listdir(copy) if "_globals_" in name], (copy, os.listdir(copy))
-        assert sorted(os.listdir(copy / dump_file)) == sorted(member["name"] for member in dump["members"])
-    assert stat.S_IMODE(os.stat(staging_copy / dump_file).st_mode) == 0o700  # the controller's copies lie in its 0700 transfer directory
+    assert dump_file in os.listdir(staging_copy) and not [name for name in os.listdir(staging_copy) if "_globals_" in name], os.listdir(staging_copy)
+    assert sorted(os.listdir(staging_copy / dump_file)) == sorted(member["name"] for member in dump["members"])
+    assert stat.S_IMODE(os.stat(staging_copy / dump_file).st_mode) == 0o700
     assert {stat.S_IMODE(os.stat(path).st_mode) for path in (staging_copy / dump_file).iterdir()} == {0o600}
-    assert record["kept_copies"] == [f"staging:{staging_copy}", f"localhost:{controller_copy}"], record["kept_copies"]
+    assert record["kept_copies"] == [f"staging:{staging_copy}"], record["kept_copies"]
     assert record["kept_copies_left_out"] == [globals_file]
     line = drill_env.log.read_text().strip().splitlines()[-1]
-    assert f"kept: scratch database {kept[0]}, copies of the set at staging:{staging_copy} and localhost:{controller_copy} without {globals_file}" in line
+    assert f"kept: scratch database {kept[0]}, copy of the set at staging:{staging_copy} without {globals_file}" in line
     assert line.endswith("PASSED"), line
     # Django's migrate ran against the restored copy, and only there.
     assert int(staging.psql("SELECT count(*) FROM django_migrations WHERE app = 'ledger'", kept[0])) >= 1
     assert drill_env.source.psql("SELECT to_regclass('django_migrations') IS NULL", drill_env.db) == "t"
     staging.psql(f'DROP DATABASE "{kept[0]}" WITH (FORCE)')
-    # The next drill of the same set starts from an empty transfer directory: a file left in the kept
-    # copy's directory does not travel to staging (its verify on arrival would fail on it).
+    # The next drill of the same set starts from an empty transfer directory: what a killed drill left
+    # on the controller (a file in the dump's directory, a tar of other bytes) does not travel to staging.
+    controller_copy = drill_env.controller / "transfer" / "staging" / record["set"]
+    (controller_copy / dump_file).mkdir(parents=True)
     (controller_copy / dump_file / "left-by-an-earlier-drill").write_text("not the set's")
+    (controller_copy / fetched[0]).write_text("not the set's tar")
     again = drill_env.drill(pgdrill_drill_checks=[], pgdrill_drill_post_restore_commands=[])
     assert again.status == "successful" and drill_env.evidence()["outcome"] == "passed", again.stdout[-4000:]
 
