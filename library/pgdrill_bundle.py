@@ -17,9 +17,12 @@ description:
     is given the owner of the directory it lies in, so that a set only root can read, packed under
     become into the connection user's private temporary directory, can be fetched without become
     (streamed, not read whole into memory). An existing O(archive) is never overwritten.
-  - With O(state=unpacked), unpacks O(archive) into the existing directory O(directory), files 0600 and
-    directories 0700 whatever the tar says. A member that is a link (symbolic or hard), a device, an
-    absolute path or climbs out with C(..) fails the task before anything is written.
+  - Packing reads regular files only, each opened below O(directory) without following a link, and
+    first checks that the archive's filesystem has room for the tar.
+  - With O(state=unpacked), unpacks O(archive) into the existing, empty directory O(directory), files
+    0600 and directories 0700 whatever the tar says. A member that is a link (symbolic or hard), a
+    device, an absolute path, climbs out with C(..) or is named twice fails the task before anything
+    is written.
 version_added: "0.2.0"
 author: pgdrill maintainers (@pgdrill)
 seealso:
@@ -56,7 +59,9 @@ attributes:
     description: Runs wherever the task runs.
   check_mode:
     support: full
-    description: Packs and unpacks nothing; says what would be.
+    description: Packs and unpacks nothing; checks what the real run would refuse (an existing archive,
+      a path outside the set, a non-empty directory, a member that may not be unpacked) and lists the
+      members it would write.
   diff_mode:
     support: none
     description: Files are packed or unpacked whole; there is no diff to show.
@@ -85,7 +90,7 @@ archive:
   type: str
   sample: /tmp/pgdrill-drill-x1y2/set.tar
 size:
-  description: The tar's size in bytes (0 in check mode).
+  description: The tar's size in bytes (0 when packing in check mode).
   returned: always
   type: int
   sample: 104867840
@@ -119,17 +124,22 @@ def main():
     params = module.params
     archive, directory = params["archive"], params["directory"]
     try:
-        if module.check_mode:
-            members = params["paths"] or []
+        if params["state"] == "packed" and module.check_mode:
+            bundle.check_paths(params["paths"])
+            if os.path.lexists(archive):
+                raise PgdrillError(f"cannot create {archive}: File exists", fix="write it into a directory that does not hold it yet")
+            members = params["paths"]
         elif params["state"] == "packed":
             bundle.pack(directory, params["paths"], archive)
             members = params["paths"]
+        elif module.check_mode:
+            members = bundle.members_of(archive, directory)
         else:
             members = bundle.unpack(archive, directory)
     except PgdrillError as exc:
         fail(module, exc, archive=archive)
-    size = 0 if module.check_mode else os.path.getsize(archive)
-    module.exit_json(changed=not module.check_mode, archive=archive, size=size, members=members)
+    size = os.path.getsize(archive) if os.path.exists(archive) else 0
+    module.exit_json(changed=True, archive=archive, size=size, members=members)
 
 
 if __name__ == "__main__":

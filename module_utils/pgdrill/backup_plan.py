@@ -77,12 +77,13 @@ class BackupPlan:
                 ext = dump_extension(plan.method, plan.piped)
                 if plan.note:
                     notes.append(plan.note)
-            if config.format == "auto":
+            directory = file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION)  # one directory; its files sealed one by one (dirsets.py)
+            custom = file_name(config.prefix, "db", stamp, sealed(config, ext))
+            if config.format == "auto":  # the database's size when the run starts decides
+                files.append(f"{custom} or {directory}")
                 notes.append(f"format = auto: the dump is directory-format if the database is {config.directory_above} bytes or more when the run starts")
-            if config.format == "directory":  # one directory; its files are sealed one by one (dirsets.py)
-                files.append(file_name(config.prefix, "db", stamp, DIRECTORY_EXTENSION))
             else:
-                files.append(file_name(config.prefix, "db", stamp, sealed(config, ext)))
+                files.append(directory if config.format == "directory" else custom)
             if config.globals:
                 files.append(file_name(config.prefix, "globals", stamp, sealed(config, "sql")))
             if config.pitr_stanza and config.pitr_mark:

@@ -95,6 +95,21 @@ def _normal(name: str) -> str:
     return "/".join(part for part in name.split("/") if part not in ("", "."))
 
 
+def path_problem(name: str) -> Optional[str]:
+    """Why a member's name would land outside the directory it is unpacked in, or None: every tar
+    pgdrill reads (a media archive, a set on its way through the controller) holds relative names
+    below one directory. Pure."""
+    if "\x00" in name:
+        return "has a NUL byte in its name"
+    if name.startswith("/"):
+        return "has an absolute path"
+    if ".." in name.split("/"):
+        return "has '..' in its path (it would land outside the destination)"
+    if not _normal(name):
+        return "has an empty name"
+    return None
+
+
 def member_problem(member: tarfile.TarInfo, names: Set[str], links: Set[str]) -> Optional[str]:
     """Why a media archive may not hold ``member``, or None; ``names`` and ``links`` are the
     (normalised) names of the earlier members and of the earlier symbolic links, and are updated.
@@ -105,12 +120,9 @@ def member_problem(member: tarfile.TarInfo, names: Set[str], links: Set[str]) ->
     anything is extracted. Pure but for the two sets."""
     name = member.name
     normal = _normal(name)
-    if name.startswith("/"):
-        return "has an absolute path"
-    if ".." in name.split("/"):
-        return "has '..' in its path (it would land outside the destination)"
-    if not normal:
-        return "has an empty name"
+    problem = path_problem(name)
+    if problem:
+        return problem
     parts = normal.split("/")
     through = next((prefix for prefix in ("/".join(parts[:end]) for end in range(1, len(parts))) if prefix in links), None)
     if through:

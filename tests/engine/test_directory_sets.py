@@ -160,6 +160,8 @@ def test_directory_sets_are_pruned_and_pinned_as_one_set_and_a_failed_dump_leave
         said = backup_env.run("--verbose").stderr
         picked.append((_dump_entry_of(backup_env, _sets(backup_env)[0]).get("format", "custom"), "format = auto" in said))
     assert picked == [("directory", True), ("custom", True)]
+    dry = backup_env.run("--dry-run").stdout  # a preview has no server: it names both and says what decides
+    assert "_utc.dump or " in dry and "_utc.dir" in dry and "format = auto: the dump is directory-format if the database is" in dry, dry
     second, third = _sets(backup_env)[1], _sets(backup_env)[0]
     files_before = backup_env.files()
 
