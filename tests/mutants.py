@@ -160,8 +160,8 @@ MUTANTS = [
     Mutant(
         "prune: files before the manifest",
         ENGINE + "sets.py",
-        'key=lambda name: 0 if "_manifest_" in name else 1',
-        'key=lambda name: 1 if "_manifest_" in name else 0',
+        "key=lambda name: 0 if is_manifest(name) else 1",
+        "key=lambda name: 1 if is_manifest(name) else 0",
         [SAFETY + "test_prune_deletes_a_sets_manifest_before_its_files"],
     ),
     Mutant(
@@ -574,7 +574,7 @@ MUTANTS = [
     Mutant(
         "remote: prune deletes data files before the manifest",
         ENGINE + "sets.py",
-        '    return sorted(names, key=lambda name: 0 if "_manifest_" in name else 1)',
+        "    return sorted(names, key=lambda name: 0 if is_manifest(name) else 1)",
         "    return sorted(names)",
         [UNTRUSTED + "test_remote_prune_deletes_each_manifest_first"],
     ),

@@ -20,16 +20,12 @@ import tarfile
 from typing import List, Optional, Set
 
 from .errors import PgdrillError
-from .media import path_problem
+from .media import normal_name, path_problem
 
 CHUNK = 1 << 20
 BLOCK = 512  # a tar's header and padding unit
 CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 SET_FIX = "a set travels as the plain files its manifest lists: check the source host and its set with pgdrill-backup verify"
-
-
-def _normal(name: str) -> str:
-    return "/".join(part for part in name.split("/") if part not in ("", "."))
 
 
 def name_problem(name: str, seen: Set[str]) -> Optional[str]:
@@ -38,9 +34,9 @@ def name_problem(name: str, seen: Set[str]) -> Optional[str]:
     problem = path_problem(name)
     if problem:
         return f"{name!r} {problem}"
-    if _normal(name) in seen:
+    if normal_name(name) in seen:
         return f"{name!r} is given twice"
-    seen.add(_normal(name))
+    seen.add(normal_name(name))
     return None
 
 
@@ -69,7 +65,7 @@ def tar_size(sizes: List[int]) -> int:
 
 def _open_below(directory: str, name: str) -> int:
     """``name``'s file below ``directory``, opened for reading one component at a time, never through a link."""
-    parts = _normal(name).split("/")
+    parts = normal_name(name).split("/")
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | CLOEXEC)
     try:
         for part in parts[:-1]:
@@ -87,7 +83,7 @@ def _sizes(directory: str, paths: List[str]) -> List[int]:
     sizes = []
     for path in paths:
         try:
-            info = os.lstat(os.path.join(directory, _normal(path)))
+            info = os.lstat(os.path.join(directory, normal_name(path)))
         except OSError as exc:
             raise PgdrillError(f"cannot read {path} of the set in {directory}: {exc.strerror}", fix=SET_FIX) from exc
         if not stat.S_ISREG(info.st_mode):
@@ -161,7 +157,7 @@ def _add(tar: tarfile.TarFile, directory: str, path: str) -> None:
         info = os.fstat(source.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise PgdrillError(f"cannot pack the set: {path!r} in {directory} is a link or a special file", fix=SET_FIX)
-        member = tarfile.TarInfo(_normal(path))
+        member = tarfile.TarInfo(normal_name(path))
         member.size, member.mtime, member.mode = info.st_size, int(info.st_mtime), 0o600
         try:
             tar.addfile(member, source)
@@ -219,11 +215,11 @@ def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, directory: str
     if member.isdir():
         _make_dirs(directory, member.name)
         return
-    _make_dirs(directory, os.path.dirname(_normal(member.name)))
+    _make_dirs(directory, os.path.dirname(normal_name(member.name)))
     source = tar.extractfile(member)
     if source is None:  # never for a regular file
         raise PgdrillError(f"{member.name} has no bytes in the tar", fix=SET_FIX)
-    fd = os.open(os.path.join(directory, _normal(member.name)), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | CLOEXEC, 0o600)
+    fd = os.open(os.path.join(directory, normal_name(member.name)), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | CLOEXEC, 0o600)
     with source, os.fdopen(fd, "wb") as out:
         shutil.copyfileobj(source, out, CHUNK)
 

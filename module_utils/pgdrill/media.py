@@ -91,7 +91,7 @@ def tar_producer(root: str, exclude: Optional[str] = None, top: Optional[str] = 
     return produce
 
 
-def _normal(name: str) -> str:
+def normal_name(name: str) -> str:
     return "/".join(part for part in name.split("/") if part not in ("", "."))
 
 
@@ -105,7 +105,7 @@ def path_problem(name: str) -> Optional[str]:
         return "has an absolute path"
     if ".." in name.split("/"):
         return "has '..' in its path (it would land outside the destination)"
-    if not _normal(name):
+    if not normal_name(name):
         return "has an empty name"
     return None
 
@@ -119,7 +119,7 @@ def member_problem(member: tarfile.TarInfo, names: Set[str], links: Set[str]) ->
     written outside the destination, through a link, or as a device or pipe: it is refused before
     anything is extracted. Pure but for the two sets."""
     name = member.name
-    normal = _normal(name)
+    normal = normal_name(name)
     problem = path_problem(name)
     if problem:
         return problem
@@ -133,7 +133,7 @@ def member_problem(member: tarfile.TarInfo, names: Set[str], links: Set[str]) ->
         return "is a named pipe (fifo)"
     if member.islnk():
         target = member.linkname
-        if target.startswith("/") or ".." in target.split("/") or _normal(target) not in names:
+        if target.startswith("/") or ".." in target.split("/") or normal_name(target) not in names:
             return f"is a hard link to {target!r}, which is not an earlier member of the archive"
     elif not (member.isfile() or member.isdir() or member.issym()):
         return f"is of a type media archives never hold (tar type {member.type!r})"

@@ -151,10 +151,15 @@ def listing_row(backup: BackupSetView, now: datetime) -> Dict[str, Any]:
     }
 
 
+def is_manifest(name: str) -> bool:
+    """Is this file of a set its manifest? Pure."""
+    return "_manifest_" in name
+
+
 def deletion_order(names: Iterable[str]) -> List[str]:
     """The files of a set in the order a prune deletes them: the manifest first, so that an
     interrupted prune leaves debris, never a manifest that points at missing files."""
-    return sorted(names, key=lambda name: 0 if "_manifest_" in name else 1)
+    return sorted(names, key=lambda name: 0 if is_manifest(name) else 1)
 
 
 def prune_plan(sets: Sequence[S], now: datetime, policy: retention.Policy, protect: Optional[str] = None) -> List[Tuple[Dict[str, Any], S]]:

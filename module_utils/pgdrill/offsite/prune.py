@@ -18,7 +18,7 @@ from ..offsite_sets import (
     with_verifications,
 )
 from ..series import check_pin_reason, pinned_by, utcnow
-from ..sets import deletion_order, prune_plan
+from ..sets import deletion_order, is_manifest, prune_plan
 from ..storage import LOCKED, Remote, folder_of
 from .base import catalog, choose, lock_settings, open_for
 
@@ -46,7 +46,7 @@ def prune_remote(config: DatabaseConfig, dry_run: bool = False, remote: Optional
         outcomes = {}
         for name in names:
             outcomes[name] = remote.delete(name)
-            if outcomes[name] == LOCKED and "_manifest_" in name:
+            if outcomes[name] == LOCKED and is_manifest(name):
                 break  # its files' locks may end sooner (taken when each upload began): a kept manifest keeps them all
         locked = [name for name, outcome in outcomes.items() if outcome == LOCKED]
         if locked:
